@@ -1,0 +1,54 @@
+//! ARP answered in the kernel from the endpoint maps: a peer on the same network gets the
+//! peer's MAC, the gateway gets the host-side veth MAC. Nothing is flooded.
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    helpers::bpf_redirect,
+    programs::TcContext,
+};
+use netd_common::{DropReason, Interface};
+use network_types::{arp::ArpHdr, eth::EthHdr};
+
+use crate::{drop, maps::ENDPOINTS_BY_IP, packet::ptr_at};
+
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+
+#[inline(always)]
+pub fn handle(ctx: &TcContext, src: &Interface) -> Result<i32, ()> {
+    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
+    let arp: *mut ArpHdr = ptr_at(ctx, EthHdr::LEN)?;
+    // SAFETY: both pointers were bounds-checked by ptr_at.
+    let (eth, arp) = unsafe { (&mut *eth, &mut *arp) };
+
+    if u16::from_be_bytes(arp.oper) != ARP_REQUEST {
+        // Replies and announcements go to the host stack, which keeps its neighbour entries.
+        return Ok(TC_ACT_OK as i32);
+    }
+    let target = u32::from_ne_bytes(arp.tpa);
+    let answer = if target == src.gateway {
+        src.host_mac
+    } else {
+        // SAFETY: read-only lookup of a plain-old-data value.
+        match unsafe { ENDPOINTS_BY_IP.get(target) } {
+            Some(peer) if peer.network == src.network => peer.mac,
+            _ => {
+                drop::count(ctx, DropReason::ArpUnknownTarget);
+                return Ok(TC_ACT_SHOT as i32);
+            }
+        }
+    };
+
+    // Turn the request into the reply in place and send it back out of the same veth.
+    eth.dst_addr = eth.src_addr;
+    eth.src_addr = answer;
+    arp.oper = ARP_REPLY.to_be_bytes();
+    arp.tha = arp.sha;
+    arp.sha = answer;
+    let requester_ip = arp.spa;
+    arp.spa = arp.tpa;
+    arp.tpa = requester_ip;
+
+    // SAFETY: plain helper call; the ifindex is the interface the packet arrived on.
+    let verdict = unsafe { bpf_redirect((*ctx.skb.skb).ifindex, 0) };
+    Ok(verdict as i32)
+}

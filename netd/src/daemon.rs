@@ -1,0 +1,61 @@
+//! `netd daemon`: owns the state, the datapath and the API socket.
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use tokio::{net::UnixListener, signal::unix::SignalKind};
+
+use crate::{
+    api::{self, Api},
+    datapath::{ebpf::EbpfDatapath, Datapath},
+    endpoint::Plumber,
+    manager::Manager,
+    netlink::Netlink,
+    store::Store,
+};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Where the state store lives.
+    #[arg(long, default_value = "/var/lib/netd")]
+    pub state_dir: PathBuf,
+    /// Runtime files: the API socket, container netns mounts, per-container files.
+    #[arg(long, default_value = "/run/netd")]
+    pub run_dir: PathBuf,
+    /// Where maps, programs and links are pinned (bpffs is mounted if needed).
+    #[arg(long, default_value = "/sys/fs/bpf/netd")]
+    pub bpffs: PathBuf,
+    /// Uplink interfaces (default: the devices of the default routes).
+    #[arg(long)]
+    pub uplink: Vec<String>,
+}
+
+pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.run_dir).context("create run dir")?;
+    let store = Store::open(&args.state_dir)?;
+    let datapath: Arc<dyn Datapath> = Arc::new(EbpfDatapath::load(&args.bpffs)?);
+    let host = Netlink::open()?;
+    let uplinks = if args.uplink.is_empty() { host.default_route_devices().await? } else { args.uplink.clone() };
+    tracing::info!(?uplinks, "uplinks");
+    let plumber = Plumber::new(host, &args.run_dir, datapath);
+    let manager = Arc::new(Manager::start(store, plumber, &args.run_dir).await?);
+
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).context("create socket dir")?;
+    }
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
+    tracing::info!(socket = %socket.display(), "netd daemon ready");
+    let app = api::router(Api { manager, run_dir: args.run_dir.clone() });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("netd daemon stopped; pinned datapath keeps forwarding");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,227 @@
+//! The eBPF datapath: loads netd-ebpf, pins maps, programs and tcx links under the daemon's
+//! bpffs directory, and keeps the maps in step with the endpoints.
+use std::{
+    fs,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray},
+    programs::{
+        links::{FdLink, LinkOrder, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachOptions},
+        SchedClassifier, TcAttachType,
+    },
+    Ebpf, EbpfLoader,
+};
+use netd_common::{maps, programs, DropCounter, DropReason, Endpoint, Interface};
+
+use super::{bpffs, Datapath, DropStat, EndpointEntry};
+use crate::error::{Error, Result};
+
+pub struct EbpfDatapath {
+    dir: PathBuf,
+    ebpf: Mutex<Ebpf>,
+}
+
+fn bpf_err(what: &str) -> impl Fn(Box<dyn std::error::Error>) -> Error + '_ {
+    move |e| Error::system(what, e)
+}
+
+fn ip_key(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+impl EbpfDatapath {
+    /// Loads the programs, re-using maps already pinned under `dir` (a restarted daemon keeps
+    /// the live forwarding state).
+    pub fn load(dir: &Path) -> Result<Self> {
+        bpffs::ensure(dir)?;
+        for sub in ["maps", "links", "progs"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| Error::system("create pin dir", e))?;
+        }
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(dir.join("maps"))
+            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netd")))
+            .map_err(|e| bpf_err("load eBPF object")(e.into()))?;
+        let prog = classifier(&mut ebpf)?;
+        prog.load().map_err(|e| bpf_err("load program")(e.into()))?;
+        let prog_pin = dir.join("progs").join(programs::ENDPOINT_INGRESS);
+        // The previous daemon's program stays alive through its links until they are updated.
+        let _ = fs::remove_file(&prog_pin);
+        prog.pin(&prog_pin).map_err(|e| bpf_err("pin program")(e.into()))?;
+        Ok(Self { dir: dir.to_path_buf(), ebpf: Mutex::new(ebpf) })
+    }
+
+    fn link_pin(&self, host_ifname: &str) -> PathBuf {
+        self.dir.join("links").join(host_ifname)
+    }
+
+    fn insert_entries(ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
+        let iface = Interface {
+            ip: ip_key(ep.ip),
+            gateway: ip_key(ep.gateway),
+            network: ep.network,
+            mac: ep.mac,
+            host_mac: ep.host_mac,
+        };
+        let endpoint = Endpoint { ifindex: ep.host_ifindex, network: ep.network, mac: ep.mac, _pad: [0; 2] };
+        interfaces(ebpf)?
+            .insert(ep.host_ifindex, iface, 0)
+            .map_err(|e| bpf_err("update interface map")(e.into()))?;
+        endpoints(ebpf)?
+            .insert(ip_key(ep.ip), endpoint, 0)
+            .map_err(|e| bpf_err("update endpoint map")(e.into()))
+    }
+
+    fn remove_entries(ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
+        // A missing key is fine: removal is idempotent.
+        let _ = interfaces(ebpf)?.remove(&ep.host_ifindex);
+        let _ = endpoints(ebpf)?.remove(&ip_key(ep.ip));
+        Ok(())
+    }
+
+    /// Attaches a fresh tcx link, or moves the pinned link of a previous daemon onto this
+    /// daemon's program (an atomic update: no moment without a program).
+    fn attach(&self, ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
+        let pin = self.link_pin(&ep.host_ifname);
+        let prog = classifier(ebpf)?;
+        if pin.exists() {
+            let link = PinnedLink::from_pin(&pin).map_err(|e| bpf_err("open pinned link")(e.into()))?;
+            let link = SchedClassifierLink::try_from(FdLink::from(link))
+                .map_err(|e| bpf_err("adopt pinned link")(e.into()))?;
+            prog.attach_to_link(link).map_err(|e| bpf_err("update pinned link")(e.into()))?;
+            return Ok(());
+        }
+        let id = prog
+            .attach_with_options(
+                &ep.host_ifname,
+                TcAttachType::Ingress,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .map_err(|e| bpf_err("attach tc program")(e.into()))?;
+        let link = prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?;
+        let link = FdLink::try_from(link).map_err(|e| bpf_err("tcx link")(e.into()))?;
+        link.pin(&pin).map_err(|e| bpf_err("pin link")(e.into()))?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn program_fd(&self) -> std::os::fd::OwnedFd {
+        use std::os::fd::AsFd;
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let prog = classifier(&mut ebpf).unwrap();
+        prog.fd().unwrap().as_fd().try_clone_to_owned().unwrap()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn insert_for_test(&self, ep: &EndpointEntry) {
+        Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
+    }
+}
+
+fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
+    ebpf.program_mut(programs::ENDPOINT_INGRESS)
+        .ok_or_else(|| Error::System("program netd_ep_ingress missing from the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| bpf_err("program type")(e.into()))
+}
+
+fn endpoints(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, Endpoint>> {
+    let map = ebpf.map_mut(maps::ENDPOINTS).ok_or_else(|| Error::System("endpoint map missing".into()))?;
+    HashMap::try_from(map).map_err(|e| bpf_err("endpoint map")(e.into()))
+}
+
+fn interfaces(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, Interface>> {
+    let map = ebpf.map_mut(maps::INTERFACES).ok_or_else(|| Error::System("interface map missing".into()))?;
+    HashMap::try_from(map).map_err(|e| bpf_err("interface map")(e.into()))
+}
+
+impl Datapath for EbpfDatapath {
+    fn add_endpoint(&self, ep: &EndpointEntry) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        Self::insert_entries(&mut ebpf, ep)?;
+        if let Err(e) = self.attach(&mut ebpf, ep) {
+            let _ = Self::remove_entries(&mut ebpf, ep);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn remove_endpoint(&self, ep: &EndpointEntry) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        // Unpinning drops the last reference to the tcx link, which detaches it.
+        match fs::remove_file(self.link_pin(&ep.host_ifname)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::system("unpin link", e)),
+        }
+        Self::remove_entries(&mut ebpf, ep)
+    }
+
+    fn reconcile(&self, known: &[EndpointEntry]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for ep in known {
+            Self::insert_entries(&mut ebpf, ep)?;
+            self.attach(&mut ebpf, ep)?;
+        }
+        // Pins and entries that no known endpoint accounts for are leftovers: remove them.
+        let links = fs::read_dir(self.dir.join("links")).map_err(|e| Error::system("list link pins", e))?;
+        for entry in links.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !known.iter().any(|ep| ep.host_ifname == name) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let stale_ips: Vec<u32> = endpoints(&mut ebpf)?
+            .keys()
+            .flatten()
+            .filter(|k| !known.iter().any(|ep| ip_key(ep.ip) == *k))
+            .collect();
+        let mut eps = endpoints(&mut ebpf)?;
+        for k in stale_ips {
+            let _ = eps.remove(&k);
+        }
+        let stale_ifs: Vec<u32> = interfaces(&mut ebpf)?
+            .keys()
+            .flatten()
+            .filter(|k| !known.iter().any(|ep| ep.host_ifindex == *k))
+            .collect();
+        let mut ifs = interfaces(&mut ebpf)?;
+        for k in stale_ifs {
+            let _ = ifs.remove(&k);
+        }
+        Ok(())
+    }
+
+    fn drop_stats(&self) -> Result<Vec<DropStat>> {
+        let ebpf = self.ebpf.lock().unwrap();
+        let map = ebpf.map(maps::DROPS).ok_or_else(|| Error::System("drop map missing".into()))?;
+        let drops: PerCpuArray<&MapData, DropCounter> =
+            PerCpuArray::try_from(map).map_err(|e| bpf_err("drop map")(e.into()))?;
+        DropReason::ALL
+            .iter()
+            .map(|reason| {
+                let values = drops
+                    .get(&(*reason as u32), 0)
+                    .map_err(|e| bpf_err("read drop counters")(e.into()))?;
+                Ok(DropStat {
+                    reason: reason.name().to_string(),
+                    code: *reason as u8,
+                    packets: values.iter().map(|v| v.packets).sum(),
+                    bytes: values.iter().map(|v| v.bytes).sum(),
+                })
+            })
+            .collect()
+    }
+
+    fn purge(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::system("remove pins", e)),
+        }
+    }
+}

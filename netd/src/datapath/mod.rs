@@ -1,0 +1,67 @@
+//! The datapath boundary. The rest of netd talks in domain terms (an endpoint with an address,
+//! a MAC and a network); only the eBPF implementation knows map layouts and pins. A no-op
+//! implementation keeps the control plane testable without BPF.
+use std::net::Ipv4Addr;
+
+use crate::error::Result;
+
+mod bpffs;
+pub mod ebpf;
+#[cfg(test)]
+mod prog_test;
+
+/// What the datapath needs to know about one endpoint.
+#[derive(Clone, Debug)]
+pub struct EndpointEntry {
+    pub ip: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    pub network: u32,
+    pub mac: [u8; 6],
+    /// MAC of the host-side veth (the gateway's MAC as the container sees it).
+    pub host_mac: [u8; 6],
+    pub host_ifname: String,
+    pub host_ifindex: u32,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DropStat {
+    pub reason: String,
+    pub code: u8,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+pub trait Datapath: Send + Sync {
+    /// Attaches the programs to the endpoint's host-side veth (pinned) and adds its map
+    /// entries. All or nothing.
+    fn add_endpoint(&self, ep: &EndpointEntry) -> Result<()>;
+    /// Removes what `add_endpoint` created; already gone is success.
+    fn remove_endpoint(&self, ep: &EndpointEntry) -> Result<()>;
+    /// Makes the pinned state match exactly `endpoints`: re-adopts pinned links of known
+    /// endpoints and removes links and map entries nobody knows.
+    fn reconcile(&self, endpoints: &[EndpointEntry]) -> Result<()>;
+    fn drop_stats(&self) -> Result<Vec<DropStat>>;
+    /// Unpins everything (maps, programs, links).
+    fn purge(&self) -> Result<()>;
+}
+
+/// A datapath that does nothing, for control-plane tests.
+pub struct NoopDatapath;
+
+impl Datapath for NoopDatapath {
+    fn add_endpoint(&self, _: &EndpointEntry) -> Result<()> {
+        Ok(())
+    }
+    fn remove_endpoint(&self, _: &EndpointEntry) -> Result<()> {
+        Ok(())
+    }
+    fn reconcile(&self, _: &[EndpointEntry]) -> Result<()> {
+        Ok(())
+    }
+    fn drop_stats(&self) -> Result<Vec<DropStat>> {
+        Ok(vec![])
+    }
+    fn purge(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! Kernel plumbing for containers: namespaces, veth pairs, addresses, routes, gateways, and the
+//! datapath entries. Every step that fails undoes the steps before it.
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use crate::{
+    datapath::{Datapath, EndpointEntry},
+    error::Result,
+    model::{Endpoint, IpamConfig},
+    netlink::Netlink,
+    netns,
+};
+
+/// Gateway addresses live on `lo` as /32s (no dummy driver in these kernels); each subnet gets
+/// an `unreachable` route so that an address without an endpoint never follows the default
+/// route out of the host. Per-endpoint /32 routes win over it.
+const LOOPBACK_INDEX: u32 = 1;
+
+pub struct Plumber {
+    host: Netlink,
+    netns_dir: PathBuf,
+    datapath: Arc<dyn Datapath>,
+}
+
+/// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
+pub fn host_ifname(endpoint_id: &str) -> String {
+    format!("nd{}", &endpoint_id[..12])
+}
+
+impl Plumber {
+    pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
+        Self { host, netns_dir: run_dir.join("netns"), datapath }
+    }
+
+    pub fn datapath(&self) -> &Arc<dyn Datapath> {
+        &self.datapath
+    }
+
+    pub fn netns_path(&self, container_name: &str) -> PathBuf {
+        self.netns_dir.join(container_name)
+    }
+
+    /// A new netns with `lo` up.
+    pub async fn create_netns(&self, container_name: &str) -> Result<PathBuf> {
+        let path = self.netns_path(container_name);
+        netns::create(&path)?;
+        let lo_up = async { Netlink::open_in(&path)?.set_up(1).await };
+        if let Err(e) = lo_up.await {
+            let _ = netns::remove(&path);
+            return Err(e);
+        }
+        Ok(path)
+    }
+
+    pub fn remove_netns(&self, path: &Path) -> Result<()> {
+        netns::remove(path)
+    }
+
+    /// Makes the host answer on the network's gateway address and fences off the subnet.
+    pub async fn add_gateway(&self, ipam: &IpamConfig) -> Result<()> {
+        self.host.add_address(LOOPBACK_INDEX, ipam.gateway, 32).await?;
+        if let Err(e) = self.host.add_unreachable_route(ipam.subnet).await {
+            let _ = self.host.delete_address(LOOPBACK_INDEX, ipam.gateway).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub async fn remove_gateway(&self, ipam: &IpamConfig) -> Result<()> {
+        self.host.delete_unreachable_route(ipam.subnet).await?;
+        self.host.delete_address(LOOPBACK_INDEX, ipam.gateway).await
+    }
+
+    /// Creates the veth pair, configures both ends and registers the endpoint with the
+    /// datapath. `default_route` is set for a container's first network.
+    pub async fn add_endpoint(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        network_index: u32,
+        default_route: bool,
+    ) -> Result<EndpointEntry> {
+        let host_ifname = host_ifname(&ep.id);
+        let host_ifindex = self.host.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
+        let configured = async {
+            let entry = EndpointEntry {
+                ip: ep.ip,
+                gateway: ep.gateway,
+                network: network_index,
+                mac: ep.mac,
+                host_mac: self.host.link_mac(host_ifindex).await?,
+                host_ifname: host_ifname.clone(),
+                host_ifindex,
+            };
+            self.configure_container_side(netns, ep, default_route).await?;
+            self.host.set_up(host_ifindex).await?;
+            self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
+            self.datapath.add_endpoint(&entry)?;
+            Ok(entry)
+        };
+        match configured.await {
+            Ok(entry) => Ok(entry),
+            Err(e) => {
+                // Deleting the host end removes the peer and the route with it.
+                let _ = self.host.delete_link(&host_ifname).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn configure_container_side(&self, netns: &Path, ep: &Endpoint, default_route: bool) -> Result<()> {
+        let inside = Netlink::open_in(netns)?;
+        let index = inside
+            .link_index(&ep.ifname)
+            .await?
+            .ok_or_else(|| crate::error::Error::System(format!("{} missing in container", ep.ifname)))?;
+        inside.add_address(index, ep.ip, ep.prefix).await?;
+        inside.set_up(index).await?;
+        if default_route {
+            inside.add_default_route(ep.gateway).await?;
+        }
+        Ok(())
+    }
+
+    /// The datapath's view of an endpoint that already exists in the kernel.
+    pub async fn existing_entry(&self, ep: &Endpoint, network_index: u32) -> Result<Option<EndpointEntry>> {
+        let host_ifname = host_ifname(&ep.id);
+        let Some(host_ifindex) = self.host.link_index(&host_ifname).await? else {
+            return Ok(None);
+        };
+        Ok(Some(EndpointEntry {
+            ip: ep.ip,
+            gateway: ep.gateway,
+            network: network_index,
+            mac: ep.mac,
+            host_mac: self.host.link_mac(host_ifindex).await?,
+            host_ifname,
+            host_ifindex,
+        }))
+    }
+
+    /// Removes the datapath state, then the veth pair (reverse order of setup).
+    pub async fn remove_endpoint(&self, ep: &Endpoint, network_index: u32) -> Result<()> {
+        if let Some(entry) = self.existing_entry(ep, network_index).await? {
+            self.datapath.remove_endpoint(&entry)?;
+        }
+        self.host.delete_link(&host_ifname(&ep.id)).await
+    }
+
+    pub async fn host_routes(&self) -> Result<Vec<ipnetwork::Ipv4Network>> {
+        self.host.route_destinations().await
+    }
+}
+

@@ -1,0 +1,209 @@
+//! IP address management, Docker's way: user networks take the next free /16 from
+//! 172.18.0.0/16, 172.19.0.0/16, ...; addresses are handed out in order from the ip-range (or
+//! the subnet), skipping the gateway; the gateway is the first address unless given.
+use std::{collections::BTreeSet, net::Ipv4Addr};
+
+use ipnetwork::Ipv4Network;
+
+use crate::{error::Error, model::IpamConfig};
+
+/// Docker's default bridge network.
+pub const DEFAULT_BRIDGE_SUBNET: &str = "172.17.0.0/16";
+
+/// Candidate pools for automatic subnets, in Docker's order: 172.17–31/16 then 192.168.x/20.
+fn candidate_pools() -> impl Iterator<Item = Ipv4Network> {
+    let b = (17u8..=31).map(|second| Ipv4Network::new(Ipv4Addr::new(172, second, 0, 0), 16).unwrap());
+    let c = (0u16..16).map(|i| {
+        Ipv4Network::new(Ipv4Addr::new(192, 168, (i * 16) as u8, 0), 20).unwrap()
+    });
+    b.chain(c)
+}
+
+pub fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// The first candidate pool (at or after `from`) that overlaps nothing in `taken`.
+pub fn pick_subnet(taken: &[Ipv4Network], from: Ipv4Network) -> Result<Ipv4Network, Error> {
+    candidate_pools()
+        .skip_while(|pool| *pool != from)
+        .find(|pool| !taken.iter().any(|t| overlaps(pool, t)))
+        .ok_or(Error::PoolsExhausted)
+}
+
+/// The first pool for user-defined networks.
+pub fn first_user_pool() -> Ipv4Network {
+    "172.18.0.0/16".parse().unwrap()
+}
+
+/// Builds a network's IPAM config from the user's flags; `taken` are the subnets of other
+/// networks and the host's routes.
+pub fn configure(
+    subnet: Option<&str>,
+    ip_range: Option<&str>,
+    gateway: Option<&str>,
+    taken: &[Ipv4Network],
+) -> Result<IpamConfig, Error> {
+    let subnet = match subnet {
+        Some(s) => {
+            let net = parse_subnet(s)?;
+            if taken.iter().any(|t| overlaps(&net, t)) {
+                return Err(Error::PoolOverlap);
+            }
+            net
+        }
+        None => {
+            if ip_range.is_some() || gateway.is_some() {
+                return Err(Error::InvalidArgument(
+                    "ip-range and gateway need an explicit --subnet".into(),
+                ));
+            }
+            pick_subnet(taken, first_user_pool())?
+        }
+    };
+    let ip_range = match ip_range {
+        Some(r) => {
+            let range = parse_subnet(r)?;
+            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+                return Err(Error::IpRangeNotInSubnet(r.into(), subnet.to_string()));
+            }
+            Some(range)
+        }
+        None => None,
+    };
+    let gateway = match gateway {
+        Some(g) => {
+            let ip: Ipv4Addr = g
+                .parse()
+                .map_err(|_| Error::InvalidArgument(format!("invalid gateway address {g}")))?;
+            if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
+                return Err(Error::GatewayNotInSubnet(g.into(), subnet.to_string()));
+            }
+            ip
+        }
+        None => first_host(&subnet),
+    };
+    Ok(IpamConfig { subnet, gateway, ip_range })
+}
+
+/// Parses a CIDR and normalises it to its network address, like Docker does.
+pub fn parse_subnet(s: &str) -> Result<Ipv4Network, Error> {
+    let net: Ipv4Network = s.parse().map_err(|_| Error::InvalidSubnet(s.into()))?;
+    if net.prefix() > 30 {
+        return Err(Error::InvalidSubnet(s.into()));
+    }
+    Ipv4Network::new(net.network(), net.prefix()).map_err(|_| Error::InvalidSubnet(s.into()))
+}
+
+fn first_host(net: &Ipv4Network) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 1)
+}
+
+/// The next free address, in order from the start of the ip-range (or subnet).
+pub fn next_address(cfg: &IpamConfig, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
+    let pool = cfg.ip_range.unwrap_or(cfg.subnet);
+    pool.iter()
+        .find(|ip| usable(cfg, *ip) && !used.contains(ip))
+        .ok_or(Error::NoAddresses)
+}
+
+/// Checks a requested `--ip`.
+pub fn check_requested(cfg: &IpamConfig, ip: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Result<(), Error> {
+    if !usable(cfg, ip) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid address {ip}: it does not belong to any of this network's subnets"
+        )));
+    }
+    if used.contains(&ip) {
+        return Err(Error::AddressInUse(ip));
+    }
+    Ok(())
+}
+
+fn usable(cfg: &IpamConfig, ip: Ipv4Addr) -> bool {
+    cfg.subnet.contains(ip)
+        && ip != cfg.subnet.network()
+        && ip != cfg.subnet.broadcast()
+        && ip != cfg.gateway
+}
+
+/// Docker's MAC: 02:42 followed by the four bytes of the IPv4 address.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Network {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn automatic_subnets_follow_dockers_order_and_skip_overlaps() {
+        let cfg = configure(None, None, None, &[net("172.17.0.0/16")]).unwrap();
+        assert_eq!(cfg.subnet, net("172.18.0.0/16"));
+        assert_eq!(cfg.gateway, Ipv4Addr::new(172, 18, 0, 1));
+        let taken = [net("172.17.0.0/16"), net("172.18.0.0/16"), net("172.19.5.0/24")];
+        assert_eq!(configure(None, None, None, &taken).unwrap().subnet, net("172.20.0.0/16"));
+    }
+
+    #[test]
+    fn explicit_subnet_is_validated() {
+        assert!(matches!(configure(Some("172.28.0.0/33"), None, None, &[]), Err(Error::InvalidSubnet(_))));
+        assert!(matches!(configure(Some("nonsense"), None, None, &[]), Err(Error::InvalidSubnet(_))));
+        assert!(matches!(
+            configure(Some("172.28.0.0/16"), None, None, &[net("172.28.5.0/24")]),
+            Err(Error::PoolOverlap)
+        ));
+        assert!(matches!(
+            configure(Some("172.28.0.0/16"), None, Some("172.29.0.1"), &[]),
+            Err(Error::GatewayNotInSubnet(..))
+        ));
+        assert!(matches!(
+            configure(Some("172.28.0.0/16"), Some("172.29.5.0/24"), None, &[]),
+            Err(Error::IpRangeNotInSubnet(..))
+        ));
+        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), Some("172.28.5.254"), &[]).unwrap();
+        assert_eq!(cfg.gateway, Ipv4Addr::new(172, 28, 5, 254));
+        assert_eq!(cfg.ip_range, Some(net("172.28.5.0/24")));
+    }
+
+    #[test]
+    fn addresses_are_given_in_order_and_reused() {
+        let cfg = configure(Some("10.5.0.0/29"), None, None, &[]).unwrap();
+        let mut used = BTreeSet::new();
+        let mut got = vec![];
+        while let Ok(ip) = next_address(&cfg, &used) {
+            used.insert(ip);
+            got.push(ip.to_string());
+        }
+        assert_eq!(got, ["10.5.0.2", "10.5.0.3", "10.5.0.4", "10.5.0.5", "10.5.0.6"]);
+        assert!(matches!(next_address(&cfg, &used), Err(Error::NoAddresses)));
+        used.remove(&Ipv4Addr::new(10, 5, 0, 3));
+        assert_eq!(next_address(&cfg, &used).unwrap(), Ipv4Addr::new(10, 5, 0, 3));
+    }
+
+    #[test]
+    fn ip_range_starts_allocation() {
+        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), None, &[]).unwrap();
+        assert_eq!(next_address(&cfg, &BTreeSet::new()).unwrap(), Ipv4Addr::new(172, 28, 5, 0));
+    }
+
+    #[test]
+    fn requested_addresses() {
+        let cfg = configure(Some("172.28.0.0/16"), None, None, &[]).unwrap();
+        let used: BTreeSet<_> = [Ipv4Addr::new(172, 28, 0, 2)].into();
+        assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 9), &used).is_ok());
+        assert!(matches!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 2), &used), Err(Error::AddressInUse(_))));
+        assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 1), &used).is_err());
+        assert!(check_requested(&cfg, Ipv4Addr::new(10, 0, 0, 1), &used).is_err());
+    }
+
+    #[test]
+    fn mac_follows_the_address() {
+        assert_eq!(mac_for(Ipv4Addr::new(172, 17, 0, 2)), [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+    }
+}

@@ -1,0 +1,56 @@
+mod api;
+mod cli;
+mod client;
+mod container_files;
+mod daemon;
+mod datapath;
+mod endpoint;
+mod error;
+mod ipam;
+mod manager;
+mod model;
+mod netlink;
+mod netns;
+mod process;
+mod store;
+mod views;
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Enter(args) => Err(process::enter_and_exec(&args)),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "netd", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Daemon(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let socket = cli.socket.unwrap_or_else(|| args.run_dir.join("netd.sock"));
+            tokio::runtime::Runtime::new()?.block_on(daemon::run(args, socket))
+        }
+        command => {
+            let socket = cli.socket.unwrap_or_else(|| PathBuf::from(cli::DEFAULT_SOCKET));
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(cli::run(command, socket))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Network namespaces: created and entered only on short-lived dedicated OS threads, never on a
+//! tokio worker (a worker left in another netns would corrupt every later task on it).
+use std::{
+    fs::File,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+};
+
+use nix::{
+    mount::{mount, umount2, MntFlags, MsFlags},
+    sched::{setns, unshare, CloneFlags},
+};
+
+use crate::error::{Error, Result};
+
+/// Runs `f` on a fresh OS thread that has joined the network namespace at `path`.
+pub fn run_in<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let ns = File::open(path).map_err(|e| Error::system(&format!("open netns {}", path.display()), e))?;
+    std::thread::spawn(move || {
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::system("setns", e))?;
+        f()
+    })
+    .join()
+    .map_err(|_| Error::System("netns thread panicked".into()))?
+}
+
+/// Creates a new network namespace bind-mounted at `path` (like `ip netns add`).
+pub fn create(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::system("create netns dir", e))?;
+    }
+    File::create(path).map_err(|e| Error::system("create netns file", e))?;
+    let target: PathBuf = path.to_path_buf();
+    let made = std::thread::spawn(move || -> Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::system("unshare netns", e))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| Error::system("bind-mount netns", e))
+    })
+    .join()
+    .map_err(|_| Error::System("netns thread panicked".into()))?;
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+/// Unmounts and removes a namespace created by [`create`]; already gone is fine.
+pub fn remove(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(Error::system(&format!("unmount {}", path.display()), e)),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::system("remove netns file", e)),
+    }
+}

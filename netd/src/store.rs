@@ -1,0 +1,87 @@
+//! Persistent state in one redb file: networks and containers as JSON values keyed by id.
+//! Each API mutation writes all of its changes in one transaction.
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    model::{Container, Network},
+};
+
+const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
+const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+
+pub struct Store {
+    db: Database,
+}
+
+/// A set of changes that is committed at once.
+#[derive(Default)]
+pub struct Changes {
+    pub put_networks: Vec<Network>,
+    pub del_networks: Vec<String>,
+    pub put_containers: Vec<Container>,
+    pub del_containers: Vec<String>,
+}
+
+fn db_err(e: impl std::fmt::Display) -> Error {
+    Error::system("state store", e)
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(db_err)?;
+        let db = Database::create(dir.join("netd.redb")).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(NETWORKS).map_err(db_err)?;
+        tx.open_table(CONTAINERS).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(Self { db })
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.load_all(NETWORKS)
+    }
+
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        self.load_all(CONTAINERS)
+    }
+
+    fn load_all<T: DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>) -> Result<Vec<T>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(table).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (_, value) = entry.map_err(db_err)?;
+            out.push(serde_json::from_slice(value.value()).map_err(db_err)?);
+        }
+        Ok(out)
+    }
+
+    pub fn commit(&self, changes: Changes) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut networks = tx.open_table(NETWORKS).map_err(db_err)?;
+            for n in &changes.put_networks {
+                networks.insert(n.id.as_str(), to_json(n)?.as_slice()).map_err(db_err)?;
+            }
+            for id in &changes.del_networks {
+                networks.remove(id.as_str()).map_err(db_err)?;
+            }
+            let mut containers = tx.open_table(CONTAINERS).map_err(db_err)?;
+            for c in &changes.put_containers {
+                containers.insert(c.id.as_str(), to_json(c)?.as_slice()).map_err(db_err)?;
+            }
+            for id in &changes.del_containers {
+                containers.remove(id.as_str()).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(db_err)
+}
