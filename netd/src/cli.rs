@@ -266,7 +266,8 @@ async fn network(client: &Client, cmd: NetworkCommand) -> anyhow::Result<()> {
         }
         NetworkCommand::Ls { quiet, format } => {
             let networks = client.get("/networks").await?;
-            let list = networks.as_array().cloned().unwrap_or_default();
+            let mut list = networks.as_array().cloned().unwrap_or_default();
+            list.sort_by_key(|n| str_of(&n["Name"]));
             if quiet {
                 list.iter().for_each(|n| println!("{}", &str_of(&n["Id"])[..12]));
             } else if format.as_deref() == Some("json") {

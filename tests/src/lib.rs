@@ -1,0 +1,263 @@
+//! End-to-end test harness (DESIGN §6). A [`TestHost`] is a throwaway "host" netns with an
+//! uplink veth to an "outside" netns, and a real `netd daemon` running inside "host" with its
+//! own state, run and bpffs directories. Everything is torn down in `Drop`, even on panic.
+//! Traffic only ever flows between these namespaces.
+use std::{
+    fs::File,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use nix::sched::{setns, CloneFlags};
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`) or the release build.
+pub fn netd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NETD_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd");
+    assert!(p.exists(), "netd binary not found: build it (cargo xtask build) or set NETD_BIN");
+    p
+}
+
+pub struct TestHost {
+    /// Short unique tag used in every name this host creates.
+    pub tag: String,
+    pub host_ns: String,
+    pub outside_ns: String,
+    pub dir: PathBuf,
+    pub bpffs: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl TestHost {
+    /// Builds the namespaces and starts a daemon in "host".
+    pub fn start() -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{:x}{}", std::process::id(), n);
+        let host = Self {
+            host_ns: format!("nt-{tag}-host"),
+            outside_ns: format!("nt-{tag}-out"),
+            dir: std::env::temp_dir().join(format!("netd-test-{tag}")),
+            bpffs: PathBuf::from(format!("/sys/fs/bpf/netd-test-{tag}")),
+            tag,
+            daemon: None,
+        };
+        host.build_namespaces();
+        let mut host = host;
+        host.start_daemon();
+        host
+    }
+
+    fn build_namespaces(&self) {
+        let (h, o) = (&self.host_ns, &self.outside_ns);
+        let (hv, ov) = (format!("u{}h", self.tag), format!("u{}o", self.tag));
+        sh(&["ip", "netns", "add", h]);
+        sh(&["ip", "netns", "add", o]);
+        sh(&["ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov]);
+        sh(&["ip", "link", "set", &hv, "netns", h, "name", "eth0"]);
+        sh(&["ip", "link", "set", &ov, "netns", o, "name", "eth0"]);
+        for (ns, addr) in [(h, "198.51.100.2/24"), (o, "198.51.100.1/24")] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+            sh(&["ip", "-n", ns, "addr", "add", addr, "dev", "eth0"]);
+        }
+        sh(&["ip", "-n", h, "route", "add", "default", "via", "198.51.100.1"]);
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/netd.sock")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    pub fn netns_path(&self, ns: &str) -> PathBuf {
+        PathBuf::from("/run/netns").join(ns)
+    }
+
+    /// Starts (or restarts) the daemon and waits until its API answers.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns_path(&self.host_ns).display()))
+            .arg(netd_bin())
+            .args(["daemon", "--uplink", "eth0", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .arg("--bpffs")
+            .arg(&self.bpffs)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start netd daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.netd(&["network", "ls", "-q"]).status.success() {
+                return;
+            }
+            if let Some(status) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("netd daemon exited with {status}:\n{}", self.daemon_log());
+            }
+            assert!(Instant::now() < deadline, "netd daemon did not come up:\n{}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the daemon with `signal` (SIGTERM or SIGKILL) and waits for it to exit.
+    pub fn stop_daemon(&mut self, signal: nix::sys::signal::Signal) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+            let _ = child.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs the netd CLI against this host's daemon.
+    pub fn netd(&self, args: &[&str]) -> Output {
+        Command::new(netd_bin())
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run netd CLI")
+    }
+
+    /// Runs the CLI and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.netd(args);
+        assert!(
+            out.status.success(),
+            "netd {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the CLI and asserts failure; returns stderr (one line, trimmed).
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.netd(args);
+        assert!(!out.status.success(), "netd {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8(out.stderr).unwrap().trim().to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap_or_else(|e| panic!("netd {args:?}: bad JSON: {e}"))
+    }
+
+    /// The container's IPv4 address on `network`.
+    pub fn ip_of(&self, container: &str, network: &str) -> String {
+        let c = self.json(&["inspect", container]);
+        c[0]["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().unwrap().to_string()
+    }
+
+    /// Runs a command in the host netns (not the daemon: `ip`, `nft`, ...).
+    pub fn in_host(&self, cmd: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.netns_path(&self.host_ns).display()))
+            .args(cmd)
+            .output()
+            .expect("nsenter")
+    }
+
+    pub fn in_host_ok(&self, cmd: &[&str]) -> String {
+        let out = self.in_host(cmd);
+        assert!(out.status.success(), "{cmd:?} in host netns failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The bind-mounted netns of a container.
+    pub fn container_netns(&self, name: &str) -> PathBuf {
+        self.run_dir().join("netns").join(name)
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            let _ = self.netd(&["system", "reset"]);
+        }
+        self.stop_daemon(nix::sys::signal::Signal::SIGKILL);
+        // Whatever the reset could not remove: container netns mounts, namespaces, pins.
+        if let Ok(entries) = std::fs::read_dir(self.run_dir().join("netns")) {
+            for e in entries.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.host_ns]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.outside_ns]).output();
+        let _ = std::fs::remove_dir_all(&self.bpffs);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a command and asserts success.
+pub fn sh(cmd: &[&str]) -> String {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `f` on a fresh thread inside the network namespace at `path`. Sockets made there stay
+/// in that namespace.
+pub fn in_netns<T: Send + 'static>(path: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    std::thread::spawn(move || {
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread panicked")
+}
+
+/// Sends `request` over TCP from the netns `client` to `addr:port` served in the netns
+/// `server`, which echoes it back upper-cased; returns the reply. Bounded by timeouts.
+pub fn tcp_exchange(server: &Path, client: &Path, addr: &str, port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = in_netns(server, move || std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+    let serve = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = conn.read(&mut buf).expect("server read");
+        conn.write_all(String::from_utf8_lossy(&buf[..n]).to_uppercase().as_bytes()).unwrap();
+    });
+    let target: std::net::SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let request = request.to_string();
+    let reply = in_netns(client, move || {
+        let mut conn = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).expect("client read");
+        reply
+    });
+    serve.join().unwrap();
+    reply
+}
+
+/// Names of the programs attached with tcx at ingress of `ifname` in the netns `ns`.
+pub fn tcx_ingress_programs(ns: &Path, ifname: &str) -> Vec<String> {
+    let ifname = ifname.to_string();
+    in_netns(ns, move || {
+        let (_, progs) = aya::programs::SchedClassifier::query_tcx(&ifname, aya::programs::TcAttachType::Ingress)
+            .unwrap_or_else(|e| panic!("query tcx on {ifname}: {e}"));
+        progs.iter().map(|p| p.name_as_str().unwrap_or("").to_string()).collect()
+    })
+}
