@@ -1,0 +1,198 @@
+//! netd-bench: netd vs Docker's docker0 vs a bare veth pair, in one run of interleaved rounds.
+//! See DESIGN.md §7 and bench/README.md. `cargo xtask bench [--quick] [--rounds N]` runs it.
+
+mod load;
+mod plot;
+mod probe;
+mod progress;
+mod report;
+mod runner;
+mod setup;
+mod stats;
+mod sys;
+mod topology;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use probe::{Pinning, Probe, Tools};
+use progress::Progress;
+use report::{Results, Settings, TopologyStatus};
+use runner::Plan;
+use topology::{Kind, Names, Topology};
+
+#[derive(Parser)]
+#[command(name = "netd-bench", about = "netd vs docker0 vs a bare veth pair", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load server: TCP and UDP echo on --port (used inside the topologies).
+    #[command(hide = true)]
+    Serve(load::ServeArgs),
+    /// TCP_RR client.
+    #[command(hide = true)]
+    Rr(load::ClientArgs),
+    /// TCP_CRR client.
+    #[command(hide = true)]
+    Crr(load::ClientArgs),
+    /// UDP_RR client.
+    #[command(hide = true)]
+    Udprr(load::ClientArgs),
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Short run: 1 s per measurement (5 rounds unless --rounds); finishes within 5 minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Interleaved rounds (default 5).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Seconds per measurement (default 3, or 1 with --quick).
+    #[arg(long)]
+    secs: Option<f64>,
+    /// Topologies to compare.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Kind::ALL.to_vec())]
+    topologies: Vec<Kind>,
+    /// Probes to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Probe::ALL.to_vec())]
+    probes: Vec<Probe>,
+    /// Where results.json, results.md and results.png go.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR")))]
+    out_dir: PathBuf,
+    /// Do not install missing tools with apt-get.
+    #[arg(long)]
+    no_install: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve(a)) => load::serve(&a),
+        Some(Command::Rr(a)) => print_report(load::ClientKind::Rr, &a),
+        Some(Command::Crr(a)) => print_report(load::ClientKind::Crr, &a),
+        Some(Command::Udprr(a)) => print_report(load::ClientKind::Udprr, &a),
+        None => bench(cli.run),
+    };
+    if let Err(e) = result {
+        eprintln!("netd-bench: {e:#}");
+        std::process::exit(if sys::interrupted() { 130 } else { 1 });
+    }
+}
+
+fn print_report(kind: load::ClientKind, args: &load::ClientArgs) -> Result<()> {
+    let report = load::client(kind, args)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn bench(args: RunArgs) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("must run as root (it creates network namespaces and starts dockerd)");
+    }
+    sys::install_signal_handler()?;
+    let started = Instant::now();
+    let mut kinds = args.topologies.clone();
+    kinds.dedup();
+    let plan = Plan {
+        rounds: args.rounds.unwrap_or(5).max(1),
+        secs: args.secs.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
+        probes: args.probes.clone(),
+        pinnings: Pinning::defaults(),
+    };
+    if !(plan.secs > 0.0 && plan.secs <= 60.0) {
+        bail!("--secs must be in (0, 60]");
+    }
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+
+    let mut progress = Progress::new(plan.measurements_per_topology() * kinds.len());
+    if !args.no_install {
+        if let Err(e) = setup::ensure_tools(&kinds, &mut progress) {
+            sys::check_interrupted()?;
+            progress.note(&format!("warning: installing tools: {e:#}"));
+        }
+    }
+    let tools = Tools::find()?;
+    let names = Names::for_this_process();
+
+    // Set up every topology (each one's Drop tears it down, also on error, panic or Ctrl-C).
+    let mut built: Vec<Box<dyn Topology>> = Vec::new();
+    let mut statuses: Vec<TopologyStatus> = Vec::new();
+    for &kind in &kinds {
+        sys::check_interrupted()?;
+        progress.note(&format!("setting up {kind}…"));
+        let t0 = Instant::now();
+        match topology_setup(kind, &names) {
+            Ok(t) => {
+                progress.note(&format!("  {kind} ready in {:.1} s", t0.elapsed().as_secs_f64()));
+                statuses.push(TopologyStatus { name: kind, role: kind.role(), available: true, reason: None, info: t.info() });
+                built.push(t);
+            }
+            Err(e) => {
+                sys::check_interrupted()?;
+                let reason = format!("{e:#}");
+                progress.note(&format!("  {kind} unavailable: {reason}"));
+                statuses.push(TopologyStatus { name: kind, role: kind.role(), available: false, reason: Some(reason), info: Default::default() });
+            }
+        }
+    }
+    if built.is_empty() {
+        bail!("no topology could be set up");
+    }
+
+    let mut progress = Progress::new(plan.measurements_per_topology() * built.len());
+    let refs: Vec<&dyn Topology> = built.iter().map(|b| b.as_ref()).collect();
+    let collected = runner::run(&plan, &refs, &tools, &mut progress)?;
+
+    let rows = report::build_rows(&plan, &collected, &statuses);
+    let results = Results {
+        schema: report::SCHEMA,
+        date: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        duration_secs: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        machine: report::Machine::probe(),
+        settings: Settings {
+            quick: args.quick,
+            plan,
+            method: "interleaved rounds, topology order rotated each round, client and server pinned with taskset"
+                .to_string(),
+        },
+        topologies: statuses,
+        rows,
+        errors: collected.errors,
+    };
+    let json = args.out_dir.join("results.json");
+    report::write_json(&results, &json)?;
+    let md = report::markdown(&results);
+    let md_path = args.out_dir.join("results.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    let png = args.out_dir.join("results.png");
+    if let Err(e) = plot::draw(&results, &png) {
+        eprintln!("warning: plot: {e:#}");
+    }
+    println!("{md}");
+    eprintln!("wrote {}, {} and {}", json.display(), md_path.display(), png.display());
+
+    progress.note("cleaning up…");
+    drop(refs);
+    for t in built.into_iter().rev() {
+        drop(t);
+    }
+    Ok(())
+}
+
+fn topology_setup(kind: Kind, names: &Names) -> Result<Box<dyn Topology>> {
+    Ok(match kind {
+        Kind::Veth => Box::new(topology::veth::VethPair::setup(names)?),
+        Kind::Netd => Box::new(topology::netd::NetdNetwork::setup(names)?),
+        Kind::Docker0 => Box::new(topology::docker::DockerBridge::setup(names)?),
+    })
+}

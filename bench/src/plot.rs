@@ -1,0 +1,146 @@
+//! The PNG plot: one panel per table row, a bar per topology (median) with a min–max bar.
+//!
+//! Text is drawn with ab_glyph from the DejaVu Sans font embedded in the binary (crate
+//! `dejavu`), so the plot renders the same on machines without any system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontStyle;
+
+use crate::report::{fmt_value, Results, Row, TopologyStatus};
+use crate::topology::Role;
+
+const PANEL_HEIGHT: u32 = 250;
+const WIDTH: u32 = 1400;
+const HEADER: u32 = 70;
+const COLUMNS: usize = 2;
+
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+fn color(role: Role) -> RGBColor {
+    match role {
+        Role::Floor => RGBColor(150, 150, 150),
+        Role::Netd => RGBColor(31, 119, 180),
+        Role::Docker => RGBColor(255, 127, 14),
+    }
+}
+
+pub fn draw(results: &Results, path: &Path) -> Result<()> {
+    register_fonts();
+    let panel_rows = results.rows.len().div_ceil(COLUMNS).max(1);
+    let height = HEADER + PANEL_HEIGHT * panel_rows as u32;
+    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+    let (header, body) = root.split_vertically(HEADER);
+    let title = format!("netd vs docker0 vs bare veth — {}", results.date);
+    let sub = format!(
+        "{} · {} rounds × {} s · median, whiskers min–max",
+        results.machine.describe(),
+        results.settings.plan.rounds,
+        results.settings.plan.secs
+    );
+    header
+        .draw(&Text::new(title, (16, 10), ("sans-serif", 24).into_font().style(FontStyle::Bold)))
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    header.draw(&Text::new(sub, (16, 42), ("sans-serif", 15).into_font())).map_err(|e| anyhow!("plot: {e}"))?;
+
+    let panels = body.split_evenly((panel_rows, COLUMNS));
+    for (row, area) in results.rows.iter().zip(panels.iter()) {
+        draw_panel(row, &results.topologies, area).map_err(|e| anyhow!("plot panel {}: {e}", row.id))?;
+    }
+    root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    row: &Row,
+    topologies: &[TopologyStatus],
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), Box<dyn std::error::Error + 'static>>
+where
+    DB::ErrorType: 'static,
+{
+    let n = topologies.len().max(1) as i32;
+    let summaries: Vec<_> = topologies
+        .iter()
+        .map(|t| row.results.get(t.name.name()).and_then(|s| s.as_ref()))
+        .collect();
+    let top = summaries.iter().flatten().map(|s| s.max).fold(0.0_f64, f64::max);
+    let y_max = if top > 0.0 { top * 1.22 } else { 1.0 };
+    let arrow = if row.higher_is_better { "↑ higher is better" } else { "↓ lower is better" };
+    let pin = match row.pinning.as_deref() {
+        Some("same_cpu") => " · same CPU",
+        Some("cross_cpu") => " · cross CPU",
+        _ => "",
+    };
+    let caption = format!("{} {}{pin}   ({arrow})", row.metric, row.unit);
+
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(26)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .bold_line_style(RGBColor(225, 225, 225))
+        .light_line_style(TRANSPARENT)
+        .y_labels(5)
+        .y_label_formatter(&|v| fmt_value(*v))
+        .x_labels(n as usize)
+        .x_label_formatter(&|v| {
+            // Topology i sits at x = i; other key points get no label.
+            let i = v.round();
+            if (v - i).abs() > 0.01 || i < 0.0 {
+                return String::new();
+            }
+            topologies.get(i as usize).map(|t| t.name.name().to_string()).unwrap_or_default()
+        })
+        .label_style(("sans-serif", 14))
+        .draw()?;
+
+    for (i, (t, s)) in topologies.iter().zip(&summaries).enumerate() {
+        let x = i as f64;
+        match s {
+            Some(s) => {
+                let c = color(t.role);
+                let bar = Rectangle::new([(x - 0.3, 0.0), (x + 0.3, s.median)], c.mix(0.85).filled());
+                chart.draw_series(std::iter::once(bar))?;
+                chart.draw_series(std::iter::once(ErrorBar::new_vertical(
+                    x,
+                    s.min,
+                    s.median,
+                    s.max,
+                    BLACK.stroke_width(1),
+                    12,
+                )))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    fmt_value(s.median),
+                    (x, s.max + y_max * 0.02),
+                    TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )))?;
+            }
+            None => {
+                let why = if t.available { "failed" } else { "unavailable" };
+                chart.draw_series(std::iter::once(Text::new(
+                    why.to_string(),
+                    (x, y_max * 0.1),
+                    TextStyle::from(("sans-serif", 14).into_font()).color(&RGBColor(160, 40, 40)).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Probes: one measurement of one metric on one topology with one CPU pinning.
+//!
+//! The server runs in the topology's server netns and the client in its client netns, each
+//! through `taskset -c CPU nsenter --net=NETNS` — the same binaries and pinning for every
+//! topology. TCP_STREAM uses iperf3; the request/response probes use our own load tool
+//! (`netd-bench serve` / `rr` / `crr` / `udprr`).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::load::{ClientKind, LoadReport};
+use crate::sys::{self, ChildGuard};
+use crate::topology::{Endpoint, Topology};
+
+/// One reported number: a row of the table (per pinning).
+#[derive(Debug, PartialEq)]
+pub struct Quantity {
+    /// Stable id used in results.json, e.g. `tcp_rr.tps`.
+    pub id: &'static str,
+    /// Metric name, e.g. `TCP_RR`.
+    pub metric: &'static str,
+    /// What is measured and its unit, e.g. `trans/s`, `p50 latency µs`.
+    pub unit: &'static str,
+    pub higher_is_better: bool,
+}
+
+pub const TCP_STREAM_GBPS: Quantity =
+    Quantity { id: "tcp_stream.gbps", metric: "TCP_STREAM", unit: "Gbit/s", higher_is_better: true };
+pub const TCP_RR_TPS: Quantity = Quantity { id: "tcp_rr.tps", metric: "TCP_RR", unit: "trans/s", higher_is_better: true };
+pub const TCP_RR_P50: Quantity =
+    Quantity { id: "tcp_rr.p50_us", metric: "TCP_RR", unit: "p50 latency µs", higher_is_better: false };
+pub const TCP_RR_P99: Quantity =
+    Quantity { id: "tcp_rr.p99_us", metric: "TCP_RR", unit: "p99 latency µs", higher_is_better: false };
+pub const TCP_CRR_CPS: Quantity = Quantity { id: "tcp_crr.cps", metric: "TCP_CRR", unit: "conn/s", higher_is_better: true };
+pub const UDP_RR_TPS: Quantity = Quantity { id: "udp_rr.tps", metric: "UDP_RR", unit: "trans/s", higher_is_better: true };
+pub const UDP_RR_P50: Quantity =
+    Quantity { id: "udp_rr.p50_us", metric: "UDP_RR", unit: "p50 latency µs", higher_is_better: false };
+
+/// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
+/// are added as further variants with their own quantities; `pinned()` says whether the
+/// probe runs once per CPU pinning or once per round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// TCP_STREAM with iperf3.
+    Stream,
+    /// TCP_RR: 1-byte request/response on one connection.
+    Rr,
+    /// TCP_CRR: connect, 1-byte request/response, close.
+    Crr,
+    /// UDP_RR: 1-byte request/response over UDP.
+    Udprr,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 4] = [Probe::Stream, Probe::Rr, Probe::Crr, Probe::Udprr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Stream => "TCP_STREAM",
+            Probe::Rr => "TCP_RR",
+            Probe::Crr => "TCP_CRR",
+            Probe::Udprr => "UDP_RR",
+        }
+    }
+
+    pub fn quantities(self) -> &'static [&'static Quantity] {
+        match self {
+            Probe::Stream => &[&TCP_STREAM_GBPS],
+            Probe::Rr => &[&TCP_RR_TPS, &TCP_RR_P50, &TCP_RR_P99],
+            Probe::Crr => &[&TCP_CRR_CPS],
+            Probe::Udprr => &[&UDP_RR_TPS, &UDP_RR_P50],
+        }
+    }
+
+    pub fn pinned(self) -> bool {
+        true
+    }
+}
+
+/// Where client and server run: the same CPU, or two different CPUs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pinning {
+    /// `same_cpu` or `cross_cpu`.
+    pub id: String,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+}
+
+impl Pinning {
+    /// Same CPU on the last CPU (CPU 0 tends to take more of the machine's interrupts);
+    /// cross-CPU with the server on the first. No cross mode on a one-CPU machine.
+    pub fn defaults() -> Vec<Pinning> {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let last = n - 1;
+        let mut v = vec![Pinning { id: "same_cpu".into(), server_cpu: last, client_cpu: last }];
+        if n > 1 {
+            v.push(Pinning { id: "cross_cpu".into(), server_cpu: 0, client_cpu: last });
+        }
+        v
+    }
+
+    pub fn label(&self) -> &str {
+        match self.id.as_str() {
+            "same_cpu" => "same CPU",
+            "cross_cpu" => "cross CPU",
+            other => other,
+        }
+    }
+}
+
+pub struct Tools {
+    pub iperf3: Option<PathBuf>,
+    pub bench: PathBuf,
+}
+
+impl Tools {
+    pub fn find() -> Result<Self> {
+        Ok(Self { iperf3: sys::which("iperf3"), bench: std::env::current_exe().context("locating netd-bench")? })
+    }
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A fresh port for every measurement, so a server never meets the previous one's sockets.
+fn next_port() -> u16 {
+    42000 + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % 10000
+}
+
+pub type Sample = (&'static Quantity, f64);
+
+pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, secs: f64, tools: &Tools) -> Result<Vec<Sample>> {
+    let port = next_port();
+    let (server, client) = (topo.server(), topo.client());
+    match probe {
+        Probe::Stream => {
+            let iperf3 = tools.iperf3.as_ref().context("iperf3 is not installed")?;
+            let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), iperf3);
+            srv.args(["-s", "-1", "-p", &port.to_string()]);
+            let _server = start_server(srv, server, port)?;
+            let t = secs.ceil().max(1.0) as u64;
+            let mut cli = sys::netns_command(&client.netns, Some(pin.client_cpu), iperf3);
+            cli.args(["-c", &server.ip.to_string(), "-p", &port.to_string(), "-t", &t.to_string()])
+                .args(["-J", "--connect-timeout", "3000"]);
+            let out = run_client(cli, t as f64)?;
+            Ok(vec![(&TCP_STREAM_GBPS, parse_iperf3(&out)? / 1e9)])
+        }
+        Probe::Rr | Probe::Crr | Probe::Udprr => {
+            let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), &tools.bench);
+            srv.args(["serve", "--port", &port.to_string(), "--max-secs", &(secs + 30.0).to_string()]);
+            let _server = start_server(srv, server, port)?;
+            let kind = match probe {
+                Probe::Rr => ClientKind::Rr,
+                Probe::Crr => ClientKind::Crr,
+                _ => ClientKind::Udprr,
+            };
+            let sub = match kind {
+                ClientKind::Rr => "rr",
+                ClientKind::Crr => "crr",
+                ClientKind::Udprr => "udprr",
+            };
+            let mut cli = sys::netns_command(&client.netns, Some(pin.client_cpu), &tools.bench);
+            cli.args([sub, "--addr", &format!("{}:{port}", server.ip), "--secs", &secs.to_string()]);
+            let out = run_client(cli, secs)?;
+            let r: LoadReport = serde_json::from_str(out.trim()).with_context(|| format!("load tool output: {out:?}"))?;
+            Ok(match kind {
+                ClientKind::Rr => vec![(&TCP_RR_TPS, r.per_sec), (&TCP_RR_P50, r.p50_us), (&TCP_RR_P99, r.p99_us)],
+                ClientKind::Crr => vec![(&TCP_CRR_CPS, r.per_sec)],
+                ClientKind::Udprr => vec![(&UDP_RR_TPS, r.per_sec), (&UDP_RR_P50, r.p50_us)],
+            })
+        }
+    }
+}
+
+/// Starts a server and waits until it listens on `port` inside the endpoint's netns.
+fn start_server(mut cmd: std::process::Command, at: &Endpoint, port: u16) -> Result<ChildGuard> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut server = ChildGuard::spawn(&mut cmd, "load server", Duration::from_secs(2))?;
+    let pid = server.pid();
+    sys::wait_until(Duration::from_secs(10), "load server", || {
+        if let Some(status) = server.try_wait()? {
+            bail!("server exited early ({status})");
+        }
+        // Until taskset and nsenter have exec'd, the PID still lives in our own netns.
+        Ok(same_netns(pid, &at.netns) && sys::tcp_listening(pid, port)?)
+    })?;
+    Ok(server)
+}
+
+fn same_netns(pid: u32, netns: &Path) -> bool {
+    match (std::fs::metadata(format!("/proc/{pid}/ns/net")), std::fs::metadata(netns)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+fn run_client(mut cmd: std::process::Command, secs: f64) -> Result<String> {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting the client")?;
+    let out = sys::wait_output(child, Duration::from_secs_f64(secs + 20.0), "client")?;
+    if !out.status.success() {
+        let detail = if out.stderr.trim().is_empty() { iperf3_error(&out.stdout) } else { out.stderr.trim().to_string() };
+        bail!("client failed ({}): {detail}", out.status);
+    }
+    Ok(out.stdout)
+}
+
+fn iperf3_error(stdout: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(stdout)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or_else(|| stdout.chars().take(300).collect())
+}
+
+/// Received bits per second from `iperf3 -J` output.
+pub fn parse_iperf3(json: &str) -> Result<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).context("iperf3 output is not JSON")?;
+    if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+        bail!("iperf3: {err}");
+    }
+    v.pointer("/end/sum_received/bits_per_second")
+        .and_then(|b| b.as_f64())
+        .context("iperf3 output has no end.sum_received.bits_per_second")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_iperf3_json() {
+        let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e10},"sum_received":{"bits_per_second":1.5e10}}}"#;
+        assert_eq!(parse_iperf3(j).unwrap(), 1.5e10);
+        assert!(parse_iperf3(r#"{"error":"unable to connect"}"#).unwrap_err().to_string().contains("unable to connect"));
+    }
+
+    #[test]
+    fn quantity_ids_are_unique() {
+        let mut ids: Vec<&str> = Probe::ALL.iter().flat_map(|p| p.quantities()).map(|q| q.id).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+}

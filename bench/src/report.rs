@@ -1,0 +1,267 @@
+//! results.json (raw samples, medians, ranges, ratios, machine) and the markdown table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::runner::{row_key, Collected, Plan, SampleError};
+use crate::stats::{self, Summary};
+use crate::topology::{Kind, Role};
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema: u32,
+    /// RFC 3339, UTC, when the run finished.
+    pub date: String,
+    pub duration_secs: f64,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub topologies: Vec<TopologyStatus>,
+    pub rows: Vec<Row>,
+    pub errors: Vec<SampleError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub quick: bool,
+    #[serde(flatten)]
+    pub plan: Plan,
+    pub method: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopologyStatus {
+    pub name: Kind,
+    pub role: Role,
+    pub available: bool,
+    /// Why it is unavailable.
+    pub reason: Option<String>,
+    pub info: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// `<quantity>.<pinning>`, e.g. `tcp_rr.tps.same_cpu`.
+    pub id: String,
+    pub metric: String,
+    pub unit: String,
+    /// `same_cpu`, `cross_cpu`, or null for probes that are not pinned.
+    pub pinning: Option<String>,
+    pub higher_is_better: bool,
+    /// Per topology name; null when the topology is unavailable or every sample failed.
+    pub results: BTreeMap<String, Option<Summary>>,
+    /// `netd/docker0` and `netd/veth`: ratios of medians (null when either is missing).
+    pub ratios: BTreeMap<String, Option<f64>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    pub kernel: String,
+    pub os: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub memory_gib: f64,
+    pub tools: BTreeMap<String, String>,
+}
+
+impl Machine {
+    pub fn probe() -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let field = |text: &str, key: &str| {
+            text.lines()
+                .find(|l| l.split(':').next().map(str::trim) == Some(key))
+                .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().trim_matches('"').to_string()))
+                .unwrap_or_default()
+        };
+        let mem_kib: f64 = field(&read("/proc/meminfo"), "MemTotal")
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let os = read("/etc/os-release")
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default();
+        let mut tools = BTreeMap::new();
+        if let Ok(v) = crate::sys::run(crate::sys::command("iperf3").arg("--version")) {
+            tools.insert("iperf3".into(), v.lines().next().unwrap_or("").trim().to_string());
+        }
+        Self {
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            os,
+            cpu_model: field(&cpuinfo, "model name"),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            tools,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {} CPUs, {} GiB, kernel {} ({})",
+            if self.cpu_model.is_empty() { "unknown CPU" } else { &self.cpu_model },
+            self.cpus,
+            self.memory_gib,
+            self.kernel,
+            self.os
+        )
+    }
+}
+
+/// The ratios reported per row, as (label, numerator role, denominator role).
+const RATIOS: [(Role, Role); 2] = [(Role::Netd, Role::Docker), (Role::Netd, Role::Floor)];
+
+pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStatus]) -> Vec<Row> {
+    plan.rows()
+        .into_iter()
+        .map(|(q, pin)| {
+            let key = row_key(q, pin);
+            let per_topo = collected.samples.get(&key);
+            let results: BTreeMap<String, Option<Summary>> = topologies
+                .iter()
+                .map(|t| {
+                    let s = per_topo.and_then(|m| m.get(&t.name)).and_then(|v| Summary::of(v));
+                    (t.name.name().to_string(), s)
+                })
+                .collect();
+            let by_role = |role: Role| topologies.iter().find(|t| t.role == role).map(|t| t.name.name());
+            let mut ratios = BTreeMap::new();
+            for (num, den) in RATIOS {
+                if let (Some(n), Some(d)) = (by_role(num), by_role(den)) {
+                    let r = stats::ratio(results[n].as_ref(), results[d].as_ref());
+                    ratios.insert(format!("{n}/{d}"), r);
+                }
+            }
+            Row {
+                id: match pin {
+                    Some(p) => format!("{}.{}", q.id, p.id),
+                    None => q.id.to_string(),
+                },
+                metric: q.metric.to_string(),
+                unit: q.unit.to_string(),
+                pinning: pin.map(|p| p.id.clone()),
+                higher_is_better: q.higher_is_better,
+                results,
+                ratios,
+            }
+        })
+        .collect()
+}
+
+pub fn write_json(results: &Results, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(results)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// Compact numbers: 62.5k, 812, 23.4, 1.25.
+pub fn fmt_value(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".to_string()
+    } else if a >= 100_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if a >= 1000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn pinning_label(p: Option<&str>) -> &str {
+    match p {
+        Some("same_cpu") => "same",
+        Some("cross_cpu") => "cross",
+        Some(other) => other,
+        None => "–",
+    }
+}
+
+pub fn markdown(r: &Results) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("### netd benchmark — {}\n\n", r.date));
+    s.push_str(&format!("Machine: {}.  \n", r.machine.describe()));
+    s.push_str(&format!(
+        "Method: {} rounds × {} s per measurement, {}{}. Cells: median [min–max]; ↑ higher is better, ↓ lower is better.\n\n",
+        r.settings.plan.rounds,
+        r.settings.plan.secs,
+        r.settings.method,
+        if r.settings.quick { " (--quick)" } else { "" }
+    ));
+    let names: Vec<&TopologyStatus> = r.topologies.iter().collect();
+    let ratio_names: Vec<String> = r.rows.first().map(|row| row.ratios.keys().cloned().collect()).unwrap_or_default();
+    s.push_str("| Metric | CPUs |");
+    for t in &names {
+        let extra = if t.role == Role::Floor { " (floor)" } else { "" };
+        s.push_str(&format!(" {}{extra} |", t.name));
+    }
+    for rn in &ratio_names {
+        s.push_str(&format!(" {rn} |"));
+    }
+    s.push_str("\n|---|---|");
+    for _ in 0..names.len() + ratio_names.len() {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for row in &r.rows {
+        let arrow = if row.higher_is_better { "↑" } else { "↓" };
+        s.push_str(&format!("| {} {} {arrow} | {} |", row.metric, row.unit, pinning_label(row.pinning.as_deref())));
+        for t in &names {
+            let cell = match (t.available, row.results.get(t.name.name()).and_then(|x| x.as_ref())) {
+                (false, _) => "unavailable".to_string(),
+                (true, None) => "failed".to_string(),
+                (true, Some(sum)) => {
+                    format!("{} [{}–{}]", fmt_value(sum.median), fmt_value(sum.min), fmt_value(sum.max))
+                }
+            };
+            s.push_str(&format!(" {cell} |"));
+        }
+        for rn in &ratio_names {
+            let cell = row.ratios.get(rn).copied().flatten().map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
+            s.push_str(&format!(" {cell} |"));
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    for t in &r.topologies {
+        if let Some(reason) = &t.reason {
+            s.push_str(&format!("- {} unavailable: {reason}\n", t.name));
+        }
+    }
+    if !r.errors.is_empty() {
+        s.push_str(&format!("- {} measurement(s) failed; see `errors` in results.json.\n", r.errors.len()));
+    }
+    let versions: Vec<String> = r
+        .topologies
+        .iter()
+        .flat_map(|t| t.info.iter().filter(|(k, _)| k.ends_with("_version")).map(|(k, v)| format!("{k} {v}")))
+        .chain(r.machine.tools.values().cloned())
+        .collect();
+    if !versions.is_empty() {
+        s.push_str(&format!("- Versions: {}.\n", versions.join(", ")));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_numbers() {
+        assert_eq!(fmt_value(62512.0), "62.5k");
+        assert_eq!(fmt_value(123456.0), "123k");
+        assert_eq!(fmt_value(812.4), "812");
+        assert_eq!(fmt_value(23.44), "23.4");
+        assert_eq!(fmt_value(1.254), "1.25");
+    }
+}

@@ -1,0 +1,354 @@
+//! Process, namespace and mount helpers shared by every topology.
+//!
+//! Every child the bench starts runs in its own process group, so a Ctrl-C in the terminal
+//! reaches only the bench itself: it then stops its children by PID and tears down what it
+//! built, in order (RAII guards), instead of having dockerd or a daemon die under it.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the SIGINT/SIGTERM/SIGHUP handler: the first signal asks the run to stop and clean
+/// up; the third one exits at once (leaving whatever is left behind).
+pub fn install_signal_handler() -> Result<()> {
+    ctrlc::set_handler(|| {
+        let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        match n {
+            1 => eprintln!("\ninterrupted: stopping and cleaning up (Ctrl-C twice more to abandon cleanup)"),
+            2 => eprintln!("\ncleanup in progress; one more Ctrl-C exits without it"),
+            _ => std::process::exit(130),
+        }
+    })
+    .context("installing the signal handler")
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+pub fn check_interrupted() -> Result<()> {
+    if interrupted() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// A command in its own process group with stdin closed.
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.stdin(Stdio::null()).process_group(0);
+    c
+}
+
+/// `taskset -c CPU nsenter --net=NETNS PROGRAM`: network namespace only (no mount namespace,
+/// unlike `ip netns exec`), pinned to one CPU when `cpu` is given. Both tools exec, so the
+/// child's PID is the program's PID.
+pub fn netns_command(netns: &Path, cpu: Option<usize>, program: impl AsRef<OsStr>) -> Command {
+    let mut c = match cpu {
+        Some(cpu) => {
+            let mut c = command("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg("nsenter");
+            c
+        }
+        None => command("nsenter"),
+    };
+    c.arg(format!("--net={}", netns.display())).arg(program);
+    c
+}
+
+fn describe(c: &Command) -> String {
+    let mut s = c.get_program().to_string_lossy().into_owned();
+    for a in c.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Waits for `child`, reading its stdout/stderr (if piped), and kills it (SIGKILL to its PID)
+/// on the deadline or when the run is interrupted.
+pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Result<Output> {
+    let reader = |r: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                s = String::from_utf8_lossy(&buf).into_owned();
+            }
+            s
+        })
+    };
+    let out = reader(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err = reader(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if interrupted() || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = (out.join(), err.join());
+            if interrupted() {
+                bail!("interrupted");
+            }
+            bail!("{what}: timed out after {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Runs a command to completion within `timeout`; error (with its stderr) on non-zero exit.
+pub fn run_timeout(c: &mut Command, timeout: Duration) -> Result<String> {
+    let what = describe(c);
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{what}`"))?;
+    let out = wait_output(child, timeout, &what)?;
+    if !out.status.success() {
+        let msg = out.stderr.trim();
+        let msg = if msg.is_empty() { out.stdout.trim() } else { msg };
+        bail!("`{what}` failed ({}): {}", out.status, last_lines(msg, 6));
+    }
+    Ok(out.stdout)
+}
+
+/// Runs a set-up/tear-down command (2 minutes at most).
+pub fn run(c: &mut Command) -> Result<String> {
+    run_timeout(c, Duration::from_secs(120))
+}
+
+/// Best effort: for tear-down, where a failure must not stop the rest of the cleanup.
+pub fn run_quiet(c: &mut Command) {
+    if let Err(e) = run_timeout(c, Duration::from_secs(60)) {
+        if !interrupted() || SIGNALS.load(Ordering::SeqCst) < 3 {
+            eprintln!("cleanup: {e:#}");
+        }
+    }
+}
+
+fn last_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // Signal 0 checks existence; a zombie still counts until reaped, so look at its state too.
+    if unsafe { libc::kill(pid as i32, 0) } != 0 {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL after `grace`) when dropped.
+pub struct ChildGuard {
+    child: Child,
+    what: String,
+    grace: Duration,
+}
+
+impl ChildGuard {
+    pub fn spawn(c: &mut Command, what: impl Into<String>, grace: Duration) -> Result<Self> {
+        let what = what.into();
+        let child = c.spawn().with_context(|| format!("starting {what}"))?;
+        Ok(Self { child, what, grace })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ok(Some(status)) once the process has exited.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        signal(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("cleanup: {} (pid {}) ignored SIGTERM for {:?}; killing it", self.what, self.child.id(), self.grace);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(name: &str) -> Result<Self> {
+        run(command("ip").args(["netns", "add", name]))?;
+        let ns = Self { name: name.to_string() };
+        run(command("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
+        Ok(ns)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n NAME ARGS...`
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        run(command("ip").arg("-n").arg(&self.name).args(args))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        run_quiet(command("ip").args(["netns", "del", &self.name]));
+    }
+}
+
+/// Only directories the bench made are ever unmounted or removed: absolute paths at least
+/// two levels deep (`/tmp/nb-…`, `/sys/fs/bpf/nb-…`), never `/` or a top-level directory.
+fn safe_to_clean(dir: &Path) -> bool {
+    dir.is_absolute() && dir.components().count() >= 3
+}
+
+/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    if !safe_to_clean(dir) {
+        return Vec::new();
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    found
+}
+
+/// Lazily unmounts everything at or below `dir` (mounts left by dockerd or netd).
+pub fn unmount_all_under(dir: &Path) {
+    for m in mounts_under(dir) {
+        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+                eprintln!("cleanup: umount {}: {}", m.display(), std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
+/// Removes a directory tree after unmounting whatever is mounted inside it; never crosses
+/// into a mount that could not be removed.
+pub fn remove_tree(dir: &Path) {
+    if !safe_to_clean(dir) || !dir.exists() {
+        return;
+    }
+    unmount_all_under(dir);
+    if !mounts_under(dir).is_empty() {
+        eprintln!("cleanup: {} still has mounts; leaving it", dir.display());
+        return;
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!("cleanup: removing {}: {e}", dir.display());
+    }
+}
+
+/// Polls `cond` every 20 ms until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        check_interrupted()?;
+        match cond() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() >= deadline {
+            return Err(match last_err {
+                Some(e) => e.context(format!("{what}: not ready after {timeout:?}")),
+                None => anyhow!("{what}: not ready after {timeout:?}"),
+            });
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the netns of process `pid` has a TCP socket listening on `port` (IPv4 or a
+/// dual-stack IPv6 socket, as iperf3 opens), read from /proc/PID/net/tcp{,6}, which show
+/// that process's network namespace.
+pub fn tcp_listening(pid: u32, port: u16) -> Result<bool> {
+    let mut table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+        .with_context(|| format!("reading /proc/{pid}/net/tcp"))?;
+    table.push_str(&std::fs::read_to_string(format!("/proc/{pid}/net/tcp6")).unwrap_or_default());
+    let want = format!(":{port:04X}");
+    Ok(table.lines().filter(|l| !l.trim_start().starts_with("sl")).any(|l| {
+        let mut f = l.split_whitespace();
+        let local = f.nth(1).unwrap_or("");
+        let state = f.nth(1).unwrap_or("");
+        local.ends_with(&want) && state == "0A"
+    }))
+}

@@ -1,0 +1,288 @@
+//! docker0: two containers on Docker's default bridge, with a dockerd of our own.
+//!
+//! The bench starts its own dockerd (Debian's docker.io) with its own --data-root,
+//! --exec-root, socket and an empty config file, inside a network namespace of its own
+//! ("the Docker host"). docker0, Docker's iptables rules, its ip_forward and
+//! bridge-nf-call-iptables settings (br_netfilter is per netns) all live in that namespace,
+//! so nothing in the root netns is touched and deleting the namespace takes them all away;
+//! and the namespace has no route off the machine at all. The datapath measured is Docker's
+//! own: veth → docker0 bridge → br_netfilter/iptables FORWARD → veth.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::{Endpoint, Kind, Names, Topology};
+use crate::sys::{self, ChildGuard, Netns};
+
+/// A dockerd process of our own; stopping it (by its PID) and removing its directories on drop.
+pub struct Dockerd {
+    cli: PathBuf,
+    socket: PathBuf,
+    exec_root: PathBuf,
+    data_root: PathBuf,
+    run_dir: PathBuf,
+    process: Option<ChildGuard>,
+    pub version: String,
+    // Dropped after the daemon has stopped (fields drop in order, after Drop::drop).
+    netns: Netns,
+    _dir: TempDirPath,
+}
+
+/// A temp directory removed on drop only after everything mounted under it is unmounted.
+struct TempDirPath(PathBuf);
+
+impl Drop for TempDirPath {
+    fn drop(&mut self) {
+        sys::remove_tree(&self.0);
+    }
+}
+
+impl Dockerd {
+    pub fn start(names: &Names) -> Result<Self> {
+        let dockerd = sys::which("dockerd").context("dockerd not found (package docker.io)")?;
+        // Debian's CLI from the same package, matching the daemon's API version.
+        let cli = ["/usr/bin/docker"]
+            .map(PathBuf::from)
+            .into_iter()
+            .find(|p| p.exists())
+            .or_else(|| sys::which("docker"))
+            .context("docker CLI not found (package docker.io)")?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-docker-", names.tag))
+            .tempdir()
+            .context("creating dockerd's directory")?
+            .keep();
+        let dir = TempDirPath(dir);
+        // The socket path is the documented one, made unique per run.
+        let run_dir = PathBuf::from("/run/netd-bench").join(&names.tag);
+        std::fs::create_dir_all(&run_dir)?;
+        let netns = Netns::create(&names.netns("docker"))?;
+        // Belt and braces: the namespace has no uplink at all; a blackhole for Docker's
+        // default pools makes it explicit that no container traffic is routed anywhere else.
+        netns.ip(&["route", "add", "blackhole", "172.16.0.0/12"])?;
+
+        let exec_root = dir.0.join("exec");
+        let data_root = dir.0.join("data");
+        let config = dir.0.join("daemon.json");
+        std::fs::write(&config, "{}\n")?;
+        let socket = run_dir.join("docker.sock");
+        let log = std::fs::File::create(dir.0.join("dockerd.log"))?;
+        let mut cmd = sys::netns_command(&netns.path(), None, &dockerd);
+        cmd.arg("--config-file")
+            .arg(&config)
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("--pidfile")
+            .arg(exec_root.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            // Docker's defaults, spelled out: iptables rules on (docker0 NAT/forwarding as a
+            // user has it), userland proxy on. cgroupfs driver: there is no systemd here.
+            .args(["--iptables=true", "--userland-proxy=true", "--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log));
+        let process = ChildGuard::spawn(&mut cmd, "dockerd", Duration::from_secs(20))?;
+        let mut d = Self {
+            cli,
+            socket,
+            exec_root,
+            data_root,
+            run_dir,
+            process: Some(process),
+            version: String::new(),
+            netns,
+            _dir: dir,
+        };
+        let log_path = d._dir.0.join("dockerd.log");
+        sys::wait_until(Duration::from_secs(60), "dockerd", || {
+            if let Some(p) = d.process.as_mut() {
+                if let Some(status) = p.try_wait()? {
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    bail!("dockerd exited ({status}): {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+                }
+            }
+            Ok(d.socket.exists() && sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"])).is_ok())
+        })?;
+        d.version = sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"]))?.trim().to_string();
+        Ok(d)
+    }
+
+    /// `docker -H unix://SOCKET ...`
+    pub fn cli(&self) -> Command {
+        let mut c = sys::command(&self.cli);
+        c.arg("-H").arg(format!("unix://{}", self.socket.display()));
+        c
+    }
+
+    fn stop(&mut self) {
+        let Some(mut process) = self.process.take() else { return };
+        process.stop();
+        // dockerd stops its containerd; if it could not (killed), stop that child by its PID
+        // (only if its command line names our exec-root, i.e. it is the one we caused).
+        let pidfile = self.exec_root.join("containerd/containerd.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&*self.exec_root.to_string_lossy()))
+                .unwrap_or(false);
+            if ours && sys::pid_alive(pid) {
+                sys::signal(pid, libc::SIGTERM);
+                let _ = sys::wait_until(Duration::from_secs(10), "containerd exit", || Ok(!sys::pid_alive(pid)));
+            }
+        }
+        sys::unmount_all_under(&self.exec_root);
+        sys::unmount_all_under(&self.data_root);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+        let _ = std::fs::remove_dir(self.run_dir.parent().unwrap_or(Path::new("/nonexistent")));
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builds the tiny rootfs (busybox + iperf3 + this binary + their shared libraries) and
+/// `docker import`s it as `tag`.
+fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
+    let root = tempfile::Builder::new().prefix("nb-rootfs-").tempdir()?;
+    let r = root.path();
+    for dir in ["bin", "tmp", "etc", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(r.join(dir))?;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .map(PathBuf::from)
+        .into_iter()
+        .find(|p| p.exists())
+        .context("busybox not found (package busybox-static)")?;
+    let iperf3 = sys::which("iperf3").context("iperf3 not found")?;
+    let me = std::env::current_exe()?;
+    let bins = [(busybox, "busybox"), (iperf3, "iperf3"), (me, "netd-bench")];
+    for (src, name) in &bins {
+        std::fs::copy(src, r.join("bin").join(name)).with_context(|| format!("copying {}", src.display()))?;
+        copy_shared_libs(src, r)?;
+    }
+    for applet in ["sh", "sleep", "ip", "cat", "ls", "ps"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(applet))?;
+    }
+    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")?;
+
+    let mut tar = sys::command("tar")
+        .arg("-C")
+        .arg(r)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting tar")?;
+    let tar_out = tar.stdout.take().context("tar stdout")?;
+    let import = sys::run(d.cli().args(["import", "-", tag]).stdin(Stdio::from(tar_out)));
+    let _ = tar.wait();
+    import.context("docker import")?;
+    Ok(())
+}
+
+/// Copies the shared libraries `ldd` lists for `bin` into the same paths under `root`.
+fn copy_shared_libs(bin: &Path, root: &Path) -> Result<()> {
+    let out = sys::command("ldd").arg(bin).stderr(Stdio::null()).output()?;
+    if !out.status.success() {
+        return Ok(()); // "not a dynamic executable"
+    }
+    for lib in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
+        let dest = root.join(lib.trim_start_matches('/'));
+        if dest.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(dest.parent().unwrap())?;
+        std::fs::copy(lib, &dest).with_context(|| format!("copying {lib}"))?;
+    }
+    Ok(())
+}
+
+pub struct DockerBridge {
+    server: Endpoint,
+    client: Endpoint,
+    containers: Vec<String>,
+    image: Option<String>,
+    dockerd: Dockerd, // dropped (stopped) after Drop::drop removed containers and image
+}
+
+impl DockerBridge {
+    pub fn setup(names: &Names) -> Result<Self> {
+        let dockerd = Dockerd::start(names)?;
+        let mut t = Self {
+            server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            containers: Vec::new(),
+            image: None,
+            dockerd,
+        };
+        let image = format!("{}-image:latest", names.tag);
+        import_image(&t.dockerd, &image)?;
+        t.image = Some(image.clone());
+        t.server = t.start_container(&names.netns("srv"), &image)?;
+        t.client = t.start_container(&names.netns("cli"), &image)?;
+        Ok(t)
+    }
+
+    fn start_container(&mut self, name: &str, image: &str) -> Result<Endpoint> {
+        sys::run(self.dockerd.cli().args(["run", "-d", "--network", "bridge", "--name", name, image, "/bin/sleep", "86400"]))
+            .with_context(|| format!("docker run {name}"))?;
+        self.containers.push(name.to_string());
+        let out = sys::run(self.dockerd.cli().args([
+            "inspect",
+            "-f",
+            "{{.State.Pid}} {{.NetworkSettings.IPAddress}}",
+            name,
+        ]))?;
+        let mut f = out.split_whitespace();
+        let (Some(pid), Some(ip)) = (f.next(), f.next()) else {
+            bail!("docker inspect {name}: unexpected output {out:?}");
+        };
+        let pid: u32 = pid.parse().context("container pid")?;
+        if pid == 0 {
+            bail!("container {name} is not running");
+        }
+        Ok(Endpoint { netns: PathBuf::from(format!("/proc/{pid}/ns/net")), ip: ip.parse().context("container ip")? })
+    }
+}
+
+impl Drop for DockerBridge {
+    fn drop(&mut self) {
+        if !self.containers.is_empty() {
+            sys::run_quiet(self.dockerd.cli().args(["rm", "-f"]).args(&self.containers));
+        }
+        if let Some(image) = &self.image {
+            sys::run_quiet(self.dockerd.cli().args(["rmi", "-f", image]));
+        }
+    }
+}
+
+impl Topology for DockerBridge {
+    fn kind(&self) -> Kind {
+        Kind::Docker0
+    }
+    fn server(&self) -> &Endpoint {
+        &self.server
+    }
+    fn client(&self) -> &Endpoint {
+        &self.client
+    }
+    fn info(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("docker_version".to_string(), self.dockerd.version.clone()),
+            ("dockerd_netns".to_string(), self.dockerd.netns.name.clone()),
+            ("server_ip".to_string(), self.server.ip.to_string()),
+            ("client_ip".to_string(), self.client.ip.to_string()),
+        ])
+    }
+}

@@ -1,0 +1,104 @@
+//! Topologies: two endpoints (server, client) on this host, each a network namespace with an
+//! address. Setting one up returns a value whose Drop tears it all down again.
+
+pub mod docker;
+pub mod netd;
+pub mod veth;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What a topology stands for in the comparison; ratios are netd/docker and netd/floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The floor: the cheapest possible path (a bare veth pair).
+    Floor,
+    Netd,
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A veth pair between two netns: the floor.
+    Veth,
+    /// Two containers on one netd network.
+    Netd,
+    /// Two containers on Docker's default bridge (docker0), real dockerd.
+    Docker0,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Veth, Kind::Netd, Kind::Docker0];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Veth => "veth",
+            Kind::Netd => "netd",
+            Kind::Docker0 => "docker0",
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            Kind::Veth => Role::Floor,
+            Kind::Netd => Role::Netd,
+            Kind::Docker0 => Role::Docker,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One side of a topology: where to run a process and the address the other side reaches it at.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// A path `nsenter --net=` accepts: /run/netns/NAME, /proc/PID/ns/net, <run-dir>/netns/NAME.
+    pub netns: PathBuf,
+    pub ip: Ipv4Addr,
+}
+
+pub trait Topology {
+    fn kind(&self) -> Kind;
+    fn server(&self) -> &Endpoint;
+    fn client(&self) -> &Endpoint;
+    /// Facts worth recording with the results (versions, addresses).
+    fn info(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+}
+
+/// Unique names for everything one run creates: `nb-<pid>` (netns, containers) and `nb<pid>`
+/// (interface names, which must stay within 15 bytes).
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub tag: String,
+    pub short: String,
+}
+
+impl Names {
+    pub fn for_this_process() -> Self {
+        let pid = std::process::id();
+        Self { tag: format!("nb-{pid}"), short: format!("nb{pid}") }
+    }
+
+    pub fn netns(&self, what: &str) -> String {
+        format!("{}-{what}", self.tag)
+    }
+
+    /// Interface name `nb<pid><suffix>`; `suffix` is at most 2 bytes so that it fits IFNAMSIZ.
+    pub fn ifname(&self, suffix: &str) -> String {
+        let name = format!("{}{suffix}", self.short);
+        debug_assert!(name.len() <= 15);
+        name
+    }
+}

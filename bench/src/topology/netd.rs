@@ -1,0 +1,244 @@
+//! netd: two containers on one netd network, driven through netd's CLI contract (DESIGN §3).
+//!
+//! Like the end-to-end tests, the daemon runs inside a "host" netns the bench creates, with a
+//! veth uplink to an "outside" netns (198.51.100.2 host / .1 outside), its own state, run
+//! and bpffs directories, so it never touches the root netns.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::{Endpoint, Kind, Names, Topology};
+use crate::sys::{self, ChildGuard, Netns};
+
+const HOST_UPLINK_IP: &str = "198.51.100.2/24";
+const OUTSIDE_IP: &str = "198.51.100.1/24";
+const OUTSIDE_GW: &str = "198.51.100.1";
+
+/// Where the netd binary is: $NETD_BIN, else the workspace's target/release/netd.
+pub fn netd_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("NETD_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd"),
+    };
+    if !path.exists() {
+        bail!("netd binary not found at {} (build it: cargo build --release -p netd, or set NETD_BIN)", path.display());
+    }
+    Ok(path)
+}
+
+struct Daemon {
+    bin: PathBuf,
+    socket: PathBuf,
+    bpffs: PathBuf,
+    process: Option<ChildGuard>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn cli(&self) -> Command {
+        let mut c = sys::command(&self.bin);
+        c.arg("--socket").arg(&self.socket);
+        c
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            sys::run_quiet(self.cli().args(["system", "reset"]));
+            p.stop();
+        }
+        // The daemon may have mounted a bpffs here; pins under it go with it.
+        sys::remove_tree(&self.bpffs);
+    }
+}
+
+pub struct NetdNetwork {
+    server: Endpoint,
+    client: Endpoint,
+    network: Option<String>,
+    containers: Vec<String>,
+    version: String,
+    // Drop order: containers and network (Drop::drop), then the daemon, then the dirs and netns.
+    daemon: Option<Daemon>,
+    dir: PathBuf,
+    _outside: Netns,
+    _host: Netns,
+}
+
+impl NetdNetwork {
+    pub fn setup(names: &Names) -> Result<Self> {
+        let bin = netd_binary()?;
+        let host = Netns::create(&names.netns("host"))?;
+        let outside = Netns::create(&names.netns("out"))?;
+        let (h_if, o_if) = (names.ifname("uh"), names.ifname("uo"));
+        host.ip(&["link", "add", &h_if, "type", "veth", "peer", "name", &o_if, "netns", &outside.name])?;
+        host.ip(&["addr", "add", HOST_UPLINK_IP, "dev", &h_if])?;
+        outside.ip(&["addr", "add", OUTSIDE_IP, "dev", &o_if])?;
+        host.ip(&["link", "set", &h_if, "up"])?;
+        outside.ip(&["link", "set", &o_if, "up"])?;
+        host.ip(&["route", "add", "default", "via", OUTSIDE_GW])?;
+
+        let dir = tempfile::Builder::new().prefix(&format!("{}-netd-", names.tag)).tempdir()?.keep();
+        let (state, run) = (dir.join("state"), dir.join("run"));
+        std::fs::create_dir_all(&state)?;
+        std::fs::create_dir_all(&run)?;
+        let log = dir.join("netd.log");
+        let mut daemon = Daemon {
+            bin: bin.clone(),
+            socket: run.join("netd.sock"),
+            bpffs: PathBuf::from("/sys/fs/bpf").join(&names.tag),
+            process: None,
+            log: log.clone(),
+        };
+        let logf = std::fs::File::create(&log)?;
+        let mut cmd = sys::netns_command(&host.path(), None, &bin);
+        cmd.arg("--socket")
+            .arg(&daemon.socket)
+            .arg("daemon")
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--run-dir")
+            .arg(&run)
+            .arg("--bpffs")
+            .arg(&daemon.bpffs)
+            .arg("--uplink")
+            .arg(&h_if)
+            .stdout(Stdio::from(logf.try_clone()?))
+            .stderr(Stdio::from(logf));
+        daemon.process = Some(ChildGuard::spawn(&mut cmd, "netd daemon", Duration::from_secs(10))?);
+        let version = sys::run(sys::command(&bin).arg("--version")).unwrap_or_default().trim().to_string();
+        let mut t = Self {
+            server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            network: None,
+            containers: Vec::new(),
+            version,
+            daemon: Some(daemon),
+            dir,
+            _outside: outside,
+            _host: host,
+        };
+        t.wait_ready()?;
+        let network = names.netns("net");
+        sys::run(t.daemon().cli().args(["network", "create", &network])).context("netd network create")?;
+        t.network = Some(network.clone());
+        t.server = t.start_container(&names.netns("srv"), &network, &run)?;
+        t.client = t.start_container(&names.netns("cli"), &network, &run)?;
+        Ok(t)
+    }
+
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("daemon present until drop")
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let d = self.daemon.as_mut().expect("daemon present until drop");
+        let res = sys::wait_until(Duration::from_secs(30), "netd daemon", || {
+            if let Some(status) = d.process.as_mut().unwrap().try_wait()? {
+                bail!("netd daemon exited ({status})");
+            }
+            Ok(d.socket.exists() && sys::run(d.cli().args(["network", "ls", "-q"])).is_ok())
+        });
+        res.with_context(|| format!("daemon log: {}", d.log_tail()))
+    }
+
+    fn start_container(&mut self, name: &str, network: &str, run_dir: &Path) -> Result<Endpoint> {
+        sys::run(self.daemon().cli().args(["run", "-d", "--name", name, "--network", network]))
+            .with_context(|| format!("netd run {name}"))?;
+        self.containers.push(name.to_string());
+        let out = sys::run(self.daemon().cli().args(["inspect", name]))?;
+        let json: serde_json::Value = serde_json::from_str(&out).context("netd inspect: not JSON")?;
+        let ip = find_ipv4(&json).with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
+        let netns = run_dir.join("netns").join(name);
+        if !netns.exists() {
+            bail!("netd run {name}: {} does not exist", netns.display());
+        }
+        Ok(Endpoint { netns, ip })
+    }
+}
+
+/// The container's address from `netd inspect` JSON, whatever its exact shape: Docker's
+/// `IPAddress` ("a.b.c.d") or `IPv4Address` ("a.b.c.d/nn"), at any depth.
+fn find_ipv4(v: &serde_json::Value) -> Option<Ipv4Addr> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for key in ["IPAddress", "IPv4Address", "ip", "ipv4", "address"] {
+                if let Some(ip) = map
+                    .get(key)
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| s.split('/').next())
+                    .and_then(|s| s.parse().ok())
+                {
+                    return Some(ip);
+                }
+            }
+            map.values().find_map(find_ipv4)
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(find_ipv4),
+        _ => None,
+    }
+}
+
+impl Drop for NetdNetwork {
+    fn drop(&mut self) {
+        if let Some(d) = &self.daemon {
+            if !self.containers.is_empty() {
+                sys::run_quiet(d.cli().args(["rm", "-f"]).args(&self.containers));
+            }
+            if let Some(net) = &self.network {
+                sys::run_quiet(d.cli().args(["network", "rm", net]));
+            }
+        }
+        // Stop the daemon (its Drop), then remove the dirs; the netns fields go last.
+        drop(self.daemon.take());
+        sys::remove_tree(&self.dir);
+    }
+}
+
+impl Topology for NetdNetwork {
+    fn kind(&self) -> Kind {
+        Kind::Netd
+    }
+    fn server(&self) -> &Endpoint {
+        &self.server
+    }
+    fn client(&self) -> &Endpoint {
+        &self.client
+    }
+    fn info(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("netd_version".to_string(), self.version.clone()),
+            ("server_ip".to_string(), self.server.ip.to_string()),
+            ("client_ip".to_string(), self.client.ip.to_string()),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_ip_in_docker_shapes() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"Name":"a","NetworkSettings":{"Networks":{"n":{"IPAddress":"172.18.0.2"}}}}]"#,
+        )
+        .unwrap();
+        assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 2)));
+        let v: serde_json::Value = serde_json::from_str(r#"{"Networks":[{"IPv4Address":"172.18.0.3/16"}]}"#).unwrap();
+        assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 3)));
+        assert_eq!(find_ipv4(&serde_json::json!({"IPAddress": ""})), None);
+    }
+}
