@@ -84,7 +84,11 @@ pub struct Output {
 
 /// Waits for `child`, reading its stdout/stderr (if piped), and kills it (SIGKILL to its PID)
 /// on the deadline or when the run is interrupted.
-pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Result<Output> {
+pub fn wait_output(child: Child, timeout: Duration, what: &str) -> Result<Output> {
+    wait_output_inner(child, timeout, what, true)
+}
+
+fn wait_output_inner(mut child: Child, timeout: Duration, what: &str, abort_on_interrupt: bool) -> Result<Output> {
     let reader = |r: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut s = String::new();
@@ -103,11 +107,12 @@ pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Result<Ou
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        if interrupted() || Instant::now() >= deadline {
+        let abort = abort_on_interrupt && interrupted();
+        if abort || Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             let _ = (out.join(), err.join());
-            if interrupted() {
+            if abort {
                 bail!("interrupted");
             }
             bail!("{what}: timed out after {timeout:?}");
@@ -122,14 +127,19 @@ pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Result<Ou
 }
 
 /// Runs a command to completion within `timeout`; error (with its stderr) on non-zero exit.
+/// Gives up early when the run is interrupted.
 pub fn run_timeout(c: &mut Command, timeout: Duration) -> Result<String> {
+    run_inner(c, timeout, true)
+}
+
+fn run_inner(c: &mut Command, timeout: Duration, abort_on_interrupt: bool) -> Result<String> {
     let what = describe(c);
     let child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting `{what}`"))?;
-    let out = wait_output(child, timeout, &what)?;
+    let out = wait_output_inner(child, timeout, &what, abort_on_interrupt)?;
     if !out.status.success() {
         let msg = out.stderr.trim();
         let msg = if msg.is_empty() { out.stdout.trim() } else { msg };
@@ -143,12 +153,11 @@ pub fn run(c: &mut Command) -> Result<String> {
     run_timeout(c, Duration::from_secs(120))
 }
 
-/// Best effort: for tear-down, where a failure must not stop the rest of the cleanup.
+/// Tear-down: runs even after an interrupt (bounded by its timeout); a failure is reported
+/// and does not stop the rest of the cleanup.
 pub fn run_quiet(c: &mut Command) {
-    if let Err(e) = run_timeout(c, Duration::from_secs(60)) {
-        if !interrupted() || SIGNALS.load(Ordering::SeqCst) < 3 {
-            eprintln!("cleanup: {e:#}");
-        }
+    if let Err(e) = run_inner(c, Duration::from_secs(60), false) {
+        eprintln!("cleanup: {e:#}");
     }
 }
 
@@ -316,12 +325,28 @@ pub fn remove_tree(dir: &Path) {
     }
 }
 
-/// Polls `cond` every 20 ms until it is true or `timeout` passes.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
+/// Polls `cond` every 20 ms until it is true or `timeout` passes; gives up when interrupted.
+pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> Result<bool>) -> Result<()> {
+    wait_until_inner(timeout, what, cond, true)
+}
+
+/// Like [`wait_until`] but also after an interrupt: for tear-down.
+pub fn wait_until_cleanup(timeout: Duration, what: &str, cond: impl FnMut() -> Result<bool>) -> Result<()> {
+    wait_until_inner(timeout, what, cond, false)
+}
+
+fn wait_until_inner(
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<bool>,
+    abort_on_interrupt: bool,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;
     loop {
-        check_interrupted()?;
+        if abort_on_interrupt {
+            check_interrupted()?;
+        }
         match cond() {
             Ok(true) => return Ok(()),
             Ok(false) => {}

@@ -135,7 +135,7 @@ impl Dockerd {
                 .unwrap_or(false);
             if ours && sys::pid_alive(pid) {
                 sys::signal(pid, libc::SIGTERM);
-                let _ = sys::wait_until(Duration::from_secs(10), "containerd exit", || Ok(!sys::pid_alive(pid)));
+                let _ = sys::wait_until_cleanup(Duration::from_secs(10), "containerd exit", || Ok(!sys::pid_alive(pid)));
             }
         }
         sys::unmount_all_under(&self.exec_root);
