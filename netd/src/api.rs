@@ -22,6 +22,8 @@ use crate::{
 pub struct Api {
     pub manager: Arc<Manager>,
     pub run_dir: std::path::PathBuf,
+    /// Notified after `system reset`: with its state gone, the daemon exits.
+    pub stop: Arc<tokio::sync::Notify>,
 }
 
 impl IntoResponse for Error {
@@ -116,7 +118,10 @@ async fn stats(State(api): State<Api>) -> ApiResult {
 }
 
 async fn reset(State(api): State<Api>) -> ApiResult {
-    api.manager.reset().await?;
+    let result = api.manager.reset().await;
+    // Even a partial reset leaves the daemon without its state: stop either way.
+    api.stop.notify_one();
+    result?;
     Ok(Json(json!({})))
 }
 

@@ -45,17 +45,37 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
     tracing::info!(socket = %socket.display(), "netd daemon ready");
-    let app = api::router(Api { manager, run_dir: args.run_dir.clone() });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let app = api::router(Api { manager, run_dir: args.run_dir.clone(), stop: stop.clone() });
+    let (reset_tx, reset_rx) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        let _ = reset_tx.send(shutdown_signal(stop).await);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     let _ = std::fs::remove_file(&socket);
-    tracing::info!("netd daemon stopped; pinned datapath keeps forwarding");
+    if reset_rx.await.unwrap_or(false) {
+        remove_empty_run_dirs(&args.run_dir);
+        tracing::info!("netd system reset done; daemon stopped");
+    } else {
+        tracing::info!("netd daemon stopped; pinned datapath keeps forwarding");
+    }
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT/SIGTERM (false) or after `system reset` (true).
+async fn shutdown_signal(stop: Arc<tokio::sync::Notify>) -> bool {
     let mut term = tokio::signal::unix::signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => false,
+        _ = term.recv() => false,
+        _ = stop.notified() => true,
     }
+}
+
+/// After a reset only empty directories can remain in the run dir; remove them.
+fn remove_empty_run_dirs(run_dir: &std::path::Path) {
+    for sub in ["netns", "containers"] {
+        let _ = std::fs::remove_dir(run_dir.join(sub));
+    }
+    let _ = std::fs::remove_dir(run_dir);
 }

@@ -55,9 +55,15 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     let pinned_links: Vec<_> = std::fs::read_dir(host.bpffs.join("links")).unwrap().collect();
     assert!(pinned_links.is_empty(), "link pins left behind: {pinned_links:?}");
 
-    // `system reset` removes the rest: the default bridge's gateway, routes and every pin.
+    // `system reset` removes the rest (the default bridge's gateway, routes, every pin, the
+    // run dir) and stops the daemon, whose state is gone.
     host.ok(&["system", "reset"]);
     assert!(!host.bpffs.exists(), "pins left after system reset");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while host.run_dir().exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!host.run_dir().exists(), "run dir left after system reset");
     let routes = host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]);
     assert!(!routes.contains("172.17.") && !routes.contains("172.18."), "routes left after reset:\n{routes}");
     let addrs = host.in_host_ok(&["ip", "-o", "-4", "addr", "show"]);
