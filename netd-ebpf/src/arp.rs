@@ -20,6 +20,12 @@ pub fn handle(ctx: &TcContext, src: &Interface) -> Result<i32, ()> {
     // SAFETY: both pointers were bounds-checked by ptr_at.
     let (eth, arp) = unsafe { (&mut *eth, &mut *arp) };
 
+    // The sender fields must be the endpoint's own; 0.0.0.0 is an address probe (RFC 5227).
+    let sender_ip = u32::from_ne_bytes(arp.spa);
+    if arp.sha != src.mac || (sender_ip != src.ip && sender_ip != 0) {
+        drop::count(ctx, DropReason::SpoofedSource);
+        return Ok(TC_ACT_SHOT as i32);
+    }
     if u16::from_be_bytes(arp.oper) != ARP_REQUEST {
         // Replies and announcements go to the host stack, which keeps its neighbour entries.
         return Ok(TC_ACT_OK as i32);

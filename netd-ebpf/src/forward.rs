@@ -35,18 +35,18 @@ pub fn endpoint_ingress(ctx: &TcContext) -> Result<i32, ()> {
     };
 
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
+    // Anti-spoofing comes first, for every ethertype: a frame must carry the endpoint's MAC.
     // SAFETY: bounds-checked by ptr_at.
-    let ether_type = unsafe { (*eth).ether_type };
+    let (src_mac, ether_type) = unsafe { ((*eth).src_addr, (*eth).ether_type) };
+    if src_mac != src.mac {
+        drop::count(ctx, DropReason::SpoofedSource);
+        return Ok(TC_ACT_SHOT as i32);
+    }
     if ether_type == EtherType::Arp as u16 {
         return arp::handle(ctx, &src);
     }
     if ether_type != EtherType::Ipv4 as u16 {
         return Ok(TC_ACT_OK as i32);
-    }
-    // SAFETY: bounds-checked by ptr_at.
-    if unsafe { (*eth).src_addr } != src.mac {
-        drop::count(ctx, DropReason::SpoofedSource);
-        return Ok(TC_ACT_SHOT as i32);
     }
     forward_ipv4(ctx, eth, &src)
 }

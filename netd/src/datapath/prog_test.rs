@@ -408,6 +408,54 @@ fn spoofed_source_mac_is_dropped() {
 }
 
 #[test]
+fn arp_with_a_foreign_sender_is_dropped() {
+    let fx = Fixture::new("spoofed_arp");
+    let me = sender();
+    let other = peer();
+    // A request in the peer's name (poisoning the peer's entry elsewhere), a forged reply to
+    // the host stack, and a frame whose ARP sender MAC differs from its Ethernet source.
+    let as_peer = ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, me.mac, other.ip, [0; 6], GATEWAY_1));
+    let forged_reply = ethernet(me.host_mac, me.mac, ETH_P_ARP, &arp(ARP_REPLY, me.mac, other.ip, me.host_mac, GATEWAY_1));
+    let foreign_sha = ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, other.mac, me.ip, [0; 6], GATEWAY_1));
+    for packet in [&as_peer, &forged_reply, &foreign_sha] {
+        let (verdict, out) = fx.run(packet);
+        assert_eq!(verdict, TC_ACT_SHOT, "on {packet:02x?}");
+        assert_eq!(&out, packet);
+    }
+    fx.assert_drops(&[
+        (DropReason::SpoofedSource, &as_peer),
+        (DropReason::SpoofedSource, &forged_reply),
+        (DropReason::SpoofedSource, &foreign_sha),
+    ]);
+}
+
+#[test]
+fn arp_probe_from_the_unspecified_address_is_answered() {
+    let fx = Fixture::new("arp_probe");
+    let me = sender();
+    // RFC 5227 probe: sender IP 0.0.0.0 while the container checks its own address.
+    let probe = ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, me.mac, Ipv4Addr::UNSPECIFIED, [0; 6], GATEWAY_1));
+    let (verdict, _) = fx.run(&probe);
+    assert_eq!(verdict, TC_ACT_REDIRECT);
+    fx.assert_drops(&[]);
+}
+
+#[test]
+fn other_ethertypes_with_a_foreign_source_mac_are_dropped() {
+    const ETH_P_IPV6: u16 = 0x86dd;
+    let fx = Fixture::new("spoofed_other");
+    let me = sender();
+    let payload = [0x60u8; 40];
+    let own = ethernet(BROADCAST, me.mac, ETH_P_IPV6, &payload);
+    let foreign = ethernet(BROADCAST, peer().mac, ETH_P_IPV6, &payload);
+    assert_eq!(fx.run(&own).0, TC_ACT_OK);
+    let (verdict, out) = fx.run(&foreign);
+    assert_eq!(verdict, TC_ACT_SHOT);
+    assert_eq!(out, foreign);
+    fx.assert_drops(&[(DropReason::SpoofedSource, &foreign)]);
+}
+
+#[test]
 fn packets_on_an_interface_without_endpoint_are_dropped() {
     // Ifindex 1 (where test-run packets arrive) has no entry.
     let fx = Fixture::with_endpoints("unknown_interface", &[peer(), stranger()]);
