@@ -22,7 +22,7 @@ use probe::{Pinning, Probe, Tools};
 use progress::Progress;
 use report::{Results, Settings, TopologyStatus};
 use runner::Plan;
-use topology::{Kind, Names, Topology};
+use topology::{Kind, Names, Topology, Unsupported};
 
 #[derive(Parser)]
 #[command(name = "netd-bench", about = "netd vs docker0 vs a bare veth pair", args_conflicts_with_subcommands = true)]
@@ -51,10 +51,10 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// Short run: 1 s per measurement (5 rounds unless --rounds); finishes within 5 minutes.
+    /// Short run: 3 rounds of 1 s measurements (unless --rounds/--secs); well within 5 minutes.
     #[arg(long)]
     quick: bool,
-    /// Interleaved rounds (default 5).
+    /// Interleaved rounds (default 5, or 3 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
     /// Seconds per measurement (default 3, or 1 with --quick).
@@ -104,7 +104,7 @@ fn bench(args: RunArgs) -> Result<()> {
     let mut kinds = args.topologies.clone();
     kinds.dedup();
     let plan = Plan {
-        rounds: args.rounds.unwrap_or(5).max(1),
+        rounds: args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1),
         secs: args.secs.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
         probes: args.probes.clone(),
         pinnings: Pinning::defaults(),
@@ -114,7 +114,7 @@ fn bench(args: RunArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
 
-    let mut progress = Progress::new(plan.measurements_per_topology() * kinds.len());
+    let mut progress = Progress::new(0);
     if !args.no_install {
         if let Err(e) = setup::ensure_tools(&kinds, &mut progress) {
             sys::check_interrupted()?;
@@ -134,14 +134,40 @@ fn bench(args: RunArgs) -> Result<()> {
         match topology_setup(kind, &names) {
             Ok(t) => {
                 progress.note(&format!("  {kind} ready in {:.1} s", t0.elapsed().as_secs_f64()));
-                statuses.push(TopologyStatus { name: kind, role: kind.role(), available: true, reason: None, info: t.info() });
+                let unsupported = plan
+                    .probes
+                    .iter()
+                    .filter_map(|&p| match runner::support(t.as_ref(), p) {
+                        Ok(()) => None,
+                        Err(Unsupported::NotApplicable) => Some((p, "n/a".to_string())),
+                        Err(Unsupported::Unavailable(why)) => {
+                            progress.note(&format!("  {kind}: {} unavailable: {why}", p.name()));
+                            Some((p, format!("unavailable: {why}")))
+                        }
+                    })
+                    .collect();
+                statuses.push(TopologyStatus {
+                    name: kind,
+                    role: kind.role(),
+                    available: true,
+                    reason: None,
+                    unsupported,
+                    info: t.info(),
+                });
                 built.push(t);
             }
             Err(e) => {
                 sys::check_interrupted()?;
                 let reason = format!("{e:#}");
                 progress.note(&format!("  {kind} unavailable: {reason}"));
-                statuses.push(TopologyStatus { name: kind, role: kind.role(), available: false, reason: Some(reason), info: Default::default() });
+                statuses.push(TopologyStatus {
+                    name: kind,
+                    role: kind.role(),
+                    available: false,
+                    reason: Some(reason),
+                    unsupported: Default::default(),
+                    info: Default::default(),
+                });
             }
         }
     }
@@ -149,8 +175,8 @@ fn bench(args: RunArgs) -> Result<()> {
         bail!("no topology could be set up");
     }
 
-    let mut progress = Progress::new(plan.measurements_per_topology() * built.len());
     let refs: Vec<&dyn Topology> = built.iter().map(|b| b.as_ref()).collect();
+    let mut progress = Progress::new(refs.iter().map(|&t| plan.measurements(t)).sum());
     let collected = runner::run(&plan, &refs, &tools, &mut progress)?;
 
     let rows = report::build_rows(&plan, &collected, &statuses);

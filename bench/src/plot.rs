@@ -133,7 +133,7 @@ where
                 )))?;
             }
             None => {
-                let why = if t.available { "failed" } else { "unavailable" };
+                let why = crate::report::short_status(t, row).unwrap_or("failed");
                 chart.draw_series(std::iter::once(Text::new(
                     why.to_string(),
                     (x, y_max * 0.1),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::{ClientKind, LoadReport};
 use crate::sys::{self, ChildGuard};
 use crate::topology::{Endpoint, Topology};
+use std::net::SocketAddr;
 
 /// One reported number: a row of the table (per pinning).
 #[derive(Debug, PartialEq)]
@@ -41,11 +42,35 @@ pub const TCP_CRR_CPS: Quantity = Quantity { id: "tcp_crr.cps", metric: "TCP_CRR
 pub const UDP_RR_TPS: Quantity = Quantity { id: "udp_rr.tps", metric: "UDP_RR", unit: "trans/s", higher_is_better: true };
 pub const UDP_RR_P50: Quantity =
     Quantity { id: "udp_rr.p50_us", metric: "UDP_RR", unit: "p50 latency µs", higher_is_better: false };
+pub const PUBLISHED_RR_TPS: Quantity = Quantity {
+    id: "published_tcp_rr.tps",
+    metric: "TCP_RR outside→published port",
+    unit: "trans/s",
+    higher_is_better: true,
+};
+pub const PUBLISHED_CRR_CPS: Quantity = Quantity {
+    id: "published_tcp_crr.cps",
+    metric: "TCP_CRR outside→published port",
+    unit: "conn/s",
+    higher_is_better: true,
+};
+pub const LOCALHOST_RR_TPS: Quantity = Quantity {
+    id: "localhost_tcp_rr.tps",
+    metric: "TCP_RR host→127.0.0.1:port",
+    unit: "trans/s",
+    higher_is_better: true,
+};
+pub const LOCALHOST_CRR_CPS: Quantity = Quantity {
+    id: "localhost_tcp_crr.cps",
+    metric: "TCP_CRR host→127.0.0.1:port",
+    unit: "conn/s",
+    higher_is_better: true,
+};
 
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
 /// are added as further variants with their own quantities; `pinned()` says whether the
 /// probe runs once per CPU pinning or once per round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     /// TCP_STREAM with iperf3.
@@ -56,10 +81,27 @@ pub enum Probe {
     Crr,
     /// UDP_RR: 1-byte request/response over UDP.
     Udprr,
+    /// TCP_RR from the outside netns to the host's published port (DNAT to the container).
+    PubRr,
+    /// TCP_CRR from the outside netns to the host's published port.
+    PubCrr,
+    /// TCP_RR from the host netns to 127.0.0.1:published port (netd socket-LB vs docker-proxy).
+    LocalRr,
+    /// TCP_CRR from the host netns to 127.0.0.1:published port.
+    LocalCrr,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 4] = [Probe::Stream, Probe::Rr, Probe::Crr, Probe::Udprr];
+    pub const ALL: [Probe; 8] = [
+        Probe::Stream,
+        Probe::Rr,
+        Probe::Crr,
+        Probe::Udprr,
+        Probe::PubRr,
+        Probe::PubCrr,
+        Probe::LocalRr,
+        Probe::LocalCrr,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -67,7 +109,16 @@ impl Probe {
             Probe::Rr => "TCP_RR",
             Probe::Crr => "TCP_CRR",
             Probe::Udprr => "UDP_RR",
+            Probe::PubRr => "TCP_RR outside→published port",
+            Probe::PubCrr => "TCP_CRR outside→published port",
+            Probe::LocalRr => "TCP_RR host→127.0.0.1:port",
+            Probe::LocalCrr => "TCP_CRR host→127.0.0.1:port",
         }
+    }
+
+    /// Whether the probe goes through the server's published port.
+    pub fn needs_published_port(self) -> bool {
+        matches!(self, Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr)
     }
 
     pub fn quantities(self) -> &'static [&'static Quantity] {
@@ -76,6 +127,10 @@ impl Probe {
             Probe::Rr => &[&TCP_RR_TPS, &TCP_RR_P50, &TCP_RR_P99],
             Probe::Crr => &[&TCP_CRR_CPS],
             Probe::Udprr => &[&UDP_RR_TPS, &UDP_RR_P50],
+            Probe::PubRr => &[&PUBLISHED_RR_TPS],
+            Probe::PubCrr => &[&PUBLISHED_CRR_CPS],
+            Probe::LocalRr => &[&LOCALHOST_RR_TPS],
+            Probe::LocalCrr => &[&LOCALHOST_CRR_CPS],
         }
     }
 
@@ -152,30 +207,62 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, secs: f64, tool
             Ok(vec![(&TCP_STREAM_GBPS, parse_iperf3(&out)? / 1e9)])
         }
         Probe::Rr | Probe::Crr | Probe::Udprr => {
-            let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), &tools.bench);
-            srv.args(["serve", "--port", &port.to_string(), "--max-secs", &(secs + 30.0).to_string()]);
-            let _server = start_server(srv, server, port)?;
             let kind = match probe {
                 Probe::Rr => ClientKind::Rr,
                 Probe::Crr => ClientKind::Crr,
                 _ => ClientKind::Udprr,
             };
-            let sub = match kind {
-                ClientKind::Rr => "rr",
-                ClientKind::Crr => "crr",
-                ClientKind::Udprr => "udprr",
-            };
-            let mut cli = sys::netns_command(&client.netns, Some(pin.client_cpu), &tools.bench);
-            cli.args([sub, "--addr", &format!("{}:{port}", server.ip), "--secs", &secs.to_string()]);
-            let out = run_client(cli, secs)?;
-            let r: LoadReport = serde_json::from_str(out.trim()).with_context(|| format!("load tool output: {out:?}"))?;
+            let addr = SocketAddr::from((server.ip, port));
+            let r = load_probe(kind, server, port, &client.netns, addr, pin, secs, tools)?;
             Ok(match kind {
                 ClientKind::Rr => vec![(&TCP_RR_TPS, r.per_sec), (&TCP_RR_P50, r.p50_us), (&TCP_RR_P99, r.p99_us)],
                 ClientKind::Crr => vec![(&TCP_CRR_CPS, r.per_sec)],
                 ClientKind::Udprr => vec![(&UDP_RR_TPS, r.per_sec), (&UDP_RR_P50, r.p50_us)],
             })
         }
+        Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr => {
+            let published = topo.published_port().map_err(|e| anyhow::anyhow!("no published port: {e:?}"))?;
+            let target = match probe {
+                Probe::PubRr | Probe::PubCrr => &published.from_outside,
+                _ => &published.from_host,
+            };
+            let (kind, q) = match probe {
+                Probe::PubRr => (ClientKind::Rr, &PUBLISHED_RR_TPS),
+                Probe::PubCrr => (ClientKind::Crr, &PUBLISHED_CRR_CPS),
+                Probe::LocalRr => (ClientKind::Rr, &LOCALHOST_RR_TPS),
+                _ => (ClientKind::Crr, &LOCALHOST_CRR_CPS),
+            };
+            let r = load_probe(kind, server, published.container_port, &target.client_netns, target.addr, pin, secs, tools)?;
+            Ok(vec![(q, r.per_sec)])
+        }
     }
+}
+
+/// One run of our load tool: `serve` in the server endpoint on `port`, the client in
+/// `client_netns` connecting to `addr`.
+#[allow(clippy::too_many_arguments)]
+fn load_probe(
+    kind: ClientKind,
+    server: &Endpoint,
+    port: u16,
+    client_netns: &Path,
+    addr: SocketAddr,
+    pin: &Pinning,
+    secs: f64,
+    tools: &Tools,
+) -> Result<LoadReport> {
+    let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), &tools.bench);
+    srv.args(["serve", "--port", &port.to_string(), "--max-secs", &(secs + 30.0).to_string()]);
+    let _server = start_server(srv, server, port)?;
+    let sub = match kind {
+        ClientKind::Rr => "rr",
+        ClientKind::Crr => "crr",
+        ClientKind::Udprr => "udprr",
+    };
+    let mut cli = sys::netns_command(client_netns, Some(pin.client_cpu), &tools.bench);
+    cli.args([sub, "--addr", &addr.to_string(), "--secs", &secs.to_string()]);
+    let out = run_client(cli, secs)?;
+    serde_json::from_str(out.trim()).with_context(|| format!("load tool output: {out:?}"))
 }
 
 /// Starts a server and waits until it listens on `port` inside the endpoint's netns.

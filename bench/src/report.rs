@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::probe::Probe;
 use crate::runner::{row_key, Collected, Plan, SampleError};
 use crate::stats::{self, Summary};
 use crate::topology::{Kind, Role};
@@ -40,6 +41,8 @@ pub struct TopologyStatus {
     pub available: bool,
     /// Why it is unavailable.
     pub reason: Option<String>,
+    /// Probes this topology does not run: "n/a" (it has no such thing) or "unavailable: why".
+    pub unsupported: BTreeMap<Probe, String>,
     pub info: BTreeMap<String, String>,
 }
 
@@ -47,6 +50,7 @@ pub struct TopologyStatus {
 pub struct Row {
     /// `<quantity>.<pinning>`, e.g. `tcp_rr.tps.same_cpu`.
     pub id: String,
+    pub probe: Probe,
     pub metric: String,
     pub unit: String,
     /// `same_cpu`, `cross_cpu`, or null for probes that are not pinned.
@@ -120,7 +124,7 @@ const RATIOS: [(Role, Role); 2] = [(Role::Netd, Role::Docker), (Role::Netd, Role
 pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStatus]) -> Vec<Row> {
     plan.rows()
         .into_iter()
-        .map(|(q, pin)| {
+        .map(|(probe, q, pin)| {
             let key = row_key(q, pin);
             let per_topo = collected.samples.get(&key);
             let results: BTreeMap<String, Option<Summary>> = topologies
@@ -143,6 +147,7 @@ pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStat
                     Some(p) => format!("{}.{}", q.id, p.id),
                     None => q.id.to_string(),
                 },
+                probe,
                 metric: q.metric.to_string(),
                 unit: q.unit.to_string(),
                 pinning: pin.map(|p| p.id.clone()),
@@ -174,6 +179,31 @@ pub fn fmt_value(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+/// A table cell: "median [min–max]", or why there is no number.
+pub fn cell_text(t: &TopologyStatus, row: &Row) -> String {
+    match short_status(t, row) {
+        Some(status) => status.to_string(),
+        None => {
+            let sum = row.results.get(t.name.name()).and_then(|x| x.as_ref()).expect("short_status checked");
+            format!("{} [{}–{}]", fmt_value(sum.median), fmt_value(sum.min), fmt_value(sum.max))
+        }
+    }
+}
+
+/// None when the cell has numbers; else "unavailable", "n/a" or "failed".
+pub fn short_status(t: &TopologyStatus, row: &Row) -> Option<&'static str> {
+    if !t.available {
+        return Some("unavailable");
+    }
+    if let Some(why) = t.unsupported.get(&row.probe) {
+        return Some(if why == "n/a" { "n/a" } else { "unavailable" });
+    }
+    match row.results.get(t.name.name()) {
+        Some(Some(_)) => None,
+        _ => Some("failed"),
     }
 }
 
@@ -216,13 +246,7 @@ pub fn markdown(r: &Results) -> String {
         let arrow = if row.higher_is_better { "↑" } else { "↓" };
         s.push_str(&format!("| {} {} {arrow} | {} |", row.metric, row.unit, pinning_label(row.pinning.as_deref())));
         for t in &names {
-            let cell = match (t.available, row.results.get(t.name.name()).and_then(|x| x.as_ref())) {
-                (false, _) => "unavailable".to_string(),
-                (true, None) => "failed".to_string(),
-                (true, Some(sum)) => {
-                    format!("{} [{}–{}]", fmt_value(sum.median), fmt_value(sum.min), fmt_value(sum.max))
-                }
-            };
+            let cell = cell_text(t, row);
             s.push_str(&format!(" {cell} |"));
         }
         for rn in &ratio_names {
@@ -235,6 +259,11 @@ pub fn markdown(r: &Results) -> String {
     for t in &r.topologies {
         if let Some(reason) = &t.reason {
             s.push_str(&format!("- {} unavailable: {reason}\n", t.name));
+        }
+        for (probe, why) in &t.unsupported {
+            if let Some(why) = why.strip_prefix("unavailable: ") {
+                s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probe.name()));
+            }
         }
     }
     if !r.errors.is_empty() {

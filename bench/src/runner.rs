@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::probe::{self, Pinning, Probe, Quantity, Tools};
 use crate::progress::Progress;
 use crate::sys;
-use crate::topology::{Kind, Topology};
+use crate::topology::{Kind, Topology, Unsupported};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -22,24 +22,38 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The rows of the report, in display order: (quantity, pinning id or None).
-    pub fn rows(&self) -> Vec<(&'static Quantity, Option<&Pinning>)> {
+    /// The rows of the report, in display order: (probe, quantity, pinning or None).
+    pub fn rows(&self) -> Vec<(Probe, &'static Quantity, Option<&Pinning>)> {
         let mut rows = Vec::new();
         for &probe in &self.probes {
             for &q in probe.quantities() {
                 if probe.pinned() {
-                    rows.extend(self.pinnings.iter().map(|p| (q, Some(p))));
+                    rows.extend(self.pinnings.iter().map(|p| (probe, q, Some(p))));
                 } else {
-                    rows.push((q, None));
+                    rows.push((probe, q, None));
                 }
             }
         }
         rows
     }
 
-    pub fn measurements_per_topology(&self) -> usize {
-        self.probes.iter().map(|p| if p.pinned() { self.pinnings.len() } else { 1 }).sum::<usize>() * self.rounds
+    /// How many measurements the plan makes on `topo`.
+    pub fn measurements(&self, topo: &dyn Topology) -> usize {
+        self.probes
+            .iter()
+            .filter(|&&p| support(topo, p).is_ok())
+            .map(|p| if p.pinned() { self.pinnings.len() } else { 1 })
+            .sum::<usize>()
+            * self.rounds
     }
+}
+
+/// Whether `topo` can run `probe` at all (a veth pair has no published ports).
+pub fn support(topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
+    if probe.needs_published_port() {
+        topo.published_port()?;
+    }
+    Ok(())
 }
 
 /// Row key: quantity id and pinning id ("" for unpinned probes).
@@ -78,7 +92,7 @@ pub fn run(plan: &Plan, topologies: &[&dyn Topology], tools: &Tools, progress: &
     for round in 0..plan.rounds {
         for i in round_order(&indices, round) {
             let topo = topologies[i];
-            for &probe in &plan.probes {
+            for &probe in plan.probes.iter().filter(|&&p| support(topo, p).is_ok()) {
                 let pins: Vec<Option<&Pinning>> =
                     if probe.pinned() { plan.pinnings.iter().map(Some).collect() } else { vec![None] };
                 for pin in pins {
@@ -149,6 +163,5 @@ mod tests {
         let plan = Plan { rounds: 5, secs: 1.0, probes: Probe::ALL.to_vec(), pinnings: pins };
         let n_q: usize = Probe::ALL.iter().map(|p| p.quantities().len()).sum();
         assert_eq!(plan.rows().len(), n_q * 2);
-        assert_eq!(plan.measurements_per_topology(), 4 * 2 * 5);
     }
 }

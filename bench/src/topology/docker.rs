@@ -9,15 +9,22 @@
 //! own: veth → docker0 bridge → br_netfilter/iptables FORWARD → veth.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Endpoint, Kind, Names, Topology};
+use super::{Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
 use crate::sys::{self, ChildGuard, Netns};
+
+/// The Docker host's uplink address (in its netns) and the outside netns's, like netd's host.
+const HOST_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// `-p HOST_PORT:CONTAINER_PORT` on the server container.
+const HOST_PORT: u16 = 17000;
+const CONTAINER_PORT: u16 = 7000;
 
 /// A dockerd process of our own; stopping it (by its PID) and removing its directories on drop.
 pub struct Dockerd {
@@ -30,6 +37,7 @@ pub struct Dockerd {
     pub version: String,
     // Dropped after the daemon has stopped (fields drop in order, after Drop::drop).
     netns: Netns,
+    outside: Netns,
     _dir: TempDirPath,
 }
 
@@ -65,6 +73,14 @@ impl Dockerd {
         // Belt and braces: the namespace has no uplink at all; a blackhole for Docker's
         // default pools makes it explicit that no container traffic is routed anywhere else.
         netns.ip(&["route", "add", "blackhole", "172.16.0.0/12"])?;
+        // An uplink to an "outside" netns, for clients of published ports.
+        let outside = Netns::create(&names.netns("dout"))?;
+        let (h_if, o_if) = (names.ifname("dh"), names.ifname("do"));
+        netns.ip(&["link", "add", &h_if, "type", "veth", "peer", "name", &o_if, "netns", &outside.name])?;
+        netns.ip(&["addr", "add", &format!("{HOST_UPLINK_IP}/24"), "dev", &h_if])?;
+        outside.ip(&["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", &o_if])?;
+        netns.ip(&["link", "set", &h_if, "up"])?;
+        outside.ip(&["link", "set", &o_if, "up"])?;
 
         let exec_root = dir.0.join("exec");
         let data_root = dir.0.join("data");
@@ -99,6 +115,7 @@ impl Dockerd {
             process: Some(process),
             version: String::new(),
             netns,
+            outside,
             _dir: dir,
         };
         let log_path = d._dir.0.join("dockerd.log");
@@ -211,6 +228,7 @@ fn copy_shared_libs(bin: &Path, root: &Path) -> Result<()> {
 pub struct DockerBridge {
     server: Endpoint,
     client: Endpoint,
+    published: Option<PublishedPort>,
     containers: Vec<String>,
     image: Option<String>,
     dockerd: Dockerd, // dropped (stopped) after Drop::drop removed containers and image
@@ -222,6 +240,7 @@ impl DockerBridge {
         let mut t = Self {
             server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            published: None,
             containers: Vec::new(),
             image: None,
             dockerd,
@@ -229,14 +248,32 @@ impl DockerBridge {
         let image = format!("{}-image:latest", names.tag);
         import_image(&t.dockerd, &image)?;
         t.image = Some(image.clone());
-        t.server = t.start_container(&names.netns("srv"), &image)?;
-        t.client = t.start_container(&names.netns("cli"), &image)?;
+        let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
+        t.server = t.start_container(&names.netns("srv"), &image, &["-p", &publish])?;
+        t.client = t.start_container(&names.netns("cli"), &image, &[])?;
+        t.published = Some(PublishedPort {
+            container_port: CONTAINER_PORT,
+            from_outside: Target {
+                client_netns: t.dockerd.outside.path(),
+                addr: SocketAddr::from((HOST_UPLINK_IP, HOST_PORT)),
+            },
+            from_host: Target {
+                client_netns: t.dockerd.netns.path(),
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, HOST_PORT)),
+            },
+        });
         Ok(t)
     }
 
-    fn start_container(&mut self, name: &str, image: &str) -> Result<Endpoint> {
-        sys::run(self.dockerd.cli().args(["run", "-d", "--network", "bridge", "--name", name, image, "/bin/sleep", "86400"]))
-            .with_context(|| format!("docker run {name}"))?;
+    fn start_container(&mut self, name: &str, image: &str, extra: &[&str]) -> Result<Endpoint> {
+        sys::run(
+            self.dockerd
+                .cli()
+                .args(["run", "-d", "--network", "bridge", "--name", name])
+                .args(extra)
+                .args([image, "/bin/sleep", "86400"]),
+        )
+        .with_context(|| format!("docker run {name}"))?;
         self.containers.push(name.to_string());
         let out = sys::run(self.dockerd.cli().args([
             "inspect",
@@ -276,6 +313,9 @@ impl Topology for DockerBridge {
     }
     fn client(&self) -> &Endpoint {
         &self.client
+    }
+    fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
+        self.published.as_ref().ok_or(Unsupported::NotApplicable)
     }
     fn info(&self) -> BTreeMap<String, String> {
         BTreeMap::from([

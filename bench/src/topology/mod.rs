@@ -7,7 +7,7 @@ pub mod veth;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -67,10 +67,42 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
 }
 
+/// A published port of the server container: `-p HOST_PORT:CONTAINER_PORT`, and the two
+/// ways a client reaches it.
+#[derive(Debug, Clone)]
+pub struct PublishedPort {
+    /// The port the server listens on inside the server endpoint.
+    pub container_port: u16,
+    /// From the "outside" netns to the host's uplink address and the host port.
+    pub from_outside: Target,
+    /// From the host's own netns to 127.0.0.1 and the host port (socket-LB / docker-proxy).
+    pub from_host: Target,
+}
+
+/// Where a client runs and what it connects to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub client_netns: PathBuf,
+    pub addr: SocketAddr,
+}
+
+/// Why a topology cannot run a probe.
+#[derive(Debug, Clone)]
+pub enum Unsupported {
+    /// The topology has no such thing (a bare veth pair publishes no ports).
+    NotApplicable,
+    /// It should, but setting it up failed (e.g. the daemon lacks the feature yet).
+    Unavailable(String),
+}
+
 pub trait Topology {
     fn kind(&self) -> Kind;
     fn server(&self) -> &Endpoint;
     fn client(&self) -> &Endpoint;
+    /// The server's published port, for the published-port probes.
+    fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
+        Err(Unsupported::NotApplicable)
+    }
     /// Facts worth recording with the results (versions, addresses).
     fn info(&self) -> BTreeMap<String, String> {
         BTreeMap::new()

@@ -5,19 +5,23 @@
 //! and bpffs directories, so it never touches the root netns.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Endpoint, Kind, Names, Topology};
+use super::{Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
 use crate::sys::{self, ChildGuard, Netns};
 
 const HOST_UPLINK_IP: &str = "198.51.100.2/24";
 const OUTSIDE_IP: &str = "198.51.100.1/24";
 const OUTSIDE_GW: &str = "198.51.100.1";
+const HOST_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// `-p HOST_PORT:CONTAINER_PORT` on the server container (same ports as the docker0 topology).
+const HOST_PORT: u16 = 17000;
+const CONTAINER_PORT: u16 = 7000;
 
 /// Where the netd binary is: $NETD_BIN, else the workspace's target/release/netd.
 pub fn netd_binary() -> Result<PathBuf> {
@@ -69,6 +73,8 @@ pub struct NetdNetwork {
     client: Endpoint,
     network: Option<String>,
     containers: Vec<String>,
+    /// The server's published port, or why publishing failed.
+    published: Result<PublishedPort, String>,
     version: String,
     // Drop order: containers and network (Drop::drop), then the daemon, then the dirs and netns.
     daemon: Option<Daemon>,
@@ -124,6 +130,7 @@ impl NetdNetwork {
             client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             network: None,
             containers: Vec::new(),
+            published: Err("not set up".into()),
             version,
             daemon: Some(daemon),
             dir,
@@ -134,8 +141,40 @@ impl NetdNetwork {
         let network = names.netns("net");
         sys::run(t.daemon().cli().args(["network", "create", &network])).context("netd network create")?;
         t.network = Some(network.clone());
-        t.server = t.start_container(&names.netns("srv"), &network, &run)?;
-        t.client = t.start_container(&names.netns("cli"), &network, &run)?;
+        let server = names.netns("srv");
+        let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
+        let can_publish = sys::run(t.daemon().cli().args(["run", "--help"]))
+            .map(|help| help.contains("--publish"))
+            .unwrap_or(false);
+        t.server = if !can_publish {
+            t.published = Err("this netd's `run` has no -p/--publish yet".into());
+            t.start_container(&server, &network, &run, &[])?
+        } else {
+            match t.start_container(&server, &network, &run, &["-p", &publish]) {
+                Ok(ep) => {
+                    t.published = t.check_published(&server).map(|()| PublishedPort {
+                        container_port: CONTAINER_PORT,
+                        from_outside: Target {
+                            client_netns: t._outside.path(),
+                            addr: SocketAddr::from((HOST_IP, HOST_PORT)),
+                        },
+                        from_host: Target {
+                            client_netns: t._host.path(),
+                            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, HOST_PORT)),
+                        },
+                    });
+                    ep
+                }
+                Err(e) => {
+                    // The container-to-container rows do not need the port: go on without it.
+                    t.published = Err(format!("netd run -p {publish}: {}", one_line(&format!("{e:#}"))));
+                    sys::run_quiet(t.daemon().cli().args(["rm", "-f", &server]));
+                    t.containers.retain(|c| c != &server);
+                    t.start_container(&server, &network, &run, &[])?
+                }
+            }
+        };
+        t.client = t.start_container(&names.netns("cli"), &network, &run, &[])?;
         Ok(t)
     }
 
@@ -154,10 +193,22 @@ impl NetdNetwork {
         res.with_context(|| format!("daemon log: {}", d.log_tail()))
     }
 
-    fn start_container(&mut self, name: &str, network: &str, run_dir: &Path) -> Result<Endpoint> {
-        sys::run(self.daemon().cli().args(["run", "-d", "--name", name, "--network", network]))
-            .with_context(|| format!("netd run {name}"))?;
+    /// `netd port NAME` must list the mapping (`7000/tcp -> 0.0.0.0:17000`).
+    fn check_published(&self, name: &str) -> Result<(), String> {
+        let out = sys::run(self.daemon().cli().args(["port", name])).map_err(|e| one_line(&format!("netd port: {e:#}")))?;
+        if out.lines().any(|l| l.starts_with(&format!("{CONTAINER_PORT}/tcp")) && l.trim_end().ends_with(&format!(":{HOST_PORT}"))) {
+            Ok(())
+        } else {
+            Err(format!("netd port {name} does not list {CONTAINER_PORT}/tcp -> :{HOST_PORT} (got {:?})", out.trim()))
+        }
+    }
+
+    fn start_container(&mut self, name: &str, network: &str, run_dir: &Path, extra: &[&str]) -> Result<Endpoint> {
         self.containers.push(name.to_string());
+        // Options such as `-p` go first, so that a CLI that does not know them fails instead
+        // of taking them for the container's command.
+        sys::run(self.daemon().cli().arg("run").args(extra).args(["-d", "--name", name, "--network", network]))
+            .with_context(|| format!("netd run {name}"))?;
         let out = sys::run(self.daemon().cli().args(["inspect", name]))?;
         let json: serde_json::Value = serde_json::from_str(&out).context("netd inspect: not JSON")?;
         let ip = find_ipv4(&json).with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
@@ -167,6 +218,12 @@ impl NetdNetwork {
         }
         Ok(Endpoint { netns, ip })
     }
+}
+
+/// What the CLI said (the text after the command line and its exit status), on one line.
+fn one_line(s: &str) -> String {
+    let said = s.rsplit_once("): ").map(|(_, said)| said).unwrap_or(s);
+    said.replace('\n', " ").chars().take(160).collect()
 }
 
 /// The container's address from `netd inspect` JSON, whatever its exact shape: Docker's
@@ -216,6 +273,9 @@ impl Topology for NetdNetwork {
     }
     fn client(&self) -> &Endpoint {
         &self.client
+    }
+    fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
+        self.published.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
     }
     fn info(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
