@@ -401,7 +401,8 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Docker's tabwriter layout: columns padded to the widest cell plus three spaces.
+/// Docker's tabwriter layout (minwidth 10, padding 3): columns padded to the widest cell plus
+/// three spaces, and at least ten wide.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     print!("{}", format_table(header, rows));
 }
@@ -420,7 +421,7 @@ pub fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
             if i == last {
                 s.push_str(cell);
             } else {
-                s.push_str(&format!("{cell:<width$}", width = widths[i] + 3));
+                s.push_str(&format!("{cell:<width$}", width = (widths[i] + 3).max(10)));
             }
         }
         s.trim_end().to_string() + "\n"
