@@ -16,7 +16,9 @@ use crate::{
 /// Gateway addresses live on `lo` as /32s (no dummy driver in these kernels); each subnet gets
 /// an `unreachable` route so that an address without an endpoint never follows the default
 /// route out of the host. Per-endpoint /32 routes win over it.
-const LOOPBACK_INDEX: u32 = 1;
+pub const LOOPBACK_INDEX: u32 = 1;
+/// IFA_LABEL of the gateway addresses: marks them as netd's for the restart reconciliation.
+pub const GATEWAY_LABEL: &str = "lo:netd";
 
 pub struct Plumber {
     host: Netlink,
@@ -29,6 +31,12 @@ pub fn host_ifname(endpoint_id: &str) -> String {
     format!("nd{}", &endpoint_id[..12])
 }
 
+/// Whether `name` has the shape of [`host_ifname`] (ids are lowercase hex).
+pub fn is_host_ifname(name: &str) -> bool {
+    name.strip_prefix("nd")
+        .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
 impl Plumber {
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self { host, netns_dir: run_dir.join("netns"), datapath }
@@ -36,6 +44,11 @@ impl Plumber {
 
     pub fn datapath(&self) -> &Arc<dyn Datapath> {
         &self.datapath
+    }
+
+    /// Where container netns are bind-mounted.
+    pub fn netns_dir(&self) -> &Path {
+        &self.netns_dir
     }
 
     pub fn netns_path(&self, container_name: &str) -> PathBuf {
@@ -60,7 +73,7 @@ impl Plumber {
 
     /// Makes the host answer on the network's gateway address and fences off the subnet.
     pub async fn add_gateway(&self, ipam: &IpamConfig) -> Result<()> {
-        self.host.add_address(LOOPBACK_INDEX, ipam.gateway, 32).await?;
+        self.host.add_labelled_address(LOOPBACK_INDEX, ipam.gateway, 32, GATEWAY_LABEL).await?;
         if let Err(e) = self.host.add_unreachable_route(ipam.subnet).await {
             let _ = self.host.delete_address(LOOPBACK_INDEX, ipam.gateway).await;
             return Err(e);

@@ -12,6 +12,7 @@ mod model;
 mod netlink;
 mod netns;
 mod process;
+mod reconcile;
 mod store;
 mod views;
 

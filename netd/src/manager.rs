@@ -163,22 +163,13 @@ impl Manager {
         Ok(())
     }
 
-    /// Re-applies the store to the kernel after a restart: gateways, endpoint links and map
-    /// entries are adopted; pinned objects the store does not know are removed.
+    /// Makes the kernel match the store after a restart (`reconcile.rs`): what the store knows
+    /// is adopted in place, netd's leftovers that it does not know are removed.
     async fn reconcile(&self) -> Result<()> {
         let state = self.state.lock().await;
-        for ipam in state.networks.values().filter_map(|n| n.ipam.as_ref()) {
-            self.plumber.add_gateway(ipam).await?;
-        }
-        let mut entries = Vec::new();
-        for (_, ep) in state.endpoints() {
-            let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            match self.plumber.existing_entry(ep, index).await? {
-                Some(entry) => entries.push(entry),
-                None => tracing::warn!(endpoint = %ep.id, "endpoint's veth is gone; leaving it out"),
-            }
-        }
-        self.plumber.datapath().reconcile(&entries)
+        let networks: Vec<Network> = state.networks.values().cloned().collect();
+        let containers: Vec<Container> = state.containers.values().cloned().collect();
+        crate::reconcile::run(&self.plumber, &networks, &containers).await
     }
 
     pub async fn networks(&self) -> Vec<(Network, Vec<(Container, Endpoint)>)> {

@@ -5,7 +5,8 @@ use std::{net::Ipv4Addr, os::fd::AsRawFd, path::Path};
 use futures::TryStreamExt;
 use netlink_packet_route::{
     address::AddressAttribute,
-    link::{InfoData, InfoKind, InfoVeth, LinkAttribute},
+    link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType},
 };
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -13,6 +14,21 @@ use crate::{
     error::{Error, Result},
     netns,
 };
+
+/// rtnetlink protocol number of every route netd adds in the host netns ('N'; not taken in
+/// /etc/iproute2/rt_protos), so that a restarted daemon can tell its own routes from others'.
+pub const ROUTE_PROTOCOL: u8 = 78;
+
+/// Main routing table id.
+const RT_TABLE_MAIN: u8 = 254;
+
+/// A route netd added (protocol [`ROUTE_PROTOCOL`], main table), as found in the kernel.
+pub struct OwnRoute {
+    pub destination: ipnetwork::Ipv4Network,
+    pub unreachable: bool,
+    pub oif: Option<u32>,
+    message: RouteMessage,
+}
 
 #[derive(Clone)]
 pub struct Netlink {
@@ -148,6 +164,7 @@ impl Netlink {
             .destination_prefix(dest, 32)
             .output_interface(index)
             .pref_source(src)
+            .protocol(ROUTE_PROTOCOL.into())
             .build();
         match self.handle.route().add(route).execute().await {
             Ok(()) => Ok(()),
@@ -156,10 +173,11 @@ impl Netlink {
         }
     }
 
-    fn unreachable_route(subnet: ipnetwork::Ipv4Network) -> netlink_packet_route::route::RouteMessage {
+    fn unreachable_route(subnet: ipnetwork::Ipv4Network) -> RouteMessage {
         RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(subnet.network(), subnet.prefix())
-            .kind(netlink_packet_route::route::RouteType::Unreachable)
+            .kind(RouteType::Unreachable)
+            .protocol(ROUTE_PROTOCOL.into())
             .build()
     }
 
@@ -189,9 +207,9 @@ impl Netlink {
 
     /// Every IPv4 route's destination in the main table, for IPAM's overlap check. Default
     /// routes and blackhole/unreachable/prohibit routes are left out (they do not make a pool
-    /// unusable, DESIGN §3).
+    /// unusable, DESIGN §3), and so are netd's own routes (inside its networks' subnets, or
+    /// leftovers that the restart reconciliation removes).
     pub async fn route_destinations(&self) -> Result<Vec<ipnetwork::Ipv4Network>> {
-        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
         let mut routes = self
             .handle
             .route()
@@ -200,7 +218,10 @@ impl Netlink {
         let mut out = Vec::new();
         while let Some(route) = routes.try_next().await.map_err(nl_err("list routes"))? {
             let prefix = route.header.destination_prefix_length;
-            if prefix == 0 || route.header.kind != RouteType::Unicast {
+            if prefix == 0
+                || route.header.kind != RouteType::Unicast
+                || route.header.protocol == RouteProtocol::from(ROUTE_PROTOCOL)
+            {
                 continue;
             }
             let dest = route.attributes.iter().find_map(|a| match a {
@@ -216,7 +237,6 @@ impl Netlink {
 
     /// The names of the devices that carry the default routes.
     pub async fn default_route_devices(&self) -> Result<Vec<String>> {
-        use netlink_packet_route::route::RouteAttribute;
         let mut routes = self
             .handle
             .route()
@@ -243,5 +263,94 @@ impl Netlink {
             }
         }
         Ok(names)
+    }
+
+    /// Adds an address with an IFA_LABEL (`ip addr add IP/PREFIX dev DEV label LABEL`).
+    pub async fn add_labelled_address(&self, index: u32, ip: Ipv4Addr, prefix: u8, label: &str) -> Result<()> {
+        let mut req = self.handle.address().add(index, ip.into(), prefix);
+        req.message_mut().attributes.push(AddressAttribute::Label(label.to_string()));
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+            Err(e) => Err(Error::system("add address", e)),
+        }
+    }
+
+    /// The IPv4 addresses on a link that carry `label`.
+    pub async fn labelled_addresses(&self, index: u32, label: &str) -> Result<Vec<Ipv4Addr>> {
+        let mut addrs = self.handle.address().get().set_link_index_filter(index).execute();
+        let mut out = Vec::new();
+        while let Some(msg) = addrs.try_next().await.map_err(nl_err("list addresses"))? {
+            if !msg.attributes.iter().any(|a| matches!(a, AddressAttribute::Label(l) if l == label)) {
+                continue;
+            }
+            out.extend(msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(std::net::IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Names of the links of one kind (`ip link show type KIND`).
+    pub async fn link_names_of_kind(&self, kind: InfoKind) -> Result<Vec<String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(link) = links.try_next().await.map_err(nl_err("list links"))? {
+            let is_kind = link.attributes.iter().any(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| matches!(i, LinkInfo::Kind(k) if *k == kind)),
+                _ => false,
+            });
+            if is_kind {
+                out.extend(link.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The routes netd added: protocol [`ROUTE_PROTOCOL`] in the main table.
+    pub async fn own_routes(&self) -> Result<Vec<OwnRoute>> {
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        let mut out = Vec::new();
+        while let Some(route) = routes.try_next().await.map_err(nl_err("list routes"))? {
+            if route.header.protocol != RouteProtocol::from(ROUTE_PROTOCOL) || route.header.table != RT_TABLE_MAIN {
+                continue;
+            }
+            let dest = route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                _ => None,
+            });
+            let prefix = route.header.destination_prefix_length;
+            let Some(destination) = ipnetwork::Ipv4Network::new(dest.unwrap_or(Ipv4Addr::UNSPECIFIED), prefix).ok()
+            else {
+                continue;
+            };
+            out.push(OwnRoute {
+                destination,
+                unreachable: route.header.kind == RouteType::Unreachable,
+                oif: route.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                }),
+                message: route,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a route found by [`Self::own_routes`]; already gone is success.
+    pub async fn delete_own_route(&self, route: OwnRoute) -> Result<()> {
+        match self.handle.route().del(route.message).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
+            Err(e) => Err(Error::system("delete route", e)),
+        }
     }
 }

@@ -53,6 +53,12 @@ pub fn create(path: &Path) -> Result<()> {
     made
 }
 
+/// Whether `path` is a mounted network namespace (and not just the empty mount point).
+pub fn is_netns_mount(path: &Path) -> bool {
+    use nix::sys::statfs::{statfs, NSFS_MAGIC};
+    statfs(path).map(|s| s.filesystem_type() == NSFS_MAGIC).unwrap_or(false)
+}
+
 /// Unmounts and removes a namespace created by [`create`]; already gone is fine.
 pub fn remove(path: &Path) -> Result<()> {
     if !path.exists() {

@@ -83,29 +83,43 @@ impl EbpfDatapath {
         Ok(())
     }
 
-    /// Attaches a fresh tcx link, or moves the pinned link of a previous daemon onto this
-    /// daemon's program (an atomic update: no moment without a program).
+    /// Moves the pinned link of a previous daemon onto this daemon's program (an atomic update:
+    /// no moment without a program), or attaches and pins a fresh tcx link. A pinned link that
+    /// cannot be updated is replaced by a fresh one, attached before the old one is unpinned.
     fn attach(&self, ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
         let pin = self.link_pin(&ep.host_ifname);
-        let prog = classifier(ebpf)?;
         if pin.exists() {
-            let link = PinnedLink::from_pin(&pin).map_err(|e| bpf_err("open pinned link")(e.into()))?;
-            let link = SchedClassifierLink::try_from(FdLink::from(link))
-                .map_err(|e| bpf_err("adopt pinned link")(e.into()))?;
-            prog.attach_to_link(link).map_err(|e| bpf_err("update pinned link")(e.into()))?;
-            return Ok(());
+            match Self::adopt(classifier(ebpf)?, &pin) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(link = %pin.display(), error = %e, "cannot adopt pinned link; replacing it"),
+            }
         }
-        let id = prog
-            .attach_with_options(
-                &ep.host_ifname,
-                TcAttachType::Ingress,
-                TcAttachOptions::TcxOrder(LinkOrder::default()),
-            )
-            .map_err(|e| bpf_err("attach tc program")(e.into()))?;
-        let link = prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?;
-        let link = FdLink::try_from(link).map_err(|e| bpf_err("tcx link")(e.into()))?;
+        let link = Self::attach_fresh(classifier(ebpf)?, &ep.host_ifname)?;
+        match fs::remove_file(&pin) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::system("unpin link", e)),
+        }
         link.pin(&pin).map_err(|e| bpf_err("pin link")(e.into()))?;
         Ok(())
+    }
+
+    fn adopt(prog: &mut SchedClassifier, pin: &Path) -> Result<()> {
+        let link = PinnedLink::from_pin(pin).map_err(|e| bpf_err("open pinned link")(e.into()))?;
+        let link =
+            SchedClassifierLink::try_from(FdLink::from(link)).map_err(|e| bpf_err("adopt pinned link")(e.into()))?;
+        let id = prog.attach_to_link(link).map_err(|e| bpf_err("update pinned link")(e.into()))?;
+        // The pin keeps the link; holding its fd too would keep it attached after an unpin.
+        drop(prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?);
+        Ok(())
+    }
+
+    fn attach_fresh(prog: &mut SchedClassifier, ifname: &str) -> Result<FdLink> {
+        let id = prog
+            .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .map_err(|e| bpf_err("attach tc program")(e.into()))?;
+        let link = prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?;
+        FdLink::try_from(link).map_err(|e| bpf_err("tcx link")(e.into()))
     }
 
     #[cfg(test)]
@@ -161,17 +175,25 @@ impl Datapath for EbpfDatapath {
         Self::remove_entries(&mut ebpf, ep)
     }
 
-    fn reconcile(&self, known: &[EndpointEntry]) -> Result<()> {
+    fn reconcile(&self, wanted: &[EndpointEntry]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
-        for ep in known {
-            Self::insert_entries(&mut ebpf, ep)?;
-            self.attach(&mut ebpf, ep)?;
+        // Entries are rewritten with the same values and links updated in place: live traffic
+        // never sees a gap. An endpoint that cannot be adopted is left out, not fatal.
+        let mut known = Vec::with_capacity(wanted.len());
+        for ep in wanted {
+            let adopted = Self::insert_entries(&mut ebpf, ep).and_then(|()| self.attach(&mut ebpf, ep));
+            match adopted {
+                Ok(()) => known.push(ep),
+                Err(e) => tracing::warn!(veth = %ep.host_ifname, error = %e, "cannot adopt endpoint; leaving it out"),
+            }
         }
-        // Pins and entries that no known endpoint accounts for are leftovers: remove them.
+        // Pins and entries that no adopted endpoint accounts for are leftovers: remove them.
+        // Unpinning drops the last reference to a tcx link, which detaches it.
         let links = fs::read_dir(self.dir.join("links")).map_err(|e| Error::system("list link pins", e))?;
         for entry in links.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !known.iter().any(|ep| ep.host_ifname == name) {
+                tracing::info!(pin = %entry.path().display(), "removing stale link pin");
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -1,0 +1,551 @@
+//! Daemon restarts (DESIGN §2). After SIGTERM and after `kill -9` the restarted daemon shows the
+//! same state, traffic between containers never stops, the pinned links and maps are adopted
+//! rather than re-created, and kernel objects the store does not know are removed.
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use netd_tests::{in_netns, tcp_exchange, tcx_ingress_programs, TestHost};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+const PROGRAM: &str = "netd_ep_ingress";
+const MAPS: [&str; 3] = ["NETD_EP_V1", "NETD_IF_V1", "NETD_DROPS_V1"];
+/// rtnetlink protocol of netd's routes (docs/architecture.md).
+const NETD_ROUTE_PROTO: &str = "78";
+
+#[test]
+fn sigterm_restart_keeps_state_traffic_and_pins() {
+    restart_keeps_state_traffic_and_pins(Signal::SIGTERM);
+}
+
+#[test]
+fn kill_9_restart_keeps_state_traffic_and_pins() {
+    restart_keeps_state_traffic_and_pins(Signal::SIGKILL);
+}
+
+fn restart_keeps_state_traffic_and_pins(signal: Signal) {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "rs-net"]);
+    host.ok(&["network", "create", "--subnet", "10.77.0.0/24", "--label", "k=v", "rs-other"]);
+    host.ok(&["run", "-d", "--name", "one", "--network", "rs-net", "--", "sleep", "600"]);
+    host.ok(&["run", "-d", "--name", "two", "--network", "rs-net"]);
+    host.ok(&["network", "connect", "rs-other", "two"]);
+    host.ok(&["run", "-d", "--name", "three", "--network", "rs-other", "--ip", "10.77.0.50"]);
+    host.ok(&["run", "-d", "--name", "four"]);
+    let ip2 = host.ip_of("two", "rs-net");
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+
+    let views_before = views(&host);
+    let kernel_before = kernel(&host);
+    let pins_before = pins(&host);
+
+    // Traffic runs across the whole stop → start window.
+    let traffic = Traffic::start(&ns2, &ns1, &ip2, 7100);
+    let ping = host_ping(&host, "one", &ip2);
+    traffic.wait_for_rounds(5);
+    host.stop_daemon(signal);
+    traffic.next_phase();
+    traffic.wait_for_rounds(10);
+    host.start_daemon();
+    traffic.next_phase();
+    traffic.wait_for_rounds(10);
+    let per_phase = traffic.stop();
+    assert!(per_phase.iter().all(|n| *n > 0), "rounds per phase (before, down, after): {per_phase:?}");
+    let (sent, received) = ping_result(ping);
+    assert_eq!(received, sent, "ping across the restart lost packets");
+
+    // Same state, same kernel objects, and the pinned links now run the new daemon's program.
+    assert_eq!(views(&host), views_before, "views changed across the restart");
+    assert_eq!(kernel(&host), kernel_before, "kernel objects changed across the restart");
+    let pins_after = pins(&host);
+    assert_eq!(pins_after.maps, pins_before.maps, "maps were re-created instead of adopted");
+    assert_ne!(pins_after.program, pins_before.program, "the program pin still holds the old daemon's program");
+    assert_eq!(pins_after.links.len(), 5, "one pinned link per endpoint: {:?}", pins_after.links);
+    for (ifname, link) in &pins_after.links {
+        let old = &pins_before.links[ifname];
+        assert_eq!(link.id, old.id, "{ifname}: link re-created instead of adopted");
+        assert_eq!(link.prog_id, pins_after.program, "{ifname}: link does not run the new program");
+        assert_eq!(tcx_ingress_programs(&host.netns_path(&host.host_ns), ifname), [PROGRAM], "on {ifname}");
+    }
+
+    // The restarted daemon is fully in charge: new containers talk, removals clean up.
+    host.ok(&["run", "-d", "--name", "five", "--network", "rs-net"]);
+    let ip5 = host.ip_of("five", "rs-net");
+    assert_eq!(tcp_exchange(&host.container_netns("five"), &ns1, &ip5, 7101, "after"), "AFTER");
+    host.ok(&["rm", "-f", "five", "one"]);
+    assert!(!host.bpffs.join("links").join(ifname_of(&views_before, "one")).exists(), "pin of one left behind");
+    assert_eq!(tcp_exchange(&ns2, &host.container_netns("three"), "10.77.0.2", 7102, "still"), "STILL");
+}
+
+#[test]
+fn restart_removes_objects_the_store_does_not_know() {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "st-net"]);
+    host.ok(&["run", "-d", "--name", "one", "--network", "st-net"]);
+    host.ok(&["run", "-d", "--name", "two", "--network", "st-net"]);
+    let ip2 = host.ip_of("two", "st-net");
+    let views_before = views(&host);
+    let pins_before = pins(&host);
+    host.stop_daemon(Signal::SIGKILL);
+
+    // Leftovers of the kind a crashed netd leaves, and look-alikes that are not netd's.
+    let tag = &host.tag;
+    let stray_veth = "nd0123456789ab";
+    host.in_host_ok(&["ip", "link", "add", stray_veth, "type", "veth", "peer", "name", &format!("s{tag}p")]);
+    let foreign_veth = format!("v{tag}keep");
+    host.in_host_ok(&["ip", "link", "add", &foreign_veth, "type", "veth", "peer", "name", &format!("v{tag}kp")]);
+    let lookalike = "ndnotanendpoint";
+    host.in_host_ok(&["ip", "link", "add", lookalike, "type", "veth", "peer", "name", &format!("l{tag}p")]);
+    pin_tcx_link(&host, stray_veth, stray_veth);
+    // A pin under an unknown endpoint's name that holds a link on a foreign device.
+    pin_tcx_link(&host, &foreign_veth, "ndffffffffffff");
+    let stray_netns = host.run_dir().join("netns").join("ghost");
+    std::fs::File::create(&stray_netns).unwrap();
+    netd_tests::sh(&["unshare", &format!("--net={}", stray_netns.display()), "true"]);
+    let ep_map = host.bpffs.join("maps/NETD_EP_V1");
+    let if_map = host.bpffs.join("maps/NETD_IF_V1");
+    let stray_ip_key = ["172", "31", "99", "99"].map(|b| format!("{:02x}", b.parse::<u8>().unwrap()));
+    map_update(&ep_map, &stray_ip_key);
+    let stray_ifindex_key = 99_999u32.to_ne_bytes().map(|b| format!("{b:02x}"));
+    map_update(&if_map, &stray_ifindex_key);
+    for cmd in [
+        // netd's (marked) gateway and routes of a network the store does not have.
+        &["ip", "addr", "add", "172.30.0.1/32", "dev", "lo", "label", "lo:netd"][..],
+        &["ip", "route", "add", "unreachable", "172.30.0.0/16", "proto", NETD_ROUTE_PROTO],
+        &["ip", "route", "add", "172.18.0.99/32", "dev", "lo", "proto", NETD_ROUTE_PROTO],
+        // Look-alikes someone else made: same ranges, no netd marks.
+        &["ip", "addr", "add", "172.29.0.1/32", "dev", "lo"],
+        &["ip", "route", "add", "unreachable", "172.29.0.0/16"],
+        &["ip", "route", "add", "192.168.77.0/24", "dev", "lo"],
+    ] {
+        host.in_host_ok(cmd);
+    }
+
+    host.start_daemon();
+
+    let links = host.in_host_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains(stray_veth), "stray endpoint veth left:\n{links}");
+    assert!(links.contains(&foreign_veth) && links.contains(lookalike), "foreign veths removed:\n{links}");
+    let host_ns = host.netns_path(&host.host_ns);
+    assert!(tcx_ingress_programs(&host_ns, &foreign_veth).is_empty(), "stale pinned link still attached");
+    let pinned = pinned_link_names(&host);
+    assert!(!pinned.iter().any(|n| n == stray_veth || n == "ndffffffffffff"), "stale pins left: {pinned:?}");
+    assert!(!stray_netns.exists(), "stale netns mount left");
+    assert!(!map_has(&ep_map, &stray_ip_key), "stale endpoint map entry left");
+    assert!(!map_has(&if_map, &stray_ifindex_key), "stale interface map entry left");
+    let addrs = host.in_host_ok(&["ip", "-o", "-4", "addr", "show", "dev", "lo"]);
+    assert!(!addrs.contains("172.30.0.1/32"), "stale gateway address left:\n{addrs}");
+    assert!(addrs.contains("172.29.0.1/32"), "foreign address removed:\n{addrs}");
+    let routes = host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]);
+    assert!(!routes.contains("172.30.0.0/16") && !routes.contains("172.18.0.99"), "stale routes left:\n{routes}");
+    assert!(routes.contains("172.29.0.0/16") && routes.contains("192.168.77.0/24"), "foreign routes removed:\n{routes}");
+
+    // What the store knows is untouched.
+    assert_eq!(views(&host), views_before);
+    let pins_after = pins(&host);
+    assert_eq!(pins_after.links.keys().collect::<Vec<_>>(), pins_before.links.keys().collect::<Vec<_>>());
+    for (ifname, link) in &pins_after.links {
+        assert_eq!(link.id, pins_before.links[ifname].id, "{ifname}: known link re-created");
+    }
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7200, "known"), "KNOWN");
+
+    for cleanup in [&["ip", "link", "del", &foreign_veth][..], &["ip", "link", "del", lookalike]] {
+        host.in_host_ok(cleanup);
+    }
+    host.in_host_ok(&["ip", "addr", "del", "172.29.0.1/32", "dev", "lo"]);
+}
+
+#[test]
+fn restart_survives_a_vanished_netns_or_veth() {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "vn-net"]);
+    for name in ["one", "two", "noveth"] {
+        host.ok(&["run", "-d", "--name", name, "--network", "vn-net"]);
+    }
+    // Its process keeps the netns (and so the veth) alive after the mount is gone.
+    host.ok(&["run", "-d", "--name", "nons", "--network", "vn-net", "--", "sleep", "600"]);
+    let views_before = views(&host);
+    let ip2 = host.ip_of("two", "vn-net");
+    let lost_ips = [host.ip_of("noveth", "vn-net"), host.ip_of("nons", "vn-net")];
+    host.stop_daemon(Signal::SIGKILL);
+
+    let noveth = ifname_of(&views_before, "noveth");
+    host.in_host_ok(&["ip", "link", "del", &noveth]);
+    let nons_path = host.container_netns("nons");
+    nix::mount::umount2(&nons_path, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    std::fs::remove_file(&nons_path).unwrap();
+
+    host.start_daemon();
+    let log = host.daemon_log();
+    assert!(log.contains("veth is gone") && log.contains("netns is gone"), "no warnings about lost endpoints:\n{log}");
+    let links = host.in_host_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains(&ifname_of(&views_before, "nons")), "veth of the lost netns left:\n{links}");
+    let pinned = pinned_link_names(&host);
+    assert_eq!(pinned.len(), 2, "only the two live endpoints keep pinned links: {pinned:?}");
+    let ep_map = host.bpffs.join("maps/NETD_EP_V1");
+    for ip in &lost_ips {
+        let key: Vec<String> = ip.split('.').map(|b| format!("{:02x}", b.parse::<u8>().unwrap())).collect();
+        assert!(!map_has(&ep_map, &key), "map entry of lost endpoint {ip} left");
+    }
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7300, "alive"), "ALIVE");
+    // The lost containers are still known, and can be removed.
+    assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 4);
+    host.ok(&["rm", "-f", "noveth", "nons"]);
+    assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 2);
+}
+
+// --- what the user sees -----------------------------------------------------------------------
+
+/// Everything the CLI shows about the state.
+#[derive(Debug, PartialEq)]
+struct Views {
+    network_ls: String,
+    network_ls_json: Value,
+    networks: Value,
+    ps: String,
+    containers: Value,
+}
+
+fn views(host: &TestHost) -> Views {
+    let names: Vec<String> = host.ok(&["network", "ls", "-q"]).lines().map(String::from).collect();
+    let mut inspect = vec!["network", "inspect"];
+    inspect.extend(names.iter().map(String::as_str));
+    let containers: Vec<String> = host.ok(&["ps", "-q"]).lines().map(String::from).collect();
+    Views {
+        network_ls: host.ok(&["network", "ls"]),
+        network_ls_json: json_lines(&host.ok(&["network", "ls", "--format", "json"])),
+        networks: host.json(&inspect),
+        ps: without_ages(&host.ok(&["ps"])),
+        containers: Value::Array(containers.iter().map(|c| host.json(&["inspect", c])).collect()),
+    }
+}
+
+/// `--format json` prints one object per line (Docker) or one array; either way, a list.
+fn json_lines(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|_| {
+        Value::Array(out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect())
+    })
+}
+
+/// `ps` may show ages ("Up 3 seconds", "5 minutes ago"), which move on by themselves.
+fn without_ages(ps: &str) -> String {
+    const UNITS: [&str; 7] = ["second", "minute", "hour", "day", "week", "month", "year"];
+    ps.lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < words.len() {
+                let next_is_unit = words.get(i + 1).is_some_and(|u| UNITS.iter().any(|unit| u.starts_with(unit)));
+                let is_count = words[i].parse::<u64>().is_ok() || ["About", "a", "an", "Less"].contains(&words[i]);
+                if is_count && next_is_unit {
+                    out.push("<age>");
+                    i += 2;
+                } else {
+                    out.push(words[i]);
+                    i += 1;
+                }
+            }
+            out.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Host-side veth of a container's first endpoint.
+fn ifname_of(views: &Views, container: &str) -> String {
+    let c = views.containers.as_array().unwrap().iter().find(|c| c[0]["Name"] == format!("/{container}")).unwrap();
+    let ep = c[0]["NetworkSettings"]["Networks"].as_object().unwrap().values().next().unwrap();
+    format!("nd{}", &ep["EndpointID"].as_str().unwrap()[..12])
+}
+
+// --- kernel objects ---------------------------------------------------------------------------
+
+/// The host netns's links (name → ifindex), addresses and routes.
+#[derive(Debug, PartialEq)]
+struct Kernel {
+    links: BTreeMap<String, u64>,
+    addrs: String,
+    routes: String,
+}
+
+fn kernel(host: &TestHost) -> Kernel {
+    let links: Value = serde_json::from_str(&host.in_host_ok(&["ip", "-j", "link", "show"])).unwrap();
+    Kernel {
+        links: links
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["ifname"].as_str().unwrap().to_string(), l["ifindex"].as_u64().unwrap()))
+            .collect(),
+        addrs: host.in_host_ok(&["ip", "-o", "-4", "addr", "show"]),
+        routes: host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]),
+    }
+}
+
+#[derive(Debug)]
+struct LinkPin {
+    id: u64,
+    prog_id: u64,
+}
+
+/// Ids of the pinned objects: per-endpoint tcx links, the program, the maps.
+struct Pins {
+    links: BTreeMap<String, LinkPin>,
+    program: u64,
+    maps: BTreeMap<String, u64>,
+}
+
+fn pins(host: &TestHost) -> Pins {
+    let id = |v: &Value, key: &str| v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"));
+    let links = pinned_link_names(host)
+        .into_iter()
+        .map(|name| {
+            let link = bpftool(&["link", "show", "pinned", &host.bpffs.join("links").join(&name).to_string_lossy()]);
+            (name, LinkPin { id: id(&link, "id"), prog_id: id(&link, "prog_id") })
+        })
+        .collect();
+    let prog = bpftool(&["prog", "show", "pinned", &host.bpffs.join("progs").join(PROGRAM).to_string_lossy()]);
+    let maps = MAPS
+        .iter()
+        .map(|m| {
+            let map = bpftool(&["map", "show", "pinned", &host.bpffs.join("maps").join(m).to_string_lossy()]);
+            (m.to_string(), id(&map, "id"))
+        })
+        .collect();
+    Pins { links, program: id(&prog, "id"), maps }
+}
+
+fn pinned_link_names(host: &TestHost) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(host.bpffs.join("links"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn bpftool(args: &[&str]) -> Value {
+    let out = Command::new("bpftool").arg("-j").args(args).output().expect("run bpftool");
+    assert!(out.status.success(), "bpftool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bpftool {args:?}: bad JSON: {e}"))
+}
+
+/// Writes an all-zero value under `key` (hex bytes) into a pinned hash map.
+fn map_update(map: &Path, key: &[String]) {
+    let info = bpftool(&["map", "show", "pinned", &map.to_string_lossy()]);
+    let value_size = info["bytes_value"].as_u64().expect("bytes_value") as usize;
+    let mut args = vec!["map".to_string(), "update".into(), "pinned".into(), map.to_string_lossy().into_owned()];
+    args.push("key".into());
+    args.push("hex".into());
+    args.extend(key.iter().cloned());
+    args.push("value".into());
+    args.push("hex".into());
+    args.extend(std::iter::repeat_n("00".to_string(), value_size));
+    let out = Command::new("bpftool").args(&args).output().unwrap();
+    assert!(out.status.success(), "bpftool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn map_has(map: &Path, key: &[String]) -> bool {
+    let mut args = vec!["map", "lookup", "pinned"];
+    let path = map.to_string_lossy();
+    args.push(&path);
+    args.extend(["key", "hex"]);
+    args.extend(key.iter().map(String::as_str));
+    Command::new("bpftool").args(&args).output().unwrap().status.success()
+}
+
+/// Attaches netd's pinned program (tcx ingress) to `ifname` in the host netns and pins the
+/// link as `links/<pin_name>`, as a daemon that died mid-operation would have left it.
+fn pin_tcx_link(host: &TestHost, ifname: &str, pin_name: &str) {
+    use aya::programs::{
+        links::{FdLink, LinkOrder},
+        tc::TcAttachOptions,
+        SchedClassifier, TcAttachType,
+    };
+    let prog_pin = host.bpffs.join("progs").join(PROGRAM);
+    let link_pin = host.bpffs.join("links").join(pin_name);
+    let ifname = ifname.to_string();
+    in_netns(&host.netns_path(&host.host_ns), move || {
+        let mut prog = SchedClassifier::from_pin(&prog_pin).expect("open pinned program");
+        let id = prog
+            .attach_with_options(&ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .expect("attach tcx");
+        let link = FdLink::try_from(prog.take_link(id).unwrap()).expect("tcx link");
+        link.pin(&link_pin).expect("pin link");
+    });
+}
+
+// --- traffic across the restart ---------------------------------------------------------------
+
+/// TCP echo rounds from one container netns to another until stopped: each round uses one
+/// long-lived connection and one new connection. Rounds are counted per phase (before the stop,
+/// while the daemon is down, after the start); any failed round is recorded.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    phase: Arc<AtomicU32>,
+    rounds: Arc<[AtomicU32; 3]>,
+    errors: Arc<Mutex<Vec<String>>>,
+    client: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+const MAX_ROUNDS: u32 = 5_000;
+const TRAFFIC_DEADLINE: Duration = Duration::from_secs(90);
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Traffic {
+    fn start(server_ns: &Path, client_ns: &Path, addr: &str, port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = in_netns(server_ns, move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+        listener.set_nonblocking(true).unwrap();
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || serve_echo(listener, &stop))
+        };
+        let target: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+        let (phase, rounds, errors) = (Arc::new(AtomicU32::new(0)), Arc::new(Default::default()), Arc::default());
+        let client = {
+            let (stop, phase, rounds, errors) = (stop.clone(), phase.clone(), Arc::clone(&rounds), Arc::clone(&errors));
+            let ns = std::fs::File::open(client_ns).unwrap();
+            std::thread::spawn(move || {
+                use std::os::fd::AsFd;
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                run_rounds(target, &stop, &phase, &rounds, &errors);
+            })
+        };
+        Self { stop, phase, rounds, errors, client, server }
+    }
+
+    fn next_phase(&self) {
+        self.phase.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits until `n` rounds succeeded in the current phase (bounded).
+    fn wait_for_rounds(&self, n: u32) {
+        let phase = self.phase.load(Ordering::SeqCst) as usize;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.rounds[phase].load(Ordering::SeqCst) < n {
+            let errors = self.errors.lock().unwrap().clone();
+            assert!(Instant::now() < deadline, "traffic stalled in phase {phase}; errors: {errors:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the rounds; panics on any failed round; returns the rounds per phase.
+    fn stop(self) -> [u32; 3] {
+        self.stop.store(true, Ordering::SeqCst);
+        self.client.join().expect("traffic client panicked");
+        self.server.join().expect("traffic server panicked");
+        let errors = self.errors.lock().unwrap();
+        assert!(errors.is_empty(), "traffic failed across the restart: {errors:?}");
+        [0, 1, 2].map(|p| self.rounds[p].load(Ordering::SeqCst))
+    }
+}
+
+fn run_rounds(
+    target: SocketAddr,
+    stop: &AtomicBool,
+    phase: &AtomicU32,
+    rounds: &[AtomicU32; 3],
+    errors: &Mutex<Vec<String>>,
+) {
+    let deadline = Instant::now() + TRAFFIC_DEADLINE;
+    let connect = || -> std::io::Result<TcpStream> {
+        let conn = TcpStream::connect_timeout(&target, IO_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    };
+    let mut long_lived = connect().expect("first connection");
+    for round in 0..MAX_ROUNDS {
+        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+            return;
+        }
+        let p = phase.load(Ordering::SeqCst).min(2) as usize;
+        let msg = format!("{round:08}");
+        let result = echo(&mut long_lived, &msg).and_then(|_| echo(&mut connect()?, &msg));
+        match result {
+            Ok(()) => {
+                rounds[p].fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => errors.lock().unwrap().push(format!("round {round} (phase {p}): {e}")),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn echo(conn: &mut TcpStream, msg: &str) -> std::io::Result<()> {
+    conn.write_all(msg.as_bytes())?;
+    let mut reply = vec![0u8; msg.len()];
+    conn.read_exact(&mut reply)?;
+    if reply != msg.as_bytes() {
+        return Err(std::io::Error::other(format!("bad echo {:?}", String::from_utf8_lossy(&reply))));
+    }
+    Ok(())
+}
+
+/// Echoes every connection back until `stop`; one thread per connection.
+fn serve_echo(listener: TcpListener, stop: &AtomicBool) {
+    let deadline = Instant::now() + TRAFFIC_DEADLINE;
+    let mut handlers = Vec::new();
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        match listener.accept() {
+            Ok((mut conn, _)) => handlers.push(std::thread::spawn(move || {
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    drop(listener);
+    for h in handlers {
+        let _ = h.join();
+    }
+}
+
+/// `ping` from a container via `netd exec`, started while the daemon is up: exec needs the
+/// daemon only to look the container up. Bounded by count and deadline.
+fn host_ping(host: &TestHost, container: &str, ip: &str) -> Child {
+    Command::new(netd_tests::netd_bin())
+        .arg("--socket")
+        .arg(host.socket())
+        .args(["exec", container, "--", "ping", "-c", "50", "-i", "0.1", "-W", "1", "-w", "30", ip])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ping")
+}
+
+/// (transmitted, received) from ping's summary.
+fn ping_result(child: Child) -> (u32, u32) {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let numbers: Vec<u32> = summary.split([' ', ',']).filter_map(|w| w.parse().ok()).collect();
+    assert!(numbers[0] > 0, "ping sent nothing: {summary}");
+    (numbers[0], numbers[1])
+}
