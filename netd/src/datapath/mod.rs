@@ -38,7 +38,8 @@ pub trait Datapath: Send + Sync {
     /// Removes what `add_endpoint` created; already gone is success.
     fn remove_endpoint(&self, ep: &EndpointEntry) -> Result<()>;
     /// Makes the pinned state match exactly `endpoints`: re-adopts pinned links of known
-    /// endpoints and removes links and map entries nobody knows.
+    /// endpoints (same link, this daemon's program) and removes links and map entries nobody
+    /// knows. An endpoint that cannot be adopted is logged and left out.
     fn reconcile(&self, endpoints: &[EndpointEntry]) -> Result<()>;
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
     /// Unpins everything (maps, programs, links).
