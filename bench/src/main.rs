@@ -1,6 +1,7 @@
 //! netd-bench: netd vs Docker's docker0 vs a bare veth pair, in one run of interleaved rounds.
 //! See DESIGN.md §7 and bench/README.md. `cargo xtask bench [--quick] [--rounds N]` runs it.
 
+mod cleanup;
 mod load;
 mod plot;
 mod probe;
@@ -35,6 +36,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Remove what earlier runs that were killed (SIGKILL) left behind: their netns,
+    /// directories, mounts and the daemons they started.
+    Cleanup,
     /// Load server: TCP and UDP echo on --port (used inside the topologies).
     #[command(hide = true)]
     Serve(load::ServeArgs),
@@ -77,6 +81,7 @@ struct RunArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Cleanup) => cleanup::run(),
         Some(Command::Serve(a)) => load::serve(&a),
         Some(Command::Rr(a)) => print_report(load::ClientKind::Rr, &a),
         Some(Command::Crr(a)) => print_report(load::ClientKind::Crr, &a),
@@ -115,6 +120,11 @@ fn bench(args: RunArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
 
     let mut progress = Progress::new(0);
+    let stale = cleanup::stale_runs();
+    if !stale.is_empty() {
+        let tags: Vec<String> = stale.iter().map(|p| format!("nb-{p}")).collect();
+        progress.note(&format!("note: killed runs left things behind ({}); `netd-bench cleanup` removes them", tags.join(", ")));
+    }
     if !args.no_install {
         if let Err(e) = setup::ensure_tools(&kinds, &mut progress) {
             sys::check_interrupted()?;
@@ -140,20 +150,21 @@ fn bench(args: RunArgs) -> Result<()> {
                     .filter_map(|&p| match runner::support(t.as_ref(), p) {
                         Ok(()) => None,
                         Err(Unsupported::NotApplicable) => Some((p, "n/a".to_string())),
-                        Err(Unsupported::Unavailable(why)) => {
-                            progress.note(&format!("  {kind}: {} unavailable: {why}", p.name()));
-                            Some((p, format!("unavailable: {why}")))
-                        }
+                        Err(Unsupported::Unavailable(why)) => Some((p, format!("unavailable: {why}"))),
                     })
                     .collect();
-                statuses.push(TopologyStatus {
+                let status = TopologyStatus {
                     name: kind,
                     role: kind.role(),
                     available: true,
                     reason: None,
                     unsupported,
                     info: t.info(),
-                });
+                };
+                for (why, probes) in status.unavailable_probes() {
+                    progress.note(&format!("  {kind}: {} unavailable: {why}", probes.join(", ")));
+                }
+                statuses.push(status);
                 built.push(t);
             }
             Err(e) => {

@@ -46,6 +46,19 @@ pub struct TopologyStatus {
     pub info: BTreeMap<String, String>,
 }
 
+impl TopologyStatus {
+    /// Probes that could not be set up, grouped by reason: (reason, probe names).
+    pub fn unavailable_probes(&self) -> BTreeMap<&str, Vec<&'static str>> {
+        let mut by_reason: BTreeMap<&str, Vec<&'static str>> = BTreeMap::new();
+        for (probe, why) in &self.unsupported {
+            if let Some(why) = why.strip_prefix("unavailable: ") {
+                by_reason.entry(why).or_default().push(probe.name());
+            }
+        }
+        by_reason
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// `<quantity>.<pinning>`, e.g. `tcp_rr.tps.same_cpu`.
@@ -260,10 +273,8 @@ pub fn markdown(r: &Results) -> String {
         if let Some(reason) = &t.reason {
             s.push_str(&format!("- {} unavailable: {reason}\n", t.name));
         }
-        for (probe, why) in &t.unsupported {
-            if let Some(why) = why.strip_prefix("unavailable: ") {
-                s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probe.name()));
-            }
+        for (why, probes) in t.unavailable_probes() {
+            s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probes.join(", ")));
         }
     }
     if !r.errors.is_empty() {
