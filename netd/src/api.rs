@@ -12,9 +12,8 @@ use axum::{
 use serde_json::{json, Value};
 
 use crate::{
-    container_files::ContainerFiles,
     error::Error,
-    manager::{CreateNetwork, Manager, RunContainer},
+    manager::{ContainerInfo, CreateNetwork, Manager, RunContainer},
     views,
 };
 
@@ -44,6 +43,9 @@ pub fn router(api: Api) -> Router {
         .route("/networks/{name}/disconnect", post(disconnect))
         .route("/containers", get(list_containers).post(run_container))
         .route("/containers/{name}", get(inspect_container).delete(remove_container))
+        .route("/containers/{name}/stop", post(stop_container))
+        .route("/containers/{name}/start", post(start_container))
+        .route("/containers/{name}/attach", post(attach_pid))
         .route("/stats", get(stats))
         .route("/system/reset", post(reset))
         .with_state(api)
@@ -74,27 +76,50 @@ async fn prune_networks(State(api): State<Api>) -> ApiResult {
     Ok(Json(json!(removed)))
 }
 
-async fn container_view(api: &Api, c: &crate::model::Container) -> Value {
-    let names = api.manager.network_names().await;
-    views::container(c, &names, &ContainerFiles::new(&api.run_dir, &c.id))
+fn container_view(api: &Api, info: &ContainerInfo) -> Value {
+    views::container(info, &api.run_dir)
 }
 
 async fn list_containers(State(api): State<Api>) -> ApiResult {
-    let mut out = Vec::new();
-    for c in api.manager.containers().await {
-        out.push(container_view(&api, &c).await);
-    }
-    Ok(Json(Value::Array(out)))
+    let all = api.manager.containers().await;
+    Ok(Json(Value::Array(all.iter().map(|c| container_view(&api, c)).collect())))
 }
 
 async fn run_container(State(api): State<Api>, Json(req): Json<RunContainer>) -> ApiResult {
     let c = api.manager.run(req).await?;
-    Ok(Json(container_view(&api, &c).await))
+    Ok(Json(container_view(&api, &c)))
 }
 
 async fn inspect_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
     let c = api.manager.container(&name).await?;
-    Ok(Json(container_view(&api, &c).await))
+    Ok(Json(container_view(&api, &c)))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct StopRequest {
+    /// The exit code of a command the CLI ran attached (`run` without `-d`).
+    #[serde(default)]
+    exit_code: Option<i32>,
+}
+
+async fn stop_container(State(api): State<Api>, Path(name): Path<String>, Json(req): Json<StopRequest>) -> ApiResult {
+    let c = api.manager.stop(&name, req.exit_code).await?;
+    Ok(Json(container_view(&api, &c)))
+}
+
+async fn start_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    let c = api.manager.start_container(&name).await?;
+    Ok(Json(container_view(&api, &c)))
+}
+
+#[derive(serde::Deserialize)]
+struct AttachRequest {
+    pid: u32,
+}
+
+async fn attach_pid(State(api): State<Api>, Path(name): Path<String>, Json(req): Json<AttachRequest>) -> ApiResult {
+    api.manager.attach_pid(&name, req.pid).await?;
+    Ok(Json(json!({})))
 }
 
 #[derive(serde::Deserialize)]

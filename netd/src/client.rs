@@ -1,7 +1,7 @@
 //! The CLI's client: HTTP/1.1 over the daemon's unix socket.
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::{body::Bytes, Method, Request};
 use hyper_util::rt::TokioIo;
@@ -10,6 +10,20 @@ use tokio::net::UnixStream;
 
 pub struct Client {
     socket: PathBuf,
+}
+
+/// An error the daemon answered with; printed like Docker's CLI prints them.
+#[derive(Debug, thiserror::Error)]
+#[error("Error response from daemon: {message}")]
+pub struct DaemonError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl DaemonError {
+    pub fn is_not_found(err: &anyhow::Error) -> bool {
+        err.downcast_ref::<DaemonError>().is_some_and(|e| e.status == 404)
+    }
 }
 
 impl Client {
@@ -50,8 +64,8 @@ impl Client {
         let bytes = resp.into_body().collect().await?.to_bytes();
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = value["message"].as_str().map(str::to_string).unwrap_or_else(|| status.to_string());
-            bail!(msg);
+            let message = value["message"].as_str().map(str::to_string).unwrap_or_else(|| status.to_string());
+            return Err(DaemonError { status: status.as_u16(), message }.into());
         }
         Ok(value)
     }

@@ -7,7 +7,7 @@ use std::{
 
 use crate::{
     error::{Error, Result},
-    model::{Container, Network},
+    model::{Container, NetMode, Network},
 };
 
 #[derive(Clone, Debug)]
@@ -35,6 +35,13 @@ impl ContainerFiles {
     pub fn write(&self, container: &Container, _networks: &BTreeMap<String, Network>) -> Result<()> {
         let io = |e| Error::system("write container files", e);
         std::fs::create_dir_all(&self.dir).map_err(io)?;
+        if container.mode == NetMode::Host {
+            // The host's own files, as Docker gives `--network host` containers.
+            let host_file = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+            std::fs::write(self.hosts(), host_file("/etc/hosts")).map_err(io)?;
+            std::fs::write(self.resolv_conf(), host_file("/etc/resolv.conf")).map_err(io)?;
+            return Ok(());
+        }
         std::fs::write(self.hosts(), hosts_file(container)).map_err(io)?;
         std::fs::write(self.resolv_conf(), resolv_conf(&host_nameservers())).map_err(io)?;
         Ok(())

@@ -10,6 +10,7 @@ use crate::{
     endpoint::Plumber,
     manager::Manager,
     netlink::Netlink,
+    process,
     store::Store,
 };
 
@@ -37,7 +38,12 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let uplinks = if args.uplink.is_empty() { host.default_route_devices().await? } else { args.uplink.clone() };
     tracing::info!(?uplinks, "uplinks");
     let plumber = Plumber::new(host, &args.run_dir, datapath);
+    // `--network host` containers (and `netd exec` into them from any netns) use the
+    // daemon's netns through this mount.
+    plumber.host_netns()?;
+    let exits = process::exit_events();
     let manager = Arc::new(Manager::start(store, plumber, &args.run_dir).await?);
+    tokio::spawn(watch_exits(manager.clone(), exits));
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).context("create socket dir")?;
@@ -60,6 +66,13 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         tracing::info!("netd daemon stopped; pinned datapath keeps forwarding");
     }
     Ok(())
+}
+
+/// Stops (or with `--rm` removes) containers whose command exited, as Docker does.
+async fn watch_exits(manager: Arc<Manager>, mut exits: tokio::sync::mpsc::UnboundedReceiver<(u32, i32)>) {
+    while let Some((pid, code)) = exits.recv().await {
+        manager.process_exited(pid, code).await;
+    }
 }
 
 /// Resolves on SIGINT/SIGTERM (false) or after `system reset` (true).

@@ -23,6 +23,8 @@ pub const GATEWAY_LABEL: &str = "lo:netd";
 pub struct Plumber {
     host: Netlink,
     netns_dir: PathBuf,
+    /// The daemon's own netns, bind-mounted for `--network host` containers.
+    host_netns: PathBuf,
     datapath: Arc<dyn Datapath>,
 }
 
@@ -39,7 +41,7 @@ pub fn is_host_ifname(name: &str) -> bool {
 
 impl Plumber {
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
-        Self { host, netns_dir: run_dir.join("netns"), datapath }
+        Self { host, netns_dir: run_dir.join("netns"), host_netns: run_dir.join("host-netns"), datapath }
     }
 
     pub fn datapath(&self) -> &Arc<dyn Datapath> {
@@ -69,6 +71,19 @@ impl Plumber {
 
     pub fn remove_netns(&self, path: &Path) -> Result<()> {
         netns::remove(path)
+    }
+
+    /// The daemon's own netns at `<run-dir>/host-netns` (bind-mounted if it is not yet), the
+    /// SandboxKey of `--network host` containers. It lives outside `<run-dir>/netns/` so that
+    /// no container name can collide with it.
+    pub fn host_netns(&self) -> Result<PathBuf> {
+        netns::bind_own(&self.host_netns)?;
+        Ok(self.host_netns.clone())
+    }
+
+    /// Unmounts the daemon's netns (`system reset`).
+    pub fn remove_host_netns(&self) -> Result<()> {
+        netns::remove(&self.host_netns)
     }
 
     /// Makes the host answer on the network's gateway address and fences off the subnet.

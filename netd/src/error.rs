@@ -8,12 +8,12 @@ pub enum Error {
     NetworkNotFound(String),
     #[error("network with name {0} already exists")]
     NetworkExists(String),
-    #[error("network {name} id {id} has active endpoints")]
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
     NetworkInUse { name: String, id: String },
     #[error("No such container: {0}")]
     ContainerNotFound(String),
-    #[error("Conflict. The container name \"/{0}\" is already in use")]
-    ContainerExists(String),
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    ContainerExists { name: String, id: String },
     #[error("Pool overlaps with other one on this address space")]
     PoolOverlap,
     #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
@@ -24,12 +24,26 @@ pub enum Error {
     GatewayNotInSubnet(String, String),
     #[error("ip-range {0} is not in subnet {1}")]
     IpRangeNotInSubnet(String, String),
-    #[error("no available IPv4 addresses on this network's address pools")]
-    NoAddresses,
-    #[error("Address already in use: {0}")]
+    #[error("no available IPv4 addresses on this network's address pools: {name} ({id})")]
+    NoAddresses { name: String, id: String },
+    #[error("Address already in use")]
     AddressInUse(Ipv4Addr),
+    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    AddressOutsideSubnet(Ipv4Addr),
+    #[error("user specified IP address is supported on user defined networks only")]
+    IpNeedsUserNetwork,
+    #[error("user specified IP address is supported only when connecting to networks with user configured subnets")]
+    IpNeedsUserSubnet,
+    #[error("network-scoped alias is supported only for containers in user defined networks")]
+    AliasNeedsUserNetwork,
+    #[error("conflicting options: hostname and the network mode")]
+    HostnameConflict,
     #[error("container cannot be connected to multiple networks with one of the networks in private (none) mode")]
     NoneModeExclusive,
+    #[error("container sharing network namespace with another container or host cannot be connected to any other network")]
+    SharedNetwork,
+    #[error("container cannot be disconnected from host network or connected to host network")]
+    HostNetworkConflict,
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
@@ -49,7 +63,7 @@ impl Error {
         match self {
             Error::NetworkNotFound(_) | Error::ContainerNotFound(_) => 404,
             Error::NetworkExists(_)
-            | Error::ContainerExists(_)
+            | Error::ContainerExists { .. }
             | Error::NetworkInUse { .. }
             | Error::AddressInUse(_)
             | Error::Conflict(_) => 409,

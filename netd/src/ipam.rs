@@ -44,6 +44,7 @@ pub fn configure(
     gateway: Option<&str>,
     taken: &[Ipv4Network],
 ) -> Result<IpamConfig, Error> {
+    let user_subnet = subnet.is_some();
     let subnet = match subnet {
         Some(s) => {
             let net = parse_subnet(s)?;
@@ -83,7 +84,7 @@ pub fn configure(
         }
         None => first_host(&subnet),
     };
-    Ok(IpamConfig { subnet, gateway, ip_range })
+    Ok(IpamConfig { subnet, gateway, ip_range, user_subnet })
 }
 
 /// Parses a CIDR and normalises it to its network address, like Docker does.
@@ -99,22 +100,20 @@ fn first_host(net: &Ipv4Network) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net.network()) + 1)
 }
 
-/// The next free address, in order from the start of the ip-range (or subnet).
-pub fn next_address(cfg: &IpamConfig, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, Error> {
+/// The next free address, in order from the start of the ip-range (or subnet); `None` when
+/// the pool is exhausted. Released addresses are reused first (lowest free wins).
+pub fn next_address(cfg: &IpamConfig, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     let pool = cfg.ip_range.unwrap_or(cfg.subnet);
-    pool.iter()
-        .find(|ip| usable(cfg, *ip) && !used.contains(ip))
-        .ok_or(Error::NoAddresses)
+    pool.iter().find(|ip| usable(cfg, *ip) && !used.contains(ip))
 }
 
-/// Checks a requested `--ip`.
+/// Checks a requested `--ip`: it must lie in the subnet (anywhere, not only in the ip-range,
+/// as in Docker) and be free; the gateway, network and broadcast addresses are never free.
 pub fn check_requested(cfg: &IpamConfig, ip: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Result<(), Error> {
-    if !usable(cfg, ip) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid address {ip}: it does not belong to any of this network's subnets"
-        )));
+    if !cfg.subnet.contains(ip) {
+        return Err(Error::AddressOutsideSubnet(ip));
     }
-    if used.contains(&ip) {
+    if !usable(cfg, ip) || used.contains(&ip) {
         return Err(Error::AddressInUse(ip));
     }
     Ok(())
@@ -176,20 +175,85 @@ mod tests {
         let cfg = configure(Some("10.5.0.0/29"), None, None, &[]).unwrap();
         let mut used = BTreeSet::new();
         let mut got = vec![];
-        while let Ok(ip) = next_address(&cfg, &used) {
+        while let Some(ip) = next_address(&cfg, &used) {
             used.insert(ip);
             got.push(ip.to_string());
         }
         assert_eq!(got, ["10.5.0.2", "10.5.0.3", "10.5.0.4", "10.5.0.5", "10.5.0.6"]);
-        assert!(matches!(next_address(&cfg, &used), Err(Error::NoAddresses)));
+        assert_eq!(next_address(&cfg, &used), None);
         used.remove(&Ipv4Addr::new(10, 5, 0, 3));
-        assert_eq!(next_address(&cfg, &used).unwrap(), Ipv4Addr::new(10, 5, 0, 3));
+        assert_eq!(next_address(&cfg, &used), Some(Ipv4Addr::new(10, 5, 0, 3)));
     }
 
     #[test]
     fn ip_range_starts_allocation() {
         let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), None, &[]).unwrap();
-        assert_eq!(next_address(&cfg, &BTreeSet::new()).unwrap(), Ipv4Addr::new(172, 28, 5, 0));
+        assert_eq!(next_address(&cfg, &BTreeSet::new()), Some(Ipv4Addr::new(172, 28, 5, 0)));
+        // The gateway stays the subnet's first address; `--ip` may lie outside the range.
+        assert_eq!(cfg.gateway, Ipv4Addr::new(172, 28, 0, 1));
+        assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 9, 9), &BTreeSet::new()).is_ok());
+        // A range whose addresses are all used is exhausted even though the subnet is not.
+        let small = configure(Some("172.28.0.0/16"), Some("172.28.5.0/30"), None, &[]).unwrap();
+        let used: BTreeSet<_> = small.ip_range.unwrap().iter().collect();
+        assert_eq!(next_address(&small, &used), None);
+    }
+
+    #[test]
+    fn user_subnet_is_recorded() {
+        assert!(configure(Some("10.9.0.0/16"), None, None, &[]).unwrap().user_subnet);
+        assert!(!configure(None, None, None, &[]).unwrap().user_subnet);
+    }
+
+    #[test]
+    fn automatic_subnets_skip_host_routes_but_not_the_default_route() {
+        // The caller passes the host's routes (default and unreachable ones already left
+        // out); a /24 route inside 172.18/16 makes the whole pool unusable.
+        let taken = [net("172.17.0.0/16"), net("172.18.3.0/24"), net("172.16.0.0/12")];
+        // 172.16.0.0/12 covers every 172.x pool: next are the 192.168.x.0/20 pools.
+        assert_eq!(pick_subnet(&taken, first_user_pool()).unwrap(), net("192.168.0.0/20"));
+        let taken = [net("172.17.0.0/16"), net("172.18.3.0/24")];
+        assert_eq!(pick_subnet(&taken, first_user_pool()).unwrap(), net("172.19.0.0/16"));
+        // A host route that contains a pool (e.g. 172.19.0.0/15 spans 172.18 and 172.19).
+        let taken = [net("172.17.0.0/16"), net("172.18.0.0/15")];
+        assert_eq!(pick_subnet(&taken, first_user_pool()).unwrap(), net("172.20.0.0/16"));
+    }
+
+    #[test]
+    fn default_bridge_moves_when_172_17_is_taken() {
+        let from: Ipv4Network = DEFAULT_BRIDGE_SUBNET.parse().unwrap();
+        assert_eq!(pick_subnet(&[], from).unwrap(), net("172.17.0.0/16"));
+        assert_eq!(pick_subnet(&[net("172.17.8.0/24")], from).unwrap(), net("172.18.0.0/16"));
+    }
+
+    #[test]
+    fn every_pool_taken_is_exhaustion() {
+        let taken = [net("172.16.0.0/12"), net("192.168.0.0/16")];
+        assert!(matches!(pick_subnet(&taken, first_user_pool()), Err(Error::PoolsExhausted)));
+        assert!(matches!(configure(None, None, None, &taken), Err(Error::PoolsExhausted)));
+    }
+
+    #[test]
+    fn released_subnets_are_reused() {
+        // 172.18 was freed by `network rm`: the next network takes it again before 172.20.
+        let taken = [net("172.17.0.0/16"), net("172.19.0.0/16")];
+        assert_eq!(configure(None, None, None, &taken).unwrap().subnet, net("172.18.0.0/16"));
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_covers_containment() {
+        assert!(overlaps(&net("10.0.0.0/8"), &net("10.1.2.0/24")));
+        assert!(overlaps(&net("10.1.2.0/24"), &net("10.0.0.0/8")));
+        assert!(overlaps(&net("10.1.2.0/24"), &net("10.1.2.0/24")));
+        assert!(!overlaps(&net("10.1.2.0/24"), &net("10.1.3.0/24")));
+    }
+
+    #[test]
+    fn subnets_are_parsed_and_normalised() {
+        assert_eq!(parse_subnet("172.28.5.3/16").unwrap(), net("172.28.0.0/16"));
+        for bad in ["172.28.0.0", "300.1.0.0/16", "172.28.0.0/16x", "", "172.28.0.0/31"] {
+            let err = parse_subnet(bad).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid subnet {bad}"));
+        }
     }
 
     #[test]
@@ -198,8 +262,12 @@ mod tests {
         let used: BTreeSet<_> = [Ipv4Addr::new(172, 28, 0, 2)].into();
         assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 9), &used).is_ok());
         assert!(matches!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 2), &used), Err(Error::AddressInUse(_))));
-        assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 1), &used).is_err());
-        assert!(check_requested(&cfg, Ipv4Addr::new(10, 0, 0, 1), &used).is_err());
+        // The gateway and the network/broadcast addresses are taken from the start.
+        for taken in [Ipv4Addr::new(172, 28, 0, 1), Ipv4Addr::new(172, 28, 0, 0), Ipv4Addr::new(172, 28, 255, 255)] {
+            assert!(matches!(check_requested(&cfg, taken, &used), Err(Error::AddressInUse(_))), "{taken}");
+        }
+        let outside = check_requested(&cfg, Ipv4Addr::new(10, 0, 0, 1), &used).unwrap_err();
+        assert_eq!(outside.to_string(), "no configured subnet or ip-range contain the IP address 10.0.0.1");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod error;
 mod ipam;
 mod manager;
 mod model;
+mod names;
 mod netlink;
 mod netns;
 mod process;
@@ -18,11 +19,11 @@ mod views;
 
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("{e}");
         std::process::exit(1);

@@ -1,6 +1,9 @@
 //! The daemon's state and every operation on it. Each mutation runs under one lock as
 //! validate → apply to the kernel → commit to the store; when a kernel step fails, what was
 //! applied is undone, so nothing is left half-created.
+//!
+//! Networks live here; container lifecycles (`run`, `stop`, `start`, `rm`) are in
+//! `containers.rs` and `network connect`/`disconnect` in `connect.rs`.
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::Ipv4Addr,
@@ -15,9 +18,14 @@ use crate::{
     error::{Error, Result},
     ipam,
     model::{new_id, now_rfc3339, Container, Driver, Endpoint, IpamConfig, NetMode, Network},
-    process,
     store::{Changes, Store},
 };
+
+mod connect;
+mod containers;
+
+pub use connect::ConnectRequest;
+pub use containers::{ContainerInfo, RunContainer};
 
 #[derive(Default)]
 struct State {
@@ -47,31 +55,21 @@ pub struct CreateNetwork {
     pub options: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct RunContainer {
-    pub name: String,
-    /// `bridge` (default), a network name, `host`, `none` or `container:NAME`.
-    pub network: Option<String>,
-    pub ip: Option<Ipv4Addr>,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    pub hostname: Option<String>,
-    #[serde(default)]
-    pub cmd: Vec<String>,
-}
-
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct ConnectRequest {
-    pub container: String,
-    pub ip: Option<Ipv4Addr>,
-    #[serde(default)]
-    pub aliases: Vec<String>,
+/// A container attached to a network, for `network inspect`: bridge networks list their
+/// endpoints; `host` and `none` list the containers in that mode (without addresses).
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub container: Container,
+    pub endpoint: Option<Endpoint>,
 }
 
 /// Names of the networks that always exist, like Docker's.
 pub const DEFAULT_BRIDGE: &str = "bridge";
 const PREDEFINED: [(&str, Driver); 3] =
     [(DEFAULT_BRIDGE, Driver::Bridge), ("host", Driver::Host), ("none", Driver::Null)];
+
+/// How deep `container:` modes may chain (A uses B's netns, B uses C's, ...).
+const MAX_SHARING_DEPTH: usize = 8;
 
 impl State {
     fn network(&self, name_or_id: &str) -> Result<&Network> {
@@ -97,6 +95,48 @@ impl State {
 
     fn next_network_index(&self) -> u32 {
         self.networks.values().map(|n| n.index).max().unwrap_or(0) + 1
+    }
+
+    /// The container whose netns and endpoints `c` uses: itself, or for `container:NAME` the
+    /// end of the chain.
+    fn owner<'a>(&'a self, c: &'a Container) -> &'a Container {
+        let mut current = c;
+        for _ in 0..MAX_SHARING_DEPTH {
+            match &current.mode {
+                NetMode::Container(id) => match self.containers.get(id) {
+                    Some(next) => current = next,
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        current
+    }
+
+    /// Containers that use `id`'s netns directly (`--network container:ID`).
+    fn sharers(&self, id: &str) -> Vec<&Container> {
+        self.containers.values().filter(|c| matches!(&c.mode, NetMode::Container(t) if t == id)).collect()
+    }
+
+    fn members(&self, network: &Network) -> Vec<Member> {
+        let mode = match network.driver {
+            Driver::Host => Some(NetMode::Host),
+            Driver::Null => Some(NetMode::None),
+            Driver::Bridge => None,
+        };
+        match mode {
+            Some(mode) => self
+                .containers
+                .values()
+                .filter(|c| c.mode == mode && c.running())
+                .map(|c| Member { container: c.clone(), endpoint: None })
+                .collect(),
+            None => self
+                .endpoints()
+                .filter(|(_, ep)| ep.network == network.id)
+                .map(|(c, ep)| Member { container: c.clone(), endpoint: Some(ep.clone()) })
+                .collect(),
+        }
     }
 }
 
@@ -172,24 +212,24 @@ impl Manager {
         crate::reconcile::run(&self.plumber, &networks, &containers).await
     }
 
-    pub async fn networks(&self) -> Vec<(Network, Vec<(Container, Endpoint)>)> {
+    pub async fn networks(&self) -> Vec<(Network, Vec<Member>)> {
         let state = self.state.lock().await;
-        state.networks.values().map(|n| (n.clone(), members(&state, &n.id))).collect()
+        state.networks.values().map(|n| (n.clone(), state.members(n))).collect()
     }
 
-    pub async fn network(&self, name: &str) -> Result<(Network, Vec<(Container, Endpoint)>)> {
+    pub async fn network(&self, name: &str) -> Result<(Network, Vec<Member>)> {
         let state = self.state.lock().await;
         let n = state.network(name)?.clone();
-        let m = members(&state, &n.id);
+        let m = state.members(&n);
         Ok((n, m))
     }
 
     pub async fn create_network(&self, req: CreateNetwork) -> Result<Network> {
         let mut state = self.state.lock().await;
+        validate_name(&req.name)?;
         if state.networks.values().any(|n| n.name == req.name) {
             return Err(Error::NetworkExists(req.name));
         }
-        validate_name(&req.name)?;
         match req.driver.as_deref().unwrap_or("bridge") {
             "bridge" => {}
             "host" | "null" => {
@@ -227,6 +267,10 @@ impl Manager {
 
     pub async fn remove_network(&self, name: &str) -> Result<Network> {
         let mut state = self.state.lock().await;
+        self.remove_network_locked(&mut state, name).await
+    }
+
+    async fn remove_network_locked(&self, state: &mut State, name: &str) -> Result<Network> {
         let network = state.network(name)?.clone();
         if PREDEFINED.iter().any(|(n, _)| *n == network.name) {
             return Err(Error::Conflict(format!(
@@ -240,147 +284,39 @@ impl Manager {
         if let Some(ipam) = &network.ipam {
             self.plumber.remove_gateway(ipam).await?;
         }
-        self.store.commit(Changes { del_networks: vec![network.id.clone()], ..Default::default() })?;
+        if let Err(e) = self.store.commit(Changes { del_networks: vec![network.id.clone()], ..Default::default() }) {
+            if let Some(ipam) = &network.ipam {
+                let _ = self.plumber.add_gateway(ipam).await;
+            }
+            return Err(e);
+        }
         state.networks.remove(&network.id);
         Ok(network)
     }
 
-    pub async fn containers(&self) -> Vec<Container> {
-        self.state.lock().await.containers.values().cloned().collect()
-    }
-
-    pub async fn container(&self, name: &str) -> Result<Container> {
-        Ok(self.state.lock().await.container(name)?.clone())
-    }
-
-    /// Network names by id, for views.
-    pub async fn network_names(&self) -> BTreeMap<String, String> {
-        let state = self.state.lock().await;
-        state.networks.values().map(|n| (n.id.clone(), n.name.clone())).collect()
-    }
-
-    pub async fn run(&self, req: RunContainer) -> Result<Container> {
+    /// Removes every user network without endpoints; returns their names.
+    pub async fn prune_networks(&self) -> Result<Vec<String>> {
         let mut state = self.state.lock().await;
-        validate_name(&req.name)?;
-        if state.containers.values().any(|c| c.name == req.name) {
-            return Err(Error::ContainerExists(req.name));
-        }
-        let id = new_id();
-        let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-        let network_arg = req.network.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
-        let (mode, network) = match network_arg.as_str() {
-            "host" => (NetMode::Host, None),
-            "none" => (NetMode::None, None),
-            other => match other.strip_prefix("container:") {
-                Some(target) => (NetMode::Container(state.container(target)?.id.clone()), None),
-                None => (NetMode::Own, Some(state.network(other)?.clone())),
-            },
-        };
-        if network.is_none() && (req.ip.is_some() || !req.aliases.is_empty()) {
-            return Err(Error::InvalidArgument(
-                "user specified IP address or aliases are supported only with a network of the bridge driver".into(),
-            ));
-        }
-        let mut container = Container {
-            id: id.clone(),
-            name: req.name.clone(),
-            mode: mode.clone(),
-            hostname,
-            endpoints: vec![],
-            netns: None,
-            cmd: req.cmd.clone(),
-            pid: None,
-            created: now_rfc3339(),
-        };
-        // Kernel steps, each undone by `undo` if a later one fails.
-        let mut undo = Undo::default();
-        let applied: Result<()> = async {
-            container.netns = match &mode {
-                NetMode::Host => None,
-                NetMode::Container(target) => state.containers[target].netns.clone(),
-                NetMode::Own | NetMode::None => {
-                    let path = self.plumber.create_netns(&req.name).await?;
-                    undo.netns = Some(path.clone());
-                    Some(path.to_string_lossy().into_owned())
-                }
-            };
-            if let Some(network) = &network {
-                let ep = allocate_endpoint(&state, network, req.ip, &req.aliases, 0)?;
-                let netns = PathBuf::from(container.netns.as_ref().unwrap());
-                self.plumber.add_endpoint(&netns, &ep, network.index, true).await?;
-                undo.endpoints.push((ep.clone(), network.index));
-                container.endpoints.push(ep);
-            }
-            let files = ContainerFiles::new(&self.run_dir, &container.id);
-            files.write(&container, &state.networks)?;
-            undo.files = Some(files.clone());
-            if !container.cmd.is_empty() {
-                container.pid = Some(process::spawn(&container, &files)?);
-            }
-            self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
-        }
-        .await;
-        if let Err(e) = applied {
-            undo.run(&self.plumber).await;
-            return Err(e);
-        }
-        state.containers.insert(container.id.clone(), container.clone());
-        Ok(container)
-    }
-
-    pub async fn remove_container(&self, name: &str, force: bool) -> Result<Container> {
-        let mut state = self.state.lock().await;
-        let container = state.container(name)?.clone();
-        if container.pid.is_some_and(process::alive) && !force {
-            return Err(Error::Conflict(format!(
-                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                container.name
-            )));
-        }
-        let sharers: Vec<_> = state
-            .containers
+        let candidates: Vec<String> = state
+            .networks
             .values()
-            .filter(|c| c.mode == NetMode::Container(container.id.clone()))
-            .map(|c| c.name.clone())
+            .filter(|n| !PREDEFINED.iter().any(|(p, _)| *p == n.name))
+            .filter(|n| !state.endpoints().any(|(_, ep)| ep.network == n.id))
+            .map(|n| n.id.clone())
             .collect();
-        if !sharers.is_empty() {
-            return Err(Error::Conflict(format!(
-                "cannot remove container \"/{}\": its network namespace is in use by {}",
-                container.name,
-                sharers.join(", ")
-            )));
+        let mut removed = Vec::new();
+        for id in candidates {
+            removed.push(self.remove_network_locked(&mut state, &id).await?.name);
         }
-        self.teardown(&state, &container).await?;
-        self.store.commit(Changes { del_containers: vec![container.id.clone()], ..Default::default() })?;
-        state.containers.remove(&container.id);
-        Ok(container)
+        Ok(removed)
     }
 
-    /// Stops the process, removes endpoints, netns and files. Keeps going after an error and
-    /// reports the first one.
-    async fn teardown(&self, state: &State, container: &Container) -> Result<()> {
-        let mut first_error = None;
-        if let Some(pid) = container.pid {
-            process::kill(pid);
-        }
-        for ep in &container.endpoints {
-            let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            if let Err(e) = self.plumber.remove_endpoint(ep, index).await {
-                first_error.get_or_insert(e);
-            }
-        }
-        if matches!(container.mode, NetMode::Own | NetMode::None) {
-            if let Some(netns) = &container.netns {
-                if let Err(e) = self.plumber.remove_netns(Path::new(netns)) {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        ContainerFiles::new(&self.run_dir, &container.id).remove();
-        first_error.map_or(Ok(()), Err)
+    pub fn drop_stats(&self) -> Result<Vec<crate::datapath::DropStat>> {
+        self.plumber.datapath().drop_stats()
     }
 
-    /// Removes every container and every user network, then the pins (`netd system reset`).
+    /// Removes every container and every network, the daemon's netns mount, then the pins
+    /// (`netd system reset`).
     pub async fn reset(&self) -> Result<()> {
         let mut state = self.state.lock().await;
         let mut first_error = None;
@@ -399,6 +335,9 @@ impl Manager {
                 }
             }
         }
+        if let Err(e) = self.plumber.remove_host_netns() {
+            first_error.get_or_insert(e);
+        }
         let changes = Changes {
             del_networks: state.networks.keys().cloned().collect(),
             del_containers: state.containers.keys().cloned().collect(),
@@ -414,14 +353,6 @@ impl Manager {
     }
 }
 
-fn members(state: &State, network_id: &str) -> Vec<(Container, Endpoint)> {
-    state
-        .endpoints()
-        .filter(|(_, ep)| ep.network == network_id)
-        .map(|(c, ep)| (c.clone(), ep.clone()))
-        .collect()
-}
-
 fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -433,6 +364,24 @@ fn validate_name(name: &str) -> Result<()> {
             "Invalid name \"{name}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )))
     }
+}
+
+/// Rejects `--ip`/`--alias` where Docker does: only user-defined bridge networks take
+/// aliases, and only those with a user-configured subnet take a fixed address.
+fn check_endpoint_options(network: &Network, ip: Option<Ipv4Addr>, aliases: &[String]) -> Result<()> {
+    let user_defined = network.driver == Driver::Bridge && network.name != DEFAULT_BRIDGE;
+    if ip.is_some() {
+        if !user_defined {
+            return Err(Error::IpNeedsUserNetwork);
+        }
+        if !network.ipam.as_ref().is_some_and(|i| i.user_subnet) {
+            return Err(Error::IpNeedsUserSubnet);
+        }
+    }
+    if !aliases.is_empty() && !user_defined {
+        return Err(Error::AliasNeedsUserNetwork);
+    }
+    Ok(())
 }
 
 fn allocate_endpoint(
@@ -452,7 +401,8 @@ fn allocate_endpoint(
             ipam::check_requested(ipam, ip, &used)?;
             ip
         }
-        None => ipam::next_address(ipam, &used)?,
+        None => ipam::next_address(ipam, &used)
+            .ok_or_else(|| Error::NoAddresses { name: network.name.clone(), id: network.id.clone() })?,
     };
     let id = new_id();
     Ok(Endpoint {
@@ -465,6 +415,7 @@ fn allocate_endpoint(
         mac: ipam::mac_for(ip),
         ifname: format!("eth{slot}"),
         aliases: aliases.to_vec(),
+        static_ip: requested.is_some(),
     })
 }
 
@@ -474,10 +425,14 @@ struct Undo {
     netns: Option<PathBuf>,
     endpoints: Vec<(Endpoint, u32)>,
     files: Option<ContainerFiles>,
+    pid: Option<u32>,
 }
 
 impl Undo {
     async fn run(self, plumber: &Plumber) {
+        if let Some(pid) = self.pid {
+            crate::process::kill(pid);
+        }
         if let Some(files) = self.files {
             files.remove();
         }
@@ -487,106 +442,5 @@ impl Undo {
         if let Some(path) = self.netns {
             let _ = plumber.remove_netns(&path);
         }
-    }
-}
-
-impl Manager {
-    /// Removes every user network without endpoints; returns their names.
-    pub async fn prune_networks(&self) -> Result<Vec<String>> {
-        let candidates: Vec<String> = {
-            let state = self.state.lock().await;
-            state
-                .networks
-                .values()
-                .filter(|n| !PREDEFINED.iter().any(|(p, _)| *p == n.name))
-                .filter(|n| !state.endpoints().any(|(_, ep)| ep.network == n.id))
-                .map(|n| n.id.clone())
-                .collect()
-        };
-        let mut removed = Vec::new();
-        for id in candidates {
-            removed.push(self.remove_network(&id).await?.name);
-        }
-        Ok(removed)
-    }
-
-    pub fn drop_stats(&self) -> Result<Vec<crate::datapath::DropStat>> {
-        self.plumber.datapath().drop_stats()
-    }
-}
-
-impl Manager {
-    /// `network connect`: a new endpoint (ethN) in a running container, live.
-    pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
-        let mut state = self.state.lock().await;
-        let network = state.network(network)?.clone();
-        let mut container = state.container(&req.container)?.clone();
-        match &container.mode {
-            NetMode::Own => {}
-            NetMode::None => return Err(Error::NoneModeExclusive),
-            NetMode::Host => {
-                return Err(Error::Conflict(
-                    "container sharing network namespace with host cannot be connected to any other network".into(),
-                ))
-            }
-            NetMode::Container(_) => {
-                return Err(Error::Conflict(
-                    "container sharing network namespace with another container cannot be connected to any other network".into(),
-                ))
-            }
-        }
-        if network.ipam.is_none() {
-            return Err(Error::NoneModeExclusive);
-        }
-        if container.endpoints.iter().any(|ep| ep.network == network.id) {
-            return Err(Error::Conflict(format!(
-                "endpoint with name {} already exists in network {}",
-                container.name, network.name
-            )));
-        }
-        let slot = (0..).find(|i| !container.endpoints.iter().any(|ep| ep.ifname == format!("eth{i}"))).unwrap();
-        let ep = allocate_endpoint(&state, &network, req.ip, &req.aliases, slot)?;
-        let netns = PathBuf::from(container.netns.clone().unwrap_or_default());
-        let default_route = container.endpoints.is_empty();
-        self.plumber.add_endpoint(&netns, &ep, network.index, default_route).await?;
-        container.endpoints.push(ep.clone());
-        let committed = ContainerFiles::new(&self.run_dir, &container.id)
-            .write(&container, &state.networks)
-            .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
-        if let Err(e) = committed {
-            let _ = self.plumber.remove_endpoint(&ep, network.index).await;
-            return Err(e);
-        }
-        state.containers.insert(container.id.clone(), container);
-        Ok(())
-    }
-
-    /// `network disconnect`: removes the container's endpoint on the network, live. When it
-    /// carried the default route, the next network's gateway takes over (as in Docker).
-    pub async fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
-        let mut state = self.state.lock().await;
-        // `-f` matters for networks whose endpoint state is out of step; netd keeps them in
-        // step, so it changes nothing here.
-        let _ = force;
-        let network = state.network(network)?.clone();
-        let mut container = state.container(container)?.clone();
-        let Some(pos) = container.endpoints.iter().position(|ep| ep.network == network.id) else {
-            return Err(Error::Conflict(format!(
-                "container {} is not connected to network {}",
-                container.id, network.name
-            )));
-        };
-        let ep = container.endpoints.remove(pos);
-        self.plumber.remove_endpoint(&ep, network.index).await?;
-        if pos == 0 {
-            if let (Some(next), Some(netns)) = (container.endpoints.first(), &container.netns) {
-                let inside = crate::netlink::Netlink::open_in(Path::new(netns))?;
-                inside.add_default_route(next.gateway).await?;
-            }
-        }
-        ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks)?;
-        self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })?;
-        state.containers.insert(container.id.clone(), container);
-        Ok(())
     }
 }

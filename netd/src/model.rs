@@ -46,6 +46,9 @@ pub struct IpamConfig {
     pub gateway: Ipv4Addr,
     /// The part of the subnet that automatic allocation draws from (`--ip-range`).
     pub ip_range: Option<Ipv4Network>,
+    /// The subnet was given with `--subnet` (Docker allows `--ip` only on such networks).
+    #[serde(default)]
+    pub user_subnet: bool,
 }
 
 /// How a container's network namespace is provided (`--network`).
@@ -68,12 +71,73 @@ pub struct Container {
     pub name: String,
     pub mode: NetMode,
     pub hostname: String,
+    /// Live endpoints (none while stopped, and none for `host`/`none`/`container:` modes).
     pub endpoints: Vec<Endpoint>,
-    /// Path of the bind-mounted netns (absent for `host`).
+    /// Path of the bind-mounted netns of its own (absent for `host` and `container:` modes,
+    /// and while stopped).
     pub netns: Option<String>,
     pub cmd: Vec<String>,
     pub pid: Option<u32>,
     pub created: String,
+    /// The IMAGE argument of `run`, recorded for `ps`/`inspect` (netd runs commands on the
+    /// host's filesystem).
+    #[serde(default)]
+    pub image: String,
+    /// `-e KEY=VAL` for the command and for `exec`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `--rm`: removed when its command exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// When it was last started (RFC 3339); empty means `created`.
+    #[serde(default)]
+    pub started: String,
+    /// Set while stopped: when, with which exit code, and the attachments `start` re-makes.
+    #[serde(default)]
+    pub stopped: Option<Stopped>,
+    /// Endpoint id shown for the `host`/`none` attachment (Docker lists those too).
+    #[serde(default)]
+    pub sandbox_endpoint: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stopped {
+    /// RFC 3339.
+    pub at: String,
+    pub exit_code: i32,
+    pub attachments: Vec<Attachment>,
+}
+
+/// A network a stopped container goes back to on `start`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attachment {
+    /// Network id.
+    pub network: String,
+    /// The address the user asked for (`--ip`), kept across stop/start like Docker does.
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
+impl Container {
+    pub fn running(&self) -> bool {
+        self.stopped.is_none()
+    }
+
+    /// The attachments it has (live endpoints) or will have again (stopped).
+    pub fn attachments(&self) -> Vec<Attachment> {
+        match &self.stopped {
+            Some(s) => s.attachments.clone(),
+            None => self
+                .endpoints
+                .iter()
+                .map(|ep| Attachment {
+                    network: ep.network.clone(),
+                    ip: ep.static_ip.then_some(ep.ip),
+                    aliases: ep.aliases.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -90,6 +154,9 @@ pub struct Endpoint {
     /// Host-side veth name.
     pub host_ifname: String,
     pub aliases: Vec<String>,
+    /// The address was asked for with `--ip`.
+    #[serde(default)]
+    pub static_ip: bool,
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {

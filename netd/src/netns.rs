@@ -53,6 +53,24 @@ pub fn create(path: &Path) -> Result<()> {
     made
 }
 
+/// Bind-mounts the calling process's own network namespace at `path` (the daemon's netns,
+/// for `--network host` containers and `netd exec` into them from anywhere). Idempotent.
+pub fn bind_own(path: &Path) -> Result<()> {
+    if is_netns_mount(path) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::system("create netns dir", e))?;
+    }
+    File::create(path).map_err(|e| Error::system("create netns file", e))?;
+    // /proc/self is the main thread's view; the daemon never moves its threads, so both name
+    // the daemon's netns.
+    mount(Some("/proc/self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::system("bind-mount the daemon's netns", e)
+    })
+}
+
 /// Whether `path` is a mounted network namespace (and not just the empty mount point).
 pub fn is_netns_mount(path: &Path) -> bool {
     use nix::sys::statfs::{statfs, NSFS_MAGIC};

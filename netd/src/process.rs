@@ -17,11 +17,24 @@ use nix::{
     unistd::{execvp, sethostname, Pid},
 };
 
-use crate::{
-    container_files::ContainerFiles,
-    error::{Error, Result},
-    model::Container,
-};
+use crate::error::{Error, Result};
+
+/// Where the reaper threads report `(pid, exit code)` of the commands the daemon started.
+static EXITS: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(u32, i32)>> = std::sync::OnceLock::new();
+
+/// The stream of exits of container commands started by [`spawn`]; call once, before the
+/// first spawn.
+pub fn exit_events() -> tokio::sync::mpsc::UnboundedReceiver<(u32, i32)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = EXITS.set(tx);
+    rx
+}
+
+/// A shell's view of an exit status: the code, or 128 + the signal.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
 
 /// What `__enter` needs to become the container.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,21 +47,14 @@ pub struct EnterArgs {
     pub resolv: Option<String>,
     #[arg(long)]
     pub hostname: Option<String>,
+    /// KEY=VALUE for the command's environment (repeatable).
+    #[arg(long)]
+    pub env: Vec<String>,
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
 }
 
 impl EnterArgs {
-    pub fn for_container(container: &Container, files: &ContainerFiles, cmd: Vec<String>) -> Self {
-        Self {
-            netns: container.netns.clone(),
-            hosts: Some(files.hosts().to_string_lossy().into_owned()),
-            resolv: Some(files.resolv_conf().to_string_lossy().into_owned()),
-            hostname: Some(container.hostname.clone()),
-            cmd,
-        }
-    }
-
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec!["__enter".to_string()];
         for (flag, value) in [
@@ -61,6 +67,10 @@ impl EnterArgs {
                 args.push(flag.into());
                 args.push(v.clone());
             }
+        }
+        for kv in &self.env {
+            args.push("--env".into());
+            args.push(kv.clone());
         }
         args.push("--".into());
         args.extend(self.cmd.iter().cloned());
@@ -103,15 +113,23 @@ fn enter(args: &EnterArgs) -> anyhow::Result<()> {
     if let Some(h) = &args.hostname {
         sethostname(h)?;
     }
+    for kv in &args.env {
+        match kv.split_once('=') {
+            // SAFETY: this process is single-threaded (`__enter` runs before any thread is
+            // started) and about to exec.
+            Some((k, v)) if !k.is_empty() => unsafe { std::env::set_var(k, v) },
+            _ => anyhow::bail!("invalid environment variable {kv:?}: expected KEY=VALUE"),
+        }
+    }
     Ok(())
 }
 
-/// Starts a container's long-running command, detached, with output to its log file.
-pub fn spawn(container: &Container, files: &ContainerFiles) -> Result<u32> {
+/// Starts a container's long-running command, detached, with output to its log file. Its
+/// exit is reported on [`exit_events`].
+pub fn spawn(args: &EnterArgs, log: &Path) -> Result<u32> {
     let exe = std::env::current_exe().map_err(|e| Error::system("locate netd binary", e))?;
-    let log = File::create(files.log()).map_err(|e| Error::system("create log", e))?;
+    let log = File::create(log).map_err(|e| Error::system("create log", e))?;
     let log2 = log.try_clone().map_err(|e| Error::system("create log", e))?;
-    let args = EnterArgs::for_container(container, files, container.cmd.clone());
     let mut cmd = Command::new(exe);
     cmd.args(args.to_args()).stdin(Stdio::null()).stdout(log).stderr(log2);
     // SAFETY: setsid is async-signal-safe; it detaches the command from the daemon's session.
@@ -125,7 +143,11 @@ pub fn spawn(container: &Container, files: &ContainerFiles) -> Result<u32> {
     let pid = child.id();
     // Reap it when it exits so it does not linger as a zombie of the daemon.
     std::thread::spawn(move || {
-        let _ = child.wait();
+        if let Ok(status) = child.wait() {
+            if let Some(tx) = EXITS.get() {
+                let _ = tx.send((pid, exit_code(status)));
+            }
+        }
     });
     Ok(pid)
 }

@@ -1,16 +1,16 @@
 //! Docker-shaped JSON for the API and the CLI (kept apart from the internal model, like
-//! netavark's types.rs vs internal_types.rs).
-use std::collections::BTreeMap;
-
+//! netavark's types.rs vs internal_types.rs). Key order follows Docker's structs (serde_json's
+//! `preserve_order` keeps it); `IPRange` appears only when set.
 use serde_json::{json, Map, Value};
 
 use crate::{
     container_files::ContainerFiles,
-    model::{format_mac, Container, Endpoint, NetMode, Network},
+    manager::{ContainerInfo, Member, DEFAULT_BRIDGE},
+    model::{format_mac, Attachment, Container, Driver, Endpoint, NetMode, Network},
 };
 
 /// `docker network inspect` object.
-pub fn network(n: &Network, members: &[(Container, Endpoint)]) -> Value {
+pub fn network(n: &Network, members: &[Member]) -> Value {
     let config: Vec<Value> = n
         .ipam
         .iter()
@@ -26,17 +26,25 @@ pub fn network(n: &Network, members: &[(Container, Endpoint)]) -> Value {
         .collect();
     let containers: Map<String, Value> = members
         .iter()
-        .map(|(c, ep)| {
-            (
-                c.id.clone(),
-                json!({
+        .map(|m| {
+            let c = &m.container;
+            let entry = match &m.endpoint {
+                Some(ep) => json!({
                     "Name": c.name,
                     "EndpointID": ep.id,
                     "MacAddress": format_mac(&ep.mac),
                     "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
                     "IPv6Address": "",
                 }),
-            )
+                None => json!({
+                    "Name": c.name,
+                    "EndpointID": c.sandbox_endpoint,
+                    "MacAddress": "",
+                    "IPv4Address": "",
+                    "IPv6Address": "",
+                }),
+            };
+            (c.id.clone(), entry)
         })
         .collect();
     json!({
@@ -58,52 +66,142 @@ pub fn network(n: &Network, members: &[(Container, Endpoint)]) -> Value {
     })
 }
 
-/// `docker inspect CONTAINER` object (the parts netd has).
-pub fn container(c: &Container, network_names: &BTreeMap<String, String>, files: &ContainerFiles) -> Value {
-    let networks: Map<String, Value> = c
+/// `docker inspect CONTAINER` object (the parts netd has), in Docker's key order. A
+/// `container:NAME` container shows NAME's networks, addresses and files: it has no others.
+pub fn container(info: &ContainerInfo, run_dir: &std::path::Path) -> Value {
+    let c = &info.container;
+    let owner = &info.owner;
+    let files = ContainerFiles::new(run_dir, &owner.id);
+    let own_files = ContainerFiles::new(run_dir, &c.id);
+    let running = c.running();
+    let network_name = |id: &str| info.networks.get(id).map(|n| n.name.clone()).unwrap_or_default();
+    let networks = networks(info, owner);
+    // Docker fills the top-level addresses from the default bridge network only.
+    let default = owner
         .endpoints
         .iter()
-        .map(|ep| {
-            let name = network_names.get(&ep.network).cloned().unwrap_or_default();
-            (
-                name,
-                json!({
-                    "Aliases": ep.aliases,
-                    "NetworkID": ep.network,
-                    "EndpointID": ep.id,
-                    "Gateway": ep.gateway.to_string(),
-                    "IPAddress": ep.ip.to_string(),
-                    "IPPrefixLen": ep.prefix,
-                    "MacAddress": format_mac(&ep.mac),
-                    "InterfaceName": ep.ifname,
-                }),
-            )
-        })
-        .collect();
+        .find(|ep| info.networks.get(&ep.network).is_some_and(|n| n.name == DEFAULT_BRIDGE));
     let network_mode = match &c.mode {
-        NetMode::Own => c.endpoints.first().and_then(|ep| network_names.get(&ep.network).cloned()).unwrap_or_default(),
+        NetMode::Own => c.attachments().first().map(|a| network_name(&a.network)).unwrap_or_else(|| "default".into()),
         NetMode::Host => "host".into(),
         NetMode::None => "none".into(),
         NetMode::Container(id) => format!("container:{id}"),
     };
-    let running = c.pid.is_some_and(crate::process::alive);
-    let first = c.endpoints.first();
+    let (exit_code, finished) = match &c.stopped {
+        Some(s) => (s.exit_code, s.at.clone()),
+        None => (0, "0001-01-01T00:00:00Z".to_string()),
+    };
+    let started = if c.started.is_empty() { c.created.clone() } else { c.started.clone() };
+    let path = c.cmd.first().cloned().unwrap_or_default();
+    let args: Vec<String> = c.cmd.iter().skip(1).cloned().collect();
     json!({
         "Id": c.id,
         "Created": c.created,
-        "Name": format!("/{}", c.name),
-        "State": { "Running": running, "Pid": c.pid.unwrap_or(0) },
-        "Config": { "Hostname": c.hostname, "Cmd": c.cmd },
-        "HostConfig": { "NetworkMode": network_mode },
-        "HostsPath": files.hosts(),
+        "Path": path,
+        "Args": args,
+        "State": {
+            "Status": if running { "running" } else { "exited" },
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": if running { c.pid.unwrap_or(0) } else { 0 },
+            "ExitCode": exit_code,
+            "Error": "",
+            "StartedAt": started,
+            "FinishedAt": finished,
+        },
+        "Image": "",
         "ResolvConfPath": files.resolv_conf(),
+        "HostsPath": files.hosts(),
+        "LogPath": own_files.log(),
+        "Name": format!("/{}", c.name),
+        "HostConfig": { "NetworkMode": network_mode, "AutoRemove": c.auto_remove },
+        "Config": {
+            "Hostname": c.hostname,
+            "Env": c.env,
+            "Cmd": c.cmd,
+            "Image": c.image,
+        },
         "NetworkSettings": {
-            "SandboxKey": c.netns.clone().unwrap_or_default(),
-            "Gateway": first.map(|e| e.gateway.to_string()).unwrap_or_default(),
-            "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
-            "IPPrefixLen": first.map(|e| e.prefix).unwrap_or(0),
-            "MacAddress": first.map(|e| format_mac(&e.mac)).unwrap_or_default(),
+            "Bridge": "",
+            "SandboxID": if running { owner.id.clone() } else { String::new() },
+            "Ports": {},
+            "SandboxKey": if running { owner.netns.clone().unwrap_or_default() } else { String::new() },
+            "EndpointID": default.map(|e| e.id.clone()).unwrap_or_default(),
+            "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": default.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": default.map(|e| e.prefix).unwrap_or(0),
+            "IPv6Gateway": "",
+            "MacAddress": default.map(|e| format_mac(&e.mac)).unwrap_or_default(),
             "Networks": networks,
         },
+    })
+}
+
+/// `NetworkSettings.Networks`: one entry per attachment (with empty addresses while
+/// stopped), or the `host`/`none` network.
+fn networks(info: &ContainerInfo, owner: &Container) -> Map<String, Value> {
+    let find = |driver: Driver| info.networks.values().find(|n| n.driver == driver);
+    let special = match owner.mode {
+        NetMode::Host => find(Driver::Host),
+        NetMode::None => find(Driver::Null),
+        _ => None,
+    };
+    if let Some(n) = special {
+        let endpoint = if owner.running() { owner.sandbox_endpoint.clone() } else { String::new() };
+        return [(n.name.clone(), endpoint_settings(n, owner, None, None, &endpoint))].into_iter().collect();
+    }
+    owner
+        .attachments()
+        .iter()
+        .filter_map(|a| {
+            let n = info.networks.get(&a.network)?;
+            let ep = owner.endpoints.iter().find(|ep| ep.network == a.network);
+            let id = ep.map(|e| e.id.clone()).unwrap_or_default();
+            Some((n.name.clone(), endpoint_settings(n, owner, Some(a), ep, &id)))
+        })
+        .collect()
+}
+
+/// Docker's `EndpointSettings`.
+fn endpoint_settings(
+    n: &Network,
+    c: &Container,
+    attachment: Option<&Attachment>,
+    ep: Option<&Endpoint>,
+    endpoint_id: &str,
+) -> Value {
+    let user_defined = n.driver == Driver::Bridge && n.name != DEFAULT_BRIDGE;
+    let aliases: Vec<String> = attachment.map(|a| a.aliases.clone()).unwrap_or_default();
+    let ipam_config = match attachment.and_then(|a| a.ip) {
+        Some(ip) => json!({ "IPv4Address": ip.to_string() }),
+        None => Value::Null,
+    };
+    let dns_names = if user_defined && ep.is_some() {
+        let mut names = vec![c.name.clone(), c.id[..12].to_string()];
+        names.extend(aliases.iter().cloned());
+        json!(names)
+    } else {
+        Value::Null
+    };
+    json!({
+        "IPAMConfig": ipam_config,
+        "Links": null,
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+        "MacAddress": ep.map(|e| format_mac(&e.mac)).unwrap_or_default(),
+        "DriverOpts": null,
+        "NetworkID": n.id,
+        "EndpointID": endpoint_id,
+        "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": dns_names,
     })
 }

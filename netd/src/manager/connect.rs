@@ -1,0 +1,143 @@
+//! `network connect` and `network disconnect`, live on running containers (a new ethN, or
+//! one removed, with the default route kept on the first remaining network) and recorded on
+//! stopped ones (applied by `start`). Docker's rules and texts for `host`, `none` and
+//! `container:` modes.
+use std::{net::Ipv4Addr, path::Path};
+
+use super::{allocate_endpoint, check_endpoint_options, Manager};
+use crate::{
+    container_files::ContainerFiles,
+    error::{Error, Result},
+    model::{new_id, Attachment, Container, Driver, NetMode},
+    store::Changes,
+};
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ConnectRequest {
+    pub container: String,
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl Manager {
+    pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let network = state.network(network)?.clone();
+        let mut container = state.container(&req.container)?.clone();
+        if matches!(container.mode, NetMode::Container(_)) {
+            return Err(Error::SharedNetwork);
+        }
+        if network.driver == Driver::Host {
+            return Err(Error::HostNetworkConflict);
+        }
+        if container.mode == NetMode::Host {
+            return Err(Error::SharedNetwork);
+        }
+        let attachments = container.attachments();
+        let already = match container.mode {
+            NetMode::None => network.driver == Driver::Null,
+            _ => attachments.iter().any(|a| a.network == network.id),
+        };
+        if already {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                container.name, network.name
+            )));
+        }
+        if container.mode == NetMode::None {
+            return Err(Error::NoneModeExclusive);
+        }
+        if network.driver == Driver::Null {
+            // Only a container on no network at all may go to `none`: nothing to plumb.
+            if !attachments.is_empty() {
+                return Err(Error::NoneModeExclusive);
+            }
+            container.mode = NetMode::None;
+            container.sandbox_endpoint = new_id();
+            return self.commit_container(&mut state, container);
+        }
+        check_endpoint_options(&network, req.ip, &req.aliases)?;
+        if let Some(stopped) = container.stopped.as_mut() {
+            if let (Some(ip), Some(cfg)) = (req.ip, network.ipam.as_ref()) {
+                if !cfg.subnet.contains(ip) {
+                    return Err(Error::AddressOutsideSubnet(ip));
+                }
+            }
+            stopped.attachments.push(Attachment { network: network.id.clone(), ip: req.ip, aliases: req.aliases });
+            return self.commit_container(&mut state, container);
+        }
+        let slot = (0..).find(|i| !container.endpoints.iter().any(|ep| ep.ifname == format!("eth{i}"))).unwrap();
+        let ep = allocate_endpoint(&state, &network, req.ip, &req.aliases, slot)?;
+        let netns = container
+            .netns
+            .clone()
+            .ok_or_else(|| Error::System(format!("container {} has no netns", container.name)))?;
+        let default_route = container.endpoints.is_empty();
+        self.plumber.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
+        container.endpoints.push(ep.clone());
+        let committed = ContainerFiles::new(&self.run_dir, &container.id)
+            .write(&container, &state.networks)
+            .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
+        if let Err(e) = committed {
+            let _ = self.plumber.remove_endpoint(&ep, network.index).await;
+            return Err(e);
+        }
+        state.containers.insert(container.id.clone(), container);
+        Ok(())
+    }
+
+    /// Removes the container's endpoint on the network, live. When it carried the default
+    /// route, the gateway of the first remaining network takes over.
+    pub async fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        let mut state = self.state.lock().await;
+        // `-f` matters in Docker for endpoints out of step with the store; netd keeps them in
+        // step, so it changes nothing here.
+        let _ = force;
+        let network = state.network(network)?.clone();
+        let mut container = state.container(container)?.clone();
+        let not_connected = || {
+            Error::Conflict(format!("container {} is not connected to network {}", container.id, network.name))
+        };
+        match (&network.driver, &container.mode) {
+            (Driver::Host, NetMode::Host) => return Err(Error::HostNetworkConflict),
+            (Driver::Null, NetMode::None) => {
+                // Leaves a netns with only `lo` that may be connected to networks again.
+                let mut c = container.clone();
+                c.mode = NetMode::Own;
+                c.sandbox_endpoint.clear();
+                return self.commit_container(&mut state, c);
+            }
+            (Driver::Host | Driver::Null, _) | (_, NetMode::Container(_)) => return Err(not_connected()),
+            _ => {}
+        }
+        if let Some(stopped) = container.stopped.as_mut() {
+            let Some(pos) = stopped.attachments.iter().position(|a| a.network == network.id) else {
+                return Err(not_connected());
+            };
+            stopped.attachments.remove(pos);
+            return self.commit_container(&mut state, container);
+        }
+        let Some(pos) = container.endpoints.iter().position(|ep| ep.network == network.id) else {
+            return Err(not_connected());
+        };
+        let ep = container.endpoints.remove(pos);
+        self.plumber.remove_endpoint(&ep, network.index).await?;
+        if pos == 0 {
+            if let (Some(next), Some(netns)) = (container.endpoints.first(), &container.netns) {
+                let inside = crate::netlink::Netlink::open_in(Path::new(netns))?;
+                inside.add_default_route(next.gateway).await?;
+            }
+        }
+        ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks)?;
+        self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })?;
+        state.containers.insert(container.id.clone(), container);
+        Ok(())
+    }
+
+    fn commit_container(&self, state: &mut super::State, c: Container) -> Result<()> {
+        self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
+        state.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+}

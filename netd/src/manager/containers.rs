@@ -1,0 +1,384 @@
+//! Container lifecycles: `run`, `stop`, `start`, `rm`, and what happens when a container's
+//! command exits. A container is a network namespace plus an optional command; stopping it
+//! releases its endpoints and netns (as Docker releases a stopped container's network) and
+//! remembers the attachments that `start` makes again.
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use super::{allocate_endpoint, check_endpoint_options, validate_name, Manager, State, Undo, DEFAULT_BRIDGE};
+use crate::{
+    container_files::ContainerFiles,
+    error::{Error, Result},
+    model::{new_id, now_rfc3339, Attachment, Container, Driver, NetMode, Network, Stopped},
+    names,
+    process::{self, EnterArgs},
+    store::Changes,
+};
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunContainer {
+    /// A Docker-style random name (`eager_turing`) when absent.
+    pub name: Option<String>,
+    /// `bridge` (default), a network name or id, `host`, `none` or `container:NAME`.
+    pub network: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// The CLI runs the command itself, attached to its terminal (`run` without `-d`), and
+    /// reports the process with [`Manager::attach_pid`].
+    #[serde(default)]
+    pub attach: bool,
+}
+
+/// A container with what its views need: the container whose netns and endpoints it uses
+/// (itself, or the target of `container:NAME`), and the networks by id.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub container: Container,
+    pub owner: Container,
+    pub networks: std::collections::BTreeMap<String, Network>,
+}
+
+/// Docker's exit code for a process ended by SIGKILL.
+const KILLED: i32 = 137;
+
+impl State {
+    fn info(&self, c: &Container) -> ContainerInfo {
+        ContainerInfo { container: c.clone(), owner: self.owner(c).clone(), networks: self.networks.clone() }
+    }
+
+    /// Parses `--network`: the mode, and for a bridge network the network itself.
+    fn network_mode(&self, arg: &str) -> Result<(NetMode, Option<Network>)> {
+        if let Some(target) = arg.strip_prefix("container:") {
+            let target = self.container(target)?;
+            if !target.running() {
+                return Err(Error::Conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    target.id
+                )));
+            }
+            return Ok((NetMode::Container(target.id.clone()), None));
+        }
+        let network = self.network(arg)?;
+        Ok(match network.driver {
+            Driver::Host => (NetMode::Host, None),
+            Driver::Null => (NetMode::None, None),
+            Driver::Bridge => (NetMode::Own, Some(network.clone())),
+        })
+    }
+
+    fn unused_name(&self) -> String {
+        (0..1000)
+            .map(names::random)
+            .find(|n| !self.containers.values().any(|c| &c.name == n))
+            .unwrap_or_else(|| format!("netd_{}", &new_id()[..12]))
+    }
+}
+
+impl Manager {
+    pub async fn containers(&self) -> Vec<ContainerInfo> {
+        let state = self.state.lock().await;
+        state.containers.values().map(|c| state.info(c)).collect()
+    }
+
+    pub async fn container(&self, name: &str) -> Result<ContainerInfo> {
+        let state = self.state.lock().await;
+        let c = state.container(name)?;
+        Ok(state.info(c))
+    }
+
+    /// What `netd __enter` needs to run `cmd` in the container: its owner's netns and files,
+    /// its hostname and environment.
+    fn enter_args(&self, state: &State, c: &Container, cmd: Vec<String>) -> EnterArgs {
+        let owner = state.owner(c);
+        let files = ContainerFiles::new(&self.run_dir, &owner.id);
+        EnterArgs {
+            netns: owner.netns.clone(),
+            hosts: Some(files.hosts().to_string_lossy().into_owned()),
+            resolv: Some(files.resolv_conf().to_string_lossy().into_owned()),
+            hostname: Some(c.hostname.clone()),
+            env: c.env.clone(),
+            cmd,
+        }
+    }
+
+    pub async fn run(&self, req: RunContainer) -> Result<ContainerInfo> {
+        let mut state = self.state.lock().await;
+        let name = match req.name.clone() {
+            Some(name) => {
+                validate_name(&name)?;
+                if let Some(c) = state.containers.values().find(|c| c.name == name) {
+                    return Err(Error::ContainerExists { name, id: c.id.clone() });
+                }
+                name
+            }
+            None => state.unused_name(),
+        };
+        let network_arg = req.network.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
+        let (mode, network) = state.network_mode(&network_arg)?;
+        match &network {
+            Some(network) => check_endpoint_options(network, req.ip, &req.aliases)?,
+            None if req.ip.is_some() => return Err(Error::IpNeedsUserNetwork),
+            None if !req.aliases.is_empty() => return Err(Error::AliasNeedsUserNetwork),
+            None => {}
+        }
+        if req.hostname.is_some() && matches!(mode, NetMode::Host | NetMode::Container(_)) {
+            return Err(Error::HostnameConflict);
+        }
+        let id = new_id();
+        let hostname = match &mode {
+            NetMode::Host => host_hostname()?,
+            NetMode::Container(target) => state.containers[target].hostname.clone(),
+            NetMode::Own | NetMode::None => req.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        };
+        let sandbox_endpoint = if matches!(mode, NetMode::Host | NetMode::None) { new_id() } else { String::new() };
+        let now = now_rfc3339();
+        let mut container = Container {
+            id,
+            name,
+            mode,
+            hostname,
+            endpoints: vec![],
+            netns: None,
+            cmd: req.cmd.clone(),
+            pid: None,
+            created: now.clone(),
+            image: req.image.clone(),
+            env: req.env.clone(),
+            auto_remove: req.auto_remove,
+            started: now,
+            stopped: None,
+            sandbox_endpoint,
+        };
+        let attachments: Vec<Attachment> = network
+            .iter()
+            .map(|n| Attachment { network: n.id.clone(), ip: req.ip, aliases: req.aliases.clone() })
+            .collect();
+        self.bring_up(&mut state, &mut container, &attachments, !req.attach).await?;
+        Ok(state.info(&container))
+    }
+
+    /// Creates the container's netns and endpoints, writes its files, starts its command
+    /// (unless the CLI runs it attached) and commits; undoes everything on failure.
+    async fn bring_up(
+        &self,
+        state: &mut State,
+        container: &mut Container,
+        attachments: &[Attachment],
+        spawn: bool,
+    ) -> Result<()> {
+        let mut undo = Undo::default();
+        let applied: Result<()> = async {
+            container.netns = match &container.mode {
+                NetMode::Host => Some(self.plumber.host_netns()?.to_string_lossy().into_owned()),
+                NetMode::Container(_) => None,
+                NetMode::Own | NetMode::None => {
+                    let path = self.plumber.create_netns(&container.name).await?;
+                    undo.netns = Some(path.clone());
+                    Some(path.to_string_lossy().into_owned())
+                }
+            };
+            for (slot, attachment) in attachments.iter().enumerate() {
+                let network = state
+                    .networks
+                    .get(&attachment.network)
+                    .cloned()
+                    .ok_or_else(|| Error::NetworkNotFound(attachment.network.clone()))?;
+                let ep = allocate_endpoint(state, &network, attachment.ip, &attachment.aliases, slot)?;
+                let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
+                self.plumber.add_endpoint(&netns, &ep, network.index, slot == 0).await?;
+                undo.endpoints.push((ep.clone(), network.index));
+                container.endpoints.push(ep);
+            }
+            let files = ContainerFiles::new(&self.run_dir, &container.id);
+            files.write(container, &state.networks)?;
+            undo.files = Some(files.clone());
+            if spawn && !container.cmd.is_empty() {
+                let args = self.enter_args(state, container, container.cmd.clone());
+                let pid = process::spawn(&args, &files.log())?;
+                undo.pid = Some(pid);
+                container.pid = Some(pid);
+            }
+            self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
+        }
+        .await;
+        if let Err(e) = applied {
+            undo.run(&self.plumber).await;
+            container.endpoints.clear();
+            container.netns = None;
+            container.pid = None;
+            return Err(e);
+        }
+        state.containers.insert(container.id.clone(), container.clone());
+        Ok(())
+    }
+
+    /// Records the process of an attached `run` (the CLI started it), so that `rm -f` and
+    /// `stop` end it and `ps` reports it.
+    pub async fn attach_pid(&self, name: &str, pid: u32) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let mut c = state.container(name)?.clone();
+        c.pid = Some(pid);
+        self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
+        state.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// `netd stop`: ends the command and releases the network (endpoints, addresses, netns);
+    /// the attachments are kept for `start`. Stopping a stopped container changes nothing.
+    /// `exit_code` is the command's own, when it ended by itself.
+    pub async fn stop(&self, name: &str, exit_code: Option<i32>) -> Result<ContainerInfo> {
+        let mut state = self.state.lock().await;
+        let c = state.container(name)?.clone();
+        self.stop_locked(&mut state, &c, exit_code).await?;
+        let c = &state.containers[&c.id];
+        Ok(state.info(c))
+    }
+
+    async fn stop_locked(&self, state: &mut State, c: &Container, exit_code: Option<i32>) -> Result<()> {
+        if !c.running() {
+            return Ok(());
+        }
+        let sharers: Vec<String> = state.sharers(&c.id).iter().filter(|s| s.running()).map(|s| s.name.clone()).collect();
+        if !sharers.is_empty() {
+            return Err(Error::Conflict(format!(
+                "cannot stop container \"/{}\": its network namespace is in use by {}",
+                c.name,
+                sharers.join(", ")
+            )));
+        }
+        let was_alive = c.pid.is_some_and(process::alive);
+        let attachments = c.attachments();
+        self.teardown(state, c).await?;
+        let mut stopped = c.clone();
+        stopped.endpoints.clear();
+        stopped.pid = None;
+        stopped.netns = None;
+        stopped.stopped = Some(Stopped {
+            at: now_rfc3339(),
+            exit_code: exit_code.unwrap_or(if was_alive { KILLED } else { 0 }),
+            attachments,
+        });
+        // The files stay: `inspect` shows their paths and the log is kept, as in Docker.
+        ContainerFiles::new(&self.run_dir, &c.id).write(&stopped, &state.networks)?;
+        self.store.commit(Changes { put_containers: vec![stopped.clone()], ..Default::default() })?;
+        state.containers.insert(stopped.id.clone(), stopped);
+        Ok(())
+    }
+
+    /// `netd start`: makes the netns and the attachments again (addresses are allocated
+    /// afresh, except those asked for with `--ip`) and starts the command detached.
+    pub async fn start_container(&self, name: &str) -> Result<ContainerInfo> {
+        let mut state = self.state.lock().await;
+        let c = state.container(name)?.clone();
+        let Some(stopped) = c.stopped.clone() else {
+            return Ok(state.info(&c));
+        };
+        if let NetMode::Container(target) = &c.mode {
+            match state.containers.get(target) {
+                Some(t) if t.running() => {}
+                Some(t) => {
+                    return Err(Error::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        t.id
+                    )))
+                }
+                None => return Err(Error::ContainerNotFound(target.clone())),
+            }
+        }
+        let mut container = c.clone();
+        container.stopped = None;
+        container.started = now_rfc3339();
+        if let Err(e) = self.bring_up(&mut state, &mut container, &stopped.attachments, true).await {
+            return Err(e);
+        }
+        Ok(state.info(&container))
+    }
+
+    pub async fn remove_container(&self, name: &str, force: bool) -> Result<Container> {
+        let mut state = self.state.lock().await;
+        let container = state.container(name)?.clone();
+        self.remove_locked(&mut state, &container, force).await?;
+        Ok(container)
+    }
+
+    async fn remove_locked(&self, state: &mut State, container: &Container, force: bool) -> Result<()> {
+        if container.running() && container.pid.is_some_and(process::alive) && !force {
+            return Err(Error::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                container.name
+            )));
+        }
+        let sharers: Vec<String> = state.sharers(&container.id).iter().map(|c| c.name.clone()).collect();
+        if !sharers.is_empty() {
+            return Err(Error::Conflict(format!(
+                "cannot remove container \"/{}\": its network namespace is in use by {}",
+                container.name,
+                sharers.join(", ")
+            )));
+        }
+        self.teardown(state, container).await?;
+        ContainerFiles::new(&self.run_dir, &container.id).remove();
+        self.store.commit(Changes { del_containers: vec![container.id.clone()], ..Default::default() })?;
+        state.containers.remove(&container.id);
+        Ok(())
+    }
+
+    /// Ends the process, removes endpoints and the netns of its own. Keeps going after an
+    /// error and reports the first one. Files are left to the caller.
+    pub(super) async fn teardown(&self, state: &State, container: &Container) -> Result<()> {
+        let mut first_error = None;
+        if let Some(pid) = container.pid {
+            process::kill(pid);
+        }
+        for ep in &container.endpoints {
+            let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
+            if let Err(e) = self.plumber.remove_endpoint(ep, index).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        if matches!(container.mode, NetMode::Own | NetMode::None) {
+            if let Some(netns) = &container.netns {
+                if let Err(e) = self.plumber.remove_netns(std::path::Path::new(netns)) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A container's command (started by the daemon) exited with `code`: with `--rm` the
+    /// container goes, otherwise it stops, like Docker's. A container whose netns others
+    /// still use keeps its network.
+    pub async fn process_exited(&self, pid: u32, code: i32) {
+        let mut state = self.state.lock().await;
+        let Some(c) = state.containers.values().find(|c| c.running() && c.pid == Some(pid)).cloned() else {
+            return;
+        };
+        let result = if c.auto_remove {
+            self.remove_locked(&mut state, &c, true).await
+        } else if state.sharers(&c.id).iter().any(|s| s.running()) {
+            Ok(())
+        } else {
+            self.stop_locked(&mut state, &c, Some(code)).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(container = %c.name, "after its command exited: {e}");
+        }
+    }
+}
+
+/// The daemon's hostname, which `--network host` containers share (as in Docker).
+fn host_hostname() -> Result<String> {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .map_err(|e| Error::system("gethostname", e))
+}
