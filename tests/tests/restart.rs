@@ -207,6 +207,45 @@ fn restart_survives_a_vanished_netns_or_veth() {
     assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 2);
 }
 
+#[test]
+fn restart_repairs_missing_and_misplaced_link_pins() {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "lp-net"]);
+    host.ok(&["run", "-d", "--name", "one", "--network", "lp-net"]);
+    host.ok(&["run", "-d", "--name", "two", "--network", "lp-net"]);
+    let views_before = views(&host);
+    let (veth1, veth2) = (ifname_of(&views_before, "one"), ifname_of(&views_before, "two"));
+    let (ip1, ip2) = (host.ip_of("one", "lp-net"), host.ip_of("two", "lp-net"));
+    host.stop_daemon(Signal::SIGKILL);
+
+    // one's pin is gone (its program detached with it); two's pin holds another device's link.
+    let links = host.bpffs.join("links");
+    std::fs::remove_file(links.join(&veth1)).unwrap();
+    std::fs::remove_file(links.join(&veth2)).unwrap();
+    let foreign = format!("v{}f", host.tag);
+    host.in_host_ok(&["ip", "link", "add", &foreign, "type", "veth", "peer", "name", &format!("v{}g", host.tag)]);
+    pin_tcx_link(&host, &foreign, &veth2);
+    let misplaced = bpftool(&["link", "show", "pinned", &links.join(&veth2).to_string_lossy()])["id"].clone();
+
+    host.start_daemon();
+    let host_ns = host.netns_path(&host.host_ns);
+    for veth in [&veth1, &veth2] {
+        assert_eq!(tcx_ingress_programs(&host_ns, veth), [PROGRAM], "on {veth}");
+    }
+    assert!(tcx_ingress_programs(&host_ns, &foreign).is_empty(), "the misplaced link is still attached");
+    // (This bpftool does not decode tcx links' devices: the ids tell the links apart.)
+    let pins = pins(&host);
+    let mut expected = vec![veth1.clone(), veth2.clone()];
+    expected.sort();
+    assert_eq!(pins.links.keys().cloned().collect::<Vec<_>>(), expected);
+    assert_ne!(Some(pins.links[&veth2].id), misplaced.as_u64(), "the misplaced link was kept");
+    assert!(pins.links.values().all(|l| l.prog_id == pins.program), "pinned links run another program");
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7400, "to two"), "TO TWO");
+    assert_eq!(tcp_exchange(&ns1, &ns2, &ip1, 7401, "to one"), "TO ONE");
+    host.in_host_ok(&["ip", "link", "del", &foreign]);
+}
+
 // --- what the user sees -----------------------------------------------------------------------
 
 /// Everything the CLI shows about the state.

@@ -89,7 +89,7 @@ impl EbpfDatapath {
     fn attach(&self, ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
         let pin = self.link_pin(&ep.host_ifname);
         if pin.exists() {
-            match Self::adopt(classifier(ebpf)?, &pin) {
+            match Self::adopt(classifier(ebpf)?, &pin, &ep.host_ifname) {
                 Ok(()) => return Ok(()),
                 Err(e) => tracing::warn!(link = %pin.display(), error = %e, "cannot adopt pinned link; replacing it"),
             }
@@ -104,13 +104,21 @@ impl EbpfDatapath {
         Ok(())
     }
 
-    fn adopt(prog: &mut SchedClassifier, pin: &Path) -> Result<()> {
+    fn adopt(prog: &mut SchedClassifier, pin: &Path, ifname: &str) -> Result<()> {
         let link = PinnedLink::from_pin(pin).map_err(|e| bpf_err("open pinned link")(e.into()))?;
         let link =
             SchedClassifierLink::try_from(FdLink::from(link)).map_err(|e| bpf_err("adopt pinned link")(e.into()))?;
         let id = prog.attach_to_link(link).map_err(|e| bpf_err("update pinned link")(e.into()))?;
         // The pin keeps the link; holding its fd too would keep it attached after an unpin.
         drop(prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?);
+        // A pin left by a crash may hold another device's link: adopted only if the program
+        // now runs at this veth's ingress.
+        let ours = prog.info().map_err(|e| bpf_err("program info")(e.into()))?.id();
+        let (_, attached) = SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
+            .map_err(|e| bpf_err("query tcx")(e.into()))?;
+        if !attached.iter().any(|p| p.id() == ours) {
+            return Err(Error::System(format!("pinned link {} is not attached to {ifname}", pin.display())));
+        }
         Ok(())
     }
 
