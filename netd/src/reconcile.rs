@@ -89,7 +89,9 @@ async fn live_endpoints(
                         errors.push(e);
                     }
                 }
-                None => tracing::warn!(container = %c.name, endpoint = %ep.id, "endpoint's veth is gone; leaving it out"),
+                None => {
+                    tracing::warn!(container = %c.name, endpoint = %ep.id, "endpoint's veth is gone; leaving it out")
+                }
             }
         }
     }

@@ -43,6 +43,8 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
     host.ok(&["network", "connect", "rs-other", "two"]);
     host.ok(&["run", "-d", "--name", "three", "--network", "rs-other", "--ip", "10.77.0.50"]);
     host.ok(&["run", "-d", "--name", "four"]);
+    host.ok(&["run", "-d", "--name", "stopped", "--network", "rs-other", "--", "sleep", "600"]);
+    host.ok(&["stop", "stopped"]);
     let ip2 = host.ip_of("two", "rs-net");
     let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
 
@@ -83,6 +85,12 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
     host.ok(&["run", "-d", "--name", "five", "--network", "rs-net"]);
     let ip5 = host.ip_of("five", "rs-net");
     assert_eq!(tcp_exchange(&host.container_netns("five"), &ns1, &ip5, 7101, "after"), "AFTER");
+    host.ok(&["start", "stopped"]);
+    let ip_stopped = host.ip_of("stopped", "rs-other");
+    assert_eq!(
+        tcp_exchange(&host.container_netns("stopped"), &host.container_netns("three"), &ip_stopped, 7103, "started"),
+        "STARTED"
+    );
     host.ok(&["rm", "-f", "five", "one"]);
     assert!(!host.bpffs.join("links").join(ifname_of(&views_before, "one")).exists(), "pin of one left behind");
     assert_eq!(tcp_exchange(&ns2, &host.container_netns("three"), "10.77.0.2", 7102, "still"), "STILL");
@@ -149,7 +157,10 @@ fn restart_removes_objects_the_store_does_not_know() {
     assert!(addrs.contains("172.29.0.1/32"), "foreign address removed:\n{addrs}");
     let routes = host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]);
     assert!(!routes.contains("172.30.0.0/16") && !routes.contains("172.18.0.99"), "stale routes left:\n{routes}");
-    assert!(routes.contains("172.29.0.0/16") && routes.contains("192.168.77.0/24"), "foreign routes removed:\n{routes}");
+    assert!(
+        routes.contains("172.29.0.0/16") && routes.contains("192.168.77.0/24"),
+        "foreign routes removed:\n{routes}"
+    );
 
     // What the store knows is untouched.
     assert_same_views(&views(&host), &views_before);
@@ -261,21 +272,20 @@ fn views(host: &TestHost) -> Views {
     let names: Vec<String> = host.ok(&["network", "ls", "-q"]).lines().map(String::from).collect();
     let mut inspect = vec!["network", "inspect"];
     inspect.extend(names.iter().map(String::as_str));
-    let containers: Vec<String> = host.ok(&["ps", "-q"]).lines().map(String::from).collect();
+    let containers: Vec<String> = host.ok(&["ps", "-a", "-q"]).lines().map(String::from).collect();
     Views {
         network_ls: host.ok(&["network", "ls"]),
         network_ls_json: json_lines(&host.ok(&["network", "ls", "--format", "json"])),
         networks: host.json(&inspect),
-        ps: without_ages(&host.ok(&["ps"])),
+        ps: without_ages(&host.ok(&["ps", "-a"])),
         containers: Value::Array(containers.iter().map(|c| host.json(&["inspect", c])).collect()),
     }
 }
 
 /// `--format json` prints one object per line (Docker) or one array; either way, a list.
 fn json_lines(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|_| {
-        Value::Array(out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect())
-    })
+    serde_json::from_str(out)
+        .unwrap_or_else(|_| Value::Array(out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()))
 }
 
 /// `ps` shows ages ("Up 3 seconds", "Less than a second ago"), which move on by themselves;
