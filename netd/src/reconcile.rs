@@ -166,3 +166,18 @@ async fn remove_stale_routes(host: &Netlink, networks: &[Network], live: &[Endpo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::endpoint::{host_ifname, is_host_ifname};
+
+    #[test]
+    fn only_names_shaped_like_netd_host_veths_count_as_netd_veths() {
+        assert!(is_host_ifname(&host_ifname(&crate::model::new_id())));
+        for other in
+            ["nd", "nd0123456789a", "nd0123456789abc", "ndNOTANENDPOINT", "nd0123456789AB", "eth0", "vnd0123456789a"]
+        {
+            assert!(!is_host_ifname(other), "{other}");
+        }
+    }
+}
