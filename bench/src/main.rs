@@ -113,6 +113,7 @@ fn bench(args: RunArgs) -> Result<()> {
         secs: args.secs.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
         probes: args.probes.clone(),
         pinnings: Pinning::defaults(),
+        attach_per_round: if args.quick { 10 } else { 20 },
     };
     if !(plan.secs > 0.0 && plan.secs <= 60.0) {
         bail!("--secs must be in (0, 60]");
@@ -153,13 +154,17 @@ fn bench(args: RunArgs) -> Result<()> {
                         Err(Unsupported::Unavailable(why)) => Some((p, format!("unavailable: {why}"))),
                     })
                     .collect();
+                let mut info = t.info();
+                if let Ok(cp) = t.control_plane() {
+                    info.insert("daemon_rss_counts".into(), cp.daemon_label().into());
+                }
                 let status = TopologyStatus {
                     name: kind,
                     role: kind.role(),
                     available: true,
                     reason: None,
                     unsupported,
-                    info: t.info(),
+                    info,
                 };
                 for (why, probes) in status.unavailable_probes() {
                     progress.note(&format!("  {kind}: {} unavailable: {why}", probes.join(", ")));

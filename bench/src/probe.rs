@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::load::{ClientKind, LoadReport};
+use crate::runner::Plan;
 use crate::sys::{self, ChildGuard};
 use crate::topology::{Endpoint, Topology};
 use std::net::SocketAddr;
@@ -67,6 +68,21 @@ pub const LOCALHOST_CRR_CPS: Quantity = Quantity {
     higher_is_better: true,
 };
 
+pub const ATTACH_P50_MS: Quantity = Quantity {
+    id: "attach.p50_ms",
+    metric: "attach endpoint (network connect)",
+    unit: "p50 ms",
+    higher_is_better: false,
+};
+pub const ATTACH_P99_MS: Quantity = Quantity {
+    id: "attach.p99_ms",
+    metric: "attach endpoint (network connect)",
+    unit: "p99 ms",
+    higher_is_better: false,
+};
+pub const DAEMON_RSS_MIB: Quantity =
+    Quantity { id: "daemon.rss_mib", metric: "daemon RSS (idle, 3 containers)", unit: "MiB", higher_is_better: false };
+
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
 /// are added as further variants with their own quantities; `pinned()` says whether the
 /// probe runs once per CPU pinning or once per round.
@@ -89,10 +105,15 @@ pub enum Probe {
     LocalRr,
     /// TCP_CRR from the host netns to 127.0.0.1:published port.
     LocalCrr,
+    /// Control plane: CLI wall time of `network connect` (a spare container to a spare
+    /// network), repeated `attach_per_round` times per round.
+    Attach,
+    /// Control plane: resident memory of the daemon(s).
+    Rss,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 8] = [
+    pub const ALL: [Probe; 10] = [
         Probe::Stream,
         Probe::Rr,
         Probe::Crr,
@@ -101,6 +122,8 @@ impl Probe {
         Probe::PubCrr,
         Probe::LocalRr,
         Probe::LocalCrr,
+        Probe::Attach,
+        Probe::Rss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,7 +136,14 @@ impl Probe {
             Probe::PubCrr => "TCP_CRR outside→published port",
             Probe::LocalRr => "TCP_RR host→127.0.0.1:port",
             Probe::LocalCrr => "TCP_CRR host→127.0.0.1:port",
+            Probe::Attach => "attach endpoint",
+            Probe::Rss => "daemon RSS",
         }
+    }
+
+    /// Whether the probe needs the topology's daemon (control-plane probes).
+    pub fn needs_control_plane(self) -> bool {
+        matches!(self, Probe::Attach | Probe::Rss)
     }
 
     /// Whether the probe goes through the server's published port.
@@ -131,11 +161,14 @@ impl Probe {
             Probe::PubCrr => &[&PUBLISHED_CRR_CPS],
             Probe::LocalRr => &[&LOCALHOST_RR_TPS],
             Probe::LocalCrr => &[&LOCALHOST_CRR_CPS],
+            Probe::Attach => &[&ATTACH_P50_MS, &ATTACH_P99_MS],
+            Probe::Rss => &[&DAEMON_RSS_MIB],
         }
     }
 
+    /// Whether the probe runs once per CPU pinning (data plane) or once per round.
     pub fn pinned(self) -> bool {
-        true
+        !self.needs_control_plane()
     }
 }
 
@@ -190,8 +223,9 @@ fn next_port() -> u16 {
 
 pub type Sample = (&'static Quantity, f64);
 
-pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, secs: f64, tools: &Tools) -> Result<Vec<Sample>> {
+pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, tools: &Tools) -> Result<Vec<Sample>> {
     let port = next_port();
+    let secs = plan.secs;
     let (server, client) = (topo.server(), topo.client());
     match probe {
         Probe::Stream => {
@@ -234,6 +268,21 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, secs: f64, tool
             };
             let r = load_probe(kind, server, published.container_port, &target.client_netns, target.addr, pin, secs, tools)?;
             Ok(vec![(q, r.per_sec)])
+        }
+        Probe::Attach => {
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            let mut ms = Vec::with_capacity(plan.attach_per_round);
+            for _ in 0..plan.attach_per_round.max(1) {
+                sys::check_interrupted()?;
+                ms.push(cp.attach_once()?.as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(f64::total_cmp);
+            let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+            Ok(vec![(&ATTACH_P50_MS, pct(0.50)), (&ATTACH_P99_MS, pct(0.99))])
+        }
+        Probe::Rss => {
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            Ok(vec![(&DAEMON_RSS_MIB, cp.daemon_rss()? as f64 / (1024.0 * 1024.0))])
         }
     }
 }

@@ -277,6 +277,20 @@ pub fn markdown(r: &Results) -> String {
             s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probes.join(", ")));
         }
     }
+    let rss: Vec<String> = r
+        .topologies
+        .iter()
+        .filter_map(|t| t.info.get("daemon_rss_counts").map(|what| format!("{}: {what}", t.name)))
+        .collect();
+    if !rss.is_empty() && r.rows.iter().any(|row| row.probe == Probe::Rss) {
+        s.push_str(&format!("- Daemon RSS counts {}.\n", rss.join("; ")));
+    }
+    if r.rows.iter().any(|row| row.probe == Probe::Attach) {
+        s.push_str(&format!(
+            "- Attach: wall time of the CLI's `network connect` (a spare container to a spare network), {} per round; p50/p99 per round.\n",
+            r.settings.plan.attach_per_round
+        ));
+    }
     if !r.errors.is_empty() {
         s.push_str(&format!("- {} measurement(s) failed; see `errors` in results.json.\n", r.errors.len()));
     }

@@ -19,6 +19,8 @@ pub struct Plan {
     pub secs: f64,
     pub probes: Vec<Probe>,
     pub pinnings: Vec<Pinning>,
+    /// `network connect` operations timed per round by the attach probe.
+    pub attach_per_round: usize,
 }
 
 impl Plan {
@@ -52,6 +54,9 @@ impl Plan {
 pub fn support(topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
     if probe.needs_published_port() {
         topo.published_port()?;
+    }
+    if probe.needs_control_plane() {
+        topo.control_plane()?;
     }
     Ok(())
 }
@@ -107,7 +112,7 @@ pub fn run(plan: &Plan, topologies: &[&dyn Topology], tools: &Tools, progress: &
                     );
                     progress.start_step(&label);
                     let pin_for_probe = pin.cloned().unwrap_or_else(|| plan.pinnings[0].clone());
-                    match probe::measure(probe, topo, &pin_for_probe, plan.secs, tools) {
+                    match probe::measure(probe, topo, &pin_for_probe, plan, tools) {
                         Ok(samples) => {
                             let shown = samples
                                 .iter()
@@ -160,8 +165,9 @@ mod tests {
             Pinning { id: "same_cpu".into(), server_cpu: 1, client_cpu: 1 },
             Pinning { id: "cross_cpu".into(), server_cpu: 0, client_cpu: 1 },
         ];
-        let plan = Plan { rounds: 5, secs: 1.0, probes: Probe::ALL.to_vec(), pinnings: pins };
-        let n_q: usize = Probe::ALL.iter().map(|p| p.quantities().len()).sum();
-        assert_eq!(plan.rows().len(), n_q * 2);
+        let plan = Plan { rounds: 5, secs: 1.0, probes: Probe::ALL.to_vec(), pinnings: pins, attach_per_round: 1 };
+        let pinned: usize = Probe::ALL.iter().filter(|p| p.pinned()).map(|p| p.quantities().len()).sum();
+        let unpinned: usize = Probe::ALL.iter().filter(|p| !p.pinned()).map(|p| p.quantities().len()).sum();
+        assert_eq!(plan.rows().len(), pinned * 2 + unpinned);
     }
 }

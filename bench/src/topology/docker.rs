@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
+use super::{rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
 use crate::sys::{self, ChildGuard, Netns};
 
 /// The Docker host's uplink address (in its netns) and the outside netns's, like netd's host.
@@ -229,6 +229,9 @@ pub struct DockerBridge {
     server: Endpoint,
     client: Endpoint,
     published: Option<PublishedPort>,
+    /// (network, container) for the attach probe, or why they could not be made.
+    attach: Result<(String, String), String>,
+    networks: Vec<String>,
     containers: Vec<String>,
     image: Option<String>,
     dockerd: Dockerd, // dropped (stopped) after Drop::drop removed containers and image
@@ -241,6 +244,8 @@ impl DockerBridge {
             server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             published: None,
+            attach: Err("not set up".into()),
+            networks: Vec::new(),
             containers: Vec::new(),
             image: None,
             dockerd,
@@ -251,6 +256,12 @@ impl DockerBridge {
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
         t.server = t.start_container(&names.netns("srv"), &image, &["-p", &publish])?;
         t.client = t.start_container(&names.netns("cli"), &image, &[])?;
+        // A spare container and a spare (user-defined bridge) network for the attach probe.
+        let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
+        sys::run(t.dockerd.cli().args(["network", "create", &att_net])).context("docker network create")?;
+        t.networks.push(att_net.clone());
+        t.start_container(&att_ctr, &image, &[])?;
+        t.attach = Ok((att_net, att_ctr));
         t.published = Some(PublishedPort {
             container_port: CONTAINER_PORT,
             from_outside: Target {
@@ -298,6 +309,9 @@ impl Drop for DockerBridge {
         if !self.containers.is_empty() {
             sys::run_quiet(self.dockerd.cli().args(["rm", "-f"]).args(&self.containers));
         }
+        for net in &self.networks {
+            sys::run_quiet(self.dockerd.cli().args(["network", "rm", net]));
+        }
         if let Some(image) = &self.image {
             sys::run_quiet(self.dockerd.cli().args(["rmi", "-f", image]));
         }
@@ -317,6 +331,12 @@ impl Topology for DockerBridge {
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
         self.published.as_ref().ok_or(Unsupported::NotApplicable)
     }
+    fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
+        match &self.attach {
+            Ok(_) => Ok(self),
+            Err(why) => Err(Unsupported::Unavailable(why.clone())),
+        }
+    }
     fn info(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("docker_version".to_string(), self.dockerd.version.clone()),
@@ -324,5 +344,28 @@ impl Topology for DockerBridge {
             ("server_ip".to_string(), self.server.ip.to_string()),
             ("client_ip".to_string(), self.client.ip.to_string()),
         ])
+    }
+}
+
+impl ControlPlane for DockerBridge {
+    fn attach_once(&self) -> Result<Duration> {
+        let (net, ctr) = self.attach.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t0 = std::time::Instant::now();
+        sys::run(self.dockerd.cli().args(["network", "connect", net, ctr]))?;
+        let took = t0.elapsed();
+        sys::run(self.dockerd.cli().args(["network", "disconnect", net, ctr]))?;
+        Ok(took)
+    }
+
+    fn daemon_rss(&self) -> Result<u64> {
+        let dockerd = self.dockerd.process.as_ref().context("dockerd not running")?.pid();
+        let containerd = std::fs::read_to_string(self.dockerd.exec_root.join("containerd/containerd.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        Ok(rss_of(dockerd)? + containerd.map(rss_of).transpose()?.unwrap_or(0))
+    }
+
+    fn daemon_label(&self) -> &'static str {
+        "dockerd + containerd"
     }
 }

@@ -95,12 +95,39 @@ pub enum Unsupported {
     Unavailable(String),
 }
 
+/// Control-plane operations of a topology's daemon, driven through its CLI like a user would.
+pub trait ControlPlane {
+    /// Connects a spare container to a spare network (timed: the CLI's wall time), then
+    /// disconnects it again (not timed).
+    fn attach_once(&self) -> anyhow::Result<std::time::Duration>;
+    /// Resident memory of the daemon process(es), in bytes.
+    fn daemon_rss(&self) -> anyhow::Result<u64>;
+    /// What `daemon_rss` counts, e.g. "dockerd + containerd".
+    fn daemon_label(&self) -> &'static str;
+}
+
+/// VmRSS of a process, in bytes.
+pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))?;
+    Ok(kib * 1024)
+}
+
 pub trait Topology {
     fn kind(&self) -> Kind;
     fn server(&self) -> &Endpoint;
     fn client(&self) -> &Endpoint;
     /// The server's published port, for the published-port probes.
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
+        Err(Unsupported::NotApplicable)
+    }
+    /// The daemon behind the topology, for the control-plane probes.
+    fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
         Err(Unsupported::NotApplicable)
     }
     /// Facts worth recording with the results (versions, addresses).

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
+use super::{rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
 use crate::sys::{self, ChildGuard, Netns};
 
 const HOST_UPLINK_IP: &str = "198.51.100.2/24";
@@ -71,10 +71,12 @@ impl Drop for Daemon {
 pub struct NetdNetwork {
     server: Endpoint,
     client: Endpoint,
-    network: Option<String>,
+    networks: Vec<String>,
     containers: Vec<String>,
     /// The server's published port, or why publishing failed.
     published: Result<PublishedPort, String>,
+    /// (network, container) for the attach probe, or why they could not be made.
+    attach: Result<(String, String), String>,
     version: String,
     // Drop order: containers and network (Drop::drop), then the daemon, then the dirs and netns.
     daemon: Option<Daemon>,
@@ -128,9 +130,10 @@ impl NetdNetwork {
         let mut t = Self {
             server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
-            network: None,
+            networks: Vec::new(),
             containers: Vec::new(),
             published: Err("not set up".into()),
+            attach: Err("not set up".into()),
             version,
             daemon: Some(daemon),
             dir,
@@ -140,7 +143,7 @@ impl NetdNetwork {
         t.wait_ready()?;
         let network = names.netns("net");
         sys::run(t.daemon().cli().args(["network", "create", &network])).context("netd network create")?;
-        t.network = Some(network.clone());
+        t.networks.push(network.clone());
         let server = names.netns("srv");
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
         let can_publish = sys::run(t.daemon().cli().args(["run", "--help"]))
@@ -175,6 +178,17 @@ impl NetdNetwork {
             }
         };
         t.client = t.start_container(&names.netns("cli"), &network, &run, &[])?;
+        // A spare container and a spare network for the attach probe.
+        let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
+        t.attach = match sys::run(t.daemon().cli().args(["network", "create", &att_net])) {
+            Err(e) => Err(format!("netd network create: {}", one_line(&format!("{e:#}")))),
+            Ok(_) => {
+                t.networks.push(att_net.clone());
+                t.start_container(&att_ctr, &network, &run, &[])
+                    .map(|_| (att_net, att_ctr))
+                    .map_err(|e| one_line(&format!("{e:#}")))
+            }
+        };
         Ok(t)
     }
 
@@ -254,7 +268,7 @@ impl Drop for NetdNetwork {
             if !self.containers.is_empty() {
                 sys::run_quiet(d.cli().args(["rm", "-f"]).args(&self.containers));
             }
-            if let Some(net) = &self.network {
+            for net in self.networks.iter().rev() {
                 sys::run_quiet(d.cli().args(["network", "rm", net]));
             }
         }
@@ -277,12 +291,38 @@ impl Topology for NetdNetwork {
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
         self.published.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
     }
+    fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
+        match &self.attach {
+            Ok(_) => Ok(self),
+            Err(why) => Err(Unsupported::Unavailable(why.clone())),
+        }
+    }
     fn info(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("netd_version".to_string(), self.version.clone()),
             ("server_ip".to_string(), self.server.ip.to_string()),
             ("client_ip".to_string(), self.client.ip.to_string()),
         ])
+    }
+}
+
+impl ControlPlane for NetdNetwork {
+    fn attach_once(&self) -> Result<Duration> {
+        let (net, ctr) = self.attach.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t0 = std::time::Instant::now();
+        sys::run(self.daemon().cli().args(["network", "connect", net, ctr]))?;
+        let took = t0.elapsed();
+        sys::run(self.daemon().cli().args(["network", "disconnect", net, ctr]))?;
+        Ok(took)
+    }
+
+    fn daemon_rss(&self) -> Result<u64> {
+        let pid = self.daemon().process.as_ref().context("daemon not running")?.pid();
+        rss_of(pid)
+    }
+
+    fn daemon_label(&self) -> &'static str {
+        "netd daemon"
     }
 }
 
