@@ -297,15 +297,16 @@ impl Manager {
     /// Removes every user network without endpoints; returns their names.
     pub async fn prune_networks(&self) -> Result<Vec<String>> {
         let mut state = self.state.lock().await;
-        let candidates: Vec<String> = state
+        let mut candidates: Vec<(String, String)> = state
             .networks
             .values()
             .filter(|n| !PREDEFINED.iter().any(|(p, _)| *p == n.name))
             .filter(|n| !state.endpoints().any(|(_, ep)| ep.network == n.id))
-            .map(|n| n.id.clone())
+            .map(|n| (n.name.clone(), n.id.clone()))
             .collect();
+        candidates.sort();
         let mut removed = Vec::new();
-        for id in candidates {
+        for (_, id) in candidates {
             removed.push(self.remove_network_locked(&mut state, &id).await?.name);
         }
         Ok(removed)

@@ -186,6 +186,55 @@ impl TestHost {
     pub fn container_netns(&self, name: &str) -> PathBuf {
         self.run_dir().join("netns").join(name)
     }
+
+    /// Everything a netd command may change, for "a failed command changes nothing": the
+    /// host netns' links, addresses and routes, the netns mounts, the pinned links, and what
+    /// `network ls` and `ps -a` show.
+    pub fn snapshot(&self) -> Snapshot {
+        let dir_listing = |dir: PathBuf| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        // Link names only: carrier state and IPv6 link-local addresses settle by themselves.
+        let links: Vec<String> = self
+            .in_host_ok(&["ip", "-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
+            .collect();
+        Snapshot {
+            links,
+            addrs: self.in_host_ok(&["ip", "-o", "-4", "addr", "show"]),
+            routes: self.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]),
+            netns: dir_listing(self.run_dir().join("netns")),
+            link_pins: dir_listing(self.bpffs.join("links")),
+            networks: self.ok(&["network", "ls", "--no-trunc"]),
+            containers: self.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Networks}} {{.State}}"]),
+        }
+    }
+
+    /// Runs the CLI, asserts that it fails with exactly `error` on stderr and that it changed
+    /// nothing (see [`TestHost::snapshot`]).
+    pub fn fails_cleanly(&self, args: &[&str], error: &str) {
+        let before = self.snapshot();
+        assert_eq!(self.fails(args), error, "stderr of netd {args:?}");
+        let after = self.snapshot();
+        assert_eq!(before, after, "netd {args:?} failed but changed something");
+    }
+}
+
+/// See [`TestHost::snapshot`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub links: Vec<String>,
+    pub addrs: String,
+    pub routes: String,
+    pub netns: Vec<String>,
+    pub link_pins: Vec<String>,
+    pub networks: String,
+    pub containers: String,
 }
 
 impl Drop for TestHost {
@@ -200,6 +249,7 @@ impl Drop for TestHost {
                 let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
             }
         }
+        let _ = nix::mount::umount2(&self.run_dir().join("host-netns"), nix::mount::MntFlags::MNT_DETACH);
         let _ = Command::new("ip").args(["netns", "del", &self.host_ns]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.outside_ns]).output();
         let _ = std::fs::remove_dir_all(&self.bpffs);

@@ -247,7 +247,9 @@ impl Manager {
         if !c.running() {
             return Ok(());
         }
-        let sharers: Vec<String> = state.sharers(&c.id).iter().filter(|s| s.running()).map(|s| s.name.clone()).collect();
+        let mut sharers: Vec<String> =
+            state.sharers(&c.id).iter().filter(|s| s.running()).map(|s| s.name.clone()).collect();
+        sharers.sort();
         if !sharers.is_empty() {
             return Err(Error::Conflict(format!(
                 "cannot stop container \"/{}\": its network namespace is in use by {}",
@@ -317,7 +319,8 @@ impl Manager {
                 container.name
             )));
         }
-        let sharers: Vec<String> = state.sharers(&container.id).iter().map(|c| c.name.clone()).collect();
+        let mut sharers: Vec<String> = state.sharers(&container.id).iter().map(|c| c.name.clone()).collect();
+        sharers.sort();
         if !sharers.is_empty() {
             return Err(Error::Conflict(format!(
                 "cannot remove container \"/{}\": its network namespace is in use by {}",
