@@ -462,7 +462,8 @@ fn enter_args(c: &Value, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs 
 
 async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     let c = client.get(&format!("/containers/{}", segment(&args.container))).await?;
-    if c["State"]["Running"].as_bool() != Some(true) {
+    // Never run "in the container" without its netns: that would be the caller's netns.
+    if c["State"]["Running"].as_bool() != Some(true) || non_empty(&c["NetworkSettings"]["SandboxKey"]).is_none() {
         bail!("Error response from daemon: Container {} is not running", str_of(&c["Id"]));
     }
     let enter = enter_args(&c, args.cmd, resolve_env(&args.env));

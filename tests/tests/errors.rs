@@ -178,6 +178,10 @@ fn container_errors_are_dockers_and_change_nothing() {
 
     // Names.
     host.fails_cleanly(
+        &["run", "-d", "--name", "bad/name"],
+        "Error response from daemon: Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+    );
+    host.fails_cleanly(
         &["run", "-d", "--name", "c1"],
         &format!("Error response from daemon: Conflict. The container name \"/c1\" is already in use by container \"{c1}\". You have to remove (or rename) that container to be able to reuse that name."),
     );

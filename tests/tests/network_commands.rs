@@ -218,6 +218,9 @@ fn connect_and_disconnect_running_containers() {
     // Released addresses are reused: the freed 10.60.0.77 goes to the next --ip.
     host.ok(&["run", "-d", "--name", "late", "--network", "back", "--ip", "10.60.0.77"]);
     assert_eq!(host.ip_of("late", "back"), "10.60.0.77");
+    // Docker's `--network default` is the default bridge.
+    host.ok(&["run", "-d", "--name", "dflt", "--network", "default"]);
+    assert_eq!(host.ip_of("dflt", "bridge"), "172.17.0.3");
 }
 
 #[test]

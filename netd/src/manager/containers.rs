@@ -4,7 +4,7 @@
 //! remembers the attachments that `start` makes again.
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use super::{allocate_endpoint, check_endpoint_options, validate_name, Manager, State, Undo, DEFAULT_BRIDGE};
+use super::{allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
 use crate::{
     container_files::ContainerFiles,
     error::{Error, Result},
@@ -67,6 +67,8 @@ impl State {
             }
             return Ok((NetMode::Container(target.id.clone()), None));
         }
+        // Docker's `--network default` is the default bridge.
+        let arg = if arg == "default" { DEFAULT_BRIDGE } else { arg };
         let network = self.network(arg)?;
         Ok(match network.driver {
             Driver::Host => (NetMode::Host, None),
@@ -114,7 +116,7 @@ impl Manager {
         let mut state = self.state.lock().await;
         let name = match req.name.clone() {
             Some(name) => {
-                validate_name(&name)?;
+                validate_container_name(&name)?;
                 if let Some(c) = state.containers.values().find(|c| c.name == name) {
                     return Err(Error::ContainerExists { name, id: c.id.clone() });
                 }
@@ -376,6 +378,22 @@ impl Manager {
         if let Err(e) = result {
             tracing::warn!(container = %c.name, "after its command exited: {e}");
         }
+    }
+}
+
+/// Docker's container name rule, `[a-zA-Z0-9][a-zA-Z0-9_.-]`, with its message (the name is
+/// also the file name of the container's netns mount). Unlike Docker, one character is enough.
+fn validate_container_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
     }
 }
 
