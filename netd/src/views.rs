@@ -205,3 +205,80 @@ fn endpoint_settings(
         "DNSNames": dns_names,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, net::Ipv4Addr};
+
+    use super::*;
+    use crate::{ipam, model::IpamConfig};
+
+    fn sample(ip_range: Option<&str>) -> Network {
+        Network {
+            id: "ab".repeat(32),
+            name: "my-net".into(),
+            driver: Driver::Bridge,
+            index: 4,
+            ipam: Some(IpamConfig {
+                subnet: "172.18.0.0/16".parse().unwrap(),
+                gateway: Ipv4Addr::new(172, 18, 0, 1),
+                ip_range: ip_range.map(|r| r.parse().unwrap()),
+                user_subnet: false,
+            }),
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            created: "2022-08-02T09:05:20.250288712Z".into(),
+        }
+    }
+
+    fn member(n: &Network) -> Member {
+        let ip = Ipv4Addr::new(172, 18, 0, 2);
+        let container = Container {
+            id: "cd".repeat(32),
+            name: "one".into(),
+            mode: NetMode::Own,
+            hostname: "cdcdcdcdcdcd".into(),
+            endpoints: vec![],
+            netns: None,
+            cmd: vec![],
+            pid: None,
+            created: String::new(),
+            image: "busybox".into(),
+            env: vec![],
+            auto_remove: false,
+            started: String::new(),
+            stopped: None,
+            sandbox_endpoint: String::new(),
+        };
+        let endpoint = Endpoint {
+            id: "ef".repeat(32),
+            network: n.id.clone(),
+            ip,
+            prefix: 16,
+            gateway: Ipv4Addr::new(172, 18, 0, 1),
+            mac: ipam::mac_for(ip),
+            ifname: "eth0".into(),
+            host_ifname: "ndefefefefefef".into(),
+            aliases: vec![],
+            static_ip: false,
+        };
+        Member { container, endpoint: Some(endpoint) }
+    }
+
+    #[test]
+    fn network_view_is_the_seeds_json() {
+        let n = sample(None);
+        let expected = r#"{"Name":"my-net","Id":"abababababababababababababababababababababababababababababababab","Created":"2022-08-02T09:05:20.250288712Z","Scope":"local","Driver":"bridge","EnableIPv6":false,"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"172.18.0.0/16","Gateway":"172.18.0.1"}]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd":{"Name":"one","EndpointID":"efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef","MacAddress":"02:42:ac:12:00:02","IPv4Address":"172.18.0.2/16","IPv6Address":""}},"Options":{},"Labels":{}}"#;
+        assert_eq!(super::network(&n, &[member(&n)]).to_string(), expected);
+    }
+
+    #[test]
+    fn ip_range_sits_between_subnet_and_gateway() {
+        let n = sample(Some("172.18.5.0/24"));
+        let config = &super::network(&n, &[])["IPAM"]["Config"][0];
+        let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["Subnet", "IPRange", "Gateway"]);
+        assert_eq!(config["IPRange"], "172.18.5.0/24");
+    }
+}
