@@ -151,6 +151,11 @@ fn attached_interactive_and_auto_removed_runs() {
     assert_eq!(failed.status.code(), Some(7));
     assert_eq!(host.json(&["inspect", "failing"])[0]["State"]["ExitCode"], 7);
 
+    // --hostname: the command's hostname and the container's /etc/hosts.
+    let out = host.ok(&["run", "--rm", "--hostname", "myhost", "--network", "att", "--", "sh", "-c", "hostname; cat /etc/hosts"]);
+    assert!(out.starts_with("myhost\n"), "{out}");
+    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.70.0.2", "myhost"]), "{out}");
+
     // Interactive (-it, no CMD): a shell reading stdin, in the container's netns — here the
     // seed's `run -it --network none` that shows only `lo`; --rm removes it afterwards.
     let (code, out) =
