@@ -301,9 +301,8 @@ impl Manager {
         let mut container = c.clone();
         container.stopped = None;
         container.started = now_rfc3339();
-        if let Err(e) = self.bring_up(&mut state, &mut container, &stopped.attachments, true).await {
-            return Err(e);
-        }
+        // On failure the stored container stays as it was: stopped.
+        self.bring_up(&mut state, &mut container, &stopped.attachments, true).await?;
         Ok(state.info(&container))
     }
 
