@@ -1,6 +1,7 @@
 //! The datapath boundary. The rest of netd talks in domain terms (an endpoint with an address,
-//! a MAC and a network); only the eBPF implementation knows map layouts and pins. A no-op
-//! implementation keeps the control plane testable without BPF.
+//! a MAC and a network); only the eBPF implementation knows map layouts and pins. The trait
+//! keeps that boundary explicit; the control plane's kernel plumbing is tested end to end and
+//! the programs with BPF_PROG_TEST_RUN, so no stand-in implementation exists.
 use std::net::Ipv4Addr;
 
 use crate::error::Result;
@@ -44,25 +45,4 @@ pub trait Datapath: Send + Sync {
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
     /// Unpins everything (maps, programs, links).
     fn purge(&self) -> Result<()>;
-}
-
-/// A datapath that does nothing, for control-plane tests.
-pub struct NoopDatapath;
-
-impl Datapath for NoopDatapath {
-    fn add_endpoint(&self, _: &EndpointEntry) -> Result<()> {
-        Ok(())
-    }
-    fn remove_endpoint(&self, _: &EndpointEntry) -> Result<()> {
-        Ok(())
-    }
-    fn reconcile(&self, _: &[EndpointEntry]) -> Result<()> {
-        Ok(())
-    }
-    fn drop_stats(&self) -> Result<Vec<DropStat>> {
-        Ok(vec![])
-    }
-    fn purge(&self) -> Result<()> {
-        Ok(())
-    }
 }
