@@ -106,6 +106,7 @@ fn bench(args: RunArgs) -> Result<()> {
     }
     sys::install_signal_handler()?;
     let started = Instant::now();
+    let load_at_start = report::load_avg();
     let mut kinds = args.topologies.clone();
     kinds.dedup();
     let plan = Plan {
@@ -200,7 +201,7 @@ fn bench(args: RunArgs) -> Result<()> {
         schema: report::SCHEMA,
         date: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         duration_secs: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        machine: report::Machine::probe(),
+        machine: report::Machine::probe(load_at_start),
         settings: Settings {
             quick: args.quick,
             plan,

@@ -83,10 +83,20 @@ pub struct Machine {
     pub cpus: usize,
     pub memory_gib: f64,
     pub tools: BTreeMap<String, String>,
+    /// /proc/loadavg (1, 5, 15 min) when the run started and when it ended: other work on
+    /// the machine shows here, and in the spread of the cross-CPU rows.
+    pub load_avg_start: String,
+    pub load_avg_end: String,
+}
+
+pub fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 impl Machine {
-    pub fn probe() -> Self {
+    pub fn probe(load_avg_start: String) -> Self {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let cpuinfo = read("/proc/cpuinfo");
         let field = |text: &str, key: &str| {
@@ -116,6 +126,8 @@ impl Machine {
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             tools,
+            load_avg_start,
+            load_avg_end: load_avg(),
         }
     }
 
@@ -232,7 +244,12 @@ fn pinning_label(p: Option<&str>) -> &str {
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
     s.push_str(&format!("### netd benchmark — {}\n\n", r.date));
-    s.push_str(&format!("Machine: {}.  \n", r.machine.describe()));
+    s.push_str(&format!(
+        "Machine: {}; load average {} at the start, {} at the end.  \n",
+        r.machine.describe(),
+        r.machine.load_avg_start,
+        r.machine.load_avg_end
+    ));
     s.push_str(&format!(
         "Method: {} rounds × {} s per measurement, {}{}. Cells: median [min–max]; ↑ higher is better, ↓ lower is better.\n\n",
         r.settings.plan.rounds,
