@@ -17,9 +17,16 @@ use crate::sys;
 /// PIDs of dead runs that left something behind.
 pub fn stale_runs() -> BTreeSet<u32> {
     let mut pids = BTreeSet::new();
-    let dirs = [Path::new("/run/netns"), &std::env::temp_dir(), Path::new("/run/netd-bench"), Path::new("/sys/fs/bpf")];
+    let dirs = [
+        Path::new("/run/netns"),
+        &std::env::temp_dir(),
+        Path::new("/run/netd-bench"),
+        Path::new("/sys/fs/bpf"),
+    ];
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             if let Some(pid) = run_pid(&e.file_name().to_string_lossy()) {
                 if !run_alive(pid) {
@@ -40,7 +47,9 @@ fn run_pid(name: &str) -> Option<u32> {
 
 fn run_alive(pid: u32) -> bool {
     sys::pid_alive(pid)
-        && std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() == "netd-bench").unwrap_or(false)
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim() == "netd-bench")
+            .unwrap_or(false)
 }
 
 /// Removes everything the dead run `pid` left.
@@ -51,9 +60,16 @@ pub fn clean_run(pid: u32) -> Result<()> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{tag}-")))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{tag}-"))
+        })
         .map(|e| e.path())
-        .chain([PathBuf::from("/run/netd-bench").join(&tag), PathBuf::from("/sys/fs/bpf").join(&tag)])
+        .chain([
+            PathBuf::from("/run/netd-bench").join(&tag),
+            PathBuf::from("/sys/fs/bpf").join(&tag),
+        ])
         .filter(|p| p.exists())
         .collect();
 
@@ -61,9 +77,14 @@ pub fn clean_run(pid: u32) -> Result<()> {
     // dockerd and netd first (dockerd stops its containers and containerd), then the rest.
     let markers: Vec<String> = dirs.iter().map(|d| format!("{}/", d.display())).collect();
     let is_daemon = |p: &u32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm")).map(|c| matches!(c.trim(), "dockerd" | "netd")).unwrap_or(false)
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .map(|c| matches!(c.trim(), "dockerd" | "netd"))
+            .unwrap_or(false)
     };
-    let first: Vec<u32> = processes_mentioning(&markers).into_iter().filter(is_daemon).collect();
+    let first: Vec<u32> = processes_mentioning(&markers)
+        .into_iter()
+        .filter(is_daemon)
+        .collect();
     stop_all(&tag, &first);
     stop_all(&tag, &processes_mentioning(&markers));
     for d in &dirs {
@@ -71,7 +92,11 @@ pub fn clean_run(pid: u32) -> Result<()> {
         sys::remove_tree(d);
     }
     let _ = std::fs::remove_dir("/run/netd-bench");
-    for e in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+    for e in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(&format!("{tag}-")) {
             eprintln!("{tag}: deleting netns {name}");
@@ -83,11 +108,16 @@ pub fn clean_run(pid: u32) -> Result<()> {
 
 fn stop_all(tag: &str, pids: &[u32]) {
     for &p in pids {
-        eprintln!("{tag}: stopping pid {p} ({})", cmdline(p).chars().take(80).collect::<String>());
+        eprintln!(
+            "{tag}: stopping pid {p} ({})",
+            cmdline(p).chars().take(80).collect::<String>()
+        );
         sys::signal(p, libc::SIGTERM);
     }
     for &p in pids {
-        if sys::wait_until_cleanup(Duration::from_secs(20), "exit", || Ok(!sys::pid_alive(p))).is_err() {
+        if sys::wait_until_cleanup(Duration::from_secs(20), "exit", || Ok(!sys::pid_alive(p)))
+            .is_err()
+        {
             sys::signal(p, libc::SIGKILL);
         }
     }

@@ -142,17 +142,23 @@ impl Recorder {
     }
 
     fn more(&self) -> bool {
-        (self.samples.len() as u64) < self.max_count && self.errors < MAX_ERRORS && Instant::now() < self.end
+        (self.samples.len() as u64) < self.max_count
+            && self.errors < MAX_ERRORS
+            && Instant::now() < self.end
     }
 
     fn record(&mut self, t0: Instant) {
-        self.samples.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+        self.samples
+            .push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
     }
 
     fn report(mut self, kind: ClientKind) -> Result<LoadReport> {
         let secs = self.start.elapsed().as_secs_f64();
         if self.samples.is_empty() {
-            bail!("{kind:?}: no transaction completed ({} errors)", self.errors);
+            bail!(
+                "{kind:?}: no transaction completed ({} errors)",
+                self.errors
+            );
         }
         self.samples.sort_unstable();
         let n = self.samples.len();
@@ -191,7 +197,8 @@ fn tcp_rr(addr: SocketAddr, mut rec: Recorder) -> Result<Recorder> {
     while rec.more() {
         let t0 = Instant::now();
         conn.write_all(&[REQ_RR])?;
-        conn.read_exact(&mut buf).context("waiting for the response")?;
+        conn.read_exact(&mut buf)
+            .context("waiting for the response")?;
         rec.record(t0);
     }
     Ok(rec)
@@ -223,7 +230,10 @@ fn crr_once(addr: SocketAddr) -> std::io::Result<()> {
     // Wait for the server's FIN before closing: the server is the active closer.
     match conn.read(&mut buf)? {
         0 => Ok(()),
-        _ => Err(std::io::Error::new(ErrorKind::InvalidData, "unexpected data after response")),
+        _ => Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "unexpected data after response",
+        )),
     }
 }
 
@@ -237,7 +247,9 @@ fn udp_rr(addr: SocketAddr, mut rec: Recorder) -> Result<Recorder> {
         sock.send(&[REQ_RR])?;
         match sock.recv(&mut buf) {
             Ok(_) => rec.record(t0),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => rec.errors += 1,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                rec.errors += 1
+            }
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 rec.errors += 1;
                 thread::sleep(Duration::from_millis(10));

@@ -26,7 +26,11 @@ use runner::Plan;
 use topology::{Kind, Names, Topology, Unsupported};
 
 #[derive(Parser)]
-#[command(name = "netd-bench", about = "netd vs docker0 vs a bare veth pair", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "netd-bench",
+    about = "netd vs docker0 vs a bare veth pair",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -107,8 +111,12 @@ fn bench(args: RunArgs) -> Result<()> {
     sys::install_signal_handler()?;
     let started = Instant::now();
     let load_at_start = report::load_avg();
-    let mut kinds = args.topologies.clone();
-    kinds.dedup();
+    let mut kinds: Vec<Kind> = Vec::new();
+    for k in &args.topologies {
+        if !kinds.contains(k) {
+            kinds.push(*k);
+        }
+    }
     let plan = Plan {
         rounds: args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1),
         secs: args.secs.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
@@ -119,13 +127,17 @@ fn bench(args: RunArgs) -> Result<()> {
     if !(plan.secs > 0.0 && plan.secs <= 60.0) {
         bail!("--secs must be in (0, 60]");
     }
-    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
 
     let mut progress = Progress::new(0);
     let stale = cleanup::stale_runs();
     if !stale.is_empty() {
         let tags: Vec<String> = stale.iter().map(|p| format!("nb-{p}")).collect();
-        progress.note(&format!("note: killed runs left things behind ({}); `netd-bench cleanup` removes them", tags.join(", ")));
+        progress.note(&format!(
+            "note: killed runs left things behind ({}); `netd-bench cleanup` removes them",
+            tags.join(", ")
+        ));
     }
     if !args.no_install {
         if let Err(e) = setup::ensure_tools(&kinds, &mut progress) {
@@ -145,14 +157,19 @@ fn bench(args: RunArgs) -> Result<()> {
         let t0 = Instant::now();
         match topology_setup(kind, &names) {
             Ok(t) => {
-                progress.note(&format!("  {kind} ready in {:.1} s", t0.elapsed().as_secs_f64()));
+                progress.note(&format!(
+                    "  {kind} ready in {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                ));
                 let unsupported = plan
                     .probes
                     .iter()
                     .filter_map(|&p| match runner::support(t.as_ref(), p) {
                         Ok(()) => None,
                         Err(Unsupported::NotApplicable) => Some((p, "n/a".to_string())),
-                        Err(Unsupported::Unavailable(why)) => Some((p, format!("unavailable: {why}"))),
+                        Err(Unsupported::Unavailable(why)) => {
+                            Some((p, format!("unavailable: {why}")))
+                        }
                     })
                     .collect();
                 let mut info = t.info();
@@ -168,7 +185,10 @@ fn bench(args: RunArgs) -> Result<()> {
                     info,
                 };
                 for (why, probes) in status.unavailable_probes() {
-                    progress.note(&format!("  {kind}: {} unavailable: {why}", probes.join(", ")));
+                    progress.note(&format!(
+                        "  {kind}: {} unavailable: {why}",
+                        probes.join(", ")
+                    ));
                 }
                 statuses.push(status);
                 built.push(t);
@@ -222,7 +242,12 @@ fn bench(args: RunArgs) -> Result<()> {
         eprintln!("warning: plot: {e:#}");
     }
     println!("{md}");
-    eprintln!("wrote {}, {} and {}", json.display(), md_path.display(), png.display());
+    eprintln!(
+        "wrote {}, {} and {}",
+        json.display(),
+        md_path.display(),
+        png.display()
+    );
 
     progress.note("cleaning up…");
     drop(refs);

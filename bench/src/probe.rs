@@ -32,17 +32,48 @@ pub struct Quantity {
     pub higher_is_better: bool,
 }
 
-pub const TCP_STREAM_GBPS: Quantity =
-    Quantity { id: "tcp_stream.gbps", metric: "TCP_STREAM", unit: "Gbit/s", higher_is_better: true };
-pub const TCP_RR_TPS: Quantity = Quantity { id: "tcp_rr.tps", metric: "TCP_RR", unit: "trans/s", higher_is_better: true };
-pub const TCP_RR_P50: Quantity =
-    Quantity { id: "tcp_rr.p50_us", metric: "TCP_RR", unit: "p50 latency µs", higher_is_better: false };
-pub const TCP_RR_P99: Quantity =
-    Quantity { id: "tcp_rr.p99_us", metric: "TCP_RR", unit: "p99 latency µs", higher_is_better: false };
-pub const TCP_CRR_CPS: Quantity = Quantity { id: "tcp_crr.cps", metric: "TCP_CRR", unit: "conn/s", higher_is_better: true };
-pub const UDP_RR_TPS: Quantity = Quantity { id: "udp_rr.tps", metric: "UDP_RR", unit: "trans/s", higher_is_better: true };
-pub const UDP_RR_P50: Quantity =
-    Quantity { id: "udp_rr.p50_us", metric: "UDP_RR", unit: "p50 latency µs", higher_is_better: false };
+pub const TCP_STREAM_GBPS: Quantity = Quantity {
+    id: "tcp_stream.gbps",
+    metric: "TCP_STREAM",
+    unit: "Gbit/s",
+    higher_is_better: true,
+};
+pub const TCP_RR_TPS: Quantity = Quantity {
+    id: "tcp_rr.tps",
+    metric: "TCP_RR",
+    unit: "trans/s",
+    higher_is_better: true,
+};
+pub const TCP_RR_P50: Quantity = Quantity {
+    id: "tcp_rr.p50_us",
+    metric: "TCP_RR",
+    unit: "p50 latency µs",
+    higher_is_better: false,
+};
+pub const TCP_RR_P99: Quantity = Quantity {
+    id: "tcp_rr.p99_us",
+    metric: "TCP_RR",
+    unit: "p99 latency µs",
+    higher_is_better: false,
+};
+pub const TCP_CRR_CPS: Quantity = Quantity {
+    id: "tcp_crr.cps",
+    metric: "TCP_CRR",
+    unit: "conn/s",
+    higher_is_better: true,
+};
+pub const UDP_RR_TPS: Quantity = Quantity {
+    id: "udp_rr.tps",
+    metric: "UDP_RR",
+    unit: "trans/s",
+    higher_is_better: true,
+};
+pub const UDP_RR_P50: Quantity = Quantity {
+    id: "udp_rr.p50_us",
+    metric: "UDP_RR",
+    unit: "p50 latency µs",
+    higher_is_better: false,
+};
 pub const PUBLISHED_RR_TPS: Quantity = Quantity {
     id: "published_tcp_rr.tps",
     metric: "TCP_RR outside→published port",
@@ -80,13 +111,19 @@ pub const ATTACH_P99_MS: Quantity = Quantity {
     unit: "p99 ms",
     higher_is_better: false,
 };
-pub const DAEMON_RSS_MIB: Quantity =
-    Quantity { id: "daemon.rss_mib", metric: "daemon RSS (idle, 3 containers)", unit: "MiB", higher_is_better: false };
+pub const DAEMON_RSS_MIB: Quantity = Quantity {
+    id: "daemon.rss_mib",
+    metric: "daemon RSS (idle, 3 containers)",
+    unit: "MiB",
+    higher_is_better: false,
+};
 
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
 /// are added as further variants with their own quantities; `pinned()` says whether the
 /// probe runs once per CPU pinning or once per round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     /// TCP_STREAM with iperf3.
@@ -148,7 +185,10 @@ impl Probe {
 
     /// Whether the probe goes through the server's published port.
     pub fn needs_published_port(self) -> bool {
-        matches!(self, Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr)
+        matches!(
+            self,
+            Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr
+        )
     }
 
     pub fn quantities(self) -> &'static [&'static Quantity] {
@@ -185,11 +225,21 @@ impl Pinning {
     /// Same CPU on the last CPU (CPU 0 tends to take more of the machine's interrupts);
     /// cross-CPU with the server on the first. No cross mode on a one-CPU machine.
     pub fn defaults() -> Vec<Pinning> {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let last = n - 1;
-        let mut v = vec![Pinning { id: "same_cpu".into(), server_cpu: last, client_cpu: last }];
+        let mut v = vec![Pinning {
+            id: "same_cpu".into(),
+            server_cpu: last,
+            client_cpu: last,
+        }];
         if n > 1 {
-            v.push(Pinning { id: "cross_cpu".into(), server_cpu: 0, client_cpu: last });
+            v.push(Pinning {
+                id: "cross_cpu".into(),
+                server_cpu: 0,
+                client_cpu: last,
+            });
         }
         v
     }
@@ -210,7 +260,10 @@ pub struct Tools {
 
 impl Tools {
     pub fn find() -> Result<Self> {
-        Ok(Self { iperf3: sys::which("iperf3"), bench: std::env::current_exe().context("locating netd-bench")? })
+        Ok(Self {
+            iperf3: sys::which("iperf3"),
+            bench: std::env::current_exe().context("locating netd-bench")?,
+        })
     }
 }
 
@@ -223,7 +276,13 @@ fn next_port() -> u16 {
 
 pub type Sample = (&'static Quantity, f64);
 
-pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, tools: &Tools) -> Result<Vec<Sample>> {
+pub fn measure(
+    probe: Probe,
+    topo: &dyn Topology,
+    pin: &Pinning,
+    plan: &Plan,
+    tools: &Tools,
+) -> Result<Vec<Sample>> {
     let port = next_port();
     let secs = plan.secs;
     let (server, client) = (topo.server(), topo.client());
@@ -235,8 +294,15 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
             let _server = start_server(srv, server, port)?;
             let t = secs.ceil().max(1.0) as u64;
             let mut cli = sys::netns_command(&client.netns, Some(pin.client_cpu), iperf3);
-            cli.args(["-c", &server.ip.to_string(), "-p", &port.to_string(), "-t", &t.to_string()])
-                .args(["-J", "--connect-timeout", "3000"]);
+            cli.args([
+                "-c",
+                &server.ip.to_string(),
+                "-p",
+                &port.to_string(),
+                "-t",
+                &t.to_string(),
+            ])
+            .args(["-J", "--connect-timeout", "3000"]);
             let out = run_client(cli, t as f64)?;
             Ok(vec![(&TCP_STREAM_GBPS, parse_iperf3(&out)? / 1e9)])
         }
@@ -249,13 +315,19 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
             let addr = SocketAddr::from((server.ip, port));
             let r = load_probe(kind, server, port, &client.netns, addr, pin, secs, tools)?;
             Ok(match kind {
-                ClientKind::Rr => vec![(&TCP_RR_TPS, r.per_sec), (&TCP_RR_P50, r.p50_us), (&TCP_RR_P99, r.p99_us)],
+                ClientKind::Rr => vec![
+                    (&TCP_RR_TPS, r.per_sec),
+                    (&TCP_RR_P50, r.p50_us),
+                    (&TCP_RR_P99, r.p99_us),
+                ],
                 ClientKind::Crr => vec![(&TCP_CRR_CPS, r.per_sec)],
                 ClientKind::Udprr => vec![(&UDP_RR_TPS, r.per_sec), (&UDP_RR_P50, r.p50_us)],
             })
         }
         Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr => {
-            let published = topo.published_port().map_err(|e| anyhow::anyhow!("no published port: {e:?}"))?;
+            let published = topo
+                .published_port()
+                .map_err(|e| anyhow::anyhow!("no published port: {e:?}"))?;
             let target = match probe {
                 Probe::PubRr | Probe::PubCrr => &published.from_outside,
                 _ => &published.from_host,
@@ -266,11 +338,22 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
                 Probe::LocalRr => (ClientKind::Rr, &LOCALHOST_RR_TPS),
                 _ => (ClientKind::Crr, &LOCALHOST_CRR_CPS),
             };
-            let r = load_probe(kind, server, published.container_port, &target.client_netns, target.addr, pin, secs, tools)?;
+            let r = load_probe(
+                kind,
+                server,
+                published.container_port,
+                &target.client_netns,
+                target.addr,
+                pin,
+                secs,
+                tools,
+            )?;
             Ok(vec![(q, r.per_sec)])
         }
         Probe::Attach => {
-            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            let cp = topo
+                .control_plane()
+                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
             let mut ms = Vec::with_capacity(plan.attach_per_round);
             for _ in 0..plan.attach_per_round.max(1) {
                 sys::check_interrupted()?;
@@ -278,11 +361,19 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
             }
             ms.sort_by(f64::total_cmp);
             let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
-            Ok(vec![(&ATTACH_P50_MS, pct(0.50)), (&ATTACH_P99_MS, pct(0.99))])
+            Ok(vec![
+                (&ATTACH_P50_MS, pct(0.50)),
+                (&ATTACH_P99_MS, pct(0.99)),
+            ])
         }
         Probe::Rss => {
-            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
-            Ok(vec![(&DAEMON_RSS_MIB, cp.daemon_rss()? as f64 / (1024.0 * 1024.0))])
+            let cp = topo
+                .control_plane()
+                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            Ok(vec![(
+                &DAEMON_RSS_MIB,
+                cp.daemon_rss()? as f64 / (1024.0 * 1024.0),
+            )])
         }
     }
 }
@@ -301,7 +392,13 @@ fn load_probe(
     tools: &Tools,
 ) -> Result<LoadReport> {
     let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), &tools.bench);
-    srv.args(["serve", "--port", &port.to_string(), "--max-secs", &(secs + 30.0).to_string()]);
+    srv.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--max-secs",
+        &(secs + 30.0).to_string(),
+    ]);
     let _server = start_server(srv, server, port)?;
     let sub = match kind {
         ClientKind::Rr => "rr",
@@ -309,7 +406,13 @@ fn load_probe(
         ClientKind::Udprr => "udprr",
     };
     let mut cli = sys::netns_command(client_netns, Some(pin.client_cpu), &tools.bench);
-    cli.args([sub, "--addr", &addr.to_string(), "--secs", &secs.to_string()]);
+    cli.args([
+        sub,
+        "--addr",
+        &addr.to_string(),
+        "--secs",
+        &secs.to_string(),
+    ]);
     let out = run_client(cli, secs)?;
     serde_json::from_str(out.trim()).with_context(|| format!("load tool output: {out:?}"))
 }
@@ -330,17 +433,28 @@ fn start_server(mut cmd: std::process::Command, at: &Endpoint, port: u16) -> Res
 }
 
 fn same_netns(pid: u32, netns: &Path) -> bool {
-    match (std::fs::metadata(format!("/proc/{pid}/ns/net")), std::fs::metadata(netns)) {
+    match (
+        std::fs::metadata(format!("/proc/{pid}/ns/net")),
+        std::fs::metadata(netns),
+    ) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
     }
 }
 
 fn run_client(mut cmd: std::process::Command, secs: f64) -> Result<String> {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting the client")?;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the client")?;
     let out = sys::wait_output(child, Duration::from_secs_f64(secs + 20.0), "client")?;
     if !out.status.success() {
-        let detail = if out.stderr.trim().is_empty() { iperf3_error(&out.stdout) } else { out.stderr.trim().to_string() };
+        let detail = if out.stderr.trim().is_empty() {
+            iperf3_error(&out.stdout)
+        } else {
+            out.stderr.trim().to_string()
+        };
         bail!("client failed ({}): {detail}", out.status);
     }
     Ok(out.stdout)
@@ -372,12 +486,19 @@ mod tests {
     fn parses_iperf3_json() {
         let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e10},"sum_received":{"bits_per_second":1.5e10}}}"#;
         assert_eq!(parse_iperf3(j).unwrap(), 1.5e10);
-        assert!(parse_iperf3(r#"{"error":"unable to connect"}"#).unwrap_err().to_string().contains("unable to connect"));
+        assert!(parse_iperf3(r#"{"error":"unable to connect"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("unable to connect"));
     }
 
     #[test]
     fn quantity_ids_are_unique() {
-        let mut ids: Vec<&str> = Probe::ALL.iter().flat_map(|p| p.quantities()).map(|q| q.id).collect();
+        let mut ids: Vec<&str> = Probe::ALL
+            .iter()
+            .flat_map(|p| p.quantities())
+            .map(|q| q.id)
+            .collect();
         let n = ids.len();
         ids.sort();
         ids.dedup();

@@ -102,7 +102,10 @@ impl Machine {
         let field = |text: &str, key: &str| {
             text.lines()
                 .find(|l| l.split(':').next().map(str::trim) == Some(key))
-                .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().trim_matches('"').to_string()))
+                .and_then(|l| {
+                    l.split_once(':')
+                        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+                })
                 .unwrap_or_default()
         };
         let mem_kib: f64 = field(&read("/proc/meminfo"), "MemTotal")
@@ -117,13 +120,18 @@ impl Machine {
             .unwrap_or_default();
         let mut tools = BTreeMap::new();
         if let Ok(v) = crate::sys::run(crate::sys::command("iperf3").arg("--version")) {
-            tools.insert("iperf3".into(), v.lines().next().unwrap_or("").trim().to_string());
+            tools.insert(
+                "iperf3".into(),
+                v.lines().next().unwrap_or("").trim().to_string(),
+            );
         }
         Self {
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             os,
             cpu_model: field(&cpuinfo, "model name"),
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             tools,
             load_avg_start,
@@ -134,7 +142,11 @@ impl Machine {
     pub fn describe(&self) -> String {
         format!(
             "{}, {} CPUs, {} GiB, kernel {} ({})",
-            if self.cpu_model.is_empty() { "unknown CPU" } else { &self.cpu_model },
+            if self.cpu_model.is_empty() {
+                "unknown CPU"
+            } else {
+                &self.cpu_model
+            },
             self.cpus,
             self.memory_gib,
             self.kernel,
@@ -155,11 +167,18 @@ pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStat
             let results: BTreeMap<String, Option<Summary>> = topologies
                 .iter()
                 .map(|t| {
-                    let s = per_topo.and_then(|m| m.get(&t.name)).and_then(|v| Summary::of(v));
+                    let s = per_topo
+                        .and_then(|m| m.get(&t.name))
+                        .and_then(|v| Summary::of(v));
                     (t.name.name().to_string(), s)
                 })
                 .collect();
-            let by_role = |role: Role| topologies.iter().find(|t| t.role == role).map(|t| t.name.name());
+            let by_role = |role: Role| {
+                topologies
+                    .iter()
+                    .find(|t| t.role == role)
+                    .map(|t| t.name.name())
+            };
             let mut ratios = BTreeMap::new();
             for (num, den) in RATIOS {
                 if let (Some(n), Some(d)) = (by_role(num), by_role(den)) {
@@ -212,8 +231,17 @@ pub fn cell_text(t: &TopologyStatus, row: &Row) -> String {
     match short_status(t, row) {
         Some(status) => status.to_string(),
         None => {
-            let sum = row.results.get(t.name.name()).and_then(|x| x.as_ref()).expect("short_status checked");
-            format!("{} [{}–{}]", fmt_value(sum.median), fmt_value(sum.min), fmt_value(sum.max))
+            let sum = row
+                .results
+                .get(t.name.name())
+                .and_then(|x| x.as_ref())
+                .expect("short_status checked");
+            format!(
+                "{} [{}–{}]",
+                fmt_value(sum.median),
+                fmt_value(sum.min),
+                fmt_value(sum.max)
+            )
         }
     }
 }
@@ -258,10 +286,18 @@ pub fn markdown(r: &Results) -> String {
         if r.settings.quick { " (--quick)" } else { "" }
     ));
     let names: Vec<&TopologyStatus> = r.topologies.iter().collect();
-    let ratio_names: Vec<String> = r.rows.first().map(|row| row.ratios.keys().cloned().collect()).unwrap_or_default();
+    let ratio_names: Vec<String> = r
+        .rows
+        .first()
+        .map(|row| row.ratios.keys().cloned().collect())
+        .unwrap_or_default();
     s.push_str("| Metric | CPUs |");
     for t in &names {
-        let extra = if t.role == Role::Floor { " (floor)" } else { "" };
+        let extra = if t.role == Role::Floor {
+            " (floor)"
+        } else {
+            ""
+        };
         s.push_str(&format!(" {}{extra} |", t.name));
     }
     for rn in &ratio_names {
@@ -274,13 +310,24 @@ pub fn markdown(r: &Results) -> String {
     s.push('\n');
     for row in &r.rows {
         let arrow = if row.higher_is_better { "↑" } else { "↓" };
-        s.push_str(&format!("| {} {} {arrow} | {} |", row.metric, row.unit, pinning_label(row.pinning.as_deref())));
+        s.push_str(&format!(
+            "| {} {} {arrow} | {} |",
+            row.metric,
+            row.unit,
+            pinning_label(row.pinning.as_deref())
+        ));
         for t in &names {
             let cell = cell_text(t, row);
             s.push_str(&format!(" {cell} |"));
         }
         for rn in &ratio_names {
-            let cell = row.ratios.get(rn).copied().flatten().map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
+            let cell = row
+                .ratios
+                .get(rn)
+                .copied()
+                .flatten()
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "–".into());
             s.push_str(&format!(" {cell} |"));
         }
         s.push('\n');
@@ -291,13 +338,21 @@ pub fn markdown(r: &Results) -> String {
             s.push_str(&format!("- {} unavailable: {reason}\n", t.name));
         }
         for (why, probes) in t.unavailable_probes() {
-            s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probes.join(", ")));
+            s.push_str(&format!(
+                "- {}: {} unavailable: {why}\n",
+                t.name,
+                probes.join(", ")
+            ));
         }
     }
     let rss: Vec<String> = r
         .topologies
         .iter()
-        .filter_map(|t| t.info.get("daemon_rss_counts").map(|what| format!("{}: {what}", t.name)))
+        .filter_map(|t| {
+            t.info
+                .get("daemon_rss_counts")
+                .map(|what| format!("{}: {what}", t.name))
+        })
         .collect();
     if !rss.is_empty() && r.rows.iter().any(|row| row.probe == Probe::Rss) {
         s.push_str(&format!("- Daemon RSS counts {}.\n", rss.join("; ")));
@@ -309,16 +364,34 @@ pub fn markdown(r: &Results) -> String {
         ));
     }
     if !r.errors.is_empty() {
-        s.push_str(&format!("- {} measurement(s) failed; see `errors` in results.json.\n", r.errors.len()));
+        s.push_str(&format!(
+            "- {} measurement(s) failed; see `errors` in results.json.\n",
+            r.errors.len()
+        ));
     }
     let versions: Vec<String> = r
         .topologies
         .iter()
-        .flat_map(|t| t.info.iter().filter(|(k, _)| k.ends_with("_version")).map(|(k, v)| format!("{k} {v}")))
+        .flat_map(|t| {
+            t.info
+                .iter()
+                .filter(|(k, _)| k.ends_with("_version"))
+                .map(|(k, v)| format!("{k} {v}"))
+        })
         .chain(r.machine.tools.values().cloned())
         .collect();
     if !versions.is_empty() {
         s.push_str(&format!("- Versions: {}.\n", versions.join(", ")));
+    }
+    if let Some(head) = r
+        .topologies
+        .iter()
+        .find_map(|t| t.info.get("workspace_head"))
+        .filter(|h| !h.is_empty())
+    {
+        s.push_str(&format!(
+            "- netd built from the workspace at commit {head}.\n"
+        ));
     }
     s
 }

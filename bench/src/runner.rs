@@ -65,7 +65,10 @@ pub fn support(topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
 pub type RowKey = (String, String);
 
 pub fn row_key(q: &Quantity, pin: Option<&Pinning>) -> RowKey {
-    (q.id.to_string(), pin.map(|p| p.id.clone()).unwrap_or_default())
+    (
+        q.id.to_string(),
+        pin.map(|p| p.id.clone()).unwrap_or_default(),
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,15 +94,23 @@ pub fn round_order<T: Copy>(items: &[T], round: usize) -> Vec<T> {
 
 /// Runs the plan; returns Err only when interrupted (a failed measurement is recorded and the
 /// run goes on).
-pub fn run(plan: &Plan, topologies: &[&dyn Topology], tools: &Tools, progress: &mut Progress) -> Result<Collected> {
+pub fn run(
+    plan: &Plan,
+    topologies: &[&dyn Topology],
+    tools: &Tools,
+    progress: &mut Progress,
+) -> Result<Collected> {
     let mut out = Collected::default();
     let indices: Vec<usize> = (0..topologies.len()).collect();
     for round in 0..plan.rounds {
         for i in round_order(&indices, round) {
             let topo = topologies[i];
             for &probe in plan.probes.iter().filter(|&&p| support(topo, p).is_ok()) {
-                let pins: Vec<Option<&Pinning>> =
-                    if probe.pinned() { plan.pinnings.iter().map(Some).collect() } else { vec![None] };
+                let pins: Vec<Option<&Pinning>> = if probe.pinned() {
+                    plan.pinnings.iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
                 for pin in pins {
                     sys::check_interrupted()?;
                     let label = format!(
@@ -116,12 +127,19 @@ pub fn run(plan: &Plan, topologies: &[&dyn Topology], tools: &Tools, progress: &
                         Ok(samples) => {
                             let shown = samples
                                 .iter()
-                                .map(|(q, v)| format!("{} {}", crate::report::fmt_value(*v), q.unit))
+                                .map(|(q, v)| {
+                                    format!("{} {}", crate::report::fmt_value(*v), q.unit)
+                                })
                                 .collect::<Vec<_>>()
                                 .join(", ");
                             progress.finish_step(&label, &shown);
                             for (q, v) in samples {
-                                out.samples.entry(row_key(q, pin)).or_default().entry(topo.kind()).or_default().push(v);
+                                out.samples
+                                    .entry(row_key(q, pin))
+                                    .or_default()
+                                    .entry(topo.kind())
+                                    .or_default()
+                                    .push(v);
                             }
                         }
                         Err(e) => {
@@ -162,12 +180,34 @@ mod tests {
     #[test]
     fn plan_rows_cover_every_quantity_and_pinning() {
         let pins = vec![
-            Pinning { id: "same_cpu".into(), server_cpu: 1, client_cpu: 1 },
-            Pinning { id: "cross_cpu".into(), server_cpu: 0, client_cpu: 1 },
+            Pinning {
+                id: "same_cpu".into(),
+                server_cpu: 1,
+                client_cpu: 1,
+            },
+            Pinning {
+                id: "cross_cpu".into(),
+                server_cpu: 0,
+                client_cpu: 1,
+            },
         ];
-        let plan = Plan { rounds: 5, secs: 1.0, probes: Probe::ALL.to_vec(), pinnings: pins, attach_per_round: 1 };
-        let pinned: usize = Probe::ALL.iter().filter(|p| p.pinned()).map(|p| p.quantities().len()).sum();
-        let unpinned: usize = Probe::ALL.iter().filter(|p| !p.pinned()).map(|p| p.quantities().len()).sum();
+        let plan = Plan {
+            rounds: 5,
+            secs: 1.0,
+            probes: Probe::ALL.to_vec(),
+            pinnings: pins,
+            attach_per_round: 1,
+        };
+        let pinned: usize = Probe::ALL
+            .iter()
+            .filter(|p| p.pinned())
+            .map(|p| p.quantities().len())
+            .sum();
+        let unpinned: usize = Probe::ALL
+            .iter()
+            .filter(|p| !p.pinned())
+            .map(|p| p.quantities().len())
+            .sum();
         assert_eq!(plan.rows().len(), pinned * 2 + unpinned);
     }
 }

@@ -25,7 +25,9 @@ pub fn install_signal_handler() -> Result<()> {
         let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
         INTERRUPTED.store(true, Ordering::SeqCst);
         match n {
-            1 => eprintln!("\ninterrupted: stopping and cleaning up (Ctrl-C twice more to abandon cleanup)"),
+            1 => eprintln!(
+                "\ninterrupted: stopping and cleaning up (Ctrl-C twice more to abandon cleanup)"
+            ),
             2 => eprintln!("\ncleanup in progress; one more Ctrl-C exits without it"),
             _ => std::process::exit(130),
         }
@@ -88,7 +90,12 @@ pub fn wait_output(child: Child, timeout: Duration, what: &str) -> Result<Output
     wait_output_inner(child, timeout, what, true)
 }
 
-fn wait_output_inner(mut child: Child, timeout: Duration, what: &str, abort_on_interrupt: bool) -> Result<Output> {
+fn wait_output_inner(
+    mut child: Child,
+    timeout: Duration,
+    what: &str,
+    abort_on_interrupt: bool,
+) -> Result<Output> {
     let reader = |r: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut s = String::new();
@@ -100,8 +107,18 @@ fn wait_output_inner(mut child: Child, timeout: Duration, what: &str, abort_on_i
             s
         })
     };
-    let out = reader(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-    let err = reader(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -142,7 +159,11 @@ fn run_inner(c: &mut Command, timeout: Duration, abort_on_interrupt: bool) -> Re
     let out = wait_output_inner(child, timeout, &what, abort_on_interrupt)?;
     if !out.status.success() {
         let msg = out.stderr.trim();
-        let msg = if msg.is_empty() { out.stdout.trim() } else { msg };
+        let msg = if msg.is_empty() {
+            out.stdout.trim()
+        } else {
+            msg
+        };
         bail!("`{what}` failed ({}): {}", out.status, last_lines(msg, 6));
     }
     Ok(out.stdout)
@@ -187,7 +208,13 @@ pub fn pid_alive(pid: u32) -> bool {
         return false;
     }
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 
@@ -232,7 +259,12 @@ impl ChildGuard {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("cleanup: {} (pid {}) ignored SIGTERM for {:?}; killing it", self.what, self.child.id(), self.grace);
+        eprintln!(
+            "cleanup: {} (pid {}) ignored SIGTERM for {:?}; killing it",
+            self.what,
+            self.child.id(),
+            self.grace
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -252,7 +284,9 @@ pub struct Netns {
 impl Netns {
     pub fn create(name: &str) -> Result<Self> {
         run(command("ip").args(["netns", "add", name]))?;
-        let ns = Self { name: name.to_string() };
+        let ns = Self {
+            name: name.to_string(),
+        };
         run(command("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
         Ok(ns)
     }
@@ -303,7 +337,11 @@ pub fn unmount_all_under(dir: &Path) {
     for m in mounts_under(dir) {
         if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-                eprintln!("cleanup: umount {}: {}", m.display(), std::io::Error::last_os_error());
+                eprintln!(
+                    "cleanup: umount {}: {}",
+                    m.display(),
+                    std::io::Error::last_os_error()
+                );
             }
         }
     }
@@ -331,7 +369,11 @@ pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> Result<bo
 }
 
 /// Like [`wait_until`] but also after an interrupt: for tear-down.
-pub fn wait_until_cleanup(timeout: Duration, what: &str, cond: impl FnMut() -> Result<bool>) -> Result<()> {
+pub fn wait_until_cleanup(
+    timeout: Duration,
+    what: &str,
+    cond: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     wait_until_inner(timeout, what, cond, false)
 }
 
@@ -370,10 +412,13 @@ pub fn tcp_listening(pid: u32, port: u16) -> Result<bool> {
         .with_context(|| format!("reading /proc/{pid}/net/tcp"))?;
     table.push_str(&std::fs::read_to_string(format!("/proc/{pid}/net/tcp6")).unwrap_or_default());
     let want = format!(":{port:04X}");
-    Ok(table.lines().filter(|l| !l.trim_start().starts_with("sl")).any(|l| {
-        let mut f = l.split_whitespace();
-        let local = f.nth(1).unwrap_or("");
-        let state = f.nth(1).unwrap_or("");
-        local.ends_with(&want) && state == "0A"
-    }))
+    Ok(table
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("sl"))
+        .any(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1).unwrap_or("");
+            let state = f.nth(1).unwrap_or("");
+            local.ends_with(&want) && state == "0A"
+        }))
 }

@@ -16,7 +16,16 @@ fn harness_writes_results_of_the_expected_shape() {
     }
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
-        .args(["--topologies", "veth", "--rounds", "1", "--secs", "0.3", "--no-install", "--out-dir"])
+        .args([
+            "--topologies",
+            "veth",
+            "--rounds",
+            "1",
+            "--secs",
+            "0.3",
+            "--no-install",
+            "--out-dir",
+        ])
         .arg(out.path())
         .spawn()
         .expect("running netd-bench");
@@ -25,10 +34,13 @@ fn harness_writes_results_of_the_expected_shape() {
     assert!(status.success(), "netd-bench exited with {status}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
     assert_eq!(json["schema"], 1);
     assert!(json["date"].as_str().unwrap().ends_with('Z'));
-    assert!(json["machine"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(json["machine"]["kernel"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty()));
     assert!(json["machine"]["cpus"].as_u64().unwrap() >= 1);
     assert_eq!(json["settings"]["rounds"], 1);
 
@@ -67,9 +79,19 @@ fn harness_writes_results_of_the_expected_shape() {
             assert!(!json["errors"].as_array().unwrap().is_empty());
             continue;
         }
-        assert_eq!(veth["samples"].as_array().unwrap().len(), 1, "row {}", row["id"]);
+        assert_eq!(
+            veth["samples"].as_array().unwrap().len(),
+            1,
+            "row {}",
+            row["id"]
+        );
         for key in ["median", "min", "max"] {
-            assert!(veth[key].as_f64().is_some_and(|v| v > 0.0), "row {}: {key} = {}", row["id"], veth[key]);
+            assert!(
+                veth[key].as_f64().is_some_and(|v| v > 0.0),
+                "row {}: {key} = {}",
+                row["id"],
+                veth[key]
+            );
         }
     }
 
@@ -82,7 +104,14 @@ fn harness_writes_results_of_the_expected_shape() {
     // Nothing of this run is left behind: its names all start with nb-<pid>-.
     let prefix = format!("nb-{pid}-");
     let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(!leftovers.iter().any(|n| n.starts_with(&prefix)), "netns left behind: {leftovers:?}");
+    assert!(
+        !leftovers.iter().any(|n| n.starts_with(&prefix)),
+        "netns left behind: {leftovers:?}"
+    );
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
+use super::{
+    rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported,
+};
 use crate::sys::{self, ChildGuard, Netns};
 
 /// The Docker host's uplink address (in its netns) and the outside netns's, like netd's host.
@@ -76,7 +78,18 @@ impl Dockerd {
         // An uplink to an "outside" netns, for clients of published ports.
         let outside = Netns::create(&names.netns("dout"))?;
         let (h_if, o_if) = (names.ifname("dh"), names.ifname("do"));
-        netns.ip(&["link", "add", &h_if, "type", "veth", "peer", "name", &o_if, "netns", &outside.name])?;
+        netns.ip(&[
+            "link",
+            "add",
+            &h_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &o_if,
+            "netns",
+            &outside.name,
+        ])?;
         netns.ip(&["addr", "add", &format!("{HOST_UPLINK_IP}/24"), "dev", &h_if])?;
         outside.ip(&["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", &o_if])?;
         netns.ip(&["link", "set", &h_if, "up"])?;
@@ -101,7 +114,12 @@ impl Dockerd {
             .arg(format!("unix://{}", socket.display()))
             // Docker's defaults, spelled out: iptables rules on (docker0 NAT/forwarding as a
             // user has it), userland proxy on. cgroupfs driver: there is no systemd here.
-            .args(["--iptables=true", "--userland-proxy=true", "--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .args([
+                "--iptables=true",
+                "--userland-proxy=true",
+                "--exec-opt",
+                "native.cgroupdriver=cgroupfs",
+            ])
             .args(["--log-level", "warn"])
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
@@ -124,12 +142,18 @@ impl Dockerd {
                 if let Some(status) = p.try_wait()? {
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                    bail!("dockerd exited ({status}): {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+                    bail!(
+                        "dockerd exited ({status}): {}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    );
                 }
             }
-            Ok(d.socket.exists() && sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"])).is_ok())
+            Ok(d.socket.exists()
+                && sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"])).is_ok())
         })?;
-        d.version = sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"]))?.trim().to_string();
+        d.version = sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"]))?
+            .trim()
+            .to_string();
         Ok(d)
     }
 
@@ -141,18 +165,25 @@ impl Dockerd {
     }
 
     fn stop(&mut self) {
-        let Some(mut process) = self.process.take() else { return };
+        let Some(mut process) = self.process.take() else {
+            return;
+        };
         process.stop();
         // dockerd stops its containerd; if it could not (killed), stop that child by its PID
         // (only if its command line names our exec-root, i.e. it is the one we caused).
         let pidfile = self.exec_root.join("containerd/containerd.pid");
-        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
             let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).contains(&*self.exec_root.to_string_lossy()))
                 .unwrap_or(false);
             if ours && sys::pid_alive(pid) {
                 sys::signal(pid, libc::SIGTERM);
-                let _ = sys::wait_until_cleanup(Duration::from_secs(10), "containerd exit", || Ok(!sys::pid_alive(pid)));
+                let _ = sys::wait_until_cleanup(Duration::from_secs(10), "containerd exit", || {
+                    Ok(!sys::pid_alive(pid))
+                });
             }
         }
         sys::unmount_all_under(&self.exec_root);
@@ -185,7 +216,8 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
     let me = std::env::current_exe()?;
     let bins = [(busybox, "busybox"), (iperf3, "iperf3"), (me, "netd-bench")];
     for (src, name) in &bins {
-        std::fs::copy(src, r.join("bin").join(name)).with_context(|| format!("copying {}", src.display()))?;
+        std::fs::copy(src, r.join("bin").join(name))
+            .with_context(|| format!("copying {}", src.display()))?;
         copy_shared_libs(src, r)?;
     }
     for applet in ["sh", "sleep", "ip", "cat", "ls", "ps"] {
@@ -202,7 +234,11 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
         .spawn()
         .context("starting tar")?;
     let tar_out = tar.stdout.take().context("tar stdout")?;
-    let import = sys::run(d.cli().args(["import", "-", tag]).stdin(Stdio::from(tar_out)));
+    let import = sys::run(
+        d.cli()
+            .args(["import", "-", tag])
+            .stdin(Stdio::from(tar_out)),
+    );
     let _ = tar.wait();
     import.context("docker import")?;
     Ok(())
@@ -210,11 +246,17 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
 
 /// Copies the shared libraries `ldd` lists for `bin` into the same paths under `root`.
 fn copy_shared_libs(bin: &Path, root: &Path) -> Result<()> {
-    let out = sys::command("ldd").arg(bin).stderr(Stdio::null()).output()?;
+    let out = sys::command("ldd")
+        .arg(bin)
+        .stderr(Stdio::null())
+        .output()?;
     if !out.status.success() {
         return Ok(()); // "not a dynamic executable"
     }
-    for lib in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
+    for lib in String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
         let dest = root.join(lib.trim_start_matches('/'));
         if dest.exists() {
             continue;
@@ -241,8 +283,14 @@ impl DockerBridge {
     pub fn setup(names: &Names) -> Result<Self> {
         let dockerd = Dockerd::start(names)?;
         let mut t = Self {
-            server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
-            client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            server: Endpoint {
+                netns: PathBuf::new(),
+                ip: Ipv4Addr::UNSPECIFIED,
+            },
+            client: Endpoint {
+                netns: PathBuf::new(),
+                ip: Ipv4Addr::UNSPECIFIED,
+            },
             published: None,
             attach: Err("not set up".into()),
             networks: Vec::new(),
@@ -258,7 +306,8 @@ impl DockerBridge {
         t.client = t.start_container(&names.netns("cli"), &image, &[])?;
         // A spare container and a spare (user-defined bridge) network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
-        sys::run(t.dockerd.cli().args(["network", "create", &att_net])).context("docker network create")?;
+        sys::run(t.dockerd.cli().args(["network", "create", &att_net]))
+            .context("docker network create")?;
         t.networks.push(att_net.clone());
         t.start_container(&att_ctr, &image, &[])?;
         t.attach = Ok((att_net, att_ctr));
@@ -300,7 +349,10 @@ impl DockerBridge {
         if pid == 0 {
             bail!("container {name} is not running");
         }
-        Ok(Endpoint { netns: PathBuf::from(format!("/proc/{pid}/ns/net")), ip: ip.parse().context("container ip")? })
+        Ok(Endpoint {
+            netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+            ip: ip.parse().context("container ip")?,
+        })
     }
 }
 
@@ -358,10 +410,16 @@ impl ControlPlane for DockerBridge {
     }
 
     fn daemon_rss(&self) -> Result<u64> {
-        let dockerd = self.dockerd.process.as_ref().context("dockerd not running")?.pid();
-        let containerd = std::fs::read_to_string(self.dockerd.exec_root.join("containerd/containerd.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
+        let dockerd = self
+            .dockerd
+            .process
+            .as_ref()
+            .context("dockerd not running")?
+            .pid();
+        let containerd =
+            std::fs::read_to_string(self.dockerd.exec_root.join("containerd/containerd.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
         Ok(rss_of(dockerd)? + containerd.map(rss_of).transpose()?.unwrap_or(0))
     }
 

@@ -22,7 +22,19 @@ pub enum Role {
     Docker,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A veth pair between two netns: the floor.
@@ -147,7 +159,10 @@ pub struct Names {
 impl Names {
     pub fn for_this_process() -> Self {
         let pid = std::process::id();
-        Self { tag: format!("nb-{pid}"), short: format!("nb{pid}") }
+        Self {
+            tag: format!("nb-{pid}"),
+            short: format!("nb{pid}"),
+        }
     }
 
     pub fn netns(&self, what: &str) -> String {

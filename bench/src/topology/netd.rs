@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported};
+use super::{
+    rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported,
+};
 use crate::sys::{self, ChildGuard, Netns};
 
 const HOST_UPLINK_IP: &str = "198.51.100.2/24";
@@ -91,14 +93,28 @@ impl NetdNetwork {
         let host = Netns::create(&names.netns("host"))?;
         let outside = Netns::create(&names.netns("out"))?;
         let (h_if, o_if) = (names.ifname("uh"), names.ifname("uo"));
-        host.ip(&["link", "add", &h_if, "type", "veth", "peer", "name", &o_if, "netns", &outside.name])?;
+        host.ip(&[
+            "link",
+            "add",
+            &h_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &o_if,
+            "netns",
+            &outside.name,
+        ])?;
         host.ip(&["addr", "add", HOST_UPLINK_IP, "dev", &h_if])?;
         outside.ip(&["addr", "add", OUTSIDE_IP, "dev", &o_if])?;
         host.ip(&["link", "set", &h_if, "up"])?;
         outside.ip(&["link", "set", &o_if, "up"])?;
         host.ip(&["route", "add", "default", "via", OUTSIDE_GW])?;
 
-        let dir = tempfile::Builder::new().prefix(&format!("{}-netd-", names.tag)).tempdir()?.keep();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-netd-", names.tag))
+            .tempdir()?
+            .keep();
         let (state, run) = (dir.join("state"), dir.join("run"));
         std::fs::create_dir_all(&state)?;
         std::fs::create_dir_all(&run)?;
@@ -125,11 +141,24 @@ impl NetdNetwork {
             .arg(&h_if)
             .stdout(Stdio::from(logf.try_clone()?))
             .stderr(Stdio::from(logf));
-        daemon.process = Some(ChildGuard::spawn(&mut cmd, "netd daemon", Duration::from_secs(10))?);
-        let version = sys::run(sys::command(&bin).arg("--version")).unwrap_or_default().trim().to_string();
+        daemon.process = Some(ChildGuard::spawn(
+            &mut cmd,
+            "netd daemon",
+            Duration::from_secs(10),
+        )?);
+        let version = sys::run(sys::command(&bin).arg("--version"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let mut t = Self {
-            server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
-            client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            server: Endpoint {
+                netns: PathBuf::new(),
+                ip: Ipv4Addr::UNSPECIFIED,
+            },
+            client: Endpoint {
+                netns: PathBuf::new(),
+                ip: Ipv4Addr::UNSPECIFIED,
+            },
             networks: Vec::new(),
             containers: Vec::new(),
             published: Err("not set up".into()),
@@ -142,7 +171,8 @@ impl NetdNetwork {
         };
         t.wait_ready()?;
         let network = names.netns("net");
-        sys::run(t.daemon().cli().args(["network", "create", &network])).context("netd network create")?;
+        sys::run(t.daemon().cli().args(["network", "create", &network]))
+            .context("netd network create")?;
         t.networks.push(network.clone());
         let server = names.netns("srv");
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
@@ -170,7 +200,10 @@ impl NetdNetwork {
                 }
                 Err(e) => {
                     // The container-to-container rows do not need the port: go on without it.
-                    t.published = Err(format!("netd run -p {publish}: {}", one_line(&format!("{e:#}"))));
+                    t.published = Err(format!(
+                        "netd run -p {publish}: {}",
+                        one_line(&format!("{e:#}"))
+                    ));
                     sys::run_quiet(t.daemon().cli().args(["rm", "-f", &server]));
                     t.containers.retain(|c| c != &server);
                     t.start_container(&server, &network, &run, &[])?
@@ -181,7 +214,10 @@ impl NetdNetwork {
         // A spare container and a spare network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
         t.attach = match sys::run(t.daemon().cli().args(["network", "create", &att_net])) {
-            Err(e) => Err(format!("netd network create: {}", one_line(&format!("{e:#}")))),
+            Err(e) => Err(format!(
+                "netd network create: {}",
+                one_line(&format!("{e:#}"))
+            )),
             Ok(_) => {
                 t.networks.push(att_net.clone());
                 t.start_container(&att_ctr, &network, &run, &[])
@@ -209,23 +245,44 @@ impl NetdNetwork {
 
     /// `netd port NAME` must list the mapping (`7000/tcp -> 0.0.0.0:17000`).
     fn check_published(&self, name: &str) -> Result<(), String> {
-        let out = sys::run(self.daemon().cli().args(["port", name])).map_err(|e| one_line(&format!("netd port: {e:#}")))?;
-        if out.lines().any(|l| l.starts_with(&format!("{CONTAINER_PORT}/tcp")) && l.trim_end().ends_with(&format!(":{HOST_PORT}"))) {
+        let out = sys::run(self.daemon().cli().args(["port", name]))
+            .map_err(|e| one_line(&format!("netd port: {e:#}")))?;
+        if out.lines().any(|l| {
+            l.starts_with(&format!("{CONTAINER_PORT}/tcp"))
+                && l.trim_end().ends_with(&format!(":{HOST_PORT}"))
+        }) {
             Ok(())
         } else {
-            Err(format!("netd port {name} does not list {CONTAINER_PORT}/tcp -> :{HOST_PORT} (got {:?})", out.trim()))
+            Err(format!(
+                "netd port {name} does not list {CONTAINER_PORT}/tcp -> :{HOST_PORT} (got {:?})",
+                out.trim()
+            ))
         }
     }
 
-    fn start_container(&mut self, name: &str, network: &str, run_dir: &Path, extra: &[&str]) -> Result<Endpoint> {
+    fn start_container(
+        &mut self,
+        name: &str,
+        network: &str,
+        run_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Endpoint> {
         self.containers.push(name.to_string());
         // Options such as `-p` go first, so that a CLI that does not know them fails instead
         // of taking them for the container's command.
-        sys::run(self.daemon().cli().arg("run").args(extra).args(["-d", "--name", name, "--network", network]))
-            .with_context(|| format!("netd run {name}"))?;
+        sys::run(self.daemon().cli().arg("run").args(extra).args([
+            "-d",
+            "--name",
+            name,
+            "--network",
+            network,
+        ]))
+        .with_context(|| format!("netd run {name}"))?;
         let out = sys::run(self.daemon().cli().args(["inspect", name]))?;
-        let json: serde_json::Value = serde_json::from_str(&out).context("netd inspect: not JSON")?;
-        let ip = find_ipv4(&json).with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&out).context("netd inspect: not JSON")?;
+        let ip = find_ipv4(&json)
+            .with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
         let netns = run_dir.join("netns").join(name);
         if !netns.exists() {
             bail!("netd run {name}: {} does not exist", netns.display());
@@ -289,7 +346,9 @@ impl Topology for NetdNetwork {
         &self.client
     }
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
-        self.published.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
+        self.published
+            .as_ref()
+            .map_err(|why| Unsupported::Unavailable(why.clone()))
     }
     fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
         match &self.attach {
@@ -298,8 +357,22 @@ impl Topology for NetdNetwork {
         }
     }
     fn info(&self) -> BTreeMap<String, String> {
+        // Which source the binary most likely came from (the working tree may differ from HEAD).
+        let head = sys::run(
+            sys::command("git")
+                .arg("-C")
+                .arg(env!("CARGO_MANIFEST_DIR"))
+                .args(["rev-parse", "--short", "HEAD"]),
+        )
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
         BTreeMap::from([
             ("netd_version".to_string(), self.version.clone()),
+            (
+                "netd_binary".to_string(),
+                self.daemon().bin.display().to_string(),
+            ),
+            ("workspace_head".to_string(), head),
             ("server_ip".to_string(), self.server.ip.to_string()),
             ("client_ip".to_string(), self.client.ip.to_string()),
         ])
@@ -312,12 +385,21 @@ impl ControlPlane for NetdNetwork {
         let t0 = std::time::Instant::now();
         sys::run(self.daemon().cli().args(["network", "connect", net, ctr]))?;
         let took = t0.elapsed();
-        sys::run(self.daemon().cli().args(["network", "disconnect", net, ctr]))?;
+        sys::run(
+            self.daemon()
+                .cli()
+                .args(["network", "disconnect", net, ctr]),
+        )?;
         Ok(took)
     }
 
     fn daemon_rss(&self) -> Result<u64> {
-        let pid = self.daemon().process.as_ref().context("daemon not running")?.pid();
+        let pid = self
+            .daemon()
+            .process
+            .as_ref()
+            .context("daemon not running")?
+            .pid();
         rss_of(pid)
     }
 
@@ -337,7 +419,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 2)));
-        let v: serde_json::Value = serde_json::from_str(r#"{"Networks":[{"IPv4Address":"172.18.0.3/16"}]}"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"Networks":[{"IPv4Address":"172.18.0.3/16"}]}"#).unwrap();
         assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 3)));
         assert_eq!(find_ipv4(&serde_json::json!({"IPAddress": ""})), None);
     }
