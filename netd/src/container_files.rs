@@ -56,6 +56,9 @@ fn hosts_file(container: &Container) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
+    for entry in &container.extra_hosts {
+        out.push_str(&format!("{}\t{}\n", entry.ip, entry.names.join(" ")));
+    }
     for ep in &container.endpoints {
         out.push_str(&format!("{}\t{}\n", ep.ip, container.hostname));
     }

@@ -38,6 +38,16 @@ pub enum Error {
     AliasNeedsUserNetwork,
     #[error("conflicting options: hostname and the network mode")]
     HostnameConflict,
+    #[error("could not get container for {0}: No such container: {0}")]
+    LinkTargetNotFound(String),
+    #[error("Cannot link to /{0}, as it does not belong to the default network")]
+    LinkTargetNotOnDefaultNetwork(String),
+    #[error("Cannot link to /{name}, as it does not belong to the network {network}")]
+    LinkTargetNotOnNetwork { name: String, network: String },
+    #[error("bad format for add-host: \"{0}\"")]
+    AddHostFormat(String),
+    #[error("invalid IP address in add-host: \"{0}\"")]
+    AddHostAddress(String),
     #[error("container cannot be connected to multiple networks with one of the networks in private (none) mode")]
     NoneModeExclusive,
     #[error("container sharing network namespace with another container or host cannot be connected to any other network")]

@@ -23,6 +23,7 @@ use crate::{
 
 mod connect;
 mod containers;
+mod hosts;
 
 pub use connect::ConnectRequest;
 pub use containers::{ContainerInfo, RunContainer};

@@ -98,6 +98,16 @@ pub struct Container {
     /// Endpoint id shown for the `host`/`none` attachment (Docker lists those too).
     #[serde(default)]
     pub sandbox_endpoint: String,
+    /// Extra /etc/hosts lines from `--link` and `--add-host`, in the order given.
+    #[serde(default)]
+    pub extra_hosts: Vec<HostEntry>,
+}
+
+/// One /etc/hosts line: an address and its names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostEntry {
+    pub ip: Ipv4Addr,
+    pub names: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -42,6 +42,8 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
         "ip": args.ip,
         "aliases": args.aliases,
         "hostname": args.hostname,
+        "links": args.links,
+        "add_hosts": args.add_hosts,
         "cmd": cmd,
         "image": image,
         "env": resolve_env(&args.env),

@@ -179,6 +179,12 @@ pub struct RunArgs {
     pub aliases: Vec<String>,
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
+    /// NAME[:ALIAS]: an /etc/hosts line for another container on the same network.
+    #[arg(long = "link")]
+    pub links: Vec<String>,
+    /// HOST:IP (or HOST:host-gateway): an extra /etc/hosts line.
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
     /// KEY=VALUE (or KEY, taken from this environment) for the command.
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,

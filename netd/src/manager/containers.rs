@@ -32,6 +32,12 @@ pub struct RunContainer {
     pub env: Vec<String>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// `--link NAME[:ALIAS]`.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--add-host HOST:IP|HOST:host-gateway`.
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
     /// The CLI runs the command itself, attached to its terminal (`run` without `-d`), and
     /// reports the process with [`Manager::attach_pid`].
     #[serde(default)]
@@ -135,6 +141,8 @@ impl Manager {
         if req.hostname.is_some() && matches!(mode, NetMode::Host | NetMode::Container(_)) {
             return Err(Error::HostnameConflict);
         }
+        let mut extra_hosts = state.link_entries(&req.links, network.as_ref())?;
+        extra_hosts.extend(state.add_host_entries(&req.add_hosts)?);
         let id = new_id();
         let hostname = match &mode {
             NetMode::Host => host_hostname()?,
@@ -159,6 +167,7 @@ impl Manager {
             started: now,
             stopped: None,
             sandbox_endpoint,
+            extra_hosts,
         };
         let attachments: Vec<Attachment> = network
             .iter()
