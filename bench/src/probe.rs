@@ -118,6 +118,31 @@ pub const DAEMON_RSS_MIB: Quantity = Quantity {
     higher_is_better: false,
 };
 
+pub const RUN_0_MS: Quantity = Quantity {
+    id: "publish.run_0_ms",
+    metric: "run -d, no published port",
+    unit: "ms",
+    higher_is_better: false,
+};
+pub const RUN_10_MS: Quantity = Quantity {
+    id: "publish.run_10_ms",
+    metric: "run -d publishing 10 ports",
+    unit: "ms",
+    higher_is_better: false,
+};
+pub const RUN_100_MS: Quantity = Quantity {
+    id: "publish.run_100_ms",
+    metric: "run -d publishing 100 ports",
+    unit: "ms",
+    higher_is_better: false,
+};
+pub const RUN_1000_MS: Quantity = Quantity {
+    id: "publish.run_1000_ms",
+    metric: "run -d publishing 1,000 ports",
+    unit: "ms",
+    higher_is_better: false,
+};
+
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
 /// are added as further variants with their own quantities; `pinned()` says whether the
 /// probe runs once per CPU pinning or once per round.
@@ -147,10 +172,16 @@ pub enum Probe {
     Attach,
     /// Control plane: resident memory of the daemon(s).
     Rss,
+    /// Control plane: wall time of `run -d` with 0, 10 and 100 published ports.
+    Publish,
+    /// Control plane: `run -d` with 1,000 published ports. Not in the default set: Docker
+    /// starts 2,000 docker-proxy processes for it (≈30 s, and ≈80 s to remove).
+    Publish1000,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 10] = [
+    /// The default set (every probe but `publish1000`).
+    pub const DEFAULT: [Probe; 11] = [
         Probe::Stream,
         Probe::Rr,
         Probe::Crr,
@@ -161,6 +192,7 @@ impl Probe {
         Probe::LocalCrr,
         Probe::Attach,
         Probe::Rss,
+        Probe::Publish,
     ];
 
     pub fn name(self) -> &'static str {
@@ -175,12 +207,22 @@ impl Probe {
             Probe::LocalCrr => "TCP_CRR host→127.0.0.1:port",
             Probe::Attach => "attach endpoint",
             Probe::Rss => "daemon RSS",
+            Probe::Publish => "run -d publishing 0/10/100 ports",
+            Probe::Publish1000 => "run -d publishing 1,000 ports",
         }
     }
 
     /// Whether the probe needs the topology's daemon (control-plane probes).
     pub fn needs_control_plane(self) -> bool {
-        matches!(self, Probe::Attach | Probe::Rss)
+        matches!(
+            self,
+            Probe::Attach | Probe::Rss | Probe::Publish | Probe::Publish1000
+        )
+    }
+
+    /// Whether the probe needs the daemon to publish ports.
+    pub fn needs_publishing(self) -> bool {
+        matches!(self, Probe::Publish | Probe::Publish1000)
     }
 
     /// Whether the probe goes through the server's published port.
@@ -203,6 +245,8 @@ impl Probe {
             Probe::LocalCrr => &[&LOCALHOST_CRR_CPS],
             Probe::Attach => &[&ATTACH_P50_MS, &ATTACH_P99_MS],
             Probe::Rss => &[&DAEMON_RSS_MIB],
+            Probe::Publish => &[&RUN_0_MS, &RUN_10_MS, &RUN_100_MS],
+            Probe::Publish1000 => &[&RUN_1000_MS],
         }
     }
 
@@ -375,6 +419,24 @@ pub fn measure(
                 cp.daemon_rss()? as f64 / (1024.0 * 1024.0),
             )])
         }
+        Probe::Publish | Probe::Publish1000 => {
+            let cp = topo
+                .control_plane()
+                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            let sizes: &[(u16, &'static Quantity)] = match probe {
+                Probe::Publish => &[(0, &RUN_0_MS), (10, &RUN_10_MS), (100, &RUN_100_MS)],
+                _ => &[(1000, &RUN_1000_MS)],
+            };
+            let mut out = Vec::new();
+            for &(n, q) in sizes {
+                sys::check_interrupted()?;
+                let took = cp
+                    .run_publishing(n)
+                    .with_context(|| format!("run -d publishing {n} ports"))?;
+                out.push((q, took.as_secs_f64() * 1000.0));
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -494,8 +556,9 @@ mod tests {
 
     #[test]
     fn quantity_ids_are_unique() {
-        let mut ids: Vec<&str> = Probe::ALL
+        let mut ids: Vec<&str> = Probe::DEFAULT
             .iter()
+            .chain(&[Probe::Publish1000])
             .flat_map(|p| p.quantities())
             .map(|q| q.id)
             .collect();

@@ -56,7 +56,10 @@ pub fn support(topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
         topo.published_port()?;
     }
     if probe.needs_control_plane() {
-        topo.control_plane()?;
+        let cp = topo.control_plane()?;
+        if probe.needs_publishing() {
+            cp.can_publish()?;
+        }
     }
     Ok(())
 }
@@ -194,16 +197,16 @@ mod tests {
         let plan = Plan {
             rounds: 5,
             secs: 1.0,
-            probes: Probe::ALL.to_vec(),
+            probes: Probe::DEFAULT.to_vec(),
             pinnings: pins,
             attach_per_round: 1,
         };
-        let pinned: usize = Probe::ALL
+        let pinned: usize = Probe::DEFAULT
             .iter()
             .filter(|p| p.pinned())
             .map(|p| p.quantities().len())
             .sum();
-        let unpinned: usize = Probe::ALL
+        let unpinned: usize = Probe::DEFAULT
             .iter()
             .filter(|p| !p.pinned())
             .map(|p| p.quantities().len())

@@ -17,7 +17,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported,
+    publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
+    Unsupported,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -276,6 +277,7 @@ pub struct DockerBridge {
     networks: Vec<String>,
     containers: Vec<String>,
     image: Option<String>,
+    tag: String,
     dockerd: Dockerd, // dropped (stopped) after Drop::drop removed containers and image
 }
 
@@ -296,6 +298,7 @@ impl DockerBridge {
             networks: Vec::new(),
             containers: Vec::new(),
             image: None,
+            tag: names.tag.clone(),
             dockerd,
         };
         let image = format!("{}-image:latest", names.tag);
@@ -425,5 +428,26 @@ impl ControlPlane for DockerBridge {
 
     fn daemon_label(&self) -> &'static str {
         "dockerd + containerd"
+    }
+
+    fn can_publish(&self) -> Result<(), Unsupported> {
+        Ok(())
+    }
+
+    fn run_publishing(&self, ports: u16) -> Result<Duration> {
+        let image = self.image.as_deref().context("no image")?;
+        let name = format!("{}-pub{ports}", self.tag);
+        let mut cmd = self.dockerd.cli();
+        cmd.args(["run", "-d", "--network", "bridge", "--name", &name]);
+        if ports > 0 {
+            let (a, b) = (publish_base(ports), publish_base(ports) + ports - 1);
+            cmd.arg("-p").arg(format!("{a}-{b}:{a}-{b}"));
+        }
+        cmd.args([image, "/bin/sleep", "86400"]);
+        let t0 = std::time::Instant::now();
+        let res = sys::run_timeout(&mut cmd, Duration::from_secs(300));
+        let took = t0.elapsed();
+        sys::run_quiet(self.dockerd.cli().args(["rm", "-f", &name]));
+        res.map(|_| took)
     }
 }

@@ -116,6 +116,21 @@ pub trait ControlPlane {
     fn daemon_rss(&self) -> anyhow::Result<u64>;
     /// What `daemon_rss` counts, e.g. "dockerd + containerd".
     fn daemon_label(&self) -> &'static str;
+    /// Whether `run_publishing` can publish ports at all.
+    fn can_publish(&self) -> Result<(), Unsupported>;
+    /// Wall time of the CLI's `run -d` of a fresh container publishing `ports` ports
+    /// (`-p P-Q:P-Q`, none when 0); the container is removed afterwards (not timed).
+    fn run_publishing(&self, ports: u16) -> anyhow::Result<std::time::Duration>;
+}
+
+/// First host/container port of the `run_publishing` range for `ports` ports: disjoint
+/// ranges, away from the other probes' ports.
+pub fn publish_base(ports: u16) -> u16 {
+    match ports {
+        0..=10 => 30000,
+        11..=100 => 31000,
+        _ => 33000,
+    }
 }
 
 /// VmRSS of a process, in bytes.

@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology, Unsupported,
+    publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
+    Unsupported,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -79,6 +80,9 @@ pub struct NetdNetwork {
     published: Result<PublishedPort, String>,
     /// (network, container) for the attach probe, or why they could not be made.
     attach: Result<(String, String), String>,
+    /// Whether this netd's `run` has `-p`, else why not.
+    can_publish: Result<(), String>,
+    tag: String,
     version: String,
     // Drop order: containers and network (Drop::drop), then the daemon, then the dirs and netns.
     daemon: Option<Daemon>,
@@ -163,6 +167,8 @@ impl NetdNetwork {
             containers: Vec::new(),
             published: Err("not set up".into()),
             attach: Err("not set up".into()),
+            can_publish: Err("not set up".into()),
+            tag: names.tag.clone(),
             version,
             daemon: Some(daemon),
             dir,
@@ -179,6 +185,11 @@ impl NetdNetwork {
         let can_publish = sys::run(t.daemon().cli().args(["run", "--help"]))
             .map(|help| help.contains("--publish"))
             .unwrap_or(false);
+        t.can_publish = if can_publish {
+            Ok(())
+        } else {
+            Err("this netd's `run` has no -p/--publish yet".into())
+        };
         t.server = if !can_publish {
             t.published = Err("this netd's `run` has no -p/--publish yet".into());
             t.start_container(&server, &network, &run, &[])?
@@ -405,6 +416,27 @@ impl ControlPlane for NetdNetwork {
 
     fn daemon_label(&self) -> &'static str {
         "netd daemon"
+    }
+
+    fn can_publish(&self) -> Result<(), Unsupported> {
+        self.can_publish.clone().map_err(Unsupported::Unavailable)
+    }
+
+    fn run_publishing(&self, ports: u16) -> Result<Duration> {
+        let network = self.networks.first().context("no network")?;
+        let name = format!("{}-pub{ports}", self.tag);
+        let mut cmd = self.daemon().cli();
+        cmd.arg("run");
+        if ports > 0 {
+            let (a, b) = (publish_base(ports), publish_base(ports) + ports - 1);
+            cmd.arg("-p").arg(format!("{a}-{b}:{a}-{b}"));
+        }
+        cmd.args(["-d", "--name", &name, "--network", network]);
+        let t0 = std::time::Instant::now();
+        let res = sys::run_timeout(&mut cmd, Duration::from_secs(300));
+        let took = t0.elapsed();
+        sys::run_quiet(self.daemon().cli().args(["rm", "-f", &name]));
+        res.map(|_| took)
     }
 }
 
