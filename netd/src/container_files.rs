@@ -2,6 +2,7 @@
 //! hostname.
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     path::{Path, PathBuf},
 };
 
@@ -32,18 +33,24 @@ impl ContainerFiles {
         self.dir.join("output.log")
     }
 
-    pub fn write(&self, container: &Container, _networks: &BTreeMap<String, Network>) -> Result<()> {
+    /// `upstreams`: the daemon's upstream resolvers (`--dns-upstream` or the host's).
+    pub fn write(&self, container: &Container, networks: &BTreeMap<String, Network>, upstreams: &[IpAddr]) -> Result<()> {
         let io = |e| Error::system("write container files", e);
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         if container.mode == NetMode::Host {
             // The host's own files, as Docker gives `--network host` containers.
             let host_file = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
             std::fs::write(self.hosts(), host_file("/etc/hosts")).map_err(io)?;
-            std::fs::write(self.resolv_conf(), host_file("/etc/resolv.conf")).map_err(io)?;
+            let resolv = if container.dns.is_empty() {
+                host_file("/etc/resolv.conf")
+            } else {
+                container.dns.iter().map(|ns| format!("nameserver {ns}\n")).collect()
+            };
+            std::fs::write(self.resolv_conf(), resolv).map_err(io)?;
             return Ok(());
         }
         std::fs::write(self.hosts(), hosts_file(container)).map_err(io)?;
-        std::fs::write(self.resolv_conf(), resolv_conf(&host_nameservers())).map_err(io)?;
+        std::fs::write(self.resolv_conf(), resolv_conf(container, networks, upstreams)).map_err(io)?;
         Ok(())
     }
 
@@ -65,16 +72,29 @@ fn hosts_file(container: &Container) -> String {
     out
 }
 
-/// The host's upstream resolvers; loopback ones are unreachable from a container.
-fn host_nameservers() -> Vec<String> {
-    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    conf.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .map(|s| s.trim().to_string())
-        .filter(|ip| !ip.starts_with("127.") && ip != "::1")
-        .collect()
-}
-
-fn resolv_conf(nameservers: &[String]) -> String {
-    nameservers.iter().map(|ns| format!("nameserver {ns}\n")).collect()
+/// On a user-defined network: the embedded DNS, with `ndots:0` so that single names go to it
+/// as they are. Otherwise (the default bridge, `none`): the container's `--dns` servers or the
+/// daemon's upstreams, without loopback ones (unreachable from a container netns). Search
+/// domains are the host's, as in Docker.
+fn resolv_conf(container: &Container, networks: &BTreeMap<String, Network>, upstreams: &[IpAddr]) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let embedded =
+        container.endpoints.iter().any(|ep| networks.get(&ep.network).is_some_and(|n| n.is_user_defined()));
+    if embedded {
+        out.push_str(&format!("nameserver {}\n", crate::dns::DNS_ADDRESS));
+    } else {
+        let servers = if container.dns.is_empty() { upstreams } else { &container.dns };
+        for ns in servers.iter().filter(|ip| !ip.is_loopback()) {
+            out.push_str(&format!("nameserver {ns}\n"));
+        }
+    }
+    for line in host.lines().filter(|l| l.starts_with("search ") || l.starts_with("domain ")) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    if embedded {
+        out.push_str("options ndots:0\n");
+    }
+    out
 }

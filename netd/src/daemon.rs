@@ -7,6 +7,7 @@ use tokio::{net::UnixListener, signal::unix::SignalKind};
 use crate::{
     api::{self, Api},
     datapath::{ebpf::EbpfDatapath, Datapath},
+    dns::{self, Dns},
     endpoint::Plumber,
     manager::Manager,
     netlink::Netlink,
@@ -28,6 +29,10 @@ pub struct DaemonArgs {
     /// Uplink interfaces (default: the devices of the default routes).
     #[arg(long)]
     pub uplink: Vec<String>,
+    /// Upstream resolver for names that are not containers' (repeatable; like dockerd's
+    /// `--dns`). Default: the nameservers of /etc/resolv.conf.
+    #[arg(long = "dns-upstream", value_name = "IP")]
+    pub dns_upstream: Vec<std::net::IpAddr>,
 }
 
 pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
@@ -42,7 +47,13 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     // daemon's netns through this mount.
     plumber.host_netns()?;
     let exits = process::exit_events();
-    let manager = Arc::new(Manager::start(store, plumber, &args.run_dir).await?);
+    let upstreams = if args.dns_upstream.is_empty() {
+        dns::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    } else {
+        args.dns_upstream.clone()
+    };
+    tracing::info!(?upstreams, "dns upstreams");
+    let manager = Arc::new(Manager::start(store, plumber, &args.run_dir, Dns::new(upstreams)).await?);
     tokio::spawn(watch_exits(manager.clone(), exits));
 
     if let Some(dir) = socket.parent() {

@@ -38,6 +38,8 @@ pub enum Error {
     AliasNeedsUserNetwork,
     #[error("conflicting options: hostname and the network mode")]
     HostnameConflict,
+    #[error("conflicting options: dns and the network mode")]
+    DnsConflict,
     #[error("could not get container for {0}: No such container: {0}")]
     LinkTargetNotFound(String),
     #[error("Cannot link to /{0}, as it does not belong to the default network")]

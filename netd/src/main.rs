@@ -4,6 +4,7 @@ mod client;
 mod container_files;
 mod daemon;
 mod datapath;
+mod dns;
 mod endpoint;
 mod error;
 mod ipam;

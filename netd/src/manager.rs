@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     container_files::ContainerFiles,
+    dns::Dns,
     endpoint::Plumber,
     error::{Error, Result},
     ipam,
@@ -39,6 +40,8 @@ pub struct Manager {
     store: Store,
     plumber: Plumber,
     run_dir: PathBuf,
+    /// The embedded DNS: its records and listeners follow the state (`sync_dns`).
+    dns: Dns,
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -159,7 +162,7 @@ fn find<'a, T>(map: &'a BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &St
 impl Manager {
     /// Loads the store, creates the predefined networks if missing, and reconciles the
     /// kernel (gateways, pinned datapath state) with what the store knows.
-    pub async fn start(store: Store, plumber: Plumber, run_dir: &Path) -> Result<Self> {
+    pub async fn start(store: Store, plumber: Plumber, run_dir: &Path, dns: Dns) -> Result<Self> {
         let mut state = State::default();
         for n in store.networks()? {
             state.networks.insert(n.id.clone(), n);
@@ -167,7 +170,7 @@ impl Manager {
         for c in store.containers()? {
             state.containers.insert(c.id.clone(), c);
         }
-        let manager = Self { state: Mutex::new(state), store, plumber, run_dir: run_dir.to_path_buf() };
+        let manager = Self { state: Mutex::new(state), store, plumber, run_dir: run_dir.to_path_buf(), dns };
         manager.create_predefined().await?;
         manager.reconcile().await?;
         Ok(manager)
@@ -210,7 +213,16 @@ impl Manager {
         let state = self.state.lock().await;
         let networks: Vec<Network> = state.networks.values().cloned().collect();
         let containers: Vec<Container> = state.containers.values().cloned().collect();
-        crate::reconcile::run(&self.plumber, &networks, &containers).await
+        crate::reconcile::run(&self.plumber, &networks, &containers).await?;
+        // Listeners of the previous daemon closed with it: make them for every live container.
+        self.sync_dns(&state);
+        Ok(())
+    }
+
+    /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
+    /// change to containers or their endpoints.
+    fn sync_dns(&self, state: &State) {
+        self.dns.sync(&state.networks, &state.containers);
     }
 
     pub async fn networks(&self) -> Vec<(Network, Vec<Member>)> {
@@ -348,6 +360,7 @@ impl Manager {
         self.store.commit(changes)?;
         state.networks.clear();
         state.containers.clear();
+        self.sync_dns(&state);
         if let Err(e) = self.plumber.datapath().purge() {
             first_error.get_or_insert(e);
         }
@@ -371,7 +384,7 @@ fn validate_name(name: &str) -> Result<()> {
 /// Rejects `--ip`/`--alias` where Docker does: only user-defined bridge networks take
 /// aliases, and only those with a user-configured subnet take a fixed address.
 fn check_endpoint_options(network: &Network, ip: Option<Ipv4Addr>, aliases: &[String]) -> Result<()> {
-    let user_defined = network.driver == Driver::Bridge && network.name != DEFAULT_BRIDGE;
+    let user_defined = network.is_user_defined();
     if ip.is_some() {
         if !user_defined {
             return Err(Error::IpNeedsUserNetwork);

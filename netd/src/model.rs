@@ -1,6 +1,9 @@
 //! Domain types: what netd knows about networks and containers. The datapath module is the
 //! only place that turns these into map entries; the API module turns them into Docker's JSON.
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
@@ -11,6 +14,14 @@ pub enum Driver {
     Bridge,
     Host,
     Null,
+}
+
+impl Network {
+    /// User-defined bridge networks: they take `--ip`, aliases, and have the embedded DNS
+    /// (the default `bridge` has neither, like Docker's docker0).
+    pub fn is_user_defined(&self) -> bool {
+        self.driver == Driver::Bridge && self.name != crate::manager::DEFAULT_BRIDGE
+    }
 }
 
 impl Driver {
@@ -101,6 +112,10 @@ pub struct Container {
     /// Extra /etc/hosts lines from `--link` and `--add-host`, in the order given.
     #[serde(default)]
     pub extra_hosts: Vec<HostEntry>,
+    /// `--dns`: the container's own upstream resolvers (the embedded DNS forwards to them; on
+    /// the default bridge they are its resolv.conf). Empty: the daemon's upstreams.
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
 }
 
 /// One /etc/hosts line: an address and its names.

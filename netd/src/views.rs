@@ -117,7 +117,7 @@ pub fn container(info: &ContainerInfo, run_dir: &std::path::Path) -> Value {
         "HostsPath": files.hosts(),
         "LogPath": own_files.log(),
         "Name": format!("/{}", c.name),
-        "HostConfig": { "NetworkMode": network_mode, "AutoRemove": c.auto_remove },
+        "HostConfig": { "NetworkMode": network_mode, "AutoRemove": c.auto_remove, "Dns": c.dns },
         "Config": {
             "Hostname": c.hostname,
             "Env": c.env,
@@ -250,6 +250,8 @@ mod tests {
             started: String::new(),
             stopped: None,
             sandbox_endpoint: String::new(),
+            extra_hosts: vec![],
+            dns: vec![],
         };
         let endpoint = Endpoint {
             id: "ef".repeat(32),

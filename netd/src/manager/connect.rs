@@ -77,13 +77,14 @@ impl Manager {
         self.plumber.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
         container.endpoints.push(ep.clone());
         let committed = ContainerFiles::new(&self.run_dir, &container.id)
-            .write(&container, &state.networks)
+            .write(&container, &state.networks, self.dns.upstreams())
             .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
         if let Err(e) = committed {
             let _ = self.plumber.remove_endpoint(&ep, network.index).await;
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container);
+        self.sync_dns(&state);
         Ok(())
     }
 
@@ -129,9 +130,10 @@ impl Manager {
                 inside.add_default_route(next.gateway).await?;
             }
         }
-        ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks)?;
+        ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks, self.dns.upstreams())?;
         self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })?;
         state.containers.insert(container.id.clone(), container);
+        self.sync_dns(&state);
         Ok(())
     }
 

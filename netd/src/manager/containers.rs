@@ -2,7 +2,10 @@
 //! command exits. A container is a network namespace plus an optional command; stopping it
 //! releases its endpoints and netns (as Docker releases a stopped container's network) and
 //! remembers the attachments that `start` makes again.
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+};
 
 use super::{allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
 use crate::{
@@ -38,6 +41,9 @@ pub struct RunContainer {
     /// `--add-host HOST:IP|HOST:host-gateway`.
     #[serde(default)]
     pub add_hosts: Vec<String>,
+    /// `--dns IP`: the container's own upstream resolvers.
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
     /// The CLI runs the command itself, attached to its terminal (`run` without `-d`), and
     /// reports the process with [`Manager::attach_pid`].
     #[serde(default)]
@@ -141,6 +147,9 @@ impl Manager {
         if req.hostname.is_some() && matches!(mode, NetMode::Host | NetMode::Container(_)) {
             return Err(Error::HostnameConflict);
         }
+        if !req.dns.is_empty() && matches!(mode, NetMode::Container(_)) {
+            return Err(Error::DnsConflict);
+        }
         let mut extra_hosts = state.link_entries(&req.links, network.as_ref())?;
         extra_hosts.extend(state.add_host_entries(&req.add_hosts)?);
         let id = new_id();
@@ -168,6 +177,7 @@ impl Manager {
             stopped: None,
             sandbox_endpoint,
             extra_hosts,
+            dns: req.dns.clone(),
         };
         let attachments: Vec<Attachment> = network
             .iter()
@@ -210,7 +220,7 @@ impl Manager {
                 container.endpoints.push(ep);
             }
             let files = ContainerFiles::new(&self.run_dir, &container.id);
-            files.write(container, &state.networks)?;
+            files.write(container, &state.networks, self.dns.upstreams())?;
             undo.files = Some(files.clone());
             if spawn && !container.cmd.is_empty() {
                 let args = self.enter_args(state, container, container.cmd.clone());
@@ -229,6 +239,7 @@ impl Manager {
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container.clone());
+        self.sync_dns(state);
         Ok(())
     }
 
@@ -281,9 +292,10 @@ impl Manager {
             attachments,
         });
         // The files stay: `inspect` shows their paths and the log is kept, as in Docker.
-        ContainerFiles::new(&self.run_dir, &c.id).write(&stopped, &state.networks)?;
+        ContainerFiles::new(&self.run_dir, &c.id).write(&stopped, &state.networks, self.dns.upstreams())?;
         self.store.commit(Changes { put_containers: vec![stopped.clone()], ..Default::default() })?;
         state.containers.insert(stopped.id.clone(), stopped);
+        self.sync_dns(state);
         Ok(())
     }
 
@@ -342,6 +354,7 @@ impl Manager {
         ContainerFiles::new(&self.run_dir, &container.id).remove();
         self.store.commit(Changes { del_containers: vec![container.id.clone()], ..Default::default() })?;
         state.containers.remove(&container.id);
+        self.sync_dns(state);
         Ok(())
     }
 

@@ -1,0 +1,231 @@
+//! One query in, one answer out: names of containers on the asker's networks and
+//! `host.docker.internal` are answered here, everything else is forwarded upstream.
+use std::net::IpAddr;
+
+use hickory_proto::{
+    op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{
+        rdata::{A, PTR},
+        DNSClass, Name, RData, Record, RecordType,
+    },
+    serialize::binary::{BinDecodable, BinDecoder},
+};
+
+use super::{
+    records::{Client, Records, Rotation},
+    upstream, Shared,
+};
+
+/// TTL of local answers (Docker's).
+const TTL: u32 = 600;
+/// The UDP payload size local answers advertise with EDNS (the DNS flag day 2020 value).
+const EDNS_PAYLOAD: u16 = 1232;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The answer to `raw` from the listener of container `client_id`, or `None` when nothing
+/// should be sent back (not a query).
+pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    let query = match Message::from_vec(raw) {
+        Ok(query) => query,
+        Err(_) => {
+            // Answer FORMERR when at least the header is readable, as resolvers do.
+            let header = Header::read(&mut BinDecoder::new(raw)).ok()?;
+            if header.metadata.message_type != MessageType::Query {
+                return None;
+            }
+            let mut error = Message::error_msg(header.metadata.id, header.metadata.op_code, ResponseCode::FormErr);
+            error.metadata.recursion_desired = header.metadata.recursion_desired;
+            return error.to_vec().ok();
+        }
+    };
+    if query.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    if query.metadata.op_code != OpCode::Query {
+        return encode(error(&query, ResponseCode::NotImp), &query, transport);
+    }
+    let [question] = query.queries.as_slice() else {
+        return encode(error(&query, ResponseCode::FormErr), &query, transport);
+    };
+    let records = shared.records();
+    let Some(client) = records.client(client_id) else {
+        // The listener is going away (its container left its last user network).
+        return encode(error(&query, ResponseCode::Refused), &query, transport);
+    };
+    if let Some(answers) = local(&records, &shared.rotation, client, question) {
+        let mut response = reply(&query);
+        response.metadata.authoritative = true;
+        response.answers = answers;
+        return encode(response, &query, transport);
+    }
+    let servers = if client.servers.is_empty() { &shared.upstreams } else { &client.servers };
+    match upstream::forward(raw, &query, servers, transport == Transport::Tcp).await {
+        Ok(answer) => Some(answer),
+        Err(e) => {
+            tracing::debug!(name = %question.name(), error = %e, "dns: no upstream answer");
+            encode(error(&query, ResponseCode::ServFail), &query, transport)
+        }
+    }
+}
+
+/// The local answer to `question`: `Some` (possibly without records: the name exists but has
+/// no data of that type, e.g. AAAA) when the name is ours, `None` to forward it.
+fn local(records: &Records, rotation: &Rotation, client: &Client, question: &Query) -> Option<Vec<Record>> {
+    if question.query_class() != DNSClass::IN {
+        return None;
+    }
+    let qname = question.name();
+    if question.query_type() == RecordType::PTR {
+        let ip = qname.parse_arpa_name().ok().filter(|net| net.prefix_len() == 32).map(|net| net.addr())?;
+        let IpAddr::V4(ip) = ip else { return None };
+        let target = Name::from_ascii(format!("{}.", records.name_of(client, ip)?)).ok()?;
+        return Some(vec![Record::from_rdata(qname.clone(), TTL, RData::PTR(PTR(target)))]);
+    }
+    let name = qname.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    let mut ips = records.addresses(client, &name)?;
+    match question.query_type() {
+        RecordType::A | RecordType::ANY => {
+            rotation.rotate(&name, &mut ips);
+            Some(ips.into_iter().map(|ip| Record::from_rdata(qname.clone(), TTL, RData::A(A(ip)))).collect())
+        }
+        // Containers have no IPv6 addresses and no other record types: NOERROR, no data.
+        _ => Some(vec![]),
+    }
+}
+
+/// A response to `query` with its question, before answers.
+fn reply(query: &Message) -> Message {
+    let mut response = Message::response(query.metadata.id, query.metadata.op_code);
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.metadata.checking_disabled = query.metadata.checking_disabled;
+    response.queries = query.queries.clone();
+    if query.edns.is_some() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        response.set_edns(edns);
+    }
+    response
+}
+
+fn error(query: &Message, code: ResponseCode) -> Message {
+    let mut response = reply(query);
+    response.metadata.response_code = code;
+    response
+}
+
+/// Encodes `response`; over UDP, one larger than the client takes is sent truncated (TC set,
+/// no records) so that the client asks again over TCP.
+fn encode(response: Message, query: &Message, transport: Transport) -> Option<Vec<u8>> {
+    let bytes = response.to_vec().ok()?;
+    if transport == Transport::Udp && bytes.len() > usize::from(query.max_payload()) {
+        return response.truncate().to_vec().ok();
+    }
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, RwLock};
+
+    use super::*;
+    use crate::dns::records::tests::{id, state};
+
+    fn shared() -> Shared {
+        let (networks, containers) = state();
+        Shared {
+            records: RwLock::new(Arc::new(Records::build(&networks, &containers))),
+            rotation: Rotation::default(),
+            upstreams: vec![],
+        }
+    }
+
+    async fn ask(shared: &Shared, client: &str, name: &str, rtype: RecordType) -> Message {
+        let mut query = Message::query();
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let raw = query.to_vec().unwrap();
+        let reply = Message::from_vec(&answer(shared, &id(client), &raw, Transport::Udp).await.unwrap()).unwrap();
+        assert_eq!(reply.metadata.id, query.metadata.id);
+        assert_eq!(reply.metadata.message_type, MessageType::Response);
+        assert_eq!(reply.queries, query.queries);
+        reply
+    }
+
+    fn addresses(reply: &Message) -> Vec<String> {
+        reply
+            .answers
+            .iter()
+            .map(|r| match &r.data {
+                RData::A(a) => a.0.to_string(),
+                RData::PTR(p) => p.0.to_string(),
+                other => panic!("unexpected record {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn local_names_are_answered_here() {
+        let shared = shared();
+        let reply = ask(&shared, "a1", "TWO.", RecordType::A).await;
+        assert_eq!((reply.metadata.response_code, addresses(&reply)), (ResponseCode::NoError, vec!["172.18.0.3".into()]));
+        assert!(reply.metadata.authoritative && reply.metadata.recursion_available);
+        let first = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
+        let second = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
+        assert_eq!(first, ["172.18.0.3", "172.18.0.4"]);
+        assert_eq!(second, ["172.18.0.4", "172.18.0.3"], "rotated");
+        let aaaa = ask(&shared, "a1", "two.", RecordType::AAAA).await;
+        assert_eq!((aaaa.metadata.response_code, aaaa.answers.len()), (ResponseCode::NoError, 0), "no data");
+        let host = ask(&shared, "a1", "host.docker.internal.", RecordType::A).await;
+        assert_eq!(addresses(&host), ["172.18.0.1"]);
+        let ptr = ask(&shared, "a1", "3.0.18.172.in-addr.arpa.", RecordType::PTR).await;
+        assert_eq!(addresses(&ptr), ["two.my-net."]);
+    }
+
+    #[tokio::test]
+    async fn other_names_go_upstream_and_fail_without_one() {
+        let shared = shared();
+        let far = ask(&shared, "a1", "far.", RecordType::A).await;
+        assert_eq!(far.metadata.response_code, ResponseCode::ServFail);
+        let ptr = ask(&shared, "a1", "2.0.19.172.in-addr.arpa.", RecordType::PTR).await;
+        assert_eq!(ptr.metadata.response_code, ResponseCode::ServFail, "not a shared network's address");
+        let unknown = ask(&shared, "zz", "two.", RecordType::A).await;
+        assert_eq!(unknown.metadata.response_code, ResponseCode::Refused, "no listener of that container");
+    }
+
+    #[tokio::test]
+    async fn malformed_queries_get_formerr_and_answers_get_nothing() {
+        let shared = shared();
+        let garbage = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
+        let reply = Message::from_vec(&answer(&shared, &id("a1"), &garbage, Transport::Udp).await.unwrap()).unwrap();
+        assert_eq!((reply.metadata.id, reply.metadata.response_code), (0x1234, ResponseCode::FormErr));
+        let mut response = Message::response(7, OpCode::Query);
+        response.add_query(Query::query(Name::from_ascii("two.").unwrap(), RecordType::A));
+        assert!(answer(&shared, &id("a1"), &response.to_vec().unwrap(), Transport::Udp).await.is_none());
+        assert!(answer(&shared, &id("a1"), &[1, 2, 3], Transport::Udp).await.is_none());
+    }
+
+    #[test]
+    fn oversized_udp_answers_are_truncated_and_tcp_ones_are_not() {
+        let name = Name::from_ascii("many.").unwrap();
+        let query = {
+            let mut q = Message::query();
+            q.add_query(Query::query(name.clone(), RecordType::A));
+            q
+        };
+        let mut response = reply(&query);
+        response.answers =
+            (0..64u8).map(|i| Record::from_rdata(name.clone(), TTL, RData::A(A([10, 0, 0, i].into())))).collect();
+        let udp = Message::from_vec(&encode(response.clone(), &query, Transport::Udp).unwrap()).unwrap();
+        assert!(udp.metadata.truncation && udp.answers.is_empty());
+        assert_eq!(udp.metadata.id, query.metadata.id);
+        let tcp = Message::from_vec(&encode(response, &query, Transport::Tcp).unwrap()).unwrap();
+        assert!(!tcp.metadata.truncation);
+        assert_eq!(tcp.answers.len(), 64);
+    }
+}

@@ -1,0 +1,150 @@
+//! Embedded DNS (DESIGN §5): on user-defined networks each container's resolver is
+//! 127.0.0.11, served by the daemon on sockets bound inside the container's netns.
+//!
+//! - `records`: the names each listener may resolve, rebuilt from the manager's state.
+//! - `answer`: one query → one answer (local names, `host.docker.internal`, or upstream).
+//! - `upstream`: forwarding to the host's resolvers (or a container's `--dns`).
+//! - `server`: the sockets inside the netns and the tasks serving them.
+//!
+//! The manager calls [`Dns::sync`] after every change to containers or endpoints; it swaps
+//! the records and starts or stops listeners so that exactly the containers with an endpoint
+//! on a user-defined network have one. A restarted daemon makes them again for every live
+//! container through the same call.
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use tokio::task::JoinHandle;
+
+use crate::{
+    model::{Container, Network},
+    netns,
+};
+
+mod answer;
+mod records;
+mod server;
+mod upstream;
+
+pub use server::DNS_ADDRESS;
+pub use upstream::nameservers;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("embedded DNS: enter netns {}: {reason}", netns.display())]
+    Netns { netns: PathBuf, reason: String },
+    #[error("embedded DNS: bind 127.0.0.11:53 in {}: {source}", netns.display())]
+    Bind { netns: PathBuf, source: std::io::Error },
+    #[error("embedded DNS: {source}")]
+    Serve { source: std::io::Error },
+}
+
+/// What the listeners share: the current records, the rotation counters and the daemon's
+/// upstream resolvers.
+pub struct Shared {
+    records: RwLock<Arc<records::Records>>,
+    rotation: records::Rotation,
+    upstreams: Vec<IpAddr>,
+}
+
+impl Shared {
+    fn records(&self) -> Arc<records::Records> {
+        self.records.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A listener in one container netns. Dropping it ends its task, which closes its sockets
+/// (they would otherwise keep the netns alive).
+struct Listener {
+    netns: PathBuf,
+    /// The netns' identity (device, inode): a container that got a new netns at the same
+    /// path (stop, start) needs a new listener.
+    identity: (u64, u64),
+    task: JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub struct Dns {
+    shared: Arc<Shared>,
+    /// By the id of the container that owns the netns.
+    listeners: Mutex<HashMap<String, Listener>>,
+}
+
+impl Dns {
+    /// `upstreams`: where names that are not containers' are forwarded (the daemon's
+    /// `--dns-upstream`, or the host's resolv.conf).
+    pub fn new(upstreams: Vec<IpAddr>) -> Self {
+        let shared = Shared { records: RwLock::default(), rotation: records::Rotation::default(), upstreams };
+        Self { shared: Arc::new(shared), listeners: Mutex::default() }
+    }
+
+    pub fn upstreams(&self) -> &[IpAddr] {
+        &self.shared.upstreams
+    }
+
+    /// Makes the records and the listeners match `containers`. A listener that cannot be
+    /// made is logged and tried again at the next sync; the containers' other networking
+    /// does not depend on it. Must run inside the tokio runtime.
+    pub fn sync(&self, networks: &BTreeMap<String, Network>, containers: &BTreeMap<String, Container>) {
+        let records = Arc::new(records::Records::build(networks, containers));
+        self.shared.rotation.retain(&records);
+        *self.shared.records.write().unwrap_or_else(|e| e.into_inner()) = records.clone();
+
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted: BTreeMap<&String, (&Path, Option<(u64, u64)>)> = records
+            .clients()
+            .iter()
+            .map(|(id, client)| (id, (client.netns.as_path(), identity(&client.netns))))
+            .collect();
+        listeners.retain(|id, l| {
+            let keep = wanted.get(id).is_some_and(|(path, ident)| {
+                *path == l.netns && *ident == Some(l.identity) && !l.task.is_finished()
+            });
+            if !keep {
+                tracing::debug!(container = %id, netns = %l.netns.display(), "dns listener stopped");
+            }
+            keep
+        });
+        for (id, (path, ident)) in wanted {
+            let Some(ident) = ident else { continue }; // its netns is gone
+            if listeners.contains_key(id) {
+                continue;
+            }
+            match self.start_listener(id, path, ident) {
+                Ok(listener) => {
+                    tracing::debug!(container = %id, netns = %path.display(), "dns listener started");
+                    listeners.insert(id.clone(), listener);
+                }
+                Err(e) => tracing::warn!(container = %id, error = %e, "embedded DNS not available"),
+            }
+        }
+    }
+
+    fn start_listener(&self, id: &str, netns_path: &Path, identity: (u64, u64)) -> Result<Listener, DnsError> {
+        let sockets = server::bind_in(netns_path)?;
+        let (shared, client_id) = (self.shared.clone(), id.to_string());
+        let task = tokio::spawn(async move {
+            if let Err(e) = server::serve(sockets, shared, client_id.clone()).await {
+                tracing::warn!(container = %client_id, error = %e, "embedded DNS stopped");
+            }
+        });
+        Ok(Listener { netns: netns_path.to_path_buf(), identity, task })
+    }
+}
+
+/// (device, inode) of a mounted netns, `None` when nothing is mounted there.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    if !netns::is_netns_mount(path) {
+        return None;
+    }
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
