@@ -34,7 +34,12 @@ impl ContainerFiles {
     }
 
     /// `upstreams`: the daemon's upstream resolvers (`--dns-upstream` or the host's).
-    pub fn write(&self, container: &Container, networks: &BTreeMap<String, Network>, upstreams: &[IpAddr]) -> Result<()> {
+    pub fn write(
+        &self,
+        container: &Container,
+        networks: &BTreeMap<String, Network>,
+        upstreams: &[IpAddr],
+    ) -> Result<()> {
         let io = |e| Error::system("write container files", e);
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         if container.mode == NetMode::Host {
@@ -79,8 +84,7 @@ fn hosts_file(container: &Container) -> String {
 fn resolv_conf(container: &Container, networks: &BTreeMap<String, Network>, upstreams: &[IpAddr]) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut out = String::new();
-    let embedded =
-        container.endpoints.iter().any(|ep| networks.get(&ep.network).is_some_and(|n| n.is_user_defined()));
+    let embedded = container.endpoints.iter().any(|ep| networks.get(&ep.network).is_some_and(|n| n.is_user_defined()));
     if embedded {
         out.push_str(&format!("nameserver {}\n", crate::dns::DNS_ADDRESS));
     } else {

@@ -16,6 +16,10 @@ use serde_json::Value;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The outside netns' address on the uplink (the host netns has 198.51.100.2 and its default
+/// route points here).
+pub const OUTSIDE_ADDR: &str = "198.51.100.1";
+
 /// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`) or the release build.
 pub fn netd_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NETD_BIN") {
@@ -63,7 +67,8 @@ impl TestHost {
         sh(&["ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov]);
         sh(&["ip", "link", "set", &hv, "netns", h, "name", "eth0"]);
         sh(&["ip", "link", "set", &ov, "netns", o, "name", "eth0"]);
-        for (ns, addr) in [(h, "198.51.100.2/24"), (o, "198.51.100.1/24")] {
+        let outside = format!("{OUTSIDE_ADDR}/24");
+        for (ns, addr) in [(h, "198.51.100.2/24"), (o, outside.as_str())] {
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
             sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
             sh(&["ip", "-n", ns, "addr", "add", addr, "dev", "eth0"]);
@@ -97,6 +102,9 @@ impl TestHost {
             .arg(self.run_dir())
             .arg("--bpffs")
             .arg(&self.bpffs)
+            // Names the embedded DNS does not know go to the outside netns, never to the
+            // machine's real resolvers (tests/tests/dns.rs runs a fake upstream there).
+            .args(["--dns-upstream", OUTSIDE_ADDR])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -1,8 +1,8 @@
 //! The five seed articles (shared/seeds/), replayed with `netd` in place of `docker`: every
 //! network command they show, in their order, with the outputs they show (modulo ids and
-//! times). Where an article pings a container by name, this pings its address: name
-//! resolution is the embedded DNS's, a later issue. Port publishing (`-p`) and `--link` are
-//! later issues too and are left out here.
+//! times). Containers ping each other by name, as the articles do, through the embedded DNS
+//! (127.0.0.11) of user-defined networks. Port publishing (`-p`) and `--link` are later
+//! issues and are left out here.
 use std::{
     io::Write,
     path::PathBuf,
@@ -47,8 +47,9 @@ fn ls_names(host: &TestHost) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn ping(host: &TestHost, from: &str, to: &str) {
-    host.ok(&["exec", from, "ping", "-c", "2", "-W", "2", to]);
+/// Pings `to` (a name or an address) from `from`; returns ping's output.
+fn ping(host: &TestHost, from: &str, to: &str) -> String {
+    host.ok(&["exec", from, "ping", "-c", "2", "-W", "2", to])
 }
 
 /// 000: my-net, one and two, connect/disconnect, ping, rm with active endpoints, stop, prune.
@@ -90,9 +91,9 @@ fn seed_000_docker_network() {
     assert_eq!(members[&two]["IPv4Address"], "172.18.0.3/16");
     assert_eq!(members[&two]["MacAddress"], "02:42:ac:12:00:03");
 
-    // `docker exec one ping two` / `docker exec two ping one` (by address, see above).
-    ping(&host, "one", "172.18.0.3");
-    ping(&host, "two", "172.18.0.2");
+    // `docker exec one ping two` / `docker exec two ping one`, by name.
+    assert!(ping(&host, "one", "two").starts_with("PING two (172.18.0.3)"));
+    assert!(ping(&host, "two", "one").starts_with("PING one (172.18.0.2)"));
 
     assert_eq!(
         host.fails(&["network", "rm", "my-net"]),
@@ -183,13 +184,14 @@ fn seed_002_user_defined_bridge() {
     assert_eq!(host.json(&["network", "inspect", "my_bridge"])[0]["Containers"][&web]["Name"], "web");
     let ips = host.ok(&["inspect", "--format={{range .NetworkSettings.Networks}}{{split .IPAddress \",\"}}{{end}}", "web"]);
     assert_eq!(ips, "[172.17.0.2][172.18.0.3]\n");
-    // `docker container exec -it db bash` then `ping web` (by address).
-    host.ok(&["container", "exec", "-it", "db", "ping", "-c", "2", "-W", "2", "172.18.0.3"]);
+    // `docker container exec -it db bash` then `ping web`: by the container's name.
+    let out = host.ok(&["container", "exec", "-it", "db", "ping", "-c", "2", "-W", "2", "web"]);
+    assert!(out.starts_with("PING web (172.18.0.3)"), "{out}");
 
     host.ok(&["network", "disconnect", "my_bridge", "web"]);
     assert!(host.netd(&["exec", "db", "ping", "-c", "1", "-W", "1", "172.18.0.3"]).status.code() != Some(0));
     host.ok(&["network", "connect", &id(&host, &["network", "inspect", "my_bridge"])[..12], &web[..12]]);
-    ping(&host, "db", &host.ip_of("web", "my_bridge"));
+    assert!(ping(&host, "db", "web").starts_with(&format!("PING web ({})", host.ip_of("web", "my_bridge"))));
 }
 
 /// 003: bridgetest, --subnet/--ip-range/--gateway, host, none (and its error), container:,
@@ -272,17 +274,26 @@ fn seed_003_bridge_host_none_container() {
     assert_eq!(tcp_exchange(&sandbox("sqlbridge"), &sandbox("nodectn"), "127.0.0.1", 3306, "select 1+1"), "SELECT 1+1");
     assert_eq!(host.ok(&["exec", "sqlbridge", "printenv", "MYSQL_ROOT_PASSWORD"]), "hoplin1234!\n");
 
-    // Aliases on a user network (resolution is the DNS issue's; here they are recorded).
+    // Aliases on a user network, resolved by the embedded DNS at 127.0.0.11.
     host.ok(&["run", "--name", "bridgeredis", "--network", "bridgetest", "--network-alias", "rediss", "-d", "arm64v8/redis"]);
-    host.ok(&[
+    let sql = host.ok(&[
         "run", "-d", "-e", "MYSQL_ROOT_PASSWORD=hoplin1234!", "-e", "MYSQL_ROOT_HOST=%", "--network", "bridgetest",
         "--network-alias", "sqll", "mysql",
     ]);
+    let sql = sql.trim();
     host.ok(&["rm", "-f", "nodectn"]);
     host.ok(&["run", "-itd", "--name", "nodectn", "--network", "bridgetest", "--net-alias", "nodesql", "nodebridge"]);
     let aliases = |c: &str| host.json(&["inspect", c])[0]["NetworkSettings"]["Networks"]["bridgetest"]["Aliases"].clone();
     assert_eq!(aliases("bridgeredis"), json!(["rediss"]));
     assert_eq!(aliases("nodectn"), json!(["nodesql"]));
+    // `dig sqll` / `dig rediss` in nodectn: the aliased containers' addresses, from 127.0.0.11.
+    for (alias, container) in [("sqll", sql), ("rediss", "bridgeredis")] {
+        let dig = host.ok(&["exec", "nodectn", "dig", "+time=3", "+tries=2", alias]);
+        let ip = host.ip_of(container, "bridgetest");
+        let answer = [format!("{alias}."), "600".into(), "IN".into(), "A".into(), ip];
+        assert!(dig.lines().any(|l| l.split_whitespace().eq(answer.iter().map(String::as_str))), "{dig}");
+        assert!(dig.contains("SERVER: 127.0.0.11#53(127.0.0.11)"), "{dig}");
+    }
 }
 
 fn mac_and_inet(ifconfig: &str) -> (Option<String>, Option<String>) {
@@ -318,7 +329,11 @@ fn seed_004_container_networking() {
     host.ok(&["network", "connect", "my_network", "springbootback"]);
     ping(&host, "springbootback", "172.19.0.1");
     host.ok(&["run", "--rm", "-d", "--name", "favorites", "--network", "favorites-net", "favorites-node"]);
-    ping(&host, "favorites", &host.ip_of("mongodb", "favorites-net"));
+    // `mongodb://mongodb:27017/...`: the container's name as its address.
+    let out = ping(&host, "favorites", "mongodb");
+    assert!(out.starts_with(&format!("PING mongodb ({})", host.ip_of("mongodb", "favorites-net"))), "{out}");
+    // `host.docker.internal`: the host, through the container's gateway.
+    assert!(ping(&host, "favorites", "host.docker.internal").starts_with("PING host.docker.internal (172.18.0.1)"));
     host.ok(&["network", "disconnect", "my_network", "springbootback"]);
 
     assert!(host.fails(&["network", "rm", "favorites-net"]).ends_with("has active endpoints"));

@@ -44,6 +44,7 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
         "hostname": args.hostname,
         "links": args.links,
         "add_hosts": args.add_hosts,
+        "dns": args.dns,
         "cmd": cmd,
         "image": image,
         "env": resolve_env(&args.env),

@@ -185,6 +185,10 @@ pub struct RunArgs {
     /// HOST:IP (or HOST:host-gateway): an extra /etc/hosts line.
     #[arg(long = "add-host")]
     pub add_hosts: Vec<String>,
+    /// A DNS server for the container (repeatable): the embedded DNS forwards to it on
+    /// user-defined networks; elsewhere it is the container's resolv.conf.
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
     /// KEY=VALUE (or KEY, taken from this environment) for the command.
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
@@ -377,6 +381,9 @@ mod tests {
         assert!(Cli::try_parse_from(["netd", "exec", "-it", "nodectn", "node", "index.js"]).is_ok());
         assert!(Cli::try_parse_from(["netd", "inspect", "--format={{json .NetworkSettings.Networks}}", "db"]).is_ok());
         assert!(Cli::try_parse_from(["netd", "network", "create", "--driver=bridge", "seunghwan-bridge"]).is_ok());
+        let r = run_args(&["netd", "run", "-d", "--dns", "10.0.0.2", "--dns=fd00::53", "busybox"]);
+        assert_eq!(r.dns, ["10.0.0.2".parse::<std::net::IpAddr>().unwrap(), "fd00::53".parse().unwrap()]);
+        assert!(Cli::try_parse_from(["netd", "run", "--dns", "not-an-ip", "busybox"]).is_err());
     }
 
     #[test]

@@ -173,7 +173,10 @@ mod tests {
     async fn local_names_are_answered_here() {
         let shared = shared();
         let reply = ask(&shared, "a1", "TWO.", RecordType::A).await;
-        assert_eq!((reply.metadata.response_code, addresses(&reply)), (ResponseCode::NoError, vec!["172.18.0.3".into()]));
+        assert_eq!(
+            (reply.metadata.response_code, addresses(&reply)),
+            (ResponseCode::NoError, vec!["172.18.0.3".into()])
+        );
         assert!(reply.metadata.authoritative && reply.metadata.recursion_available);
         let first = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
         let second = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);

@@ -106,9 +106,9 @@ impl Dns {
             .map(|(id, client)| (id, (client.netns.as_path(), identity(&client.netns))))
             .collect();
         listeners.retain(|id, l| {
-            let keep = wanted.get(id).is_some_and(|(path, ident)| {
-                *path == l.netns && *ident == Some(l.identity) && !l.task.is_finished()
-            });
+            let keep = wanted
+                .get(id)
+                .is_some_and(|(path, ident)| *path == l.netns && *ident == Some(l.identity) && !l.task.is_finished());
             if !keep {
                 tracing::debug!(container = %id, netns = %l.netns.display(), "dns listener stopped");
             }

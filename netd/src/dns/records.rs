@@ -73,7 +73,10 @@ impl Records {
                     add(name);
                     add(&format!("{name}.{}", network.name));
                 }
-                names.reverse.entry(ep.ip).or_insert_with(|| format!("{}.{}", c.name, network.name).to_ascii_lowercase());
+                names
+                    .reverse
+                    .entry(ep.ip)
+                    .or_insert_with(|| format!("{}.{}", c.name, network.name).to_ascii_lowercase());
             }
             let netns = c.netns.as_ref().filter(|_| c.mode == NetMode::Own);
             if let (Some(netns), false) = (netns, client_networks.is_empty()) {
@@ -103,11 +106,8 @@ impl Records {
     /// the first of its networks that has the name, else `host.docker.internal`. `None`: not
     /// a name of ours (forward it).
     pub fn addresses(&self, client: &Client, name: &str) -> Option<Vec<Ipv4Addr>> {
-        let found = client
-            .networks
-            .iter()
-            .filter_map(|n| self.networks.get(n))
-            .find_map(|names| names.forward.get(name));
+        let found =
+            client.networks.iter().filter_map(|n| self.networks.get(n)).find_map(|names| names.forward.get(name));
         match found {
             Some(ips) => Some(ips.clone()),
             None if name == HOST_GATEWAY_NAME => Some(vec![client.gateway]),
@@ -254,7 +254,11 @@ pub(super) mod tests {
         assert_eq!(records.addresses(one, "one"), Some(vec![ip("172.18.0.2")]));
         assert_eq!(records.addresses(one, "b20000000000"), Some(vec![ip("172.18.0.3")]), "hostname / short id");
         assert_eq!(records.addresses(one, "web"), Some(vec![ip("172.18.0.3"), ip("172.18.0.4")]));
-        assert_eq!(records.addresses(one, "three"), Some(vec![ip("172.18.0.4")]), "an alias equal to the name counts once");
+        assert_eq!(
+            records.addresses(one, "three"),
+            Some(vec![ip("172.18.0.4")]),
+            "an alias equal to the name counts once"
+        );
         assert_eq!(records.addresses(one, "web.my-net"), Some(vec![ip("172.18.0.3"), ip("172.18.0.4")]));
         assert_eq!(records.addresses(one, "far"), None, "not on a shared network");
         assert_eq!(records.addresses(one, "plain"), None, "the default bridge has no names");
