@@ -43,6 +43,12 @@ enum Command {
     /// Remove what earlier runs that were killed (SIGKILL) left behind: their netns,
     /// directories, mounts and the daemons they started.
     Cleanup,
+    /// Rewrite results.md and results.png from a results.json (no measuring).
+    Report {
+        /// The results.json to read; the .md and .png are written beside it.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.json"))]
+        json: PathBuf,
+    },
     /// Load server: TCP and UDP echo on --port (used inside the topologies).
     #[command(hide = true)]
     Serve(load::ServeArgs),
@@ -86,6 +92,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Cleanup) => cleanup::run(),
+        Some(Command::Report { json }) => rewrite_report(&json),
         Some(Command::Serve(a)) => load::serve(&a),
         Some(Command::Rr(a)) => print_report(load::ClientKind::Rr, &a),
         Some(Command::Crr(a)) => print_report(load::ClientKind::Crr, &a),
@@ -232,13 +239,35 @@ fn bench(args: RunArgs) -> Result<()> {
         rows,
         errors: collected.errors,
     };
-    let json = args.out_dir.join("results.json");
-    report::write_json(&results, &json)?;
-    let md = report::markdown(&results);
-    let md_path = args.out_dir.join("results.md");
+    write_outputs(&results, &args.out_dir, true)?;
+
+    progress.note("cleaning up…");
+    drop(refs);
+    for t in built.into_iter().rev() {
+        drop(t);
+    }
+    Ok(())
+}
+
+fn rewrite_report(json: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let results: Results = serde_json::from_str(&text).context("parsing results.json")?;
+    let dir = json.parent().unwrap_or(std::path::Path::new("."));
+    write_outputs(&results, dir, false)
+}
+
+/// results.md and results.png (and results.json unless `with_json` is false) in `dir`.
+fn write_outputs(results: &Results, dir: &std::path::Path, with_json: bool) -> Result<()> {
+    let json = dir.join("results.json");
+    if with_json {
+        report::write_json(results, &json)?;
+    }
+    let md = report::markdown(results);
+    let md_path = dir.join("results.md");
     std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    let png = args.out_dir.join("results.png");
-    if let Err(e) = plot::draw(&results, &png) {
+    let png = dir.join("results.png");
+    if let Err(e) = plot::draw(results, &png) {
         eprintln!("warning: plot: {e:#}");
     }
     println!("{md}");
@@ -248,12 +277,6 @@ fn bench(args: RunArgs) -> Result<()> {
         md_path.display(),
         png.display()
     );
-
-    progress.note("cleaning up…");
-    drop(refs);
-    for t in built.into_iter().rev() {
-        drop(t);
-    }
     Ok(())
 }
 

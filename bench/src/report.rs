@@ -390,7 +390,7 @@ pub fn markdown(r: &Results) -> String {
         .filter(|h| !h.is_empty())
     {
         s.push_str(&format!(
-            "- netd built from the workspace at commit {head}.\n"
+            "- Workspace HEAD during the run: {head} (netd itself is the binary NETD_BIN named).\n"
         ));
     }
     s
