@@ -20,6 +20,7 @@ use hickory_proto::{
     rr::{rdata::A, RData, Record, RecordType},
 };
 use netd_tests::{sh, TestHost, OUTSIDE_ADDR};
+use nix::sys::signal::Signal;
 
 /// What the fake upstream answers (A records); every other name is NXDOMAIN.
 const EXTERNAL_NAME: &str = "example.test";
@@ -190,10 +191,10 @@ fn container_names_resolve_on_a_user_network_and_ping_works_both_ways() {
     // Name, hostname, short id, name.network; case does not matter; AAAA has no data.
     let two_id = host.json(&["inspect", "two"])[0]["Id"].as_str().unwrap()[..12].to_string();
     for name in ["two", "second", &two_id, "two.my-net", "TWO"] {
-        assert_eq!(short(&host, "one", name), [two_ip.clone()], "{name}");
+        assert_eq!(short(&host, "one", name), [two_ip.as_str()], "{name}");
     }
-    assert_eq!(short(&host, "two", "one"), [one_ip.clone()]);
-    assert_eq!(short(&host, "two", "two"), [two_ip.clone()], "its own name");
+    assert_eq!(short(&host, "two", "one"), [one_ip.as_str()]);
+    assert_eq!(short(&host, "two", "two"), [two_ip.as_str()], "its own name");
     assert_eq!(dig(&host, "one", &["+short", "AAAA", "two"]), "");
     assert_eq!(status(&host, "one", "two"), "NOERROR");
     // Reverse lookups of containers' addresses are answered too.
@@ -365,14 +366,16 @@ fn dns_keeps_working_after_a_daemon_restart_and_a_container_restart() {
     host.ok(&["run", "-d", "--name", "one", "--network", "my-net", "busybox"]);
     host.ok(&["run", "-d", "--name", "two", "--network", "my-net", "--network-alias", "db", "busybox"]);
     let two_ip = host.ip_of("two", "my-net");
-    assert_eq!(short(&host, "one", "db"), [two_ip.clone()]);
+    assert_eq!(short(&host, "one", "db"), [two_ip.as_str()]);
 
-    host.stop_daemon(nix::sys::signal::Signal::SIGTERM);
-    host.start_daemon();
-    assert_eq!(short(&host, "one", "db"), [two_ip.clone()]);
-    assert_eq!(short(&host, "two", "one"), [host.ip_of("one", "my-net")]);
-    assert_eq!(short(&host, "one", EXTERNAL_NAME), [EXTERNAL_ADDR]);
-    assert!(ping(&host, "one", "two").contains("1 received"));
+    for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+        host.stop_daemon(signal);
+        host.start_daemon();
+        assert_eq!(short(&host, "one", "db"), [two_ip.as_str()], "after {signal}");
+        assert_eq!(short(&host, "two", "one"), [host.ip_of("one", "my-net")], "after {signal}");
+        assert_eq!(short(&host, "one", EXTERNAL_NAME), [EXTERNAL_ADDR], "after {signal}");
+        assert!(ping(&host, "one", "two").contains("1 received"), "after {signal}");
+    }
 
     // A stopped container leaves the names; started again (in a new netns), it is back and
     // has a listener of its own again.

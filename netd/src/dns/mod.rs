@@ -100,28 +100,23 @@ impl Dns {
         *self.shared.records.write().unwrap_or_else(|e| e.into_inner()) = records.clone();
 
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted: BTreeMap<&String, (&Path, Option<(u64, u64)>)> = records
-            .clients()
-            .iter()
-            .map(|(id, client)| (id, (client.netns.as_path(), identity(&client.netns))))
-            .collect();
         listeners.retain(|id, l| {
-            let keep = wanted
-                .get(id)
-                .is_some_and(|(path, ident)| *path == l.netns && *ident == Some(l.identity) && !l.task.is_finished());
+            let keep = records.client(id).is_some_and(|client| {
+                client.netns == l.netns && identity(&client.netns) == Some(l.identity) && !l.task.is_finished()
+            });
             if !keep {
                 tracing::debug!(container = %id, netns = %l.netns.display(), "dns listener stopped");
             }
             keep
         });
-        for (id, (path, ident)) in wanted {
-            let Some(ident) = ident else { continue }; // its netns is gone
+        for (id, client) in records.clients() {
             if listeners.contains_key(id) {
                 continue;
             }
-            match self.start_listener(id, path, ident) {
+            let Some(ident) = identity(&client.netns) else { continue }; // its netns is gone
+            match self.start_listener(id, &client.netns, ident) {
                 Ok(listener) => {
-                    tracing::debug!(container = %id, netns = %path.display(), "dns listener started");
+                    tracing::debug!(container = %id, netns = %client.netns.display(), "dns listener started");
                     listeners.insert(id.clone(), listener);
                 }
                 Err(e) => tracing::warn!(container = %id, error = %e, "embedded DNS not available"),
