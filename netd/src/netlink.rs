@@ -210,56 +210,30 @@ impl Netlink {
     /// unusable, DESIGN §3), and so are netd's own routes (inside its networks' subnets, or
     /// leftovers that the restart reconciliation removes).
     pub async fn route_destinations(&self) -> Result<Vec<ipnetwork::Ipv4Network>> {
-        let mut routes = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute();
-        let mut out = Vec::new();
-        while let Some(route) = routes.try_next().await.map_err(nl_err("list routes"))? {
-            let prefix = route.header.destination_prefix_length;
-            if prefix == 0
-                || route.header.kind != RouteType::Unicast
-                || route.header.protocol == RouteProtocol::from(ROUTE_PROTOCOL)
-            {
-                continue;
-            }
-            let dest = route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
-                _ => None,
-            });
-            if let Some(net) = dest.and_then(|ip| ipnetwork::Ipv4Network::new(ip, prefix).ok()) {
-                out.push(net);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .ipv4_routes()
+            .await?
+            .iter()
+            .filter(|r| {
+                r.header.destination_prefix_length != 0
+                    && r.header.kind == RouteType::Unicast
+                    && r.header.protocol != RouteProtocol::from(ROUTE_PROTOCOL)
+            })
+            .filter_map(route_destination)
+            .collect())
     }
 
     /// The names of the devices that carry the default routes.
     pub async fn default_route_devices(&self) -> Result<Vec<String>> {
-        let mut routes = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute();
-        let mut indexes = Vec::new();
-        while let Some(route) = routes.try_next().await.map_err(nl_err("list routes"))? {
-            if route.header.destination_prefix_length != 0 {
-                continue;
-            }
-            indexes.extend(route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
-                _ => None,
-            }));
-        }
         let mut names = Vec::new();
-        for index in indexes {
+        for route in self.ipv4_routes().await? {
+            let Some(index) = (route.header.destination_prefix_length == 0).then(|| route_oif(&route)).flatten()
+            else {
+                continue;
+            };
             let mut links = self.handle.link().get().match_index(index).execute();
             if let Some(link) = links.try_next().await.map_err(nl_err("get link"))? {
-                names.extend(link.attributes.into_iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n),
-                    _ => None,
-                }));
+                names.extend(link_name(link.attributes));
             }
         }
         Ok(names)
@@ -302,10 +276,7 @@ impl Netlink {
                 _ => false,
             });
             if is_kind {
-                out.extend(link.attributes.into_iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n),
-                    _ => None,
-                }));
+                out.extend(link_name(link.attributes));
             }
         }
         Ok(out)
@@ -313,36 +284,31 @@ impl Netlink {
 
     /// The routes netd added: protocol [`ROUTE_PROTOCOL`] in the main table.
     pub async fn own_routes(&self) -> Result<Vec<OwnRoute>> {
-        let mut routes = self
-            .handle
+        Ok(self
+            .ipv4_routes()
+            .await?
+            .into_iter()
+            .filter(|r| r.header.protocol == RouteProtocol::from(ROUTE_PROTOCOL) && r.header.table == RT_TABLE_MAIN)
+            .filter_map(|route| {
+                Some(OwnRoute {
+                    destination: route_destination(&route)?,
+                    unreachable: route.header.kind == RouteType::Unreachable,
+                    oif: route_oif(&route),
+                    message: route,
+                })
+            })
+            .collect())
+    }
+
+    /// Every IPv4 route (all tables).
+    async fn ipv4_routes(&self) -> Result<Vec<RouteMessage>> {
+        self.handle
             .route()
             .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute();
-        let mut out = Vec::new();
-        while let Some(route) = routes.try_next().await.map_err(nl_err("list routes"))? {
-            if route.header.protocol != RouteProtocol::from(ROUTE_PROTOCOL) || route.header.table != RT_TABLE_MAIN {
-                continue;
-            }
-            let dest = route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
-                _ => None,
-            });
-            let prefix = route.header.destination_prefix_length;
-            let Some(destination) = ipnetwork::Ipv4Network::new(dest.unwrap_or(Ipv4Addr::UNSPECIFIED), prefix).ok()
-            else {
-                continue;
-            };
-            out.push(OwnRoute {
-                destination,
-                unreachable: route.header.kind == RouteType::Unreachable,
-                oif: route.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Oif(i) => Some(*i),
-                    _ => None,
-                }),
-                message: route,
-            });
-        }
-        Ok(out)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl_err("list routes"))
     }
 
     /// Deletes a route found by [`Self::own_routes`]; already gone is success.
@@ -353,4 +319,31 @@ impl Netlink {
             Err(e) => Err(Error::system("delete route", e)),
         }
     }
+}
+
+/// A route's destination prefix (0.0.0.0/0 for a default route).
+fn route_destination(route: &RouteMessage) -> Option<ipnetwork::Ipv4Network> {
+    let ip = route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+            _ => None,
+        })
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    ipnetwork::Ipv4Network::new(ip, route.header.destination_prefix_length).ok()
+}
+
+fn route_oif(route: &RouteMessage) -> Option<u32> {
+    route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    })
+}
+
+fn link_name(attributes: Vec<LinkAttribute>) -> Option<String> {
+    attributes.into_iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n),
+        _ => None,
+    })
 }
