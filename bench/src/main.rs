@@ -77,9 +77,13 @@ struct RunArgs {
     /// Topologies to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Kind::ALL.to_vec())]
     topologies: Vec<Kind>,
-    /// Probes to run (publish1000 is not in the default set).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Probe::DEFAULT.to_vec())]
-    probes: Vec<Probe>,
+    /// Probes to run [default: all but publish1000, and rss1000 without docker0]. Naming
+    /// rss1000 here runs it on docker0 too (1,000 containers there: ≈6 minutes more).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    probes: Option<Vec<Probe>>,
+    /// Containers the rss1000 probe creates (default 1,000, or 200 with --quick).
+    #[arg(long)]
+    endpoints: Option<usize>,
     /// Where results.json, results.md and results.png go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR")))]
     out_dir: PathBuf,
@@ -124,15 +128,29 @@ fn bench(args: RunArgs) -> Result<()> {
             kinds.push(*k);
         }
     }
+    let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let mut probes: Vec<Probe> = Vec::new();
+    for p in args.probes.as_deref().unwrap_or(&Probe::DEFAULT) {
+        if !probes.contains(p) {
+            probes.push(*p);
+        }
+    }
     let plan = Plan {
-        rounds: args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1),
+        rounds,
         secs: args.secs.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
-        probes: args.probes.clone(),
+        probes,
         pinnings: Pinning::defaults(),
-        attach_per_round: if args.quick { 10 } else { 20 },
+        attach_per_round: runner::ATTACH_SAMPLES.div_ceil(rounds),
+        endpoints: args
+            .endpoints
+            .unwrap_or(if args.quick { 200 } else { 1000 }),
+        opt_in: args.probes.is_some(),
     };
     if !(plan.secs > 0.0 && plan.secs <= 60.0) {
         bail!("--secs must be in (0, 60]");
+    }
+    if !(1..=5000).contains(&plan.endpoints) {
+        bail!("--endpoints must be in 1..=5000");
     }
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
@@ -171,12 +189,13 @@ fn bench(args: RunArgs) -> Result<()> {
                 let unsupported = plan
                     .probes
                     .iter()
-                    .filter_map(|&p| match runner::support(t.as_ref(), p) {
+                    .filter_map(|&p| match plan.support(t.as_ref(), p) {
                         Ok(()) => None,
                         Err(Unsupported::NotApplicable) => Some((p, "n/a".to_string())),
                         Err(Unsupported::Unavailable(why)) => {
                             Some((p, format!("unavailable: {why}")))
                         }
+                        Err(Unsupported::Skipped(why)) => Some((p, format!("skipped: {why}"))),
                     })
                     .collect();
                 let mut info = t.info();

@@ -158,9 +158,9 @@ where
                 )))?;
             }
             None => {
-                let why = crate::report::short_status(t, row).unwrap_or("failed");
+                let why = crate::report::short_status(t, row).unwrap_or_else(|| "failed".into());
                 chart.draw_series(std::iter::once(Text::new(
-                    why.to_string(),
+                    why,
                     (x, y_max * 0.1),
                     TextStyle::from(("sans-serif", 14).into_font())
                         .color(&RGBColor(160, 40, 40))

@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::{ClientKind, LoadReport};
 use crate::runner::Plan;
 use crate::sys::{self, ChildGuard};
-use crate::topology::{Endpoint, Topology};
+use crate::topology::{ControlPlane, Endpoint, Topology};
 use std::net::SocketAddr;
 
 /// One reported number: a row of the table (per pinning).
@@ -30,6 +30,9 @@ pub struct Quantity {
     /// What is measured and its unit, e.g. `trans/s`, `p50 latency µs`.
     pub unit: &'static str,
     pub higher_is_better: bool,
+    /// None: one value per round, summarised as the median over rounds. Some(p): every
+    /// sample of every round pooled, summarised as their p-th percentile (p in 0..=1).
+    pub pooled: Option<f64>,
 }
 
 pub const TCP_STREAM_GBPS: Quantity = Quantity {
@@ -37,66 +40,77 @@ pub const TCP_STREAM_GBPS: Quantity = Quantity {
     metric: "TCP_STREAM",
     unit: "Gbit/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const TCP_RR_TPS: Quantity = Quantity {
     id: "tcp_rr.tps",
     metric: "TCP_RR",
     unit: "trans/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const TCP_RR_P50: Quantity = Quantity {
     id: "tcp_rr.p50_us",
     metric: "TCP_RR",
     unit: "p50 latency µs",
     higher_is_better: false,
+    pooled: None,
 };
 pub const TCP_RR_P99: Quantity = Quantity {
     id: "tcp_rr.p99_us",
     metric: "TCP_RR",
     unit: "p99 latency µs",
     higher_is_better: false,
+    pooled: None,
 };
 pub const TCP_CRR_CPS: Quantity = Quantity {
     id: "tcp_crr.cps",
     metric: "TCP_CRR",
     unit: "conn/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const UDP_RR_TPS: Quantity = Quantity {
     id: "udp_rr.tps",
     metric: "UDP_RR",
     unit: "trans/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const UDP_RR_P50: Quantity = Quantity {
     id: "udp_rr.p50_us",
     metric: "UDP_RR",
     unit: "p50 latency µs",
     higher_is_better: false,
+    pooled: None,
 };
 pub const PUBLISHED_RR_TPS: Quantity = Quantity {
     id: "published_tcp_rr.tps",
     metric: "TCP_RR outside→published port",
     unit: "trans/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const PUBLISHED_CRR_CPS: Quantity = Quantity {
     id: "published_tcp_crr.cps",
     metric: "TCP_CRR outside→published port",
     unit: "conn/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const LOCALHOST_RR_TPS: Quantity = Quantity {
     id: "localhost_tcp_rr.tps",
     metric: "TCP_RR host→127.0.0.1:port",
     unit: "trans/s",
     higher_is_better: true,
+    pooled: None,
 };
 pub const LOCALHOST_CRR_CPS: Quantity = Quantity {
     id: "localhost_tcp_crr.cps",
     metric: "TCP_CRR host→127.0.0.1:port",
     unit: "conn/s",
     higher_is_better: true,
+    pooled: None,
 };
 
 pub const ATTACH_P50_MS: Quantity = Quantity {
@@ -104,18 +118,44 @@ pub const ATTACH_P50_MS: Quantity = Quantity {
     metric: "attach endpoint (network connect)",
     unit: "p50 ms",
     higher_is_better: false,
+    pooled: Some(0.50),
 };
 pub const ATTACH_P99_MS: Quantity = Quantity {
     id: "attach.p99_ms",
     metric: "attach endpoint (network connect)",
     unit: "p99 ms",
     higher_is_better: false,
+    pooled: Some(0.99),
 };
 pub const DAEMON_RSS_MIB: Quantity = Quantity {
     id: "daemon.rss_mib",
     metric: "daemon RSS (idle, 3 containers)",
     unit: "MiB",
     higher_is_better: false,
+    pooled: None,
+};
+
+/// `{n}` in a metric stands for the plan's endpoint count (`Plan::metric`).
+pub const ENDPOINTS_RSS_MIB: Quantity = Quantity {
+    id: "endpoints.rss_mib",
+    metric: "daemon RSS with {n} endpoints",
+    unit: "MiB",
+    higher_is_better: false,
+    pooled: None,
+};
+pub const ENDPOINTS_CREATE_S: Quantity = Quantity {
+    id: "endpoints.create_s",
+    metric: "create {n} endpoints (run -d, one by one)",
+    unit: "s",
+    higher_is_better: false,
+    pooled: None,
+};
+pub const ENDPOINTS_REMOVE_S: Quantity = Quantity {
+    id: "endpoints.remove_s",
+    metric: "remove {n} endpoints (one rm -f of all)",
+    unit: "s",
+    higher_is_better: false,
+    pooled: None,
 };
 
 pub const RUN_0_MS: Quantity = Quantity {
@@ -123,24 +163,28 @@ pub const RUN_0_MS: Quantity = Quantity {
     metric: "run -d, no published port",
     unit: "ms",
     higher_is_better: false,
+    pooled: None,
 };
 pub const RUN_10_MS: Quantity = Quantity {
     id: "publish.run_10_ms",
     metric: "run -d publishing 10 ports",
     unit: "ms",
     higher_is_better: false,
+    pooled: None,
 };
 pub const RUN_100_MS: Quantity = Quantity {
     id: "publish.run_100_ms",
     metric: "run -d publishing 100 ports",
     unit: "ms",
     higher_is_better: false,
+    pooled: None,
 };
 pub const RUN_1000_MS: Quantity = Quantity {
     id: "publish.run_1000_ms",
     metric: "run -d publishing 1,000 ports",
     unit: "ms",
     higher_is_better: false,
+    pooled: None,
 };
 
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
@@ -168,7 +212,7 @@ pub enum Probe {
     /// TCP_CRR from the host netns to 127.0.0.1:published port.
     LocalCrr,
     /// Control plane: CLI wall time of `network connect` (a spare container to a spare
-    /// network), repeated `attach_per_round` times per round.
+    /// network), repeated `attach_per_round` times per round; p50/p99 over all of them.
     Attach,
     /// Control plane: resident memory of the daemon(s).
     Rss,
@@ -177,11 +221,16 @@ pub enum Probe {
     /// Control plane: `run -d` with 1,000 published ports. Not in the default set: Docker
     /// starts 2,000 docker-proxy processes for it (≈30 s, and ≈80 s to remove).
     Publish1000,
+    /// Control plane at scale, once per run (after the rounds): `run -d` of `Plan::endpoints`
+    /// containers (1,000; fewer with --quick) one by one, the daemon's RSS with all of them,
+    /// then one `rm -f` of all. Opt-in on docker0 (≈6 min and ≈1,000 containerd-shims):
+    /// it runs there only when named in `--probes`.
+    Rss1000,
 }
 
 impl Probe {
-    /// The default set (every probe but `publish1000`).
-    pub const DEFAULT: [Probe; 11] = [
+    /// The default set (every probe but `publish1000`; `rss1000` without docker0).
+    pub const DEFAULT: [Probe; 12] = [
         Probe::Stream,
         Probe::Rr,
         Probe::Crr,
@@ -193,6 +242,7 @@ impl Probe {
         Probe::Attach,
         Probe::Rss,
         Probe::Publish,
+        Probe::Rss1000,
     ];
 
     pub fn name(self) -> &'static str {
@@ -209,6 +259,7 @@ impl Probe {
             Probe::Rss => "daemon RSS",
             Probe::Publish => "run -d publishing 0/10/100 ports",
             Probe::Publish1000 => "run -d publishing 1,000 ports",
+            Probe::Rss1000 => "endpoints at scale: create, RSS, remove",
         }
     }
 
@@ -216,7 +267,7 @@ impl Probe {
     pub fn needs_control_plane(self) -> bool {
         matches!(
             self,
-            Probe::Attach | Probe::Rss | Probe::Publish | Probe::Publish1000
+            Probe::Attach | Probe::Rss | Probe::Publish | Probe::Publish1000 | Probe::Rss1000
         )
     }
 
@@ -247,7 +298,14 @@ impl Probe {
             Probe::Rss => &[&DAEMON_RSS_MIB],
             Probe::Publish => &[&RUN_0_MS, &RUN_10_MS, &RUN_100_MS],
             Probe::Publish1000 => &[&RUN_1000_MS],
+            Probe::Rss1000 => &[&ENDPOINTS_CREATE_S, &ENDPOINTS_RSS_MIB, &ENDPOINTS_REMOVE_S],
         }
+    }
+
+    /// Whether the probe runs once per run, after the rounds, instead of once per round: it
+    /// is long, and the kernel's tear-down of its namespaces would disturb what follows.
+    pub fn once(self) -> bool {
+        matches!(self, Probe::Rss1000)
     }
 
     /// Whether the probe runs once per CPU pinning (data plane) or once per round.
@@ -398,17 +456,16 @@ pub fn measure(
             let cp = topo
                 .control_plane()
                 .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
-            let mut ms = Vec::with_capacity(plan.attach_per_round);
+            // Every attach is a sample of both rows: their percentiles are taken over all the
+            // attaches of all rounds (`Quantity::pooled`).
+            let mut out = Vec::with_capacity(2 * plan.attach_per_round);
             for _ in 0..plan.attach_per_round.max(1) {
                 sys::check_interrupted()?;
-                ms.push(cp.attach_once()?.as_secs_f64() * 1000.0);
+                let ms = cp.attach_once()?.as_secs_f64() * 1000.0;
+                out.push((&ATTACH_P50_MS, ms));
+                out.push((&ATTACH_P99_MS, ms));
             }
-            ms.sort_by(f64::total_cmp);
-            let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
-            Ok(vec![
-                (&ATTACH_P50_MS, pct(0.50)),
-                (&ATTACH_P99_MS, pct(0.99)),
-            ])
+            Ok(out)
         }
         Probe::Rss => {
             let cp = topo
@@ -418,6 +475,12 @@ pub fn measure(
                 &DAEMON_RSS_MIB,
                 cp.daemon_rss()? as f64 / (1024.0 * 1024.0),
             )])
+        }
+        Probe::Rss1000 => {
+            let cp = topo
+                .control_plane()
+                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            endpoints_at_scale(cp, plan.endpoints)
         }
         Probe::Publish | Probe::Publish1000 => {
             let cp = topo
@@ -436,6 +499,70 @@ pub fn measure(
                 out.push((q, took.as_secs_f64() * 1000.0));
             }
             Ok(out)
+        }
+    }
+}
+
+/// `run -d` of `n` containers one after another (timed), the daemon's RSS with all of them,
+/// then one `rm -f` of all (timed), and a wait until the kernel has torn their network
+/// namespaces down (not timed), so that what runs next does not pay for it. Bounded: it gives
+/// up after `30 s + n × endpoint_budget` for each phase; whatever was created is removed on
+/// every path out (error, interrupt, panic).
+fn endpoints_at_scale(cp: &dyn ControlPlane, n: usize) -> Result<Vec<Sample>> {
+    let n = n.max(1);
+    let bound = Duration::from_secs(30) + cp.endpoint_budget() * n as u32;
+    let netns_before = sys::net_namespaces();
+    let mut batch = Endpoints {
+        cp,
+        names: Vec::with_capacity(n),
+        bound,
+    };
+    let t0 = Instant::now();
+    for i in 0..n {
+        sys::check_interrupted()?;
+        if t0.elapsed() > bound {
+            bail!("created only {i} of {n} endpoints within {bound:?}");
+        }
+        let name = cp.endpoint_name(i);
+        // Listed before it exists: a CLI killed half-way may still have made it.
+        batch.names.push(name.clone());
+        cp.create_endpoint(&name)
+            .with_context(|| format!("creating endpoint {} of {n}", i + 1))?;
+    }
+    let create = t0.elapsed();
+    let rss = cp.daemon_rss()?;
+    let names = std::mem::take(&mut batch.names);
+    let t1 = Instant::now();
+    let removed = cp.remove_endpoints(&names, bound);
+    let remove = t1.elapsed();
+    if let Err(e) = removed {
+        batch.names = names; // the guard tries once more
+        return Err(e.context(format!("removing {n} endpoints")));
+    }
+    drop(batch);
+    sys::settle_netns(netns_before, Duration::from_secs(60));
+    Ok(vec![
+        (&ENDPOINTS_CREATE_S, create.as_secs_f64()),
+        (&ENDPOINTS_RSS_MIB, rss as f64 / (1024.0 * 1024.0)),
+        (&ENDPOINTS_REMOVE_S, remove.as_secs_f64()),
+    ])
+}
+
+/// The scale probe's containers not yet removed; removes them when dropped.
+struct Endpoints<'a> {
+    cp: &'a dyn ControlPlane,
+    names: Vec<String>,
+    bound: Duration,
+}
+
+impl Drop for Endpoints<'_> {
+    fn drop(&mut self) {
+        if self.names.is_empty() {
+            return;
+        }
+        eprintln!("cleanup: removing {} endpoints", self.names.len());
+        if let Err(e) = self.cp.remove_endpoints(&self.names, self.bound) {
+            eprintln!("cleanup: {e:#}");
         }
     }
 }

@@ -11,7 +11,8 @@ use crate::runner::{row_key, Collected, Plan, SampleError};
 use crate::stats::{self, Summary};
 use crate::topology::{Kind, Role};
 
-pub const SCHEMA: u32 = 1;
+/// 2: rows have `aggregate`; the attach rows are percentiles of pooled samples; rss1000.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
@@ -69,6 +70,12 @@ pub struct Row {
     /// `same_cpu`, `cross_cpu`, or null for probes that are not pinned.
     pub pinning: Option<String>,
     pub higher_is_better: bool,
+    /// How each topology's headline (`median`) was computed from its samples: "median of
+    /// rounds" (one sample per round), "once" (a single sample), or "p50 of all samples" /
+    /// "p99 of all samples" (every sample of every round pooled; then `median` is that
+    /// percentile, `min`/`max` those of all the samples).
+    #[serde(default)]
+    pub aggregate: String,
     /// Per topology name; null when the topology is unavailable or every sample failed.
     pub results: BTreeMap<String, Option<Summary>>,
     /// `netd/docker0` and `netd/veth`: ratios of medians (null when either is missing).
@@ -169,7 +176,10 @@ pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStat
                 .map(|t| {
                     let s = per_topo
                         .and_then(|m| m.get(&t.name))
-                        .and_then(|v| Summary::of(v));
+                        .and_then(|v| match q.pooled {
+                            Some(p) => Summary::pooled(v, p),
+                            None => Summary::of(v),
+                        });
                     (t.name.name().to_string(), s)
                 })
                 .collect();
@@ -192,10 +202,15 @@ pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStat
                     None => q.id.to_string(),
                 },
                 probe,
-                metric: q.metric.to_string(),
+                metric: plan.metric(q.metric),
                 unit: q.unit.to_string(),
                 pinning: pin.map(|p| p.id.clone()),
                 higher_is_better: q.higher_is_better,
+                aggregate: match (q.pooled, probe.once()) {
+                    (Some(p), _) => format!("p{:.0} of all samples", p * 100.0),
+                    (None, true) => "once".to_string(),
+                    (None, false) => "median of rounds".to_string(),
+                },
                 results,
                 ratios,
             }
@@ -226,37 +241,47 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
-/// A table cell: "median [min–max]", or why there is no number.
+/// A table cell: "median [min–max]" (just the value for a single sample), or why there is
+/// no number.
 pub fn cell_text(t: &TopologyStatus, row: &Row) -> String {
     match short_status(t, row) {
-        Some(status) => status.to_string(),
+        Some(status) => status,
         None => {
             let sum = row
                 .results
                 .get(t.name.name())
                 .and_then(|x| x.as_ref())
                 .expect("short_status checked");
-            format!(
-                "{} [{}–{}]",
-                fmt_value(sum.median),
-                fmt_value(sum.min),
-                fmt_value(sum.max)
-            )
+            if sum.samples.len() == 1 {
+                fmt_value(sum.median)
+            } else {
+                format!(
+                    "{} [{}–{}]",
+                    fmt_value(sum.median),
+                    fmt_value(sum.min),
+                    fmt_value(sum.max)
+                )
+            }
         }
     }
 }
 
-/// None when the cell has numbers; else "unavailable", "n/a" or "failed".
-pub fn short_status(t: &TopologyStatus, row: &Row) -> Option<&'static str> {
+/// None when the cell has numbers; else "unavailable", "n/a", "failed", or why the run
+/// skipped it (e.g. "opt-in: --probes rss1000").
+pub fn short_status(t: &TopologyStatus, row: &Row) -> Option<String> {
     if !t.available {
-        return Some("unavailable");
+        return Some("unavailable".into());
     }
     if let Some(why) = t.unsupported.get(&row.probe) {
-        return Some(if why == "n/a" { "n/a" } else { "unavailable" });
+        return Some(match why.strip_prefix("skipped: ") {
+            Some(skipped) => skipped.to_string(),
+            None if why == "n/a" => "n/a".into(),
+            None => "unavailable".into(),
+        });
     }
     match row.results.get(t.name.name()) {
         Some(Some(_)) => None,
-        _ => Some("failed"),
+        _ => Some("failed".into()),
     }
 }
 
@@ -358,10 +383,17 @@ pub fn markdown(r: &Results) -> String {
         s.push_str(&format!("- Daemon RSS counts {}.\n", rss.join("; ")));
     }
     if r.rows.iter().any(|row| row.probe == Probe::Attach) {
+        let plan = &r.settings.plan;
         s.push_str(&format!(
-            "- Attach: wall time of the CLI's `network connect` (a spare container to a spare network), {} per round; p50/p99 per round.\n",
-            r.settings.plan.attach_per_round
+            "- Attach: wall time of the CLI's `network connect` (a spare container to a spare network; `disconnect` not timed), {} per round × {} rounds = {} per topology; p50/p99 over all {} of them, [min–max] of all of them.\n",
+            plan.attach_per_round,
+            plan.rounds,
+            plan.attach_per_round * plan.rounds,
+            plan.attach_per_round * plan.rounds,
         ));
+    }
+    if r.rows.iter().any(|row| row.probe == Probe::Rss1000) {
+        s.push_str(&endpoints_note(r));
     }
     if !r.errors.is_empty() {
         s.push_str(&format!(
@@ -396,6 +428,37 @@ pub fn markdown(r: &Results) -> String {
     s
 }
 
+/// The note under the table about the rss1000 rows.
+fn endpoints_note(r: &Results) -> String {
+    let n = crate::runner::fmt_count(r.settings.plan.endpoints);
+    let ran = |kind: Kind| {
+        r.topologies
+            .iter()
+            .any(|t| t.name == kind && t.available && !t.unsupported.contains_key(&Probe::Rss1000))
+    };
+    let mut s = format!(
+        "- {n} endpoints (probe rss1000, once per run, after the rounds): `run -d` of {n} containers on the topology's network one after another (create), the daemon's RSS with all of them, then one `rm -f` of all {n} (remove"
+    );
+    if ran(Kind::Netd) {
+        s.push_str("; netd's CLI removes them one by one");
+    }
+    if ran(Kind::Docker0) {
+        s.push_str(&format!(
+            "; Docker's CLI 50 at a time). docker0's RSS counts dockerd + containerd, not the {n} containerd-shims (≈2.5 MiB PSS each"
+        ));
+    }
+    s.push_str(").");
+    if r.topologies.iter().any(|t| {
+        t.unsupported
+            .get(&Probe::Rss1000)
+            .is_some_and(|w| w.starts_with("skipped: "))
+    }) {
+        s.push_str(" On docker0 it is opt-in (`--probes rss1000`): 1,000 containers take ≈6 minutes there (measured: 265 s to create, 77 s to remove), with a containerd-shim each.");
+    }
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +470,107 @@ mod tests {
         assert_eq!(fmt_value(812.4), "812");
         assert_eq!(fmt_value(23.44), "23.4");
         assert_eq!(fmt_value(1.254), "1.25");
+    }
+
+    fn status(kind: Kind, unsupported: &[(Probe, &str)]) -> TopologyStatus {
+        TopologyStatus {
+            name: kind,
+            role: kind.role(),
+            available: true,
+            reason: None,
+            unsupported: unsupported
+                .iter()
+                .map(|(p, w)| (*p, w.to_string()))
+                .collect(),
+            info: BTreeMap::new(),
+        }
+    }
+
+    fn row(probe: Probe, results: &[(&str, Option<Summary>)]) -> Row {
+        Row {
+            id: "x".into(),
+            probe,
+            metric: "m".into(),
+            unit: "u".into(),
+            pinning: None,
+            higher_is_better: false,
+            aggregate: String::new(),
+            results: results
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ratios: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn cells_say_why_a_topology_has_no_number() {
+        let docker = status(
+            Kind::Docker0,
+            &[
+                (Probe::Rss1000, "skipped: opt-in: --probes rss1000"),
+                (Probe::Publish, "unavailable: no -p"),
+            ],
+        );
+        let veth = status(Kind::Veth, &[(Probe::Rss1000, "n/a")]);
+        let r = row(Probe::Rss1000, &[("docker0", None), ("veth", None)]);
+        assert_eq!(cell_text(&docker, &r), "opt-in: --probes rss1000");
+        assert_eq!(cell_text(&veth, &r), "n/a");
+        let r = row(Probe::Publish, &[("docker0", None)]);
+        assert_eq!(cell_text(&docker, &r), "unavailable");
+        let netd = status(Kind::Netd, &[]);
+        assert_eq!(cell_text(&netd, &r), "failed");
+    }
+
+    #[test]
+    fn a_single_sample_shows_without_a_range() {
+        let netd = status(Kind::Netd, &[]);
+        let r = row(Probe::Rss1000, &[("netd", Summary::of(&[34.7]))]);
+        assert_eq!(cell_text(&netd, &r), "34.7");
+        let r = row(Probe::Rss, &[("netd", Summary::of(&[12.0, 11.0, 13.0]))]);
+        assert_eq!(cell_text(&netd, &r), "12.0 [11.0–13.0]");
+    }
+
+    #[test]
+    fn pooled_rows_summarise_all_samples_by_percentile() {
+        use crate::probe::{ATTACH_P50_MS, ATTACH_P99_MS};
+        use crate::runner::{row_key, Collected};
+        let plan = Plan {
+            rounds: 5,
+            secs: 1.0,
+            probes: vec![Probe::Attach, Probe::Rss1000],
+            pinnings: Vec::new(),
+            attach_per_round: 20,
+            endpoints: 200,
+            opt_in: false,
+        };
+        let mut collected = Collected::default();
+        let all: Vec<f64> = (1..=100).map(f64::from).collect();
+        for q in [&ATTACH_P50_MS, &ATTACH_P99_MS] {
+            collected
+                .samples
+                .entry(row_key(q, None))
+                .or_default()
+                .insert(Kind::Netd, all.clone());
+        }
+        let rows = build_rows(&plan, &collected, &[status(Kind::Netd, &[])]);
+        let by_id = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
+        let p99 = by_id("attach.p99_ms");
+        assert_eq!(p99.aggregate, "p99 of all samples");
+        let s = p99.results["netd"].as_ref().unwrap();
+        assert_eq!(
+            (s.median, s.min, s.max, s.samples.len()),
+            (99.0, 1.0, 100.0, 100)
+        );
+        assert_eq!(
+            by_id("attach.p50_ms").results["netd"]
+                .as_ref()
+                .unwrap()
+                .median,
+            50.0
+        );
+        let rss = by_id("endpoints.rss_mib");
+        assert_eq!(rss.metric, "daemon RSS with 200 endpoints");
+        assert_eq!(rss.aggregate, "once");
     }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{self, Pinning, Probe, Quantity, Tools};
+use crate::probe::{self, Pinning, Probe, Quantity, Sample, Tools};
 use crate::progress::Progress;
+use crate::stats;
 use crate::sys;
 use crate::topology::{Kind, Topology, Unsupported};
 
@@ -19,8 +20,31 @@ pub struct Plan {
     pub secs: f64,
     pub probes: Vec<Probe>,
     pub pinnings: Vec<Pinning>,
-    /// `network connect` operations timed per round by the attach probe.
+    /// `network connect` operations timed per round by the attach probe (≥100 in all).
     pub attach_per_round: usize,
+    /// Containers the scale probe (`rss1000`) creates: 1,000, fewer with --quick.
+    #[serde(default)]
+    pub endpoints: usize,
+    /// Whether probes that are opt-in on some topology (rss1000 on docker0) run there too:
+    /// only when named in `--probes`.
+    #[serde(default)]
+    pub opt_in: bool,
+}
+
+/// Attach samples wanted in all, over every round.
+pub const ATTACH_SAMPLES: usize = 100;
+
+/// `1000` → `1,000`.
+pub fn fmt_count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Plan {
@@ -43,25 +67,45 @@ impl Plan {
     pub fn measurements(&self, topo: &dyn Topology) -> usize {
         self.probes
             .iter()
-            .filter(|&&p| support(topo, p).is_ok())
-            .map(|p| if p.pinned() { self.pinnings.len() } else { 1 })
-            .sum::<usize>()
-            * self.rounds
+            .filter(|&&p| self.support(topo, p).is_ok())
+            .map(|p| match (p.once(), p.pinned()) {
+                (true, _) => 1,
+                (false, true) => self.pinnings.len() * self.rounds,
+                (false, false) => self.rounds,
+            })
+            .sum()
     }
-}
 
-/// Whether `topo` can run `probe` at all (a veth pair has no published ports).
-pub fn support(topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
-    if probe.needs_published_port() {
-        topo.published_port()?;
+    /// Whether `topo` runs `probe` in this plan (a veth pair has no published ports; docker0
+    /// runs rss1000 only when asked for by name).
+    pub fn support(&self, topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
+        if probe.needs_published_port() {
+            topo.published_port()?;
+        }
+        if probe.needs_control_plane() {
+            let cp = topo.control_plane()?;
+            if probe.needs_publishing() {
+                cp.can_publish()?;
+            }
+            if probe == Probe::Rss1000 && cp.scale_is_opt_in() && !self.opt_in {
+                return Err(Unsupported::Skipped("opt-in: --probes rss1000".into()));
+            }
+        }
+        Ok(())
     }
-    if probe.needs_control_plane() {
-        let cp = topo.control_plane()?;
-        if probe.needs_publishing() {
-            cp.can_publish()?;
+
+    /// A metric's text with the plan's counts filled in (`{n}` → the endpoint count).
+    pub fn metric(&self, text: &str) -> String {
+        text.replace("{n}", &fmt_count(self.endpoints))
+    }
+
+    /// The probe's name for the progress display, with its count where it has one.
+    pub fn probe_label(&self, probe: Probe) -> String {
+        match probe {
+            Probe::Rss1000 => self.metric("{n} endpoints: create, RSS, remove"),
+            other => other.name().to_string(),
         }
     }
-    Ok(())
 }
 
 /// Row key: quantity id and pinning id ("" for unpinned probes).
@@ -76,6 +120,7 @@ pub fn row_key(q: &Quantity, pin: Option<&Pinning>) -> RowKey {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SampleError {
+    /// 1-based; 0 for a once-per-run probe (run after the rounds).
     pub round: usize,
     pub topology: Kind,
     pub probe: Probe,
@@ -108,57 +153,41 @@ pub fn run(
     for round in 0..plan.rounds {
         for i in round_order(&indices, round) {
             let topo = topologies[i];
-            for &probe in plan.probes.iter().filter(|&&p| support(topo, p).is_ok()) {
+            for &probe in plan.probes.iter().filter(|&&p| !p.once()) {
+                if plan.support(topo, probe).is_err() {
+                    continue;
+                }
                 let pins: Vec<Option<&Pinning>> = if probe.pinned() {
                     plan.pinnings.iter().map(Some).collect()
                 } else {
                     vec![None]
                 };
                 for pin in pins {
-                    sys::check_interrupted()?;
-                    let label = format!(
-                        "round {}/{} · {} · {}{}",
+                    let at = format!("round {}/{}", round + 1, plan.rounds);
+                    one(
+                        plan,
+                        tools,
+                        progress,
+                        &mut out,
+                        &at,
                         round + 1,
-                        plan.rounds,
-                        topo.kind(),
-                        probe.name(),
-                        pin.map(|p| format!(" {}", p.label())).unwrap_or_default()
-                    );
-                    progress.start_step(&label);
-                    let pin_for_probe = pin.cloned().unwrap_or_else(|| plan.pinnings[0].clone());
-                    match probe::measure(probe, topo, &pin_for_probe, plan, tools) {
-                        Ok(samples) => {
-                            let shown = samples
-                                .iter()
-                                .map(|(q, v)| {
-                                    format!("{} {}", crate::report::fmt_value(*v), q.unit)
-                                })
-                                .collect::<Vec<_>>()
-                                .join(", ");
-                            progress.finish_step(&label, &shown);
-                            for (q, v) in samples {
-                                out.samples
-                                    .entry(row_key(q, pin))
-                                    .or_default()
-                                    .entry(topo.kind())
-                                    .or_default()
-                                    .push(v);
-                            }
-                        }
-                        Err(e) => {
-                            sys::check_interrupted()?;
-                            let error = format!("{e:#}");
-                            progress.finish_step(&label, &format!("FAILED: {error}"));
-                            out.errors.push(SampleError {
-                                round: round + 1,
-                                topology: topo.kind(),
-                                probe,
-                                pinning: pin.map(|p| p.id.clone()),
-                                error,
-                            });
-                        }
-                    }
+                        topo,
+                        probe,
+                        pin,
+                    )?;
                 }
+            }
+        }
+    }
+    // The once-per-run probes, after every round: their tear-down (1,000 namespaces) must not
+    // overlap the data-plane rounds.
+    for i in round_order(&indices, plan.rounds) {
+        let topo = topologies[i];
+        for &probe in plan.probes.iter().filter(|&&p| p.once()) {
+            if plan.support(topo, probe).is_ok() {
+                one(
+                    plan, tools, progress, &mut out, "once", 0, topo, probe, None,
+                )?;
             }
         }
     }
@@ -166,9 +195,90 @@ pub fn run(
     Ok(out)
 }
 
+/// One measurement, recorded in `out` (samples, or the error). `round` is 1-based; 0 for the
+/// once-per-run probes.
+#[allow(clippy::too_many_arguments)]
+fn one(
+    plan: &Plan,
+    tools: &Tools,
+    progress: &mut Progress,
+    out: &mut Collected,
+    at: &str,
+    round: usize,
+    topo: &dyn Topology,
+    probe: Probe,
+    pin: Option<&Pinning>,
+) -> Result<()> {
+    sys::check_interrupted()?;
+    let label = format!(
+        "{at} · {} · {}{}",
+        topo.kind(),
+        plan.probe_label(probe),
+        pin.map(|p| format!(" {}", p.label())).unwrap_or_default()
+    );
+    progress.start_step(&label);
+    let pin_for_probe = pin.cloned().unwrap_or_else(|| plan.pinnings[0].clone());
+    match probe::measure(probe, topo, &pin_for_probe, plan, tools) {
+        Ok(samples) => {
+            progress.finish_step(&label, &shown(&samples));
+            for (q, v) in samples {
+                out.samples
+                    .entry(row_key(q, pin))
+                    .or_default()
+                    .entry(topo.kind())
+                    .or_default()
+                    .push(v);
+            }
+        }
+        Err(e) => {
+            sys::check_interrupted()?;
+            let error = format!("{e:#}");
+            progress.finish_step(&label, &format!("FAILED: {error}"));
+            out.errors.push(SampleError {
+                round,
+                topology: topo.kind(),
+                probe,
+                pinning: pin.map(|p| p.id.clone()),
+                error,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A measurement's result for the progress display: each quantity's value, or for pooled
+/// quantities (many samples) their percentile in this measurement.
+fn shown(samples: &[Sample]) -> String {
+    let mut quantities: Vec<&Quantity> = Vec::new();
+    for (q, _) in samples {
+        if !quantities.iter().any(|seen| seen.id == q.id) {
+            quantities.push(q);
+        }
+    }
+    quantities
+        .iter()
+        .filter_map(|q| {
+            let values: Vec<f64> = samples
+                .iter()
+                .filter(|(s, _)| s.id == q.id)
+                .map(|(_, v)| *v)
+                .collect();
+            let v = match q.pooled {
+                Some(p) => stats::percentile(&values, p)?,
+                None => *values.first()?,
+            };
+            Some(format!("{} {}", crate::report::fmt_value(v), q.unit))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::topology::{ControlPlane, Endpoint};
 
     #[test]
     fn rounds_rotate_the_order() {
@@ -178,6 +288,156 @@ mod tests {
         assert_eq!(round_order(&t, 2), vec!["docker0", "veth", "netd"]);
         assert_eq!(round_order(&t, 3), vec!["veth", "netd", "docker0"]);
         assert!(round_order::<u8>(&[], 1).is_empty());
+    }
+
+    /// A topology with a daemon whose scale probe is opt-in (like docker0) or not (netd).
+    struct Fake {
+        opt_in: bool,
+        ep: Endpoint,
+    }
+
+    impl Fake {
+        fn new(opt_in: bool) -> Self {
+            Self {
+                opt_in,
+                ep: Endpoint {
+                    netns: "/nonexistent".into(),
+                    ip: std::net::Ipv4Addr::LOCALHOST,
+                },
+            }
+        }
+    }
+
+    impl Topology for Fake {
+        fn kind(&self) -> Kind {
+            if self.opt_in {
+                Kind::Docker0
+            } else {
+                Kind::Netd
+            }
+        }
+        fn server(&self) -> &Endpoint {
+            &self.ep
+        }
+        fn client(&self) -> &Endpoint {
+            &self.ep
+        }
+        fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
+            Ok(self)
+        }
+    }
+
+    impl ControlPlane for Fake {
+        fn attach_once(&self) -> Result<Duration> {
+            unimplemented!()
+        }
+        fn daemon_rss(&self) -> Result<u64> {
+            unimplemented!()
+        }
+        fn daemon_label(&self) -> &'static str {
+            "fake"
+        }
+        fn can_publish(&self) -> Result<(), Unsupported> {
+            Ok(())
+        }
+        fn run_publishing(&self, _: u16) -> Result<Duration> {
+            unimplemented!()
+        }
+        fn endpoint_name(&self, i: usize) -> String {
+            format!("e{i}")
+        }
+        fn create_endpoint(&self, _: &str) -> Result<()> {
+            unimplemented!()
+        }
+        fn remove_endpoints(&self, _: &[String], _: Duration) -> Result<()> {
+            unimplemented!()
+        }
+        fn endpoint_budget(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn scale_is_opt_in(&self) -> bool {
+            self.opt_in
+        }
+    }
+
+    fn plan(probes: &[Probe], opt_in: bool) -> Plan {
+        Plan {
+            rounds: 5,
+            secs: 1.0,
+            probes: probes.to_vec(),
+            pinnings: Pinning::defaults(),
+            attach_per_round: ATTACH_SAMPLES.div_ceil(5),
+            endpoints: 1000,
+            opt_in,
+        }
+    }
+
+    #[test]
+    fn rss1000_is_opt_in_where_the_daemon_says_so() {
+        let (netd, docker) = (Fake::new(false), Fake::new(true));
+        let default = plan(&Probe::DEFAULT, false);
+        assert!(default.support(&netd, Probe::Rss1000).is_ok());
+        match default.support(&docker, Probe::Rss1000) {
+            Err(Unsupported::Skipped(why)) => assert_eq!(why, "opt-in: --probes rss1000"),
+            other => panic!("docker0 rss1000 by default: {other:?}"),
+        }
+        assert!(default.support(&docker, Probe::Rss).is_ok());
+        let named = plan(&[Probe::Rss1000], true);
+        assert!(named.support(&docker, Probe::Rss1000).is_ok());
+    }
+
+    #[test]
+    fn once_probes_count_once_and_rounds_probes_every_round() {
+        let netd = Fake::new(false);
+        assert_eq!(plan(&[Probe::Rss1000], false).measurements(&netd), 1);
+        assert_eq!(
+            plan(&[Probe::Rss, Probe::Attach], false).measurements(&netd),
+            10
+        );
+        assert_eq!(
+            plan(&[Probe::Rss1000], false).measurements(&Fake::new(true)),
+            0
+        );
+    }
+
+    #[test]
+    fn attach_samples_reach_a_hundred_whatever_the_rounds() {
+        for rounds in [1, 3, 5, 7, 9, 100] {
+            assert!(
+                ATTACH_SAMPLES.div_ceil(rounds) * rounds >= 100,
+                "{rounds} rounds"
+            );
+        }
+    }
+
+    #[test]
+    fn metric_counts_read_like_the_issue() {
+        assert_eq!(fmt_count(7), "7");
+        assert_eq!(fmt_count(200), "200");
+        assert_eq!(fmt_count(1000), "1,000");
+        assert_eq!(fmt_count(1234567), "1,234,567");
+        let p = plan(&[], false);
+        assert_eq!(
+            p.metric(crate::probe::ENDPOINTS_RSS_MIB.metric),
+            "daemon RSS with 1,000 endpoints"
+        );
+        assert_eq!(
+            p.probe_label(Probe::Rss1000),
+            "1,000 endpoints: create, RSS, remove"
+        );
+        assert_eq!(p.probe_label(Probe::Rss), "daemon RSS");
+    }
+
+    #[test]
+    fn pooled_quantities_show_their_percentile() {
+        use crate::probe::{ATTACH_P50_MS, ATTACH_P99_MS, DAEMON_RSS_MIB};
+        let mut samples: Vec<Sample> = Vec::new();
+        for v in 1..=100 {
+            samples.push((&ATTACH_P50_MS, f64::from(v)));
+            samples.push((&ATTACH_P99_MS, f64::from(v)));
+        }
+        assert_eq!(shown(&samples), "50.0 p50 ms, 99.0 p99 ms");
+        assert_eq!(shown(&[(&DAEMON_RSS_MIB, 12.0)]), "12.0 MiB");
     }
 
     #[test]
@@ -200,6 +460,8 @@ mod tests {
             probes: Probe::DEFAULT.to_vec(),
             pinnings: pins,
             attach_per_round: 1,
+            endpoints: 1000,
+            opt_in: false,
         };
         let pinned: usize = Probe::DEFAULT
             .iter()

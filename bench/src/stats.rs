@@ -28,6 +28,28 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// For pooled rows: `median` holds the `p`-th percentile (0..=1) of all the samples
+    /// instead (the row's `aggregate` says so); min and max are theirs.
+    pub fn pooled(samples: &[f64], p: f64) -> Option<Self> {
+        let mut s = Self::of(samples)?;
+        s.median = percentile(samples, p)?;
+        Some(s)
+    }
+}
+
+/// The `p`-th percentile (0..=1) by the nearest-rank method: the smallest sample with at
+/// least p of all samples at or below it. None without a finite sample.
+pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
+    let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let rank = (sorted.len() as f64 * p.clamp(0.0, 1.0)).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
 fn median_of_sorted(v: &[f64]) -> f64 {
     let n = v.len();
     if n % 2 == 1 {
@@ -58,6 +80,22 @@ mod tests {
         assert_eq!(s.samples, vec![4.0, 1.0, 2.0, 3.0]);
         assert!(Summary::of(&[]).is_none());
         assert!(Summary::of(&[f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), Some(50.0));
+        assert_eq!(percentile(&v, 0.99), Some(99.0));
+        assert_eq!(percentile(&v, 1.0), Some(100.0));
+        assert_eq!(percentile(&v[..20], 0.99), Some(20.0));
+        assert_eq!(percentile(&[7.0], 0.5), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
+        let s = Summary::pooled(&v, 0.99).unwrap();
+        assert_eq!(
+            (s.median, s.min, s.max, s.samples.len()),
+            (99.0, 1.0, 100.0, 100)
+        );
     }
 
     #[test]

@@ -169,6 +169,12 @@ fn run_inner(c: &mut Command, timeout: Duration, abort_on_interrupt: bool) -> Re
     Ok(out.stdout)
 }
 
+/// Like [`run_timeout`], but also after an interrupt: for tear-down that must finish (bounded
+/// by `timeout`) and whose failure the caller handles.
+pub fn run_cleanup(c: &mut Command, timeout: Duration) -> Result<String> {
+    run_inner(c, timeout, false)
+}
+
 /// Runs a set-up/tear-down command (2 minutes at most).
 pub fn run(c: &mut Command) -> Result<String> {
     run_timeout(c, Duration::from_secs(120))
@@ -401,6 +407,40 @@ fn wait_until_inner(
             });
         }
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Network namespaces alive in the kernel (the `net_namespace` slab's active objects), also
+/// those deleted but not yet torn down; None when /proc/slabinfo does not say.
+pub fn net_namespaces() -> Option<u64> {
+    std::fs::read_to_string("/proc/slabinfo")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("net_namespace "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// After many namespaces were deleted: waits (at most `timeout`) until the kernel's
+/// asynchronous tear-down is done — the count is back near `before`, or has stopped falling
+/// for 5 s (others on the machine may hold namespaces too). A fixed 2 s without a count.
+pub fn settle_netns(before: Option<u64>, timeout: Duration) {
+    let (Some(before), Some(mut last)) = (before, net_namespaces()) else {
+        thread::sleep(Duration::from_secs(2));
+        return;
+    };
+    let start = Instant::now();
+    let mut last_fall = start;
+    while start.elapsed() < timeout && last_fall.elapsed() < Duration::from_secs(5) {
+        if last <= before + 2 {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+        let Some(now) = net_namespaces() else { return };
+        if now < last {
+            last_fall = Instant::now();
+        }
+        last = now;
     }
 }
 

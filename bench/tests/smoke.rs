@@ -1,7 +1,9 @@
-//! Smoke test: the whole harness on tiny settings (veth topology only, one round, short
-//! measurements, no docker, no installs), checking the shape of what it writes. It never
-//! asserts a timing: numbers on a shared CI machine mean nothing.
+//! Smoke tests: the whole harness on tiny settings (one round of short measurements on the
+//! veth topology; two rounds of the control-plane probes on netd with 3 endpoints; no docker,
+//! no installs), checking the shape of what it writes and that nothing is left behind. They
+//! never assert a timing: numbers on a shared CI machine mean nothing.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn is_root() -> bool {
@@ -36,7 +38,7 @@ fn harness_writes_results_of_the_expected_shape() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
             .unwrap();
-    assert_eq!(json["schema"], 1);
+    assert_eq!(json["schema"], 2);
     assert!(json["date"].as_str().unwrap().ends_with('Z'));
     assert!(json["machine"]["kernel"]
         .as_str()
@@ -101,17 +103,140 @@ fn harness_writes_results_of_the_expected_shape() {
     let png = std::fs::read(out.path().join("results.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
 
-    // Nothing of this run is left behind: its names all start with nb-<pid>-.
-    let prefix = format!("nb-{pid}-");
-    let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    assert_nothing_left(pid);
+}
+
+/// Nothing of run `pid` is left behind: netns, temp dirs and bpffs dirs all carry nb-<pid>.
+fn assert_nothing_left(pid: u32) {
+    let tag = format!("nb-{pid}");
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n == &tag || n.starts_with(&format!("{tag}-")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for dir in [
+        PathBuf::from("/run/netns"),
+        std::env::temp_dir(),
+        PathBuf::from("/sys/fs/bpf"),
+        PathBuf::from("/run/netd-bench"),
+    ] {
+        let left = names(&dir);
+        assert!(
+            left.is_empty(),
+            "left behind in {}: {left:?}",
+            dir.display()
+        );
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&tag), "mounts left behind: {mounts}");
+}
+
+/// The netd binary the bench would use, if there is one.
+fn netd_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("NETD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd"));
+    path.is_file().then_some(path)
+}
+
+#[test]
+fn control_plane_rows_on_netd() {
+    if !is_root() {
+        eprintln!("skipped: needs root (creates network namespaces)");
+        return;
+    }
+    let Some(netd) = netd_binary() else {
+        eprintln!("skipped: no netd binary (set NETD_BIN or build target/release/netd)");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
+        .args([
+            "--topologies",
+            "netd",
+            "--probes",
+            "attach,rss,rss1000",
+            "--rounds",
+            "2",
+            "--endpoints",
+            "3",
+            "--no-install",
+            "--out-dir",
+        ])
+        .arg(out.path())
+        .env("NETD_BIN", &netd)
+        .spawn()
+        .expect("running netd-bench");
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "netd-bench exited with {status}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    let netd_status = &json["topologies"][0];
+    assert_eq!(netd_status["name"], "netd");
+    assert_eq!(netd_status["available"], true, "{netd_status}");
     assert!(
-        !leftovers.iter().any(|n| n.starts_with(&prefix)),
-        "netns left behind: {leftovers:?}"
+        netd_status["unsupported"].as_object().unwrap().is_empty(),
+        "{netd_status}"
     );
+    assert!(
+        json["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        json["errors"]
+    );
+    let rows = json["rows"].as_array().unwrap();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("row {id} missing"))
+    };
+    let samples = |id: &str| {
+        row(id)["results"]["netd"]["samples"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+
+    // Attach: percentiles over every attach of both rounds (≥100 in all).
+    let attaches = json["settings"]["attach_per_round"].as_u64().unwrap() as usize * 2;
+    assert!(attaches >= 100);
+    for (id, aggregate) in [
+        ("attach.p50_ms", "p50 of all samples"),
+        ("attach.p99_ms", "p99 of all samples"),
+    ] {
+        assert_eq!(row(id)["aggregate"], aggregate);
+        assert_eq!(samples(id), attaches, "{id}");
+    }
+    let p50 = row("attach.p50_ms")["results"]["netd"]["median"]
+        .as_f64()
+        .unwrap();
+    let p99 = row("attach.p99_ms")["results"]["netd"]["median"]
+        .as_f64()
+        .unwrap();
+    assert!(0.0 < p50 && p50 <= p99, "p50 {p50}, p99 {p99}");
+
+    // Idle RSS: one sample per round; the scale probe: once, labelled with its count.
+    assert_eq!(samples("daemon.rss_mib"), 2);
+    assert_eq!(row("daemon.rss_mib")["aggregate"], "median of rounds");
+    for id in [
+        "endpoints.create_s",
+        "endpoints.rss_mib",
+        "endpoints.remove_s",
+    ] {
+        assert_eq!(row(id)["aggregate"], "once");
+        assert!(row(id)["metric"].as_str().unwrap().contains("3 endpoints"));
+        assert_eq!(samples(id), 1, "{id}");
+        assert!(row(id)["results"]["netd"]["median"].as_f64().unwrap() > 0.0);
+    }
+    let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
+    assert!(md.contains("daemon RSS with 3 endpoints MiB"), "{md}");
+
+    assert_nothing_left(pid);
 }

@@ -105,6 +105,8 @@ pub enum Unsupported {
     NotApplicable,
     /// It should, but setting it up failed (e.g. the daemon lacks the feature yet).
     Unavailable(String),
+    /// It could, but this run does not ask for it (e.g. opt-in: too slow by default).
+    Skipped(String),
 }
 
 /// Control-plane operations of a topology's daemon, driven through its CLI like a user would.
@@ -121,6 +123,25 @@ pub trait ControlPlane {
     /// Wall time of the CLI's `run -d` of a fresh container publishing `ports` ports
     /// (`-p P-Q:P-Q`, none when 0); the container is removed afterwards (not timed).
     fn run_publishing(&self, ports: u16) -> anyhow::Result<std::time::Duration>;
+    /// The name of the `i`th scale-probe endpoint (unique to this run).
+    fn endpoint_name(&self, i: usize) -> String;
+    /// `run -d` of one more container `name` on the topology's network, like a user's loop.
+    fn create_endpoint(&self, name: &str) -> anyhow::Result<()>;
+    /// One `rm -f` of all `names`, bounded by `timeout`. Runs also after an interrupt (it is
+    /// clean-up too).
+    fn remove_endpoints(
+        &self,
+        names: &[String],
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<()>;
+    /// A generous bound on creating (and on removing) one endpoint; the scale probe gives up
+    /// after `30 s + N × this`.
+    fn endpoint_budget(&self) -> std::time::Duration;
+    /// Whether N endpoints are slow and heavy on this daemon, so that the scale probe runs
+    /// here only when asked for by name (`--probes rss1000`).
+    fn scale_is_opt_in(&self) -> bool {
+        false
+    }
 }
 
 /// First host/container port of the `run_publishing` range for `ports` ports: disjoint

@@ -438,6 +438,30 @@ impl ControlPlane for NetdNetwork {
         sys::run_quiet(self.daemon().cli().args(["rm", "-f", &name]));
         res.map(|_| took)
     }
+
+    fn endpoint_name(&self, i: usize) -> String {
+        format!("{}-e{i:04}", self.tag)
+    }
+
+    fn create_endpoint(&self, name: &str) -> Result<()> {
+        let network = self.networks.first().context("no network")?;
+        sys::run_timeout(
+            self.daemon()
+                .cli()
+                .args(["run", "-d", "--name", name, "--network", network]),
+            Duration::from_secs(60),
+        )
+        .map(drop)
+    }
+
+    fn remove_endpoints(&self, names: &[String], timeout: Duration) -> Result<()> {
+        sys::run_cleanup(self.daemon().cli().args(["rm", "-f"]).args(names), timeout).map(drop)
+    }
+
+    fn endpoint_budget(&self) -> Duration {
+        // ≈20 ms each on the 2-CPU VM; a tenfold margin.
+        Duration::from_millis(250)
+    }
 }
 
 #[cfg(test)]
