@@ -17,14 +17,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
-    Unsupported,
+    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort,
+    Target, Topology, Unsupported, HOST_UPLINK_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
-/// The Docker host's uplink address (in its netns) and the outside netns's, like netd's host.
-const HOST_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
-const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// `-p HOST_PORT:CONTAINER_PORT` on the server container.
 const HOST_PORT: u16 = 17000;
 const CONTAINER_PORT: u16 = 7000;
@@ -79,22 +76,7 @@ impl Dockerd {
         // An uplink to an "outside" netns, for clients of published ports.
         let outside = Netns::create(&names.netns("dout"))?;
         let (h_if, o_if) = (names.ifname("dh"), names.ifname("do"));
-        netns.ip(&[
-            "link",
-            "add",
-            &h_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &o_if,
-            "netns",
-            &outside.name,
-        ])?;
-        netns.ip(&["addr", "add", &format!("{HOST_UPLINK_IP}/24"), "dev", &h_if])?;
-        outside.ip(&["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", &o_if])?;
-        netns.ip(&["link", "set", &h_if, "up"])?;
-        outside.ip(&["link", "set", &o_if, "up"])?;
+        connect_uplink(&netns, &outside, &h_if, &o_if)?;
 
         let exec_root = dir.0.join("exec");
         let data_root = dir.0.join("data");

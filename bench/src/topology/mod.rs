@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sys::Netns;
+
 /// What a topology stands for in the comparison; ratios are netd/docker and netd/floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -211,4 +213,47 @@ impl Names {
         debug_assert!(name.len() <= 15);
         name
     }
+}
+
+/// The uplink of a host-like topology (the netd host, Docker's netns) to its "outside" netns:
+/// 198.51.100.2/24 on the host side, .1/24 outside (DESIGN §6's test uplink).
+pub const HOST_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+
+/// Connects `host` to `outside` with a veth pair `host_if`/`outside_if`, addressed and up.
+pub fn connect_uplink(
+    host: &Netns,
+    outside: &Netns,
+    host_if: &str,
+    outside_if: &str,
+) -> anyhow::Result<()> {
+    host.ip(&[
+        "link",
+        "add",
+        host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        outside_if,
+        "netns",
+        &outside.name,
+    ])?;
+    host.ip(&[
+        "addr",
+        "add",
+        &format!("{HOST_UPLINK_IP}/24"),
+        "dev",
+        host_if,
+    ])?;
+    outside.ip(&[
+        "addr",
+        "add",
+        &format!("{OUTSIDE_IP}/24"),
+        "dev",
+        outside_if,
+    ])?;
+    host.ip(&["link", "set", host_if, "up"])?;
+    outside.ip(&["link", "set", outside_if, "up"])?;
+    Ok(())
 }

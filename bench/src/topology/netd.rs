@@ -13,14 +13,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
-    Unsupported,
+    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort,
+    Target, Topology, Unsupported, OUTSIDE_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
-const HOST_UPLINK_IP: &str = "198.51.100.2/24";
-const OUTSIDE_IP: &str = "198.51.100.1/24";
-const OUTSIDE_GW: &str = "198.51.100.1";
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 /// `-p HOST_PORT:CONTAINER_PORT` on the server container (same ports as the docker0 topology).
 const HOST_PORT: u16 = 17000;
@@ -97,23 +94,8 @@ impl NetdNetwork {
         let host = Netns::create(&names.netns("host"))?;
         let outside = Netns::create(&names.netns("out"))?;
         let (h_if, o_if) = (names.ifname("uh"), names.ifname("uo"));
-        host.ip(&[
-            "link",
-            "add",
-            &h_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &o_if,
-            "netns",
-            &outside.name,
-        ])?;
-        host.ip(&["addr", "add", HOST_UPLINK_IP, "dev", &h_if])?;
-        outside.ip(&["addr", "add", OUTSIDE_IP, "dev", &o_if])?;
-        host.ip(&["link", "set", &h_if, "up"])?;
-        outside.ip(&["link", "set", &o_if, "up"])?;
-        host.ip(&["route", "add", "default", "via", OUTSIDE_GW])?;
+        connect_uplink(&host, &outside, &h_if, &o_if)?;
+        host.ip(&["route", "add", "default", "via", &OUTSIDE_IP.to_string()])?;
 
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-netd-", names.tag))
