@@ -329,10 +329,10 @@ mod tests {
 
     impl ControlPlane for Fake {
         fn attach_once(&self) -> Result<Duration> {
-            unimplemented!()
+            unreachable!("the scale-probe tests never call this")
         }
         fn daemon_rss(&self) -> Result<u64> {
-            unimplemented!()
+            unreachable!("the scale-probe tests never call this")
         }
         fn daemon_label(&self) -> &'static str {
             "fake"
@@ -341,16 +341,16 @@ mod tests {
             Ok(())
         }
         fn run_publishing(&self, _: u16) -> Result<Duration> {
-            unimplemented!()
+            unreachable!("the scale-probe tests never call this")
         }
         fn endpoint_name(&self, i: usize) -> String {
             format!("e{i}")
         }
         fn create_endpoint(&self, _: &str) -> Result<()> {
-            unimplemented!()
+            unreachable!("the scale-probe tests never call this")
         }
         fn remove_endpoints(&self, _: &[String], _: Duration) -> Result<()> {
-            unimplemented!()
+            unreachable!("the scale-probe tests never call this")
         }
         fn endpoint_budget(&self) -> Duration {
             Duration::from_secs(1)
