@@ -2,10 +2,8 @@
 //! and interactive), `ps`, `inspect`, `stop`/`start`, `rm`, and the `host`, `none` and
 //! `container:NAME` network modes.
 use std::{
-    io::Write,
     os::unix::fs::MetadataExt,
     path::Path,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -24,22 +22,6 @@ fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Runs the CLI with `stdin` fed to it; returns (exit code, stdout).
-fn netd_with_stdin(host: &TestHost, args: &[&str], stdin: &str) -> (i32, String) {
-    let mut child = Command::new(netd_bin())
-        .arg("--socket")
-        .arg(host.socket())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap())
 }
 
 #[test]
@@ -158,8 +140,8 @@ fn attached_interactive_and_auto_removed_runs() {
 
     // Interactive (-it, no CMD): a shell reading stdin, in the container's netns — here the
     // seed's `run -it --network none` that shows only `lo`; --rm removes it afterwards.
-    let (code, out) =
-        netd_with_stdin(&host, &["run", "-it", "--rm", "--name", "shell", "--network", "none", "ubuntu:14.04"], "ip -o link\nexit 3\n");
+    let (code, out, _) =
+        host.netd_with_stdin(&["run", "-it", "--rm", "--name", "shell", "--network", "none", "ubuntu:14.04"], "ip -o link\nexit 3\n");
     assert_eq!(code, 3);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains(": lo:"), "{out}");

@@ -1,36 +1,12 @@
 //! The five seed articles (shared/seeds/), replayed with `netd` in place of `docker`: every
 //! network command they show, in their order, with the outputs they show (modulo ids and
 //! times). Containers ping each other by name, as the articles do, through the embedded DNS
-//! (127.0.0.11) of user-defined networks. Port publishing (`-p`) and `--link` are later
-//! issues and are left out here.
-use std::{
-    io::Write,
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+//! (127.0.0.11) of user-defined networks. Seed 003's `--link` sequence is replayed in
+//! hosts_entries.rs; port publishing (`-p`) is a later issue and is left out here.
+use std::path::PathBuf;
 
-use netd_tests::{netd_bin, tcp_exchange, TestHost};
+use netd_tests::{tcp_exchange, TestHost};
 use serde_json::{json, Value};
-
-/// Runs the CLI with `stdin`; returns (exit code, stdout, stderr).
-fn with_stdin(host: &TestHost, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(netd_bin())
-        .arg("--socket")
-        .arg(host.socket())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 fn id(host: &TestHost, args: &[&str]) -> String {
     host.json(args)[0]["Id"].as_str().unwrap().to_string()
@@ -104,7 +80,7 @@ fn seed_000_docker_network() {
 
     // `docker network prune`, answered "y".
     host.ok(&["network", "create", "leftover"]);
-    let (code, out, _) = with_stdin(&host, &["network", "prune"], "y\n");
+    let (code, out, _) = host.netd_with_stdin(&["network", "prune"], "y\n");
     assert_eq!(code, 0);
     assert_eq!(
         out,
@@ -120,7 +96,7 @@ fn seed_000_docker_network() {
 fn seed_001_network_structure() {
     let host = TestHost::start();
     // `docker run -it ubuntu:focal`, then ifconfig inside: eth0 172.17.0.2.
-    let (code, out, err) = with_stdin(&host, &["run", "-it", "ubuntu:focal"], "ifconfig eth0\nexit\n");
+    let (code, out, err) = host.netd_with_stdin(&["run", "-it", "ubuntu:focal"], "ifconfig eth0\nexit\n");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("inet 172.17.0.2"), "{out}");
     assert!(out.contains("02:42:ac:11:00:02"), "{out}");
@@ -200,7 +176,7 @@ fn seed_002_user_defined_bridge() {
 fn seed_003_bridge_host_none_container() {
     let host = TestHost::start();
     // A first container takes 172.17.0.2, as in the article.
-    let (code, out, _) = with_stdin(&host, &["run", "-it", "-d", "ubuntu:14.04"], "");
+    let (code, out, _) = host.netd_with_stdin(&["run", "-it", "-d", "ubuntu:14.04"], "");
     assert_eq!(code, 0);
     let first = out.trim().to_string();
     assert!(host.ok(&["exec", &first, "ifconfig", "eth0"]).contains("inet 172.17.0.2"));
@@ -246,12 +222,12 @@ fn seed_003_bridge_host_none_container() {
     assert!(host.ok(&["exec", "ranged", "ip", "route"]).starts_with("default via 172.30.5.254 dev eth0"));
 
     // Host: the host's interfaces (its uplink and netd's veths).
-    let (code, out, _) = with_stdin(&host, &["run", "-it", "--name", "hostnettest", "--network", "host", "ubuntu:14.04"], "ifconfig -a\n");
+    let (code, out, _) = host.netd_with_stdin(&["run", "-it", "--name", "hostnettest", "--network", "host", "ubuntu:14.04"], "ifconfig -a\n");
     assert_eq!(code, 0);
     assert!(out.contains("198.51.100.2") && out.contains("nd"), "{out}");
 
     // None: only lo; connecting it later fails with Docker's message.
-    let (code, out, _) = with_stdin(&host, &["run", "-it", "--name", "nonetest", "--network", "none", "ubuntu:14.04"], "ifconfig\n");
+    let (code, out, _) = host.netd_with_stdin(&["run", "-it", "--name", "nonetest", "--network", "none", "ubuntu:14.04"], "ifconfig\n");
     assert_eq!(code, 0);
     assert!(out.starts_with("lo:") && !out.contains("eth0"), "{out}");
     assert_eq!(
