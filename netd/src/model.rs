@@ -118,6 +118,33 @@ pub struct Container {
     pub dns: Vec<IpAddr>,
 }
 
+#[cfg(test)]
+impl Container {
+    /// A running container of its own netns with no endpoints, for unit tests; callers set the
+    /// fields their test is about.
+    pub fn fixture(id: &str, name: &str) -> Self {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            mode: NetMode::Own,
+            hostname: id.chars().take(12).collect(),
+            endpoints: vec![],
+            netns: None,
+            cmd: vec![],
+            pid: None,
+            created: String::new(),
+            image: String::new(),
+            env: vec![],
+            auto_remove: false,
+            started: String::new(),
+            stopped: None,
+            sandbox_endpoint: String::new(),
+            extra_hosts: vec![],
+            dns: vec![],
+        }
+    }
+}
+
 /// One /etc/hosts line: an address and its names.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HostEntry {

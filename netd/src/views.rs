@@ -234,25 +234,7 @@ mod tests {
 
     fn member(n: &Network) -> Member {
         let ip = Ipv4Addr::new(172, 18, 0, 2);
-        let container = Container {
-            id: "cd".repeat(32),
-            name: "one".into(),
-            mode: NetMode::Own,
-            hostname: "cdcdcdcdcdcd".into(),
-            endpoints: vec![],
-            netns: None,
-            cmd: vec![],
-            pid: None,
-            created: String::new(),
-            image: "busybox".into(),
-            env: vec![],
-            auto_remove: false,
-            started: String::new(),
-            stopped: None,
-            sandbox_endpoint: String::new(),
-            extra_hosts: vec![],
-            dns: vec![],
-        };
+        let container = Container { image: "busybox".into(), ..Container::fixture(&"cd".repeat(32), "one") };
         let endpoint = Endpoint {
             id: "ef".repeat(32),
             network: n.id.clone(),

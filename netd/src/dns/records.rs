@@ -192,23 +192,11 @@ pub(super) mod tests {
 
     fn container(id: &str, name: &str, created: &str, endpoints: Vec<Endpoint>) -> Container {
         Container {
-            id: format!("{id:0<64}"),
-            name: name.into(),
-            mode: NetMode::Own,
             hostname: format!("{id:0<12}"),
             endpoints,
             netns: Some(format!("/run/netd/netns/{name}")),
-            cmd: vec![],
-            pid: None,
             created: created.into(),
-            image: String::new(),
-            env: vec![],
-            auto_remove: false,
-            started: String::new(),
-            stopped: None,
-            sandbox_endpoint: String::new(),
-            extra_hosts: vec![],
-            dns: vec![],
+            ..Container::fixture(&format!("{id:0<64}"), name)
         }
     }
 
