@@ -121,6 +121,11 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 mod tests {
     use super::*;
 
+    /// The signal shield is process-wide: tests that install it (and send xtask signals) must
+    /// not overlap, or one test's guard restores the default SIGTERM action while another's
+    /// child is signalling, and the default action ends the whole test binary.
+    static SIGNAL_SHIELD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn run_step_reports_the_step_and_keeps_the_exit_code() {
         let err = run_step("probe step", Command::new("sh").args(["-c", "exit 7"])).unwrap_err();
@@ -148,6 +153,7 @@ mod tests {
     fn run_step_waiting_outlives_a_sigterm_and_keeps_the_exit_code() {
         // The child signals xtask (its parent), then exits 5 a little later: xtask must still
         // be there to collect the status.
+        let _serial = SIGNAL_SHIELD.lock().unwrap_or_else(|e| e.into_inner());
         let err = run_step_waiting(
             "shielded",
             Command::new("sh").args(["-c", "kill -TERM $PPID; sleep 0.2; exit 5"]),
@@ -159,6 +165,7 @@ mod tests {
     #[test]
     fn run_step_waiting_leaves_the_childs_signals_at_their_defaults() {
         // Were SIGINT ignored (SIG_IGN is inherited across exec), the shell would exit 0.
+        let _serial = SIGNAL_SHIELD.lock().unwrap_or_else(|e| e.into_inner());
         let err = run_step_waiting(
             "child",
             Command::new("sh").args(["-c", "kill -INT $$; exit 0"]),
