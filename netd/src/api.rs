@@ -45,7 +45,6 @@ pub fn router(api: Api) -> Router {
         .route("/containers/{name}", get(inspect_container).delete(remove_container))
         .route("/containers/{name}/stop", post(stop_container))
         .route("/containers/{name}/start", post(start_container))
-        .route("/containers/{name}/attach", post(attach_pid))
         .route("/stats", get(stats))
         .route("/system/reset", post(reset))
         .with_state(api)
@@ -95,31 +94,15 @@ async fn inspect_container(State(api): State<Api>, Path(name): Path<String>) -> 
     Ok(Json(container_view(&api, &c)))
 }
 
-#[derive(serde::Deserialize, Default)]
-struct StopRequest {
-    /// The exit code of a command the CLI ran attached (`run` without `-d`).
-    #[serde(default)]
-    exit_code: Option<i32>,
-}
-
-async fn stop_container(State(api): State<Api>, Path(name): Path<String>, Json(req): Json<StopRequest>) -> ApiResult {
-    let c = api.manager.stop(&name, req.exit_code).await?;
+/// Clients never report exit codes or pids: the daemon knows its commands' own.
+async fn stop_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    let c = api.manager.stop(&name, None).await?;
     Ok(Json(container_view(&api, &c)))
 }
 
 async fn start_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
     let c = api.manager.start_container(&name).await?;
     Ok(Json(container_view(&api, &c)))
-}
-
-#[derive(serde::Deserialize)]
-struct AttachRequest {
-    pid: u32,
-}
-
-async fn attach_pid(State(api): State<Api>, Path(name): Path<String>, Json(req): Json<AttachRequest>) -> ApiResult {
-    api.manager.attach_pid(&name, req.pid).await?;
-    Ok(Json(json!({})))
 }
 
 #[derive(serde::Deserialize)]

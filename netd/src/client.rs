@@ -31,6 +31,11 @@ impl Client {
         Self { socket: socket.to_path_buf() }
     }
 
+    /// The daemon's API socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.request(Method::GET, path, None).await
     }

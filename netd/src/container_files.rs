@@ -62,6 +62,18 @@ impl ContainerFiles {
     pub fn remove(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+
+    /// Ids of the containers that have files under `run_dir`.
+    pub fn ids(run_dir: &Path) -> Vec<String> {
+        std::fs::read_dir(run_dir.join("containers"))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Removes every container's files (`system reset`).
+    pub fn remove_all(run_dir: &Path) {
+        let _ = std::fs::remove_dir_all(run_dir.join("containers"));
+    }
 }
 
 fn hosts_file(container: &Container) -> String {

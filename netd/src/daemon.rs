@@ -6,13 +6,14 @@ use tokio::{net::UnixListener, signal::unix::SignalKind};
 
 use crate::{
     api::{self, Api},
+    attach,
     datapath::{ebpf::EbpfDatapath, Datapath},
     dns::{self, Dns},
     endpoint::Plumber,
     manager::Manager,
     netlink::Netlink,
-    process,
     store::Store,
+    supervisor::{Exit, Supervisor},
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -46,14 +47,14 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     // `--network host` containers (and `netd exec` into them from any netns) use the
     // daemon's netns through this mount.
     plumber.host_netns()?;
-    let exits = process::exit_events();
+    let (procs, exits) = Supervisor::new(&args.run_dir, &store.instance_id()?)?;
     let upstreams = if args.dns_upstream.is_empty() {
         dns::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
     } else {
         args.dns_upstream.clone()
     };
     tracing::info!(?upstreams, "dns upstreams");
-    let manager = Arc::new(Manager::start(store, plumber, &args.run_dir, Dns::new(upstreams)).await?);
+    let manager = Arc::new(Manager::start(store, plumber, procs, &args.run_dir, Dns::new(upstreams)).await?);
     tokio::spawn(watch_exits(manager.clone(), exits));
 
     if let Some(dir) = socket.parent() {
@@ -61,6 +62,13 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
+    let attach_socket = attach::socket_path(&socket);
+    let _ = std::fs::remove_file(&attach_socket);
+    let attach_listener =
+        UnixListener::bind(&attach_socket).with_context(|| format!("bind {}", attach_socket.display()))?;
+    std::fs::set_permissions(&attach_socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .context("attach socket mode")?;
+    let attach_task = tokio::spawn(attach::serve(attach_listener, manager.clone()));
     tracing::info!(socket = %socket.display(), "netd daemon ready");
     let stop = Arc::new(tokio::sync::Notify::new());
     let app = api::router(Api { manager, run_dir: args.run_dir.clone(), stop: stop.clone() });
@@ -69,7 +77,9 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         let _ = reset_tx.send(shutdown_signal(stop).await);
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    attach_task.abort();
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&attach_socket);
     if reset_rx.await.unwrap_or(false) {
         remove_empty_run_dirs(&args.run_dir);
         tracing::info!("netd system reset done; daemon stopped");
@@ -80,9 +90,9 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
 }
 
 /// Stops (or with `--rm` removes) containers whose command exited, as Docker does.
-async fn watch_exits(manager: Arc<Manager>, mut exits: tokio::sync::mpsc::UnboundedReceiver<(u32, i32)>) {
-    while let Some((pid, code)) = exits.recv().await {
-        manager.process_exited(pid, code).await;
+async fn watch_exits(manager: Arc<Manager>, mut exits: tokio::sync::mpsc::UnboundedReceiver<Exit>) {
+    while let Some(exit) = exits.recv().await {
+        manager.process_exited(exit).await;
     }
 }
 

@@ -152,6 +152,16 @@ impl Plumber {
         Ok(())
     }
 
+    /// The /32 route to an existing endpoint through its host veth (already there is fine).
+    pub async fn add_host_route(&self, ep: &Endpoint, entry: &EndpointEntry) -> Result<()> {
+        self.host.add_host_route(ep.ip, entry.host_ifindex, ep.gateway).await
+    }
+
+    /// Points the container's default route at `gateway` (replacing the current one).
+    pub async fn set_default_route(&self, netns: &Path, gateway: std::net::Ipv4Addr) -> Result<()> {
+        Netlink::open_in(netns)?.replace_default_route(gateway).await
+    }
+
     /// The datapath's view of an endpoint that already exists in the kernel.
     pub async fn existing_entry(&self, ep: &Endpoint, network_index: u32) -> Result<Option<EndpointEntry>> {
         let host_ifname = host_ifname(&ep.id);

@@ -1,7 +1,9 @@
 mod api;
+mod attach;
 mod cli;
 mod client;
 mod container_files;
+mod crash;
 mod daemon;
 mod datapath;
 mod dns;
@@ -16,6 +18,7 @@ mod netns;
 mod process;
 mod reconcile;
 mod store;
+mod supervisor;
 mod views;
 
 use std::path::PathBuf;

@@ -1,11 +1,19 @@
-//! The daemon's state and every operation on it. Each mutation runs under one lock as
-//! validate → apply to the kernel → commit to the store; when a kernel step fails, what was
-//! applied is undone, so nothing is left half-created.
+//! The daemon's state and every operation on it. Each mutation runs under one lock.
+//!
+//! Crash safety comes from the order of the steps, so that `kill -9` at any point leaves
+//! something the next start repairs (`reconcile.rs`) without any intent log:
+//! - what creates (run, start, connect, network create) applies to the kernel first and
+//!   commits last: a crash in between leaves kernel objects, processes and files the store
+//!   does not know, and the restart removes them; a failed step undoes the earlier ones
+//!   (`Undo`);
+//! - what removes (stop, rm, disconnect, network rm, reset) commits first and then tears
+//!   down: a crash in between leaves leftovers of objects the store no longer has, removed
+//!   the same way. A teardown step that fails is logged and the same clean-up runs at once.
 //!
 //! Networks live here; container lifecycles (`run`, `stop`, `start`, `rm`) are in
 //! `containers.rs` and `network connect`/`disconnect` in `connect.rs`.
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::Ipv4Addr,
     path::{Path, PathBuf},
 };
@@ -14,17 +22,20 @@ use tokio::sync::Mutex;
 
 use crate::{
     container_files::ContainerFiles,
+    crash,
     dns::Dns,
     endpoint::Plumber,
     error::{Error, Result},
     ipam,
     model::{new_id, now_rfc3339, Container, Driver, Endpoint, IpamConfig, NetMode, Network},
     store::{Changes, Store},
+    supervisor::Supervisor,
 };
 
 mod connect;
 mod containers;
 mod hosts;
+mod recovery;
 
 pub use connect::ConnectRequest;
 pub use containers::{ContainerInfo, RunContainer};
@@ -33,6 +44,9 @@ pub use containers::{ContainerInfo, RunContainer};
 struct State {
     networks: BTreeMap<String, Network>,
     containers: BTreeMap<String, Container>,
+    /// Containers made by an attached `run`, whose command starts when the CLI passes its
+    /// stdio over the attach socket.
+    awaiting_attach: BTreeSet<String>,
 }
 
 pub struct Manager {
@@ -42,6 +56,10 @@ pub struct Manager {
     run_dir: PathBuf,
     /// The embedded DNS: its records and listeners follow the state (`sync_dns`).
     dns: Dns,
+    /// Container commands: started, watched and ended only through it.
+    procs: Supervisor,
+    /// CLIs of attached runs waiting for their command's exit code, by (container id, pid).
+    exit_waiters: std::sync::Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<i32>>>,
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -72,9 +90,6 @@ pub const DEFAULT_BRIDGE: &str = "bridge";
 const PREDEFINED: [(&str, Driver); 3] =
     [(DEFAULT_BRIDGE, Driver::Bridge), ("host", Driver::Host), ("none", Driver::Null)];
 
-/// How deep `container:` modes may chain (A uses B's netns, B uses C's, ...).
-const MAX_SHARING_DEPTH: usize = 8;
-
 impl State {
     fn network(&self, name_or_id: &str) -> Result<&Network> {
         find(&self.networks, name_or_id, |n| &n.name).ok_or_else(|| Error::NetworkNotFound(name_or_id.into()))
@@ -102,15 +117,15 @@ impl State {
     }
 
     /// The container whose netns and endpoints `c` uses: itself, or for `container:NAME` the
-    /// end of the chain.
+    /// end of the chain, however long. A chain cannot loop (a target exists before its
+    /// sharer), but a corrupt store could: then the chain ends where it would repeat, at a
+    /// container in `container:` mode, which owns no netns (callers refuse to run there).
     fn owner<'a>(&'a self, c: &'a Container) -> &'a Container {
         let mut current = c;
-        for _ in 0..MAX_SHARING_DEPTH {
-            match &current.mode {
-                NetMode::Container(id) => match self.containers.get(id) {
-                    Some(next) => current = next,
-                    None => break,
-                },
+        let mut seen = BTreeSet::new();
+        while let NetMode::Container(id) = &current.mode {
+            match self.containers.get(id) {
+                Some(next) if seen.insert(next.id.as_str()) => current = next,
                 _ => break,
             }
         }
@@ -162,7 +177,7 @@ fn find<'a, T>(map: &'a BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &St
 impl Manager {
     /// Loads the store, creates the predefined networks if missing, and reconciles the
     /// kernel (gateways, pinned datapath state) with what the store knows.
-    pub async fn start(store: Store, plumber: Plumber, run_dir: &Path, dns: Dns) -> Result<Self> {
+    pub async fn start(store: Store, plumber: Plumber, procs: Supervisor, run_dir: &Path, dns: Dns) -> Result<Self> {
         let mut state = State::default();
         for n in store.networks()? {
             state.networks.insert(n.id.clone(), n);
@@ -170,7 +185,15 @@ impl Manager {
         for c in store.containers()? {
             state.containers.insert(c.id.clone(), c);
         }
-        let manager = Self { state: Mutex::new(state), store, plumber, run_dir: run_dir.to_path_buf(), dns };
+        let manager = Self {
+            state: Mutex::new(state),
+            store,
+            plumber,
+            run_dir: run_dir.to_path_buf(),
+            dns,
+            procs,
+            exit_waiters: Default::default(),
+        };
         manager.create_predefined().await?;
         manager.reconcile().await?;
         Ok(manager)
@@ -210,13 +233,27 @@ impl Manager {
     /// Makes the kernel match the store after a restart (`reconcile.rs`): what the store knows
     /// is adopted in place, netd's leftovers that it does not know are removed.
     async fn reconcile(&self) -> Result<()> {
-        let state = self.state.lock().await;
-        let networks: Vec<Network> = state.networks.values().cloned().collect();
-        let containers: Vec<Container> = state.containers.values().cloned().collect();
-        crate::reconcile::run(&self.plumber, &networks, &containers).await?;
-        // Listeners of the previous daemon closed with it: make them for every live container.
-        self.sync_dns(&state);
+        let mut state = self.state.lock().await;
+        self.reconcile_locked(&mut state).await;
         Ok(())
+    }
+
+    /// See [`Manager::reconcile`].
+    async fn reconcile_locked(&self, state: &mut State) {
+        let repairs = self.recover(state).await;
+        for e in &repairs.errors {
+            tracing::warn!(error = %e, "reconcile");
+        }
+        // Containers whose command ended, or whose netns vanished, while no daemon watched.
+        for (id, code) in repairs.exited {
+            if let Some(c) = state.containers.get(&id).cloned() {
+                if let Err(e) = self.exited_locked(state, &c, code).await {
+                    tracing::warn!(container = %c.name, error = %e, "reconcile: container exited while the daemon was down");
+                }
+            }
+        }
+        // Listeners of the previous daemon closed with it: make them for every live container.
+        self.sync_dns(state);
     }
 
     /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
@@ -270,6 +307,7 @@ impl Manager {
             created: now_rfc3339(),
         };
         self.plumber.add_gateway(&ipam).await?;
+        crash::point("network-create:gateway");
         if let Err(e) = self.store.commit(Changes { put_networks: vec![network.clone()], ..Default::default() }) {
             let _ = self.plumber.remove_gateway(&ipam).await;
             return Err(e);
@@ -294,16 +332,14 @@ impl Manager {
         if state.endpoints().any(|(_, ep)| ep.network == network.id) {
             return Err(Error::NetworkInUse { name: network.name, id: network.id });
         }
-        if let Some(ipam) = &network.ipam {
-            self.plumber.remove_gateway(ipam).await?;
-        }
-        if let Err(e) = self.store.commit(Changes { del_networks: vec![network.id.clone()], ..Default::default() }) {
-            if let Some(ipam) = &network.ipam {
-                let _ = self.plumber.add_gateway(ipam).await;
-            }
-            return Err(e);
-        }
+        self.store.commit(Changes { del_networks: vec![network.id.clone()], ..Default::default() })?;
         state.networks.remove(&network.id);
+        crash::point("network-rm:commit");
+        if let Some(ipam) = &network.ipam {
+            if let Err(e) = self.plumber.remove_gateway(ipam).await {
+                self.cleanup_after(state, vec![e]).await;
+            }
+        }
         Ok(network)
     }
 
@@ -329,42 +365,60 @@ impl Manager {
         self.plumber.datapath().drop_stats()
     }
 
-    /// Removes every container and every network, the daemon's netns mount, then the pins
-    /// (`netd system reset`).
+    /// Removes every container and every network, the daemon's netns mount, the per-container
+    /// files and cgroups, then the pins (`netd system reset`). The store is emptied first; a
+    /// crash during the teardown leaves only leftovers that the next start removes.
     pub async fn reset(&self) -> Result<()> {
         let mut state = self.state.lock().await;
-        let mut first_error = None;
-        // Containers sharing another's netns go first.
-        let mut containers: Vec<_> = state.containers.values().cloned().collect();
-        containers.sort_by_key(|c| !matches!(c.mode, NetMode::Container(_)));
-        for c in &containers {
-            if let Err(e) = self.teardown(&state, c).await {
-                first_error.get_or_insert(e);
-            }
-        }
-        for n in state.networks.values() {
-            if let Some(ipam) = &n.ipam {
-                if let Err(e) = self.plumber.remove_gateway(ipam).await {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if let Err(e) = self.plumber.remove_host_netns() {
-            first_error.get_or_insert(e);
-        }
         let changes = Changes {
             del_networks: state.networks.keys().cloned().collect(),
             del_containers: state.containers.keys().cloned().collect(),
             ..Default::default()
         };
         self.store.commit(changes)?;
-        state.networks.clear();
-        state.containers.clear();
+        let networks = std::mem::take(&mut state.networks);
+        let containers = std::mem::take(&mut state.containers);
+        state.awaiting_attach.clear();
         self.sync_dns(&state);
-        if let Err(e) = self.plumber.datapath().purge() {
-            first_error.get_or_insert(e);
+        crash::point("reset:commit");
+        let mut errors = Vec::new();
+        // Containers sharing another's netns go first.
+        let mut containers: Vec<_> = containers.into_values().collect();
+        containers.sort_by_key(|c| !matches!(c.mode, NetMode::Container(_)));
+        for c in &containers {
+            errors.extend(self.teardown(&networks, c).await);
+            ContainerFiles::new(&self.run_dir, &c.id).remove();
         }
-        first_error.map_or(Ok(()), Err)
+        for ipam in networks.values().filter_map(|n| n.ipam.as_ref()) {
+            errors.extend(self.plumber.remove_gateway(ipam).await.err());
+        }
+        errors.extend(self.plumber.remove_host_netns().err());
+        errors.extend(self.procs.remove_all().await);
+        ContainerFiles::remove_all(&self.run_dir);
+        errors.extend(self.plumber.datapath().purge().err());
+        combine(errors)
+    }
+
+    /// A teardown step failed after its change was committed: log it and remove whatever
+    /// the store no longer accounts for, as a restart would.
+    async fn cleanup_after(&self, state: &State, errors: Vec<Error>) {
+        for e in &errors {
+            tracing::warn!(error = %e, "teardown step failed; cleaning up");
+        }
+        // Containers found exited here are left to the next start's recovery: stopping them
+        // from inside a stop would recurse.
+        for e in self.recover(state).await.errors {
+            tracing::warn!(error = %e, "clean-up after a failed teardown");
+        }
+    }
+}
+
+/// One error for several: each one's text, in order.
+fn combine(errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.into_iter().next().unwrap()),
+        _ => Err(Error::System(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))),
     }
 }
 
@@ -440,13 +494,14 @@ struct Undo {
     netns: Option<PathBuf>,
     endpoints: Vec<(Endpoint, u32)>,
     files: Option<ContainerFiles>,
-    pid: Option<u32>,
+    /// The container whose command was started.
+    process: Option<String>,
 }
 
 impl Undo {
-    async fn run(self, plumber: &Plumber) {
-        if let Some(pid) = self.pid {
-            crate::process::kill(pid);
+    async fn run(self, plumber: &Plumber, procs: &Supervisor) {
+        if let Some(container) = self.process {
+            let _ = procs.kill(&container).await;
         }
         if let Some(files) = self.files {
             files.remove();

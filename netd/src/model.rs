@@ -88,7 +88,11 @@ pub struct Container {
     /// and while stopped).
     pub netns: Option<String>,
     pub cmd: Vec<String>,
-    pub pid: Option<u32>,
+    /// The command's main process while it runs (started by the daemon; see `supervisor`).
+    /// Stores of earlier versions had a bare `pid` here, which is ignored: a pid alone cannot
+    /// prove which process it is.
+    #[serde(default)]
+    pub process: Option<crate::supervisor::ProcessIdentity>,
     pub created: String,
     /// The IMAGE argument of `run`, recorded for `ps`/`inspect` (netd runs commands on the
     /// host's filesystem).
@@ -131,7 +135,7 @@ impl Container {
             endpoints: vec![],
             netns: None,
             cmd: vec![],
-            pid: None,
+            process: None,
             created: String::new(),
             image: String::new(),
             env: vec![],

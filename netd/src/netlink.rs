@@ -205,6 +205,13 @@ impl Netlink {
         self.handle.route().add(route).execute().await.map_err(nl_err("add default route"))
     }
 
+    /// Sets the default route to `gateway`, replacing one that exists (a repair after a
+    /// restart, or the next network taking over after a disconnect).
+    pub async fn replace_default_route(&self, gateway: Ipv4Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).build();
+        self.handle.route().add(route).replace().execute().await.map_err(nl_err("set default route"))
+    }
+
     /// Every IPv4 route's destination in the main table, for IPAM's overlap check. Default
     /// routes and blackhole/unreachable/prohibit routes are left out (they do not make a pool
     /// unusable, DESIGN §3), and so are netd's own routes (inside its networks' subnets, or

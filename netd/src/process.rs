@@ -7,40 +7,21 @@ use std::{
     fs::File,
     os::fd::AsFd,
     path::Path,
-    process::{Command, Stdio},
 };
 
 use nix::{
     mount::{mount, MsFlags},
     sched::{setns, unshare, CloneFlags},
-    sys::signal::{kill as send_signal, Signal},
-    unistd::{execvp, sethostname, Pid},
+    unistd::{execvp, sethostname},
 };
-
-use crate::error::{Error, Result};
-
-/// Where the reaper threads report `(pid, exit code)` of the commands the daemon started.
-static EXITS: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(u32, i32)>> = std::sync::OnceLock::new();
-
-/// The stream of exits of container commands started by [`spawn`]; call once, before the
-/// first spawn.
-pub fn exit_events() -> tokio::sync::mpsc::UnboundedReceiver<(u32, i32)> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let _ = EXITS.set(tx);
-    rx
-}
-
-/// A shell's view of an exit status: the code, or 128 + the signal.
-pub fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
 
 /// What `__enter` needs to become the container.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EnterArgs {
+    /// The netns to run in: always given, so a command never runs in whatever netns its
+    /// starter happens to be in (`--network host` passes the daemon's bind-mounted one).
     #[arg(long)]
-    pub netns: Option<String>,
+    pub netns: String,
     #[arg(long)]
     pub hosts: Option<String>,
     #[arg(long)]
@@ -56,9 +37,8 @@ pub struct EnterArgs {
 
 impl EnterArgs {
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = vec!["__enter".to_string()];
+        let mut args = vec!["__enter".to_string(), "--netns".into(), self.netns.clone()];
         for (flag, value) in [
-            ("--netns", &self.netns),
             ("--hosts", &self.hosts),
             ("--resolv", &self.resolv),
             ("--hostname", &self.hostname),
@@ -95,10 +75,9 @@ pub fn enter_and_exec(args: &EnterArgs) -> anyhow::Error {
 }
 
 fn enter(args: &EnterArgs) -> anyhow::Result<()> {
-    if let Some(netns) = &args.netns {
-        let ns = File::open(netns).map_err(|e| anyhow::anyhow!("open netns {netns}: {e}"))?;
-        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
-    }
+    let netns = &args.netns;
+    let ns = File::open(netns).map_err(|e| anyhow::anyhow!("open netns {netns}: {e}"))?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
     // Private propagation so the bind mounts below stay in this process's view.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
@@ -122,45 +101,4 @@ fn enter(args: &EnterArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Starts a container's long-running command, detached, with output to its log file. Its
-/// exit is reported on [`exit_events`].
-pub fn spawn(args: &EnterArgs, log: &Path) -> Result<u32> {
-    let exe = std::env::current_exe().map_err(|e| Error::system("locate netd binary", e))?;
-    let log = File::create(log).map_err(|e| Error::system("create log", e))?;
-    let log2 = log.try_clone().map_err(|e| Error::system("create log", e))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(args.to_args()).stdin(Stdio::null()).stdout(log).stderr(log2);
-    // SAFETY: setsid is async-signal-safe; it detaches the command from the daemon's session.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from)
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| Error::system("start container command", e))?;
-    let pid = child.id();
-    // Reap it when it exits so it does not linger as a zombie of the daemon.
-    std::thread::spawn(move || {
-        if let Ok(status) = child.wait() {
-            if let Some(tx) = EXITS.get() {
-                let _ = tx.send((pid, exit_code(status)));
-            }
-        }
-    });
-    Ok(pid)
-}
-
-pub fn alive(pid: u32) -> bool {
-    send_signal(Pid::from_raw(pid as i32), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-            .unwrap_or(true)
-}
-
-/// Kills a container's process (its whole session).
-pub fn kill(pid: u32) {
-    let _ = send_signal(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
-    let _ = send_signal(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }

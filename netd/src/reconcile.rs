@@ -1,16 +1,11 @@
-//! Restart recovery (DESIGN §2): a restarted daemon makes the kernel match its store.
+//! The kernel half of restart recovery (`manager/recovery.rs` decides what is live): what
+//! netd made but the store does not know is removed, and the pinned datapath is made to hold
+//! exactly the live endpoints.
 //!
-//! What the store knows is adopted in place, so container traffic never stops: veths, routes
-//! and pinned tcx links stay, map entries are rewritten with the same values, and only the
-//! program behind each pinned link is swapped (atomically). An endpoint whose netns or veth
-//! vanished while the daemon was down is logged and left out of the datapath; its container
-//! stays in the store until `rm`.
-//!
-//! What netd made but the store does not know is removed. netd recognises its own objects by
-//! marks it sets when it creates them, never by address ranges alone: host veth names (`nd` +
-//! 12 hex digits), the rtnetlink protocol of its routes (`netlink::ROUTE_PROTOCOL`), the label
-//! of its gateway addresses on `lo` (`endpoint::GATEWAY_LABEL`), and its own netns and pin
-//! directories.
+//! netd recognises its own objects by marks it sets when it creates them, never by address
+//! ranges alone: host veth names (`nd` + 12 hex digits), the rtnetlink protocol of its routes
+//! (`netlink::ROUTE_PROTOCOL`), the label of its gateway addresses on `lo`
+//! (`endpoint::GATEWAY_LABEL`), and its own netns and pin directories.
 use std::{
     collections::BTreeSet,
     net::Ipv4Addr,
@@ -22,80 +17,27 @@ use netlink_packet_route::link::InfoKind;
 use crate::{
     datapath::EndpointEntry,
     endpoint::{self, Plumber},
-    error::{Error, Result},
+    error::Error,
     model::{Container, Network},
     netlink::Netlink,
     netns,
 };
 
-/// Reconciles the host netns, the container netns mounts and the pinned datapath with
-/// `networks` and `containers`. Keeps going after an error: each one is logged, and a
-/// leftover that cannot be removed does not stop the daemon.
-pub async fn run(plumber: &Plumber, networks: &[Network], containers: &[Container]) -> Result<()> {
-    let host = Netlink::open()?;
+/// Removes netd's kernel objects that `networks` and `containers` do not account for, and
+/// makes the pinned datapath hold exactly `live`. Keeps going after an error and returns
+/// every one: a leftover that cannot be removed does not stop the daemon.
+pub async fn sweep(plumber: &Plumber, networks: &[Network], containers: &[Container], live: &[EndpointEntry]) -> Vec<Error> {
     let mut errors = Vec::new();
-    for ipam in networks.iter().filter_map(|n| n.ipam.as_ref()) {
-        if let Err(e) = plumber.add_gateway(ipam).await {
-            errors.push(e);
-        }
-    }
-    let live = live_endpoints(plumber, &host, networks, containers, &mut errors).await;
-    if let Err(e) = plumber.datapath().reconcile(&live) {
-        errors.push(e);
-    }
+    let host = match Netlink::open() {
+        Ok(host) => host,
+        Err(e) => return vec![e],
+    };
+    errors.extend(plumber.datapath().reconcile(live).err());
     remove_stale_veths(&host, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
     remove_stale_gateways(&host, networks, &mut errors).await;
-    remove_stale_routes(&host, networks, &live, &mut errors).await;
-    for e in &errors {
-        tracing::warn!(error = %e, "reconcile");
-    }
-    Ok(())
-}
-
-/// The datapath entries of the endpoints whose netns and host veth both still exist. A veth
-/// whose container netns is gone can no longer be managed: it is deleted.
-async fn live_endpoints(
-    plumber: &Plumber,
-    host: &Netlink,
-    networks: &[Network],
-    containers: &[Container],
-    errors: &mut Vec<Error>,
-) -> Vec<EndpointEntry> {
-    let mut live = Vec::new();
-    for c in containers {
-        let netns_alive = c.netns.as_deref().is_some_and(|p| netns::is_netns_mount(Path::new(p)));
-        for ep in &c.endpoints {
-            let index = networks.iter().find(|n| n.id == ep.network).map(|n| n.index).unwrap_or(0);
-            let entry = match plumber.existing_entry(ep, index).await {
-                Ok(entry) => entry,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            match entry {
-                Some(entry) if netns_alive => {
-                    // The /32 route may have been removed by hand; adding it again is a no-op
-                    // when it is there.
-                    if let Err(e) = host.add_host_route(ep.ip, entry.host_ifindex, ep.gateway).await {
-                        errors.push(e);
-                    }
-                    live.push(entry);
-                }
-                Some(entry) => {
-                    tracing::warn!(container = %c.name, endpoint = %ep.id, "container netns is gone; leaving it out");
-                    if let Err(e) = host.delete_link(&entry.host_ifname).await {
-                        errors.push(e);
-                    }
-                }
-                None => {
-                    tracing::warn!(container = %c.name, endpoint = %ep.id, "endpoint's veth is gone; leaving it out")
-                }
-            }
-        }
-    }
-    live
+    remove_stale_routes(&host, networks, live, &mut errors).await;
+    errors
 }
 
 /// Host-side veths named like netd's that belong to no endpoint in the store.

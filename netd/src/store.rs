@@ -12,6 +12,8 @@ use crate::{
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+/// Facts about this store itself (`instance`: the id that tells this daemon's cgroups apart).
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 pub struct Store {
     db: Database,
@@ -37,8 +39,29 @@ impl Store {
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(NETWORKS).map_err(db_err)?;
         tx.open_table(CONTAINERS).map_err(db_err)?;
+        tx.open_table(META).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(Self { db })
+    }
+
+    /// A random id made once per store: the name of this daemon's container cgroups, stable
+    /// across restarts and distinct between daemons.
+    pub fn instance_id(&self) -> Result<String> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let id = {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let existing = meta.get("instance").map_err(db_err)?.map(|v| v.value().to_string());
+            match existing {
+                Some(id) => id,
+                None => {
+                    let id = crate::model::new_id()[..16].to_string();
+                    meta.insert("instance", id.as_str()).map_err(db_err)?;
+                    id
+                }
+            }
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(id)
     }
 
     pub fn networks(&self) -> Result<Vec<Network>> {

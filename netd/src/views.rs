@@ -106,7 +106,7 @@ pub fn container(info: &ContainerInfo, run_dir: &std::path::Path) -> Value {
             "Restarting": false,
             "OOMKilled": false,
             "Dead": false,
-            "Pid": if running { c.pid.unwrap_or(0) } else { 0 },
+            "Pid": if running { c.process.as_ref().map_or(0, |p| p.pid) } else { 0 },
             "ExitCode": exit_code,
             "Error": "",
             "StartedAt": started,

@@ -90,6 +90,13 @@ impl TestHost {
 
     /// Starts (or restarts) the daemon and waits until its API answers.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with_env(&[]);
+        self.wait_for_api();
+    }
+
+    /// Starts the daemon with extra environment variables (e.g. `NETD_CRASH_AT`), without
+    /// waiting for its API.
+    pub fn start_daemon_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
@@ -105,11 +112,16 @@ impl TestHost {
             // Names the embedded DNS does not know go to the outside netns, never to the
             // machine's real resolvers (tests/tests/dns.rs runs a fake upstream there).
             .args(["--dns-upstream", OUTSIDE_ADDR])
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start netd daemon");
         self.daemon = Some(child);
+    }
+
+    /// Waits (bounded) until the daemon's API answers; panics if the daemon exits first.
+    pub fn wait_for_api(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.netd(&["network", "ls", "-q"]).status.success() {
@@ -128,6 +140,29 @@ impl TestHost {
         if let Some(mut child) = self.daemon.take() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
             let _ = child.wait();
+        }
+    }
+
+    /// The running daemon's pid.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
+    }
+
+    /// Waits (bounded) for the daemon to exit and returns how it ended; the daemon is then
+    /// known to be down.
+    pub fn wait_daemon_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("daemon running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("netd daemon did not exit within {timeout:?}:\n{}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

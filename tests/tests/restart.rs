@@ -178,8 +178,11 @@ fn restart_removes_objects_the_store_does_not_know() {
     host.in_host_ok(&["ip", "addr", "del", "172.29.0.1/32", "dev", "lo"]);
 }
 
+/// The store and the kernel agree after a restart in both directions: an endpoint whose veth
+/// vanished while its netns lives is made again (same address, MAC and name), and a container
+/// whose netns vanished has exited (its process ended, its veth and map entries gone).
 #[test]
-fn restart_survives_a_vanished_netns_or_veth() {
+fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() {
     let mut host = TestHost::start();
     host.ok(&["network", "create", "vn-net"]);
     for name in ["one", "two", "noveth"] {
@@ -189,7 +192,9 @@ fn restart_survives_a_vanished_netns_or_veth() {
     host.ok(&["run", "-d", "--name", "nons", "--network", "vn-net", "--", "sleep", "600"]);
     let views_before = views(&host);
     let ip2 = host.ip_of("two", "vn-net");
-    let lost_ips = [host.ip_of("noveth", "vn-net"), host.ip_of("nons", "vn-net")];
+    let (ip_noveth, ip_nons) = (host.ip_of("noveth", "vn-net"), host.ip_of("nons", "vn-net"));
+    let nons_pid = host.json(&["inspect", "nons"])[0]["State"]["Pid"].as_u64().unwrap();
+    assert!(nons_pid > 1 && Path::new(&format!("/proc/{nons_pid}")).exists());
     host.stop_daemon(Signal::SIGKILL);
 
     let noveth = ifname_of(&views_before, "noveth");
@@ -201,21 +206,36 @@ fn restart_survives_a_vanished_netns_or_veth() {
     host.start_daemon();
     let log = host.daemon_log();
     assert!(log.contains("veth is gone") && log.contains("netns is gone"), "no warnings about lost endpoints:\n{log}");
+    // noveth: its endpoint is back, with the same veth name, address and MAC, and forwards.
     let links = host.in_host_ok(&["ip", "-o", "link", "show"]);
-    assert!(!links.contains(&ifname_of(&views_before, "nons")), "veth of the lost netns left:\n{links}");
-    let pinned = pinned_link_names(&host);
-    assert_eq!(pinned.len(), 2, "only the two live endpoints keep pinned links: {pinned:?}");
-    let ep_map = host.bpffs.join("maps/NETD_EP_V1");
-    for ip in &lost_ips {
-        let key: Vec<String> = ip.split('.').map(|b| format!("{:02x}", b.parse::<u8>().unwrap())).collect();
-        assert!(!map_has(&ep_map, &key), "map entry of lost endpoint {ip} left");
-    }
-    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    assert!(links.contains(&noveth), "the vanished veth was not made again:\n{links}");
+    assert_eq!(host.ip_of("noveth", "vn-net"), ip_noveth);
+    let (ns1, ns2, ns3) = (host.container_netns("one"), host.container_netns("two"), host.container_netns("noveth"));
     assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7300, "alive"), "ALIVE");
-    // The lost containers are still known, and can be removed.
-    assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 4);
+    assert_eq!(tcp_exchange(&ns3, &ns1, &ip_noveth, 7301, "back"), "BACK");
+    // nons: exited with Docker's code for an unknown exit, its process ended, nothing left.
+    let nons = &host.json(&["inspect", "nons"])[0];
+    assert_eq!(nons["State"]["Status"], "exited", "{nons}");
+    assert_eq!(nons["State"]["ExitCode"], 255, "{nons}");
+    assert!(!links.contains(&ifname_of(&views_before, "nons")), "veth of the lost netns left:\n{links}");
+    wait_gone(nons_pid);
+    let pinned = pinned_link_names(&host);
+    assert_eq!(pinned.len(), 3, "the three live endpoints keep pinned links: {pinned:?}");
+    let ep_map = host.bpffs.join("maps/NETD_EP_V1");
+    let key: Vec<String> = ip_nons.split('.').map(|b| format!("{:02x}", b.parse::<u8>().unwrap())).collect();
+    assert!(!map_has(&ep_map, &key), "map entry of the lost endpoint {ip_nons} left");
+    assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 3);
     host.ok(&["rm", "-f", "noveth", "nons"]);
-    assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 2);
+    assert_eq!(host.ok(&["ps", "-aq"]).lines().count(), 2);
+}
+
+/// Waits (bounded) until `pid` no longer exists.
+fn wait_gone(pid: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     client::{segment, Client, DaemonError},
-    process::{self, EnterArgs},
+    process::EnterArgs,
 };
 
 /// `-e KEY=VALUE`, or `-e KEY` with the value from this environment (skipped when unset).
@@ -57,57 +57,19 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
         println!("{id}");
         return Ok(());
     }
-    let code = run_attached(client, &c).await;
-    let finish = if args.rm {
-        client.delete(&format!("/containers/{id}?force=true")).await
-    } else {
-        let code = *code.as_ref().unwrap_or(&127);
-        client.post(&format!("/containers/{id}/stop"), json!({ "exit_code": code })).await
-    };
-    let code = code?;
-    finish?;
+    // The daemon starts the command with this terminal's stdio and, once it has exited,
+    // stops the container (or with --rm removes it) before it reports the code.
+    let code = crate::attach::run_attached(client.socket(), &id)?;
     std::process::exit(code);
 }
 
-/// Runs the container's command in the foreground with this terminal; returns its exit code.
-async fn run_attached(client: &Client, c: &Value) -> anyhow::Result<i32> {
-    let id = str_of(&c["Id"]);
-    let cmd: Vec<String> = c["Config"]["Cmd"].as_array().into_iter().flatten().map(str_of).collect();
-    let enter = enter_args(c, cmd, vec![]);
-    let exe = std::env::current_exe().context("locate netd binary")?;
-    let mut child = std::process::Command::new(exe);
-    child.args(enter.to_args());
-    // This process only waits: Ctrl-C and friends are for the command.
-    ignore_terminal_signals(true);
-    // SAFETY: only async-signal-safe calls (signal(2)) between fork and exec.
-    unsafe {
-        child.pre_exec(|| {
-            ignore_terminal_signals(false);
-            Ok(())
-        });
-    }
-    let mut child = child.spawn().context("start the container's command")?;
-    client.post(&format!("/containers/{id}/attach"), json!({ "pid": child.id() })).await?;
-    let status = child.wait().context("wait for the container's command")?;
-    ignore_terminal_signals(false);
-    Ok(process::exit_code(status))
-}
-
-fn ignore_terminal_signals(ignore: bool) {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    let handler = if ignore { SigHandler::SigIgn } else { SigHandler::SigDfl };
-    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
-        // SAFETY: installing SIG_IGN/SIG_DFL has no handler code to be unsafe about.
-        let _ = unsafe { signal(sig, handler) };
-    }
-}
-
-/// `netd __enter` arguments for a command in the container `c` (its inspect JSON).
-fn enter_args(c: &Value, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs {
+/// `netd __enter` arguments for a command in the container `c` (its inspect JSON), whose
+/// SandboxKey the caller checked.
+fn enter_args(c: &Value, netns: String, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs {
     let mut env: Vec<String> = c["Config"]["Env"].as_array().into_iter().flatten().map(str_of).collect();
     env.extend(extra_env);
     EnterArgs {
-        netns: non_empty(&c["NetworkSettings"]["SandboxKey"]),
+        netns,
         hosts: non_empty(&c["HostsPath"]),
         resolv: non_empty(&c["ResolvConfPath"]),
         hostname: non_empty(&c["Config"]["Hostname"]),
@@ -119,10 +81,11 @@ fn enter_args(c: &Value, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs 
 pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     let c = client.get(&format!("/containers/{}", segment(&args.container))).await?;
     // Never run "in the container" without its netns: that would be the caller's netns.
-    if c["State"]["Running"].as_bool() != Some(true) || non_empty(&c["NetworkSettings"]["SandboxKey"]).is_none() {
+    let netns = non_empty(&c["NetworkSettings"]["SandboxKey"]);
+    let (Some(netns), Some(true)) = (netns, c["State"]["Running"].as_bool()) else {
         bail!("Error response from daemon: Container {} is not running", str_of(&c["Id"]));
-    }
-    let enter = enter_args(&c, args.cmd, resolve_env(&args.env));
+    };
+    let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
     let exe = std::env::current_exe().context("locate netd binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(enter.to_args());

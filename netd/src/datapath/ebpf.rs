@@ -71,9 +71,13 @@ impl EbpfDatapath {
         interfaces(ebpf)?
             .insert(ep.host_ifindex, iface, 0)
             .map_err(|e| bpf_err("update interface map")(e.into()))?;
-        endpoints(ebpf)?
-            .insert(ip_key(ep.ip), endpoint, 0)
-            .map_err(|e| bpf_err("update endpoint map")(e.into()))
+        let added = endpoints(ebpf)
+            .and_then(|mut m| m.insert(ip_key(ep.ip), endpoint, 0).map_err(|e| bpf_err("update endpoint map")(e.into())));
+        if added.is_err() {
+            // All or nothing: a full endpoint map must not leave the interface entry behind.
+            let _ = interfaces(ebpf)?.remove(&ep.host_ifindex);
+        }
+        added
     }
 
     fn remove_entries(ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
@@ -141,6 +145,19 @@ impl EbpfDatapath {
     #[cfg(test)]
     pub(crate) fn insert_for_test(&self, ep: &EndpointEntry) {
         Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn insert_endpoint_only_for_test(&self, ep: &EndpointEntry) {
+        let endpoint = Endpoint { ifindex: ep.host_ifindex, network: ep.network, mac: ep.mac, _pad: [0; 2] };
+        endpoints(&mut self.ebpf.lock().unwrap()).unwrap().insert(ip_key(ep.ip), endpoint, 0).unwrap();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn interface_keys_for_test(&self) -> Vec<u32> {
+        let mut keys: Vec<u32> = interfaces(&mut self.ebpf.lock().unwrap()).unwrap().keys().flatten().collect();
+        keys.sort();
+        keys
     }
 }
 

@@ -500,3 +500,21 @@ fn truncated_packets_are_dropped_as_malformed() {
     }
     fx.assert_drops(&dropped);
 }
+
+#[test]
+fn a_full_endpoint_map_leaves_no_interface_entry_behind() {
+    let fx = Fixture::with_endpoints("mapfull", &[]);
+    // Fill the endpoint map to capacity with other addresses.
+    for i in 0..netd_common::maps::MAX_ENDPOINTS {
+        let mut ep = endpoint(1_000_000 + i, 1, Ipv4Addr::from(0x0a00_0000 + i), GATEWAY_1);
+        ep.host_ifindex = 0;
+        fx.datapath.insert_endpoint_only_for_test(&ep);
+    }
+    let before = fx.datapath.interface_keys_for_test();
+    for attempt in 0..3 {
+        let ep = endpoint(500 + attempt, 1, Ipv4Addr::new(198, 51, 100, 50 + attempt as u8), GATEWAY_1);
+        let err = fx.datapath.add_endpoint(&ep).expect_err("the endpoint map is full");
+        assert!(err.to_string().contains("endpoint map"), "{err}");
+    }
+    assert_eq!(fx.datapath.interface_keys_for_test(), before, "failed adds left interface entries");
+}

@@ -7,6 +7,7 @@ use std::{net::Ipv4Addr, path::Path};
 use super::{allocate_endpoint, check_endpoint_options, Manager};
 use crate::{
     container_files::ContainerFiles,
+    crash,
     error::{Error, Result},
     model::{new_id, Attachment, Container, Driver, NetMode},
     store::Changes,
@@ -75,6 +76,7 @@ impl Manager {
             .ok_or_else(|| Error::System(format!("container {} has no netns", container.name)))?;
         let default_route = container.endpoints.is_empty();
         self.plumber.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
+        crash::point("connect:endpoint");
         container.endpoints.push(ep.clone());
         let committed = ContainerFiles::new(&self.run_dir, &container.id)
             .write(&container, &state.networks, self.dns.upstreams())
@@ -122,19 +124,26 @@ impl Manager {
         let Some(pos) = container.endpoints.iter().position(|ep| ep.network == network.id) else {
             return Err(not_connected());
         };
+        // Committed first: a crash below leaves a veth the store does not know, which the
+        // restart removes (and gives the container its default route again).
         let ep = container.endpoints.remove(pos);
-        self.plumber.remove_endpoint(&ep, network.index).await?;
+        self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })?;
+        state.containers.insert(container.id.clone(), container.clone());
+        self.sync_dns(&state);
+        crash::point("disconnect:commit");
+        let mut errors = Vec::new();
+        errors.extend(self.plumber.remove_endpoint(&ep, network.index).await.err());
         if pos == 0 {
             if let (Some(next), Some(netns)) = (container.endpoints.first(), &container.netns) {
-                let inside = crate::netlink::Netlink::open_in(Path::new(netns))?;
-                inside.add_default_route(next.gateway).await?;
+                errors.extend(self.plumber.set_default_route(Path::new(netns), next.gateway).await.err());
             }
         }
-        ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks, self.dns.upstreams())?;
-        self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })?;
-        state.containers.insert(container.id.clone(), container);
-        self.sync_dns(&state);
-        Ok(())
+        let files =
+            ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks, self.dns.upstreams());
+        if !errors.is_empty() {
+            self.cleanup_after(&state, errors).await;
+        }
+        files
     }
 
     fn commit_container(&self, state: &mut super::State, c: Container) -> Result<()> {

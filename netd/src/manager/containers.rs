@@ -7,14 +7,18 @@ use std::{
     path::PathBuf,
 };
 
+use std::{collections::BTreeMap, os::fd::OwnedFd};
+
 use super::{allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
 use crate::{
     container_files::ContainerFiles,
+    crash,
     error::{Error, Result},
     model::{new_id, now_rfc3339, Attachment, Container, Driver, NetMode, Network, Stopped},
     names,
-    process::{self, EnterArgs},
+    process::EnterArgs,
     store::Changes,
+    supervisor::{CommandIo, Exit},
 };
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -44,8 +48,8 @@ pub struct RunContainer {
     /// `--dns IP`: the container's own upstream resolvers.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
-    /// The CLI runs the command itself, attached to its terminal (`run` without `-d`), and
-    /// reports the process with [`Manager::attach_pid`].
+    /// `run` without `-d`: the command starts when the CLI passes its terminal's stdio over
+    /// the attach socket ([`Manager::start_attached`]), not now.
     #[serde(default)]
     pub attach: bool,
 }
@@ -110,18 +114,22 @@ impl Manager {
     }
 
     /// What `netd __enter` needs to run `cmd` in the container: its owner's netns and files,
-    /// its hostname and environment.
-    fn enter_args(&self, state: &State, c: &Container, cmd: Vec<String>) -> EnterArgs {
+    /// its hostname and environment. A container whose owner has no netns (a broken
+    /// `container:` chain) is refused: its command must never run in the daemon's netns.
+    fn enter_args(&self, state: &State, c: &Container, cmd: Vec<String>) -> Result<EnterArgs> {
         let owner = state.owner(c);
+        let netns = owner.netns.clone().ok_or_else(|| {
+            Error::Conflict(format!("container {} has no network namespace to run in", c.name))
+        })?;
         let files = ContainerFiles::new(&self.run_dir, &owner.id);
-        EnterArgs {
-            netns: owner.netns.clone(),
+        Ok(EnterArgs {
+            netns,
             hosts: Some(files.hosts().to_string_lossy().into_owned()),
             resolv: Some(files.resolv_conf().to_string_lossy().into_owned()),
             hostname: Some(c.hostname.clone()),
             env: c.env.clone(),
             cmd,
-        }
+        })
     }
 
     pub async fn run(&self, req: RunContainer) -> Result<ContainerInfo> {
@@ -168,7 +176,7 @@ impl Manager {
             endpoints: vec![],
             netns: None,
             cmd: req.cmd.clone(),
-            pid: None,
+            process: None,
             created: now.clone(),
             image: req.image.clone(),
             env: req.env.clone(),
@@ -184,6 +192,9 @@ impl Manager {
             .map(|n| Attachment { network: n.id.clone(), ip: req.ip, aliases: req.aliases.clone() })
             .collect();
         self.bring_up(&mut state, &mut container, &attachments, !req.attach).await?;
+        if req.attach && !container.cmd.is_empty() {
+            state.awaiting_attach.insert(container.id.clone());
+        }
         Ok(state.info(&container))
     }
 
@@ -204,6 +215,7 @@ impl Manager {
                 NetMode::Own | NetMode::None => {
                     let path = self.plumber.create_netns(&container.name).await?;
                     undo.netns = Some(path.clone());
+                    crash::point("run:netns");
                     Some(path.to_string_lossy().into_owned())
                 }
             };
@@ -218,24 +230,26 @@ impl Manager {
                 self.plumber.add_endpoint(&netns, &ep, network.index, slot == 0).await?;
                 undo.endpoints.push((ep.clone(), network.index));
                 container.endpoints.push(ep);
+                crash::point("run:endpoint");
             }
             let files = ContainerFiles::new(&self.run_dir, &container.id);
             files.write(container, &state.networks, self.dns.upstreams())?;
             undo.files = Some(files.clone());
+            crash::point("run:files");
             if spawn && !container.cmd.is_empty() {
-                let args = self.enter_args(state, container, container.cmd.clone());
-                let pid = process::spawn(&args, &files.log())?;
-                undo.pid = Some(pid);
-                container.pid = Some(pid);
+                let args = self.enter_args(state, container, container.cmd.clone())?;
+                undo.process = Some(container.id.clone());
+                container.process = Some(self.procs.spawn(&container.id, &args, CommandIo::Log(files.log()))?);
+                crash::point("run:spawn");
             }
             self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
         }
         .await;
         if let Err(e) = applied {
-            undo.run(&self.plumber).await;
+            undo.run(&self.plumber, &self.procs).await;
             container.endpoints.clear();
             container.netns = None;
-            container.pid = None;
+            container.process = None;
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container.clone());
@@ -243,15 +257,42 @@ impl Manager {
         Ok(())
     }
 
-    /// Records the process of an attached `run` (the CLI started it), so that `rm -f` and
-    /// `stop` end it and `ps` reports it.
-    pub async fn attach_pid(&self, name: &str, pid: u32) -> Result<()> {
+    /// Starts the command of a container made by an attached `run`, with the CLI's stdio
+    /// (`stdio`: stdin, stdout, stderr, received over the attach socket). The receiver gets
+    /// the command's exit code once the container has stopped (or with `--rm` is gone).
+    pub async fn start_attached(
+        &self,
+        name: &str,
+        stdio: [OwnedFd; 3],
+    ) -> Result<(String, tokio::sync::oneshot::Receiver<i32>)> {
         let mut state = self.state.lock().await;
         let mut c = state.container(name)?.clone();
-        c.pid = Some(pid);
-        self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
+        if !c.running() || !state.awaiting_attach.contains(&c.id) {
+            return Err(Error::Conflict(format!("container {} is not waiting for an attached command", c.name)));
+        }
+        let args = self.enter_args(&state, &c, c.cmd.clone())?;
+        let process = self.procs.spawn(&c.id, &args, CommandIo::Attached(stdio))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.exit_waiters.lock().unwrap_or_else(|e| e.into_inner()).insert((c.id.clone(), process.pid), tx);
+        c.process = Some(process);
+        crash::point("attach:spawn");
+        if let Err(e) = self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() }) {
+            let _ = self.procs.kill(&c.id).await;
+            return Err(e);
+        }
+        state.awaiting_attach.remove(&c.id);
+        let id = c.id.clone();
         state.containers.insert(c.id.clone(), c);
-        Ok(())
+        Ok((id, rx))
+    }
+
+    /// Forwards a signal the attached CLI received (Ctrl-C, …) to the container's command.
+    pub fn signal_command(&self, container_id: &str, signal: i32) -> Result<()> {
+        const FORWARDED: [i32; 5] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGWINCH];
+        if !FORWARDED.contains(&signal) {
+            return Err(Error::InvalidArgument(format!("signal {signal} is not forwarded")));
+        }
+        self.procs.signal(container_id, signal)
     }
 
     /// `netd stop`: ends the command and releases the network (endpoints, addresses, netns);
@@ -279,24 +320,28 @@ impl Manager {
                 sharers.join(", ")
             )));
         }
-        let was_alive = c.pid.is_some_and(process::alive);
-        let attachments = c.attachments();
-        self.teardown(state, c).await?;
+        let was_alive = self.procs.is_alive(&c.id);
         let mut stopped = c.clone();
         stopped.endpoints.clear();
-        stopped.pid = None;
+        stopped.process = None;
         stopped.netns = None;
         stopped.stopped = Some(Stopped {
             at: now_rfc3339(),
             exit_code: exit_code.unwrap_or(if was_alive { KILLED } else { 0 }),
-            attachments,
+            attachments: c.attachments(),
         });
-        // The files stay: `inspect` shows their paths and the log is kept, as in Docker.
-        ContainerFiles::new(&self.run_dir, &c.id).write(&stopped, &state.networks, self.dns.upstreams())?;
         self.store.commit(Changes { put_containers: vec![stopped.clone()], ..Default::default() })?;
-        state.containers.insert(stopped.id.clone(), stopped);
+        state.containers.insert(stopped.id.clone(), stopped.clone());
+        state.awaiting_attach.remove(&c.id);
+        crash::point("stop:commit");
+        let errors = self.teardown(&state.networks, c).await;
+        // The files stay: `inspect` shows their paths and the log is kept, as in Docker.
+        let files = ContainerFiles::new(&self.run_dir, &c.id).write(&stopped, &state.networks, self.dns.upstreams());
         self.sync_dns(state);
-        Ok(())
+        if !errors.is_empty() {
+            self.cleanup_after(state, errors).await;
+        }
+        files
     }
 
     /// `netd start`: makes the netns and the attachments again (addresses are allocated
@@ -335,7 +380,7 @@ impl Manager {
     }
 
     async fn remove_locked(&self, state: &mut State, container: &Container, force: bool) -> Result<()> {
-        if container.running() && container.pid.is_some_and(process::alive) && !force {
+        if container.running() && self.procs.is_alive(&container.id) && !force {
             return Err(Error::Conflict(format!(
                 "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                 container.name
@@ -350,54 +395,70 @@ impl Manager {
                 sharers.join(", ")
             )));
         }
-        self.teardown(state, container).await?;
-        ContainerFiles::new(&self.run_dir, &container.id).remove();
         self.store.commit(Changes { del_containers: vec![container.id.clone()], ..Default::default() })?;
         state.containers.remove(&container.id);
+        state.awaiting_attach.remove(&container.id);
+        crash::point("rm:commit");
+        let errors = self.teardown(&state.networks, container).await;
+        ContainerFiles::new(&self.run_dir, &container.id).remove();
         self.sync_dns(state);
+        if !errors.is_empty() {
+            self.cleanup_after(state, errors).await;
+        }
         Ok(())
     }
 
-    /// Ends the process, removes endpoints and the netns of its own. Keeps going after an
-    /// error and reports the first one. Files are left to the caller.
-    pub(super) async fn teardown(&self, state: &State, container: &Container) -> Result<()> {
-        let mut first_error = None;
-        if let Some(pid) = container.pid {
-            process::kill(pid);
-        }
+    /// Ends the container's processes, removes its endpoints and the netns of its own. Keeps
+    /// going after an error and returns every one. Files are left to the caller.
+    pub(super) async fn teardown(&self, networks: &BTreeMap<String, Network>, container: &Container) -> Vec<Error> {
+        let mut errors = Vec::new();
+        errors.extend(self.procs.kill(&container.id).await.err());
+        crash::point("teardown:processes");
         for ep in &container.endpoints {
-            let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            if let Err(e) = self.plumber.remove_endpoint(ep, index).await {
-                first_error.get_or_insert(e);
-            }
+            let index = networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
+            errors.extend(self.plumber.remove_endpoint(ep, index).await.err());
+            crash::point("teardown:endpoint");
         }
         if matches!(container.mode, NetMode::Own | NetMode::None) {
             if let Some(netns) = &container.netns {
-                if let Err(e) = self.plumber.remove_netns(std::path::Path::new(netns)) {
-                    first_error.get_or_insert(e);
-                }
+                errors.extend(self.plumber.remove_netns(std::path::Path::new(netns)).err());
             }
         }
-        first_error.map_or(Ok(()), Err)
+        errors
     }
 
-    /// A container's command (started by the daemon) exited with `code`: with `--rm` the
-    /// container goes, otherwise it stops, like Docker's. A container whose netns others
-    /// still use keeps its network.
-    pub async fn process_exited(&self, pid: u32, code: i32) {
+    /// A container's command (started by the daemon) exited: with `--rm` the container goes,
+    /// otherwise it stops, like Docker's; then an attached CLI gets the exit code. Exits of
+    /// processes the container no longer records (it was stopped or removed) change nothing.
+    pub async fn process_exited(&self, exit: Exit) {
         let mut state = self.state.lock().await;
-        let Some(c) = state.containers.values().find(|c| c.running() && c.pid == Some(pid)).cloned() else {
-            return;
-        };
-        let result = if c.auto_remove {
-            self.remove_locked(&mut state, &c, true).await
+        let current = state.containers.get(&exit.container).filter(|c| {
+            c.running() && c.process.as_ref().is_some_and(|p| p.pid == exit.pid)
+        });
+        if let Some(c) = current.cloned() {
+            if let Err(e) = self.exited_locked(&mut state, &c, exit.code).await {
+                tracing::warn!(container = %c.name, "after its command exited: {e}");
+            }
+        }
+        let waiter = self.exit_waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&(exit.container, exit.pid));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(exit.code);
+        }
+    }
+
+    /// `c`'s command ended with `code` (also found at a restart): `--rm` removes it, else it
+    /// stops — unless other containers still use its netns, which then stays up.
+    pub(super) async fn exited_locked(&self, state: &mut State, c: &Container, code: i32) -> Result<()> {
+        if c.auto_remove {
+            self.remove_locked(state, c, true).await
         } else if state.sharers(&c.id).iter().any(|s| s.running()) {
+            let mut c = c.clone();
+            c.process = None;
+            self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
+            state.containers.insert(c.id.clone(), c);
             Ok(())
         } else {
-            self.stop_locked(&mut state, &c, Some(code)).await
-        };
-        if let Err(e) = result {
-            tracing::warn!(container = %c.name, "after its command exited: {e}");
+            self.stop_locked(state, c, Some(code)).await
         }
     }
 }

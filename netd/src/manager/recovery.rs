@@ -1,0 +1,124 @@
+//! Restart recovery (DESIGN §2), also run after a failed teardown step: the store and the
+//! kernel are made to agree in both directions.
+//!
+//! - Kernel objects, processes and files the store does not know are removed
+//!   (`crate::reconcile` for the kernel, the supervisor for processes, and the per-container
+//!   file directories): what a crash left of a creation that never committed, or of a
+//!   removal that committed first.
+//! - What the store knows is adopted in place (veths, routes, pinned links, map entries,
+//!   processes), so traffic and commands never stop. An endpoint whose veth is gone while its
+//!   container's netns lives is made again with the same address, MAC and name.
+//! - A running container whose command ended, or whose own netns vanished (a reboot, a
+//!   crash inside `stop`), while no daemon watched is reported as exited: the caller stops it
+//!   (Docker's 255 for an unknown exit code) or with `--rm` removes it.
+use std::{collections::BTreeSet, path::Path};
+
+use super::{Manager, State};
+use crate::{
+    container_files::ContainerFiles,
+    datapath::EndpointEntry,
+    error::Error,
+    model::{Container, NetMode},
+    netns,
+    supervisor::UNKNOWN_EXIT,
+};
+
+/// What recovery found that the caller must act on.
+#[derive(Default)]
+pub(super) struct Repairs {
+    /// Failures that did not stop the recovery (each is logged).
+    pub errors: Vec<Error>,
+    /// Running containers whose command or netns is gone, with their exit code.
+    pub exited: Vec<(String, i32)>,
+}
+
+impl Manager {
+    pub(super) async fn recover(&self, state: &State) -> Repairs {
+        let mut repairs = Repairs::default();
+        for ipam in state.networks.values().filter_map(|n| n.ipam.as_ref()) {
+            repairs.errors.extend(self.plumber.add_gateway(ipam).await.err());
+        }
+        let mut live = Vec::new();
+        let mut commands = BTreeSet::new();
+        for c in state.containers.values().filter(|c| c.running()) {
+            if !self.netns_alive(state, c) {
+                tracing::warn!(container = %c.name, "container netns is gone; the container has exited");
+                repairs.exited.push((c.id.clone(), UNKNOWN_EXIT));
+                continue;
+            }
+            if let Some(process) = &c.process {
+                if !self.procs.adopt(&c.id, process) {
+                    tracing::info!(container = %c.name, pid = process.pid, "command exited while the daemon was down");
+                    repairs.exited.push((c.id.clone(), UNKNOWN_EXIT));
+                    continue;
+                }
+                commands.insert(c.id.clone());
+            }
+            live.extend(self.adopt_endpoints(state, c, &mut repairs.errors).await);
+        }
+        // Objects of exited containers still count as known: their stop releases them.
+        let containers: Vec<Container> = state.containers.values().cloned().collect();
+        let networks: Vec<_> = state.networks.values().cloned().collect();
+        repairs.errors.extend(crate::reconcile::sweep(&self.plumber, &networks, &containers, &live).await);
+        // Processes of containers not running (or not adopted) are orphans: end them.
+        let exited = repairs.exited.iter().map(|(id, _)| id.clone());
+        let keep_commands: BTreeSet<String> = commands.into_iter().chain(exited).collect();
+        repairs.errors.extend(self.procs.sweep(&keep_commands).await);
+        self.sweep_files(state, &mut repairs.errors);
+        repairs
+    }
+
+    /// Whether the netns `c` runs in exists: its own mount, the end of its `container:`
+    /// chain's, or the daemon's for `--network host`.
+    fn netns_alive(&self, state: &State, c: &Container) -> bool {
+        let owner = state.owner(c);
+        let own_netns = matches!(owner.mode, NetMode::Own | NetMode::None);
+        owner.running()
+            && (!own_netns || owner.netns.as_deref().is_some_and(|p| netns::is_netns_mount(Path::new(p))))
+            && !matches!(owner.mode, NetMode::Container(_))
+    }
+
+    /// Adopts the endpoints of a running container whose netns lives: each one's veth and /32
+    /// route as they are, or made again when the veth is gone; the default route through the
+    /// first one. Returns the datapath entries to keep.
+    async fn adopt_endpoints(&self, state: &State, c: &Container, errors: &mut Vec<Error>) -> Vec<EndpointEntry> {
+        let Some(netns) = c.netns.as_deref().map(Path::new) else { return vec![] };
+        let mut live = Vec::new();
+        for (slot, ep) in c.endpoints.iter().enumerate() {
+            let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
+            let entry = match self.plumber.existing_entry(ep, index).await {
+                // The /32 route may have been removed by hand: adding it again is a no-op when
+                // it is there.
+                Ok(Some(entry)) => self.plumber.add_host_route(ep, &entry).await.map(|()| entry),
+                Ok(None) => {
+                    tracing::warn!(container = %c.name, endpoint = %ep.id, "endpoint's veth is gone; making it again");
+                    self.plumber.add_endpoint(netns, ep, index, slot == 0).await
+                }
+                Err(e) => Err(e),
+            };
+            match entry {
+                Ok(entry) => live.push(entry),
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(first) = c.endpoints.first() {
+            errors.extend(self.plumber.set_default_route(netns, first.gateway).await.err());
+        }
+        live
+    }
+
+    /// Per-container files: those of containers the store does not know are removed, the
+    /// others rewritten from the store (a crash may have left them a step ahead).
+    fn sweep_files(&self, state: &State, errors: &mut Vec<Error>) {
+        for id in ContainerFiles::ids(&self.run_dir) {
+            if !state.containers.contains_key(&id) {
+                tracing::info!(container = %id, "removing files of an unknown container");
+                ContainerFiles::new(&self.run_dir, &id).remove();
+            }
+        }
+        for c in state.containers.values() {
+            let files = ContainerFiles::new(&self.run_dir, &c.id);
+            errors.extend(files.write(c, &state.networks, self.dns.upstreams()).err());
+        }
+    }
+}
