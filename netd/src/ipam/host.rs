@@ -86,7 +86,8 @@ impl HostAddress {
         self.label == GATEWAY_LABEL
     }
 
-    fn network(&self) -> Ipv4Network {
+    /// `ip/prefix`, as `ip addr` shows it.
+    fn cidr(&self) -> Ipv4Network {
         Ipv4Network::new(self.ip, self.prefix).unwrap_or_else(|_| Ipv4Network::from(self.ip))
     }
 }
@@ -181,10 +182,10 @@ pub fn check_host(cfg: &IpamConfig, host: &HostAddressing, rule: RouteRule) -> R
             route: route.clone(),
         });
     }
-    if let Some(a) = others.iter().find(|a| overlaps(&cfg.subnet, &a.network())) {
+    if let Some(a) = others.iter().find(|a| overlaps(&cfg.subnet, &a.cidr())) {
         return Err(Error::SubnetOverlapsHostAddress {
             subnet: cfg.subnet,
-            address: Ipv4Network::new(a.ip, a.prefix).unwrap_or_else(|_| Ipv4Network::from(a.ip)),
+            address: a.cidr(),
             dev: a.dev.clone(),
         });
     }
