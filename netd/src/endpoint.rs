@@ -7,9 +7,10 @@ use std::{
 
 use crate::{
     datapath::{Datapath, EndpointEntry},
-    error::Result,
+    error::{Error, Result},
+    ipam::host::HostAddressing,
     model::{Endpoint, IpamConfig},
-    netlink::Netlink,
+    netlink::{LabelledAdd, Netlink},
     netns,
 };
 
@@ -87,18 +88,33 @@ impl Plumber {
     }
 
     /// Makes the host answer on the network's gateway address and fences off the subnet.
+    /// The gateway already there with netd's label is netd's (a restart re-adds every
+    /// gateway); without the label it is the operator's, and adopting it would let `network
+    /// rm` delete it: refused. An `unreachable` (or other) route to the subnet that is not
+    /// netd's stays the operator's and is never deleted (see `delete_unreachable_route`).
     pub async fn add_gateway(&self, ipam: &IpamConfig) -> Result<()> {
-        self.host.add_labelled_address(LOOPBACK_INDEX, ipam.gateway, 32, GATEWAY_LABEL).await?;
-        if let Err(e) = self.host.add_unreachable_route(ipam.subnet).await {
-            let _ = self.host.delete_address(LOOPBACK_INDEX, ipam.gateway).await;
-            return Err(e);
+        match self.host.add_labelled_address(LOOPBACK_INDEX, ipam.gateway, 32, GATEWAY_LABEL).await? {
+            LabelledAdd::SomeoneElses => Err(Error::GatewayIsHostAddress { gateway: ipam.gateway, dev: "lo".into() }),
+            LabelledAdd::AlreadyThere => self.host.add_unreachable_route(ipam.subnet).await,
+            LabelledAdd::Added => {
+                if let Err(e) = self.host.add_unreachable_route(ipam.subnet).await {
+                    let _ = self.remove_gateway_address(ipam).await;
+                    return Err(e);
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
+    /// Removes what [`Self::add_gateway`] made, and only that: the address if it carries
+    /// netd's label, the route if it has netd's protocol.
     pub async fn remove_gateway(&self, ipam: &IpamConfig) -> Result<()> {
         self.host.delete_unreachable_route(ipam.subnet).await?;
-        self.host.delete_address(LOOPBACK_INDEX, ipam.gateway).await
+        self.remove_gateway_address(ipam).await
+    }
+
+    async fn remove_gateway_address(&self, ipam: &IpamConfig) -> Result<()> {
+        self.host.delete_labelled_address(LOOPBACK_INDEX, ipam.gateway, 32, GATEWAY_LABEL).await
     }
 
     /// Creates the veth pair, configures both ends and registers the endpoint with the
@@ -143,7 +159,7 @@ impl Plumber {
         let index = inside
             .link_index(&ep.ifname)
             .await?
-            .ok_or_else(|| crate::error::Error::System(format!("{} missing in container", ep.ifname)))?;
+            .ok_or_else(|| Error::System(format!("{} missing in container", ep.ifname)))?;
         inside.add_address(index, ep.ip, ep.prefix).await?;
         inside.set_up(index).await?;
         if default_route {
@@ -187,8 +203,9 @@ impl Plumber {
         self.host.delete_link(&host_ifname(&ep.id)).await
     }
 
-    pub async fn host_routes(&self) -> Result<Vec<ipnetwork::Ipv4Network>> {
-        self.host.route_destinations().await
+    /// The host's addresses and routes, for IPAM's checks.
+    pub async fn host_addressing(&self) -> Result<HostAddressing> {
+        self.host.host_addressing().await
     }
 }
 

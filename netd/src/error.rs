@@ -2,6 +2,10 @@
 //! status code; the CLI prints the text on one line.
 use std::net::Ipv4Addr;
 
+use ipnetwork::Ipv4Network;
+
+use crate::ipam::host::HostRoute;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("network {0} not found")]
@@ -20,6 +24,18 @@ pub enum Error {
     PoolsExhausted,
     #[error("invalid subnet {0}")]
     InvalidSubnet(String),
+    // Subnets and gateways that would take over the host's own addresses (netd's texts:
+    // Docker 20.10 accepts these; docs/architecture.md, Departures).
+    #[error("invalid subnet {subnet}: {kind} addresses ({range}) cannot be used for a network")]
+    ReservedSubnet { subnet: Ipv4Network, kind: &'static str, range: Ipv4Network },
+    #[error("subnet {subnet} overlaps the host's route {route}")]
+    SubnetOverlapsHostRoute { subnet: Ipv4Network, route: HostRoute },
+    #[error("subnet {subnet} overlaps the host's address {address} (dev {dev})")]
+    SubnetOverlapsHostAddress { subnet: Ipv4Network, address: Ipv4Network, dev: String },
+    #[error("gateway {gateway} is already an address of this host (dev {dev})")]
+    GatewayIsHostAddress { gateway: Ipv4Addr, dev: String },
+    #[error("ip-range {range} contains {address}, already an address of this host (dev {dev})")]
+    IpRangeHasHostAddress { range: Ipv4Network, address: Ipv4Addr, dev: String },
     #[error("gateway {0} is not in subnet {1}")]
     GatewayNotInSubnet(String, String),
     #[error("ip-range {0} is not in subnet {1}")]
@@ -78,6 +94,10 @@ impl Error {
             | Error::ContainerExists { .. }
             | Error::NetworkInUse { .. }
             | Error::AddressInUse(_)
+            | Error::SubnetOverlapsHostRoute { .. }
+            | Error::SubnetOverlapsHostAddress { .. }
+            | Error::GatewayIsHostAddress { .. }
+            | Error::IpRangeHasHostAddress { .. }
             | Error::Conflict(_) => 409,
             Error::System(_) => 500,
             _ => 400,

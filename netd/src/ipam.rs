@@ -1,11 +1,16 @@
 //! IP address management, Docker's way: user networks take the next free /16 from
 //! 172.18.0.0/16, 172.19.0.0/16, ...; addresses are handed out in order from the ip-range (or
-//! the subnet), skipping the gateway; the gateway is the first address unless given.
+//! the subnet), skipping the gateway; the gateway is the first address unless given. No
+//! network takes the host's own addresses or routes (`host.rs`).
 use std::{collections::BTreeSet, net::Ipv4Addr};
 
 use ipnetwork::Ipv4Network;
 
 use crate::{error::Error, model::IpamConfig};
+
+pub mod host;
+
+use host::{HostAddressing, RouteRule};
 
 /// Docker's default bridge network.
 pub const DEFAULT_BRIDGE_SUBNET: &str = "172.17.0.0/16";
@@ -23,12 +28,26 @@ pub fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
 
-/// The first candidate pool (at or after `from`) that overlaps nothing in `taken`.
-pub fn pick_subnet(taken: &[Ipv4Network], from: Ipv4Network) -> Result<Ipv4Network, Error> {
+/// The first candidate pool (at or after `from`) that overlaps none of `networks` (the other
+/// networks' subnets) and takes nothing of the host's: no route (default and fence routes
+/// aside) and no address, its gateway included.
+pub fn pick_subnet(networks: &[Ipv4Network], host: &HostAddressing, from: Ipv4Network) -> Result<Ipv4Network, Error> {
     candidate_pools()
         .skip_while(|pool| *pool != from)
-        .find(|pool| !taken.iter().any(|t| overlaps(pool, t)))
+        .find(|pool| {
+            let cfg = IpamConfig { subnet: *pool, gateway: first_host(pool), ip_range: None, user_subnet: false };
+            !networks.iter().any(|n| overlaps(pool, n))
+                && host::check_reserved(*pool).is_ok()
+                && host::check_host(&cfg, host, RouteRule::Pool).is_ok()
+        })
         .ok_or(Error::PoolsExhausted)
+}
+
+/// The default `bridge` network's config: 172.17.0.0/16 unless that is taken (see
+/// [`pick_subnet`]), then the next free pool.
+pub fn default_bridge(networks: &[Ipv4Network], host: &HostAddressing) -> Result<IpamConfig, Error> {
+    let subnet = pick_subnet(networks, host, DEFAULT_BRIDGE_SUBNET.parse().unwrap())?;
+    configure(Some(&subnet.to_string()), None, None, networks, host)
 }
 
 /// The first pool for user-defined networks.
@@ -36,22 +55,24 @@ pub fn first_user_pool() -> Ipv4Network {
     "172.18.0.0/16".parse().unwrap()
 }
 
-/// Builds a network's IPAM config from the user's flags; `taken` are the subnets of other
-/// networks and the host's routes.
+/// Builds a network's IPAM config from the user's flags; `networks` are the subnets of the
+/// other networks, `host` the host's addresses and routes (see `host.rs`).
 pub fn configure(
     subnet: Option<&str>,
     ip_range: Option<&str>,
     gateway: Option<&str>,
-    taken: &[Ipv4Network],
+    networks: &[Ipv4Network],
+    host: &HostAddressing,
 ) -> Result<IpamConfig, Error> {
     let user_subnet = subnet.is_some();
-    let subnet = match subnet {
+    let (subnet, rule) = match subnet {
         Some(s) => {
             let net = parse_subnet(s)?;
-            if taken.iter().any(|t| overlaps(&net, t)) {
+            host::check_reserved(net)?;
+            if networks.iter().any(|t| overlaps(&net, t)) {
                 return Err(Error::PoolOverlap);
             }
-            net
+            (net, RouteRule::Explicit)
         }
         None => {
             if ip_range.is_some() || gateway.is_some() {
@@ -59,7 +80,7 @@ pub fn configure(
                     "ip-range and gateway need an explicit --subnet".into(),
                 ));
             }
-            pick_subnet(taken, first_user_pool())?
+            (pick_subnet(networks, host, first_user_pool())?, RouteRule::Pool)
         }
     };
     let ip_range = match ip_range {
@@ -84,7 +105,9 @@ pub fn configure(
         }
         None => first_host(&subnet),
     };
-    Ok(IpamConfig { subnet, gateway, ip_range, user_subnet })
+    let cfg = IpamConfig { subnet, gateway, ip_range, user_subnet };
+    host::check_host(&cfg, host, rule)?;
+    Ok(cfg)
 }
 
 /// Parses a CIDR and normalises it to its network address, like Docker does.
@@ -140,39 +163,43 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn no_host() -> HostAddressing {
+        HostAddressing::default()
+    }
+
     #[test]
     fn automatic_subnets_follow_dockers_order_and_skip_overlaps() {
-        let cfg = configure(None, None, None, &[net("172.17.0.0/16")]).unwrap();
+        let cfg = configure(None, None, None, &[net("172.17.0.0/16")], &no_host()).unwrap();
         assert_eq!(cfg.subnet, net("172.18.0.0/16"));
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 18, 0, 1));
         let taken = [net("172.17.0.0/16"), net("172.18.0.0/16"), net("172.19.5.0/24")];
-        assert_eq!(configure(None, None, None, &taken).unwrap().subnet, net("172.20.0.0/16"));
+        assert_eq!(configure(None, None, None, &taken, &no_host()).unwrap().subnet, net("172.20.0.0/16"));
     }
 
     #[test]
     fn explicit_subnet_is_validated() {
-        assert!(matches!(configure(Some("172.28.0.0/33"), None, None, &[]), Err(Error::InvalidSubnet(_))));
-        assert!(matches!(configure(Some("nonsense"), None, None, &[]), Err(Error::InvalidSubnet(_))));
+        assert!(matches!(configure(Some("172.28.0.0/33"), None, None, &[], &no_host()), Err(Error::InvalidSubnet(_))));
+        assert!(matches!(configure(Some("nonsense"), None, None, &[], &no_host()), Err(Error::InvalidSubnet(_))));
         assert!(matches!(
-            configure(Some("172.28.0.0/16"), None, None, &[net("172.28.5.0/24")]),
+            configure(Some("172.28.0.0/16"), None, None, &[net("172.28.5.0/24")], &no_host()),
             Err(Error::PoolOverlap)
         ));
         assert!(matches!(
-            configure(Some("172.28.0.0/16"), None, Some("172.29.0.1"), &[]),
+            configure(Some("172.28.0.0/16"), None, Some("172.29.0.1"), &[], &no_host()),
             Err(Error::GatewayNotInSubnet(..))
         ));
         assert!(matches!(
-            configure(Some("172.28.0.0/16"), Some("172.29.5.0/24"), None, &[]),
+            configure(Some("172.28.0.0/16"), Some("172.29.5.0/24"), None, &[], &no_host()),
             Err(Error::IpRangeNotInSubnet(..))
         ));
-        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), Some("172.28.5.254"), &[]).unwrap();
+        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), Some("172.28.5.254"), &[], &no_host()).unwrap();
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 28, 5, 254));
         assert_eq!(cfg.ip_range, Some(net("172.28.5.0/24")));
     }
 
     #[test]
     fn addresses_are_given_in_order_and_reused() {
-        let cfg = configure(Some("10.5.0.0/29"), None, None, &[]).unwrap();
+        let cfg = configure(Some("10.5.0.0/29"), None, None, &[], &no_host()).unwrap();
         let mut used = BTreeSet::new();
         let mut got = vec![];
         while let Some(ip) = next_address(&cfg, &used) {
@@ -187,56 +214,104 @@ mod tests {
 
     #[test]
     fn ip_range_starts_allocation() {
-        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), None, &[]).unwrap();
+        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), None, &[], &no_host()).unwrap();
         assert_eq!(next_address(&cfg, &BTreeSet::new()), Some(Ipv4Addr::new(172, 28, 5, 0)));
         // The gateway stays the subnet's first address; `--ip` may lie outside the range.
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 28, 0, 1));
         assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 9, 9), &BTreeSet::new()).is_ok());
         // A range whose addresses are all used is exhausted even though the subnet is not.
-        let small = configure(Some("172.28.0.0/16"), Some("172.28.5.0/30"), None, &[]).unwrap();
+        let small = configure(Some("172.28.0.0/16"), Some("172.28.5.0/30"), None, &[], &no_host()).unwrap();
         let used: BTreeSet<_> = small.ip_range.unwrap().iter().collect();
         assert_eq!(next_address(&small, &used), None);
     }
 
     #[test]
     fn user_subnet_is_recorded() {
-        assert!(configure(Some("10.9.0.0/16"), None, None, &[]).unwrap().user_subnet);
-        assert!(!configure(None, None, None, &[]).unwrap().user_subnet);
+        assert!(configure(Some("10.9.0.0/16"), None, None, &[], &no_host()).unwrap().user_subnet);
+        assert!(!configure(None, None, None, &[], &no_host()).unwrap().user_subnet);
     }
 
     #[test]
     fn automatic_subnets_skip_host_routes_but_not_the_default_route() {
-        // The caller passes the host's routes (default and unreachable ones already left
-        // out); a /24 route inside 172.18/16 makes the whole pool unusable.
-        let taken = [net("172.17.0.0/16"), net("172.18.3.0/24"), net("172.16.0.0/12")];
-        // 172.16.0.0/12 covers every 172.x pool: next are the 192.168.x.0/20 pools.
-        assert_eq!(pick_subnet(&taken, first_user_pool()).unwrap(), net("192.168.0.0/20"));
-        let taken = [net("172.17.0.0/16"), net("172.18.3.0/24")];
-        assert_eq!(pick_subnet(&taken, first_user_pool()).unwrap(), net("172.19.0.0/16"));
-        // A host route that contains a pool (e.g. 172.19.0.0/15 spans 172.18 and 172.19).
-        let taken = [net("172.17.0.0/16"), net("172.18.0.0/15")];
-        assert_eq!(pick_subnet(&taken, first_user_pool()).unwrap(), net("172.20.0.0/16"));
+        let networks = [net("172.17.0.0/16")];
+        let routed = |dests: &[&str]| HostAddressing {
+            addresses: vec![],
+            routes: dests.iter().map(|d| host::tests::via_gateway(d, "eth0")).collect(),
+        };
+        // A /24 route inside 172.18/16 makes the whole pool unusable; the default route and
+        // 172.16.0.0/12 covering every 172.x pool: next are the 192.168.x.0/20 pools.
+        let host = routed(&["0.0.0.0/0", "172.18.3.0/24", "172.16.0.0/12"]);
+        assert_eq!(pick_subnet(&networks, &host, first_user_pool()).unwrap(), net("192.168.0.0/20"));
+        let host = routed(&["0.0.0.0/0", "172.18.3.0/24"]);
+        assert_eq!(pick_subnet(&networks, &host, first_user_pool()).unwrap(), net("172.19.0.0/16"));
+        // A host route that contains a pool (e.g. 172.18.0.0/15 spans 172.18 and 172.19).
+        let host = routed(&["172.18.0.0/15"]);
+        assert_eq!(pick_subnet(&networks, &host, first_user_pool()).unwrap(), net("172.20.0.0/16"));
+    }
+
+    #[test]
+    fn automatic_subnets_skip_pools_holding_host_addresses() {
+        // 172.18.0.1 on lo (a /32: only its local route shows it) would be the pool's gateway;
+        // 172.19.0.0/16 holds an address of a link that is down (no route at all).
+        let host = HostAddressing {
+            addresses: vec![host::tests::address("172.18.0.1/32", "lo"), host::tests::address("172.19.7.7/24", "dn0")],
+            routes: vec![host::tests::local("172.18.0.1/32", "lo")],
+        };
+        let cfg = configure(None, None, None, &[net("172.17.0.0/16")], &host).unwrap();
+        assert_eq!((cfg.subnet, cfg.gateway), (net("172.20.0.0/16"), Ipv4Addr::new(172, 20, 0, 1)));
+        // Without the local route the address alone is enough.
+        let host = HostAddressing { addresses: vec![host::tests::address("172.18.0.1/32", "lo")], routes: vec![] };
+        assert_eq!(configure(None, None, None, &[net("172.17.0.0/16")], &host).unwrap().subnet, net("172.19.0.0/16"));
     }
 
     #[test]
     fn default_bridge_moves_when_172_17_is_taken() {
         let from: Ipv4Network = DEFAULT_BRIDGE_SUBNET.parse().unwrap();
-        assert_eq!(pick_subnet(&[], from).unwrap(), net("172.17.0.0/16"));
-        assert_eq!(pick_subnet(&[net("172.17.8.0/24")], from).unwrap(), net("172.18.0.0/16"));
+        assert_eq!(pick_subnet(&[], &no_host(), from).unwrap(), net("172.17.0.0/16"));
+        assert_eq!(pick_subnet(&[net("172.17.8.0/24")], &no_host(), from).unwrap(), net("172.18.0.0/16"));
+        // A leftover docker0 address (link down: no connected route) keeps it off 172.17 too,
+        // and so does the uplink's connected route.
+        let host = HostAddressing { addresses: vec![host::tests::address("172.17.0.1/16", "old0")], routes: vec![] };
+        let bridge = default_bridge(&[], &host).unwrap();
+        assert_eq!((bridge.subnet, bridge.gateway), (net("172.18.0.0/16"), Ipv4Addr::new(172, 18, 0, 1)));
+        let mut host = host::tests::test_host();
+        host.routes.push(host::tests::connected("172.17.0.0/16", "eth1"));
+        assert_eq!(default_bridge(&[], &host).unwrap().subnet, net("172.18.0.0/16"));
+        assert_eq!(default_bridge(&[], &host::tests::test_host()).unwrap().subnet, net("172.17.0.0/16"));
+    }
+
+    #[test]
+    fn explicit_subnets_that_take_host_addressing_are_refused() {
+        let mut host = host::tests::test_host();
+        host.routes.push(host::tests::connected("10.80.0.0/16", "eth1"));
+        let err = |subnet: &str, gateway: Option<&str>| {
+            configure(Some(subnet), None, gateway, &[net("10.80.0.0/24")], &host).unwrap_err().to_string()
+        };
+        assert_eq!(err("127.0.0.0/8", None), "invalid subnet 127.0.0.0/8: loopback addresses (127.0.0.0/8) cannot be used for a network");
+        // Normalised first, like every subnet.
+        assert_eq!(err("224.1.2.3/16", None), "invalid subnet 224.1.0.0/16: multicast addresses (224.0.0.0/4) cannot be used for a network");
+        assert_eq!(err("198.51.100.0/25", None), "subnet 198.51.100.0/25 overlaps the host's route 198.51.100.0/24 (dev eth0)");
+        assert_eq!(err("198.51.100.0/24", Some("198.51.100.2")), "gateway 198.51.100.2 is already an address of this host (dev eth0)");
+        // Another network stays Docker's overlap, even where the host's routes overlap too.
+        assert_eq!(err("10.80.0.0/16", None), "Pool overlaps with other one on this address space");
+        // Ordinary private subnets pass.
+        for subnet in ["10.81.0.0/16", "172.28.0.0/16", "192.168.5.0/24"] {
+            assert!(configure(Some(subnet), None, None, &[net("10.80.0.0/24")], &host).is_ok(), "{subnet}");
+        }
     }
 
     #[test]
     fn every_pool_taken_is_exhaustion() {
         let taken = [net("172.16.0.0/12"), net("192.168.0.0/16")];
-        assert!(matches!(pick_subnet(&taken, first_user_pool()), Err(Error::PoolsExhausted)));
-        assert!(matches!(configure(None, None, None, &taken), Err(Error::PoolsExhausted)));
+        assert!(matches!(pick_subnet(&taken, &no_host(), first_user_pool()), Err(Error::PoolsExhausted)));
+        assert!(matches!(configure(None, None, None, &taken, &no_host()), Err(Error::PoolsExhausted)));
     }
 
     #[test]
     fn released_subnets_are_reused() {
         // 172.18 was freed by `network rm`: the next network takes it again before 172.20.
         let taken = [net("172.17.0.0/16"), net("172.19.0.0/16")];
-        assert_eq!(configure(None, None, None, &taken).unwrap().subnet, net("172.18.0.0/16"));
+        assert_eq!(configure(None, None, None, &taken, &no_host()).unwrap().subnet, net("172.18.0.0/16"));
     }
 
     #[test]
@@ -258,7 +333,7 @@ mod tests {
 
     #[test]
     fn requested_addresses() {
-        let cfg = configure(Some("172.28.0.0/16"), None, None, &[]).unwrap();
+        let cfg = configure(Some("172.28.0.0/16"), None, None, &[], &no_host()).unwrap();
         let used: BTreeSet<_> = [Ipv4Addr::new(172, 28, 0, 2)].into();
         assert!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 9), &used).is_ok());
         assert!(matches!(check_requested(&cfg, Ipv4Addr::new(172, 28, 0, 2), &used), Err(Error::AddressInUse(_))));

@@ -206,10 +206,7 @@ impl Manager {
                 continue;
             }
             let ipam = if driver == Driver::Bridge {
-                let mut taken = state.subnets();
-                taken.extend(self.plumber.host_routes().await?);
-                let subnet = ipam::pick_subnet(&taken, ipam::DEFAULT_BRIDGE_SUBNET.parse().unwrap())?;
-                Some(ipam::configure(Some(&subnet.to_string()), None, None, &[])?)
+                Some(ipam::default_bridge(&state.subnets(), &self.plumber.host_addressing().await?)?)
             } else {
                 None
             };
@@ -290,11 +287,14 @@ impl Manager {
             }
             other => return Err(Error::InvalidArgument(format!("plugin \"{other}\" not found"))),
         }
-        let mut taken = state.subnets();
-        if req.subnet.is_none() {
-            taken.extend(self.plumber.host_routes().await?);
-        }
-        let ipam = ipam::configure(req.subnet.as_deref(), req.ip_range.as_deref(), req.gateway.as_deref(), &taken)?;
+        let host = self.plumber.host_addressing().await?;
+        let ipam = ipam::configure(
+            req.subnet.as_deref(),
+            req.ip_range.as_deref(),
+            req.gateway.as_deref(),
+            &state.subnets(),
+            &host,
+        )?;
         let network = Network {
             id: new_id(),
             name: req.name,

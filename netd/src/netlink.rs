@@ -1,17 +1,23 @@
 //! Typed rtnetlink operations. A `Netlink` is bound to the namespace it was opened in: the
 //! socket stays there even when used from tokio workers elsewhere.
-use std::{net::Ipv4Addr, os::fd::AsRawFd, path::Path};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+    os::fd::AsRawFd,
+    path::Path,
+};
 
 use futures::TryStreamExt;
 use netlink_packet_route::{
-    address::AddressAttribute,
+    address::{AddressAttribute, AddressMessage},
     link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo},
-    route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
 };
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{
     error::{Error, Result},
+    ipam::host::{HostAddress, HostAddressing, HostRoute, RouteKind},
     netns,
 };
 
@@ -21,6 +27,16 @@ pub const ROUTE_PROTOCOL: u8 = 78;
 
 /// Main routing table id.
 const RT_TABLE_MAIN: u8 = 254;
+
+/// What [`Netlink::add_labelled_address`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LabelledAdd {
+    Added,
+    /// The address was there with the label already (a restart re-adding its own).
+    AlreadyThere,
+    /// The address was there without the label; nothing was changed.
+    SomeoneElses,
+}
 
 /// A route netd added (protocol [`ROUTE_PROTOCOL`], main table), as found in the kernel.
 pub struct OwnRoute {
@@ -140,22 +156,31 @@ impl Netlink {
         }
     }
 
-    /// Removes an address from a link; already gone is success.
-    pub async fn delete_address(&self, index: u32, ip: Ipv4Addr) -> Result<()> {
+    /// Removes `ip/prefix` from a link if it carries `label`; already gone is success. The
+    /// same address without the label (or with another prefix) is someone else's and stays.
+    pub async fn delete_labelled_address(&self, index: u32, ip: Ipv4Addr, prefix: u8, label: &str) -> Result<()> {
+        let Some(msg) = self.find_address(index, ip, prefix).await? else {
+            return Ok(());
+        };
+        if address_label(&msg) != Some(label) {
+            return Ok(());
+        }
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => Ok(()),
+            Err(e) => Err(Error::system("delete address", e)),
+        }
+    }
+
+    /// The address `ip/prefix` on a link, as the kernel lists it.
+    async fn find_address(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<Option<AddressMessage>> {
         let mut addrs = self.handle.address().get().set_link_index_filter(index).execute();
         while let Some(msg) = addrs.try_next().await.map_err(nl_err("list addresses"))? {
-            let matches = msg.attributes.iter().any(|a| {
-                matches!(a, AddressAttribute::Local(std::net::IpAddr::V4(a)) if *a == ip)
-            });
-            if matches {
-                return match self.handle.address().del(msg).execute().await {
-                    Ok(()) => Ok(()),
-                    Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => Ok(()),
-                    Err(e) => Err(Error::system("delete address", e)),
-                };
+            if msg.header.index == index && msg.header.prefix_len == prefix && address_ipv4(&msg) == Some(ip) {
+                return Ok(Some(msg));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// `ip route add DEST/32 dev INDEX src SRC`
@@ -181,7 +206,10 @@ impl Netlink {
             .build()
     }
 
-    /// `ip route add unreachable SUBNET`
+    /// `ip route add unreachable SUBNET proto 78`. A route to the subnet already there is
+    /// success: netd's own after a restart, or an operator's (a blackhole, or a route through a
+    /// gateway, which an explicit `--subnet` may shadow), which then does the fencing and is
+    /// never deleted (see [`Self::delete_unreachable_route`]).
     pub async fn add_unreachable_route(&self, subnet: ipnetwork::Ipv4Network) -> Result<()> {
         match self.handle.route().add(Self::unreachable_route(subnet)).execute().await {
             Ok(()) => Ok(()),
@@ -190,7 +218,9 @@ impl Netlink {
         }
     }
 
-    /// `ip route del unreachable SUBNET`; already gone is success.
+    /// `ip route del unreachable SUBNET proto 78`; already gone is success. The kernel deletes
+    /// only a route whose type and protocol match (`fib_table_delete`), so someone else's
+    /// route to the same subnet is never removed.
     pub async fn delete_unreachable_route(&self, subnet: ipnetwork::Ipv4Network) -> Result<()> {
         match self.handle.route().del(Self::unreachable_route(subnet)).execute().await {
             Ok(()) => Ok(()),
@@ -212,22 +242,51 @@ impl Netlink {
         self.handle.route().add(route).replace().execute().await.map_err(nl_err("set default route"))
     }
 
-    /// Every IPv4 route's destination in the main table, for IPAM's overlap check. Default
-    /// routes and blackhole/unreachable/prohibit routes are left out (they do not make a pool
-    /// unusable, DESIGN §3), and so are netd's own routes (inside its networks' subnets, or
-    /// leftovers that the restart reconciliation removes).
-    pub async fn route_destinations(&self) -> Result<Vec<ipnetwork::Ipv4Network>> {
-        Ok(self
+    /// The host's IPv4 addresses (every link) and routes (every table) as plain data, for
+    /// IPAM's checks (`ipam::host`), which decide what counts.
+    pub async fn host_addressing(&self) -> Result<HostAddressing> {
+        let names = self.link_names().await?;
+        let dev = |index: u32| names.get(&index).cloned().unwrap_or_else(|| format!("if{index}"));
+        let mut addresses = Vec::new();
+        let mut dump = self.handle.address().get().execute();
+        while let Some(msg) = dump.try_next().await.map_err(nl_err("list addresses"))? {
+            let Some(ip) = address_ipv4(&msg) else { continue };
+            let dev = dev(msg.header.index);
+            let label = address_label(&msg).map_or_else(|| dev.clone(), str::to_string);
+            addresses.push(HostAddress { ip, prefix: msg.header.prefix_len, dev, label });
+        }
+        let routes = self
             .ipv4_routes()
             .await?
             .iter()
-            .filter(|r| {
-                r.header.destination_prefix_length != 0
-                    && r.header.kind == RouteType::Unicast
-                    && r.header.protocol != RouteProtocol::from(ROUTE_PROTOCOL)
+            .filter_map(|r| {
+                Some(HostRoute {
+                    destination: route_destination(r)?,
+                    kind: match r.header.kind {
+                        RouteType::Unicast => RouteKind::Unicast,
+                        RouteType::Local => RouteKind::Local,
+                        RouteType::Broadcast => RouteKind::Broadcast,
+                        _ => RouteKind::Other,
+                    },
+                    table: route_table(r),
+                    scope_link: r.header.scope == RouteScope::Link,
+                    protocol: r.header.protocol.into(),
+                    dev: route_oif(r).map(dev),
+                })
             })
-            .filter_map(route_destination)
-            .collect())
+            .collect();
+        Ok(HostAddressing { addresses, routes })
+    }
+
+    /// Every link's name by index.
+    async fn link_names(&self) -> Result<BTreeMap<u32, String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut names = BTreeMap::new();
+        while let Some(link) = links.try_next().await.map_err(nl_err("list links"))? {
+            let index = link.header.index;
+            names.extend(link_name(link.attributes).map(|name| (index, name)));
+        }
+        Ok(names)
     }
 
     /// The names of the devices that carry the default routes.
@@ -246,29 +305,33 @@ impl Netlink {
         Ok(names)
     }
 
-    /// Adds an address with an IFA_LABEL (`ip addr add IP/PREFIX dev DEV label LABEL`).
-    pub async fn add_labelled_address(&self, index: u32, ip: Ipv4Addr, prefix: u8, label: &str) -> Result<()> {
+    /// Adds an address with an IFA_LABEL (`ip addr add IP/PREFIX dev DEV label LABEL`). An
+    /// address already there is adopted only if it carries the label: without it, it is
+    /// someone else's, and whoever removes the label's addresses later must not take it.
+    pub async fn add_labelled_address(&self, index: u32, ip: Ipv4Addr, prefix: u8, label: &str) -> Result<LabelledAdd> {
         let mut req = self.handle.address().add(index, ip.into(), prefix);
         req.message_mut().attributes.push(AddressAttribute::Label(label.to_string()));
         match req.execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+            Ok(()) => Ok(LabelledAdd::Added),
+            Err(e) if is_errno(&e, libc::EEXIST) => {
+                let existing = self.find_address(index, ip, prefix).await?;
+                match existing.as_ref().and_then(address_label) {
+                    Some(l) if l == label => Ok(LabelledAdd::AlreadyThere),
+                    _ => Ok(LabelledAdd::SomeoneElses),
+                }
+            }
             Err(e) => Err(Error::system("add address", e)),
         }
     }
 
-    /// The IPv4 addresses on a link that carry `label`.
-    pub async fn labelled_addresses(&self, index: u32, label: &str) -> Result<Vec<Ipv4Addr>> {
+    /// The IPv4 addresses (with their prefix lengths) on a link that carry `label`.
+    pub async fn labelled_addresses(&self, index: u32, label: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
         let mut addrs = self.handle.address().get().set_link_index_filter(index).execute();
         let mut out = Vec::new();
         while let Some(msg) = addrs.try_next().await.map_err(nl_err("list addresses"))? {
-            if !msg.attributes.iter().any(|a| matches!(a, AddressAttribute::Label(l) if l == label)) {
-                continue;
+            if msg.header.index == index && address_label(&msg) == Some(label) {
+                out.extend(address_ipv4(&msg).map(|ip| (ip, msg.header.prefix_len)));
             }
-            out.extend(msg.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(std::net::IpAddr::V4(ip)) => Some(*ip),
-                _ => None,
-            }));
         }
         Ok(out)
     }
@@ -339,6 +402,37 @@ fn route_destination(route: &RouteMessage) -> Option<ipnetwork::Ipv4Network> {
         })
         .unwrap_or(Ipv4Addr::UNSPECIFIED);
     ipnetwork::Ipv4Network::new(ip, route.header.destination_prefix_length).ok()
+}
+
+/// A route's table: RTA_TABLE when present (ids above 255), else the header's.
+fn route_table(route: &RouteMessage) -> u32 {
+    route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(route.header.table.into())
+}
+
+/// An IPv4 address's local address (IFA_LOCAL; IFA_ADDRESS where there is none).
+fn address_ipv4(msg: &AddressMessage) -> Option<Ipv4Addr> {
+    let v4 = |want_local: bool| {
+        msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(IpAddr::V4(ip)) if want_local => Some(*ip),
+            AddressAttribute::Address(IpAddr::V4(ip)) if !want_local => Some(*ip),
+            _ => None,
+        })
+    };
+    v4(true).or_else(|| v4(false))
+}
+
+fn address_label(msg: &AddressMessage) -> Option<&str> {
+    msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Label(l) => Some(l.as_str()),
+        _ => None,
+    })
 }
 
 fn route_oif(route: &RouteMessage) -> Option<u32> {

@@ -77,9 +77,9 @@ async fn remove_stale_gateways(host: &Netlink, networks: &[Network], errors: &mu
         Ok(a) => a,
         Err(e) => return errors.push(e),
     };
-    for ip in addrs.into_iter().filter(|ip| !known.contains(ip)) {
+    for (ip, prefix) in addrs.into_iter().filter(|(ip, _)| !known.contains(ip)) {
         tracing::info!(address = %ip, "removing stale gateway address");
-        if let Err(e) = host.delete_address(endpoint::LOOPBACK_INDEX, ip).await {
+        if let Err(e) = host.delete_labelled_address(endpoint::LOOPBACK_INDEX, ip, prefix, endpoint::GATEWAY_LABEL).await {
             errors.push(e);
         }
     }

@@ -12,6 +12,8 @@ use std::{
 };
 
 use nix::sched::{setns, CloneFlags};
+
+pub mod agreement;
 use serde_json::Value;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,179 @@
+//! "Store, kernel and processes agree": what the daemon reports (`ps -a`, `inspect`, `network
+//! inspect`) must be exactly what exists in the test host's kernel — veths, pinned links, map
+//! entries, routes, gateway addresses, netns mounts — and in the process table and run dir.
+//! Used after crashes and restarts, where any half-done operation shows up as a difference.
+use std::{collections::BTreeSet, path::Path, process::Command};
+
+use serde_json::Value;
+
+use crate::TestHost;
+
+/// What the daemon says exists.
+#[derive(Debug, Default)]
+struct Reported {
+    container_ids: BTreeSet<String>,
+    veths: BTreeSet<String>,
+    endpoint_ips: BTreeSet<String>,
+    netns_mounts: BTreeSet<String>,
+    subnets: BTreeSet<String>,
+    gateways: BTreeSet<String>,
+    /// Main process pid → container id, of running containers with a command.
+    processes: Vec<(u32, String)>,
+}
+
+fn reported(host: &TestHost) -> Reported {
+    let mut r = Reported::default();
+    let ids = host.ok(&["ps", "-aq", "--no-trunc"]);
+    for id in ids.lines().filter(|l| !l.is_empty()) {
+        let c = &host.json(&["inspect", id])[0];
+        r.container_ids.insert(id.to_string());
+        if c["State"]["Running"] != true {
+            continue;
+        }
+        let pid = c["State"]["Pid"].as_u64().unwrap_or(0) as u32;
+        if pid != 0 {
+            r.processes.push((pid, id.to_string()));
+        }
+        let sandbox = c["NetworkSettings"]["SandboxKey"].as_str().unwrap_or("");
+        if sandbox.starts_with(&host.run_dir().join("netns").to_string_lossy().into_owned()) {
+            r.netns_mounts.insert(Path::new(sandbox).file_name().unwrap().to_string_lossy().into_owned());
+        }
+        // `container:` sharers show their owner's networks: the sets below take them once.
+        for net in c["NetworkSettings"]["Networks"].as_object().into_iter().flatten().map(|(_, n)| n) {
+            let (ep, ip) = (net["EndpointID"].as_str().unwrap_or(""), net["IPAddress"].as_str().unwrap_or(""));
+            if !ip.is_empty() {
+                r.veths.insert(format!("nd{}", &ep[..12]));
+                r.endpoint_ips.insert(ip.to_string());
+            }
+        }
+    }
+    for id in host.ok(&["network", "ls", "-q", "--no-trunc"]).lines().filter(|l| !l.is_empty()) {
+        let n = &host.json(&["network", "inspect", id])[0];
+        for cfg in n["IPAM"]["Config"].as_array().into_iter().flatten() {
+            if let (Some(subnet), Some(gateway)) = (cfg["Subnet"].as_str(), cfg["Gateway"].as_str()) {
+                r.subnets.insert(subnet.to_string());
+                r.gateways.insert(gateway.to_string());
+            }
+        }
+    }
+    r
+}
+
+/// Asserts that the daemon's view and the host agree in both directions. `marker` is a string
+/// in the command line of every container command the test started (e.g. `sleep 600.0417`):
+/// no process carrying it may run outside a running container.
+pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
+    let r = reported(host);
+    let ctx = |what: &str| format!("{what} (daemon log:\n{})", tail(&host.daemon_log()));
+
+    let links: Value = serde_json::from_str(&host.in_host_ok(&["ip", "-j", "link", "show"])).unwrap();
+    let netd_links: Vec<&Value> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ifname"].as_str().is_some_and(|n| n.starts_with("nd") && n.len() == 14))
+        .collect();
+    let veths: BTreeSet<String> = netd_links.iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    assert_eq!(veths, r.veths, "{}", ctx("host veths vs the endpoints the daemon reports"));
+
+    let pins = dir_names(&host.bpffs.join("links"));
+    assert_eq!(pins, r.veths, "{}", ctx("pinned links vs endpoints"));
+    let ifindexes: BTreeSet<u32> = netd_links.iter().map(|l| l["ifindex"].as_u64().unwrap() as u32).collect();
+    assert_eq!(map_keys_u32(&host.bpffs.join("maps/NETD_IF_V1")), ifindexes, "{}", ctx("interface map vs veths"));
+    let ep_keys: BTreeSet<String> = map_keys(&host.bpffs.join("maps/NETD_EP_V1"))
+        .iter()
+        .map(|k| k.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("."))
+        .collect();
+    assert_eq!(ep_keys, r.endpoint_ips, "{}", ctx("endpoint map vs endpoint addresses"));
+
+    let routes = host.in_host_ok(&["ip", "-4", "route", "show", "table", "all", "proto", "78"]);
+    let mut unreachable = BTreeSet::new();
+    let mut host_routes = BTreeSet::new();
+    for line in routes.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["unreachable", dst, ..] => unreachable.insert(dst.to_string()),
+            [dst, "dev", ..] => host_routes.insert(dst.to_string()),
+            _ => panic!("unexpected netd route: {line}"),
+        };
+    }
+    assert_eq!(unreachable, r.subnets, "{}", ctx("unreachable routes vs network subnets"));
+    assert_eq!(host_routes, r.endpoint_ips, "{}", ctx("/32 routes vs endpoint addresses"));
+
+    let addrs: Value = serde_json::from_str(&host.in_host_ok(&["ip", "-j", "-4", "addr", "show", "dev", "lo"])).unwrap();
+    let gateways: BTreeSet<String> = addrs[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["label"] == "lo:netd")
+        .map(|a| a["local"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(gateways, r.gateways, "{}", ctx("gateway addresses on lo vs networks"));
+
+    assert_eq!(dir_names(&host.run_dir().join("netns")), r.netns_mounts, "{}", ctx("netns mounts vs running containers"));
+    assert_eq!(dir_names(&host.run_dir().join("containers")), r.container_ids, "{}", ctx("per-container files vs containers"));
+
+    // Processes: each running command is alive and in its container's cgroup, and no process
+    // of a container command runs anywhere else.
+    for (pid, id) in &r.processes {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap_or_else(|_| panic!("{}", ctx(&format!("container {id} reports pid {pid}, which is gone"))));
+        assert!(cgroup.lines().any(|l| l.starts_with("0::") && l.ends_with(&format!("/{id}"))), "{}", ctx(&format!("pid {pid} is not in container {id}'s cgroup: {cgroup}")));
+    }
+    let marked = processes_with(marker);
+    let mut expected: Vec<u32> = r.processes.iter().map(|(pid, _)| *pid).collect();
+    expected.sort();
+    assert_eq!(marked, expected, "{}", ctx(&format!("processes running `{marker}` vs running containers")));
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn dir_names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Pids (sorted) of the processes whose command line contains `marker`, zombies excluded.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(marker)
+        })
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Keys of a pinned BPF hash map, as byte lists.
+fn map_keys(map: &Path) -> Vec<Vec<u8>> {
+    let out = Command::new("bpftool").args(["-j", "map", "dump", "pinned"]).arg(map).output().expect("run bpftool");
+    assert!(out.status.success(), "bpftool map dump {}: {}", map.display(), String::from_utf8_lossy(&out.stderr));
+    let entries: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["key"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no key in {e}"))
+                .iter()
+                .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn map_keys_u32(map: &Path) -> BTreeSet<u32> {
+    map_keys(map).iter().map(|k| u32::from_ne_bytes(k[..4].try_into().unwrap())).collect()
+}

@@ -1,0 +1,127 @@
+//! Crash consistency (issue: host safety): the daemon is killed with SIGKILL at each injected
+//! crash point inside run, start, stop, rm, connect, disconnect, attach, network create/rm and
+//! system reset (`NETD_CRASH_AT`, see netd/src/crash.rs); after a restart the store, the kernel
+//! and the processes agree exactly, and the daemon keeps working.
+use std::{
+    os::unix::process::ExitStatusExt,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use std::process::{Command, Stdio};
+
+use netd_tests::{agreement::assert_store_and_kernel_agree, netd_bin, TestHost};
+use nix::sys::signal::Signal;
+
+static HOSTS: AtomicU32 = AtomicU32::new(0);
+
+/// The duration every container command of one test host sleeps: its digits mark that host's
+/// processes apart from those of tests running in parallel.
+fn unique_sleep() -> String {
+    format!("600.{}{:03}", std::process::id(), HOSTS.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Makes a host with a network `cp-net`, a running container `base` (command + endpoint), a
+/// stopped container `idle`, a second network `cp-two` that `conn` is on, and an empty network
+/// `cp-empty`; then restarts the daemon so that it dies at `point`.
+fn host_crashing_at(point: &str, sleep: &str) -> TestHost {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "cp-net"]);
+    host.ok(&["network", "create", "cp-two"]);
+    host.ok(&["network", "create", "cp-empty"]);
+    host.ok(&["run", "-d", "--name", "base", "--network", "cp-net", "--", "sleep", sleep]);
+    host.ok(&["run", "-d", "--name", "conn", "--network", "cp-net", "--", "sleep", sleep]);
+    host.ok(&["network", "connect", "cp-two", "conn"]);
+    host.ok(&["run", "-d", "--name", "idle", "--network", "cp-net", "--", "sleep", sleep]);
+    host.ok(&["stop", "idle"]);
+    assert_store_and_kernel_agree(&host, sleep);
+    host.stop_daemon(Signal::SIGTERM);
+    host.start_daemon_with_env(&[("NETD_CRASH_AT", point)]);
+    host.wait_for_api();
+    host
+}
+
+/// Runs `args`, which must kill the daemon at its crash point; restarts the daemon and checks
+/// that everything agrees and that the daemon still works.
+fn crash_and_recover(point: &str, args: &[&str]) {
+    let sleep = unique_sleep();
+    let mut host = host_crashing_at(point, &sleep);
+    let args: Vec<&str> = args.iter().map(|a| if *a == "SLEEP" { sleep.as_str() } else { a }).collect();
+    let args = args.as_slice();
+    // No captured output: an attached command would hold the pipes open until it ends.
+    let status = Command::new(netd_bin())
+        .arg("--socket")
+        .arg(host.socket())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "netd {args:?} succeeded although the daemon was to die at {point}");
+    let status = host.wait_daemon_exit(Duration::from_secs(30));
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "the daemon did not die at {point}: {status}\n{}", host.daemon_log());
+    host.start_daemon();
+    assert_store_and_kernel_agree(&host, &sleep);
+    // Still fully working: a new network and container, then everything removed.
+    host.ok(&["network", "create", "cp-after"]);
+    host.ok(&["run", "-d", "--name", "after", "--network", "cp-after", "--", "sleep", &sleep]);
+    assert_store_and_kernel_agree(&host, &sleep);
+    let all = host.ok(&["ps", "-aq"]);
+    let ids: Vec<&str> = all.lines().collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids);
+    host.ok(&rm);
+    host.ok(&["network", "prune", "-f"]);
+    assert_store_and_kernel_agree(&host, &sleep);
+}
+
+#[test]
+fn crash_inside_run() {
+    for point in ["run:netns", "run:endpoint", "run:files", "run:spawn"] {
+        crash_and_recover(point, &["run", "-d", "--name", "victim", "--network", "cp-net", "--", "sleep", "SLEEP"]);
+    }
+}
+
+#[test]
+fn crash_inside_start() {
+    for point in ["run:netns", "run:endpoint", "run:files", "run:spawn"] {
+        crash_and_recover(point, &["start", "idle"]);
+    }
+}
+
+#[test]
+fn crash_inside_stop() {
+    for point in ["stop:commit", "teardown:processes", "teardown:endpoint"] {
+        crash_and_recover(point, &["stop", "base"]);
+    }
+}
+
+#[test]
+fn crash_inside_rm() {
+    for point in ["rm:commit", "teardown:processes", "teardown:endpoint"] {
+        crash_and_recover(point, &["rm", "-f", "conn"]);
+    }
+}
+
+#[test]
+fn crash_inside_connect_and_disconnect() {
+    crash_and_recover("connect:endpoint", &["network", "connect", "cp-two", "base"]);
+    crash_and_recover("disconnect:commit", &["network", "disconnect", "cp-net", "conn"]);
+}
+
+#[test]
+fn crash_inside_an_attached_run() {
+    crash_and_recover("attach:spawn", &["run", "--name", "fg", "--network", "cp-net", "--", "sleep", "SLEEP"]);
+}
+
+#[test]
+fn crash_inside_network_create_and_rm() {
+    crash_and_recover("network-create:gateway", &["network", "create", "cp-new"]);
+    crash_and_recover("network-rm:commit", &["network", "rm", "cp-empty"]);
+}
+
+#[test]
+fn crash_inside_system_reset() {
+    crash_and_recover("reset:commit", &["system", "reset"]);
+}
