@@ -166,6 +166,9 @@ fn receive_with_fds(socket: RawFd) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
 /// its exit code. Ctrl-C, SIGTERM, SIGHUP and SIGQUIT are forwarded to the command.
 pub fn run_attached(api_socket: &Path, container_id: &str) -> anyhow::Result<i32> {
     use anyhow::{anyhow, bail, Context};
+    // Blocked before the command can start, so that no Ctrl-C ends this CLI instead of
+    // reaching the command.
+    let forwarded = block_forwarded_signals()?;
     let path = socket_path(api_socket);
     let stream = std::os::unix::net::UnixStream::connect(&path)
         .with_context(|| format!("connect to the netd daemon's attach socket {}", path.display()))?;
@@ -174,7 +177,7 @@ pub fn run_attached(api_socket: &Path, container_id: &str) -> anyhow::Result<i32
     let stdio = [0, 1, 2];
     sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&request)], &[ControlMessage::ScmRights(&stdio)], MsgFlags::empty(), None)
         .context("pass the terminal to the netd daemon")?;
-    forward_signals(stream.try_clone()?)?;
+    forward_signals(forwarded, stream.try_clone()?);
     let lost = || anyhow!("Error response from daemon: the netd daemon closed the attach connection");
     for line in BufReader::new(stream).lines() {
         let reply: Reply = serde_json::from_str(&line.map_err(|_| lost())?)?;
@@ -188,15 +191,20 @@ pub fn run_attached(api_socket: &Path, container_id: &str) -> anyhow::Result<i32
     Err(lost())
 }
 
-/// Blocks the forwarded signals in this (single) thread and relays them from a thread of
-/// their own; threads started later inherit the mask.
-fn forward_signals(mut stream: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
+/// Blocks the forwarded signals in this (single) thread; threads started later inherit the
+/// mask.
+fn block_forwarded_signals() -> anyhow::Result<nix::sys::signal::SigSet> {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal};
     let mut set = SigSet::empty();
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
         set.add(sig);
     }
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    Ok(set)
+}
+
+/// Relays the blocked signals in `set` to the daemon from a thread of their own.
+fn forward_signals(set: nix::sys::signal::SigSet, mut stream: std::os::unix::net::UnixStream) {
     std::thread::spawn(move || {
         while let Ok(sig) = set.wait() {
             let mut line = serde_json::to_vec(&SignalMessage { signal: sig as i32 }).unwrap_or_default();
@@ -206,5 +214,4 @@ fn forward_signals(mut stream: std::os::unix::net::UnixStream) -> anyhow::Result
             }
         }
     });
-    Ok(())
 }
