@@ -10,6 +10,7 @@ use crate::{
     datapath::{ebpf::EbpfDatapath, Datapath},
     dns::{self, Dns},
     endpoint::Plumber,
+    kernel::HostKernel,
     manager::Manager,
     netlink::Netlink,
     store::Store,
@@ -54,7 +55,8 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         args.dns_upstream.clone()
     };
     tracing::info!(?upstreams, "dns upstreams");
-    let manager = Arc::new(Manager::start(store, plumber, procs, &args.run_dir, Dns::new(upstreams)).await?);
+    let kernel = HostKernel::new(plumber, procs);
+    let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams)).await?);
     tokio::spawn(watch_exits(manager.clone(), exits));
 
     if let Some(dir) = socket.parent() {

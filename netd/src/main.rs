@@ -10,6 +10,7 @@ mod dns;
 mod endpoint;
 mod error;
 mod ipam;
+mod kernel;
 mod manager;
 mod model;
 mod names;

@@ -24,18 +24,19 @@ use crate::{
     container_files::ContainerFiles,
     crash,
     dns::Dns,
-    endpoint::Plumber,
     error::{Error, Result},
     ipam,
     model::{new_id, now_rfc3339, Container, Driver, Endpoint, IpamConfig, NetMode, Network},
     store::{Changes, Store},
-    supervisor::Supervisor,
+    kernel::{HostKernel, Kernel},
 };
 
 mod connect;
 mod containers;
 mod hosts;
 mod recovery;
+#[cfg(test)]
+mod tests;
 
 pub use connect::ConnectRequest;
 pub use containers::{ContainerInfo, RunContainer};
@@ -49,15 +50,14 @@ struct State {
     awaiting_attach: BTreeSet<String>,
 }
 
-pub struct Manager {
+pub struct Manager<K: Kernel = HostKernel> {
     state: Mutex<State>,
     store: Store,
-    plumber: Plumber,
+    /// Namespaces, links, routes, the datapath and container processes.
+    kernel: K,
     run_dir: PathBuf,
     /// The embedded DNS: its records and listeners follow the state (`sync_dns`).
     dns: Dns,
-    /// Container commands: started, watched and ended only through it.
-    procs: Supervisor,
     /// CLIs of attached runs waiting for their command's exit code, by (container id, pid).
     exit_waiters: std::sync::Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<i32>>>,
 }
@@ -174,10 +174,10 @@ fn find<'a, T>(map: &'a BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &St
     }
 }
 
-impl Manager {
+impl<K: Kernel> Manager<K> {
     /// Loads the store, creates the predefined networks if missing, and reconciles the
     /// kernel (gateways, pinned datapath state) with what the store knows.
-    pub async fn start(store: Store, plumber: Plumber, procs: Supervisor, run_dir: &Path, dns: Dns) -> Result<Self> {
+    pub async fn start(store: Store, kernel: K, run_dir: &Path, dns: Dns) -> Result<Self> {
         let mut state = State::default();
         for n in store.networks()? {
             state.networks.insert(n.id.clone(), n);
@@ -188,10 +188,9 @@ impl Manager {
         let manager = Self {
             state: Mutex::new(state),
             store,
-            plumber,
+            kernel,
             run_dir: run_dir.to_path_buf(),
             dns,
-            procs,
             exit_waiters: Default::default(),
         };
         manager.create_predefined().await?;
@@ -206,7 +205,7 @@ impl Manager {
                 continue;
             }
             let ipam = if driver == Driver::Bridge {
-                Some(ipam::default_bridge(&state.subnets(), &self.plumber.host_addressing().await?)?)
+                Some(ipam::default_bridge(&state.subnets(), &self.kernel.host_addressing().await?)?)
             } else {
                 None
             };
@@ -287,7 +286,7 @@ impl Manager {
             }
             other => return Err(Error::InvalidArgument(format!("plugin \"{other}\" not found"))),
         }
-        let host = self.plumber.host_addressing().await?;
+        let host = self.kernel.host_addressing().await?;
         let ipam = ipam::configure(
             req.subnet.as_deref(),
             req.ip_range.as_deref(),
@@ -306,10 +305,10 @@ impl Manager {
             options: req.options,
             created: now_rfc3339(),
         };
-        self.plumber.add_gateway(&ipam).await?;
+        self.kernel.add_gateway(&ipam).await?;
         crash::point("network-create:gateway");
         if let Err(e) = self.store.commit(Changes { put_networks: vec![network.clone()], ..Default::default() }) {
-            let _ = self.plumber.remove_gateway(&ipam).await;
+            let _ = self.kernel.remove_gateway(&ipam).await;
             return Err(e);
         }
         state.networks.insert(network.id.clone(), network.clone());
@@ -336,7 +335,7 @@ impl Manager {
         state.networks.remove(&network.id);
         crash::point("network-rm:commit");
         if let Some(ipam) = &network.ipam {
-            if let Err(e) = self.plumber.remove_gateway(ipam).await {
+            if let Err(e) = self.kernel.remove_gateway(ipam).await {
                 self.cleanup_after(state, vec![e]).await;
             }
         }
@@ -362,7 +361,7 @@ impl Manager {
     }
 
     pub fn drop_stats(&self) -> Result<Vec<crate::datapath::DropStat>> {
-        self.plumber.datapath().drop_stats()
+        self.kernel.drop_stats()
     }
 
     /// Removes every container and every network, the daemon's netns mount, the per-container
@@ -390,12 +389,12 @@ impl Manager {
             ContainerFiles::new(&self.run_dir, &c.id).remove();
         }
         for ipam in networks.values().filter_map(|n| n.ipam.as_ref()) {
-            errors.extend(self.plumber.remove_gateway(ipam).await.err());
+            errors.extend(self.kernel.remove_gateway(ipam).await.err());
         }
-        errors.extend(self.plumber.remove_host_netns().err());
-        errors.extend(self.procs.remove_all().await);
+        errors.extend(self.kernel.remove_host_netns().err());
+        errors.extend(self.kernel.remove_all_processes().await);
         ContainerFiles::remove_all(&self.run_dir);
-        errors.extend(self.plumber.datapath().purge().err());
+        errors.extend(self.kernel.purge_datapath().err());
         combine(errors)
     }
 
@@ -499,18 +498,18 @@ struct Undo {
 }
 
 impl Undo {
-    async fn run(self, plumber: &Plumber, procs: &Supervisor) {
+    async fn run(self, kernel: &impl Kernel) {
         if let Some(container) = self.process {
-            let _ = procs.kill(&container).await;
+            let _ = kernel.kill(&container).await;
         }
         if let Some(files) = self.files {
             files.remove();
         }
         for (ep, index) in self.endpoints.iter().rev() {
-            let _ = plumber.remove_endpoint(ep, *index).await;
+            let _ = kernel.remove_endpoint(ep, *index).await;
         }
         if let Some(path) = self.netns {
-            let _ = plumber.remove_netns(&path);
+            let _ = kernel.remove_netns(&path);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `container:` modes.
 use std::{net::Ipv4Addr, path::Path};
 
-use super::{allocate_endpoint, check_endpoint_options, Manager};
+use super::{Kernel, allocate_endpoint, check_endpoint_options, Manager};
 use crate::{
     container_files::ContainerFiles,
     crash,
@@ -21,7 +21,7 @@ pub struct ConnectRequest {
     pub aliases: Vec<String>,
 }
 
-impl Manager {
+impl<K: Kernel> Manager<K> {
     pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
         let mut state = self.state.lock().await;
         let network = state.network(network)?.clone();
@@ -75,14 +75,14 @@ impl Manager {
             .clone()
             .ok_or_else(|| Error::System(format!("container {} has no netns", container.name)))?;
         let default_route = container.endpoints.is_empty();
-        self.plumber.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
+        self.kernel.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
         crash::point("connect:endpoint");
         container.endpoints.push(ep.clone());
         let committed = ContainerFiles::new(&self.run_dir, &container.id)
             .write(&container, &state.networks, self.dns.upstreams())
             .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
         if let Err(e) = committed {
-            let _ = self.plumber.remove_endpoint(&ep, network.index).await;
+            let _ = self.kernel.remove_endpoint(&ep, network.index).await;
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container);
@@ -132,10 +132,10 @@ impl Manager {
         self.sync_dns(&state);
         crash::point("disconnect:commit");
         let mut errors = Vec::new();
-        errors.extend(self.plumber.remove_endpoint(&ep, network.index).await.err());
+        errors.extend(self.kernel.remove_endpoint(&ep, network.index).await.err());
         if pos == 0 {
             if let (Some(next), Some(netns)) = (container.endpoints.first(), &container.netns) {
-                errors.extend(self.plumber.set_default_route(Path::new(netns), next.gateway).await.err());
+                errors.extend(self.kernel.set_default_route(Path::new(netns), next.gateway).await.err());
             }
         }
         let files =

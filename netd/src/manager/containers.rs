@@ -9,7 +9,7 @@ use std::{
 
 use std::{collections::BTreeMap, os::fd::OwnedFd};
 
-use super::{allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
+use super::{Kernel, allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
 use crate::{
     container_files::ContainerFiles,
     crash,
@@ -101,7 +101,7 @@ impl State {
     }
 }
 
-impl Manager {
+impl<K: Kernel> Manager<K> {
     pub async fn containers(&self) -> Vec<ContainerInfo> {
         let state = self.state.lock().await;
         state.containers.values().map(|c| state.info(c)).collect()
@@ -210,10 +210,10 @@ impl Manager {
         let mut undo = Undo::default();
         let applied: Result<()> = async {
             container.netns = match &container.mode {
-                NetMode::Host => Some(self.plumber.host_netns()?.to_string_lossy().into_owned()),
+                NetMode::Host => Some(self.kernel.host_netns()?.to_string_lossy().into_owned()),
                 NetMode::Container(_) => None,
                 NetMode::Own | NetMode::None => {
-                    let path = self.plumber.create_netns(&container.name).await?;
+                    let path = self.kernel.create_netns(&container.name).await?;
                     undo.netns = Some(path.clone());
                     crash::point("run:netns");
                     Some(path.to_string_lossy().into_owned())
@@ -227,7 +227,7 @@ impl Manager {
                     .ok_or_else(|| Error::NetworkNotFound(attachment.network.clone()))?;
                 let ep = allocate_endpoint(state, &network, attachment.ip, &attachment.aliases, slot)?;
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
-                self.plumber.add_endpoint(&netns, &ep, network.index, slot == 0).await?;
+                self.kernel.add_endpoint(&netns, &ep, network.index, slot == 0).await?;
                 undo.endpoints.push((ep.clone(), network.index));
                 container.endpoints.push(ep);
                 crash::point("run:endpoint");
@@ -239,14 +239,14 @@ impl Manager {
             if spawn && !container.cmd.is_empty() {
                 let args = self.enter_args(state, container, container.cmd.clone())?;
                 undo.process = Some(container.id.clone());
-                container.process = Some(self.procs.spawn(&container.id, &args, CommandIo::Log(files.log()))?);
+                container.process = Some(self.kernel.spawn(&container.id, &args, CommandIo::Log(files.log()))?);
                 crash::point("run:spawn");
             }
             self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
         }
         .await;
         if let Err(e) = applied {
-            undo.run(&self.plumber, &self.procs).await;
+            undo.run(&self.kernel).await;
             container.endpoints.clear();
             container.netns = None;
             container.process = None;
@@ -271,13 +271,13 @@ impl Manager {
             return Err(Error::Conflict(format!("container {} is not waiting for an attached command", c.name)));
         }
         let args = self.enter_args(&state, &c, c.cmd.clone())?;
-        let process = self.procs.spawn(&c.id, &args, CommandIo::Attached(stdio))?;
+        let process = self.kernel.spawn(&c.id, &args, CommandIo::Attached(stdio))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.exit_waiters.lock().unwrap_or_else(|e| e.into_inner()).insert((c.id.clone(), process.pid), tx);
         c.process = Some(process);
         crash::point("attach:spawn");
         if let Err(e) = self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() }) {
-            let _ = self.procs.kill(&c.id).await;
+            let _ = self.kernel.kill(&c.id).await;
             return Err(e);
         }
         state.awaiting_attach.remove(&c.id);
@@ -292,7 +292,7 @@ impl Manager {
         if !FORWARDED.contains(&signal) {
             return Err(Error::InvalidArgument(format!("signal {signal} is not forwarded")));
         }
-        self.procs.signal(container_id, signal)
+        self.kernel.signal(container_id, signal)
     }
 
     /// `netd stop`: ends the command and releases the network (endpoints, addresses, netns);
@@ -320,7 +320,7 @@ impl Manager {
                 sharers.join(", ")
             )));
         }
-        let was_alive = self.procs.is_alive(&c.id);
+        let was_alive = self.kernel.is_alive(&c.id);
         let mut stopped = c.clone();
         stopped.endpoints.clear();
         stopped.process = None;
@@ -380,7 +380,7 @@ impl Manager {
     }
 
     async fn remove_locked(&self, state: &mut State, container: &Container, force: bool) -> Result<()> {
-        if container.running() && self.procs.is_alive(&container.id) && !force {
+        if container.running() && self.kernel.is_alive(&container.id) && !force {
             return Err(Error::Conflict(format!(
                 "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                 container.name
@@ -412,16 +412,16 @@ impl Manager {
     /// going after an error and returns every one. Files are left to the caller.
     pub(super) async fn teardown(&self, networks: &BTreeMap<String, Network>, container: &Container) -> Vec<Error> {
         let mut errors = Vec::new();
-        errors.extend(self.procs.kill(&container.id).await.err());
+        errors.extend(self.kernel.kill(&container.id).await.err());
         crash::point("teardown:processes");
         for ep in &container.endpoints {
             let index = networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            errors.extend(self.plumber.remove_endpoint(ep, index).await.err());
+            errors.extend(self.kernel.remove_endpoint(ep, index).await.err());
             crash::point("teardown:endpoint");
         }
         if matches!(container.mode, NetMode::Own | NetMode::None) {
             if let Some(netns) = &container.netns {
-                errors.extend(self.plumber.remove_netns(std::path::Path::new(netns)).err());
+                errors.extend(self.kernel.remove_netns(std::path::Path::new(netns)).err());
             }
         }
         errors

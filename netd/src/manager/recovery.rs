@@ -13,13 +13,12 @@
 //!   (Docker's 255 for an unknown exit code) or with `--rm` removes it.
 use std::{collections::BTreeSet, path::Path};
 
-use super::{Manager, State};
+use super::{Kernel, Manager, State};
 use crate::{
     container_files::ContainerFiles,
     datapath::EndpointEntry,
     error::Error,
     model::{Container, NetMode},
-    netns,
     supervisor::UNKNOWN_EXIT,
 };
 
@@ -32,11 +31,11 @@ pub(super) struct Repairs {
     pub exited: Vec<(String, i32)>,
 }
 
-impl Manager {
+impl<K: Kernel> Manager<K> {
     pub(super) async fn recover(&self, state: &State) -> Repairs {
         let mut repairs = Repairs::default();
         for ipam in state.networks.values().filter_map(|n| n.ipam.as_ref()) {
-            repairs.errors.extend(self.plumber.add_gateway(ipam).await.err());
+            repairs.errors.extend(self.kernel.add_gateway(ipam).await.err());
         }
         let mut live = Vec::new();
         let mut commands = BTreeSet::new();
@@ -47,7 +46,7 @@ impl Manager {
                 continue;
             }
             if let Some(process) = &c.process {
-                if !self.procs.adopt(&c.id, process) {
+                if !self.kernel.adopt(&c.id, process) {
                     tracing::info!(container = %c.name, pid = process.pid, "command exited while the daemon was down");
                     repairs.exited.push((c.id.clone(), UNKNOWN_EXIT));
                     continue;
@@ -59,11 +58,11 @@ impl Manager {
         // Objects of exited containers still count as known: their stop releases them.
         let containers: Vec<Container> = state.containers.values().cloned().collect();
         let networks: Vec<_> = state.networks.values().cloned().collect();
-        repairs.errors.extend(crate::reconcile::sweep(&self.plumber, &networks, &containers, &live).await);
+        repairs.errors.extend(self.kernel.sweep(&networks, &containers, &live).await);
         // Processes of containers not running (or not adopted) are orphans: end them.
         let exited = repairs.exited.iter().map(|(id, _)| id.clone());
         let keep_commands: BTreeSet<String> = commands.into_iter().chain(exited).collect();
-        repairs.errors.extend(self.procs.sweep(&keep_commands).await);
+        repairs.errors.extend(self.kernel.sweep_processes(&keep_commands).await);
         self.sweep_files(state, &mut repairs.errors);
         repairs
     }
@@ -74,7 +73,7 @@ impl Manager {
         let owner = state.owner(c);
         let own_netns = matches!(owner.mode, NetMode::Own | NetMode::None);
         owner.running()
-            && (!own_netns || owner.netns.as_deref().is_some_and(|p| netns::is_netns_mount(Path::new(p))))
+            && (!own_netns || owner.netns.as_deref().is_some_and(|p| self.kernel.netns_alive(Path::new(p))))
             && !matches!(owner.mode, NetMode::Container(_))
     }
 
@@ -86,13 +85,13 @@ impl Manager {
         let mut live = Vec::new();
         for (slot, ep) in c.endpoints.iter().enumerate() {
             let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            let entry = match self.plumber.existing_entry(ep, index).await {
+            let entry = match self.kernel.existing_entry(ep, index).await {
                 // The /32 route may have been removed by hand: adding it again is a no-op when
                 // it is there.
-                Ok(Some(entry)) => self.plumber.add_host_route(ep, &entry).await.map(|()| entry),
+                Ok(Some(entry)) => self.kernel.add_host_route(ep, &entry).await.map(|()| entry),
                 Ok(None) => {
                     tracing::warn!(container = %c.name, endpoint = %ep.id, "endpoint's veth is gone; making it again");
-                    self.plumber.add_endpoint(netns, ep, index, slot == 0).await
+                    self.kernel.add_endpoint(netns, ep, index, slot == 0).await
                 }
                 Err(e) => Err(e),
             };
@@ -102,7 +101,7 @@ impl Manager {
             }
         }
         if let Some(first) = c.endpoints.first() {
-            errors.extend(self.plumber.set_default_route(netns, first.gateway).await.err());
+            errors.extend(self.kernel.set_default_route(netns, first.gateway).await.err());
         }
         live
     }

@@ -1,0 +1,167 @@
+//! The control plane's one seam to the host: everything the manager does to namespaces,
+//! links, addresses, routes, the datapath and container processes goes through [`Kernel`].
+//! [`HostKernel`] is the real one (rtnetlink, netns, eBPF, cgroups and pidfds); the test-only
+//! `fake::FakeKernel` keeps an in-memory host and a call log, so that the manager's Docker
+//! rules and its undo paths are unit-tested without root.
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    datapath::{DropStat, EndpointEntry},
+    endpoint::Plumber,
+    error::{Error, Result},
+    ipam::host::HostAddressing,
+    model::{Container, Endpoint, IpamConfig, Network},
+    netns,
+    process::EnterArgs,
+    supervisor::{CommandIo, ProcessIdentity, Supervisor},
+};
+
+#[cfg(test)]
+pub mod fake;
+
+pub trait Kernel: Send + Sync + 'static {
+    // Namespaces.
+    /// A new netns for a container, with `lo` up.
+    fn create_netns(&self, container_name: &str) -> impl Future<Output = Result<PathBuf>> + Send;
+    fn remove_netns(&self, path: &Path) -> Result<()>;
+    /// Whether a netns is mounted at `path`.
+    fn netns_alive(&self, path: &Path) -> bool;
+    /// The daemon's own netns, bind-mounted for `--network host` containers.
+    fn host_netns(&self) -> Result<PathBuf>;
+    fn remove_host_netns(&self) -> Result<()>;
+
+    // Networks.
+    fn add_gateway(&self, ipam: &IpamConfig) -> impl Future<Output = Result<()>> + Send;
+    fn remove_gateway(&self, ipam: &IpamConfig) -> impl Future<Output = Result<()>> + Send;
+    /// The host's addresses and routes, for IPAM's checks.
+    fn host_addressing(&self) -> impl Future<Output = Result<HostAddressing>> + Send;
+
+    // Endpoints.
+    /// Veth pair, addresses, routes and datapath entries of one endpoint; all or nothing.
+    fn add_endpoint(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        network_index: u32,
+        default_route: bool,
+    ) -> impl Future<Output = Result<EndpointEntry>> + Send;
+    fn remove_endpoint(&self, ep: &Endpoint, network_index: u32) -> impl Future<Output = Result<()>> + Send;
+    /// The datapath's view of an endpoint whose veth exists, else `None`.
+    fn existing_entry(
+        &self,
+        ep: &Endpoint,
+        network_index: u32,
+    ) -> impl Future<Output = Result<Option<EndpointEntry>>> + Send;
+    fn add_host_route(&self, ep: &Endpoint, entry: &EndpointEntry) -> impl Future<Output = Result<()>> + Send;
+    fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> impl Future<Output = Result<()>> + Send;
+    /// Removes netd's kernel objects that `networks` and `containers` do not account for and
+    /// makes the datapath hold exactly `live`; returns every failure.
+    fn sweep(
+        &self,
+        networks: &[Network],
+        containers: &[Container],
+        live: &[EndpointEntry],
+    ) -> impl Future<Output = Vec<Error>> + Send;
+    fn drop_stats(&self) -> Result<Vec<DropStat>>;
+    /// Unpins the whole datapath (`system reset`).
+    fn purge_datapath(&self) -> Result<()>;
+
+    // Container processes (see `supervisor`).
+    fn spawn(&self, container: &str, args: &EnterArgs, io: CommandIo) -> Result<ProcessIdentity>;
+    fn adopt(&self, container: &str, identity: &ProcessIdentity) -> bool;
+    fn is_alive(&self, container: &str) -> bool;
+    fn signal(&self, container: &str, signal: i32) -> Result<()>;
+    fn kill(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Ends the processes of every container not in `keep`.
+    fn sweep_processes(&self, keep: &BTreeSet<String>) -> impl Future<Output = Vec<Error>> + Send;
+    fn remove_all_processes(&self) -> impl Future<Output = Vec<Error>> + Send;
+}
+
+/// The real host.
+pub struct HostKernel {
+    plumber: Plumber,
+    procs: Supervisor,
+}
+
+impl HostKernel {
+    pub fn new(plumber: Plumber, procs: Supervisor) -> Self {
+        Self { plumber, procs }
+    }
+}
+
+impl Kernel for HostKernel {
+    async fn create_netns(&self, container_name: &str) -> Result<PathBuf> {
+        self.plumber.create_netns(container_name).await
+    }
+    fn remove_netns(&self, path: &Path) -> Result<()> {
+        self.plumber.remove_netns(path)
+    }
+    fn netns_alive(&self, path: &Path) -> bool {
+        netns::is_netns_mount(path)
+    }
+    fn host_netns(&self) -> Result<PathBuf> {
+        self.plumber.host_netns()
+    }
+    fn remove_host_netns(&self) -> Result<()> {
+        self.plumber.remove_host_netns()
+    }
+    async fn add_gateway(&self, ipam: &IpamConfig) -> Result<()> {
+        self.plumber.add_gateway(ipam).await
+    }
+    async fn remove_gateway(&self, ipam: &IpamConfig) -> Result<()> {
+        self.plumber.remove_gateway(ipam).await
+    }
+    async fn host_addressing(&self) -> Result<HostAddressing> {
+        self.plumber.host_addressing().await
+    }
+    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<EndpointEntry> {
+        self.plumber.add_endpoint(netns, ep, index, default_route).await
+    }
+    async fn remove_endpoint(&self, ep: &Endpoint, index: u32) -> Result<()> {
+        self.plumber.remove_endpoint(ep, index).await
+    }
+    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<EndpointEntry>> {
+        self.plumber.existing_entry(ep, index).await
+    }
+    async fn add_host_route(&self, ep: &Endpoint, entry: &EndpointEntry) -> Result<()> {
+        self.plumber.add_host_route(ep, entry).await
+    }
+    async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<()> {
+        self.plumber.set_default_route(netns, gateway).await
+    }
+    async fn sweep(&self, networks: &[Network], containers: &[Container], live: &[EndpointEntry]) -> Vec<Error> {
+        crate::reconcile::sweep(&self.plumber, networks, containers, live).await
+    }
+    fn drop_stats(&self) -> Result<Vec<DropStat>> {
+        self.plumber.datapath().drop_stats()
+    }
+    fn purge_datapath(&self) -> Result<()> {
+        self.plumber.datapath().purge()
+    }
+    fn spawn(&self, container: &str, args: &EnterArgs, io: CommandIo) -> Result<ProcessIdentity> {
+        self.procs.spawn(container, args, io)
+    }
+    fn adopt(&self, container: &str, identity: &ProcessIdentity) -> bool {
+        self.procs.adopt(container, identity)
+    }
+    fn is_alive(&self, container: &str) -> bool {
+        self.procs.is_alive(container)
+    }
+    fn signal(&self, container: &str, signal: i32) -> Result<()> {
+        self.procs.signal(container, signal)
+    }
+    async fn kill(&self, container: &str) -> Result<()> {
+        self.procs.kill(container).await
+    }
+    async fn sweep_processes(&self, keep: &BTreeSet<String>) -> Vec<Error> {
+        self.procs.sweep(keep).await
+    }
+    async fn remove_all_processes(&self) -> Vec<Error> {
+        self.procs.remove_all().await
+    }
+}

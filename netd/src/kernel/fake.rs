@@ -1,0 +1,237 @@
+//! An in-memory host for unit tests of the manager: namespaces, veths, gateways and
+//! processes are sets; every call is logged; any operation can be made to fail on its n-th
+//! call, so that undo paths are tested step by step.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use super::Kernel;
+use crate::{
+    datapath::{DropStat, EndpointEntry},
+    error::{Error, Result},
+    ipam::host::HostAddressing,
+    model::{Container, Endpoint, IpamConfig, Network},
+    process::EnterArgs,
+    supervisor::{CommandIo, ProcessIdentity},
+};
+
+/// What exists on the fake host.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FakeHost {
+    pub netns: BTreeSet<PathBuf>,
+    /// Host veth name → (container netns, container-side name, address).
+    pub veths: BTreeMap<String, (PathBuf, String, Ipv4Addr)>,
+    /// Default route of each netns: the gateway.
+    pub default_routes: BTreeMap<PathBuf, Ipv4Addr>,
+    pub gateways: BTreeSet<Ipv4Addr>,
+    /// Container id → its command's pid.
+    pub processes: BTreeMap<String, u32>,
+    /// The command each process runs (pid → netns and argv).
+    pub commands: BTreeMap<u32, (String, Vec<String>)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    host: FakeHost,
+    calls: Vec<String>,
+    /// Operation → calls left before it fails (0: the next call fails).
+    failures: BTreeMap<&'static str, usize>,
+    next_pid: u32,
+}
+
+pub struct FakeKernel {
+    run_dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+impl FakeKernel {
+    pub fn new(run_dir: &Path) -> Self {
+        let inner = Inner { next_pid: 1000, ..Default::default() };
+        Self { run_dir: run_dir.to_path_buf(), inner: Mutex::new(inner) }
+    }
+
+    /// Makes the call to `op` after `skip` successful ones fail (once).
+    pub fn fail(&self, op: &'static str, skip: usize) {
+        self.inner.lock().unwrap().failures.insert(op, skip);
+    }
+
+    pub fn host(&self) -> FakeHost {
+        self.inner.lock().unwrap().host.clone()
+    }
+
+    /// Every call so far, as `op arg…`.
+    pub fn calls(&self) -> Vec<String> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// The command of a container ends by itself (the manager hears of it separately).
+    pub fn exit(&self, container: &str) {
+        self.inner.lock().unwrap().host.processes.remove(container);
+    }
+
+    /// A netns vanishes behind the daemon's back (a reboot, an unmount).
+    pub fn lose_netns(&self, path: &Path) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.host.netns.remove(path);
+        inner.host.veths.retain(|_, (ns, _, _)| ns != path);
+    }
+
+    /// A host veth vanishes behind the daemon's back.
+    pub fn lose_veth(&self, host_ifname: &str) {
+        self.inner.lock().unwrap().host.veths.remove(host_ifname);
+    }
+
+    /// Logs `call` and fails it if so configured.
+    fn step(&self, op: &'static str, call: String) -> Result<()> {
+        let mut inner = self.inner.lock().unwrap();
+        inner.calls.push(call);
+        match inner.failures.get_mut(op) {
+            Some(0) => {
+                inner.failures.remove(op);
+                Err(Error::System(format!("injected failure: {op}")))
+            }
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn entry(ep: &Endpoint, index: u32) -> EndpointEntry {
+        EndpointEntry {
+            ip: ep.ip,
+            gateway: ep.gateway,
+            network: index,
+            mac: ep.mac,
+            host_mac: [2, 0, 0, 0, 0, 1],
+            host_ifname: crate::endpoint::host_ifname(&ep.id),
+            host_ifindex: 100,
+        }
+    }
+}
+
+impl Kernel for FakeKernel {
+    async fn create_netns(&self, name: &str) -> Result<PathBuf> {
+        self.step("create_netns", format!("create_netns {name}"))?;
+        let path = self.run_dir.join("netns").join(name);
+        self.inner.lock().unwrap().host.netns.insert(path.clone());
+        Ok(path)
+    }
+    fn remove_netns(&self, path: &Path) -> Result<()> {
+        self.step("remove_netns", format!("remove_netns {}", path.display()))?;
+        let mut inner = self.inner.lock().unwrap();
+        inner.host.netns.remove(path);
+        inner.host.default_routes.remove(path);
+        Ok(())
+    }
+    fn netns_alive(&self, path: &Path) -> bool {
+        path == self.run_dir.join("host-netns") || self.inner.lock().unwrap().host.netns.contains(path)
+    }
+    fn host_netns(&self) -> Result<PathBuf> {
+        Ok(self.run_dir.join("host-netns"))
+    }
+    fn remove_host_netns(&self) -> Result<()> {
+        self.step("remove_host_netns", "remove_host_netns".into())
+    }
+    async fn add_gateway(&self, ipam: &IpamConfig) -> Result<()> {
+        self.step("add_gateway", format!("add_gateway {}", ipam.gateway))?;
+        self.inner.lock().unwrap().host.gateways.insert(ipam.gateway);
+        Ok(())
+    }
+    async fn remove_gateway(&self, ipam: &IpamConfig) -> Result<()> {
+        self.step("remove_gateway", format!("remove_gateway {}", ipam.gateway))?;
+        self.inner.lock().unwrap().host.gateways.remove(&ipam.gateway);
+        Ok(())
+    }
+    async fn host_addressing(&self) -> Result<HostAddressing> {
+        Ok(HostAddressing::default())
+    }
+    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<EndpointEntry> {
+        self.step("add_endpoint", format!("add_endpoint {} {} {}", ep.ifname, ep.ip, netns.display()))?;
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.host.netns.contains(netns) {
+            return Err(Error::System(format!("no netns {}", netns.display())));
+        }
+        let entry = Self::entry(ep, index);
+        inner.host.veths.insert(entry.host_ifname.clone(), (netns.to_path_buf(), ep.ifname.clone(), ep.ip));
+        if default_route {
+            inner.host.default_routes.insert(netns.to_path_buf(), ep.gateway);
+        }
+        Ok(entry)
+    }
+    async fn remove_endpoint(&self, ep: &Endpoint, _index: u32) -> Result<()> {
+        self.step("remove_endpoint", format!("remove_endpoint {} {}", ep.ifname, ep.ip))?;
+        let mut inner = self.inner.lock().unwrap();
+        if let Some((netns, _, _)) = inner.host.veths.remove(&crate::endpoint::host_ifname(&ep.id)) {
+            if inner.host.default_routes.get(&netns) == Some(&ep.gateway) {
+                inner.host.default_routes.remove(&netns);
+            }
+        }
+        Ok(())
+    }
+    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<EndpointEntry>> {
+        let exists = self.inner.lock().unwrap().host.veths.contains_key(&crate::endpoint::host_ifname(&ep.id));
+        Ok(exists.then(|| Self::entry(ep, index)))
+    }
+    async fn add_host_route(&self, _ep: &Endpoint, _entry: &EndpointEntry) -> Result<()> {
+        Ok(())
+    }
+    async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<()> {
+        self.step("set_default_route", format!("set_default_route {} {gateway}", netns.display()))?;
+        self.inner.lock().unwrap().host.default_routes.insert(netns.to_path_buf(), gateway);
+        Ok(())
+    }
+    async fn sweep(&self, networks: &[Network], containers: &[Container], _live: &[EndpointEntry]) -> Vec<Error> {
+        let gateways: BTreeSet<Ipv4Addr> = networks.iter().filter_map(|n| n.ipam.as_ref().map(|i| i.gateway)).collect();
+        let veths: BTreeSet<String> =
+            containers.iter().flat_map(|c| &c.endpoints).map(|ep| crate::endpoint::host_ifname(&ep.id)).collect();
+        let netns: BTreeSet<PathBuf> = containers.iter().filter_map(|c| c.netns.as_ref().map(PathBuf::from)).collect();
+        let mut inner = self.inner.lock().unwrap();
+        inner.calls.push("sweep".into());
+        inner.host.gateways.retain(|g| gateways.contains(g));
+        inner.host.veths.retain(|name, _| veths.contains(name));
+        inner.host.netns.retain(|p| netns.contains(p));
+        vec![]
+    }
+    fn drop_stats(&self) -> Result<Vec<DropStat>> {
+        Ok(vec![])
+    }
+    fn purge_datapath(&self) -> Result<()> {
+        self.step("purge_datapath", "purge_datapath".into())
+    }
+    fn spawn(&self, container: &str, args: &EnterArgs, _io: CommandIo) -> Result<ProcessIdentity> {
+        self.step("spawn", format!("spawn {container} in {}", args.netns))?;
+        let mut inner = self.inner.lock().unwrap();
+        let pid = inner.next_pid;
+        inner.next_pid += 1;
+        inner.host.processes.insert(container.to_string(), pid);
+        inner.host.commands.insert(pid, (args.netns.clone(), args.cmd.clone()));
+        Ok(ProcessIdentity { pid, start_time: u64::from(pid), boot_id: "fake".into() })
+    }
+    fn adopt(&self, container: &str, identity: &ProcessIdentity) -> bool {
+        self.inner.lock().unwrap().host.processes.get(container) == Some(&identity.pid)
+    }
+    fn is_alive(&self, container: &str) -> bool {
+        self.inner.lock().unwrap().host.processes.contains_key(container)
+    }
+    fn signal(&self, container: &str, signal: i32) -> Result<()> {
+        self.step("signal", format!("signal {container} {signal}"))
+    }
+    async fn kill(&self, container: &str) -> Result<()> {
+        self.step("kill", format!("kill {container}"))?;
+        self.inner.lock().unwrap().host.processes.remove(container);
+        Ok(())
+    }
+    async fn sweep_processes(&self, keep: &BTreeSet<String>) -> Vec<Error> {
+        self.inner.lock().unwrap().host.processes.retain(|id, _| keep.contains(id));
+        vec![]
+    }
+    async fn remove_all_processes(&self) -> Vec<Error> {
+        self.inner.lock().unwrap().host.processes.clear();
+        vec![]
+    }
+}

@@ -1,0 +1,350 @@
+//! The manager's Docker rules and undo paths, through the in-memory `FakeKernel`: no root, no
+//! kernel. End-to-end tests (tests/) check the same paths against the real kernel.
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use super::{ConnectRequest, CreateNetwork, Manager, RunContainer};
+use crate::{
+    container_files::ContainerFiles,
+    dns::Dns,
+    error::Error,
+    kernel::fake::{FakeHost, FakeKernel},
+    store::Store,
+    supervisor::Exit,
+};
+
+/// Removes its directory on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A manager on a fake host with its store and run dir in a directory removed on drop.
+struct Fixture {
+    manager: Manager<FakeKernel>,
+    dir: PathBuf,
+    _cleanup: TempDir,
+}
+
+impl Fixture {
+    async fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("netd-manager-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let manager = Self::start(&dir, FakeKernel::new(&dir.join("run"))).await;
+        Fixture { manager, _cleanup: TempDir(dir.clone()), dir }
+    }
+
+    async fn start(dir: &Path, kernel: FakeKernel) -> Manager<FakeKernel> {
+        let store = Store::open(&dir.join("state")).unwrap();
+        Manager::start(store, kernel, &dir.join("run"), Dns::new(vec![])).await.unwrap()
+    }
+
+    /// Stops the manager (as a crash would: nothing is torn down) and starts a new one on the
+    /// same store and host.
+    async fn restart(self) -> Self {
+        let Fixture { manager, dir, _cleanup } = self;
+        let Manager { kernel, store, .. } = manager;
+        drop(store);
+        Fixture { manager: Self::start(&dir, kernel).await, dir, _cleanup }
+    }
+
+    fn host(&self) -> FakeHost {
+        self.manager.kernel.host()
+    }
+
+    fn kernel(&self) -> &FakeKernel {
+        &self.manager.kernel
+    }
+
+    async fn network(&self, name: &str, subnet: Option<&str>) {
+        let req = CreateNetwork { name: name.into(), subnet: subnet.map(str::to_string), ..Default::default() };
+        self.manager.create_network(req).await.unwrap();
+    }
+
+    async fn run(&self, name: &str, network: &str, cmd: &[&str]) -> Result<String, Error> {
+        let req = RunContainer {
+            name: Some(name.into()),
+            network: Some(network.into()),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        self.manager.run(req).await.map(|c| c.container.id)
+    }
+
+    async fn connect(&self, network: &str, container: &str) -> Result<(), Error> {
+        let req = ConnectRequest { container: container.into(), ..Default::default() };
+        self.manager.connect(network, req).await
+    }
+
+    async fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.manager.containers().await.into_iter().map(|c| c.container.name).collect();
+        names.sort();
+        names
+    }
+
+    async fn ip(&self, name: &str) -> Ipv4Addr {
+        self.manager.container(name).await.unwrap().container.endpoints[0].ip
+    }
+
+    fn files_exist(&self, id: &str) -> bool {
+        ContainerFiles::new(&self.dir.join("run"), id).hosts().exists()
+    }
+}
+
+#[tokio::test]
+async fn run_makes_netns_endpoint_files_and_process_and_rm_removes_them() {
+    let fx = Fixture::new("run").await;
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    let id = fx.run("web", "n1", &["sleep", "600"]).await.unwrap();
+    let host = fx.host();
+    let netns = fx.dir.join("run/netns/web");
+    assert!(host.netns.contains(&netns));
+    assert_eq!(host.veths.values().map(|(ns, name, ip)| (ns.clone(), name.as_str(), *ip)).collect::<Vec<_>>(), [(
+        netns.clone(),
+        "eth0",
+        Ipv4Addr::new(10, 10, 0, 2)
+    )]);
+    assert_eq!(host.default_routes.get(&netns), Some(&Ipv4Addr::new(10, 10, 0, 1)));
+    let pid = host.processes[&id];
+    assert_eq!(host.commands[&pid], (netns.to_string_lossy().into_owned(), vec!["sleep".into(), "600".into()]));
+    assert!(fx.files_exist(&id));
+
+    let before = fx.kernel().calls().len();
+    fx.manager.remove_container("web", true).await.unwrap();
+    let host = fx.host();
+    assert!(host.netns.is_empty() && host.veths.is_empty() && host.processes.is_empty(), "{host:?}");
+    assert!(!fx.files_exist(&id));
+    // Teardown runs in reverse order of setup: the processes, the endpoint, the netns.
+    let ops: Vec<String> =
+        fx.kernel().calls()[before..].iter().map(|c| c.split(' ').next().unwrap().to_string()).collect();
+    assert_eq!(ops, ["kill", "remove_endpoint", "remove_netns"]);
+    assert!(fx.names().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_step_of_run_undoes_every_earlier_one() {
+    let fx = Fixture::new("run-undo").await;
+    fx.network("n1", None).await;
+    let clean = fx.host();
+    for (op, skip) in [("create_netns", 0), ("add_endpoint", 0), ("spawn", 0)] {
+        fx.kernel().fail(op, skip);
+        let err = fx.run("web", "n1", &["sleep", "600"]).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("injected failure: {op}"));
+        assert_eq!(fx.host(), clean, "a failed {op} left something behind");
+        assert!(fx.names().await.is_empty(), "a failed {op} left the container in the store");
+        assert!(ContainerFiles::ids(&fx.dir.join("run")).is_empty(), "a failed {op} left files");
+    }
+    // Nothing was lost: the same run now works.
+    fx.run("web", "n1", &["sleep", "600"]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_second_endpoint_of_start_undoes_the_first() {
+    let fx = Fixture::new("start-undo").await;
+    fx.network("n1", None).await;
+    fx.network("n2", None).await;
+    fx.run("web", "n1", &["sleep", "600"]).await.unwrap();
+    fx.connect("n2", "web").await.unwrap();
+    fx.manager.stop("web", None).await.unwrap();
+    let stopped = fx.host();
+    assert!(stopped.netns.is_empty() && stopped.veths.is_empty() && stopped.processes.is_empty());
+    fx.kernel().fail("add_endpoint", 1);
+    fx.manager.start_container("web").await.unwrap_err();
+    assert_eq!(fx.host(), stopped);
+    let c = fx.manager.container("web").await.unwrap().container;
+    assert_eq!(c.stopped.as_ref().map(|s| s.attachments.len()), Some(2), "still stopped with both attachments");
+    fx.manager.start_container("web").await.unwrap();
+    assert_eq!(fx.host().veths.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_connect_leaves_the_container_as_it_was() {
+    let fx = Fixture::new("connect-undo").await;
+    fx.network("n1", None).await;
+    fx.network("n2", None).await;
+    fx.run("web", "n1", &[]).await.unwrap();
+    let before = fx.host();
+    fx.kernel().fail("add_endpoint", 0);
+    fx.connect("n2", "web").await.unwrap_err();
+    assert_eq!(fx.host(), before);
+    assert_eq!(fx.manager.container("web").await.unwrap().container.endpoints.len(), 1);
+}
+
+#[tokio::test]
+async fn removals_commit_first_and_clean_up_a_failed_teardown_step() {
+    let fx = Fixture::new("rm-teardown").await;
+    fx.network("n1", None).await;
+    fx.run("web", "n1", &["sleep", "600"]).await.unwrap();
+    fx.kernel().fail("remove_endpoint", 0);
+    fx.manager.remove_container("web", true).await.unwrap();
+    assert!(fx.names().await.is_empty());
+    // The clean-up after the failed step removed the veth the store no longer knows.
+    let host = fx.host();
+    assert!(host.veths.is_empty() && host.netns.is_empty() && host.processes.is_empty(), "{host:?}");
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_follow_dockers_rules_for_each_mode() {
+    let fx = Fixture::new("modes").await;
+    fx.network("n1", None).await;
+    fx.run("own", "n1", &[]).await.unwrap();
+    fx.run("hosted", "host", &[]).await.unwrap();
+    fx.run("alone", "none", &[]).await.unwrap();
+    fx.run("shared", "container:own", &[]).await.unwrap();
+    let text = |r: Result<(), Error>| r.unwrap_err().to_string();
+    assert_eq!(
+        text(fx.connect("n1", "shared").await),
+        "container sharing network namespace with another container or host cannot be connected to any other network"
+    );
+    assert_eq!(
+        text(fx.connect("n1", "hosted").await),
+        "container sharing network namespace with another container or host cannot be connected to any other network"
+    );
+    assert_eq!(
+        text(fx.connect("host", "own").await),
+        "container cannot be disconnected from host network or connected to host network"
+    );
+    assert_eq!(
+        text(fx.connect("n1", "alone").await),
+        "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+    );
+    assert_eq!(text(fx.connect("n1", "own").await), "endpoint with name own already exists in network n1");
+    assert_eq!(
+        text(fx.manager.disconnect("host", "hosted", false).await),
+        "container cannot be disconnected from host network or connected to host network"
+    );
+    let own = fx.manager.container("own").await.unwrap().container.id;
+    assert_eq!(
+        text(fx.manager.disconnect("n1", "shared", false).await),
+        format!(
+            "container {} is not connected to network n1",
+            fx.manager.container("shared").await.unwrap().container.id
+        )
+    );
+    // `none` → disconnected leaves a bare netns that may then join a network.
+    fx.manager.disconnect("none", "alone", false).await.unwrap();
+    fx.connect("n1", "alone").await.unwrap();
+    // Disconnecting the first network moves the default route to the next one.
+    fx.network("n2", None).await;
+    fx.connect("n2", "own").await.unwrap();
+    fx.manager.disconnect("n1", "own", false).await.unwrap();
+    let netns = fx.dir.join("run/netns/own");
+    let n2 = fx.manager.network("n2").await.unwrap().0;
+    assert_eq!(fx.host().default_routes.get(&netns), Some(&n2.ipam.unwrap().gateway));
+    // The owner of a shared netns cannot go while its sharer lives.
+    assert!(text(fx.manager.remove_container(&own, true).await.map(|_| ())).contains("in use by shared"));
+}
+
+#[tokio::test]
+async fn stop_releases_the_network_and_start_keeps_requested_addresses() {
+    let fx = Fixture::new("stop-start").await;
+    fx.network("n1", Some("10.20.0.0/24")).await;
+    let req = RunContainer {
+        name: Some("fixed".into()),
+        network: Some("n1".into()),
+        ip: Some(Ipv4Addr::new(10, 20, 0, 50)),
+        ..Default::default()
+    };
+    fx.manager.run(req).await.unwrap();
+    fx.run("moving", "n1", &[]).await.unwrap();
+    fx.manager.stop("fixed", None).await.unwrap();
+    fx.manager.stop("moving", None).await.unwrap();
+    assert!(fx.host().veths.is_empty());
+    // The network can go now that nothing is attached (seed 000), but not while it is in use.
+    fx.run("taker", "n1", &[]).await.unwrap();
+    fx.manager.start_container("fixed").await.unwrap();
+    fx.manager.start_container("moving").await.unwrap();
+    assert_eq!(fx.ip("fixed").await, Ipv4Addr::new(10, 20, 0, 50), "--ip is kept across stop/start");
+    assert_eq!(fx.ip("taker").await, Ipv4Addr::new(10, 20, 0, 2), "the freed address went to the next container");
+    assert_eq!(fx.ip("moving").await, Ipv4Addr::new(10, 20, 0, 3));
+}
+
+#[tokio::test]
+async fn an_exhausted_network_refuses_the_next_container_and_changes_nothing() {
+    let fx = Fixture::new("exhausted").await;
+    fx.network("tiny", Some("10.30.0.0/30")).await;
+    fx.run("one", "tiny", &[]).await.unwrap();
+    let before = fx.host();
+    let err = fx.run("two", "tiny", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::NoAddresses { .. }), "{err}");
+    assert_eq!(fx.host(), before);
+    assert_eq!(fx.names().await, ["one"]);
+}
+
+#[tokio::test]
+async fn a_command_exit_stops_the_container_or_removes_it_with_rm() {
+    let fx = Fixture::new("exit").await;
+    fx.network("n1", None).await;
+    let kept = fx.run("kept", "n1", &["true"]).await.unwrap();
+    let req = RunContainer {
+        name: Some("gone".into()),
+        network: Some("n1".into()),
+        cmd: vec!["true".into()],
+        auto_remove: true,
+        ..Default::default()
+    };
+    let gone = fx.manager.run(req).await.unwrap().container.id;
+    for id in [&kept, &gone] {
+        let pid = fx.host().processes[id];
+        fx.kernel().exit(id);
+        fx.manager.process_exited(Exit { container: id.clone(), pid, code: 3 }).await;
+    }
+    let c = fx.manager.container("kept").await.unwrap().container;
+    assert_eq!(c.stopped.map(|s| s.exit_code), Some(3));
+    assert_eq!(fx.names().await, ["kept"]);
+    let host = fx.host();
+    assert!(host.veths.is_empty() && host.netns.is_empty(), "{host:?}");
+    // An exit of a process the container no longer records changes nothing.
+    fx.manager.start_container("kept").await.unwrap();
+    fx.manager.process_exited(Exit { container: kept.clone(), pid: 1, code: 9 }).await;
+    assert!(fx.manager.container("kept").await.unwrap().container.running());
+}
+
+#[tokio::test]
+async fn container_chains_of_any_depth_run_in_the_owners_netns() {
+    let fx = Fixture::new("chain").await;
+    fx.network("n1", None).await;
+    fx.run("c0", "n1", &["sleep", "1"]).await.unwrap();
+    for i in 1..=12 {
+        fx.run(&format!("c{i}"), &format!("container:c{}", i - 1), &["sleep", "1"]).await.unwrap();
+    }
+    let owner = fx.dir.join("run/netns/c0").to_string_lossy().into_owned();
+    let host = fx.host();
+    assert_eq!(host.commands.len(), 13);
+    for (netns, _) in host.commands.values() {
+        assert_eq!(netns, &owner);
+    }
+}
+
+#[tokio::test]
+async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
+    let fx = Fixture::new("recovery").await;
+    fx.network("n1", None).await;
+    let exited = fx.run("exited", "n1", &["sleep", "1"]).await.unwrap();
+    fx.run("nonetns", "n1", &[]).await.unwrap();
+    fx.run("noveth", "n1", &[]).await.unwrap();
+    fx.run("fine", "n1", &["sleep", "600"]).await.unwrap();
+    fx.kernel().exit(&exited);
+    fx.kernel().lose_netns(&fx.dir.join("run/netns/nonetns"));
+    let noveth = fx.manager.container("noveth").await.unwrap().container.endpoints[0].host_ifname.clone();
+    fx.kernel().lose_veth(&noveth);
+    let fx = fx.restart().await;
+    let exit_code = |name: &'static str| {
+        let fx = &fx;
+        async move { fx.manager.container(name).await.unwrap().container.stopped.map(|s| s.exit_code) }
+    };
+    assert_eq!(exit_code("exited").await, Some(255), "its command ended while no daemon watched");
+    assert_eq!(exit_code("nonetns").await, Some(255), "its netns vanished");
+    assert_eq!(exit_code("fine").await, None);
+    assert_eq!(exit_code("noveth").await, None);
+    let host = fx.host();
+    assert!(host.veths.contains_key(&noveth), "the lost veth was not made again: {host:?}");
+    assert_eq!(host.veths.len(), 2, "only fine and noveth have veths: {host:?}");
+    assert_eq!(host.processes.len(), 1, "{host:?}");
+    assert!(!host.netns.contains(&fx.dir.join("run/netns/nonetns")));
+}
