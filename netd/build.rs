@@ -4,6 +4,9 @@ use aya_build::Toolchain;
 /// Builds netd-ebpf for the BPF target (aya-template's shape); the object is embedded with
 /// `include_bytes_aligned!` from OUT_DIR.
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("CARGO_FEATURE_EBPF").is_none() {
+        return Ok(());
+    }
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

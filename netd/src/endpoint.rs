@@ -27,6 +27,9 @@ pub struct Plumber {
     /// The daemon's own netns, bind-mounted for `--network host` containers.
     host_netns: PathBuf,
     datapath: Arc<dyn Datapath>,
+    /// One netlink socket per container netns, opened once and reused (it stays bound to the
+    /// netns it was opened in); dropped when netd removes the netns.
+    inside: std::sync::Mutex<std::collections::HashMap<PathBuf, Netlink>>,
 }
 
 /// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
@@ -42,7 +45,33 @@ pub fn is_host_ifname(name: &str) -> bool {
 
 impl Plumber {
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
-        Self { host, netns_dir: run_dir.join("netns"), host_netns: run_dir.join("host-netns"), datapath }
+        Self {
+            host,
+            netns_dir: run_dir.join("netns"),
+            host_netns: run_dir.join("host-netns"),
+            datapath,
+            inside: Default::default(),
+        }
+    }
+
+    /// The netlink socket of the daemon's own netns.
+    pub fn host(&self) -> &Netlink {
+        &self.host
+    }
+
+    /// The netlink socket inside the container netns at `netns` (opened on first use).
+    fn inside(&self, netns: &Path) -> Result<Netlink> {
+        let mut sockets = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(nl) = sockets.get(netns) {
+            return Ok(nl.clone());
+        }
+        let nl = Netlink::open_in(netns)?;
+        sockets.insert(netns.to_path_buf(), nl.clone());
+        Ok(nl)
+    }
+
+    fn forget_inside(&self, netns: &Path) {
+        self.inside.lock().unwrap_or_else(|e| e.into_inner()).remove(netns);
     }
 
     pub fn datapath(&self) -> &Arc<dyn Datapath> {
@@ -62,8 +91,11 @@ impl Plumber {
     pub async fn create_netns(&self, container_name: &str) -> Result<PathBuf> {
         let path = self.netns_path(container_name);
         netns::create(&path)?;
-        let lo_up = async { Netlink::open_in(&path)?.set_up(1).await };
+        // A new netns at this path: a socket of an earlier one must not be reused.
+        self.forget_inside(&path);
+        let lo_up = async { self.inside(&path)?.set_up(1).await };
         if let Err(e) = lo_up.await {
+            self.forget_inside(&path);
             let _ = netns::remove(&path);
             return Err(e);
         }
@@ -71,6 +103,7 @@ impl Plumber {
     }
 
     pub fn remove_netns(&self, path: &Path) -> Result<()> {
+        self.forget_inside(path);
         netns::remove(path)
     }
 
@@ -155,7 +188,7 @@ impl Plumber {
     }
 
     async fn configure_container_side(&self, netns: &Path, ep: &Endpoint, default_route: bool) -> Result<()> {
-        let inside = Netlink::open_in(netns)?;
+        let inside = self.inside(netns)?;
         let index = inside
             .link_index(&ep.ifname)
             .await?
@@ -175,7 +208,7 @@ impl Plumber {
 
     /// Points the container's default route at `gateway` (replacing the current one).
     pub async fn set_default_route(&self, netns: &Path, gateway: std::net::Ipv4Addr) -> Result<()> {
-        Netlink::open_in(netns)?.replace_default_route(gateway).await
+        self.inside(netns)?.replace_default_route(gateway).await
     }
 
     /// The datapath's view of an endpoint that already exists in the kernel.

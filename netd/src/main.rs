@@ -1,31 +1,11 @@
-mod api;
-mod attach;
-mod cli;
-mod client;
-mod container_files;
-mod crash;
-mod daemon;
-mod datapath;
-mod dns;
-mod endpoint;
-mod error;
-mod ipam;
-mod kernel;
-mod manager;
-mod model;
-mod names;
-mod netlink;
-mod netns;
-mod process;
-mod reconcile;
-mod store;
-mod supervisor;
-mod views;
-
+//! The `netd` binary: the CLI and, as `netd daemon`, the daemon (see the library).
 use std::path::PathBuf;
 
 use clap::CommandFactory;
-use cli::{Cli, Command};
+use netd::{
+    cli::{self, Cli, Command},
+    daemon, process,
+};
 
 fn main() {
     let cli = cli::parse();

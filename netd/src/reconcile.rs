@@ -28,10 +28,7 @@ use crate::{
 /// every one: a leftover that cannot be removed does not stop the daemon.
 pub async fn sweep(plumber: &Plumber, networks: &[Network], containers: &[Container], live: &[EndpointEntry]) -> Vec<Error> {
     let mut errors = Vec::new();
-    let host = match Netlink::open() {
-        Ok(host) => host,
-        Err(e) => return vec![e],
-    };
+    let host = plumber.host();
     errors.extend(plumber.datapath().reconcile(live).err());
     remove_stale_veths(&host, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);

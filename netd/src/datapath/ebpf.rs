@@ -44,7 +44,7 @@ impl EbpfDatapath {
         }
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(dir.join("maps"))
-            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netd")))
+            .load(object()?)
             .map_err(|e| bpf_err("load eBPF object")(e.into()))?;
         let prog = classifier(&mut ebpf)?;
         prog.load().map_err(|e| bpf_err("load program")(e.into()))?;
@@ -134,7 +134,7 @@ impl EbpfDatapath {
         FdLink::try_from(link).map_err(|e| bpf_err("tcx link")(e.into()))
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn program_fd(&self) -> std::os::fd::OwnedFd {
         use std::os::fd::AsFd;
         let mut ebpf = self.ebpf.lock().unwrap();
@@ -142,23 +142,34 @@ impl EbpfDatapath {
         prog.fd().unwrap().as_fd().try_clone_to_owned().unwrap()
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_for_test(&self, ep: &EndpointEntry) {
         Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_endpoint_only_for_test(&self, ep: &EndpointEntry) {
         let endpoint = Endpoint { ifindex: ep.host_ifindex, network: ep.network, mac: ep.mac, _pad: [0; 2] };
         endpoints(&mut self.ebpf.lock().unwrap()).unwrap().insert(ip_key(ep.ip), endpoint, 0).unwrap();
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn interface_keys_for_test(&self) -> Vec<u32> {
         let mut keys: Vec<u32> = interfaces(&mut self.ebpf.lock().unwrap()).unwrap().keys().flatten().collect();
         keys.sort();
         keys
     }
+}
+
+/// The eBPF object build.rs made and embedded.
+#[cfg(feature = "ebpf")]
+fn object() -> Result<&'static [u8]> {
+    Ok(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netd")))
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn object() -> Result<&'static [u8]> {
+    Err(Error::System("netd was built without its eBPF programs (cargo feature `ebpf`)".into()))
 }
 
 fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {

@@ -8,7 +8,7 @@ use crate::error::Result;
 
 mod bpffs;
 pub mod ebpf;
-#[cfg(test)]
+#[cfg(all(test, feature = "ebpf"))]
 mod prog_test;
 
 /// What the datapath needs to know about one endpoint.
