@@ -40,7 +40,7 @@ impl ContainerFiles {
         networks: &BTreeMap<String, Network>,
         upstreams: &[IpAddr],
     ) -> Result<()> {
-        let io = |e| Error::system("write container files", e);
+        let io = |e| Error::os("write container files", e);
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         if container.mode == NetMode::Host {
             // The host's own files, as Docker gives `--network host` containers.

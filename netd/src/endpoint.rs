@@ -192,7 +192,7 @@ impl Plumber {
         let index = inside
             .link_index(&ep.ifname)
             .await?
-            .ok_or_else(|| Error::System(format!("{} missing in container", ep.ifname)))?;
+            .ok_or_else(|| Error::Inconsistent(format!("{} missing in container", ep.ifname)))?;
         inside.add_address(index, ep.ip, ep.prefix).await?;
         inside.set_up(index).await?;
         if default_route {

@@ -76,14 +76,30 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     Conflict(String),
-    /// A kernel or I/O failure; the operation was rolled back.
+    /// An eBPF load, map or link operation failed.
+    #[error(transparent)]
+    Datapath(#[from] crate::datapath::DatapathError),
+    /// An rtnetlink request failed, or the kernel answered something unexpected.
+    #[error(transparent)]
+    Netlink(#[from] crate::netlink::NetlinkError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// An OS call failed (a file, mount, namespace, cgroup or process).
+    #[error("{context}: {source}")]
+    Os { context: String, source: std::io::Error },
+    /// The host is not as netd left it (a link missing inside a netns it just configured).
     #[error("{0}")]
-    System(String),
+    Inconsistent(String),
+    /// Several steps of a teardown failed (it goes on after each): every one, in order.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<Error>),
 }
 
 impl Error {
-    pub fn system(context: &str, err: impl std::fmt::Display) -> Self {
-        Error::System(format!("{context}: {err}"))
+    /// An OS call's failure (`std::io::Error`, or nix's `Errno`) with what was being done.
+    pub fn os(context: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
+        Error::Os { context: context.into(), source: source.into() }
     }
 
     /// HTTP status for the API.
@@ -99,7 +115,12 @@ impl Error {
             | Error::GatewayIsHostAddress { .. }
             | Error::IpRangeHasHostAddress { .. }
             | Error::Conflict(_) => 409,
-            Error::System(_) => 500,
+            Error::Datapath(_)
+            | Error::Netlink(_)
+            | Error::Store(_)
+            | Error::Os { .. }
+            | Error::Inconsistent(_)
+            | Error::Several(_) => 500,
             _ => 400,
         }
     }

@@ -417,7 +417,7 @@ fn combine(errors: Vec<Error>) -> Result<()> {
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.into_iter().next().unwrap()),
-        _ => Err(Error::System(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))),
+        _ => Err(Error::Several(errors)),
     }
 }
 

@@ -51,8 +51,22 @@ pub struct Netlink {
     handle: Handle,
 }
 
-fn nl_err(what: &str) -> impl Fn(rtnetlink::Error) -> Error + '_ {
-    move |e| Error::system(what, e)
+/// What can fail talking rtnetlink.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// A request the kernel refused (`op`: what netd asked for).
+    #[error("{op}: {source}")]
+    Request { op: &'static str, source: rtnetlink::Error },
+    /// A netlink socket could not be opened.
+    #[error("netlink socket: {0}")]
+    Socket(std::io::Error),
+    /// The kernel's answer lacks what netd needs.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+fn nl_err(op: &'static str) -> impl Fn(rtnetlink::Error) -> Error {
+    move |source| Error::Netlink(NetlinkError::Request { op, source })
 }
 
 fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
@@ -63,7 +77,7 @@ impl Netlink {
     /// Opens a netlink socket in the calling thread's (the daemon's) namespace.
     pub fn open() -> Result<Self> {
         let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|e| Error::system("netlink socket", e))?;
+            rtnetlink::new_connection().map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
         tokio::spawn(conn);
         Ok(Self { handle })
     }
@@ -74,7 +88,7 @@ impl Netlink {
         let (conn, handle) = netns::run_in(path, move || {
             let _enter = rt.enter();
             let (conn, handle, _) =
-                rtnetlink::new_connection().map_err(|e| Error::system("netlink socket", e))?;
+                rtnetlink::new_connection().map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
             Ok((conn, handle))
         })?;
         tokio::spawn(conn);
@@ -86,7 +100,7 @@ impl Netlink {
         match links.try_next().await {
             Ok(link) => Ok(link.map(|l| l.header.index)),
             Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
-            Err(e) => Err(Error::system("get link", e)),
+            Err(e) => Err(nl_err("get link")(e)),
         }
     }
 
@@ -99,7 +113,7 @@ impl Netlink {
                 _ => None,
             })
         })
-        .ok_or_else(|| Error::System(format!("link {index} has no MAC address")))
+        .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("link {index} has no MAC address"))))
     }
 
     /// Creates a veth pair whose peer is born inside the namespace `peer_netns` with its final
@@ -111,7 +125,7 @@ impl Netlink {
         peer_mac: [u8; 6],
         peer_netns: &Path,
     ) -> Result<u32> {
-        let ns = std::fs::File::open(peer_netns).map_err(|e| Error::system("open netns", e))?;
+        let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer_name.to_string())
             .address(peer_mac.to_vec())
@@ -124,7 +138,7 @@ impl Netlink {
         self.handle.link().add(msg).execute().await.map_err(nl_err("create veth"))?;
         self.link_index(host_name)
             .await?
-            .ok_or_else(|| Error::System(format!("veth {host_name} vanished")))
+            .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished"))))
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {
@@ -144,7 +158,7 @@ impl Netlink {
         match self.handle.link().del(index).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::ENODEV) => Ok(()),
-            Err(e) => Err(Error::system("delete link", e)),
+            Err(e) => Err(nl_err("delete link")(e)),
         }
     }
 
@@ -152,7 +166,7 @@ impl Netlink {
         match self.handle.address().add(index, ip.into(), prefix).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-            Err(e) => Err(Error::system("add address", e)),
+            Err(e) => Err(nl_err("add address")(e)),
         }
     }
 
@@ -168,7 +182,7 @@ impl Netlink {
         match self.handle.address().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => Ok(()),
-            Err(e) => Err(Error::system("delete address", e)),
+            Err(e) => Err(nl_err("delete address")(e)),
         }
     }
 
@@ -194,7 +208,7 @@ impl Netlink {
         match self.handle.route().add(route).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-            Err(e) => Err(Error::system("add route", e)),
+            Err(e) => Err(nl_err("add route")(e)),
         }
     }
 
@@ -214,7 +228,7 @@ impl Netlink {
         match self.handle.route().add(Self::unreachable_route(subnet)).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-            Err(e) => Err(Error::system("add unreachable route", e)),
+            Err(e) => Err(nl_err("add unreachable route")(e)),
         }
     }
 
@@ -225,7 +239,7 @@ impl Netlink {
         match self.handle.route().del(Self::unreachable_route(subnet)).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
-            Err(e) => Err(Error::system("delete unreachable route", e)),
+            Err(e) => Err(nl_err("delete unreachable route")(e)),
         }
     }
 
@@ -320,7 +334,7 @@ impl Netlink {
                     _ => Ok(LabelledAdd::SomeoneElses),
                 }
             }
-            Err(e) => Err(Error::system("add address", e)),
+            Err(e) => Err(nl_err("add address")(e)),
         }
     }
 
@@ -386,7 +400,7 @@ impl Netlink {
         match self.handle.route().del(route.message).execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
-            Err(e) => Err(Error::system("delete route", e)),
+            Err(e) => Err(nl_err("delete route")(e)),
         }
     }
 }

@@ -18,24 +18,24 @@ pub fn run_in<T: Send + 'static>(
     path: &Path,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let ns = File::open(path).map_err(|e| Error::system(&format!("open netns {}", path.display()), e))?;
+    let ns = File::open(path).map_err(|e| Error::os(format!("open netns {}", path.display()), e))?;
     std::thread::spawn(move || {
-        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::system("setns", e))?;
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("setns", e))?;
         f()
     })
     .join()
-    .map_err(|_| Error::System("netns thread panicked".into()))?
+    .map_err(|_| Error::Inconsistent("netns thread panicked".into()))?
 }
 
 /// Creates a new network namespace bind-mounted at `path` (like `ip netns add`).
 pub fn create(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::system("create netns dir", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
     }
-    File::create(path).map_err(|e| Error::system("create netns file", e))?;
+    File::create(path).map_err(|e| Error::os("create netns file", e))?;
     let target: PathBuf = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::system("unshare netns", e))?;
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("unshare netns", e))?;
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,
@@ -43,10 +43,10 @@ pub fn create(path: &Path) -> Result<()> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| Error::system("bind-mount netns", e))
+        .map_err(|e| Error::os("bind-mount netns", e))
     })
     .join()
-    .map_err(|_| Error::System("netns thread panicked".into()))?;
+    .map_err(|_| Error::Inconsistent("netns thread panicked".into()))?;
     if made.is_err() {
         let _ = std::fs::remove_file(path);
     }
@@ -60,14 +60,14 @@ pub fn bind_own(path: &Path) -> Result<()> {
         return Ok(());
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::system("create netns dir", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
     }
-    File::create(path).map_err(|e| Error::system("create netns file", e))?;
+    File::create(path).map_err(|e| Error::os("create netns file", e))?;
     // /proc/self is the main thread's view; the daemon never moves its threads, so both name
     // the daemon's netns.
     mount(Some("/proc/self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
         let _ = std::fs::remove_file(path);
-        Error::system("bind-mount the daemon's netns", e)
+        Error::os("bind-mount the daemon's netns", e)
     })
 }
 
@@ -84,11 +84,11 @@ pub fn remove(path: &Path) -> Result<()> {
     }
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(Error::system(&format!("unmount {}", path.display()), e)),
+        Err(e) => return Err(Error::os(format!("unmount {}", path.display()), e)),
     }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::system("remove netns file", e)),
+        Err(e) => Err(Error::os("remove netns file", e)),
     }
 }

@@ -28,13 +28,26 @@ pub struct Changes {
     pub del_containers: Vec<String>,
 }
 
-fn db_err(e: impl std::fmt::Display) -> Error {
-    Error::system("state store", e)
+/// What can fail in the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("state store: corrupt record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn db_err(e: impl Into<redb::Error>) -> Error {
+    Error::Store(StoreError::Redb(e.into()))
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::Store(StoreError::Json(e))
 }
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(db_err)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::os("create state dir", e))?;
         let db = Database::create(dir.join("netd.redb")).map_err(db_err)?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(NETWORKS).map_err(db_err)?;
@@ -78,7 +91,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (_, value) = entry.map_err(db_err)?;
-            out.push(serde_json::from_slice(value.value()).map_err(db_err)?);
+            out.push(serde_json::from_slice(value.value()).map_err(json_err)?);
         }
         Ok(out)
     }
@@ -106,5 +119,5 @@ impl Store {
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(db_err)
+    serde_json::to_vec(value).map_err(json_err)
 }

@@ -25,9 +25,9 @@ fn on_bpffs(path: &Path) -> bool {
 pub fn ensure(dir: &Path) -> Result<()> {
     if !on_bpffs(dir) {
         let root = if dir.starts_with("/sys/fs/bpf") { Path::new("/sys/fs/bpf") } else { dir };
-        std::fs::create_dir_all(root).map_err(|e| Error::system("create bpffs mount point", e))?;
+        std::fs::create_dir_all(root).map_err(|e| Error::os("create bpffs mount point", e))?;
         mount(Some("bpf"), root, Some("bpf"), MsFlags::empty(), Some("mode=0700"))
-            .map_err(|e| Error::system(&format!("mount bpffs at {}", root.display()), e))?;
+            .map_err(|e| Error::os(format!("mount bpffs at {}", root.display()), e))?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::system("create bpffs dir", e))
+    std::fs::create_dir_all(dir).map_err(|e| Error::os("create bpffs dir", e))
 }

@@ -18,7 +18,7 @@ use aya::{
 };
 use netd_common::{maps, programs, DropCounter, DropReason, Endpoint, Interface};
 
-use super::{bpffs, Datapath, DropStat, EndpointEntry};
+use super::{bpffs, Datapath, DatapathError, DropStat, EndpointEntry};
 use crate::error::{Error, Result};
 
 pub struct EbpfDatapath {
@@ -26,8 +26,24 @@ pub struct EbpfDatapath {
     ebpf: Mutex<Ebpf>,
 }
 
-fn bpf_err(what: &str) -> impl Fn(Box<dyn std::error::Error>) -> Error + '_ {
-    move |e| Error::system(what, e)
+fn program_err(op: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
+    move |source| DatapathError::Program { op, source }.into()
+}
+
+fn map_err(op: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
+    move |source| DatapathError::Map { op, source }.into()
+}
+
+fn pin_err(op: &'static str) -> impl Fn(aya::pin::PinError) -> Error {
+    move |source| DatapathError::Pin { op, source }.into()
+}
+
+fn link_err(op: &'static str) -> impl Fn(aya::programs::links::LinkError) -> Error {
+    move |source| DatapathError::Link { op, source }.into()
+}
+
+fn io_err(op: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |source| DatapathError::Io { op, source }.into()
 }
 
 fn ip_key(ip: Ipv4Addr) -> u32 {
@@ -40,18 +56,18 @@ impl EbpfDatapath {
     pub fn load(dir: &Path) -> Result<Self> {
         bpffs::ensure(dir)?;
         for sub in ["maps", "links", "progs"] {
-            fs::create_dir_all(dir.join(sub)).map_err(|e| Error::system("create pin dir", e))?;
+            fs::create_dir_all(dir.join(sub)).map_err(io_err("create pin dir"))?;
         }
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(dir.join("maps"))
             .load(object()?)
-            .map_err(|e| bpf_err("load eBPF object")(e.into()))?;
+            .map_err(DatapathError::from)?;
         let prog = classifier(&mut ebpf)?;
-        prog.load().map_err(|e| bpf_err("load program")(e.into()))?;
+        prog.load().map_err(program_err("load program"))?;
         let prog_pin = dir.join("progs").join(programs::ENDPOINT_INGRESS);
         // The previous daemon's program stays alive through its links until they are updated.
         let _ = fs::remove_file(&prog_pin);
-        prog.pin(&prog_pin).map_err(|e| bpf_err("pin program")(e.into()))?;
+        prog.pin(&prog_pin).map_err(pin_err("pin program"))?;
         Ok(Self { dir: dir.to_path_buf(), ebpf: Mutex::new(ebpf) })
     }
 
@@ -70,9 +86,9 @@ impl EbpfDatapath {
         let endpoint = Endpoint { ifindex: ep.host_ifindex, network: ep.network, mac: ep.mac, _pad: [0; 2] };
         interfaces(ebpf)?
             .insert(ep.host_ifindex, iface, 0)
-            .map_err(|e| bpf_err("update interface map")(e.into()))?;
+            .map_err(map_err("update interface map"))?;
         let added = endpoints(ebpf)
-            .and_then(|mut m| m.insert(ip_key(ep.ip), endpoint, 0).map_err(|e| bpf_err("update endpoint map")(e.into())));
+            .and_then(|mut m| m.insert(ip_key(ep.ip), endpoint, 0).map_err(map_err("update endpoint map")));
         if added.is_err() {
             // All or nothing: a full endpoint map must not leave the interface entry behind.
             let _ = interfaces(ebpf)?.remove(&ep.host_ifindex);
@@ -102,26 +118,26 @@ impl EbpfDatapath {
         match fs::remove_file(&pin) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::system("unpin link", e)),
+            Err(e) => return Err(io_err("unpin link")(e)),
         }
-        link.pin(&pin).map_err(|e| bpf_err("pin link")(e.into()))?;
+        link.pin(&pin).map_err(pin_err("pin link"))?;
         Ok(())
     }
 
     fn adopt(prog: &mut SchedClassifier, pin: &Path, ifname: &str) -> Result<()> {
-        let link = PinnedLink::from_pin(pin).map_err(|e| bpf_err("open pinned link")(e.into()))?;
+        let link = PinnedLink::from_pin(pin).map_err(link_err("open pinned link"))?;
         let link =
-            SchedClassifierLink::try_from(FdLink::from(link)).map_err(|e| bpf_err("adopt pinned link")(e.into()))?;
-        let id = prog.attach_to_link(link).map_err(|e| bpf_err("update pinned link")(e.into()))?;
+            SchedClassifierLink::try_from(FdLink::from(link)).map_err(link_err("adopt pinned link"))?;
+        let id = prog.attach_to_link(link).map_err(program_err("update pinned link"))?;
         // The pin keeps the link; holding its fd too would keep it attached after an unpin.
-        drop(prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?);
+        drop(prog.take_link(id).map_err(program_err("take link"))?);
         // A pin left by a crash may hold another device's link: adopted only if the program
         // now runs at this veth's ingress.
-        let ours = prog.info().map_err(|e| bpf_err("program info")(e.into()))?.id();
+        let ours = prog.info().map_err(program_err("program info"))?.id();
         let (_, attached) = SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
-            .map_err(|e| bpf_err("query tcx")(e.into()))?;
+            .map_err(program_err("query tcx"))?;
         if !attached.iter().any(|p| p.id() == ours) {
-            return Err(Error::System(format!("pinned link {} is not attached to {ifname}", pin.display())));
+            return Err(DatapathError::NotAttached { pin: pin.display().to_string(), ifname: ifname.to_string() }.into());
         }
         Ok(())
     }
@@ -129,9 +145,9 @@ impl EbpfDatapath {
     fn attach_fresh(prog: &mut SchedClassifier, ifname: &str) -> Result<FdLink> {
         let id = prog
             .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
-            .map_err(|e| bpf_err("attach tc program")(e.into()))?;
-        let link = prog.take_link(id).map_err(|e| bpf_err("take link")(e.into()))?;
-        FdLink::try_from(link).map_err(|e| bpf_err("tcx link")(e.into()))
+            .map_err(program_err("attach tc program"))?;
+        let link = prog.take_link(id).map_err(program_err("take link"))?;
+        FdLink::try_from(link).map_err(link_err("tcx link"))
     }
 
     #[cfg(all(test, feature = "ebpf"))]
@@ -169,24 +185,24 @@ fn object() -> Result<&'static [u8]> {
 
 #[cfg(not(feature = "ebpf"))]
 fn object() -> Result<&'static [u8]> {
-    Err(Error::System("netd was built without its eBPF programs (cargo feature `ebpf`)".into()))
+    Err(DatapathError::BuiltWithout.into())
 }
 
 fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
     ebpf.program_mut(programs::ENDPOINT_INGRESS)
-        .ok_or_else(|| Error::System("program netd_ep_ingress missing from the object".into()))?
+        .ok_or(DatapathError::Missing("program netd_ep_ingress"))?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| bpf_err("program type")(e.into()))
+        .map_err(program_err("program type"))
 }
 
 fn endpoints(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, Endpoint>> {
-    let map = ebpf.map_mut(maps::ENDPOINTS).ok_or_else(|| Error::System("endpoint map missing".into()))?;
-    HashMap::try_from(map).map_err(|e| bpf_err("endpoint map")(e.into()))
+    let map = ebpf.map_mut(maps::ENDPOINTS).ok_or(DatapathError::Missing("endpoint map"))?;
+    HashMap::try_from(map).map_err(map_err("endpoint map"))
 }
 
 fn interfaces(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, Interface>> {
-    let map = ebpf.map_mut(maps::INTERFACES).ok_or_else(|| Error::System("interface map missing".into()))?;
-    HashMap::try_from(map).map_err(|e| bpf_err("interface map")(e.into()))
+    let map = ebpf.map_mut(maps::INTERFACES).ok_or(DatapathError::Missing("interface map"))?;
+    HashMap::try_from(map).map_err(map_err("interface map"))
 }
 
 impl Datapath for EbpfDatapath {
@@ -206,7 +222,7 @@ impl Datapath for EbpfDatapath {
         match fs::remove_file(self.link_pin(&ep.host_ifname)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::system("unpin link", e)),
+            Err(e) => return Err(io_err("unpin link")(e)),
         }
         Self::remove_entries(&mut ebpf, ep)
     }
@@ -225,7 +241,7 @@ impl Datapath for EbpfDatapath {
         }
         // Pins and entries that no adopted endpoint accounts for are leftovers: remove them.
         // Unpinning drops the last reference to a tcx link, which detaches it.
-        let links = fs::read_dir(self.dir.join("links")).map_err(|e| Error::system("list link pins", e))?;
+        let links = fs::read_dir(self.dir.join("links")).map_err(io_err("list link pins"))?;
         for entry in links.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !known.iter().any(|ep| ep.host_ifname == name) {
@@ -256,15 +272,15 @@ impl Datapath for EbpfDatapath {
 
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         let ebpf = self.ebpf.lock().unwrap();
-        let map = ebpf.map(maps::DROPS).ok_or_else(|| Error::System("drop map missing".into()))?;
+        let map = ebpf.map(maps::DROPS).ok_or(DatapathError::Missing("drop map"))?;
         let drops: PerCpuArray<&MapData, DropCounter> =
-            PerCpuArray::try_from(map).map_err(|e| bpf_err("drop map")(e.into()))?;
+            PerCpuArray::try_from(map).map_err(map_err("drop map"))?;
         DropReason::ALL
             .iter()
             .map(|reason| {
                 let values = drops
                     .get(&(*reason as u32), 0)
-                    .map_err(|e| bpf_err("read drop counters")(e.into()))?;
+                    .map_err(map_err("read drop counters"))?;
                 Ok(DropStat {
                     reason: reason.name().to_string(),
                     code: *reason as u8,
@@ -279,7 +295,7 @@ impl Datapath for EbpfDatapath {
         match fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::system("remove pins", e)),
+            Err(e) => Err(io_err("remove pins")(e)),
         }
     }
 }

@@ -11,6 +11,31 @@ pub mod ebpf;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test;
 
+/// What can fail in the eBPF datapath: aya's errors with what netd was doing, and pin files.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("load eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("{op}: {source}")]
+    Program { op: &'static str, source: aya::programs::ProgramError },
+    #[error("{op}: {source}")]
+    Map { op: &'static str, source: aya::maps::MapError },
+    #[error("{op}: {source}")]
+    Pin { op: &'static str, source: aya::pin::PinError },
+    #[error("{op}: {source}")]
+    Link { op: &'static str, source: aya::programs::links::LinkError },
+    #[error("{op}: {source}")]
+    Io { op: &'static str, source: std::io::Error },
+    /// The object lacks a program or map netd needs.
+    #[error("{0} missing from the eBPF object")]
+    Missing(&'static str),
+    /// A pin left by a crash holds a link that is not where it should be.
+    #[error("pinned link {pin} is not attached to {ifname}")]
+    NotAttached { pin: String, ifname: String },
+    #[error("netd was built without its eBPF programs (cargo feature `ebpf`)")]
+    BuiltWithout,
+}
+
 /// What the datapath needs to know about one endpoint.
 #[derive(Clone, Debug)]
 pub struct EndpointEntry {

@@ -91,7 +91,7 @@ impl FakeKernel {
         match inner.failures.get_mut(op) {
             Some(0) => {
                 inner.failures.remove(op);
-                Err(Error::System(format!("injected failure: {op}")))
+                Err(Error::Inconsistent(format!("injected failure: {op}")))
             }
             Some(n) => {
                 *n -= 1;
@@ -154,7 +154,7 @@ impl Kernel for FakeKernel {
         self.step("add_endpoint", format!("add_endpoint {} {} {}", ep.ifname, ep.ip, netns.display()))?;
         let mut inner = self.inner.lock().unwrap();
         if !inner.host.netns.contains(netns) {
-            return Err(Error::System(format!("no netns {}", netns.display())));
+            return Err(Error::Inconsistent(format!("no netns {}", netns.display())));
         }
         let entry = Self::entry(ep, index);
         inner.host.veths.insert(entry.host_ifname.clone(), (netns.to_path_buf(), ep.ifname.clone(), ep.ip));

@@ -73,7 +73,7 @@ impl<K: Kernel> Manager<K> {
         let netns = container
             .netns
             .clone()
-            .ok_or_else(|| Error::System(format!("container {} has no netns", container.name)))?;
+            .ok_or_else(|| Error::Inconsistent(format!("container {} has no netns", container.name)))?;
         let default_route = container.endpoints.is_empty();
         self.kernel.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
         crash::point("connect:endpoint");

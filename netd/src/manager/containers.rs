@@ -483,5 +483,5 @@ fn validate_container_name(name: &str) -> Result<()> {
 fn host_hostname() -> Result<String> {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
-        .map_err(|e| Error::system("gethostname", e))
+        .map_err(|e| Error::os("gethostname", e))
 }

@@ -62,7 +62,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// `instance` tells this daemon's cgroups from other daemons' (one per state dir).
     pub fn new(run_dir: &Path, instance: &str) -> Result<(Self, mpsc::UnboundedReceiver<Exit>)> {
-        let cgroups = Cgroups::open(run_dir, instance).map_err(|e| Error::system("container cgroups", e))?;
+        let cgroups = Cgroups::open(run_dir, instance).map_err(|e| Error::os("container cgroups", e))?;
         let (tx, rx) = mpsc::unbounded_channel();
         Ok((Self { cgroups: Arc::new(cgroups), live: Arc::default(), exits: tx }, rx))
     }
@@ -72,7 +72,7 @@ impl Supervisor {
     pub fn spawn(&self, container: &str, args: &EnterArgs, io: CommandIo) -> Result<ProcessIdentity> {
         let fail = |what: &str| {
             let what = what.to_string();
-            move |e: std::io::Error| Error::system(&what, e)
+            move |e: std::io::Error| Error::os(what.clone(), e)
         };
         let exe = std::env::current_exe().map_err(fail("locate netd binary"))?;
         let mut cmd = Command::new(exe);
@@ -116,7 +116,7 @@ impl Supervisor {
             Ok(child) => child,
             Err(e) => {
                 let _ = self.cgroups.kill(container);
-                return Err(Error::system("start container command", e));
+                return Err(Error::os("start container command", e));
             }
         };
         drop(procs);
@@ -130,7 +130,7 @@ impl Supervisor {
             }
             Err(e) => {
                 let _ = self.cgroups.kill(container);
-                Err(Error::system("watch container command", e))
+                Err(Error::os("watch container command", e))
             }
         }
     }
@@ -177,7 +177,7 @@ impl Supervisor {
     pub fn signal(&self, container: &str, signal: i32) -> Result<()> {
         let pidfd = self.live.lock().unwrap_or_else(|e| e.into_inner()).get(container).cloned();
         match pidfd {
-            Some(p) => p.signal(signal).map_err(|e| Error::system("signal container command", e)),
+            Some(p) => p.signal(signal).map_err(|e| Error::os("signal container command", e)),
             None => Ok(()),
         }
     }
@@ -187,8 +187,8 @@ impl Supervisor {
         let (cgroups, id) = (self.cgroups.clone(), container.to_string());
         tokio::task::spawn_blocking(move || cgroups.kill(&id))
             .await
-            .map_err(|e| Error::system("kill container processes", e))?
-            .map_err(|e| Error::system("kill container processes", e))
+            .map_err(|e| Error::os("kill container processes", e))?
+            .map_err(|e| Error::os("kill container processes", e))
     }
 
     /// Ends the processes of every container not in `keep` (orphans of a crash, containers
@@ -196,7 +196,7 @@ impl Supervisor {
     pub async fn sweep(&self, keep: &BTreeSet<String>) -> Vec<Error> {
         let ids = match self.cgroups.list() {
             Ok(ids) => ids,
-            Err(e) => return vec![Error::system("list container cgroups", e)],
+            Err(e) => return vec![Error::os("list container cgroups", e)],
         };
         let mut errors = Vec::new();
         for id in ids.into_iter().filter(|id| !keep.contains(id)) {
