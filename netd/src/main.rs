@@ -1,4 +1,6 @@
+mod access;
 mod api;
+mod api_server;
 mod cli;
 mod client;
 mod container_files;
@@ -8,6 +10,7 @@ mod dns;
 mod endpoint;
 mod error;
 mod ipam;
+mod limits;
 mod manager;
 mod model;
 mod names;
