@@ -30,8 +30,10 @@ const DNS_QUERIES_IN_FLIGHT: usize = 64;
 const API_GROUP: &str = "netd";
 const NOBODY: u32 = 65534;
 
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).mode() & 0o7777
+/// The permission bits of `path`, in octal ("700").
+fn mode(path: &Path) -> String {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    format!("{:o}", meta.mode() & 0o7777)
 }
 
 fn path_of(value: &serde_json::Value) -> PathBuf {
@@ -145,7 +147,7 @@ fn expected_socket_access() -> (u32, Option<u32>) {
 fn assert_socket_access(host: &TestHost, expected: (u32, Option<u32>)) {
     let socket = host.socket();
     let meta = std::fs::metadata(&socket).unwrap();
-    assert_eq!(meta.mode() & 0o7777, expected.0, "mode of {}", socket.display());
+    assert_eq!(mode(&socket), format!("{:o}", expected.0), "mode of {}", socket.display());
     assert_eq!(meta.uid(), 0, "owner of {}", socket.display());
     if let Some(gid) = expected.1 {
         assert_eq!(meta.gid(), gid, "group of {}", socket.display());
@@ -221,13 +223,13 @@ fn the_store_the_container_dirs_and_logs_are_root_only() {
     let container_dir = log.parent().unwrap().to_path_buf();
     let store = host.dir.join("state");
 
-    assert_eq!(mode(&store), 0o700, "state dir");
-    assert_eq!(mode(&store.join("netd.redb")), 0o600, "the store holds -e values");
-    assert_eq!(mode(&host.run_dir()), 0o755, "run dir: the socket must be reachable");
-    assert_eq!(mode(&host.run_dir().join("containers")), 0o700);
-    assert_eq!(mode(&container_dir), 0o700, "{}", container_dir.display());
-    assert_eq!(mode(&log), 0o600);
-    assert_eq!((mode(&resolv), mode(&hosts)), (0o644, 0o644), "read by container processes");
+    assert_eq!(mode(&store), "700", "state dir");
+    assert_eq!(mode(&store.join("netd.redb")), "600", "the store holds -e values");
+    assert_eq!(mode(&host.run_dir()), "755", "run dir: the socket must be reachable");
+    assert_eq!(mode(&host.run_dir().join("containers")), "700");
+    assert_eq!(mode(&container_dir), "700", "{}", container_dir.display());
+    assert_eq!(mode(&log), "600");
+    assert_eq!([mode(&resolv), mode(&hosts)], ["644", "644"], "read by container processes");
 
     for secret in [store.join("netd.redb"), log.clone()] {
         let out = as_nobody(None, &["cat", secret.to_str().unwrap()]);
@@ -269,13 +271,13 @@ fn modes_an_older_version_left_open_are_tightened_at_start() {
         (container_dir.clone(), 0o755),
         (log.clone(), 0o644),
     ];
-    for (path, mode) in &open {
+    for (path, bits) in &open {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*bits)).unwrap();
     }
     host.start_daemon();
-    let modes: Vec<u32> = open.iter().map(|(path, _)| mode(path)).collect();
-    assert_eq!(modes, [0o700, 0o600, 0o755, 0o700, 0o700, 0o600], "{open:?}");
+    let modes: Vec<String> = open.iter().map(|(path, _)| mode(path)).collect();
+    assert_eq!(modes, ["700", "600", "755", "700", "700", "600"], "{open:?}");
 }
 
 #[test]
@@ -289,11 +291,11 @@ fn a_daemon_started_under_umask_000_keeps_its_socket_and_state_private() {
     host.ok(&["run", "-d", "--name", "c", "--network", "my-net", "--", "sleep", "600"]);
     let c = &host.json(&["inspect", "c"])[0];
     let (log, resolv) = (path_of(&c["LogPath"]), path_of(&c["ResolvConfPath"]));
-    assert_eq!(mode(&host.dir.join("state")), 0o700);
-    assert_eq!(mode(&host.dir.join("state/netd.redb")), 0o600);
-    assert_eq!(mode(&host.run_dir()), 0o755);
-    assert_eq!(mode(log.parent().unwrap()), 0o700);
-    assert_eq!(mode(&resolv), 0o644, "not world-writable");
+    assert_eq!(mode(&host.dir.join("state")), "700");
+    assert_eq!(mode(&host.dir.join("state/netd.redb")), "600");
+    assert_eq!(mode(&host.run_dir()), "755");
+    assert_eq!(mode(log.parent().unwrap()), "700");
+    assert_eq!(mode(&resolv), "644", "not world-writable");
 }
 
 #[test]
