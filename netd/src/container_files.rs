@@ -1,5 +1,7 @@
 //! Per-container files the daemon writes and `netd exec` mounts over /etc: hosts, resolv.conf,
-//! hostname.
+//! hostname. `<run-dir>/containers` and each container's directory are 0700: the command's
+//! `output.log` lives there. `hosts` and `resolv.conf` are 0644, for container processes that
+//! do not run as root: they reach them through bind mounts, which ignore the directory.
 use std::{
     collections::BTreeMap,
     net::IpAddr,
@@ -7,6 +9,7 @@ use std::{
 };
 
 use crate::{
+    access,
     error::{Error, Result},
     model::{Container, NetMode, Network},
 };
@@ -41,22 +44,24 @@ impl ContainerFiles {
         upstreams: &[IpAddr],
     ) -> Result<()> {
         let io = |e| Error::os("write container files", e);
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        if let Some(containers) = self.dir.parent() {
+            access::private_dir(containers).map_err(io)?;
+        }
+        access::private_dir(&self.dir).map_err(io)?;
+        let write = |path: PathBuf, contents: String| access::write_container_readable(&path, &contents).map_err(io);
         if container.mode == NetMode::Host {
             // The host's own files, as Docker gives `--network host` containers.
             let host_file = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-            std::fs::write(self.hosts(), host_file("/etc/hosts")).map_err(io)?;
+            write(self.hosts(), host_file("/etc/hosts"))?;
             let resolv = if container.dns.is_empty() {
                 host_file("/etc/resolv.conf")
             } else {
                 container.dns.iter().map(|ns| format!("nameserver {ns}\n")).collect()
             };
-            std::fs::write(self.resolv_conf(), resolv).map_err(io)?;
-            return Ok(());
+            return write(self.resolv_conf(), resolv);
         }
-        std::fs::write(self.hosts(), hosts_file(container)).map_err(io)?;
-        std::fs::write(self.resolv_conf(), resolv_conf(container, networks, upstreams)).map_err(io)?;
-        Ok(())
+        write(self.hosts(), hosts_file(container))?;
+        write(self.resolv_conf(), resolv_conf(container, networks, upstreams))
     }
 
     pub fn remove(&self) {

@@ -2,15 +2,18 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
-use tokio::{net::UnixListener, signal::unix::SignalKind};
+use tokio::signal::unix::SignalKind;
 
 use crate::{
+    access,
     api::{self, Api},
+    api_server,
     attach,
     datapath::{ebpf::EbpfDatapath, Datapath},
     dns::{self, Dns},
     endpoint::Plumber,
     kernel::HostKernel,
+    limits,
     manager::Manager,
     netlink::Netlink,
     store::Store,
@@ -38,7 +41,16 @@ pub struct DaemonArgs {
 }
 
 pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.run_dir).context("create run dir")?;
+    // Before anything is created: nothing may start more open than it ends (`access.rs`).
+    access::restrict_umask();
+    let nofile = limits::raise_nofile().context("raise RLIMIT_NOFILE")?;
+    let dns_fd_budget = limits::dns_fd_budget(nofile);
+    tracing::info!(nofile, dns_fd_budget, "file descriptor limits");
+    if nofile < limits::RESERVED_FDS + 64 {
+        tracing::warn!(nofile, "RLIMIT_NOFILE is too low for the API's connections and the embedded DNS");
+    }
+    access::run_dir(&args.run_dir).context("create run dir")?;
+    access::tighten_container_dirs(&args.run_dir).context("make container dirs private")?;
     let store = Store::open(&args.state_dir)?;
     let datapath: Arc<dyn Datapath> = Arc::new(EbpfDatapath::load(&args.bpffs)?);
     let host = Netlink::open()?;
@@ -56,21 +68,13 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     };
     tracing::info!(?upstreams, "dns upstreams");
     let kernel = HostKernel::new(plumber, procs);
-    let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams)).await?);
+    let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget)).await?);
     tokio::spawn(watch_exits(manager.clone(), exits));
 
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).context("create socket dir")?;
-    }
-    let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
+    let listener = api_server::bind(&socket)?;
+    // The attach socket gets the API socket's owner and mode: whoever may run may attach.
     let attach_socket = attach::socket_path(&socket);
-    let _ = std::fs::remove_file(&attach_socket);
-    let attach_listener =
-        UnixListener::bind(&attach_socket).with_context(|| format!("bind {}", attach_socket.display()))?;
-    std::fs::set_permissions(&attach_socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .context("attach socket mode")?;
-    let attach_task = tokio::spawn(attach::serve(attach_listener, manager.clone()));
+    let attach_task = tokio::spawn(attach::serve(api_server::bind(&attach_socket)?, manager.clone()));
     tracing::info!(socket = %socket.display(), "netd daemon ready");
     let stop = Arc::new(tokio::sync::Notify::new());
     let app = api::router(Api { manager, run_dir: args.run_dir.clone(), stop: stop.clone() });
@@ -78,7 +82,7 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let shutdown = async move {
         let _ = reset_tx.send(shutdown_signal(stop).await);
     };
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    api_server::serve(listener, app, shutdown).await;
     attach_task.abort();
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&attach_socket);

@@ -7,7 +7,9 @@
 //! over `kernel` (the seam to the host: `endpoint`, `netlink`, `netns`, `datapath`,
 //! `reconcile`, `supervisor`), `store`, `dns`, `ipam`, `views` and `container_files`; `model`,
 //! `error` and `process` (the `__enter` entry both use) are shared.
+pub mod access;
 pub mod api;
+pub mod api_server;
 pub mod attach;
 pub mod cli;
 pub mod client;
@@ -20,6 +22,7 @@ pub mod endpoint;
 pub mod error;
 pub mod ipam;
 pub mod kernel;
+pub mod limits;
 pub mod manager;
 pub mod model;
 pub mod names;

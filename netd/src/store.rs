@@ -1,5 +1,7 @@
 //! Persistent state in one redb file: networks and containers as JSON values keyed by id.
-//! Each API mutation writes all of its changes in one transaction.
+//! Each API mutation writes all of its changes in one transaction. The store holds `-e`
+//! values: its directory is 0700 and its file 0600 (`access.rs`), also when an older version
+//! made them more open.
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -47,8 +49,9 @@ fn json_err(e: serde_json::Error) -> Error {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::os("create state dir", e))?;
-        let db = Database::create(dir.join("netd.redb")).map_err(db_err)?;
+        crate::access::private_dir(dir).map_err(|e| Error::os("create state dir", e))?;
+        let file = crate::access::open_private_file(&dir.join("netd.redb")).map_err(|e| Error::os("open the state store", e))?;
+        let db = Database::builder().create_file(file).map_err(db_err)?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(NETWORKS).map_err(db_err)?;
         tx.open_table(CONTAINERS).map_err(db_err)?;

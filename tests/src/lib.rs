@@ -40,11 +40,26 @@ pub struct TestHost {
     pub dir: PathBuf,
     pub bpffs: PathBuf,
     daemon: Option<Child>,
+    options: DaemonOptions,
+}
+
+/// How the daemon process is started (every start, restarts included).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DaemonOptions {
+    /// The umask the daemon starts with (default: the test process's).
+    pub umask: Option<libc::mode_t>,
+    /// RLIMIT_NOFILE (soft, hard) the daemon starts with (default: the test process's).
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl TestHost {
     /// Builds the namespaces and starts a daemon in "host".
     pub fn start() -> Self {
+        Self::start_with(DaemonOptions::default())
+    }
+
+    /// [`TestHost::start`] with a daemon started under `options`.
+    pub fn start_with(options: DaemonOptions) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{:x}{}", std::process::id(), n);
         let host = Self {
@@ -54,6 +69,7 @@ impl TestHost {
             bpffs: PathBuf::from(format!("/sys/fs/bpf/netd-test-{tag}")),
             tag,
             daemon: None,
+            options,
         };
         host.build_namespaces();
         let mut host = host;
@@ -102,7 +118,25 @@ impl TestHost {
         assert!(self.daemon.is_none(), "daemon already running");
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
-        let child = Command::new("nsenter")
+        let mut command = Command::new("nsenter");
+        let DaemonOptions { umask, nofile } = self.options;
+        // SAFETY: umask and setrlimit are async-signal-safe syscalls; nsenter execs netd, which
+        // inherits both.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(move || {
+                if let Some(mask) = umask {
+                    libc::umask(mask);
+                }
+                if let Some((soft, hard)) = nofile {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &libc::rlimit { rlim_cur: soft, rlim_max: hard }) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .arg(format!("--net={}", self.netns_path(&self.host_ns).display()))
             .arg(netd_bin())
             .args(["daemon", "--uplink", "eth0", "--state-dir"])
@@ -135,6 +169,17 @@ impl TestHost {
             assert!(Instant::now() < deadline, "netd daemon did not come up:\n{}", self.daemon_log());
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The daemon's pid (nsenter execs it: the child is the daemon itself).
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
+    }
+
+    /// How many fds the daemon has open now.
+    pub fn daemon_fds(&self) -> usize {
+        let dir = format!("/proc/{}/fd", self.daemon_pid());
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")).count()
     }
 
     /// Stops the daemon with `signal` (SIGTERM or SIGKILL) and waits for it to exit.

@@ -64,7 +64,7 @@ pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Tra
         return encode(response, &query, transport);
     }
     let servers = if client.servers.is_empty() { &shared.upstreams } else { &client.servers };
-    match upstream::forward(raw, &query, servers, transport == Transport::Tcp).await {
+    match upstream::forward(raw, &query, servers, transport == Transport::Tcp, &shared.fd_budget).await {
         Ok(answer) => Some(answer),
         Err(e) => {
             tracing::debug!(name = %question.name(), error = %e, "dns: no upstream answer");
@@ -134,7 +134,10 @@ mod tests {
     use std::sync::{Arc, RwLock};
 
     use super::*;
-    use crate::dns::records::tests::{id, state};
+    use crate::dns::{
+        budget::FdBudget,
+        records::tests::{id, state},
+    };
 
     fn shared() -> Shared {
         let (networks, containers) = state();
@@ -142,6 +145,7 @@ mod tests {
             records: RwLock::new(Arc::new(Records::build(&networks, &containers))),
             rotation: Rotation::default(),
             upstreams: vec![],
+            fd_budget: FdBudget::new(16),
         }
     }
 
@@ -199,6 +203,16 @@ mod tests {
         assert_eq!(ptr.metadata.response_code, ResponseCode::ServFail, "not a shared network's address");
         let unknown = ask(&shared, "zz", "two.", RecordType::A).await;
         assert_eq!(unknown.metadata.response_code, ResponseCode::Refused, "no listener of that container");
+    }
+
+    #[tokio::test]
+    async fn with_no_fd_left_in_the_budget_forwarding_fails_at_once_and_local_names_still_work() {
+        // TEST-NET-1: never contacted, the budget is spent before any socket is made.
+        let shared = Shared { upstreams: vec!["192.0.2.1".parse().unwrap()], fd_budget: FdBudget::new(0), ..shared() };
+        let far = ask(&shared, "a1", "far.", RecordType::A).await;
+        assert_eq!(far.metadata.response_code, ResponseCode::ServFail);
+        let two = ask(&shared, "a1", "two.", RecordType::A).await;
+        assert_eq!(addresses(&two), ["172.18.0.3"]);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! - `answer`: one query → one answer (local names, `host.docker.internal`, or upstream).
 //! - `upstream`: forwarding to the host's resolvers (or a container's `--dns`).
 //! - `server`: the sockets inside the netns and the tasks serving them.
+//! - `budget`: the daemon-wide budget of fds that all listeners share.
 //!
 //! The manager calls [`Dns::sync`] after every change to containers or endpoints; it swaps
 //! the records and starts or stops listeners so that exactly the containers with an endpoint
@@ -26,6 +27,7 @@ use crate::{
 };
 
 mod answer;
+mod budget;
 mod records;
 mod server;
 mod upstream;
@@ -41,14 +43,17 @@ pub enum DnsError {
     Bind { netns: PathBuf, source: std::io::Error },
     #[error("embedded DNS: {source}")]
     Serve { source: std::io::Error },
+    #[error("embedded DNS: no file descriptor left in the daemon's budget for {}", netns.display())]
+    OverBudget { netns: PathBuf },
 }
 
-/// What the listeners share: the current records, the rotation counters and the daemon's
-/// upstream resolvers.
+/// What the listeners share: the current records, the rotation counters, the daemon's
+/// upstream resolvers and the budget of fds.
 pub struct Shared {
     records: RwLock<Arc<records::Records>>,
     rotation: records::Rotation,
     upstreams: Vec<IpAddr>,
+    fd_budget: budget::FdBudget,
 }
 
 impl Shared {
@@ -81,9 +86,11 @@ pub struct Dns {
 
 impl Dns {
     /// `upstreams`: where names that are not containers' are forwarded (the daemon's
-    /// `--dns-upstream`, or the host's resolv.conf).
-    pub fn new(upstreams: Vec<IpAddr>) -> Self {
-        let shared = Shared { records: RwLock::default(), rotation: records::Rotation::default(), upstreams };
+    /// `--dns-upstream`, or the host's resolv.conf). `fd_budget`: how many fds all listeners
+    /// together may hold (`limits::dns_fd_budget`).
+    pub fn new(upstreams: Vec<IpAddr>, fd_budget: u64) -> Self {
+        let fd_budget = budget::FdBudget::new(fd_budget);
+        let shared = Shared { records: RwLock::default(), rotation: records::Rotation::default(), upstreams, fd_budget };
         Self { shared: Arc::new(shared), listeners: Mutex::default() }
     }
 
@@ -125,7 +132,7 @@ impl Dns {
     }
 
     fn start_listener(&self, id: &str, netns_path: &Path, identity: (u64, u64)) -> Result<Listener, DnsError> {
-        let sockets = server::bind_in(netns_path)?;
+        let sockets = server::bind_in(netns_path, &self.shared.fd_budget)?;
         let (shared, client_id) = (self.shared.clone(), id.to_string());
         let task = tokio::spawn(async move {
             if let Err(e) = server::serve(sockets, shared, client_id.clone()).await {

@@ -6,65 +6,73 @@ use std::{
     net::{Ipv4Addr, SocketAddr},
     path::Path,
     sync::Arc,
-    time::Duration,
 };
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, UdpSocket},
-    sync::Semaphore,
+    sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
 
 use super::{
     answer::{answer, Transport},
+    budget::FdBudget,
     DnsError, Shared,
 };
-use crate::netns;
+use crate::{
+    limits::{DNS_QUERIES_IN_FLIGHT, DNS_TCP_CONNECTIONS, DNS_TCP_IDLE},
+    netns,
+};
 
 /// The embedded DNS address every container on a user-defined network uses.
 pub const DNS_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 const DNS_PORT: u16 = 53;
 
-/// Queries answered at once per listener; more wait (TCP) or are dropped (UDP; the client
-/// retries).
-const MAX_IN_FLIGHT: usize = 64;
-/// A TCP client that sends nothing for this long is disconnected.
-const TCP_IDLE: Duration = Duration::from_secs(10);
-
-/// 127.0.0.11:53, UDP and TCP, inside one container netns.
+/// 127.0.0.11:53, UDP and TCP, inside one container netns, with their two fds of the budget.
 pub struct Sockets {
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
+    _fds: OwnedSemaphorePermit,
 }
 
 /// Binds the sockets inside the netns at `netns_path`. `lo` has 127.0.0.1/8, which makes
 /// every 127/8 address local: no address needs adding.
-pub fn bind_in(netns_path: &Path) -> Result<Sockets, DnsError> {
+pub fn bind_in(netns_path: &Path, budget: &FdBudget) -> Result<Sockets, DnsError> {
+    let fds = budget.take(2).ok_or_else(|| DnsError::OverBudget { netns: netns_path.to_path_buf() })?;
     let addr = SocketAddr::from((DNS_ADDRESS, DNS_PORT));
-    let bind = move || -> std::io::Result<Sockets> {
+    let bind = move || -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
         let udp = std::net::UdpSocket::bind(addr)?;
         // std sets SO_REUSEADDR on listeners: connections of a previous daemon left in
         // TIME_WAIT do not block the bind after a restart.
         let tcp = std::net::TcpListener::bind(addr)?;
         udp.set_nonblocking(true)?;
         tcp.set_nonblocking(true)?;
-        Ok(Sockets { udp, tcp })
+        Ok((udp, tcp))
     };
     let bound = netns::run_in(netns_path, move || Ok(bind()))
         .map_err(|e| DnsError::Netns { netns: netns_path.to_path_buf(), reason: e.to_string() })?;
-    bound.map_err(|source| DnsError::Bind { netns: netns_path.to_path_buf(), source })
+    let (udp, tcp) = bound.map_err(|source| DnsError::Bind { netns: netns_path.to_path_buf(), source })?;
+    Ok(Sockets { udp, tcp, _fds: fds })
 }
 
 /// Serves both sockets until the task is dropped (aborted); every query and connection task
 /// belongs to this one and goes with it.
+///
+/// What one container can make the daemon hold is bounded here: `DNS_TCP_CONNECTIONS`
+/// connections (a connection over it, or over the daemon-wide fd budget, is closed as soon as
+/// it is accepted: waiting for a slot would hold its fd, which is how 10,000 connections from
+/// one container once exhausted the daemon's fds) and `DNS_QUERIES_IN_FLIGHT` queries, UDP and
+/// TCP together, each with at most one upstream socket (from the budget too).
 pub async fn serve(sockets: Sockets, shared: Arc<Shared>, client_id: String) -> Result<(), DnsError> {
     let io = |source| DnsError::Serve { source };
-    let udp = Arc::new(UdpSocket::from_std(sockets.udp).map_err(io)?);
-    let tcp = TcpListener::from_std(sockets.tcp).map_err(io)?;
+    let Sockets { udp, tcp, _fds } = sockets;
+    let udp = Arc::new(UdpSocket::from_std(udp).map_err(io)?);
+    let tcp = TcpListener::from_std(tcp).map_err(io)?;
     let client_id: Arc<str> = client_id.into();
-    let udp_slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let tcp_slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let queries = Arc::new(Semaphore::new(DNS_QUERIES_IN_FLIGHT));
+    let connections = Arc::new(Semaphore::new(DNS_TCP_CONNECTIONS));
+    let mut refused_any = false;
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; u16::MAX as usize];
     loop {
@@ -75,7 +83,8 @@ pub async fn serve(sockets: Sockets, shared: Arc<Shared>, client_id: String) -> 
                     // E.g. ECONNREFUSED left by an ICMP error for an earlier reply.
                     Err(e) => { tracing::debug!(error = %e, "dns udp receive"); continue; }
                 };
-                let Ok(slot) = udp_slots.clone().try_acquire_owned() else { continue };
+                // Dropped when too many are in flight: the client retries.
+                let Ok(slot) = queries.clone().try_acquire_owned() else { continue };
                 let (query, udp, shared, client_id) = (buf[..n].to_vec(), udp.clone(), shared.clone(), client_id.clone());
                 tasks.spawn(async move {
                     let _slot = slot;
@@ -89,10 +98,19 @@ pub async fn serve(sockets: Sockets, shared: Arc<Shared>, client_id: String) -> 
                     Ok((stream, _)) => stream,
                     Err(e) => { tracing::debug!(error = %e, "dns tcp accept"); continue; }
                 };
-                let (slots, shared, client_id) = (tcp_slots.clone(), shared.clone(), client_id.clone());
+                let slots = connections.clone().try_acquire_owned().ok().zip(shared.fd_budget.take(1));
+                let Some(slots) = slots else {
+                    drop(stream);
+                    if !std::mem::replace(&mut refused_any, true) {
+                        tracing::warn!(container = %client_id, max = DNS_TCP_CONNECTIONS,
+                            "embedded DNS: too many TCP connections from this container (or none left in the daemon's budget); closing the excess");
+                    }
+                    continue;
+                };
+                let (queries, shared, client_id) = (queries.clone(), shared.clone(), client_id.clone());
                 tasks.spawn(async move {
-                    let Ok(_slot) = slots.acquire_owned().await else { return };
-                    if let Err(e) = serve_tcp(stream, &shared, &client_id).await {
+                    let _slots = slots;
+                    if let Err(e) = serve_tcp(stream, &shared, &client_id, &queries).await {
                         tracing::debug!(error = %e, "dns tcp connection");
                     }
                 });
@@ -103,27 +121,35 @@ pub async fn serve(sockets: Sockets, shared: Arc<Shared>, client_id: String) -> 
     }
 }
 
-/// Length-prefixed queries on one connection, answered in order, until the client closes it
-/// or stays idle.
-async fn serve_tcp(mut stream: TcpStream, shared: &Shared, client_id: &str) -> std::io::Result<()> {
+/// Length-prefixed queries on one connection, answered in order, until the client closes it,
+/// stays idle or does not take its reply.
+async fn serve_tcp(
+    mut stream: TcpStream,
+    shared: &Shared,
+    client_id: &str,
+    queries: &Semaphore,
+) -> std::io::Result<()> {
+    let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
     loop {
-        let len = match tokio::time::timeout(TCP_IDLE, stream.read_u16()).await {
+        let len = match tokio::time::timeout(DNS_TCP_IDLE, stream.read_u16()).await {
             Ok(Ok(len)) => len,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         };
         let mut query = vec![0u8; usize::from(len)];
-        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        let Some(reply) = answer(shared, client_id, &query, Transport::Tcp).await else {
-            return Ok(());
+        tokio::time::timeout(DNS_TCP_IDLE, stream.read_exact(&mut query)).await.map_err(|_| timed_out())??;
+        let reply = {
+            let Ok(_slot) = queries.acquire().await else {
+                return Ok(());
+            };
+            answer(shared, client_id, &query, Transport::Tcp).await
         };
+        let Some(reply) = reply else { return Ok(()) };
         let len = u16::try_from(reply.len()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(&reply);
-        stream.write_all(&framed).await?;
+        tokio::time::timeout(DNS_TCP_IDLE, stream.write_all(&framed)).await.map_err(|_| timed_out())??;
     }
 }

@@ -16,6 +16,8 @@ use tokio::{
     net::{TcpStream, UdpSocket},
 };
 
+use super::budget::FdBudget;
+
 /// How long one upstream server gets to answer before the next one is asked.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -26,6 +28,8 @@ const MAX_MESSAGE: usize = u16::MAX as usize;
 pub enum UpstreamError {
     #[error("no upstream resolver configured")]
     NoServers,
+    #[error("no file descriptor left in the embedded DNS's budget")]
+    OverBudget,
     #[error("{server}: {source}")]
     Io { server: SocketAddr, source: std::io::Error },
     #[error("{server}: no answer within {UPSTREAM_TIMEOUT:?}")]
@@ -52,8 +56,20 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 }
 
 /// Asks `servers` in turn (UDP, or TCP when the client used TCP) until one answers `query`;
-/// returns the answer's bytes. `raw` is the query as the client sent it.
-pub async fn forward(raw: &[u8], query: &Message, servers: &[IpAddr], tcp: bool) -> Result<Vec<u8>, UpstreamError> {
+/// returns the answer's bytes. `raw` is the query as the client sent it. One socket is open at
+/// a time, counted in `budget`; with none left the query fails at once (SERVFAIL) rather than
+/// wait.
+pub async fn forward(
+    raw: &[u8],
+    query: &Message,
+    servers: &[IpAddr],
+    tcp: bool,
+    budget: &FdBudget,
+) -> Result<Vec<u8>, UpstreamError> {
+    if servers.is_empty() {
+        return Err(UpstreamError::NoServers);
+    }
+    let _fd = budget.take(1).ok_or(UpstreamError::OverBudget)?;
     let mut last = UpstreamError::NoServers;
     for ip in servers {
         let server = SocketAddr::new(*ip, 53);

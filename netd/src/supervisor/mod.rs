@@ -86,6 +86,8 @@ impl Supervisor {
                     .mode(0o600)
                     .open(path)
                     .map_err(fail("create log"))?;
+                // `mode` applies to new files only: a log of an older version may be 0644.
+                log.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(fail("create log"))?;
                 let log2 = log.try_clone().map_err(fail("create log"))?;
                 cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
             }
@@ -96,15 +98,15 @@ impl Supervisor {
         let procs = self.cgroups.create(container).map_err(fail("create container cgroup"))?;
         let procs_fd = procs.as_raw_fd();
         // SAFETY: between fork and exec only async-signal-safe calls: write(2), umask(2),
-        // setsid(2).
+        // get/setrlimit(2), setsid(2).
         unsafe {
             cmd.pre_exec(move || {
                 // Join the container's cgroup before anything of the command runs.
                 if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(std::io::Error::last_os_error());
                 }
-                // The daemon's own umask is strict; commands get the usual one.
-                libc::umask(0o022);
+                // The daemon's own umask and raised fd limit are not the command's.
+                crate::limits::restore_for_child()?;
                 // Its own session: the daemon's terminal signals are not the command's.
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
