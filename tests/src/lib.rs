@@ -190,11 +190,6 @@ impl TestHost {
         }
     }
 
-    /// The running daemon's pid.
-    pub fn daemon_pid(&self) -> u32 {
-        self.daemon.as_ref().expect("daemon running").id()
-    }
-
     /// Waits (bounded) for the daemon to exit and returns how it ended; the daemon is then
     /// known to be down.
     pub fn wait_daemon_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
