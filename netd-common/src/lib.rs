@@ -58,40 +58,49 @@ pub struct DropCounter {
     pub bytes: u64,
 }
 
-/// Stable drop-reason codes: never renumber; a retired code stays as `UnusedN`.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
-    /// Malformed or truncated header.
-    Malformed = 1,
-    /// Source IP or MAC is not the endpoint's own.
-    SpoofedSource = 2,
-    /// Destination is an endpoint on a network the source does not share.
-    Isolation = 3,
-    /// ARP request for an address that is neither a peer nor the gateway.
-    ArpUnknownTarget = 4,
-    /// A packet arrived on an interface that has no endpoint entry.
-    UnknownInterface = 5,
+/// Declares `DropReason` with its codes and names in one list, so that `ALL`, `name` and
+/// `from_code` cannot drift from the enum.
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident = $code:literal => $name:literal,)+) => {
+        /// Stable drop-reason codes: never renumber; a retired code stays as `UnusedN`.
+        #[repr(u8)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $variant = $code,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in code order.
+            pub const ALL: [DropReason; [$($code),+].len()] = [$(DropReason::$variant),+];
+
+            /// The name `netd stats` shows.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)+
+                }
+            }
+
+            pub const fn from_code(code: u8) -> Option<DropReason> {
+                match code {
+                    $($code => Some(DropReason::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl DropReason {
-    pub const ALL: [DropReason; 5] = [
-        DropReason::Malformed,
-        DropReason::SpoofedSource,
-        DropReason::Isolation,
-        DropReason::ArpUnknownTarget,
-        DropReason::UnknownInterface,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::Malformed => "malformed",
-            DropReason::SpoofedSource => "spoofed_source",
-            DropReason::Isolation => "isolation",
-            DropReason::ArpUnknownTarget => "arp_unknown_target",
-            DropReason::UnknownInterface => "unknown_interface",
-        }
-    }
+drop_reasons! {
+    /// Malformed or truncated header.
+    Malformed = 1 => "malformed",
+    /// Source IP or MAC is not the endpoint's own.
+    SpoofedSource = 2 => "spoofed_source",
+    /// Destination is an endpoint on a network the source does not share.
+    Isolation = 3 => "isolation",
+    /// ARP request for an address that is neither a peer nor the gateway.
+    ArpUnknownTarget = 4 => "arp_unknown_target",
+    /// A packet arrived on an interface that has no endpoint entry.
+    UnknownInterface = 5 => "unknown_interface",
 }
 
 #[cfg(feature = "user")]
