@@ -5,8 +5,9 @@ use anyhow::Result;
 
 use crate::{build, paths, process::run_step};
 
-/// `cargo test --release --no-fail-fast [args]`: every suite runs even after a failure, and
-/// xtask fails (with cargo's exit code) when any test failed.
+/// `cargo test --release --no-fail-fast [args] -- --include-ignored`: every suite runs even
+/// after a failure, and xtask fails (with cargo's exit code) when any test failed. Tests that
+/// need root are `#[ignore]`d for a plain `cargo test`; here (as root) they run too.
 pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
     paths::require_root("cargo xtask test")?;
     let netd = build::run()?;
@@ -14,7 +15,30 @@ pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
         "test",
         paths::cargo()
             .args(["test", "--release", "--no-fail-fast"])
-            .args(cargo_test_args)
+            .args(with_ignored(cargo_test_args))
             .env("NETD_BIN", netd),
     )
+}
+
+/// The caller's arguments with `--include-ignored` added for the test binaries.
+fn with_ignored(args: &[OsString]) -> Vec<OsString> {
+    let mut args = args.to_vec();
+    if !args.iter().any(|a| a == "--") {
+        args.push("--".into());
+    }
+    args.push("--include-ignored".into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_ignored;
+
+    #[test]
+    fn ignored_tests_are_included_with_or_without_the_callers_test_args() {
+        let s = |v: &[&str]| v.iter().map(Into::into).collect::<Vec<std::ffi::OsString>>();
+        assert_eq!(with_ignored(&[]), s(&["--", "--include-ignored"]));
+        assert_eq!(with_ignored(&s(&["-p", "netd"])), s(&["-p", "netd", "--", "--include-ignored"]));
+        assert_eq!(with_ignored(&s(&["--", "dns"])), s(&["--", "dns", "--include-ignored"]));
+    }
 }

@@ -6,7 +6,8 @@
 //! calling thread's netns, so the program sees ifindex 1 as the interface the packet arrived on;
 //! the sending endpoint is therefore registered with `host_ifindex` 1.
 //!
-//! Needs root (loading programs, bpffs pins). Every test loads its own datapath under its own
+//! Needs root (loading programs, bpffs pins): ignored by a plain `cargo test`, run by `cargo xtask
+//! test` (`--include-ignored`). Every test loads its own datapath under its own
 //! bpffs directory, removed at the end even on panic.
 use std::{
     io,
@@ -231,6 +232,7 @@ fn ping(ep: &EndpointEntry, dst_mac: Mac, dst: Ipv4Addr) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn ipv4_builder_matches_a_known_header() {
     // The classic example header (Wikipedia, "IPv4 header checksum"): checksum 0xb861.
     let packet = ipv4(Ipv4Addr::new(192, 168, 0, 1), Ipv4Addr::new(192, 168, 0, 199), IPPROTO_UDP, &[0; 95]);
@@ -245,6 +247,7 @@ fn ipv4_builder_matches_a_known_header() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn arp_for_the_gateway_is_answered_with_the_host_mac() {
     let fx = Fixture::new("arp_gateway");
     let me = sender();
@@ -255,6 +258,7 @@ fn arp_for_the_gateway_is_answered_with_the_host_mac() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn arp_for_a_peer_is_answered_with_the_peer_mac() {
     let fx = Fixture::new("arp_peer");
     let me = sender();
@@ -265,6 +269,7 @@ fn arp_for_a_peer_is_answered_with_the_peer_mac() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn arp_for_another_network_or_an_unknown_address_is_dropped() {
     let fx = Fixture::new("arp_unknown");
     let me = sender();
@@ -282,6 +287,7 @@ fn arp_for_another_network_or_an_unknown_address_is_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn ipv4_to_a_peer_is_redirected_with_the_peer_mac() {
     let fx = Fixture::new("ipv4_peer");
     let me = sender();
@@ -295,6 +301,7 @@ fn ipv4_to_a_peer_is_redirected_with_the_peer_mac() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn udp_to_a_peer_is_redirected_with_the_peer_mac() {
     let fx = Fixture::new("udp_peer");
     let me = sender();
@@ -308,6 +315,7 @@ fn udp_to_a_peer_is_redirected_with_the_peer_mac() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn ipv4_to_another_network_is_dropped() {
     let fx = Fixture::new("ipv4_isolation");
     let me = sender();
@@ -319,6 +327,7 @@ fn ipv4_to_another_network_is_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn ipv4_to_a_non_endpoint_goes_to_the_host_stack_unchanged() {
     let fx = Fixture::new("ipv4_host");
     let me = sender();
@@ -333,6 +342,7 @@ fn ipv4_to_a_non_endpoint_goes_to_the_host_stack_unchanged() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn spoofed_source_ip_is_dropped() {
     let fx = Fixture::new("spoofed_ip");
     let me = sender();
@@ -346,6 +356,7 @@ fn spoofed_source_ip_is_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn spoofed_source_mac_is_dropped() {
     let fx = Fixture::new("spoofed_mac");
     let me = sender();
@@ -359,6 +370,7 @@ fn spoofed_source_mac_is_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn arp_with_a_foreign_sender_is_dropped() {
     let fx = Fixture::new("spoofed_arp");
     let me = sender();
@@ -381,6 +393,7 @@ fn arp_with_a_foreign_sender_is_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn arp_probe_from_the_unspecified_address_is_answered() {
     let fx = Fixture::new("arp_probe");
     let me = sender();
@@ -392,6 +405,7 @@ fn arp_probe_from_the_unspecified_address_is_answered() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn other_ethertypes_with_a_foreign_source_mac_are_dropped() {
     const ETH_P_IPV6: u16 = 0x86dd;
     let fx = Fixture::new("spoofed_other");
@@ -407,6 +421,7 @@ fn other_ethertypes_with_a_foreign_source_mac_are_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn packets_on_an_interface_without_endpoint_are_dropped() {
     // Ifindex 1 (where test-run packets arrive) has no entry.
     let fx = Fixture::with_endpoints("unknown_interface", &[peer(), stranger()]);
@@ -422,6 +437,7 @@ fn packets_on_an_interface_without_endpoint_are_dropped() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn truncated_packets_are_dropped_as_malformed() {
     let fx = Fixture::new("truncated");
     let me = sender();
@@ -453,6 +469,7 @@ fn truncated_packets_are_dropped_as_malformed() {
 }
 
 #[test]
+#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn a_full_endpoint_map_leaves_no_interface_entry_behind() {
     let fx = Fixture::with_endpoints("mapfull", &[]);
     // Fill the endpoint map to capacity with other addresses.
