@@ -232,7 +232,6 @@ fn ping(ep: &EndpointEntry, dst_mac: Mac, dst: Ipv4Addr) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs root (loads BPF programs); cargo xtask test runs it"]
 fn ipv4_builder_matches_a_known_header() {
     // The classic example header (Wikipedia, "IPv4 header checksum"): checksum 0xb861.
     let packet = ipv4(Ipv4Addr::new(192, 168, 0, 1), Ipv4Addr::new(192, 168, 0, 199), IPPROTO_UDP, &[0; 95]);
