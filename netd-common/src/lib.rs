@@ -6,9 +6,9 @@
 /// Pin names carry the layout version: a changed layout gets a new name (and a migration),
 /// never an in-place reshape. BPF object names are limited to 15 characters.
 pub mod maps {
-    /// Endpoint by IPv4 address (the destination side of a forwarding decision).
+    /// EndpointValue by IPv4 address (the destination side of a forwarding decision).
     pub const ENDPOINTS: &str = "NETD_EP_V1";
-    /// Endpoint by the ifindex of its host-side veth (the source side).
+    /// EndpointValue by the ifindex of its host-side veth (the source side).
     pub const INTERFACES: &str = "NETD_IF_V1";
     /// Per-CPU drop counters indexed by [`crate::DropReason`].
     pub const DROPS: &str = "NETD_DROPS_V1";
@@ -25,11 +25,11 @@ pub mod programs {
 /// four bytes of the address read with `u32::from_ne_bytes`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub struct EndpointValue {
     /// ifindex of the host-side veth; `bpf_redirect_peer` to it lands in the container.
     pub ifindex: u32,
     /// Network the endpoint belongs to; forwarding only happens within one network.
-    pub network: u32,
+    pub network_index: u32,
     /// MAC address of the container-side interface.
     pub mac: [u8; 6],
     pub _pad: [u8; 2],
@@ -38,12 +38,12 @@ pub struct Endpoint {
 /// An endpoint as the source of a packet, keyed by the ifindex of its host-side veth.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Interface {
+pub struct InterfaceValue {
     /// The endpoint's own IPv4 address (network order); anything else is spoofed.
     pub ip: u32,
     /// The network's gateway address (network order), answered by ARP with `host_mac`.
     pub gateway: u32,
-    pub network: u32,
+    pub network_index: u32,
     /// Container-side MAC (anti-spoofing).
     pub mac: [u8; 6],
     /// Host-side veth MAC: the gateway's MAC as the container sees it.
@@ -106,7 +106,7 @@ drop_reasons! {
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all three are repr(C), Copy, and have no implicit padding.
-    unsafe impl aya::Pod for super::Endpoint {}
-    unsafe impl aya::Pod for super::Interface {}
+    unsafe impl aya::Pod for super::EndpointValue {}
+    unsafe impl aya::Pod for super::InterfaceValue {}
     unsafe impl aya::Pod for super::DropCounter {}
 }

@@ -5,7 +5,7 @@ use aya_ebpf::{
     helpers::bpf_redirect,
     programs::TcContext,
 };
-use netd_common::{DropReason, Interface};
+use netd_common::{DropReason, InterfaceValue};
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
 use crate::{drop, maps::ENDPOINTS_BY_IP, packet::ptr_at};
@@ -14,7 +14,7 @@ const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
 #[inline(always)]
-pub fn handle(ctx: &TcContext, src: &Interface) -> Result<i32, ()> {
+pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<i32, ()> {
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
     let arp: *mut ArpHdr = ptr_at(ctx, EthHdr::LEN)?;
     // SAFETY: both pointers were bounds-checked by ptr_at.
@@ -36,7 +36,7 @@ pub fn handle(ctx: &TcContext, src: &Interface) -> Result<i32, ()> {
     } else {
         // SAFETY: read-only lookup of a plain-old-data value.
         match unsafe { ENDPOINTS_BY_IP.get(target) } {
-            Some(peer) if peer.network == src.network => peer.mac,
+            Some(peer) if peer.network_index == src.network_index => peer.mac,
             _ => {
                 drop::count(ctx, DropReason::ArpUnknownTarget);
                 return Ok(TC_ACT_SHOT as i32);

@@ -9,7 +9,7 @@ use aya_ebpf::{
     helpers::bpf_redirect_peer,
     programs::TcContext,
 };
-use netd_common::{DropReason, Interface};
+use netd_common::{DropReason, InterfaceValue};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::Ipv4Hdr,
@@ -52,7 +52,7 @@ pub fn endpoint_ingress(ctx: &TcContext) -> Result<i32, ()> {
 }
 
 #[inline(always)]
-fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &Interface) -> Result<i32, ()> {
+fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Result<i32, ()> {
     let ip: *const Ipv4Hdr = ptr_at(ctx, EthHdr::LEN)?;
     // SAFETY: bounds-checked by ptr_at.
     let (saddr, daddr) = unsafe { (ip_key((*ip).src_addr), ip_key((*ip).dst_addr)) };
@@ -64,7 +64,7 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &Interface) -> Result<i3
     let Some(dst) = (unsafe { ENDPOINTS_BY_IP.get(daddr) }) else {
         return Ok(TC_ACT_OK as i32);
     };
-    if dst.network != src.network {
+    if dst.network_index != src.network_index {
         drop::count(ctx, DropReason::Isolation);
         return Ok(TC_ACT_SHOT as i32);
     }

@@ -4,13 +4,13 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray},
 };
-use netd_common::{maps::*, DropCounter, Endpoint, Interface};
+use netd_common::{maps::*, DropCounter, EndpointValue, InterfaceValue};
 
 #[map(name = "NETD_EP_V1")]
-pub static ENDPOINTS_BY_IP: HashMap<u32, Endpoint> = HashMap::pinned(MAX_ENDPOINTS, 0);
+pub static ENDPOINTS_BY_IP: HashMap<u32, EndpointValue> = HashMap::pinned(MAX_ENDPOINTS, 0);
 
 #[map(name = "NETD_IF_V1")]
-pub static ENDPOINTS_BY_IFINDEX: HashMap<u32, Interface> = HashMap::pinned(MAX_ENDPOINTS, 0);
+pub static ENDPOINTS_BY_IFINDEX: HashMap<u32, InterfaceValue> = HashMap::pinned(MAX_ENDPOINTS, 0);
 
 #[map(name = "NETD_DROPS_V1")]
 pub static DROPS: PerCpuArray<DropCounter> = PerCpuArray::pinned(DROP_SLOTS, 0);

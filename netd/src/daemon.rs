@@ -11,7 +11,7 @@ use crate::{
     attach,
     datapath::{ebpf::EbpfDatapath, Datapath},
     dns::{self, Dns},
-    endpoint::Plumber,
+    plumbing::Plumber,
     kernel::HostKernel,
     limits,
     manager::Manager,

@@ -11,8 +11,8 @@ use std::{
 };
 
 use crate::{
-    datapath::{DropStat, EndpointEntry},
-    endpoint::Plumber,
+    datapath::{DropStat, DatapathEndpoint},
+    plumbing::Plumber,
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
@@ -49,15 +49,15 @@ pub trait Kernel: Send + Sync + 'static {
         ep: &Endpoint,
         network_index: u32,
         default_route: bool,
-    ) -> impl Future<Output = Result<EndpointEntry>> + Send;
+    ) -> impl Future<Output = Result<DatapathEndpoint>> + Send;
     fn remove_endpoint(&self, ep: &Endpoint, network_index: u32) -> impl Future<Output = Result<()>> + Send;
     /// The datapath's view of an endpoint whose veth exists, else `None`.
     fn existing_entry(
         &self,
         ep: &Endpoint,
         network_index: u32,
-    ) -> impl Future<Output = Result<Option<EndpointEntry>>> + Send;
-    fn add_host_route(&self, ep: &Endpoint, entry: &EndpointEntry) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Option<DatapathEndpoint>>> + Send;
+    fn add_host_route(&self, ep: &Endpoint, entry: &DatapathEndpoint) -> impl Future<Output = Result<()>> + Send;
     fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> impl Future<Output = Result<()>> + Send;
     /// Removes netd's kernel objects that `networks` and `containers` do not account for and
     /// makes the datapath hold exactly `live`; returns every failure.
@@ -65,7 +65,7 @@ pub trait Kernel: Send + Sync + 'static {
         &self,
         networks: &[Network],
         containers: &[Container],
-        live: &[EndpointEntry],
+        live: &[DatapathEndpoint],
     ) -> impl Future<Output = Vec<Error>> + Send;
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
     /// Unpins the whole datapath (`system reset`).
@@ -119,23 +119,23 @@ impl Kernel for HostKernel {
     async fn host_addressing(&self) -> Result<HostAddressing> {
         self.plumber.host_addressing().await
     }
-    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<EndpointEntry> {
+    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<DatapathEndpoint> {
         self.plumber.add_endpoint(netns, ep, index, default_route).await
     }
     async fn remove_endpoint(&self, ep: &Endpoint, index: u32) -> Result<()> {
         self.plumber.remove_endpoint(ep, index).await
     }
-    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<EndpointEntry>> {
+    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<DatapathEndpoint>> {
         self.plumber.existing_entry(ep, index).await
     }
-    async fn add_host_route(&self, ep: &Endpoint, entry: &EndpointEntry) -> Result<()> {
+    async fn add_host_route(&self, ep: &Endpoint, entry: &DatapathEndpoint) -> Result<()> {
         self.plumber.add_host_route(ep, entry).await
     }
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<()> {
         self.plumber.set_default_route(netns, gateway).await
     }
-    async fn sweep(&self, networks: &[Network], containers: &[Container], live: &[EndpointEntry]) -> Vec<Error> {
-        crate::reconcile::sweep(&self.plumber, networks, containers, live).await
+    async fn sweep(&self, networks: &[Network], containers: &[Container], live: &[DatapathEndpoint]) -> Vec<Error> {
+        crate::sweep::remove_leftovers(&self.plumber, networks, containers, live).await
     }
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         self.plumber.datapath().drop_stats()

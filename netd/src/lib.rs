@@ -4,8 +4,8 @@
 //! What runs where: the CLI is `cli` (commands, output, `--format` templates) with `client`
 //! (HTTP over the API socket) and the client half of `attach`; the daemon is `daemon` (start
 //! and serve), `api` and the server half of `attach`, `manager` (state and Docker's rules)
-//! over `kernel` (the seam to the host: `endpoint`, `netlink`, `netns`, `datapath`,
-//! `reconcile`, `supervisor`), `store`, `dns`, `ipam`, `views` and `container_files`; `model`,
+//! over `kernel` (the seam to the host: `plumbing`, `netlink`, `netns`, `datapath`,
+//! `sweep`, `supervisor`), `store`, `dns`, `ipam`, `views` and `container_files`; `model`,
 //! `error` and `process` (the `__enter` entry both use) are shared.
 pub mod access;
 pub mod api;
@@ -18,7 +18,6 @@ pub mod crash;
 pub mod daemon;
 pub mod datapath;
 pub mod dns;
-pub mod endpoint;
 pub mod error;
 pub mod ipam;
 pub mod kernel;
@@ -28,9 +27,10 @@ pub mod model;
 pub mod names;
 pub mod netlink;
 pub mod netns;
+pub mod plumbing;
 pub mod process;
-pub mod reconcile;
 pub mod store;
+pub mod sweep;
 pub mod supervisor;
 pub mod views;
 

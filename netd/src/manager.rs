@@ -1,7 +1,7 @@
 //! The daemon's state and every operation on it. Each mutation runs under one lock.
 //!
 //! Crash safety comes from the order of the steps, so that `kill -9` at any point leaves
-//! something the next start repairs (`reconcile.rs`) without any intent log:
+//! something the next start repairs (`manager/recovery.rs`) without any intent log:
 //! - what creates (run, start, connect, network create) applies to the kernel first and
 //!   commits last: a crash in between leaves kernel objects, processes and files the store
 //!   does not know, and the restart removes them; a failed step undoes the earlier ones
@@ -86,7 +86,7 @@ pub struct Member {
 }
 
 /// Names of the networks that always exist, like Docker's.
-pub const DEFAULT_BRIDGE: &str = "bridge";
+pub use crate::model::DEFAULT_BRIDGE;
 const PREDEFINED: [(&str, Driver); 3] =
     [(DEFAULT_BRIDGE, Driver::Bridge), ("host", Driver::Host), ("none", Driver::Null)];
 
@@ -175,8 +175,8 @@ fn find<'a, T>(map: &'a BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &St
 }
 
 impl<K: Kernel> Manager<K> {
-    /// Loads the store, creates the predefined networks if missing, and reconciles the
-    /// kernel (gateways, pinned datapath state) with what the store knows.
+    /// Loads the store, creates the predefined networks if missing, and makes the
+    /// store and the kernel agree (gateways, endpoints, pinned datapath, processes, files).
     pub async fn start(store: Store, kernel: K, run_dir: &Path, dns: Dns) -> Result<Self> {
         let mut state = State::default();
         for n in store.networks()? {
@@ -194,7 +194,7 @@ impl<K: Kernel> Manager<K> {
             exit_waiters: Default::default(),
         };
         manager.create_predefined().await?;
-        manager.reconcile().await?;
+        manager.recover_after_restart().await?;
         Ok(manager)
     }
 
@@ -226,30 +226,26 @@ impl<K: Kernel> Manager<K> {
         Ok(())
     }
 
-    /// Makes the kernel match the store after a restart (`reconcile.rs`): what the store knows
-    /// is adopted in place, netd's leftovers that it does not know are removed.
-    async fn reconcile(&self) -> Result<()> {
+    /// After a (re)start the store and the kernel are made to agree (`recovery.rs`), and
+    /// containers found exited are stopped or removed.
+    async fn recover_after_restart(&self) -> Result<()> {
         let mut state = self.state.lock().await;
-        self.reconcile_locked(&mut state).await;
-        Ok(())
-    }
-
-    /// See [`Manager::reconcile`].
-    async fn reconcile_locked(&self, state: &mut State) {
+        let state = &mut *state;
         let repairs = self.recover(state).await;
         for e in &repairs.errors {
-            tracing::warn!(error = %e, "reconcile");
+            tracing::warn!(error = %e, "recovery");
         }
         // Containers whose command ended, or whose netns vanished, while no daemon watched.
         for (id, code) in repairs.exited {
             if let Some(c) = state.containers.get(&id).cloned() {
                 if let Err(e) = self.exited_locked(state, &c, code).await {
-                    tracing::warn!(container = %c.name, error = %e, "reconcile: container exited while the daemon was down");
+                    tracing::warn!(container = %c.name, error = %e, "recovery: container exited while the daemon was down");
                 }
             }
         }
         // Listeners of the previous daemon closed with it: make them for every live container.
         self.sync_dns(state);
+        Ok(())
     }
 
     /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
@@ -474,7 +470,7 @@ fn allocate_endpoint(
     };
     let id = new_id();
     Ok(Endpoint {
-        host_ifname: crate::endpoint::host_ifname(&id),
+        host_ifname: crate::plumbing::host_ifname(&id),
         id,
         network: network.id.clone(),
         ip,

@@ -8,6 +8,9 @@ use std::{
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 
+/// The name of the default bridge network, Docker's docker0 (`bridge`).
+pub const DEFAULT_BRIDGE: &str = "bridge";
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
@@ -20,7 +23,7 @@ impl Network {
     /// User-defined bridge networks: they take `--ip`, aliases, and have the embedded DNS
     /// (the default `bridge` has neither, like Docker's docker0).
     pub fn is_user_defined(&self) -> bool {
-        self.driver == Driver::Bridge && self.name != crate::manager::DEFAULT_BRIDGE
+        self.driver == Driver::Bridge && self.name != DEFAULT_BRIDGE
     }
 }
 

@@ -16,9 +16,9 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
-use netd_common::{maps, programs, DropCounter, DropReason, Endpoint, Interface};
+use netd_common::{maps, programs, DropCounter, DropReason, EndpointValue, InterfaceValue};
 
-use super::{bpffs, Datapath, DatapathError, DropStat, EndpointEntry};
+use super::{bpffs, Datapath, DatapathError, DropStat, DatapathEndpoint};
 use crate::error::{Error, Result};
 
 pub struct EbpfDatapath {
@@ -75,15 +75,15 @@ impl EbpfDatapath {
         self.dir.join("links").join(host_ifname)
     }
 
-    fn insert_entries(ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
-        let iface = Interface {
+    fn insert_entries(ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
+        let iface = InterfaceValue {
             ip: ip_key(ep.ip),
             gateway: ip_key(ep.gateway),
-            network: ep.network,
+            network_index: ep.network_index,
             mac: ep.mac,
             host_mac: ep.host_mac,
         };
-        let endpoint = Endpoint { ifindex: ep.host_ifindex, network: ep.network, mac: ep.mac, _pad: [0; 2] };
+        let endpoint = EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
         interfaces(ebpf)?
             .insert(ep.host_ifindex, iface, 0)
             .map_err(map_err("update interface map"))?;
@@ -96,7 +96,7 @@ impl EbpfDatapath {
         added
     }
 
-    fn remove_entries(ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
+    fn remove_entries(ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
         // A missing key is fine: removal is idempotent.
         let _ = interfaces(ebpf)?.remove(&ep.host_ifindex);
         let _ = endpoints(ebpf)?.remove(&ip_key(ep.ip));
@@ -106,7 +106,7 @@ impl EbpfDatapath {
     /// Moves the pinned link of a previous daemon onto this daemon's program (an atomic update:
     /// no moment without a program), or attaches and pins a fresh tcx link. A pinned link that
     /// cannot be updated is replaced by a fresh one, attached before the old one is unpinned.
-    fn attach(&self, ebpf: &mut Ebpf, ep: &EndpointEntry) -> Result<()> {
+    fn attach(&self, ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
         let pin = self.link_pin(&ep.host_ifname);
         if pin.exists() {
             match Self::adopt(classifier(ebpf)?, &pin, &ep.host_ifname) {
@@ -172,13 +172,13 @@ impl EbpfDatapath {
     }
 
     #[cfg(all(test, feature = "ebpf"))]
-    pub(crate) fn insert_for_test(&self, ep: &EndpointEntry) {
+    pub(crate) fn insert_for_test(&self, ep: &DatapathEndpoint) {
         Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
     }
 
     #[cfg(all(test, feature = "ebpf"))]
-    pub(crate) fn insert_endpoint_only_for_test(&self, ep: &EndpointEntry) {
-        let endpoint = Endpoint { ifindex: ep.host_ifindex, network: ep.network, mac: ep.mac, _pad: [0; 2] };
+    pub(crate) fn insert_endpoint_only_for_test(&self, ep: &DatapathEndpoint) {
+        let endpoint = EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
         endpoints(&mut self.ebpf.lock().unwrap()).unwrap().insert(ip_key(ep.ip), endpoint, 0).unwrap();
     }
 
@@ -208,18 +208,18 @@ fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
         .map_err(program_err("program type"))
 }
 
-fn endpoints(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, Endpoint>> {
+fn endpoints(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, EndpointValue>> {
     let map = ebpf.map_mut(maps::ENDPOINTS).ok_or(DatapathError::Missing("endpoint map"))?;
     HashMap::try_from(map).map_err(map_err("endpoint map"))
 }
 
-fn interfaces(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, Interface>> {
+fn interfaces(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, InterfaceValue>> {
     let map = ebpf.map_mut(maps::INTERFACES).ok_or(DatapathError::Missing("interface map"))?;
     HashMap::try_from(map).map_err(map_err("interface map"))
 }
 
 impl Datapath for EbpfDatapath {
-    fn add_endpoint(&self, ep: &EndpointEntry) -> Result<()> {
+    fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         Self::insert_entries(&mut ebpf, ep)?;
         if let Err(e) = self.attach(&mut ebpf, ep) {
@@ -229,7 +229,7 @@ impl Datapath for EbpfDatapath {
         Ok(())
     }
 
-    fn remove_endpoint(&self, ep: &EndpointEntry) -> Result<()> {
+    fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         // Unpinning drops the last reference to the tcx link, which detaches it.
         match fs::remove_file(self.link_pin(&ep.host_ifname)) {
@@ -240,7 +240,7 @@ impl Datapath for EbpfDatapath {
         Self::remove_entries(&mut ebpf, ep)
     }
 
-    fn reconcile(&self, wanted: &[EndpointEntry]) -> Result<()> {
+    fn keep_exactly(&self, wanted: &[DatapathEndpoint]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         // Entries are rewritten with the same values and links updated in place: live traffic
         // never sees a gap. An endpoint that cannot be adopted is left out, not fatal.

@@ -38,10 +38,11 @@ pub enum DatapathError {
 
 /// What the datapath needs to know about one endpoint.
 #[derive(Clone, Debug)]
-pub struct EndpointEntry {
+pub struct DatapathEndpoint {
     pub ip: Ipv4Addr,
     pub gateway: Ipv4Addr,
-    pub network: u32,
+    /// The network's `Network::index` (BPF maps key networks by this number, not by id).
+    pub network_index: u32,
     pub mac: [u8; 6],
     /// MAC of the host-side veth (the gateway's MAC as the container sees it).
     pub host_mac: [u8; 6],
@@ -60,13 +61,13 @@ pub struct DropStat {
 pub trait Datapath: Send + Sync {
     /// Attaches the programs to the endpoint's host-side veth (pinned) and adds its map
     /// entries. All or nothing.
-    fn add_endpoint(&self, ep: &EndpointEntry) -> Result<()>;
+    fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
     /// Removes what `add_endpoint` created; already gone is success.
-    fn remove_endpoint(&self, ep: &EndpointEntry) -> Result<()>;
+    fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
     /// Makes the pinned state match exactly `endpoints`: re-adopts pinned links of known
     /// endpoints (same link, this daemon's program) and removes links and map entries nobody
     /// knows. An endpoint that cannot be adopted is logged and left out.
-    fn reconcile(&self, endpoints: &[EndpointEntry]) -> Result<()>;
+    fn keep_exactly(&self, endpoints: &[DatapathEndpoint]) -> Result<()>;
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
     /// Unpins everything (maps, programs, links).
     fn purge(&self) -> Result<()>;

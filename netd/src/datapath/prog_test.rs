@@ -17,7 +17,7 @@ use std::{
 
 use netd_common::DropReason;
 
-use super::{ebpf::EbpfDatapath, Datapath, EndpointEntry};
+use super::{ebpf::EbpfDatapath, Datapath, DatapathEndpoint};
 
 // ---------------------------------------------------------------------------------------------
 // Running the program
@@ -71,7 +71,7 @@ impl Fixture {
         Self::with_endpoints(test, &[sender(), peer(), stranger()])
     }
 
-    fn with_endpoints(test: &str, endpoints: &[EndpointEntry]) -> Self {
+    fn with_endpoints(test: &str, endpoints: &[DatapathEndpoint]) -> Self {
         let pins = PinDir::new(test);
         let datapath = EbpfDatapath::load(&pins.0)
             .unwrap_or_else(|e| panic!("load datapath under {}: {e}", pins.0.display()));
@@ -122,12 +122,12 @@ const GATEWAY_1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const GATEWAY_2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 
 /// An endpoint whose MACs are derived from its (fictitious, apart from 1) host-side ifindex.
-fn endpoint(host_ifindex: u32, network: u32, ip: Ipv4Addr, gateway: Ipv4Addr) -> EndpointEntry {
+fn endpoint(host_ifindex: u32, network_index: u32, ip: Ipv4Addr, gateway: Ipv4Addr) -> DatapathEndpoint {
     let n = host_ifindex as u8;
-    EndpointEntry {
+    DatapathEndpoint {
         ip,
         gateway,
-        network,
+        network_index,
         mac: [0x02, 0, 0, 0, 0xc0, n],
         host_mac: [0x02, 0, 0, 0, 0xee, n],
         host_ifname: format!("veth-test{host_ifindex}"),
@@ -136,15 +136,15 @@ fn endpoint(host_ifindex: u32, network: u32, ip: Ipv4Addr, gateway: Ipv4Addr) ->
 }
 
 /// The endpoint every test packet comes from.
-fn sender() -> EndpointEntry {
+fn sender() -> DatapathEndpoint {
     endpoint(LOOPBACK_IFINDEX, 1, Ipv4Addr::new(198, 51, 100, 2), GATEWAY_1)
 }
 
-fn peer() -> EndpointEntry {
+fn peer() -> DatapathEndpoint {
     endpoint(11, 1, Ipv4Addr::new(198, 51, 100, 3), GATEWAY_1)
 }
 
-fn stranger() -> EndpointEntry {
+fn stranger() -> DatapathEndpoint {
     endpoint(12, 2, Ipv4Addr::new(203, 0, 113, 2), GATEWAY_2)
 }
 
@@ -172,12 +172,12 @@ fn arp(oper: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> Vec<u8> {
 }
 
 /// A broadcast ARP request from `ep` for `target`.
-fn arp_request(ep: &EndpointEntry, target: Ipv4Addr) -> Vec<u8> {
+fn arp_request(ep: &DatapathEndpoint, target: Ipv4Addr) -> Vec<u8> {
     ethernet(BROADCAST, ep.mac, ETH_P_ARP, &arp(ARP_REQUEST, ep.mac, ep.ip, [0; 6], target))
 }
 
 /// The reply `requester` should get: `target` is at `answer`.
-fn arp_reply(requester: &EndpointEntry, target: Ipv4Addr, answer: Mac) -> Vec<u8> {
+fn arp_reply(requester: &DatapathEndpoint, target: Ipv4Addr, answer: Mac) -> Vec<u8> {
     ethernet(requester.mac, answer, ETH_P_ARP, &arp(ARP_REPLY, answer, target, requester.mac, requester.ip))
 }
 
@@ -223,7 +223,7 @@ fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An ICMP echo from `ep` (its own MAC and IP) to `dst`, sent to the L2 address `dst_mac`.
-fn ping(ep: &EndpointEntry, dst_mac: Mac, dst: Ipv4Addr) -> Vec<u8> {
+fn ping(ep: &DatapathEndpoint, dst_mac: Mac, dst: Ipv4Addr) -> Vec<u8> {
     ethernet(dst_mac, ep.mac, ETH_P_IP, &ipv4(ep.ip, dst, IPPROTO_ICMP, &icmp_echo()))
 }
 

@@ -11,7 +11,7 @@ use std::{fmt, net::Ipv4Addr};
 use ipnetwork::Ipv4Network;
 
 use super::overlaps;
-use crate::{endpoint::GATEWAY_LABEL, error::Error, model::IpamConfig, netlink::ROUTE_PROTOCOL};
+use crate::{plumbing::GATEWAY_LABEL, error::Error, model::IpamConfig, netlink::ROUTE_PROTOCOL};
 
 /// Ranges that no network may overlap, whatever the host has (RFC 6890): their addresses are
 /// not unicast addresses of an ordinary link, and the kernel treats them specially (all of

@@ -10,7 +10,7 @@ use std::{
 
 use super::Kernel;
 use crate::{
-    datapath::{DropStat, EndpointEntry},
+    datapath::{DropStat, DatapathEndpoint},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
@@ -101,14 +101,14 @@ impl FakeKernel {
         }
     }
 
-    fn entry(ep: &Endpoint, index: u32) -> EndpointEntry {
-        EndpointEntry {
+    fn entry(ep: &Endpoint, index: u32) -> DatapathEndpoint {
+        DatapathEndpoint {
             ip: ep.ip,
             gateway: ep.gateway,
-            network: index,
+            network_index: index,
             mac: ep.mac,
             host_mac: [2, 0, 0, 0, 0, 1],
-            host_ifname: crate::endpoint::host_ifname(&ep.id),
+            host_ifname: crate::plumbing::host_ifname(&ep.id),
             host_ifindex: 100,
         }
     }
@@ -150,7 +150,7 @@ impl Kernel for FakeKernel {
     async fn host_addressing(&self) -> Result<HostAddressing> {
         Ok(HostAddressing::default())
     }
-    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<EndpointEntry> {
+    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<DatapathEndpoint> {
         self.step("add_endpoint", format!("add_endpoint {} {} {}", ep.ifname, ep.ip, netns.display()))?;
         let mut inner = self.inner.lock().unwrap();
         if !inner.host.netns.contains(netns) {
@@ -166,18 +166,18 @@ impl Kernel for FakeKernel {
     async fn remove_endpoint(&self, ep: &Endpoint, _index: u32) -> Result<()> {
         self.step("remove_endpoint", format!("remove_endpoint {} {}", ep.ifname, ep.ip))?;
         let mut inner = self.inner.lock().unwrap();
-        if let Some((netns, _, _)) = inner.host.veths.remove(&crate::endpoint::host_ifname(&ep.id)) {
+        if let Some((netns, _, _)) = inner.host.veths.remove(&crate::plumbing::host_ifname(&ep.id)) {
             if inner.host.default_routes.get(&netns) == Some(&ep.gateway) {
                 inner.host.default_routes.remove(&netns);
             }
         }
         Ok(())
     }
-    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<EndpointEntry>> {
-        let exists = self.inner.lock().unwrap().host.veths.contains_key(&crate::endpoint::host_ifname(&ep.id));
+    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<DatapathEndpoint>> {
+        let exists = self.inner.lock().unwrap().host.veths.contains_key(&crate::plumbing::host_ifname(&ep.id));
         Ok(exists.then(|| Self::entry(ep, index)))
     }
-    async fn add_host_route(&self, _ep: &Endpoint, _entry: &EndpointEntry) -> Result<()> {
+    async fn add_host_route(&self, _ep: &Endpoint, _entry: &DatapathEndpoint) -> Result<()> {
         Ok(())
     }
     async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<()> {
@@ -185,10 +185,10 @@ impl Kernel for FakeKernel {
         self.inner.lock().unwrap().host.default_routes.insert(netns.to_path_buf(), gateway);
         Ok(())
     }
-    async fn sweep(&self, networks: &[Network], containers: &[Container], _live: &[EndpointEntry]) -> Vec<Error> {
+    async fn sweep(&self, networks: &[Network], containers: &[Container], _live: &[DatapathEndpoint]) -> Vec<Error> {
         let gateways: BTreeSet<Ipv4Addr> = networks.iter().filter_map(|n| n.ipam.as_ref().map(|i| i.gateway)).collect();
         let veths: BTreeSet<String> =
-            containers.iter().flat_map(|c| &c.endpoints).map(|ep| crate::endpoint::host_ifname(&ep.id)).collect();
+            containers.iter().flat_map(|c| &c.endpoints).map(|ep| crate::plumbing::host_ifname(&ep.id)).collect();
         let netns: BTreeSet<PathBuf> = containers.iter().filter_map(|c| c.netns.as_ref().map(PathBuf::from)).collect();
         let mut inner = self.inner.lock().unwrap();
         inner.calls.push("sweep".into());

@@ -16,7 +16,7 @@ use std::{collections::BTreeSet, path::Path};
 use super::{Kernel, Manager, State};
 use crate::{
     container_files::ContainerFiles,
-    datapath::EndpointEntry,
+    datapath::DatapathEndpoint,
     error::Error,
     model::{Container, NetMode},
     supervisor::UNKNOWN_EXIT,
@@ -80,7 +80,7 @@ impl<K: Kernel> Manager<K> {
     /// Adopts the endpoints of a running container whose netns lives: each one's veth and /32
     /// route as they are, or made again when the veth is gone; the default route through the
     /// first one. Returns the datapath entries to keep.
-    async fn adopt_endpoints(&self, state: &State, c: &Container, errors: &mut Vec<Error>) -> Vec<EndpointEntry> {
+    async fn adopt_endpoints(&self, state: &State, c: &Container, errors: &mut Vec<Error>) -> Vec<DatapathEndpoint> {
         let Some(netns) = c.netns.as_deref().map(Path::new) else { return vec![] };
         let mut live = Vec::new();
         for (slot, ep) in c.endpoints.iter().enumerate() {

@@ -5,7 +5,7 @@
 //! netd recognises its own objects by marks it sets when it creates them, never by address
 //! ranges alone: host veth names (`nd` + 12 hex digits), the rtnetlink protocol of its routes
 //! (`netlink::ROUTE_PROTOCOL`), the label of its gateway addresses on `lo`
-//! (`endpoint::GATEWAY_LABEL`), and its own netns and pin directories.
+//! (`plumbing::GATEWAY_LABEL`), and its own netns and pin directories.
 use std::{
     collections::BTreeSet,
     net::Ipv4Addr,
@@ -15,8 +15,8 @@ use std::{
 use netlink_packet_route::link::InfoKind;
 
 use crate::{
-    datapath::EndpointEntry,
-    endpoint::{self, Plumber},
+    datapath::DatapathEndpoint,
+    plumbing::{self, Plumber},
     error::Error,
     model::{Container, Network},
     netlink::Netlink,
@@ -26,10 +26,10 @@ use crate::{
 /// Removes netd's kernel objects that `networks` and `containers` do not account for, and
 /// makes the pinned datapath hold exactly `live`. Keeps going after an error and returns
 /// every one: a leftover that cannot be removed does not stop the daemon.
-pub async fn sweep(plumber: &Plumber, networks: &[Network], containers: &[Container], live: &[EndpointEntry]) -> Vec<Error> {
+pub async fn remove_leftovers(plumber: &Plumber, networks: &[Network], containers: &[Container], live: &[DatapathEndpoint]) -> Vec<Error> {
     let mut errors = Vec::new();
     let host = plumber.host();
-    errors.extend(plumber.datapath().reconcile(live).err());
+    errors.extend(plumber.datapath().keep_exactly(live).err());
     remove_stale_veths(&host, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
     remove_stale_gateways(&host, networks, &mut errors).await;
@@ -40,12 +40,12 @@ pub async fn sweep(plumber: &Plumber, networks: &[Network], containers: &[Contai
 /// Host-side veths named like netd's that belong to no endpoint in the store.
 async fn remove_stale_veths(host: &Netlink, containers: &[Container], errors: &mut Vec<Error>) {
     let known: BTreeSet<String> =
-        containers.iter().flat_map(|c| &c.endpoints).map(|ep| endpoint::host_ifname(&ep.id)).collect();
+        containers.iter().flat_map(|c| &c.endpoints).map(|ep| plumbing::host_ifname(&ep.id)).collect();
     let veths = match host.link_names_of_kind(InfoKind::Veth).await {
         Ok(v) => v,
         Err(e) => return errors.push(e),
     };
-    for name in veths.into_iter().filter(|n| endpoint::is_host_ifname(n) && !known.contains(n)) {
+    for name in veths.into_iter().filter(|n| plumbing::is_host_ifname(n) && !known.contains(n)) {
         tracing::info!(veth = %name, "removing stale veth");
         if let Err(e) = host.delete_link(&name).await {
             errors.push(e);
@@ -70,13 +70,13 @@ fn remove_stale_netns(dir: &Path, containers: &[Container], errors: &mut Vec<Err
 /// Gateway addresses (by netd's label on `lo`) of networks the store does not have.
 async fn remove_stale_gateways(host: &Netlink, networks: &[Network], errors: &mut Vec<Error>) {
     let known: BTreeSet<Ipv4Addr> = networks.iter().filter_map(|n| n.ipam.as_ref().map(|i| i.gateway)).collect();
-    let addrs = match host.labelled_addresses(endpoint::LOOPBACK_INDEX, endpoint::GATEWAY_LABEL).await {
+    let addrs = match host.labelled_addresses(plumbing::LOOPBACK_INDEX, plumbing::GATEWAY_LABEL).await {
         Ok(a) => a,
         Err(e) => return errors.push(e),
     };
     for (ip, prefix) in addrs.into_iter().filter(|(ip, _)| !known.contains(ip)) {
         tracing::info!(address = %ip, "removing stale gateway address");
-        if let Err(e) = host.delete_labelled_address(endpoint::LOOPBACK_INDEX, ip, prefix, endpoint::GATEWAY_LABEL).await {
+        if let Err(e) = host.delete_labelled_address(plumbing::LOOPBACK_INDEX, ip, prefix, plumbing::GATEWAY_LABEL).await {
             errors.push(e);
         }
     }
@@ -84,7 +84,7 @@ async fn remove_stale_gateways(host: &Netlink, networks: &[Network], errors: &mu
 
 /// netd's routes (by protocol) that are neither the `unreachable` route of a known network's
 /// subnet nor the /32 route of a live endpoint through its veth.
-async fn remove_stale_routes(host: &Netlink, networks: &[Network], live: &[EndpointEntry], errors: &mut Vec<Error>) {
+async fn remove_stale_routes(host: &Netlink, networks: &[Network], live: &[DatapathEndpoint], errors: &mut Vec<Error>) {
     let subnets: BTreeSet<_> = networks.iter().filter_map(|n| n.ipam.as_ref().map(|i| i.subnet)).collect();
     let routes = match host.own_routes().await {
         Ok(r) => r,
@@ -108,7 +108,7 @@ async fn remove_stale_routes(host: &Netlink, networks: &[Network], live: &[Endpo
 
 #[cfg(test)]
 mod tests {
-    use crate::endpoint::{host_ifname, is_host_ifname};
+    use crate::plumbing::{host_ifname, is_host_ifname};
 
     #[test]
     fn only_names_shaped_like_netd_host_veths_count_as_netd_veths() {

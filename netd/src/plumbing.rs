@@ -6,7 +6,7 @@ use std::{
 };
 
 use crate::{
-    datapath::{Datapath, EndpointEntry},
+    datapath::{Datapath, DatapathEndpoint},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Endpoint, IpamConfig},
@@ -158,14 +158,14 @@ impl Plumber {
         ep: &Endpoint,
         network_index: u32,
         default_route: bool,
-    ) -> Result<EndpointEntry> {
+    ) -> Result<DatapathEndpoint> {
         let host_ifname = host_ifname(&ep.id);
         let host_ifindex = self.host.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
         let configured = async {
-            let entry = EndpointEntry {
+            let entry = DatapathEndpoint {
                 ip: ep.ip,
                 gateway: ep.gateway,
-                network: network_index,
+                network_index,
                 mac: ep.mac,
                 host_mac: self.host.link_mac(host_ifindex).await?,
                 host_ifname: host_ifname.clone(),
@@ -202,7 +202,7 @@ impl Plumber {
     }
 
     /// The /32 route to an existing endpoint through its host veth (already there is fine).
-    pub async fn add_host_route(&self, ep: &Endpoint, entry: &EndpointEntry) -> Result<()> {
+    pub async fn add_host_route(&self, ep: &Endpoint, entry: &DatapathEndpoint) -> Result<()> {
         self.host.add_host_route(ep.ip, entry.host_ifindex, ep.gateway).await
     }
 
@@ -212,15 +212,15 @@ impl Plumber {
     }
 
     /// The datapath's view of an endpoint that already exists in the kernel.
-    pub async fn existing_entry(&self, ep: &Endpoint, network_index: u32) -> Result<Option<EndpointEntry>> {
+    pub async fn existing_entry(&self, ep: &Endpoint, network_index: u32) -> Result<Option<DatapathEndpoint>> {
         let host_ifname = host_ifname(&ep.id);
         let Some(host_ifindex) = self.host.link_index(&host_ifname).await? else {
             return Ok(None);
         };
-        Ok(Some(EndpointEntry {
+        Ok(Some(DatapathEndpoint {
             ip: ep.ip,
             gateway: ep.gateway,
-            network: network_index,
+            network_index,
             mac: ep.mac,
             host_mac: self.host.link_mac(host_ifindex).await?,
             host_ifname,
