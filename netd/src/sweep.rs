@@ -30,10 +30,10 @@ pub async fn remove_leftovers(plumber: &Plumber, networks: &[Network], container
     let mut errors = Vec::new();
     let host = plumber.host();
     errors.extend(plumber.datapath().keep_exactly(live).err());
-    remove_stale_veths(&host, containers, &mut errors).await;
+    remove_stale_veths(host, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
-    remove_stale_gateways(&host, networks, &mut errors).await;
-    remove_stale_routes(&host, networks, live, &mut errors).await;
+    remove_stale_gateways(host, networks, &mut errors).await;
+    remove_stale_routes(host, networks, live, &mut errors).await;
     errors
 }
 
