@@ -4,13 +4,16 @@
 //! A run's things all carry `nb-<pid>`: netns `/run/netns/nb-<pid>-*`, directories
 //! `/tmp/nb-<pid>-*`, `/run/netd-bench/nb-<pid>`, `/sys/fs/bpf/nb-<pid>`, and the daemons it
 //! started (dockerd, its containerd, netd) name those directories on their command lines.
-//! Only runs whose process is gone are touched.
+//! Only runs whose process is gone are touched. Processes are found by pid but signalled
+//! through a pidfd opened before their command line is checked (`netd_cmd::Process`), so a
+//! pid reused meanwhile by an unrelated process is never signalled.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
+use netd_cmd::Process;
 
 use crate::sys;
 
@@ -46,10 +49,13 @@ fn run_pid(name: &str) -> Option<u32> {
 }
 
 fn run_alive(pid: u32) -> bool {
-    sys::pid_alive(pid)
-        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim() == "netd-bench")
-            .unwrap_or(false)
+    Process::open_checked(pid, |pid| comm(pid) == "netd-bench").is_some_and(|p| p.is_alive())
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Removes everything the dead run `pid` left.
@@ -76,17 +82,9 @@ pub fn clean_run(pid: u32) -> Result<()> {
     // Daemons the run started: their command lines name its directories.
     // dockerd and netd first (dockerd stops its containers and containerd), then the rest.
     let markers: Vec<String> = dirs.iter().map(|d| format!("{}/", d.display())).collect();
-    let is_daemon = |p: &u32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .map(|c| matches!(c.trim(), "dockerd" | "netd"))
-            .unwrap_or(false)
-    };
-    let first: Vec<u32> = processes_mentioning(&markers)
-        .into_iter()
-        .filter(is_daemon)
-        .collect();
-    stop_all(&tag, &first);
-    stop_all(&tag, &processes_mentioning(&markers));
+    let is_daemon = |p: u32| matches!(comm(p).as_str(), "dockerd" | "netd");
+    stop_all(&tag, &processes_mentioning(&markers, is_daemon));
+    stop_all(&tag, &processes_mentioning(&markers, |_| true));
     for d in &dirs {
         eprintln!("{tag}: removing {}", d.display());
         sys::remove_tree(d);
@@ -106,19 +104,18 @@ pub fn clean_run(pid: u32) -> Result<()> {
     Ok(())
 }
 
-fn stop_all(tag: &str, pids: &[u32]) {
-    for &p in pids {
+fn stop_all(tag: &str, processes: &[Process]) {
+    for p in processes {
         eprintln!(
-            "{tag}: stopping pid {p} ({})",
-            cmdline(p).chars().take(80).collect::<String>()
+            "{tag}: stopping pid {} ({})",
+            p.pid(),
+            cmdline(p.pid()).chars().take(80).collect::<String>()
         );
-        sys::signal(p, libc::SIGTERM);
+        let _ = p.signal(libc::SIGTERM);
     }
-    for &p in pids {
-        if sys::wait_until_cleanup(Duration::from_secs(20), "exit", || Ok(!sys::pid_alive(p)))
-            .is_err()
-        {
-            sys::signal(p, libc::SIGKILL);
+    for p in processes {
+        if !p.wait_exit(Duration::from_secs(20)) {
+            let _ = p.signal(libc::SIGKILL);
         }
     }
 }
@@ -129,7 +126,9 @@ fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-fn processes_mentioning(markers: &[String]) -> Vec<u32> {
+/// Live processes (not this one) whose command line holds one of `markers` and for which
+/// `also` holds.
+fn processes_mentioning(markers: &[String], also: impl Fn(u32) -> bool) -> Vec<Process> {
     if markers.is_empty() {
         return Vec::new();
     }
@@ -140,10 +139,13 @@ fn processes_mentioning(markers: &[String]) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|&p| p != me)
-        .filter(|&p| {
-            let c = cmdline(p);
-            markers.iter().any(|m| c.contains(m.as_str()))
+        .filter_map(|p| {
+            Process::open_checked(p, |p| {
+                let c = cmdline(p);
+                markers.iter().any(|m| c.contains(m.as_str())) && also(p)
+            })
         })
+        .filter(Process::is_alive)
         .collect()
 }
 

@@ -363,7 +363,7 @@ pub struct Tools {
 impl Tools {
     pub fn find() -> Result<Self> {
         Ok(Self {
-            iperf3: sys::which("iperf3"),
+            iperf3: netd_cmd::which("iperf3"),
             bench: std::env::current_exe().context("locating netd-bench")?,
         })
     }
@@ -638,15 +638,17 @@ fn run_client(mut cmd: std::process::Command, secs: f64) -> Result<String> {
         .spawn()
         .context("starting the client")?;
     let out = sys::wait_output(child, Duration::from_secs_f64(secs + 20.0), "client")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        let detail = if out.stderr.trim().is_empty() {
-            iperf3_error(&out.stdout)
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let detail = if stderr.trim().is_empty() {
+            iperf3_error(&stdout)
         } else {
-            out.stderr.trim().to_string()
+            stderr.trim().to_string()
         };
         bail!("client failed ({}): {detail}", out.status);
     }
-    Ok(out.stdout)
+    Ok(stdout)
 }
 
 fn iperf3_error(stdout: &str) -> String {

@@ -33,7 +33,7 @@ fn present(cmd: &str) -> bool {
         "busybox" => ["/bin/busybox", "/usr/bin/busybox"]
             .iter()
             .any(|p| std::path::Path::new(p).exists()),
-        _ => sys::which(cmd).is_some(),
+        _ => netd_cmd::which(cmd).is_some(),
     }
 }
 
@@ -52,7 +52,7 @@ pub fn ensure_tools(
     if missing.is_empty() {
         return Ok(missing);
     }
-    if sys::which("apt-get").is_none() {
+    if netd_cmd::which("apt-get").is_none() {
         bail!(
             "missing {} and there is no apt-get to install them",
             missing.join(", ")

@@ -1,19 +1,21 @@
-//! Process, namespace and mount helpers shared by every topology.
+//! Process, namespace and mount helpers shared by every topology. Commands run through
+//! `netd_cmd` (time bounds, output, pidfds); what is the bench's own is here: the Ctrl-C
+//! handling, and that a run's commands end early when it is interrupted.
 //!
 //! Every child the bench starts runs in its own process group, so a Ctrl-C in the terminal
 //! reaches only the bench itself: it then stops its children by PID and tears down what it
 //! built, in order (RAII guards), instead of having dockerd or a daemon die under it.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use netd_cmd::Limit;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -48,131 +50,48 @@ pub fn check_interrupted() -> Result<()> {
 
 /// A command in its own process group with stdin closed.
 pub fn command(program: impl AsRef<OsStr>) -> Command {
-    let mut c = Command::new(program);
+    own_group(Command::new(program))
+}
+
+/// `taskset -c CPU nsenter --net=NETNS PROGRAM` ([`netd_cmd::placed`]) in its own process
+/// group with stdin closed: network namespace only, pinned to one CPU when `cpu` is given;
+/// the child's PID is the program's PID.
+pub fn netns_command(netns: &Path, cpu: Option<usize>, program: impl AsRef<OsStr>) -> Command {
+    own_group(netd_cmd::placed(program, Some(netns), cpu))
+}
+
+fn own_group(mut c: Command) -> Command {
     c.stdin(Stdio::null()).process_group(0);
     c
 }
 
-/// `taskset -c CPU nsenter --net=NETNS PROGRAM`: network namespace only (no mount namespace,
-/// unlike `ip netns exec`), pinned to one CPU when `cpu` is given. Both tools exec, so the
-/// child's PID is the program's PID.
-pub fn netns_command(netns: &Path, cpu: Option<usize>, program: impl AsRef<OsStr>) -> Command {
-    let mut c = match cpu {
-        Some(cpu) => {
-            let mut c = command("taskset");
-            c.arg("-c").arg(cpu.to_string()).arg("nsenter");
-            c
-        }
-        None => command("nsenter"),
-    };
-    c.arg(format!("--net={}", netns.display())).arg(program);
-    c
-}
-
-fn describe(c: &Command) -> String {
-    let mut s = c.get_program().to_string_lossy().into_owned();
-    for a in c.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
+/// At most `timeout`, and (unless `abort_on_interrupt` is false, for tear-down) no longer
+/// than the run is not interrupted.
+fn limit(timeout: Duration, abort_on_interrupt: bool) -> Limit<'static> {
+    let limit = Limit::new(timeout);
+    if abort_on_interrupt {
+        limit.stop_when(&interrupted)
+    } else {
+        limit
     }
-    s
-}
-
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
 }
 
 /// Waits for `child`, reading its stdout/stderr (if piped), and kills it (SIGKILL to its PID)
 /// on the deadline or when the run is interrupted.
 pub fn wait_output(child: Child, timeout: Duration, what: &str) -> Result<Output> {
-    wait_output_inner(child, timeout, what, true)
-}
-
-fn wait_output_inner(
-    mut child: Child,
-    timeout: Duration,
-    what: &str,
-    abort_on_interrupt: bool,
-) -> Result<Output> {
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = r {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                s = String::from_utf8_lossy(&buf).into_owned();
-            }
-            s
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        let abort = abort_on_interrupt && interrupted();
-        if abort || Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = (out.join(), err.join());
-            if abort {
-                bail!("interrupted");
-            }
-            bail!("{what}: timed out after {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Ok(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
+    Ok(netd_cmd::wait_output(child, what, limit(timeout, true))?)
 }
 
 /// Runs a command to completion within `timeout`; error (with its stderr) on non-zero exit.
 /// Gives up early when the run is interrupted.
 pub fn run_timeout(c: &mut Command, timeout: Duration) -> Result<String> {
-    run_inner(c, timeout, true)
-}
-
-fn run_inner(c: &mut Command, timeout: Duration, abort_on_interrupt: bool) -> Result<String> {
-    let what = describe(c);
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting `{what}`"))?;
-    let out = wait_output_inner(child, timeout, &what, abort_on_interrupt)?;
-    if !out.status.success() {
-        let msg = out.stderr.trim();
-        let msg = if msg.is_empty() {
-            out.stdout.trim()
-        } else {
-            msg
-        };
-        bail!("`{what}` failed ({}): {}", out.status, last_lines(msg, 6));
-    }
-    Ok(out.stdout)
+    Ok(netd_cmd::run(c, limit(timeout, true))?)
 }
 
 /// Like [`run_timeout`], but also after an interrupt: for tear-down that must finish (bounded
 /// by `timeout`) and whose failure the caller handles.
 pub fn run_cleanup(c: &mut Command, timeout: Duration) -> Result<String> {
-    run_inner(c, timeout, false)
+    Ok(netd_cmd::run(c, limit(timeout, false))?)
 }
 
 /// Runs a set-up/tear-down command (2 minutes at most).
@@ -183,50 +102,8 @@ pub fn run(c: &mut Command) -> Result<String> {
 /// Tear-down: runs even after an interrupt (bounded by its timeout); a failure is reported
 /// and does not stop the rest of the cleanup.
 pub fn run_quiet(c: &mut Command) {
-    if let Err(e) = run_inner(c, Duration::from_secs(60), false) {
+    if let Err(e) = run_cleanup(c, Duration::from_secs(60)) {
         eprintln!("cleanup: {e:#}");
-    }
-}
-
-fn last_lines(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
-}
-
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-pub fn pid_alive(pid: u32) -> bool {
-    // Signal 0 checks existence; a zombie still counts until reaped, so look at its state too.
-    if unsafe { libc::kill(pid as i32, 0) } != 0 {
-        return false;
-    }
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-pub fn signal(pid: u32, sig: i32) {
-    unsafe {
-        libc::kill(pid as i32, sig);
     }
 }
 
@@ -257,13 +134,9 @@ impl ChildGuard {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        signal(self.child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
+        let _ = netd_cmd::signal_child(&mut self.child, libc::SIGTERM);
+        if let Ok(Some(_)) = netd_cmd::wait_timeout(&mut self.child, self.grace) {
+            return;
         }
         eprintln!(
             "cleanup: {} (pid {}) ignored SIGTERM for {:?}; killing it",
@@ -271,8 +144,7 @@ impl ChildGuard {
             self.child.id(),
             self.grace
         );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        netd_cmd::kill_child(&mut self.child);
     }
 }
 
@@ -370,31 +242,15 @@ pub fn remove_tree(dir: &Path) {
 }
 
 /// Polls `cond` every 20 ms until it is true or `timeout` passes; gives up when interrupted.
-pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> Result<bool>) -> Result<()> {
-    wait_until_inner(timeout, what, cond, true)
-}
-
-/// Like [`wait_until`] but also after an interrupt: for tear-down.
-pub fn wait_until_cleanup(
-    timeout: Duration,
-    what: &str,
-    cond: impl FnMut() -> Result<bool>,
-) -> Result<()> {
-    wait_until_inner(timeout, what, cond, false)
-}
-
-fn wait_until_inner(
+pub fn wait_until(
     timeout: Duration,
     what: &str,
     mut cond: impl FnMut() -> Result<bool>,
-    abort_on_interrupt: bool,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;
     loop {
-        if abort_on_interrupt {
-            check_interrupted()?;
-        }
+        check_interrupted()?;
         match cond() {
             Ok(true) => return Ok(()),
             Ok(false) => {}

@@ -1,7 +1,8 @@
 //! End-to-end test harness (DESIGN §6). A [`TestHost`] is a throwaway "host" netns with an
 //! uplink veth to an "outside" netns, and a real `netd daemon` running inside "host" with its
 //! own state, run and bpffs directories. Everything is torn down in `Drop`, even on panic.
-//! Traffic only ever flows between these namespaces.
+//! Traffic only ever flows between these namespaces. Commands run through `netd_cmd`, each
+//! bounded by [`COMMAND_TIMEOUT`]: a hung command fails its test instead of hanging the suite.
 use std::{
     fs::File,
     os::fd::AsFd,
@@ -11,12 +12,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+use netd_cmd::Limit;
 use nix::sched::{setns, CloneFlags};
 
 pub mod agreement;
 use serde_json::Value;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// How long one command (`ip`, `nsenter`, the netd CLI) may run before it is killed and its
+/// test fails. Far above what any of them takes; only a hang reaches it.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+const LIMIT: Limit = Limit::new(COMMAND_TIMEOUT);
 
 /// The outside netns' address on the uplink (the host netns has 198.51.100.2 and its default
 /// route points here).
@@ -118,7 +125,7 @@ impl TestHost {
         assert!(self.daemon.is_none(), "daemon already running");
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
-        let mut command = Command::new("nsenter");
+        let mut command = netd_cmd::in_netns(&self.netns_path(&self.host_ns), netd_bin());
         let DaemonOptions { umask, nofile } = self.options;
         // SAFETY: umask and setrlimit are async-signal-safe syscalls; nsenter execs netd, which
         // inherits both.
@@ -137,8 +144,6 @@ impl TestHost {
             });
         }
         let child = command
-            .arg(format!("--net={}", self.netns_path(&self.host_ns).display()))
-            .arg(netd_bin())
             .args(["daemon", "--uplink", "eth0", "--state-dir"])
             .arg(self.dir.join("state"))
             .arg("--run-dir")
@@ -185,7 +190,7 @@ impl TestHost {
     /// Stops the daemon with `signal` (SIGTERM or SIGKILL) and waits for it to exit.
     pub fn stop_daemon(&mut self, signal: nix::sys::signal::Signal) {
         if let Some(mut child) = self.daemon.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+            let _ = netd_cmd::signal_child(&mut child, signal as i32);
             let _ = child.wait();
         }
     }
@@ -194,17 +199,12 @@ impl TestHost {
     /// known to be down.
     pub fn wait_daemon_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let mut child = self.daemon.take().expect("daemon running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+        match netd_cmd::wait_timeout(&mut child, timeout).unwrap() {
+            Some(status) => status,
+            None => {
+                netd_cmd::kill_child(&mut child);
                 panic!("netd daemon did not exit within {timeout:?}:\n{}", self.daemon_log());
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -214,13 +214,9 @@ impl TestHost {
 
     /// Runs the netd CLI against this host's daemon.
     pub fn netd(&self, args: &[&str]) -> Output {
-        Command::new(netd_bin())
-            .arg("--socket")
-            .arg(self.socket())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run netd CLI")
+        let mut cli = Command::new(netd_bin());
+        cli.arg("--socket").arg(self.socket()).args(args);
+        netd_cmd::output(&mut cli, LIMIT).unwrap_or_else(|e| panic!("run netd CLI: {}", why(&e)))
     }
 
     /// Runs the CLI with `stdin` fed to it (prompts, `run -it`); returns (exit code, stdout,
@@ -237,7 +233,7 @@ impl TestHost {
             .spawn()
             .expect("run netd CLI");
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = netd_cmd::wait_output(child, "netd CLI", LIMIT).unwrap_or_else(|e| panic!("{}", why(&e)));
         let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
         (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
     }
@@ -273,11 +269,9 @@ impl TestHost {
 
     /// Runs a command in the host netns (not the daemon: `ip`, `nft`, ...).
     pub fn in_host(&self, cmd: &[&str]) -> Output {
-        Command::new("nsenter")
-            .arg(format!("--net={}", self.netns_path(&self.host_ns).display()))
-            .args(cmd)
-            .output()
-            .expect("nsenter")
+        let mut command = netd_cmd::in_netns(&self.netns_path(&self.host_ns), cmd[0]);
+        command.args(&cmd[1..]);
+        netd_cmd::output(&mut command, LIMIT).unwrap_or_else(|e| panic!("nsenter: {}", why(&e)))
     }
 
     pub fn in_host_ok(&self, cmd: &[&str]) -> String {
@@ -354,8 +348,8 @@ impl Drop for TestHost {
             }
         }
         let _ = nix::mount::umount2(&self.run_dir().join("host-netns"), nix::mount::MntFlags::MNT_DETACH);
-        let _ = Command::new("ip").args(["netns", "del", &self.host_ns]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.outside_ns]).output();
+        let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.host_ns]), LIMIT);
+        let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.outside_ns]), LIMIT);
         let _ = std::fs::remove_dir_all(&self.bpffs);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -363,9 +357,20 @@ impl Drop for TestHost {
 
 /// Runs a command and asserts success.
 pub fn sh(cmd: &[&str]) -> String {
-    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = netd_cmd::output(Command::new(cmd[0]).args(&cmd[1..]), LIMIT).unwrap_or_else(|e| panic!("{cmd:?}: {}", why(&e)));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// An error with its causes, for panic messages.
+fn why(err: &netd_cmd::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// Runs `f` on a fresh thread inside the network namespace at `path`. Sockets made there stay

@@ -1,8 +1,12 @@
 //! Running child commands as named steps, and turning their failures into exit codes.
+//! Describing and bounding commands is `netd_cmd`'s: steps here run with the terminal, as
+//! long as they take (a build, the test suite, the bench).
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use netd_cmd::describe;
 
 /// A step whose command ran and exited unsuccessfully.
 #[derive(Debug, thiserror::Error)]
@@ -82,22 +86,13 @@ impl Drop for ShieldSignals {
     }
 }
 
-/// Runs a probe command quietly: its stdout if it exits 0, `None` if it fails or is absent.
-pub fn probe(command: &mut Command) -> Option<String> {
-    let output = command.output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-}
+/// How long a probe (`dpkg-query`, `rustup component list`, `bpf-linker --version`) may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The command line, for messages.
-pub fn describe(command: &Command) -> String {
-    std::iter::once(command.get_program())
-        .chain(command.get_args())
-        .map(|part| part.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Runs a probe command quietly: its stdout if it exits 0, `None` if it fails, is absent or
+/// does not finish within [`PROBE_TIMEOUT`].
+pub fn probe(command: &mut Command) -> Option<String> {
+    netd_cmd::run(command, netd_cmd::Limit::new(PROBE_TIMEOUT)).ok()
 }
 
 /// A failed child's own exit code (so `cargo xtask test` exits like `cargo test`), 128 + N

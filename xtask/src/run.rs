@@ -2,8 +2,9 @@
 use std::{ffi::OsString, os::unix::process::CommandExt};
 
 use anyhow::{Context, Result};
+use netd_cmd::describe;
 
-use crate::{build, paths, process::describe};
+use crate::{build, paths};
 
 /// Replaces xtask with the daemon (exec), so Ctrl-C and SIGTERM reach netd itself.
 pub fn run(daemon_args: &[OsString]) -> Result<()> {

@@ -6,9 +6,11 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use netd_cmd::describe;
+
 use crate::{
     paths,
-    process::{describe, probe, run_step},
+    process::{probe, run_step, PROBE_TIMEOUT},
 };
 
 /// Debian packages: bpf-linker's build (against Debian's LLVM 22), then the datapath tools
@@ -142,10 +144,11 @@ fn missing_packages(packages: &[&'static str]) -> Result<Vec<&'static str>> {
 
 fn is_package_installed(package: &str) -> Result<bool> {
     // dpkg-query exits 1 with empty stdout for a package it does not know.
-    let output = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .context("setup: cannot run dpkg-query (setup supports Debian 12)")?;
+    let output = netd_cmd::output(
+        Command::new("dpkg-query").args(["-W", "-f=${Status}", package]),
+        netd_cmd::Limit::new(PROBE_TIMEOUT),
+    )
+    .context("setup: cannot run dpkg-query (setup supports Debian 12)")?;
     Ok(is_installed_status(&String::from_utf8_lossy(
         &output.stdout,
     )))

@@ -52,13 +52,14 @@ impl Drop for TempDirPath {
 
 impl Dockerd {
     pub fn start(names: &Names) -> Result<Self> {
-        let dockerd = sys::which("dockerd").context("dockerd not found (package docker.io)")?;
+        let dockerd =
+            netd_cmd::which("dockerd").context("dockerd not found (package docker.io)")?;
         // Debian's CLI from the same package, matching the daemon's API version.
         let cli = ["/usr/bin/docker"]
             .map(PathBuf::from)
             .into_iter()
             .find(|p| p.exists())
-            .or_else(|| sys::which("docker"))
+            .or_else(|| netd_cmd::which("docker"))
             .context("docker CLI not found (package docker.io)")?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-docker-", names.tag))
@@ -155,18 +156,21 @@ impl Dockerd {
         // dockerd stops its containerd; if it could not (killed), stop that child by its PID
         // (only if its command line names our exec-root, i.e. it is the one we caused).
         let pidfile = self.exec_root.join("containerd/containerd.pid");
-        if let Some(pid) = std::fs::read_to_string(pidfile)
+        // The pidfd is opened before the command line is read, so a reused pid is never
+        // signalled.
+        let ours = |pid: u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&*self.exec_root.to_string_lossy()))
+                .unwrap_or(false)
+        };
+        if let Some(containerd) = std::fs::read_to_string(pidfile)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
+            .and_then(|pid| netd_cmd::Process::open_checked(pid, ours))
         {
-            let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&*self.exec_root.to_string_lossy()))
-                .unwrap_or(false);
-            if ours && sys::pid_alive(pid) {
-                sys::signal(pid, libc::SIGTERM);
-                let _ = sys::wait_until_cleanup(Duration::from_secs(10), "containerd exit", || {
-                    Ok(!sys::pid_alive(pid))
-                });
+            if containerd.is_alive() {
+                let _ = containerd.signal(libc::SIGTERM);
+                containerd.wait_exit(Duration::from_secs(10));
             }
         }
         sys::unmount_all_under(&self.exec_root);
@@ -195,7 +199,7 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
         .into_iter()
         .find(|p| p.exists())
         .context("busybox not found (package busybox-static)")?;
-    let iperf3 = sys::which("iperf3").context("iperf3 not found")?;
+    let iperf3 = netd_cmd::which("iperf3").context("iperf3 not found")?;
     let me = std::env::current_exe()?;
     let bins = [(busybox, "busybox"), (iperf3, "iperf3"), (me, "netd-bench")];
     for (src, name) in &bins {
