@@ -72,15 +72,21 @@ pub fn ensure() -> Result<()> {
 /// What is present and what is not.
 struct Status {
     missing_packages: Vec<&'static str>,
-    has_rust_src: bool,
+    /// rustup components not installed, as (toolchain, component).
+    missing_components: Vec<(&'static str, &'static str)>,
     bpf_linker_version: Option<String>,
 }
+
+/// rustup components the build and `cargo xtask test` need: nightly's rust-src (the eBPF
+/// build), nightly's rustfmt (rustfmt.toml groups imports with unstable options) and stable's
+/// clippy (the lint gate).
+const COMPONENTS: [(&str, &str); 3] = [("nightly", "rust-src"), ("nightly", "rustfmt"), ("stable", "clippy")];
 
 impl Status {
     fn detect() -> Result<Self> {
         Ok(Self {
             missing_packages: missing_packages(APT_PACKAGES)?,
-            has_rust_src: has_nightly_rust_src()?,
+            missing_components: missing_components()?,
             bpf_linker_version: bpf_linker_version(),
         })
     }
@@ -91,8 +97,8 @@ impl Status {
             .iter()
             .map(|p| p.to_string())
             .collect();
-        if !self.has_rust_src {
-            missing.push("rust-src (nightly)".into());
+        for (toolchain, component) in &self.missing_components {
+            missing.push(format!("{component} ({toolchain})"));
         }
         if self.bpf_linker_version.is_none() {
             missing.push("bpf-linker".into());
@@ -105,12 +111,10 @@ impl Status {
             [] => println!("[setup] apt packages: all {} installed", APT_PACKAGES.len()),
             missing => println!("[setup] apt packages: missing {}", missing.join(" ")),
         }
-        let rust_src = if self.has_rust_src {
-            "installed"
-        } else {
-            "missing"
-        };
-        println!("[setup] rust-src (nightly): {rust_src}");
+        for (toolchain, component) in COMPONENTS {
+            let state = if self.missing_components.contains(&(toolchain, component)) { "missing" } else { "installed" };
+            println!("[setup] {component} ({toolchain}): {state}");
+        }
         match &self.bpf_linker_version {
             Some(version) => println!("[setup] bpf-linker: {version}"),
             None => println!("[setup] bpf-linker: missing"),
@@ -122,8 +126,8 @@ impl Status {
         if !self.missing_packages.is_empty() {
             install_packages(&self.missing_packages)?;
         }
-        if !self.has_rust_src {
-            install_rust_src()?;
+        for (toolchain, component) in &self.missing_components {
+            install_component(toolchain, component)?;
         }
         if self.bpf_linker_version.is_none() {
             install_bpf_linker()?;
@@ -171,34 +175,40 @@ fn install_packages(packages: &[&str]) -> Result<()> {
     )
 }
 
-fn has_nightly_rust_src() -> Result<bool> {
-    let mut list = paths::command("rustup");
-    list.args(["component", "list", "--toolchain", "nightly", "--installed"]);
-    let installed = probe(&mut list).ok_or_else(|| {
-        anyhow!(
-            "setup: `{}` failed: are rustup and the nightly toolchain installed?",
-            describe(&list)
-        )
-    })?;
-    Ok(lists_rust_src(&installed))
+fn missing_components() -> Result<Vec<(&'static str, &'static str)>> {
+    let mut missing = Vec::new();
+    for toolchain in ["nightly", "stable"] {
+        let mut list = paths::command("rustup");
+        list.args(["component", "list", "--toolchain", toolchain, "--installed"]);
+        let installed = probe(&mut list).ok_or_else(|| {
+            anyhow!("setup: `{}` failed: are rustup and the {toolchain} toolchain installed?", describe(&list))
+        })?;
+        for (t, component) in COMPONENTS.into_iter().filter(|(t, _)| *t == toolchain) {
+            if !lists_component(&installed, component) {
+                missing.push((t, component));
+            }
+        }
+    }
+    Ok(missing)
 }
 
-/// `rustup component list --installed` prints one component a line; rust-src has no target.
-fn lists_rust_src(components: &str) -> bool {
-    components
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .any(|component| component == "rust-src")
+/// `rustup component list --installed` prints one component a line, named with its target
+/// (`clippy-x86_64-unknown-linux-gnu`) or without one (`rust-src`).
+fn lists_component(components: &str, name: &str) -> bool {
+    components.lines().filter_map(|line| line.split_whitespace().next()).any(|component| {
+        // A target triple has at least three parts: arch-vendor-os.
+        let with_target = component.strip_prefix(name).and_then(|rest| rest.strip_prefix('-'));
+        component == name || with_target.is_some_and(|target| target.split('-').count() >= 3)
+    })
 }
 
-fn install_rust_src() -> Result<()> {
+fn install_component(toolchain: &str, component: &str) -> Result<()> {
     run_step(
-        "setup: add nightly rust-src",
-        paths::command("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]),
+        &format!("setup: add {toolchain} {component}"),
+        paths::command("rustup").args(["component", "add", component, "--toolchain", toolchain]),
     )
 }
 
-/// `bpf-linker --version`, looked up on PATH and in cargo's bin dir.
 fn bpf_linker_version() -> Option<String> {
     let version = probe(paths::command("bpf-linker").arg("--version"))?;
     Some(version.trim().to_owned())
@@ -240,30 +250,30 @@ mod tests {
     }
 
     #[test]
-    fn rust_src_is_found_by_exact_component_name() {
-        let listed = "cargo-x86_64-unknown-linux-gnu\nrust-src\nrustc-x86_64-unknown-linux-gnu\n";
-        assert!(lists_rust_src(listed));
-        assert!(lists_rust_src("rust-src (installed)\n"));
-        assert!(!lists_rust_src(
-            "rust-std-x86_64-unknown-linux-gnu\nrust-src-extra\n"
-        ));
-        assert!(!lists_rust_src(""));
+    fn components_are_found_by_name_with_or_without_a_target() {
+        let listed = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\nrust-src\nrustc-x86_64-unknown-linux-gnu\n";
+        assert!(lists_component(listed, "rust-src"));
+        assert!(lists_component(listed, "clippy"));
+        assert!(!lists_component(listed, "rustfmt"));
+        assert!(lists_component("rust-src (installed)\n", "rust-src"));
+        assert!(!lists_component("rust-std-x86_64-unknown-linux-gnu\nrust-src-extra\n", "rust-src"));
+        assert!(!lists_component("", "rust-src"));
     }
 
     #[test]
     fn missing_lists_every_absent_prerequisite() {
         let status = Status {
             missing_packages: vec!["nftables", "dnsutils"],
-            has_rust_src: false,
+            missing_components: vec![("nightly", "rust-src"), ("stable", "clippy")],
             bpf_linker_version: None,
         };
         assert_eq!(
             status.missing(),
-            ["nftables", "dnsutils", "rust-src (nightly)", "bpf-linker"]
+            ["nftables", "dnsutils", "rust-src (nightly)", "clippy (stable)", "bpf-linker"]
         );
         let complete = Status {
             missing_packages: vec![],
-            has_rust_src: true,
+            missing_components: vec![],
             bpf_linker_version: Some("bpf-linker 0.13.0".into()),
         };
         assert!(complete.missing().is_empty());
