@@ -250,11 +250,100 @@ mod tests {
         Member { container, endpoint: Some(endpoint) }
     }
 
+    fn bridge(id: &str, name: &str, subnet: &str) -> Network {
+        let subnet: ipnetwork::Ipv4Network = subnet.parse().unwrap();
+        let gateway = subnet.nth(1).unwrap();
+        Network {
+            id: id.repeat(32),
+            name: name.into(),
+            ipam: Some(IpamConfig { subnet, gateway, ip_range: None, user_subnet: true }),
+            ..sample(None)
+        }
+    }
+
+    fn endpoint(network: &Network, ip: [u8; 4], aliases: &[&str], static_ip: bool) -> Endpoint {
+        let ipam = network.ipam.as_ref().unwrap();
+        let ip = Ipv4Addr::from(ip);
+        Endpoint {
+            id: format!("{:0>64}", ip.octets()[3]),
+            network: network.id.clone(),
+            ip,
+            prefix: ipam.subnet.prefix(),
+            gateway: ipam.gateway,
+            mac: ipam::mac_for(ip),
+            ifname: "eth0".into(),
+            host_ifname: "nd000000000000".into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            static_ip,
+        }
+    }
+
+    /// The views of a running container on the default bridge and a user network (with an
+    /// alias and `--ip`), of a stopped one, and of a `--network host` one, exactly.
+    fn containers() -> Vec<(ContainerInfo, &'static str)> {
+        let default = bridge("01", DEFAULT_BRIDGE, "172.17.0.0/16");
+        let user = bridge("02", "my-net", "172.18.0.0/16");
+        let host = Network { id: "03".repeat(32), name: "host".into(), driver: Driver::Host, ipam: None, ..sample(None) };
+        let networks: BTreeMap<String, Network> =
+            [&default, &user, &host].into_iter().map(|n| (n.id.clone(), n.clone())).collect();
+        let running = Container {
+            image: "busybox".into(),
+            cmd: vec!["sleep".into(), "600".into()],
+            env: vec!["A=1".into()],
+            netns: Some("/run/netd/netns/one".into()),
+            process: Some(crate::supervisor::ProcessIdentity { pid: 4242, start_time: 1, boot_id: "b".into() }),
+            created: "2024-01-02T03:04:05.000000006Z".into(),
+            started: "2024-01-02T03:04:06.000000007Z".into(),
+            endpoints: vec![
+                endpoint(&default, [172, 17, 0, 2], &[], false),
+                endpoint(&user, [172, 18, 0, 9], &["db"], true),
+            ],
+            dns: vec!["10.0.0.2".parse().unwrap()],
+            ..Container::fixture(&"cd".repeat(32), "one")
+        };
+        let stopped = Container {
+            stopped: Some(crate::model::Stopped {
+                at: "2024-01-02T04:00:00.000000001Z".into(),
+                exit_code: 137,
+                attachments: vec![Attachment { network: user.id.clone(), ip: None, aliases: vec!["x".into()] }],
+            }),
+            auto_remove: true,
+            ..Container::fixture(&"ef".repeat(32), "two")
+        };
+        let hosted = Container {
+            mode: NetMode::Host,
+            sandbox_endpoint: "0a".repeat(32),
+            ..Container::fixture(&"12".repeat(32), "three")
+        };
+        let info = |c: &Container| ContainerInfo { container: c.clone(), owner: c.clone(), networks: networks.clone() };
+        vec![
+            (info(&running), r#"{"Id":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","Created":"2024-01-02T03:04:05.000000006Z","Path":"sleep","Args":["600"],"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":4242,"ExitCode":0,"Error":"","StartedAt":"2024-01-02T03:04:06.000000007Z","FinishedAt":"0001-01-01T00:00:00Z"},"Image":"","ResolvConfPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/resolv.conf","HostsPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/hosts","LogPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/output.log","Name":"/one","HostConfig":{"NetworkMode":"bridge","AutoRemove":false,"Dns":["10.0.0.2"]},"Config":{"Hostname":"cdcdcdcdcdcd","Env":["A=1"],"Cmd":["sleep","600"],"Image":"busybox"},"NetworkSettings":{"Bridge":"","SandboxID":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","Ports":{},"SandboxKey":"/run/netd/netns/one","EndpointID":"0000000000000000000000000000000000000000000000000000000000000002","Gateway":"172.17.0.1","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"172.17.0.2","IPPrefixLen":16,"IPv6Gateway":"","MacAddress":"02:42:ac:11:00:02","Networks":{"bridge":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"02:42:ac:11:00:02","DriverOpts":null,"NetworkID":"0101010101010101010101010101010101010101010101010101010101010101","EndpointID":"0000000000000000000000000000000000000000000000000000000000000002","Gateway":"172.17.0.1","IPAddress":"172.17.0.2","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null},"my-net":{"IPAMConfig":{"IPv4Address":"172.18.0.9"},"Links":null,"Aliases":["db"],"MacAddress":"02:42:ac:12:00:09","DriverOpts":null,"NetworkID":"0202020202020202020202020202020202020202020202020202020202020202","EndpointID":"0000000000000000000000000000000000000000000000000000000000000009","Gateway":"172.18.0.1","IPAddress":"172.18.0.9","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":["one","cdcdcdcdcdcd","db"]}}}}"#),
+            (info(&stopped), r#"{"Id":"efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef","Created":"","Path":"","Args":[],"State":{"Status":"exited","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":137,"Error":"","StartedAt":"","FinishedAt":"2024-01-02T04:00:00.000000001Z"},"Image":"","ResolvConfPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/resolv.conf","HostsPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/hosts","LogPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/output.log","Name":"/two","HostConfig":{"NetworkMode":"my-net","AutoRemove":true,"Dns":[]},"Config":{"Hostname":"efefefefefef","Env":[],"Cmd":[],"Image":""},"NetworkSettings":{"Bridge":"","SandboxID":"","Ports":{},"SandboxKey":"","EndpointID":"","Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","MacAddress":"","Networks":{"my-net":{"IPAMConfig":null,"Links":null,"Aliases":["x"],"MacAddress":"","DriverOpts":null,"NetworkID":"0202020202020202020202020202020202020202020202020202020202020202","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#),
+            (info(&hosted), r#"{"Id":"1212121212121212121212121212121212121212121212121212121212121212","Created":"","Path":"","Args":[],"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"","FinishedAt":"0001-01-01T00:00:00Z"},"Image":"","ResolvConfPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/resolv.conf","HostsPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/hosts","LogPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/output.log","Name":"/three","HostConfig":{"NetworkMode":"host","AutoRemove":false,"Dns":[]},"Config":{"Hostname":"121212121212","Env":[],"Cmd":[],"Image":""},"NetworkSettings":{"Bridge":"","SandboxID":"1212121212121212121212121212121212121212121212121212121212121212","Ports":{},"SandboxKey":"","EndpointID":"","Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","MacAddress":"","Networks":{"host":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"NetworkID":"0303030303030303030303030303030303030303030303030303030303030303","EndpointID":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#),
+        ]
+    }
+
+    #[test]
+    fn container_views_are_dockers_json() {
+        for (info, expected) in containers() {
+            let got = super::container(&info, std::path::Path::new("/run/netd")).to_string();
+            assert_eq!(got, expected, "{}", info.container.name);
+        }
+    }
+
     #[test]
     fn network_view_is_the_seeds_json() {
         let n = sample(None);
         let expected = r#"{"Name":"my-net","Id":"abababababababababababababababababababababababababababababababab","Created":"2022-08-02T09:05:20.250288712Z","Scope":"local","Driver":"bridge","EnableIPv6":false,"IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"172.18.0.0/16","Gateway":"172.18.0.1"}]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd":{"Name":"one","EndpointID":"efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef","MacAddress":"02:42:ac:12:00:02","IPv4Address":"172.18.0.2/16","IPv6Address":""}},"Options":{},"Labels":{}}"#;
         assert_eq!(super::network(&n, &[member(&n)]).to_string(), expected);
+    }
+
+    #[test]
+    fn host_network_lists_its_containers_without_addresses() {
+        let host = Network { name: "host".into(), driver: Driver::Host, ipam: None, ..sample(None) };
+        let c = Container { mode: NetMode::Host, sandbox_endpoint: "0a".repeat(32), ..Container::fixture(&"12".repeat(32), "three") };
+        let got = super::network(&host, &[Member { container: c, endpoint: None }]).to_string();
+        assert_eq!(got, r#"{"Name":"host","Id":"abababababababababababababababababababababababababababababababab","Created":"2022-08-02T09:05:20.250288712Z","Scope":"local","Driver":"host","EnableIPv6":false,"IPAM":{"Driver":"default","Options":{},"Config":[]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigFrom":{"Network":""},"ConfigOnly":false,"Containers":{"1212121212121212121212121212121212121212121212121212121212121212":{"Name":"three","EndpointID":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","MacAddress":"","IPv4Address":"","IPv6Address":""}},"Options":{},"Labels":{}}"#);
     }
 
     #[test]
