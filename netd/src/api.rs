@@ -1,19 +1,25 @@
-//! HTTP/JSON API on the daemon's unix socket. Handlers are thin: they call the manager and
-//! render Docker-shaped views.
+//! HTTP/JSON API on the daemon's unix socket. Handlers are thin: they read a request type of
+//! `api_types.rs`, call the manager and answer with a view (`views.rs`). A body or query
+//! string that does not fit its type is a 400 with serde's one-line reason.
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Path, Request, State},
+    http::{request::Parts, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
 
 use crate::{
+    api_types::{
+        ConnectRequest, ContainerView, CreateNetwork, DisconnectRequest, Empty, ErrorResponse, NetworkView,
+        RemoveContainer, Removed, RunContainer, Stats, StopContainer,
+    },
     error::Error,
-    manager::{ContainerInfo, CreateNetwork, Manager, RunContainer},
+    manager::{ContainerInfo, Manager},
     views,
 };
 
@@ -28,12 +34,45 @@ pub struct Api {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({ "message": self.to_string() }))).into_response()
+        (status, Json(ErrorResponse { message: self.to_string() })).into_response()
     }
 }
 
-type ApiResult = Result<Json<Value>, Error>;
+type ApiResult<T> = Result<Json<T>, Error>;
 
+/// A JSON request body of type `T`; an empty body reads as `{}`. Unlike axum's `Json`, a
+/// body that does not fit (unknown field, wrong type, bad JSON) is answered like every other
+/// error: 400 with `{"message": ...}`, which the CLI prints.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("cannot read the request body: {}", e.body_text())))?;
+        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(json)
+            .map(JsonBody)
+            .map_err(|e| Error::InvalidArgument(format!("invalid request body: {e}")))
+    }
+}
+
+/// A query string of type `T` (absent reads as empty), refused like [`JsonBody`].
+pub struct QueryArgs<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map(QueryArgs)
+            .map_err(|e| Error::InvalidArgument(format!("invalid query string: {e}")))
+    }
+}
+
+/// The routes; `api_types.rs` lists each one's request and response types.
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/networks", get(list_networks).post(create_network))
@@ -50,106 +89,170 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-async fn list_networks(State(api): State<Api>) -> ApiResult {
+async fn list_networks(State(api): State<Api>) -> ApiResult<Vec<NetworkView>> {
     let all = api.manager.networks().await;
-    Ok(Json(Value::Array(all.iter().map(|(n, m)| views::network(n, m)).collect())))
+    Ok(Json(all.iter().map(|(n, m)| views::network(n, m)).collect()))
 }
 
-async fn create_network(State(api): State<Api>, Json(req): Json<CreateNetwork>) -> ApiResult {
+async fn create_network(State(api): State<Api>, JsonBody(req): JsonBody<CreateNetwork>) -> ApiResult<NetworkView> {
     let n = api.manager.create_network(req).await?;
     Ok(Json(views::network(&n, &[])))
 }
 
-async fn inspect_network(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn inspect_network(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<NetworkView> {
     let (n, m) = api.manager.network(&name).await?;
     Ok(Json(views::network(&n, &m)))
 }
 
-async fn remove_network(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn remove_network(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Removed> {
     let n = api.manager.remove_network(&name).await?;
-    Ok(Json(json!({ "Name": n.name, "Id": n.id })))
+    Ok(Json(Removed { name: n.name, id: n.id }))
 }
 
-async fn prune_networks(State(api): State<Api>) -> ApiResult {
-    let removed = api.manager.prune_networks().await?;
-    Ok(Json(json!(removed)))
+async fn prune_networks(State(api): State<Api>, JsonBody(Empty {}): JsonBody<Empty>) -> ApiResult<Vec<String>> {
+    Ok(Json(api.manager.prune_networks().await?))
 }
 
-fn container_view(api: &Api, info: &ContainerInfo) -> Value {
+fn container_view(api: &Api, info: &ContainerInfo) -> ContainerView {
     views::container(info, &api.run_dir)
 }
 
-async fn list_containers(State(api): State<Api>) -> ApiResult {
+async fn list_containers(State(api): State<Api>) -> ApiResult<Vec<ContainerView>> {
     let all = api.manager.containers().await;
-    Ok(Json(Value::Array(all.iter().map(|c| container_view(&api, c)).collect())))
+    Ok(Json(all.iter().map(|c| container_view(&api, c)).collect()))
 }
 
-async fn run_container(State(api): State<Api>, Json(req): Json<RunContainer>) -> ApiResult {
+async fn run_container(State(api): State<Api>, JsonBody(req): JsonBody<RunContainer>) -> ApiResult<ContainerView> {
     let c = api.manager.run(req).await?;
     Ok(Json(container_view(&api, &c)))
 }
 
-async fn inspect_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn inspect_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<ContainerView> {
     let c = api.manager.container(&name).await?;
     Ok(Json(container_view(&api, &c)))
 }
 
-/// Clients never report exit codes or pids: the daemon knows its commands' own.
-async fn stop_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn stop_container(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    JsonBody(StopContainer {}): JsonBody<StopContainer>,
+) -> ApiResult<ContainerView> {
     let c = api.manager.stop(&name, None).await?;
     Ok(Json(container_view(&api, &c)))
 }
 
-async fn start_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn start_container(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult<ContainerView> {
     let c = api.manager.start_container(&name).await?;
     Ok(Json(container_view(&api, &c)))
-}
-
-#[derive(serde::Deserialize)]
-struct RemoveQuery {
-    #[serde(default)]
-    force: bool,
 }
 
 async fn remove_container(
     State(api): State<Api>,
     Path(name): Path<String>,
-    Query(q): Query<RemoveQuery>,
-) -> ApiResult {
-    let c = api.manager.remove_container(&name, q.force).await?;
-    Ok(Json(json!({ "Name": c.name, "Id": c.id })))
+    QueryArgs(RemoveContainer { force }): QueryArgs<RemoveContainer>,
+) -> ApiResult<Removed> {
+    let c = api.manager.remove_container(&name, force).await?;
+    Ok(Json(Removed { name: c.name, id: c.id }))
 }
 
-async fn stats(State(api): State<Api>) -> ApiResult {
+async fn stats(State(api): State<Api>) -> ApiResult<Stats> {
     let drops = api.manager.drop_stats()?;
-    Ok(Json(json!({ "drops": drops })))
+    Ok(Json(Stats { drops: drops.into_iter().map(Into::into).collect() }))
 }
 
-async fn reset(State(api): State<Api>) -> ApiResult {
+async fn reset(State(api): State<Api>, JsonBody(Empty {}): JsonBody<Empty>) -> ApiResult<Empty> {
     let result = api.manager.reset().await;
     // Even a partial reset leaves the daemon without its state: stop either way.
     api.stop.notify_one();
     result?;
-    Ok(Json(json!({})))
-}
-
-#[derive(serde::Deserialize)]
-struct DisconnectRequest {
-    container: String,
-    #[serde(default)]
-    force: bool,
+    Ok(Json(Empty {}))
 }
 
 async fn connect(
     State(api): State<Api>,
     Path(name): Path<String>,
-    Json(req): Json<crate::manager::ConnectRequest>,
-) -> ApiResult {
+    JsonBody(req): JsonBody<ConnectRequest>,
+) -> ApiResult<Empty> {
     api.manager.connect(&name, req).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-async fn disconnect(State(api): State<Api>, Path(name): Path<String>, Json(req): Json<DisconnectRequest>) -> ApiResult {
-    api.manager.disconnect(&name, &req.container, req.force).await?;
-    Ok(Json(json!({})))
+async fn disconnect(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    JsonBody(DisconnectRequest { container, force }): JsonBody<DisconnectRequest>,
+) -> ApiResult<Empty> {
+    api.manager.disconnect(&name, &container, force).await?;
+    Ok(Json(Empty {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::header};
+
+    use super::*;
+
+    /// The answer to a body or query that does not fit its type: status and message.
+    async fn refused(rejection: Error) -> (StatusCode, String) {
+        let response = rejection.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: ErrorResponse = serde_json::from_slice(&bytes).unwrap();
+        (status, body.message)
+    }
+
+    async fn body<T: DeserializeOwned>(json: &str) -> Result<T, Error> {
+        let req = Request::post("/x").header(header::CONTENT_TYPE, "application/json").body(Body::from(json.to_string()));
+        JsonBody::<T>::from_request(req.unwrap(), &()).await.map(|JsonBody(t)| t)
+    }
+
+    async fn query<T: DeserializeOwned>(uri: &str) -> Result<T, Error> {
+        let (mut parts, ()) = Request::delete(uri).body(()).unwrap().into_parts();
+        QueryArgs::<T>::from_request_parts(&mut parts, &()).await.map(|QueryArgs(t)| t)
+    }
+
+    #[tokio::test]
+    async fn bodies_and_queries_that_do_not_fit_are_a_one_line_400() {
+        let cases = [
+            (
+                body::<RunContainer>(r#"{"name":"web","auto_rm":true}"#).await.err(),
+                "invalid request body: unknown field `auto_rm`, expected one of",
+            ),
+            (
+                body::<CreateNetwork>(r#"{"name":"n","internal":"yes"}"#).await.err(),
+                "invalid request body: invalid type: string \"yes\", expected a boolean at line 1 column 28",
+            ),
+            (
+                body::<ConnectRequest>(r#"{"container":"c","ip":"10.0.0.300"}"#).await.err(),
+                "invalid request body: invalid IPv4 address syntax at line 1 column 34",
+            ),
+            (body::<CreateNetwork>("{\"name\":").await.err(), "invalid request body: EOF while parsing a value"),
+            (body::<StopContainer>(r#"{"t":10}"#).await.err(), "invalid request body: unknown field `t`"),
+            (
+                query::<RemoveContainer>("/containers/x?forse=true").await.err(),
+                "invalid query string: unknown field `forse`, expected `force`",
+            ),
+            (query::<RemoveContainer>("/containers/x?force=yes").await.err(), "invalid query string:"),
+        ];
+        for (rejection, expected) in cases {
+            let (status, message) = refused(rejection.expect("refused")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+            assert!(message.starts_with(expected), "{message:?} does not start with {expected:?}");
+            assert!(!message.contains('\n'), "{message:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_and_queries_that_fit_are_read() {
+        let req: CreateNetwork = body(r#"{"name":"n","labels":{"k":"v"}}"#).await.unwrap();
+        assert_eq!(req.labels["k"], "v");
+        // No body at all is `{}`: stop and start need none.
+        assert_eq!(body::<StopContainer>("").await.unwrap(), StopContainer {});
+        assert_eq!(query::<RemoveContainer>("/containers/x?force=true").await.unwrap(), RemoveContainer { force: true });
+        assert_eq!(query::<RemoveContainer>("/containers/x").await.unwrap(), RemoveContainer { force: false });
+    }
 }

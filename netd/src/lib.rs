@@ -6,10 +6,12 @@
 //! and serve), `api` and the server half of `attach`, `manager` (state and Docker's rules)
 //! over `kernel` (the seam to the host: `plumbing`, `netlink`, `netns`, `datapath`,
 //! `sweep`, `supervisor`), `store`, `dns`, `ipam`, `views` and `container_files`; `model`,
-//! `error` and `process` (the `__enter` entry both use) are shared.
+//! `error`, `process` (the `__enter` entry both use) and `api_types` (the API's request and
+//! response types) are shared.
 pub mod access;
 pub mod api;
 pub mod api_server;
+pub mod api_types;
 pub mod attach;
 pub mod cli;
 pub mod client;

@@ -21,6 +21,7 @@ use std::{
 use tokio::sync::Mutex;
 
 use crate::{
+    api_types::CreateNetwork,
     container_files::ContainerFiles,
     crash,
     dns::Dns,
@@ -38,8 +39,7 @@ mod recovery;
 #[cfg(test)]
 mod tests;
 
-pub use connect::ConnectRequest;
-pub use containers::{ContainerInfo, RunContainer};
+pub use containers::ContainerInfo;
 
 #[derive(Default)]
 struct State {
@@ -60,21 +60,6 @@ pub struct Manager<K: Kernel = HostKernel> {
     dns: Dns,
     /// CLIs of attached runs waiting for their command's exit code, by (container id, pid).
     exit_waiters: std::sync::Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<i32>>>,
-}
-
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct CreateNetwork {
-    pub name: String,
-    pub driver: Option<String>,
-    pub subnet: Option<String>,
-    pub ip_range: Option<String>,
-    pub gateway: Option<String>,
-    #[serde(default)]
-    pub internal: bool,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
 }
 
 /// A container attached to a network, for `network inspect`: bridge networks list their

@@ -1,6 +1,12 @@
 //! Every error users meet (DESIGN §3, Docker's texts), each checked for its exact message and
 //! for "a failed command changes nothing": the host netns' links, addresses and routes, the
 //! netns mounts, the pinned links, `network ls` and `ps -a` are the same before and after.
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    time::Duration,
+};
+
 use netd_tests::TestHost;
 
 fn id_of(host: &TestHost, args: &[&str]) -> String {
@@ -227,4 +233,68 @@ fn container_errors_are_dockers_and_change_nothing() {
         &["run", "-d", "--name", "x", "--network", "container:c2"],
         &format!("Error response from daemon: cannot join network of a non running container: {c2}"),
     );
+}
+
+/// One request on the API socket, as any client may send it: the status and the JSON body.
+fn api_request(host: &TestHost, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut conn = UnixStream::connect(host.socket()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: netd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body.as_bytes()).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{reply:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head:?}"));
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{body:?}: {e}")))
+}
+
+/// The API's request types refuse what they do not define (netd/src/api_types.rs): a misspelt
+/// or mistyped field is a 400 with a one-line message, never a silent default, and nothing
+/// is created, changed or removed.
+#[test]
+fn requests_that_do_not_fit_the_api_are_refused_and_change_nothing() {
+    let host = TestHost::start();
+    host.ok(&["network", "create", "--subnet", "10.80.0.0/24", "en"]);
+    host.ok(&["run", "-d", "--name", "c1", "--network", "en"]);
+    let cases = [
+        (
+            "POST",
+            "/networks",
+            r#"{"name":"typo","subnet":"10.90.0.0/24","internall":true}"#,
+            "invalid request body: unknown field `internall`, expected one of `name`, `driver`, `subnet`, `ip_range`, `gateway`, `internal`, `labels`, `options` at line 1 column 50",
+        ),
+        (
+            "POST",
+            "/containers",
+            r#"{"name":"c2","ip":"10.80.0.300"}"#,
+            "invalid request body: invalid IPv4 address syntax at line 1 column 31",
+        ),
+        (
+            "POST",
+            "/networks/en/connect",
+            r#"{"container":"c1","aliases":"a"}"#,
+            "invalid request body: invalid type: string \"a\", expected a sequence at line 1 column 31",
+        ),
+        ("POST", "/networks/en/disconnect", r#"{"container":"c1","forse":true}"#, "invalid request body: unknown field `forse`, expected `container` or `force` at line 1 column 25"),
+        ("POST", "/containers/c1/stop", r#"{"t":1}"#, "invalid request body: unknown field `t`, there are no fields at line 1 column 4"),
+        ("DELETE", "/containers/c1?force=true&volumes=true", "", "invalid query string: unknown field `volumes`, expected `force`"),
+        ("DELETE", "/containers/c1?force=yes", "", "invalid query string: provided string was not `true` or `false`"),
+    ];
+    let mut answers = Vec::new();
+    for (method, path, body, _) in cases {
+        let before = host.snapshot();
+        let (status, reply) = api_request(&host, method, path, body);
+        answers.push((status, reply["message"].as_str().unwrap_or_default().to_string()));
+        assert_eq!(host.snapshot(), before, "{method} {path} {body} was refused but changed something");
+    }
+    let expected: Vec<(u16, String)> = cases.iter().map(|c| (400, c.3.to_string())).collect();
+    assert_eq!(answers, expected);
+    // The same routes with fitting requests work.
+    let (status, reply) = api_request(&host, "DELETE", "/containers/c1?force=true", "");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["Name"], "c1");
 }

@@ -1,12 +1,11 @@
 //! Commands over several names, as Docker runs them: every name is tried, the failures are
 //! reported together.
-use serde_json::Value;
 
 /// Fetches every name; returns the objects found and the errors (in order).
-pub(super) async fn fetch_all<F, Fut>(names: &[String], f: F) -> (Vec<Value>, Vec<anyhow::Error>)
+pub(super) async fn fetch_all<T, F, Fut>(names: &[String], f: F) -> (Vec<T>, Vec<anyhow::Error>)
 where
     F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     let mut found = Vec::new();
     let mut errors = Vec::new();

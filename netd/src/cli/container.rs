@@ -3,16 +3,17 @@
 use std::os::unix::process::CommandExt;
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::{
     batch::{fetch_all, for_each},
     human,
-    output::{ellipsis, print_inspect, print_rows, str_of},
+    output::{ellipsis, print_inspect, print_rows},
     ExecArgs, InspectArgs, PsArgs, RmArgs, RunArgs,
 };
 use crate::{
-    client::{segment, Client, DaemonError},
+    api_types::{ContainerView, NetworkView, RemoveContainer, RunContainer, StopContainer},
+    client::{Client, DaemonError},
     process::EnterArgs,
 };
 
@@ -36,23 +37,23 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
     // Without -d a command runs attached to this terminal; without a command there is
     // nothing to attach to, and the container (its netns) simply stays up.
     let attach = !args.detach && !cmd.is_empty();
-    let body = json!({
-        "name": args.name,
-        "network": args.network,
-        "ip": args.ip,
-        "aliases": args.aliases,
-        "hostname": args.hostname,
-        "links": args.links,
-        "add_hosts": args.add_hosts,
-        "dns": args.dns,
-        "cmd": cmd,
-        "image": image,
-        "env": resolve_env(&args.env),
-        "auto_remove": args.rm,
-        "attach": attach,
-    });
-    let c = client.post("/containers", body).await?;
-    let id = str_of(&c["Id"]);
+    // Every field, no `..Default::default()`: a new field of the request must be filled here.
+    let req = RunContainer {
+        name: args.name,
+        network: args.network,
+        ip: args.ip,
+        aliases: args.aliases,
+        hostname: args.hostname,
+        cmd,
+        image,
+        env: resolve_env(&args.env),
+        auto_remove: args.rm,
+        links: args.links,
+        add_hosts: args.add_hosts,
+        dns: args.dns,
+        attach,
+    };
+    let id = client.run(&req).await?.id;
     if !attach {
         println!("{id}");
         return Ok(());
@@ -63,27 +64,26 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
     std::process::exit(code);
 }
 
-/// `netd __enter` arguments for a command in the container `c` (its inspect JSON), whose
-/// SandboxKey the caller checked.
-fn enter_args(c: &Value, netns: String, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs {
-    let mut env: Vec<String> = c["Config"]["Env"].as_array().into_iter().flatten().map(str_of).collect();
+/// `netd __enter` arguments for a command in the container `c`, whose SandboxKey the caller
+/// checked.
+fn enter_args(c: &ContainerView, netns: String, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs {
+    let mut env = c.config.env.clone();
     env.extend(extra_env);
     EnterArgs {
         netns,
-        hosts: non_empty(&c["HostsPath"]),
-        resolv: non_empty(&c["ResolvConfPath"]),
-        hostname: non_empty(&c["Config"]["Hostname"]),
+        hosts: non_empty(&c.hosts_path),
+        resolv: non_empty(&c.resolv_conf_path),
+        hostname: non_empty(&c.config.hostname),
         env,
         cmd,
     }
 }
 
 pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
-    let c = client.get(&format!("/containers/{}", segment(&args.container))).await?;
+    let c = client.container(&args.container).await?;
     // Never run "in the container" without its netns: that would be the caller's netns.
-    let netns = non_empty(&c["NetworkSettings"]["SandboxKey"]);
-    let (Some(netns), Some(true)) = (netns, c["State"]["Running"].as_bool()) else {
-        bail!("Error response from daemon: Container {} is not running", str_of(&c["Id"]));
+    let (Some(netns), true) = (non_empty(&c.network_settings.sandbox_key), c.state.running) else {
+        bail!("Error response from daemon: Container {} is not running", c.id);
     };
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
     let exe = std::env::current_exe().context("locate netd binary")?;
@@ -100,23 +100,42 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> 
 }
 
 pub(super) async fn rm(client: &Client, args: RmArgs) -> anyhow::Result<()> {
-    let force = args.force;
+    let query = RemoveContainer { force: args.force };
+    let query = &query;
     for_each(&args.names, |name| async move {
-        client.delete(&format!("/containers/{}?force={force}", segment(&name))).await?;
+        client.remove_container(&name, query).await?;
         println!("{name}");
         Ok(())
     })
     .await
 }
 
-/// `stop` / `start`: prints each name as given, like Docker.
-pub(super) async fn lifecycle(client: &Client, verb: &str, names: &[String]) -> anyhow::Result<()> {
+/// `stop`: prints each name as given, like Docker.
+pub(super) async fn stop(client: &Client, names: &[String]) -> anyhow::Result<()> {
     for_each(names, |name| async move {
-        client.post(&format!("/containers/{}/{verb}", segment(&name)), json!({})).await?;
+        client.stop(&name, &StopContainer {}).await?;
         println!("{name}");
         Ok(())
     })
     .await
+}
+
+/// `start`: prints each name as given, like Docker.
+pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<()> {
+    for_each(names, |name| async move {
+        client.start(&name).await?;
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// What `inspect` finds under a name.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Inspected {
+    Container(Box<ContainerView>),
+    Network(Box<NetworkView>),
 }
 
 pub(super) async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Result<()> {
@@ -128,25 +147,26 @@ pub(super) async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Resul
     let (found, errors) = fetch_all(&args.names, |name| {
         let kind = kind.clone();
         async move {
-            let path = |base: &str| format!("{base}/{}", segment(&name));
+            let network = || async { client.network(&name).await.map(|n| Inspected::Network(Box::new(n))) };
             match kind.as_deref() {
-                Some("network") => client.get(&path("/networks")).await,
-                Some(_) => client.get(&path("/containers")).await.map_err(|e| {
+                Some("network") => network().await,
+                Some(_) => client.container(&name).await.map(|c| Inspected::Container(Box::new(c))).map_err(|e| {
                     if DaemonError::is_not_found(&e) {
                         anyhow::anyhow!("Error: No such container: {name}")
                     } else {
                         e
                     }
                 }),
-                None => match client.get(&path("/containers")).await {
-                    Err(e) if DaemonError::is_not_found(&e) => client.get(&path("/networks")).await.map_err(|e| {
+                None => match client.container(&name).await {
+                    Ok(c) => Ok(Inspected::Container(Box::new(c))),
+                    Err(e) if DaemonError::is_not_found(&e) => network().await.map_err(|e| {
                         if DaemonError::is_not_found(&e) {
                             anyhow::anyhow!("Error: No such object: {name}")
                         } else {
                             e
                         }
                     }),
-                    other => other,
+                    Err(e) => Err(e),
                 },
             }
         }
@@ -156,62 +176,123 @@ pub(super) async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Resul
 }
 
 pub(super) async fn ps(client: &Client, args: PsArgs) -> anyhow::Result<()> {
-    let list = client.get("/containers").await?;
-    let mut list = list.as_array().cloned().unwrap_or_default();
-    list.retain(|c| args.all || c["State"]["Running"].as_bool() == Some(true));
+    let mut list = client.containers().await?;
+    list.retain(|c| args.all || c.state.running);
     // Newest first, like Docker.
-    list.sort_by(|a, b| str_of(&b["Created"]).cmp(&str_of(&a["Created"])));
-    let id = |c: &Value| {
-        let id = str_of(&c["Id"]);
-        if args.no_trunc { id } else { id[..12].to_string() }
-    };
+    list.sort_by(|a, b| b.created.cmp(&a.created));
+    let id = |c: &ContainerView| if args.no_trunc { c.id.clone() } else { c.id[..12].to_string() };
     if args.quiet {
         list.iter().for_each(|c| println!("{}", id(c)));
         return Ok(());
     }
-    let rows: Vec<Value> = list.iter().map(|c| ps_row(c, id(c), args.no_trunc)).collect();
-    let header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
-    let keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
-    print_rows(args.format.as_deref(), &header, &keys, &rows)
+    let rows: Vec<PsRow> = list.iter().map(|c| PsRow::new(c, id(c), args.no_trunc)).collect();
+    print_rows(args.format.as_deref(), &PS_HEADER, &PS_KEYS, &rows)
 }
 
-/// One `ps` row with Docker's `--format` field names.
-fn ps_row(c: &Value, id: String, no_trunc: bool) -> Value {
-    let cmd: Vec<String> = c["Config"]["Cmd"].as_array().into_iter().flatten().map(str_of).collect();
-    let cmd = cmd.join(" ");
-    let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
-    let running = c["State"]["Running"].as_bool() == Some(true);
-    let status = if running {
-        format!("Up {}", human::human_duration(human::seconds_since(&str_of(&c["State"]["StartedAt"]))))
-    } else {
-        format!(
-            "Exited ({}) {}",
-            c["State"]["ExitCode"],
-            human::ago(&str_of(&c["State"]["FinishedAt"]))
-        )
-    };
-    let networks: Vec<String> = c["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    json!({
-        "Command": format!("\"{command}\""),
-        "CreatedAt": human::go_time(&str_of(&c["Created"]), false),
-        "ID": id,
-        "Image": c["Config"]["Image"],
-        "Labels": "",
-        "LocalVolumes": "0",
-        "Mounts": "",
-        "Names": str_of(&c["Name"]).trim_start_matches('/'),
-        "Networks": networks.join(","),
-        "Ports": "",
-        "RunningFor": human::ago(&str_of(&c["Created"])),
-        "Size": "0B",
-        "State": c["State"]["Status"],
-        "Status": status,
-    })
+/// `ps`'s table: column titles and the row fields they show.
+const PS_HEADER: [&str; 7] = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
+const PS_KEYS: [&str; 7] = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
+
+/// One `ps` row: Docker's `--format` field names, in the order `--format json` prints them.
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PsRow {
+    command: String,
+    created_at: String,
+    #[serde(rename = "ID")]
+    id: String,
+    image: String,
+    labels: String,
+    local_volumes: String,
+    mounts: String,
+    names: String,
+    networks: String,
+    ports: String,
+    running_for: String,
+    size: String,
+    state: String,
+    status: String,
 }
 
-fn non_empty(v: &Value) -> Option<String> {
-    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+impl PsRow {
+    fn new(c: &ContainerView, id: String, no_trunc: bool) -> Self {
+        let cmd = c.config.cmd.join(" ");
+        let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
+        let status = if c.state.running {
+            format!("Up {}", human::human_duration(human::seconds_since(&c.state.started_at)))
+        } else {
+            format!("Exited ({}) {}", c.state.exit_code, human::ago(&c.state.finished_at))
+        };
+        let networks: Vec<&str> = c.network_settings.networks.keys().map(String::as_str).collect();
+        PsRow {
+            command: format!("\"{command}\""),
+            created_at: human::go_time(&c.created, false),
+            id,
+            image: c.config.image.clone(),
+            labels: String::new(),
+            local_volumes: "0".into(),
+            mounts: String::new(),
+            names: c.name.trim_start_matches('/').to_string(),
+            networks: networks.join(","),
+            ports: String::new(),
+            running_for: human::ago(&c.created),
+            size: "0B".into(),
+            state: c.state.status.clone(),
+            status,
+        }
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_types::{ContainerConfig, ContainerState, EndpointSettings, NetworkSettings};
+
+    #[test]
+    fn ps_rows_have_dockers_fields_in_its_order() {
+        let c = ContainerView {
+            id: "cd".repeat(32),
+            created: "2024-01-02T03:04:05.000000006Z".into(),
+            name: "/web".into(),
+            state: ContainerState {
+                status: "exited".into(),
+                exit_code: 137,
+                finished_at: "2024-01-02T04:00:00Z".into(),
+                ..Default::default()
+            },
+            config: ContainerConfig {
+                image: "busybox".into(),
+                cmd: ["sh", "-c", "sleep 600 && echo done"].map(String::from).to_vec(),
+                ..Default::default()
+            },
+            network_settings: NetworkSettings {
+                networks: [("n2", EndpointSettings::default()), ("bridge", EndpointSettings::default())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let row = serde_json::to_value(PsRow::new(&c, c.id[..12].to_string(), false)).unwrap();
+        let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks",
+                "Ports", "RunningFor", "Size", "State", "Status"
+            ]
+        );
+        assert!(PS_KEYS.iter().all(|k| keys.contains(k)));
+        assert_eq!(row["Command"], "\"sh -c sleep 600 && …\"");
+        assert_eq!(row["ID"], "cdcdcdcdcdcd");
+        assert_eq!(row["Names"], "web");
+        assert_eq!(row["Networks"], "n2,bridge");
+        assert_eq!(row["State"], "exited");
+        assert!(row["Status"].as_str().unwrap().starts_with("Exited (137) "), "{}", row["Status"]);
+    }
 }

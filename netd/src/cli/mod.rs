@@ -328,8 +328,8 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
         Command::Ps(args) => container::ps(&client, args).await,
         Command::Inspect(args) => container::inspect(&client, args).await,
         Command::Rm(args) => container::rm(&client, args).await,
-        Command::Stop(args) => container::lifecycle(&client, "stop", &args.names).await,
-        Command::Start(args) => container::lifecycle(&client, "start", &args.names).await,
+        Command::Stop(args) => container::stop(&client, &args.names).await,
+        Command::Start(args) => container::start(&client, &args.names).await,
         Command::Stats { format } => system::stats(&client, format.as_deref()).await,
         Command::System(SystemCommand::Reset) => system::reset(&client).await,
         Command::Daemon(_) | Command::Completion { .. } | Command::Enter(_) => {
@@ -349,8 +349,8 @@ async fn container_command(client: &Client, cmd: ContainerCommand) -> anyhow::Re
             container::inspect(client, args).await
         }
         ContainerCommand::Rm(args) => container::rm(client, args).await,
-        ContainerCommand::Stop(args) => container::lifecycle(client, "stop", &args.names).await,
-        ContainerCommand::Start(args) => container::lifecycle(client, "start", &args.names).await,
+        ContainerCommand::Stop(args) => container::stop(client, &args.names).await,
+        ContainerCommand::Start(args) => container::start(client, &args.names).await,
     }
 }
 

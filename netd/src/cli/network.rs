@@ -3,76 +3,55 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::{
     batch::{fetch_all, for_each},
     human,
-    output::{print_inspect, print_rows, str_of},
+    output::{print_inspect, print_rows},
     NetworkCommand,
 };
-use crate::client::{segment, Client};
+use crate::{
+    api_types::{ConnectRequest, CreateNetwork, DisconnectRequest, NetworkView},
+    client::Client,
+};
 
 pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Create { driver, subnet, ip_range, gateway, internal, labels, options, name } => {
-            let body = json!({
-                "name": name,
-                "driver": driver,
-                "subnet": subnet,
-                "ip_range": ip_range,
-                "gateway": gateway,
-                "internal": internal,
-                "labels": key_values(&labels),
-                "options": key_values(&options),
-            });
-            let n = client.post("/networks", body).await?;
-            println!("{}", str_of(&n["Id"]));
+            let req = CreateNetwork {
+                name,
+                driver: Some(driver),
+                subnet,
+                ip_range,
+                gateway,
+                internal,
+                labels: key_values(&labels),
+                options: key_values(&options),
+            };
+            println!("{}", client.create_network(&req).await?.id);
             Ok(())
         }
         NetworkCommand::Ls { quiet, format, filters, no_trunc } => {
-            let networks = client.get("/networks").await?;
-            let mut list = networks.as_array().cloned().unwrap_or_default();
+            let mut list = client.networks().await?;
             let filters = parse_filters(&filters)?;
             list.retain(|n| network_matches(n, &filters));
-            list.sort_by(|a, b| natural_cmp(&str_of(&a["Name"]), &str_of(&b["Name"])));
-            let id = |n: &Value| {
-                let id = str_of(&n["Id"]);
-                if no_trunc { id } else { id[..12].to_string() }
-            };
+            list.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+            let id = |n: &NetworkView| if no_trunc { n.id.clone() } else { n.id[..12].to_string() };
             if quiet {
                 list.iter().for_each(|n| println!("{}", id(n)));
                 return Ok(());
             }
-            let rows: Vec<Value> = list
-                .iter()
-                .map(|n| {
-                    json!({
-                        "CreatedAt": human::go_time(&str_of(&n["Created"]), true),
-                        "Driver": n["Driver"],
-                        "ID": id(n),
-                        "IPv6": n["EnableIPv6"].to_string(),
-                        "Internal": n["Internal"].to_string(),
-                        "Labels": labels_string(&n["Labels"]),
-                        "Name": n["Name"],
-                        "Scope": n["Scope"],
-                    })
-                })
-                .collect();
-            let header = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"];
-            let keys = ["ID", "Name", "Driver", "Scope"];
-            print_rows(format.as_deref(), &header, &keys, &rows)
+            let rows: Vec<NetworkRow> = list.iter().map(|n| NetworkRow::new(n, id(n))).collect();
+            print_rows(format.as_deref(), &LS_HEADER, &LS_KEYS, &rows)
         }
         NetworkCommand::Inspect { format, names } => {
-            let found = fetch_all(&names, |name| async move {
-                client.get(&format!("/networks/{}", segment(&name))).await
-            })
-            .await;
+            let found = fetch_all(&names, |name| async move { client.network(&name).await }).await;
             print_inspect(found, format.as_deref())
         }
         NetworkCommand::Rm { names } => {
             for_each(&names, |name| async move {
-                client.delete(&format!("/networks/{}", segment(&name))).await?;
+                client.remove_network(&name).await?;
                 println!("{name}");
                 Ok(())
             })
@@ -89,8 +68,7 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
                     return Ok(());
                 }
             }
-            let removed = client.post("/networks/prune", json!({})).await?;
-            let names: Vec<String> = removed.as_array().into_iter().flatten().map(str_of).collect();
+            let names = client.prune_networks().await?;
             if !names.is_empty() {
                 println!("Deleted Networks:");
                 names.iter().for_each(|n| println!("{n}"));
@@ -98,14 +76,48 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
             Ok(())
         }
         NetworkCommand::Connect { ip, aliases, network, container } => {
-            let body = json!({ "container": container, "ip": ip, "aliases": aliases });
-            client.post(&format!("/networks/{}/connect", segment(&network)), body).await?;
+            client.connect(&network, &ConnectRequest { container, ip, aliases }).await?;
             Ok(())
         }
         NetworkCommand::Disconnect { force, network, container } => {
-            let body = json!({ "container": container, "force": force });
-            client.post(&format!("/networks/{}/disconnect", segment(&network)), body).await?;
+            client.disconnect(&network, &DisconnectRequest { container, force }).await?;
             Ok(())
+        }
+    }
+}
+
+/// `network ls`'s table: column titles and the row fields they show.
+const LS_HEADER: [&str; 4] = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"];
+const LS_KEYS: [&str; 4] = ["ID", "Name", "Driver", "Scope"];
+
+/// One `network ls` row: Docker's `--format` field names, in the order `--format json`
+/// prints them.
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkRow {
+    created_at: String,
+    driver: String,
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "IPv6")]
+    ipv6: String,
+    internal: String,
+    labels: String,
+    name: String,
+    scope: String,
+}
+
+impl NetworkRow {
+    fn new(n: &NetworkView, id: String) -> Self {
+        NetworkRow {
+            created_at: human::go_time(&n.created, true),
+            driver: n.driver.clone(),
+            id,
+            ipv6: n.enable_ipv6.to_string(),
+            internal: n.internal.to_string(),
+            labels: labels_string(&n.labels),
+            name: n.name.clone(),
+            scope: n.scope.clone(),
         }
     }
 }
@@ -124,24 +136,24 @@ fn parse_filters(filters: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// Docker's network filters: values of one key are alternatives; keys must all match.
-fn network_matches(n: &Value, filters: &[(String, String)]) -> bool {
+fn network_matches(n: &NetworkView, filters: &[(String, String)]) -> bool {
     let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (k, v) in filters {
         by_key.entry(k).or_default().push(v);
     }
     by_key.iter().all(|(key, values)| {
         values.iter().any(|v| match *key {
-            "name" => str_of(&n["Name"]).contains(v),
-            "id" => str_of(&n["Id"]).starts_with(v),
-            "driver" => str_of(&n["Driver"]) == *v,
-            "scope" => str_of(&n["Scope"]) == *v,
+            "name" => n.name.contains(v),
+            "id" => n.id.starts_with(v),
+            "driver" => n.driver == *v,
+            "scope" => n.scope == *v,
             "type" => {
-                let builtin = ["bridge", "host", "none"].contains(&str_of(&n["Name"]).as_str());
+                let builtin = ["bridge", "host", "none"].contains(&n.name.as_str());
                 (*v == "builtin") == builtin
             }
             "label" => match v.split_once('=') {
-                Some((k, val)) => n["Labels"][k].as_str() == Some(val),
-                None => n["Labels"].get(v).is_some(),
+                Some((k, val)) => n.labels.get(k).map(String::as_str) == Some(val),
+                None => n.labels.contains_key(*v),
             },
             _ => false,
         })
@@ -176,21 +188,20 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     ca.len().cmp(&cb.len())
 }
 
-fn key_values(items: &[String]) -> serde_json::Map<String, Value> {
+/// `--label`/`-o` values: `KEY=VALUE`, or `KEY` for an empty value.
+fn key_values(items: &[String]) -> BTreeMap<String, String> {
     items
         .iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (k.to_string(), json!(v)),
-            None => (kv.to_string(), json!("")),
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.to_string(), String::new()),
         })
         .collect()
 }
 
-fn labels_string(labels: &Value) -> String {
-    labels
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", str_of(v))).collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
+/// `k=v,k2=v2`, sorted by key.
+fn labels_string(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -205,8 +216,38 @@ mod tests {
     }
 
     #[test]
+    fn network_rows_are_dockers_json() {
+        let n = NetworkView {
+            name: "my-net".into(),
+            id: "ab".repeat(32),
+            created: "2022-08-02T09:05:20.250288712Z".into(),
+            driver: "bridge".into(),
+            scope: "local".into(),
+            internal: true,
+            labels: [("b", "2"), ("a", "1")].map(|(k, v)| (k.to_string(), v.to_string())).into(),
+            ..Default::default()
+        };
+        let row = serde_json::to_value(NetworkRow::new(&n, n.id[..12].to_string())).unwrap();
+        let created = human::go_time(&n.created, true);
+        assert_eq!(
+            row.to_string(),
+            format!(
+                r#"{{"CreatedAt":"{created}","Driver":"bridge","ID":"abababababab","IPv6":"false","Internal":"true","Labels":"a=1,b=2","Name":"my-net","Scope":"local"}}"#
+            )
+        );
+        assert!(LS_KEYS.iter().all(|k| row.get(k).is_some()));
+    }
+
+    #[test]
     fn network_filters() {
-        let n = json!({"Name": "my-net", "Id": "abcdef", "Driver": "bridge", "Scope": "local", "Labels": {"k": "v"}});
+        let n = NetworkView {
+            name: "my-net".into(),
+            id: "abcdef".into(),
+            driver: "bridge".into(),
+            scope: "local".into(),
+            labels: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
         let f = |s: &[&str]| parse_filters(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap();
         assert!(network_matches(&n, &f(&["name=my"])));
         assert!(!network_matches(&n, &f(&["name=other"])));

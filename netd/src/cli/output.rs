@@ -1,13 +1,19 @@
 //! How the CLI prints: Docker's tables, `--format` (json, Go templates, `table ...`) for
-//! lists, inspect's JSON.
-use anyhow::bail;
-use serde_json::{json, Value};
+//! lists, inspect's JSON. Views and rows are typed (`api_types.rs`, the row types of each
+//! command); Go templates address fields by name, so they run on a `Value` made from them.
+use anyhow::{anyhow, bail};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::template::Template;
 
 /// Prints inspect results (an indented JSON array, or each object through `--format`), then
 /// the errors; fails when there were any.
-pub(super) fn print_inspect((found, errors): (Vec<Value>, Vec<anyhow::Error>), format: Option<&str>) -> anyhow::Result<()> {
+pub(super) fn print_inspect<T: Serialize>(
+    (found, errors): (Vec<T>, Vec<anyhow::Error>),
+    format: Option<&str>,
+) -> anyhow::Result<()> {
+    let found = values(&found)?;
     match format {
         Some(f) if f != "json" => {
             let tpl = Template::parse(f)?;
@@ -24,9 +30,13 @@ pub(super) fn print_inspect((found, errors): (Vec<Value>, Vec<anyhow::Error>), f
     Ok(())
 }
 
+/// The views or rows as JSON values, fields in their types' order.
+fn values<T: Serialize>(items: &[T]) -> anyhow::Result<Vec<Value>> {
+    Ok(items.iter().map(serde_json::to_value).collect::<Result<_, _>>()?)
+}
+
 /// JSON indented with four spaces, as Docker prints inspect output.
 fn docker_json(v: &Value) -> String {
-    use serde::Serialize;
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
@@ -36,10 +46,20 @@ fn docker_json(v: &Value) -> String {
 
 /// Prints list rows as Docker does: a table, `--format json` (one object per line), or a Go
 /// template per row (`table ...` adds a header row).
-pub(super) fn print_rows(format: Option<&str>, header: &[&str], keys: &[&str], rows: &[Value]) -> anyhow::Result<()> {
+pub(super) fn print_rows<T: Serialize>(
+    format: Option<&str>,
+    header: &[&str],
+    keys: &[&str],
+    rows: &[T],
+) -> anyhow::Result<()> {
+    let rows = values(rows)?;
     match format {
         None | Some("table") => {
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| keys.iter().map(|k| str_of(&r[*k])).collect()).collect();
+            let cell = |r: &Value, k: &str| r.get(k).map(str_of).ok_or_else(|| anyhow!("rows have no field {k}"));
+            let cells = rows
+                .iter()
+                .map(|r| keys.iter().map(|k| cell(r, k)).collect::<anyhow::Result<Vec<_>>>())
+                .collect::<anyhow::Result<Vec<_>>>()?;
             print_table(header, &cells);
         }
         Some("json") => rows.iter().for_each(|r| println!("{r}")),
@@ -50,7 +70,7 @@ pub(super) fn print_rows(format: Option<&str>, header: &[&str], keys: &[&str], r
             };
             let tpl = Template::parse(f)?;
             let mut lines = Vec::new();
-            for r in rows {
+            for r in &rows {
                 lines.push(tpl.execute(r)?);
             }
             if table {
@@ -58,7 +78,7 @@ pub(super) fn print_rows(format: Option<&str>, header: &[&str], keys: &[&str], r
                 let titles: serde_json::Map<String, Value> = keys
                     .iter()
                     .zip(header)
-                    .map(|(k, h)| (k.to_string(), json!(h)))
+                    .map(|(k, h)| (k.to_string(), Value::from(*h)))
                     .collect();
                 lines.insert(0, tpl.execute(&Value::Object(titles))?);
                 let cells: Vec<Vec<String>> =
@@ -119,7 +139,7 @@ fn format_rows(rows: &[Vec<String>]) -> String {
     out
 }
 
-pub(super) fn str_of(v: &Value) -> String {
+fn str_of(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
 
@@ -138,7 +158,7 @@ mod tests {
 
     #[test]
     fn inspect_json_uses_four_spaces() {
-        assert_eq!(docker_json(&json!([{"Name": "x"}])), "[\n    {\n        \"Name\": \"x\"\n    }\n]");
+        assert_eq!(docker_json(&serde_json::json!([{"Name": "x"}])), "[\n    {\n        \"Name\": \"x\"\n    }\n]");
     }
 
     #[test]

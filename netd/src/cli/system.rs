@@ -1,26 +1,20 @@
 //! `netd stats` (drop counters by reason) and `netd system reset`.
-use serde_json::json;
-
-use super::output::{print_table, str_of};
+use super::output::print_table;
 use crate::client::Client;
 
 pub(super) async fn stats(client: &Client, format: Option<&str>) -> anyhow::Result<()> {
-    let stats = client.get("/stats").await?;
+    let stats = client.stats().await?;
     if format == Some("json") {
-        println!("{stats}");
+        println!("{}", serde_json::to_string(&stats)?);
     } else {
-        let rows: Vec<Vec<String>> = stats["drops"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| vec![str_of(&d["reason"]), d["packets"].to_string(), d["bytes"].to_string()])
-            .collect();
+        let rows: Vec<Vec<String>> =
+            stats.drops.iter().map(|d| vec![d.reason.clone(), d.packets.to_string(), d.bytes.to_string()]).collect();
         print_table(&["DROP REASON", "PACKETS", "BYTES"], &rows);
     }
     Ok(())
 }
 
 pub(super) async fn reset(client: &Client) -> anyhow::Result<()> {
-    client.post("/system/reset", json!({})).await?;
+    client.reset().await?;
     Ok(())
 }

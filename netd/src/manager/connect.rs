@@ -2,24 +2,17 @@
 //! one removed, with the default route kept on the first remaining network) and recorded on
 //! stopped ones (applied by `start`). Docker's rules and texts for `host`, `none` and
 //! `container:` modes.
-use std::{net::Ipv4Addr, path::Path};
+use std::path::Path;
 
 use super::{Kernel, allocate_endpoint, check_endpoint_options, Manager};
 use crate::{
+    api_types::ConnectRequest,
     container_files::ContainerFiles,
     crash,
     error::{Error, Result},
     model::{new_id, Attachment, Container, Driver, NetMode},
     store::Changes,
 };
-
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct ConnectRequest {
-    pub container: String,
-    pub ip: Option<Ipv4Addr>,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-}
 
 impl<K: Kernel> Manager<K> {
     pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {

@@ -2,15 +2,13 @@
 //! command exits. A container is a network namespace plus an optional command; stopping it
 //! releases its endpoints and netns (as Docker releases a stopped container's network) and
 //! remembers the attachments that `start` makes again.
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    path::PathBuf,
-};
+use std::path::PathBuf;
 
 use std::{collections::BTreeMap, os::fd::OwnedFd};
 
 use super::{Kernel, allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
 use crate::{
+    api_types::RunContainer,
     container_files::ContainerFiles,
     crash,
     error::{Error, Result},
@@ -20,39 +18,6 @@ use crate::{
     store::Changes,
     supervisor::{CommandIo, Exit},
 };
-
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct RunContainer {
-    /// A Docker-style random name (`eager_turing`) when absent.
-    pub name: Option<String>,
-    /// `bridge` (default), a network name or id, `host`, `none` or `container:NAME`.
-    pub network: Option<String>,
-    pub ip: Option<Ipv4Addr>,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    pub hostname: Option<String>,
-    #[serde(default)]
-    pub cmd: Vec<String>,
-    #[serde(default)]
-    pub image: String,
-    #[serde(default)]
-    pub env: Vec<String>,
-    #[serde(default)]
-    pub auto_remove: bool,
-    /// `--link NAME[:ALIAS]`.
-    #[serde(default)]
-    pub links: Vec<String>,
-    /// `--add-host HOST:IP|HOST:host-gateway`.
-    #[serde(default)]
-    pub add_hosts: Vec<String>,
-    /// `--dns IP`: the container's own upstream resolvers.
-    #[serde(default)]
-    pub dns: Vec<IpAddr>,
-    /// `run` without `-d`: the command starts when the CLI passes its terminal's stdio over
-    /// the attach socket ([`Manager::start_attached`]), not now.
-    #[serde(default)]
-    pub attach: bool,
-}
 
 /// A container with what its views need: the container whose netns and endpoints it uses
 /// (itself, or the target of `container:NAME`), and the networks by id.

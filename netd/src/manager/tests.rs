@@ -5,8 +5,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{ConnectRequest, CreateNetwork, Manager, RunContainer};
+use super::Manager;
 use crate::{
+    api_types::{ConnectRequest, CreateNetwork, RunContainer},
     container_files::ContainerFiles,
     dns::Dns,
     error::Error,

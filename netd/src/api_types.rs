@@ -1,0 +1,658 @@
+//! The API contract: every request body the daemon accepts and every response the CLI reads,
+//! one Rust type per shape, used by both ends (`api.rs` serves them, `client.rs` sends and
+//! reads them). Kept apart from the internal model (`model.rs`), as netavark keeps `types.rs`
+//! apart from `internal_types.rs`; `views.rs` builds the views from the model.
+//!
+//! - Requests reject unknown fields (`deny_unknown_fields`): a misspelt or wrong-typed key is
+//!   a 400 with a one-line message, never a silent default. An empty body reads as `{}`.
+//! - Responses accept unknown fields, so that a CLI reads a newer daemon's answers.
+//! - Views are Docker's JSON: field order is Docker's key order (serde_json's
+//!   `preserve_order` keeps it when the CLI turns a view into a `Value` for `--format`).
+//!   Docker's free-form maps are `BTreeMap`s (Go sorts map keys) except
+//!   `NetworkSettings.Networks`, which netd lists in attachment order.
+//!
+//! | Method and path                          | Request                    | Response             |
+//! |------------------------------------------|----------------------------|----------------------|
+//! | `GET /networks`                          |                            | `Vec<NetworkView>`   |
+//! | `POST /networks`                         | [`CreateNetwork`]          | [`NetworkView`]      |
+//! | `GET /networks/{name}`                   |                            | [`NetworkView`]      |
+//! | `DELETE /networks/{name}`                |                            | [`Removed`]          |
+//! | `POST /networks/prune`                   | [`Empty`]                  | `Vec<String>` (names)|
+//! | `POST /networks/{name}/connect`          | [`ConnectRequest`]         | [`Empty`]            |
+//! | `POST /networks/{name}/disconnect`       | [`DisconnectRequest`]      | [`Empty`]            |
+//! | `GET /containers`                        |                            | `Vec<ContainerView>` |
+//! | `POST /containers`                       | [`RunContainer`]           | [`ContainerView`]    |
+//! | `GET /containers/{name}`                 |                            | [`ContainerView`]    |
+//! | `DELETE /containers/{name}?force=BOOL`   | [`RemoveContainer`] (query)| [`Removed`]          |
+//! | `POST /containers/{name}/stop`           | [`StopContainer`]          | [`ContainerView`]    |
+//! | `POST /containers/{name}/start`          | [`Empty`]                  | [`ContainerView`]    |
+//! | `GET /stats`                             |                            | [`Stats`]            |
+//! | `POST /system/reset`                     | [`Empty`]                  | [`Empty`]            |
+//!
+//! Failures answer a 4xx/5xx status with an [`ErrorResponse`]. The attach socket has its own
+//! line protocol (`attach.rs`).
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+// ---- Requests ----
+
+/// `POST /networks` (`network create`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNetwork {
+    pub name: String,
+    /// `bridge` when absent.
+    pub driver: Option<String>,
+    pub subnet: Option<String>,
+    pub ip_range: Option<String>,
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `POST /containers` (`run`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunContainer {
+    /// A Docker-style random name (`eager_turing`) when absent.
+    pub name: Option<String>,
+    /// `bridge` (default), a network name or id, `host`, `none` or `container:NAME`.
+    pub network: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `--link NAME[:ALIAS]`.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--add-host HOST:IP|HOST:host-gateway`.
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
+    /// `--dns IP`: the container's own upstream resolvers.
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+    /// `run` without `-d`: the command starts when the CLI passes its terminal's stdio over
+    /// the attach socket (`Manager::start_attached`), not now.
+    #[serde(default)]
+    pub attach: bool,
+}
+
+/// `POST /networks/{name}/connect` (`network connect`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    pub container: String,
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// `POST /networks/{name}/disconnect` (`network disconnect`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectRequest {
+    pub container: String,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The query of `DELETE /containers/{name}` (`rm`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveContainer {
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /containers/{name}/stop`. No options yet (Docker's `-t`/`-s` would go here); clients
+/// never report exit codes or pids: the daemon knows its commands' own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopContainer {}
+
+/// `{}`: the body of requests that take no options, and the answer of those that return
+/// nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+// ---- Responses ----
+
+/// The body of every failure (Docker's shape).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub message: String,
+}
+
+/// What `network rm` and `rm` removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Id")]
+    pub id: String,
+}
+
+/// `GET /stats`: drop counters by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub drops: Vec<DropCount>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCount {
+    pub reason: String,
+    pub code: u8,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl From<crate::datapath::DropStat> for DropCount {
+    fn from(d: crate::datapath::DropStat) -> Self {
+        let crate::datapath::DropStat {
+            reason,
+            code,
+            packets,
+            bytes,
+        } = d;
+        DropCount {
+            reason,
+            code,
+            packets,
+            bytes,
+        }
+    }
+}
+
+// ---- `network inspect` (Docker's NetworkResource) ----
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkView {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// RFC 3339.
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Scope")]
+    pub scope: String,
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    #[serde(rename = "Internal")]
+    pub internal: bool,
+    #[serde(rename = "Attachable")]
+    pub attachable: bool,
+    #[serde(rename = "Ingress")]
+    pub ingress: bool,
+    #[serde(rename = "ConfigFrom")]
+    pub config_from: ConfigReference,
+    #[serde(rename = "ConfigOnly")]
+    pub config_only: bool,
+    /// By container id.
+    #[serde(rename = "Containers")]
+    pub containers: BTreeMap<String, NetworkMember>,
+    #[serde(rename = "Options")]
+    pub options: BTreeMap<String, String>,
+    #[serde(rename = "Labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipam {
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "Options")]
+    pub options: BTreeMap<String, String>,
+    #[serde(rename = "Config")]
+    pub config: Vec<IpamPool>,
+}
+
+/// Docker's `IPAMConfig`; `IPRange` appears only when set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamPool {
+    #[serde(rename = "Subnet")]
+    pub subnet: String,
+    #[serde(rename = "IPRange", default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigReference {
+    #[serde(rename = "Network")]
+    pub network: String,
+}
+
+/// A container in `network inspect` (Docker's EndpointResource). Members of `host` and
+/// `none` have an endpoint id and no addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkMember {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    /// `a.b.c.d/nn`, or empty.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+// ---- `inspect CONTAINER` (Docker's ContainerJSON, the parts netd has) ----
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerView {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Path")]
+    pub path: String,
+    #[serde(rename = "Args")]
+    pub args: Vec<String>,
+    #[serde(rename = "State")]
+    pub state: ContainerState,
+    /// Always empty (Docker's image id); the IMAGE argument is `Config.Image`.
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "ResolvConfPath")]
+    pub resolv_conf_path: String,
+    #[serde(rename = "HostsPath")]
+    pub hosts_path: String,
+    #[serde(rename = "LogPath")]
+    pub log_path: String,
+    /// `/NAME`, as Docker writes it.
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "HostConfig")]
+    pub host_config: HostConfig,
+    #[serde(rename = "Config")]
+    pub config: ContainerConfig,
+    #[serde(rename = "NetworkSettings")]
+    pub network_settings: NetworkSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// `running` or `exited`.
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "Running")]
+    pub running: bool,
+    #[serde(rename = "Paused")]
+    pub paused: bool,
+    #[serde(rename = "Restarting")]
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    #[serde(rename = "Dead")]
+    pub dead: bool,
+    #[serde(rename = "Pid")]
+    pub pid: u32,
+    #[serde(rename = "ExitCode")]
+    pub exit_code: i32,
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "StartedAt")]
+    pub started_at: String,
+    /// Go's zero time while running.
+    #[serde(rename = "FinishedAt")]
+    pub finished_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostConfig {
+    /// A network name, `default`, `host`, `none` or `container:ID`.
+    #[serde(rename = "NetworkMode")]
+    pub network_mode: String,
+    #[serde(rename = "AutoRemove")]
+    pub auto_remove: bool,
+    #[serde(rename = "Dns")]
+    pub dns: Vec<IpAddr>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    #[serde(rename = "Hostname")]
+    pub hostname: String,
+    #[serde(rename = "Env")]
+    pub env: Vec<String>,
+    #[serde(rename = "Cmd")]
+    pub cmd: Vec<String>,
+    /// The IMAGE argument of `run`.
+    #[serde(rename = "Image")]
+    pub image: String,
+}
+
+/// Docker fills the top-level addresses from the default bridge network only; empty strings
+/// and zeros otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSettings {
+    #[serde(rename = "Bridge")]
+    pub bridge: String,
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    /// By `PORT/PROTO`.
+    #[serde(rename = "Ports")]
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
+    /// The netns path while running, or empty.
+    #[serde(rename = "SandboxKey")]
+    pub sandbox_key: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    /// By network name, in the order the container was attached.
+    #[serde(rename = "Networks")]
+    pub networks: IndexMap<String, EndpointSettings>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    #[serde(rename = "HostIp")]
+    pub host_ip: String,
+    #[serde(rename = "HostPort")]
+    pub host_port: String,
+}
+
+/// Docker's EndpointSettings; `null` where Docker has a nil slice or pointer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSettings {
+    /// Set when the address was asked for (`--ip`).
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    #[serde(rename = "Links")]
+    pub links: Option<Vec<String>>,
+    #[serde(rename = "Aliases")]
+    pub aliases: Option<Vec<String>>,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// The names the embedded DNS answers for it (user-defined networks, while connected).
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointIpamConfig {
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    /// Serializes and reads back: the value must come back equal, and serialize to the same
+    /// text (maps keep their order).
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+        value: T,
+    ) -> String {
+        let json = serde_json::to_string(&value).unwrap();
+        let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(back, value, "{json}");
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        json
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        round_trip(CreateNetwork {
+            name: "n".into(),
+            driver: Some("bridge".into()),
+            subnet: Some("10.9.0.0/16".into()),
+            ip_range: Some("10.9.1.0/24".into()),
+            gateway: Some("10.9.0.254".into()),
+            internal: true,
+            labels: [("k".to_string(), "v".to_string())].into(),
+            options: [("o".to_string(), String::new())].into(),
+        });
+        round_trip(RunContainer {
+            name: Some("c".into()),
+            network: Some("container:x".into()),
+            ip: Some(Ipv4Addr::new(10, 9, 0, 5)),
+            aliases: vec!["a".into()],
+            hostname: Some("h".into()),
+            cmd: vec!["sleep".into(), "9".into()],
+            image: "busybox".into(),
+            env: vec!["A=1".into()],
+            auto_remove: true,
+            links: vec!["db:d".into()],
+            add_hosts: vec!["h:1.2.3.4".into()],
+            dns: vec!["10.0.0.2".parse().unwrap(), "fd00::53".parse().unwrap()],
+            attach: true,
+        });
+        round_trip(ConnectRequest {
+            container: "c".into(),
+            ip: Some(Ipv4Addr::new(10, 9, 0, 6)),
+            aliases: vec!["b".into()],
+        });
+        round_trip(DisconnectRequest {
+            container: "c".into(),
+            force: true,
+        });
+        round_trip(RemoveContainer { force: true });
+        assert_eq!(round_trip(StopContainer {}), "{}");
+        assert_eq!(round_trip(Empty {}), "{}");
+        // The query string form of `rm`'s options, as the client sends and axum reads it.
+        let query = serde_urlencoded::to_string(RemoveContainer { force: true }).unwrap();
+        assert_eq!(query, "force=true");
+        assert_eq!(
+            serde_urlencoded::from_str::<RemoveContainer>(&query).unwrap(),
+            RemoveContainer { force: true }
+        );
+        assert_eq!(
+            serde_urlencoded::from_str::<RemoveContainer>("").unwrap(),
+            RemoveContainer { force: false }
+        );
+    }
+
+    #[test]
+    fn absent_optional_fields_take_their_defaults() {
+        let run: RunContainer = serde_json::from_str("{}").unwrap();
+        assert_eq!(run, RunContainer::default());
+        let create: CreateNetwork = serde_json::from_str(r#"{"name":"n"}"#).unwrap();
+        assert_eq!(
+            create,
+            CreateNetwork {
+                name: "n".into(),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn requests_refuse_unknown_and_mistyped_fields() {
+        let unknown =
+            serde_json::from_str::<RunContainer>(r#"{"name":"c","auto_rm":true}"#).unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .starts_with("unknown field `auto_rm`, expected one of `name`"),
+            "{unknown}"
+        );
+        let mistyped =
+            serde_json::from_str::<ConnectRequest>(r#"{"container":"c","ip":"10.0.0.300"}"#)
+                .unwrap_err();
+        assert!(
+            mistyped.to_string().contains("invalid IPv4 address syntax"),
+            "{mistyped}"
+        );
+        assert!(serde_json::from_str::<CreateNetwork>(r#"{"name":"n","internal":"yes"}"#).is_err());
+        assert!(
+            serde_json::from_str::<CreateNetwork>(r#"{"driver":"bridge"}"#).is_err(),
+            "name is required"
+        );
+        assert!(
+            serde_json::from_str::<DisconnectRequest>(r#"{"container":"c","forse":true}"#).is_err()
+        );
+        assert!(serde_json::from_str::<StopContainer>(r#"{"t":10}"#).is_err());
+        assert!(serde_json::from_str::<Empty>(r#"{"x":1}"#).is_err());
+        assert!(serde_urlencoded::from_str::<RemoveContainer>("forse=true").is_err());
+        assert!(serde_urlencoded::from_str::<RemoveContainer>("force=yes").is_err());
+    }
+
+    #[test]
+    fn responses_round_trip_and_accept_unknown_fields() {
+        assert_eq!(
+            round_trip(Removed {
+                name: "n".into(),
+                id: "i".into()
+            }),
+            r#"{"Name":"n","Id":"i"}"#
+        );
+        assert_eq!(
+            round_trip(ErrorResponse {
+                message: "m".into()
+            }),
+            r#"{"message":"m"}"#
+        );
+        let stats = Stats {
+            drops: vec![DropCount {
+                reason: "isolation".into(),
+                code: 3,
+                packets: 7,
+                bytes: 420,
+            }],
+        };
+        assert_eq!(
+            round_trip(stats),
+            r#"{"drops":[{"reason":"isolation","code":3,"packets":7,"bytes":420}]}"#
+        );
+        let newer: Removed =
+            serde_json::from_str(r#"{"Name":"n","Id":"i","Warnings":[]}"#).unwrap();
+        assert_eq!(
+            newer,
+            Removed {
+                name: "n".into(),
+                id: "i".into()
+            }
+        );
+    }
+
+    #[test]
+    fn views_round_trip() {
+        // The exact JSON of views is pinned in views.rs; here both kinds, with every optional
+        // part set, come back equal.
+        let network = NetworkView {
+            name: "n".into(),
+            ipam: Ipam {
+                config: vec![IpamPool {
+                    subnet: "10.9.0.0/16".into(),
+                    ip_range: Some("10.9.1.0/24".into()),
+                    gateway: "10.9.0.1".into(),
+                }],
+                ..Default::default()
+            },
+            containers: [(
+                "c".to_string(),
+                NetworkMember {
+                    name: "one".into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            labels: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
+        round_trip(network);
+        let settings = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: "10.9.0.5".into(),
+            }),
+            aliases: Some(vec!["a".into()]),
+            dns_names: Some(vec!["one".into()]),
+            ..Default::default()
+        };
+        let container = ContainerView {
+            id: "c".into(),
+            args: vec!["9".into()],
+            state: ContainerState {
+                running: true,
+                pid: 42,
+                ..Default::default()
+            },
+            host_config: HostConfig {
+                dns: vec!["10.0.0.2".parse().unwrap()],
+                ..Default::default()
+            },
+            network_settings: NetworkSettings {
+                ports: [(
+                    "80/tcp".to_string(),
+                    vec![PortBinding {
+                        host_ip: "0.0.0.0".into(),
+                        host_port: "8080".into(),
+                    }],
+                )]
+                .into(),
+                // Not in alphabetical order: the order of attachment is kept.
+                networks: [
+                    ("z".to_string(), settings),
+                    ("a".to_string(), EndpointSettings::default()),
+                ]
+                .into_iter()
+                .collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let json = round_trip(container);
+        assert!(json.contains(r#""Networks":{"z":{"#), "{json}");
+    }
+}
