@@ -19,7 +19,7 @@
 //! pressed Ctrl-C" and neither can end a process known only by its pid without racing a pid
 //! reuse. What the three callers need is ~300 lines on top of `std::process` and `libc`,
 //! which every caller already depends on. netd's daemon keeps its own supervisor
-//! (`netd/src/supervisor/pidfd.rs`, async, with process identities that survive restarts);
+//! (`netd/src/daemon/supervisor/pidfd.rs`, async, with process identities that survive restarts);
 //! [`Process`] is the same idea for synchronous tools.
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,38 +1,28 @@
 //! netd: Docker's networking model with an eBPF datapath. The library holds everything; the
 //! `netd` binary (`main.rs`) only parses the command line and dispatches.
 //!
-//! What runs where: the CLI is `cli` (commands, output, `--format` templates) with `client`
-//! (HTTP over the API socket) and the client half of `attach`; the daemon is `daemon` (start
-//! and serve), `api` and the server half of `attach`, `manager` (state and Docker's rules)
-//! over `kernel` (the seam to the host: `plumbing`, `netlink`, `netns`, `datapath`,
-//! `sweep`, `supervisor`), `store`, `dns`, `ipam`, `views` and `container_files`; `model`,
-//! `error`, `process` (the `__enter` entry both use) and `api_types` (the API's request and
-//! response types) are shared.
-pub mod access;
-pub mod api;
-pub mod api_server;
+//! What runs where, as the tree shows it:
+//! - `cli/` and `client.rs`: the CLI (commands, output, `--format` templates, HTTP over the
+//!   API socket);
+//! - `daemon/`: the daemon — `mod.rs` (start and serve), `api`/`api_server`, `manager` (state
+//!   and Docker's rules) over `kernel` (the seam to the host: `plumbing`, `netlink`, `netns`,
+//!   `datapath`, `sweep`, `supervisor`), `store`, `dns`, `ipam`, `views`, `container_files`,
+//!   `access`/`limits`;
+//! - at the root, what both sides use: `api_types` (the API's requests and responses),
+//!   `attach` (both halves of the attach socket), `model`, `error` and `process` (the
+//!   `__enter` entry that starts every container command).
 pub mod api_types;
 pub mod attach;
 pub mod cli;
 pub mod client;
-pub mod container_files;
-pub mod crash;
 pub mod daemon;
-pub mod datapath;
-pub mod dns;
+// The daemon's modules live under `daemon/`; re-exported here so that paths stay short
+// (`crate::manager`, `crate::store`, …).
+pub use daemon::{
+    access, api, api_server, container_files, crash, datapath, dns, ipam, kernel, limits, manager, names, netlink,
+    netns, plumbing, store, supervisor, sweep, views,
+};
 pub mod error;
-pub mod ipam;
-pub mod kernel;
-pub mod limits;
-pub mod manager;
 pub mod model;
-pub mod names;
-pub mod netlink;
-pub mod netns;
-pub mod plumbing;
 pub mod process;
-pub mod store;
-pub mod sweep;
-pub mod supervisor;
-pub mod views;
 

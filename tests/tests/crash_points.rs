@@ -1,6 +1,6 @@
 //! Crash consistency (issue: host safety): the daemon is killed with SIGKILL at each injected
 //! crash point inside run, start, stop, rm, connect, disconnect, attach, network create/rm and
-//! system reset (`NETD_CRASH_AT`, see netd/src/crash.rs); after a restart the store, the kernel
+//! system reset (`NETD_CRASH_AT`, see netd/src/daemon/crash.rs); after a restart the store, the kernel
 //! and the processes agree exactly, and the daemon keeps working.
 use std::{
     os::unix::process::ExitStatusExt,

@@ -21,12 +21,12 @@ use nix::{
     unistd::Group,
 };
 
-/// netd's limits the tests count on (netd/src/limits.rs).
+/// netd's limits the tests count on (netd/src/daemon/limits.rs).
 const API_MAX_CONNECTIONS: usize = 512;
 const API_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DNS_TCP_CONNECTIONS: usize = 32;
 const DNS_QUERIES_IN_FLIGHT: usize = 64;
-/// The API's own group (netd/src/access.rs).
+/// The API's own group (netd/src/daemon/access.rs).
 const API_GROUP: &str = "netd";
 const NOBODY: u32 = 65534;
 

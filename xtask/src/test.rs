@@ -11,6 +11,7 @@ use crate::{build, paths, process::run_step};
 pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
     paths::require_root("cargo xtask test")?;
     let netd = build::run()?;
+    lint()?;
     run_step(
         "test",
         paths::cargo()
@@ -18,6 +19,13 @@ pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
             .args(with_ignored(cargo_test_args))
             .env("NETD_BIN", netd),
     )
+}
+
+/// The habits CI holds the tree to: rustfmt (nightly: rustfmt.toml groups imports with
+/// unstable options) and clippy with every warning an error.
+fn lint() -> Result<()> {
+    run_step("fmt", paths::command("rustup").args(["run", "nightly", "cargo", "fmt", "--all", "--check"]).current_dir(paths::workspace_root()))?;
+    run_step("clippy", paths::cargo().args(["clippy", "--release", "--all-targets", "--", "-D", "warnings"]))
 }
 
 /// The caller's arguments with `--include-ignored` added for the test binaries.

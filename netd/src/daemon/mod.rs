@@ -1,24 +1,41 @@
 //! `netd daemon`: owns the state, the datapath and the API socket.
+pub mod access;
+pub mod api;
+pub mod api_server;
+pub mod container_files;
+pub mod crash;
+pub mod datapath;
+pub mod dns;
+pub mod ipam;
+pub mod kernel;
+pub mod limits;
+pub mod manager;
+pub mod names;
+pub mod netlink;
+pub mod netns;
+pub mod plumbing;
+pub mod store;
+pub mod supervisor;
+pub mod sweep;
+pub mod views;
+
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use tokio::signal::unix::SignalKind;
 
-use crate::{
-    access,
-    api::{self, Api},
-    api_server,
-    attach,
+use self::{
+    api::Api,
     datapath::{ebpf::EbpfDatapath, Datapath},
-    dns::{self, Dns},
-    plumbing::Plumber,
+    dns::Dns,
     kernel::HostKernel,
-    limits,
     manager::Manager,
     netlink::Netlink,
+    plumbing::Plumber,
     store::Store,
     supervisor::{Exit, Supervisor},
 };
+use crate::attach;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
