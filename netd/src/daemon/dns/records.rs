@@ -202,7 +202,7 @@ pub(super) mod tests {
 
     /// my-net: one, Two (alias web), three (aliases web, three); other: far; the default
     /// bridge: plain; a stopped container.
-    pub(in crate::dns) fn state() -> (BTreeMap<String, Network>, BTreeMap<String, Container>) {
+    pub(in crate::daemon::dns) fn state() -> (BTreeMap<String, Network>, BTreeMap<String, Container>) {
         let networks: BTreeMap<String, Network> = [
             network("n1", "my-net"),
             network("n2", "other"),
@@ -228,7 +228,7 @@ pub(super) mod tests {
         (networks, containers)
     }
 
-    pub(in crate::dns) fn id(short: &str) -> String {
+    pub(in crate::daemon::dns) fn id(short: &str) -> String {
         format!("{short:0<64}")
     }
 
