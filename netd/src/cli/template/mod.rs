@@ -3,7 +3,7 @@
 //! with`), variables (`$k, $v :=`), pipelines (`|`), string, number and bool constants,
 //! text/template's functions (`and or not eq ne lt le gt ge len index print printf println`)
 //! and Docker's (`json split join lower upper title`). Values print the way Go prints them:
-//! `[a b]` for lists, `map[k:v]` for objects, `printf` with all of Go's fmt verbs and flags.
+//! `[a b]` for lists, `map[k:v]` for objects, and `printf` takes Go's verbs and flags (`fmt`).
 //!
 //! Anything else is an error, never output that looks right and is not: an unknown function
 //! or action (`template`, `define`, `block`, `break`, `continue`), a printf verb this engine
@@ -49,7 +49,7 @@ enum Arg {
     Field(Vec<String>),
     /// `$name.A.B` (`$` alone is the root).
     Var(String, Vec<String>),
-    /// A string, number or bool constant.
+    /// A string, number, bool or nil constant.
     Literal(Value),
     Func(String),
     /// `( pipeline )`, optionally followed by a field chain: `(index .M "k").Field`.
