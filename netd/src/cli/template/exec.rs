@@ -3,7 +3,8 @@ use serde_json::Value;
 
 use super::{
     exec_err,
-    funcs::{call, go_string, go_type, truthy},
+    fmt::type_name,
+    funcs::{call, go_string, truthy},
     Arg, Command, Node, Pipeline, Result,
 };
 
@@ -41,11 +42,20 @@ fn exec_nodes(nodes: &[Node], dot: &Value, scope: &mut Scope, out: &mut String) 
                     scope.vars.push((pipe.decl[0].clone(), v));
                 }
             }
-            Node::If { pipe, body, else_body } => {
+            Node::If { pipe, body, else_body } | Node::With { pipe, body, else_body } => {
                 let v = eval_pipeline(pipe, dot, scope)?;
                 let depth = scope.vars.len();
-                let branch = if truthy(&v) { body } else { else_body };
-                exec_nodes(branch, dot, scope, out)?;
+                // `{{if $x := ...}}`: $x is the pipeline's value, in both branches.
+                if let [name] = pipe.decl.as_slice() {
+                    scope.vars.push((name.clone(), v.clone()));
+                }
+                if !truthy(&v) {
+                    exec_nodes(else_body, dot, scope, out)?;
+                } else if matches!(node, Node::With { .. }) {
+                    exec_nodes(body, &v, scope, out)?;
+                } else {
+                    exec_nodes(body, dot, scope, out)?;
+                }
                 scope.vars.truncate(depth);
             }
             Node::Range { pipe, body, else_body } => {
@@ -93,6 +103,23 @@ fn eval_pipeline(pipe: &Pipeline, dot: &Value, scope: &Scope) -> Result<Value> {
 
 fn eval_command(cmd: &Command, dot: &Value, scope: &Scope, piped: Option<Value>) -> Result<Value> {
     match &cmd.args[0] {
+        Arg::Func(name) if name == "and" || name == "or" => {
+            // Go's `and`/`or` stop evaluating at the first argument that decides the result
+            // and return that argument: `and x y` is "if x then y else x".
+            let decisive = name == "or";
+            let mut last = None;
+            for a in &cmd.args[1..] {
+                let v = eval_arg(a, dot, scope)?;
+                if truthy(&v) == decisive {
+                    return Ok(v);
+                }
+                last = Some(v);
+            }
+            match piped.or(last) {
+                Some(v) => Ok(v),
+                None => call(name, &[]),
+            }
+        }
         Arg::Func(name) => {
             let mut args = Vec::new();
             for a in &cmd.args[1..] {
@@ -114,8 +141,7 @@ fn eval_arg(arg: &Arg, dot: &Value, scope: &Scope) -> Result<Value> {
     match arg {
         Arg::Field(path) => field(dot, path),
         Arg::Var(name, path) => field(&scope.get(name)?, path),
-        Arg::Str(s) => Ok(Value::from(s.clone())),
-        Arg::Int(n) => Ok(Value::from(*n)),
+        Arg::Literal(v) => Ok(v.clone()),
         Arg::Func(name) => call(name, &[]),
         Arg::Sub(p, path) => field(&eval_pipeline(p, dot, scope)?, path),
     }
@@ -128,7 +154,7 @@ fn field(v: &Value, path: &[String]) -> Result<Value> {
             Value::Object(m) => m.get(key).cloned().unwrap_or(Value::Null),
             Value::Null if i > 0 => Value::Null,
             other => {
-                return Err(exec_err(format!("can't evaluate field {key} in type {}", go_type(other))));
+                return Err(exec_err(format!("can't evaluate field {key} in type {}", type_name(other))));
             }
         };
     }

@@ -1,10 +1,8 @@
-//! Docker's template functions (and text/template's `not`, `eq`, `ne`), and how Go prints
-//! values.
-use std::fmt::Write;
-
+//! Docker's template functions and text/template's built-in ones, and how a template prints
+//! a value.
 use serde_json::Value;
 
-use super::{exec_err, Result};
+use super::{compare, exec_err, fmt, Result};
 
 pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
     let want = |n: usize| -> Result<()> {
@@ -44,7 +42,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
                         .as_u64()
                         .and_then(|i| a.get(i as usize).cloned())
                         .ok_or_else(|| exec_err(format!("index out of range: {n}")))?,
-                    (other, _) => return Err(exec_err(format!("can't index item of type {}", go_type(other)))),
+                    (other, _) => return Err(exec_err(format!("can't index item of type {}", fmt::type_name(other)))),
                 };
             }
             cur
@@ -77,66 +75,69 @@ pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
                 Value::Array(a) => a.len(),
                 Value::Object(m) => m.len(),
                 Value::String(t) => t.len(),
-                other => return Err(exec_err(format!("len of type {}", go_type(other)))),
+                other => return Err(exec_err(format!("len of type {}", fmt::type_name(other)))),
             })
         }
-        "print" => Value::from(go_print(args)),
-        "println" => Value::from(args.iter().map(go_string).collect::<Vec<_>>().join(" ") + "\n"),
-        "printf" => {
-            if args.is_empty() {
-                return Err(exec_err("wrong number of args for printf"));
+        "print" => Value::from(fmt::sprint(args)),
+        "println" => Value::from(fmt::sprintln(args)),
+        "printf" => match args.split_first() {
+            Some((Value::String(format), operands)) => {
+                Value::from(fmt::sprintf(format, operands).map_err(|e| exec_err(format!("error calling printf: {e}")))?)
             }
-            Value::from(printf(&s(0), &args[1..]))
+            Some((other, _)) => {
+                return Err(exec_err(format!("wrong type for value; expected string; got {}", fmt::type_name(other))));
+            }
+            None => return Err(exec_err("wrong number of args for printf: want at least 1 got 0")),
+        },
+        // What reaches here was evaluated already; commands short-circuit `and`/`or` in exec.
+        "and" | "or" => {
+            let Some(last) = args.last() else {
+                return Err(exec_err(format!("wrong number of args for {name}: want at least 1 got 0")));
+            };
+            let decides = |v: &&Value| truthy(v) == (name == "or");
+            args.iter().find(decides).unwrap_or(last).clone()
         }
         "not" => {
             want(1)?;
             Value::from(!truthy(&args[0]))
         }
         "eq" => {
-            want(2)?;
-            Value::from(args[0] == args[1])
+            let Some((first, others)) = args.split_first() else {
+                return Err(exec_err("wrong number of args for eq: want at least 1 got 0"));
+            };
+            Value::from(compared(name, compare::eq(first, others))?)
         }
         "ne" => {
             want(2)?;
-            Value::from(args[0] != args[1])
+            Value::from(!compared(name, compare::eq(&args[0], &args[1..]))?)
+        }
+        "lt" => {
+            want(2)?;
+            Value::from(compared(name, compare::lt(&args[0], &args[1]))?)
+        }
+        "le" => {
+            want(2)?;
+            Value::from(compared(name, compare::le(&args[0], &args[1]))?)
+        }
+        "gt" => {
+            want(2)?;
+            Value::from(!compared(name, compare::le(&args[0], &args[1]))?)
+        }
+        "ge" => {
+            want(2)?;
+            Value::from(!compared(name, compare::lt(&args[0], &args[1]))?)
         }
         other => return Err(exec_err(format!("function \"{other}\" not defined"))),
     })
 }
 
-/// Go's `fmt.Sprint`: spaces only between operands that are not both strings.
-fn go_print(args: &[Value]) -> String {
-    let mut out = String::new();
-    for (i, a) in args.iter().enumerate() {
-        if i > 0 && !(a.is_string() && args[i - 1].is_string()) {
-            out.push(' ');
-        }
-        out.push_str(&go_string(a));
-    }
-    out
+/// A comparison's result, its error worded as Go reports a function's error.
+fn compared(name: &str, result: std::result::Result<bool, compare::CompareError>) -> Result<bool> {
+    result.map_err(|e| exec_err(format!("error calling {name}: {e}")))
 }
 
-fn printf(fmt: &str, args: &[Value]) -> String {
-    let mut out = String::new();
-    let mut args = args.iter();
-    let mut chars = fmt.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('q') => {
-                let _ = write!(out, "{:?}", args.next().map(go_string).unwrap_or_default());
-            }
-            Some(_) => out.push_str(&args.next().map(go_string).unwrap_or_else(|| "%!v(MISSING)".into())),
-            None => out.push('%'),
-        }
-    }
-    out
-}
-
+/// Go's truth for `if`, `with`, `and`, `or` and `not`: false, 0, "", nil and empty lists and
+/// maps are false.
 pub(super) fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -148,39 +149,11 @@ pub(super) fn truthy(v: &Value) -> bool {
     }
 }
 
-pub(super) fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
-
-/// How Go's template prints a value.
+/// How `{{...}}` prints a value: Go's `%v`, except that nothing (a missing field, null)
+/// prints as `<no value>`.
 pub(super) fn go_string(v: &Value) -> String {
     match v {
         Value::Null => "<no value>".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_inner).collect::<Vec<_>>().join(" ")),
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let items: Vec<String> = keys.iter().map(|k| format!("{k}:{}", go_inner(&m[*k]))).collect();
-            format!("map[{}]", items.join(" "))
-        }
+        other => fmt::sprint(std::slice::from_ref(other)),
     }
 }
-
-/// Nested values: nil prints as `<nil>` inside lists and maps.
-fn go_inner(v: &Value) -> String {
-    match v {
-        Value::Null => "<nil>".into(),
-        other => go_string(other),
-    }
-}
-

@@ -1,11 +1,16 @@
 //! The part of Go's text/template that Docker users put in `--format`: field paths
-//! (`.NetworkSettings.Networks`), `range`/`if`/`else`/`end`, variables (`$k, $v :=`),
-//! pipelines (`|`), string literals and Docker's functions (`json`, `split`, `join`, `index`,
-//! `lower`, `upper`, `title`, `len`, `println`, `print`, `printf` with %s/%v/%d/%q). Values
-//! print the way Go prints them: `[a b]` for lists, `map[k:v]` for objects.
+//! (`.NetworkSettings.Networks`), `range`/`if`/`with` with `else` (and `else if`, `else
+//! with`), variables (`$k, $v :=`), pipelines (`|`), string, number and bool constants,
+//! text/template's functions (`and or not eq ne lt le gt ge len index print printf println`)
+//! and Docker's (`json split join lower upper title`). Values print the way Go prints them:
+//! `[a b]` for lists, `map[k:v]` for objects, and `printf` takes Go's verbs and flags (`fmt`).
+//!
+//! Anything else is an error, never output that looks right and is not: an unknown function
+//! or action (`template`, `define`, `block`, `break`, `continue`), a printf verb this engine
+//! does not print, a comparison Go would refuse.
 //!
 //! `parse` turns the source into `Node`s, `exec` runs them against a JSON value, `funcs` has
-//! the functions and Go's way of printing values.
+//! the functions, `compare` Go's comparison rules and `fmt` Go's fmt package.
 //!
 //! Not the `gtmpl` crate (0.7.1): it prints lists and maps with Rust's `Debug` (`[String("a")]`),
 //! keeps maps in a `HashMap` (random `range` order, `json` key order lost), always runs a
@@ -14,7 +19,9 @@
 use serde_json::Value;
 use thiserror::Error;
 
+mod compare;
 mod exec;
+mod fmt;
 mod funcs;
 mod parse;
 
@@ -42,8 +49,8 @@ enum Arg {
     Field(Vec<String>),
     /// `$name.A.B` (`$` alone is the root).
     Var(String, Vec<String>),
-    Str(String),
-    Int(i64),
+    /// A string, number, bool or nil constant.
+    Literal(Value),
     Func(String),
     /// `( pipeline )`, optionally followed by a field chain: `(index .M "k").Field`.
     Sub(Pipeline, Vec<String>),
@@ -66,6 +73,8 @@ enum Node {
     Action(Pipeline),
     Range { pipe: Pipeline, body: Vec<Node>, else_body: Vec<Node> },
     If { pipe: Pipeline, body: Vec<Node>, else_body: Vec<Node> },
+    /// `{{with}}`: like `if`, with dot set to the pipeline's value in the body.
+    With { pipe: Pipeline, body: Vec<Node>, else_body: Vec<Node> },
 }
 
 /// A parsed template.
@@ -144,6 +153,177 @@ mod tests {
         assert_eq!(render("{{if .NetworkSettings.IPAddress}}yes{{else}}no{{end}}", &c).unwrap(), "yes");
         assert_eq!(render("a {{- .Name -}} b", &c).unwrap(), "a/webb");
         assert_eq!(render("{{range .Config.Cmd}}{{println .}}{{end}}", &c).unwrap(), "sleep\n60\n");
+    }
+
+    #[test]
+    fn go_documented_pipelines() {
+        // The examples of https://pkg.go.dev/text/template#hdr-Examples, each printing "output".
+        for src in [
+            r#"{{"\"output\""}}"#,
+            r#"{{`"output"`}}"#,
+            r#"{{printf "%q" "output"}}"#,
+            r#"{{"output" | printf "%q"}}"#,
+            r#"{{printf "%q" (print "out" "put")}}"#,
+            r#"{{"put" | printf "%s%s" "out" | printf "%q"}}"#,
+            r#"{{"output" | printf "%s" | printf "%q"}}"#,
+            r#"{{with "output"}}{{printf "%q" .}}{{end}}"#,
+            r#"{{with $x := "output" | printf "%q"}}{{$x}}{{end}}"#,
+            r#"{{with $x := "output"}}{{printf "%q" $x}}{{end}}"#,
+            r#"{{with $x := "output"}}{{$x | printf "%q"}}{{end}}"#,
+        ] {
+            assert_eq!(render(src, &json!({})).unwrap(), r#""output""#, "{src}");
+        }
+        // Trim markers, from the same page.
+        assert_eq!(render("{{23 -}} < {{- 45}}", &json!({})).unwrap(), "23<45");
+        assert_eq!(render("{{- 23 -}}\n\t< \r\n{{-\t45}}", &json!({})).unwrap(), "23<45");
+        assert_eq!(render("a {{- /* a comment */ -}} b", &json!({})).unwrap(), "ab");
+    }
+
+    #[test]
+    fn constants_read_like_go() {
+        let v = json!({});
+        assert_eq!(render(r#"{{printf "%q" "a\rb\x41\u263a\101\"\\"}}"#, &v).unwrap(), r#""a\rbA☺A\"\\""#);
+        assert_eq!(render(r#"{{"tab\there" | printf "%s"}}|{{`raw\n`}}"#, &v).unwrap(), "tab\there|raw\\n");
+        assert_eq!(render("{{printf \"%T %T %T %T\" 1 1.0 .5 true}}", &v).unwrap(), "int float64 float64 bool");
+        for src in [r#"{{"\z"}}"#, r#"{{"\xzz"}}"#, r#"{{"\xff"}}"#, r#"{{"\u12"}}"#, "{{\"a\nb\"}}"] {
+            assert!(matches!(render(src, &v), Err(TemplateError::Parse(_))), "{src}");
+        }
+    }
+
+    #[test]
+    fn printf_through_templates() {
+        let c = json!({"Name": "web", "Count": 3, "Ratio": 1.5178, "On": true, "Ports": [80, 443], "Labels": {"b": "2", "a": "1"}});
+        assert_eq!(render(r#"{{printf "%-10s|" .Name}}"#, &c).unwrap(), "web       |");
+        assert_eq!(render(r#"{{printf "%5d" .Count}}"#, &c).unwrap(), "    3");
+        assert_eq!(render(r#"{{printf "%.2f" .Ratio}}"#, &c).unwrap(), "1.52");
+        assert_eq!(render(r#"{{printf "%t %v" .On .Ports}}"#, &c).unwrap(), "true [80 443]");
+        assert_eq!(render(r#"{{printf "%v" .Labels}}"#, &c).unwrap(), "map[a:1 b:2]");
+        assert_eq!(render(r#"{{printf "%d" .Name}}"#, &c).unwrap(), "%!d(string=web)");
+        assert_eq!(render(r#"{{printf "%s %s" .Name}}"#, &c).unwrap(), "web %!s(MISSING)");
+        assert_eq!(render(r#"{{printf "%s" .Name .Count}}"#, &c).unwrap(), "web%!(EXTRA int=3)");
+        // A missing field is a nil operand to a function, `<no value>` only when printed.
+        assert_eq!(render(r#"{{printf "%v" .Missing}}"#, &c).unwrap(), "<nil>");
+        assert_eq!(render(r#"{{print .Missing}} {{.Missing}}"#, &c).unwrap(), "<nil> <no value>");
+        assert_eq!(render(r#"{{printf "%d|%.1f|%v|%q" 0755 2.25 1e3 "x"}}"#, &c).unwrap(), "493|2.2|1000|\"x\"");
+        assert_eq!(render(r#"{{printf "%x %d %v" 0x1F -0b101 true}}"#, &c).unwrap(), "1f -5 true");
+        assert_eq!(render(r#"{{print "a" 1 2 "b"}}|{{println "a" 1}}"#, &c).unwrap(), "a1 2b|a 1\n");
+        assert_eq!(render("{{.Ratio}} {{1e21}} {{0.000001}}", &c).unwrap(), "1.5178 1e+21 1e-06");
+        for (src, mentions) in [
+            (r#"{{printf "%z" .Count}}"#, "unknown verb %z"),
+            (r#"{{printf "%x" .Ratio}}"#, "hexadecimal floating point"),
+            (r#"{{printf .Count}}"#, "expected string; got int"),
+            (r#"{{printf}}"#, "want at least 1 got 0"),
+        ] {
+            let err = render(src, &c).unwrap_err().to_string();
+            assert!(err.contains("template: executing: ") && err.contains(mentions), "{src}: {err}");
+        }
+    }
+
+    #[test]
+    fn with_and_else_chains() {
+        let c = container();
+        assert_eq!(render("{{with .NetworkSettings}}{{.IPAddress}}{{end}}", &c).unwrap(), "172.17.0.2");
+        assert_eq!(render("{{with .Missing}}yes{{else}}no {{.Name}}{{end}}", &c).unwrap(), "no /web");
+        assert_eq!(render("{{with .Missing}}a{{else with .Name}}{{.}}{{end}}", &c).unwrap(), "/web");
+        assert_eq!(render("{{with .Missing}}a{{else with .Nothing}}b{{else}}c{{end}}", &c).unwrap(), "c");
+        assert_eq!(render(r#"{{with $n := .Name}}{{$n}}={{.}}{{end}}"#, &c).unwrap(), "/web=/web");
+        assert_eq!(render(r#"{{with $n := .Missing}}x{{else}}{{$n}}{{end}}"#, &c).unwrap(), "<no value>");
+        let ifs = r#"{{if eq .N 1}}one{{else if eq .N 2}}two{{else if eq .N 3}}three{{else}}many{{end}}"#;
+        for (n, want) in [(1, "one"), (2, "two"), (3, "three"), (9, "many")] {
+            assert_eq!(render(ifs, &json!({ "N": n })).unwrap(), want);
+        }
+        assert_eq!(render(r#"{{if $x := .Name}}{{$x}}{{end}}"#, &c).unwrap(), "/web");
+        // Go's truth: false, 0, "", nil and empty lists and maps are false.
+        let falsy = json!({"F": false, "Z": 0, "Z2": 0.0, "E": "", "N": null, "L": [], "M": {}});
+        for field in ["F", "Z", "Z2", "E", "N", "L", "M", "Missing"] {
+            assert_eq!(render(&format!("{{{{if .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &falsy).unwrap(), "f", "{field}");
+            assert_eq!(render(&format!("{{{{with .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &falsy).unwrap(), "f", "{field}");
+        }
+        let truthy = json!({"T": true, "I": -1, "S": "0", "L": [0], "M": {"k": null}});
+        for field in ["T", "I", "S", "L", "M"] {
+            assert_eq!(render(&format!("{{{{if .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &truthy).unwrap(), "t", "{field}");
+        }
+    }
+
+    #[test]
+    fn and_or_not_return_like_go() {
+        let c = json!({"A": "a", "E": "", "Z": 0, "L": [], "Items": ["x"]});
+        assert_eq!(render("{{and .A .E}}|{{and .E .A}}|{{and .A 1 2}}", &c).unwrap(), "||2");
+        assert_eq!(render("{{or .E .A}}|{{or .E .Z}}|{{or .A .E}}", &c).unwrap(), "a|0|a");
+        assert_eq!(render("{{not .E}} {{not .A}} {{not .L}}", &c).unwrap(), "true false true");
+        assert_eq!(render("{{.E | or .Z}}|{{.A | and 1}}", &c).unwrap(), "|a");
+        // Short-circuit: the argument after the deciding one is not evaluated (it would fail).
+        assert_eq!(render("{{and .L (index .L 5)}}", &c).unwrap(), "[]");
+        assert_eq!(render("{{or .Items (index .L 5)}}", &c).unwrap(), "[x]");
+        assert!(render("{{or .L (index .L 5)}}", &c).unwrap_err().to_string().contains("index out of range"));
+        assert_eq!(render("{{if and .A (not .E)}}yes{{end}}", &c).unwrap(), "yes");
+        for src in ["{{and}}", "{{or}}", "{{not}}", "{{not 1 2}}"] {
+            assert!(render(src, &c).unwrap_err().to_string().contains("wrong number of args"), "{src}");
+        }
+    }
+
+    #[test]
+    fn comparisons_follow_go() {
+        let c = json!({"S": "bridge", "I": 3, "F": 1.5, "B": true, "L": [1], "N": null});
+        for (src, want) in [
+            (r#"{{eq .S "bridge"}}"#, "true"),
+            (r#"{{eq .S "host" "none" "bridge"}}"#, "true"),
+            (r#"{{eq .S "host" "none"}}"#, "false"),
+            (r#"{{ne .S "host"}}"#, "true"),
+            ("{{eq .I 3}} {{lt .I 4}} {{le .I 3}} {{gt .I 3}} {{ge .I 3}}", "true true true false true"),
+            ("{{lt .F 2.0}} {{gt .F 1.25}} {{eq .F 1.5}}", "true true true"),
+            (r#"{{lt "a" "b"}} {{ge "b" "a"}}"#, "true true"),
+            ("{{eq .B true}} {{ne .B false}}", "true true"),
+            (r#"{{eq .N nil}} {{eq .Missing "x"}} {{ne .Missing "x"}}"#, "true false true"),
+        ] {
+            assert_eq!(render(src, &c).unwrap(), want, "{src}");
+        }
+        for (src, message) in [
+            ("{{eq .I 3.0}}", "error calling eq: incompatible types for comparison"),
+            (r#"{{eq .I "3"}}"#, "error calling eq: incompatible types for comparison"),
+            ("{{lt .I .F}}", "error calling lt: incompatible types for comparison"),
+            ("{{gt .B false}}", "error calling gt: invalid type for comparison"),
+            ("{{lt .L 1}}", "error calling lt: invalid type for comparison"),
+            ("{{eq .L .L}}", "error calling eq: non-comparable type"),
+            ("{{eq .I}}", "error calling eq: missing argument for comparison"),
+            ("{{ne .I}}", "wrong number of args for ne: want 2 got 1"),
+            ("{{lt 1 2 3}}", "wrong number of args for lt: want 2 got 3"),
+        ] {
+            assert_eq!(render(src, &c).unwrap_err().to_string(), format!("template: executing: {message}"), "{src}");
+        }
+    }
+
+    #[test]
+    fn unsupported_syntax_is_an_error() {
+        let c = container();
+        for src in [
+            "{{template \"x\"}}",
+            "{{define \"x\"}}y{{end}}",
+            "{{block \"x\" .}}y{{end}}",
+            "{{range .Config.Cmd}}{{break}}{{end}}",
+            "{{range .Config.Cmd}}{{continue}}{{end}}",
+            "{{range .A}}a{{else if .B}}b{{end}}",
+            "{{if .A}}a{{else with .B}}b{{end}}",
+            "{{if .A}}a{{else}}b{{else}}c{{end}}",
+            "{{$a, $b := .Name}}",
+            "{{if $a, $b := .Name}}{{end}}",
+            "{{range $i, $k, $v := .Config.Cmd}}{{end}}",
+            "{{end}}",
+            "{{else}}",
+            "{{end .Name}}",
+            "{{.Name-x}}",
+            "{{.Name.}}",
+            "{{nil}}",
+            "{{0x}}",
+            "{{99999999999999999999}}",
+            "{{/* unclosed }}",
+            "{{/* a */ .Name}}",
+        ] {
+            assert!(matches!(render(src, &c), Err(TemplateError::Parse(_))), "{src}: {:?}", render(src, &c));
+        }
+        for src in ["{{nosuch}}", "{{.Name | nosuch}}", "{{pad .Name 1 2}}"] {
+            assert_eq!(render(src, &c), Err(TemplateError::Exec(format!("function \"{}\" not defined", if src.contains("pad") { "pad" } else { "nosuch" }))));
+        }
     }
 
     #[test]

@@ -1,16 +1,18 @@
-//! Template source to nodes: `{{ ... }}` actions (with `{{-`/`-}}` trimming), `range`/`if`
-//! blocks, and pipelines of commands.
+//! Template source to nodes: `{{ ... }}` actions (with `{{-`/`-}}` trimming and `{{/* */}}`
+//! comments), `range`/`if`/`with` blocks with their `else` branches, and pipelines of commands.
+use serde_json::Value;
+
 use super::{parse_err, Arg, Command, Node, Pipeline, Result};
 
 /// Parses a whole template.
 pub(super) fn parse(src: &str) -> Result<Vec<Node>> {
     let pieces = split_actions(src)?;
     let mut pos = 0;
-    let (nodes, end) = parse_nodes(&pieces, &mut pos)?;
-    if let Some(word) = end {
-        return Err(parse_err(format!("unexpected {{{{{word}}}}}")));
+    match parse_nodes(&pieces, &mut pos)? {
+        (nodes, Terminator::Eof) => Ok(nodes),
+        (_, Terminator::End) => Err(parse_err("unexpected {{end}}")),
+        (_, Terminator::Else | Terminator::ElseChain(..)) => Err(parse_err("unexpected {{else}}")),
     }
-    Ok(nodes)
 }
 
 enum Piece {
@@ -18,38 +20,57 @@ enum Piece {
     Action(String),
 }
 
-/// Splits the source into text and `{{ ... }}` actions, applying `{{-` / `-}}` trimming.
+/// The white space that `{{- ` and ` -}}` trim, and that must follow or precede their dash.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Splits the source into text and `{{ ... }}` actions, applying `{{- ` / ` -}}` trimming and
+/// dropping comments.
 fn split_actions(src: &str) -> Result<Vec<Piece>> {
     let mut pieces = Vec::new();
     let mut rest = src;
     let mut trim_next = false;
     while let Some(start) = rest.find("{{") {
-        let mut text = rest[..start].to_string();
+        let mut text = &rest[..start];
         if trim_next {
-            text = text.trim_start().to_string();
+            text = text.trim_start_matches(is_space);
         }
         let after = &rest[start + 2..];
-        let (trim_left, after) = match after.strip_prefix("- ") {
-            Some(a) => (true, a),
-            None => (false, after),
+        let (trim_left, after) = match after.strip_prefix('-') {
+            Some(a) if a.starts_with(is_space) => (true, a),
+            _ => (false, after),
         };
         if trim_left {
-            text = text.trim_end().to_string();
+            text = text.trim_end_matches(is_space);
         }
         if !text.is_empty() {
-            pieces.push(Piece::Text(text));
+            pieces.push(Piece::Text(text.to_string()));
         }
-        let end = find_action_end(after).ok_or_else(|| parse_err("unclosed action"))?;
+        let inner_start = after.trim_start_matches(is_space);
+        let end = if inner_start.starts_with("/*") {
+            // A comment is a whole action: `{{/* ... */}}`, with optional trim markers.
+            let close = inner_start.find("*/").ok_or_else(|| parse_err("unclosed comment"))?;
+            let tail = &inner_start[close + 2..];
+            let tail_len = tail.find("}}").filter(|&i| matches!(tail[..i].trim_start_matches(is_space), "" | "-"));
+            let tail_len = tail_len.ok_or_else(|| parse_err("comment ends before closing delimiter"))?;
+            after.len() - tail.len() + tail_len
+        } else {
+            find_action_end(after).ok_or_else(|| parse_err("unclosed action"))?
+        };
         let mut inner = &after[..end];
         trim_next = false;
-        if let Some(i) = inner.strip_suffix(" -") {
+        if let Some(i) = inner.strip_suffix('-').filter(|i| i.ends_with(is_space)) {
             inner = i;
             trim_next = true;
         }
-        pieces.push(Piece::Action(inner.trim().to_string()));
+        let inner = inner.trim_matches(is_space);
+        if !inner.starts_with("/*") {
+            pieces.push(Piece::Action(inner.to_string()));
+        }
         rest = &after[end + 2..];
     }
-    let text = if trim_next { rest.trim_start() } else { rest };
+    let text = if trim_next { rest.trim_start_matches(is_space) } else { rest };
     if !text.is_empty() {
         pieces.push(Piece::Text(text.to_string()));
     }
@@ -63,7 +84,8 @@ fn find_action_end(s: &str) -> Option<usize> {
     let mut quote: Option<u8> = None;
     while i < bytes.len() {
         match (quote, bytes[i]) {
-            (Some(_), b'\\') => i += 1,
+            // Backslash escapes only in "..." strings; `raw` strings have none.
+            (Some(b'"'), b'\\') => i += 1,
             (Some(q), c) if c == q => quote = None,
             (None, b'"') | (None, b'`') => quote = Some(bytes[i]),
             (None, b'}') if bytes.get(i + 1) == Some(&b'}') => return Some(i),
@@ -74,45 +96,98 @@ fn find_action_end(s: &str) -> Option<usize> {
     None
 }
 
-/// Parses nodes until `end` or `else` (returned) or the end of input.
-fn parse_nodes(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Option<String>)> {
+/// How a list of nodes ended.
+enum Terminator {
+    /// The end of the template.
+    Eof,
+    /// `{{end}}`.
+    End,
+    /// `{{else}}`.
+    Else,
+    /// `{{else if ...}}` or `{{else with ...}}`: the keyword and the rest of the action.
+    ElseChain(String, String),
+}
+
+/// The first word of an action and the rest.
+fn split_word(action: &str) -> (&str, &str) {
+    match action.split_once(is_space) {
+        Some((word, rest)) => (word, rest.trim_matches(is_space)),
+        None => (action, ""),
+    }
+}
+
+/// Parses nodes until `{{end}}`, an `{{else ...}}` or the end of input.
+fn parse_nodes(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Terminator)> {
     let mut nodes = Vec::new();
-    while *pos < pieces.len() {
-        let piece = &pieces[*pos];
+    while let Some(piece) = pieces.get(*pos) {
         *pos += 1;
-        match piece {
-            Piece::Text(t) => nodes.push(Node::Text(t.clone())),
-            Piece::Action(a) => {
-                let (word, rest) = match a.split_once(char::is_whitespace) {
-                    Some((w, r)) => (w, r.trim()),
-                    None => (a.as_str(), ""),
-                };
-                match word {
-                    "end" | "else" => return Ok((nodes, Some(word.to_string()))),
-                    "range" | "if" => {
-                        let pipe = parse_pipeline(rest)?;
-                        let (body, end) = parse_nodes(pieces, pos)?;
-                        let else_body = match end.as_deref() {
-                            Some("end") => vec![],
-                            Some("else") => match parse_nodes(pieces, pos)? {
-                                (b, Some(e)) if e == "end" => b,
-                                _ => return Err(parse_err(format!("missing {{{{end}}}} for {word}"))),
-                            },
-                            _ => return Err(parse_err(format!("missing {{{{end}}}} for {word}"))),
-                        };
-                        nodes.push(if word == "range" {
-                            Node::Range { pipe, body, else_body }
-                        } else {
-                            Node::If { pipe, body, else_body }
-                        });
-                    }
-                    _ if a.starts_with("/*") => {}
-                    _ => nodes.push(Node::Action(parse_pipeline(a)?)),
+        let action = match piece {
+            Piece::Text(t) => {
+                nodes.push(Node::Text(t.clone()));
+                continue;
+            }
+            Piece::Action(a) => a,
+        };
+        let (word, rest) = split_word(action);
+        match word {
+            "end" if rest.is_empty() => return Ok((nodes, Terminator::End)),
+            "end" => return Err(parse_err(format!("unexpected {rest:?} in {{{{end}}}}"))),
+            "else" if rest.is_empty() => return Ok((nodes, Terminator::Else)),
+            "else" => {
+                let (keyword, rest) = split_word(rest);
+                return Ok((nodes, Terminator::ElseChain(keyword.to_string(), rest.to_string())));
+            }
+            "range" | "if" | "with" => nodes.push(parse_block(word, rest, pieces, pos)?),
+            "template" | "define" | "block" | "break" | "continue" => {
+                return Err(parse_err(format!("{{{{{word}}}}} is not supported")));
+            }
+            _ => {
+                let pipe = parse_pipeline(action)?;
+                if pipe.decl.len() > 1 {
+                    return Err(parse_err(format!("too many declarations in {action:?}")));
                 }
+                nodes.push(Node::Action(pipe));
             }
         }
     }
-    Ok((nodes, None))
+    Ok((nodes, Terminator::Eof))
+}
+
+/// A `range`/`if`/`with` block, up to and including its `{{end}}`.
+fn parse_block(keyword: &str, rest: &str, pieces: &[Piece], pos: &mut usize) -> Result<Node> {
+    let pipe = parse_pipeline(rest)?;
+    // `range $i, $v :=` declares two variables; `if`/`with` at most one.
+    let max_declarations = if keyword == "range" { 2 } else { 1 };
+    if pipe.decl.len() > max_declarations {
+        return Err(parse_err(format!("too many declarations in {{{{{keyword}}}}}")));
+    }
+    let missing_end = || parse_err(format!("missing {{{{end}}}} for {{{{{keyword}}}}}"));
+    let (body, end) = parse_nodes(pieces, pos)?;
+    let else_body = match end {
+        Terminator::Eof => return Err(missing_end()),
+        Terminator::End => vec![],
+        Terminator::Else => match parse_nodes(pieces, pos)? {
+            (else_body, Terminator::End) => else_body,
+            (_, Terminator::Eof) => return Err(missing_end()),
+            (_, Terminator::Else | Terminator::ElseChain(..)) => {
+                return Err(parse_err(format!("expected {{{{end}}}} after {{{{else}}}} in {{{{{keyword}}}}}")));
+            }
+        },
+        // `{{if A}}a{{else if B}}b{{end}}` is `{{if A}}a{{else}}{{if B}}b{{end}}{{end}}` written
+        // with one `{{end}}`: the nested block consumes it. Go allows `else if` in `if` and
+        // `else with` in `with` only.
+        Terminator::ElseChain(chained, rest) if chained == keyword && keyword != "range" => {
+            vec![parse_block(&chained, &rest, pieces, pos)?]
+        }
+        Terminator::ElseChain(chained, _) => {
+            return Err(parse_err(format!("{{{{else {chained}}}}} is not allowed in {{{{{keyword}}}}}")));
+        }
+    };
+    Ok(match keyword {
+        "range" => Node::Range { pipe, body, else_body },
+        "if" => Node::If { pipe, body, else_body },
+        _ => Node::With { pipe, body, else_body },
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,27 +230,9 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
                 i += 2;
             }
             '"' => {
-                let mut out = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err(parse_err("unterminated quoted string")),
-                        Some('"') => break,
-                        Some('\\') => {
-                            i += 1;
-                            out.push(match chars.get(i) {
-                                Some('n') => '\n',
-                                Some('t') => '\t',
-                                Some(&c) => c,
-                                None => return Err(parse_err("unterminated quoted string")),
-                            });
-                        }
-                        Some(&c) => out.push(c),
-                    }
-                    i += 1;
-                }
-                i += 1;
-                toks.push(Tok::Str(out));
+                let (text, next) = quoted_string(&chars, i)?;
+                toks.push(Tok::Str(text));
+                i = next;
             }
             '`' => {
                 let end = chars[i + 1..]
@@ -198,6 +255,64 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
         }
     }
     Ok(toks)
+}
+
+/// The `"..."` literal at `chars[start]`, with Go's escapes (`\n`, `\x41`, `\u263a`, `\101`,
+/// ...), and the index after it.
+fn quoted_string(chars: &[char], start: usize) -> Result<(String, usize)> {
+    let unterminated = || parse_err("unterminated quoted string");
+    // Bytes, because `\xNN` and octal escapes are bytes of the UTF-8 text.
+    let mut bytes = Vec::new();
+    let push = |bytes: &mut Vec<u8>, c: char| bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    let mut i = start + 1;
+    loop {
+        let c = *chars.get(i).ok_or_else(unterminated)?;
+        i += 1;
+        match c {
+            '"' => break,
+            '\n' => return Err(unterminated()),
+            '\\' => {
+                let escape = *chars.get(i).ok_or_else(unterminated)?;
+                i += 1;
+                let simple = match escape {
+                    'a' => Some('\x07'),
+                    'b' => Some('\x08'),
+                    'f' => Some('\x0c'),
+                    'n' => Some('\n'),
+                    'r' => Some('\r'),
+                    't' => Some('\t'),
+                    'v' => Some('\x0b'),
+                    '\\' | '"' => Some(escape),
+                    _ => None,
+                };
+                if let Some(c) = simple {
+                    push(&mut bytes, c);
+                    continue;
+                }
+                let bad = || parse_err(format!("invalid escape sequence \\{escape} in quoted string"));
+                let (len, radix) = match escape {
+                    'x' => (2, 16),
+                    'u' => (4, 16),
+                    'U' => (8, 16),
+                    '0'..='7' => {
+                        i -= 1;
+                        (3, 8)
+                    }
+                    _ => return Err(bad()),
+                };
+                let digits = chars.get(i..i + len).filter(|d| d.iter().all(|c| c.is_digit(radix))).ok_or_else(bad)?;
+                let value = u32::from_str_radix(&digits.iter().collect::<String>(), radix).map_err(|_| bad())?;
+                i += len;
+                match escape {
+                    'u' | 'U' => push(&mut bytes, char::from_u32(value).ok_or_else(bad)?),
+                    _ => bytes.push(u8::try_from(value).map_err(|_| bad())?),
+                }
+            }
+            c => push(&mut bytes, c),
+        }
+    }
+    let text = String::from_utf8(bytes).map_err(|_| parse_err("quoted string is not valid UTF-8"))?;
+    Ok((text, i))
 }
 
 fn parse_pipeline(s: &str) -> Result<Pipeline> {
@@ -241,13 +356,13 @@ fn parse_pipe_toks(toks: &[Tok], pos: &mut usize) -> Result<Pipeline> {
                 let path = match toks.get(*pos + 1) {
                     Some(Tok::Word(w)) if w.starts_with('.') && w.len() > 1 => {
                         *pos += 1;
-                        w[1..].split('.').map(str::to_string).collect()
+                        field_path(&w[1..], w)?
                     }
                     _ => vec![],
                 };
                 cmds.last_mut().unwrap().args.push(Arg::Sub(sub, path));
             }
-            Tok::Str(s) => cmds.last_mut().unwrap().args.push(Arg::Str(s.clone())),
+            Tok::Str(s) => cmds.last_mut().unwrap().args.push(Arg::Literal(Value::from(s.as_str()))),
             Tok::Word(w) => cmds.last_mut().unwrap().args.push(parse_word(w)?),
             Tok::Comma | Tok::Declare => return Err(parse_err("unexpected punctuation")),
         }
@@ -256,27 +371,90 @@ fn parse_pipe_toks(toks: &[Tok], pos: &mut usize) -> Result<Pipeline> {
     if cmds.iter().any(|c| c.args.is_empty()) {
         return Err(parse_err("missing value for command"));
     }
+    if cmds.iter().any(|c| c.args[0] == Arg::Literal(Value::Null)) {
+        return Err(parse_err("nil is not a command"));
+    }
     Ok(Pipeline { decl, cmds })
 }
 
 fn parse_word(w: &str) -> Result<Arg> {
-    if w == "." {
-        return Ok(Arg::Field(vec![]));
+    match w {
+        "." => return Ok(Arg::Field(vec![])),
+        "true" | "false" => return Ok(Arg::Literal(Value::Bool(w == "true"))),
+        "nil" => return Ok(Arg::Literal(Value::Null)),
+        _ => {}
+    }
+    if starts_number(w) {
+        return number(w).map(Arg::Literal);
     }
     if let Some(path) = w.strip_prefix('.') {
-        return Ok(Arg::Field(path.split('.').map(str::to_string).collect()));
+        return Ok(Arg::Field(field_path(path, w)?));
     }
-    if w.starts_with('$') {
-        let mut parts = w.split('.');
-        let name = parts.next().unwrap().to_string();
-        return Ok(Arg::Var(name, parts.map(str::to_string).collect()));
+    if let Some(var) = w.strip_prefix('$') {
+        let (name, path) = match var.split_once('.') {
+            Some((name, path)) => (name, field_path(path, w)?),
+            None => (var, vec![]),
+        };
+        if !name.is_empty() && !is_identifier(name) {
+            return Err(parse_err(format!("bad variable name {w:?}")));
+        }
+        return Ok(Arg::Var(format!("${name}"), path));
     }
-    if let Ok(n) = w.parse::<i64>() {
-        return Ok(Arg::Int(n));
-    }
-    if w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if is_identifier(w) {
         return Ok(Arg::Func(w.to_string()));
     }
     Err(parse_err(format!("unexpected {w:?}")))
 }
 
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// `A.B` of `.A.B` or `$x.A.B`.
+fn field_path(path: &str, word: &str) -> Result<Vec<String>> {
+    path.split('.')
+        .map(|field| match is_identifier(field) {
+            true => Ok(field.to_string()),
+            false => Err(parse_err(format!("bad field name in {word:?}"))),
+        })
+        .collect()
+}
+
+/// Numbers start with a digit, or a sign or `.` and a digit (`.5` is a number, not a field).
+fn starts_number(w: &str) -> bool {
+    let mut chars = w.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_digit() => true,
+        Some('+' | '-' | '.') => chars.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// A number constant as Go reads it: an int (decimal, `0x` hex, `0o`/leading-0 octal, `0b`
+/// binary, `_` separators) unless it has a fraction or exponent, then a float64.
+fn number(word: &str) -> Result<Value> {
+    let bad = || parse_err(format!("illegal number syntax: {word:?}"));
+    let clean = word.replace('_', "");
+    let (negative, unsigned) = match clean.strip_prefix('-') {
+        Some(u) => (true, u),
+        None => (false, clean.strip_prefix('+').unwrap_or(&clean)),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let integer = match unsigned.get(..2) {
+        Some("0x" | "0X") => Some((16, &unsigned[2..])),
+        Some("0o" | "0O") => Some((8, &unsigned[2..])),
+        Some("0b" | "0B") => Some((2, &unsigned[2..])),
+        _ if unsigned.len() > 1 && unsigned.starts_with('0') && all_digits(unsigned) => Some((8, &unsigned[1..])),
+        _ if all_digits(unsigned) => Some((10, unsigned)),
+        _ => None,
+    };
+    if let Some((radix, digits)) = integer {
+        let magnitude = i128::from_str_radix(digits, radix).map_err(|_| bad())?;
+        let n = if negative { -magnitude } else { magnitude };
+        return i64::try_from(n).map(Value::from).map_err(|_| parse_err(format!("integer overflow: {word:?}")));
+    }
+    match clean.parse::<f64>() {
+        Ok(f) if f.is_finite() && unsigned.contains(['.', 'e', 'E']) => Ok(Value::from(f)),
+        _ => Err(bad()),
+    }
+}
