@@ -8,9 +8,11 @@
 //! through a pidfd opened before their command line is checked (`netd_cmd::Process`), so a
 //! pid reused meanwhile by an unrelated process is never signalled.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Result;
 use netd_cmd::Process;
@@ -20,12 +22,7 @@ use crate::sys;
 /// PIDs of dead runs that left something behind.
 pub fn stale_runs() -> BTreeSet<u32> {
     let mut pids = BTreeSet::new();
-    let dirs = [
-        Path::new("/run/netns"),
-        &std::env::temp_dir(),
-        Path::new("/run/netd-bench"),
-        Path::new("/sys/fs/bpf"),
-    ];
+    let dirs = [Path::new("/run/netns"), &std::env::temp_dir(), Path::new("/run/netd-bench"), Path::new("/sys/fs/bpf")];
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
@@ -53,9 +50,7 @@ fn run_alive(pid: u32) -> bool {
 }
 
 fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim().to_string()).unwrap_or_default()
 }
 
 /// Removes everything the dead run `pid` left.
@@ -66,16 +61,9 @@ pub fn clean_run(pid: u32) -> Result<()> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{tag}-"))
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{tag}-")))
         .map(|e| e.path())
-        .chain([
-            PathBuf::from("/run/netd-bench").join(&tag),
-            PathBuf::from("/sys/fs/bpf").join(&tag),
-        ])
+        .chain([PathBuf::from("/run/netd-bench").join(&tag), PathBuf::from("/sys/fs/bpf").join(&tag)])
         .filter(|p| p.exists())
         .collect();
 
@@ -90,11 +78,7 @@ pub fn clean_run(pid: u32) -> Result<()> {
         sys::remove_tree(d);
     }
     let _ = std::fs::remove_dir("/run/netd-bench");
-    for e in std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for e in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(&format!("{tag}-")) {
             eprintln!("{tag}: deleting netns {name}");
@@ -106,11 +90,7 @@ pub fn clean_run(pid: u32) -> Result<()> {
 
 fn stop_all(tag: &str, processes: &[Process]) {
     for p in processes {
-        eprintln!(
-            "{tag}: stopping pid {} ({})",
-            p.pid(),
-            cmdline(p.pid()).chars().take(80).collect::<String>()
-        );
+        eprintln!("{tag}: stopping pid {} ({})", p.pid(), cmdline(p.pid()).chars().take(80).collect::<String>());
         let _ = p.signal(libc::SIGTERM);
     }
     for p in processes {

@@ -10,10 +10,12 @@
 //! - `rr|crr|udprr --addr A --secs S`: 1-byte request/response with TCP_NODELAY, bounded by
 //!   time and by `--max-count`; prints one JSON line ([`LoadReport`]).
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::{
+    io::{ErrorKind, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -142,23 +144,17 @@ impl Recorder {
     }
 
     fn more(&self) -> bool {
-        (self.samples.len() as u64) < self.max_count
-            && self.errors < MAX_ERRORS
-            && Instant::now() < self.end
+        (self.samples.len() as u64) < self.max_count && self.errors < MAX_ERRORS && Instant::now() < self.end
     }
 
     fn record(&mut self, t0: Instant) {
-        self.samples
-            .push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+        self.samples.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
     }
 
     fn report(mut self, kind: ClientKind) -> Result<LoadReport> {
         let secs = self.start.elapsed().as_secs_f64();
         if self.samples.is_empty() {
-            bail!(
-                "{kind:?}: no transaction completed ({} errors)",
-                self.errors
-            );
+            bail!("{kind:?}: no transaction completed ({} errors)", self.errors);
         }
         self.samples.sort_unstable();
         let n = self.samples.len();
@@ -189,16 +185,15 @@ pub fn client(kind: ClientKind, args: &ClientArgs) -> Result<LoadReport> {
 }
 
 fn tcp_rr(addr: SocketAddr, mut rec: Recorder) -> Result<Recorder> {
-    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .with_context(|| format!("connecting to {addr}"))?;
+    let mut conn =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).with_context(|| format!("connecting to {addr}"))?;
     conn.set_nodelay(true)?;
     conn.set_read_timeout(Some(Duration::from_secs(3)))?;
     let mut buf = [0u8; 1];
     while rec.more() {
         let t0 = Instant::now();
         conn.write_all(&[REQ_RR])?;
-        conn.read_exact(&mut buf)
-            .context("waiting for the response")?;
+        conn.read_exact(&mut buf).context("waiting for the response")?;
         rec.record(t0);
     }
     Ok(rec)
@@ -230,10 +225,7 @@ fn crr_once(addr: SocketAddr) -> std::io::Result<()> {
     // Wait for the server's FIN before closing: the server is the active closer.
     match conn.read(&mut buf)? {
         0 => Ok(()),
-        _ => Err(std::io::Error::new(
-            ErrorKind::InvalidData,
-            "unexpected data after response",
-        )),
+        _ => Err(std::io::Error::new(ErrorKind::InvalidData, "unexpected data after response")),
     }
 }
 
@@ -247,9 +239,7 @@ fn udp_rr(addr: SocketAddr, mut rec: Recorder) -> Result<Recorder> {
         sock.send(&[REQ_RR])?;
         match sock.recv(&mut buf) {
             Ok(_) => rec.record(t0),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                rec.errors += 1
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => rec.errors += 1,
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 rec.errors += 1;
                 thread::sleep(Duration::from_millis(10));

@@ -13,12 +13,10 @@ mod stats;
 mod sys;
 mod topology;
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-
 use probe::{Pinning, Probe, Tools};
 use progress::Progress;
 use report::{Results, Settings, TopologyStatus};
@@ -26,11 +24,7 @@ use runner::Plan;
 use topology::{Kind, Names, Topology, Unsupported};
 
 #[derive(Parser)]
-#[command(
-    name = "netd-bench",
-    about = "netd vs docker0 vs a bare veth pair",
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "netd-bench", about = "netd vs docker0 vs a bare veth pair", args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -141,9 +135,7 @@ fn bench(args: RunArgs) -> Result<()> {
         probes,
         pinnings: Pinning::defaults(),
         attach_per_round: runner::ATTACH_SAMPLES.div_ceil(rounds),
-        endpoints: args
-            .endpoints
-            .unwrap_or(if args.quick { 200 } else { 1000 }),
+        endpoints: args.endpoints.unwrap_or(if args.quick { 200 } else { 1000 }),
         opt_in: args.probes.is_some(),
     };
     if !(plan.secs > 0.0 && plan.secs <= 60.0) {
@@ -152,8 +144,7 @@ fn bench(args: RunArgs) -> Result<()> {
     if !(1..=5000).contains(&plan.endpoints) {
         bail!("--endpoints must be in 1..=5000");
     }
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
 
     let mut progress = Progress::new(0);
     let stale = cleanup::stale_runs();
@@ -182,19 +173,14 @@ fn bench(args: RunArgs) -> Result<()> {
         let t0 = Instant::now();
         match topology_setup(kind, &names) {
             Ok(t) => {
-                progress.note(&format!(
-                    "  {kind} ready in {:.1} s",
-                    t0.elapsed().as_secs_f64()
-                ));
+                progress.note(&format!("  {kind} ready in {:.1} s", t0.elapsed().as_secs_f64()));
                 let unsupported = plan
                     .probes
                     .iter()
                     .filter_map(|&p| match plan.support(t.as_ref(), p) {
                         Ok(()) => None,
                         Err(Unsupported::NotApplicable) => Some((p, "n/a".to_string())),
-                        Err(Unsupported::Unavailable(why)) => {
-                            Some((p, format!("unavailable: {why}")))
-                        }
+                        Err(Unsupported::Unavailable(why)) => Some((p, format!("unavailable: {why}"))),
                         Err(Unsupported::Skipped(why)) => Some((p, format!("skipped: {why}"))),
                     })
                     .collect();
@@ -202,19 +188,10 @@ fn bench(args: RunArgs) -> Result<()> {
                 if let Ok(cp) = t.control_plane() {
                     info.insert("daemon_rss_counts".into(), cp.daemon_label().into());
                 }
-                let status = TopologyStatus {
-                    name: kind,
-                    role: kind.role(),
-                    available: true,
-                    reason: None,
-                    unsupported,
-                    info,
-                };
+                let status =
+                    TopologyStatus { name: kind, role: kind.role(), available: true, reason: None, unsupported, info };
                 for (why, probes) in status.unavailable_probes() {
-                    progress.note(&format!(
-                        "  {kind}: {} unavailable: {why}",
-                        probes.join(", ")
-                    ));
+                    progress.note(&format!("  {kind}: {} unavailable: {why}", probes.join(", ")));
                 }
                 statuses.push(status);
                 built.push(t);
@@ -269,8 +246,7 @@ fn bench(args: RunArgs) -> Result<()> {
 }
 
 fn rewrite_report(json: &std::path::Path) -> Result<()> {
-    let text =
-        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
     let results: Results = serde_json::from_str(&text).context("parsing results.json")?;
     let dir = json.parent().unwrap_or(std::path::Path::new("."));
     write_outputs(&results, dir, false)
@@ -290,12 +266,7 @@ fn write_outputs(results: &Results, dir: &std::path::Path, with_json: bool) -> R
         eprintln!("warning: plot: {e:#}");
     }
     println!("{md}");
-    eprintln!(
-        "wrote {}, {} and {}",
-        json.display(),
-        md_path.display(),
-        png.display()
-    );
+    eprintln!("wrote {}, {} and {}", json.display(), md_path.display(), png.display());
     Ok(())
 }
 

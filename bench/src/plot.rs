@@ -3,17 +3,22 @@
 //! Text is drawn with ab_glyph from the DejaVu Sans font embedded in the binary (crate
 //! `dejavu`), so the plot renders the same on machines without any system fonts.
 
-use std::path::Path;
-use std::sync::Once;
+use std::{path::Path, sync::Once};
 
 use anyhow::{anyhow, Result};
-use plotters::coord::Shift;
-use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::FontStyle;
+use plotters::{
+    coord::Shift,
+    prelude::*,
+    style::{
+        text_anchor::{HPos, Pos, VPos},
+        FontStyle,
+    },
+};
 
-use crate::report::{fmt_value, Results, Row, TopologyStatus};
-use crate::topology::Role;
+use crate::{
+    report::{fmt_value, Results, Row, TopologyStatus},
+    topology::Role,
+};
 
 const PANEL_HEIGHT: u32 = 250;
 const WIDTH: u32 = 1400;
@@ -23,11 +28,7 @@ const COLUMNS: usize = 2;
 fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
         let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
     });
 }
@@ -55,23 +56,15 @@ pub fn draw(results: &Results, path: &Path) -> Result<()> {
         results.settings.plan.secs
     );
     header
-        .draw(&Text::new(
-            title,
-            (16, 10),
-            ("sans-serif", 24).into_font().style(FontStyle::Bold),
-        ))
+        .draw(&Text::new(title, (16, 10), ("sans-serif", 24).into_font().style(FontStyle::Bold)))
         .map_err(|e| anyhow!("plot: {e}"))?;
-    header
-        .draw(&Text::new(sub, (16, 42), ("sans-serif", 15).into_font()))
-        .map_err(|e| anyhow!("plot: {e}"))?;
+    header.draw(&Text::new(sub, (16, 42), ("sans-serif", 15).into_font())).map_err(|e| anyhow!("plot: {e}"))?;
 
     let panels = body.split_evenly((panel_rows, COLUMNS));
     for (row, area) in results.rows.iter().zip(panels.iter()) {
-        draw_panel(row, &results.topologies, area)
-            .map_err(|e| anyhow!("plot panel {}: {e}", row.id))?;
+        draw_panel(row, &results.topologies, area).map_err(|e| anyhow!("plot panel {}: {e}", row.id))?;
     }
-    root.present()
-        .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -84,21 +77,11 @@ where
     DB::ErrorType: 'static,
 {
     let n = topologies.len().max(1) as i32;
-    let summaries: Vec<_> = topologies
-        .iter()
-        .map(|t| row.results.get(t.name.name()).and_then(|s| s.as_ref()))
-        .collect();
-    let top = summaries
-        .iter()
-        .flatten()
-        .map(|s| s.max)
-        .fold(0.0_f64, f64::max);
+    let summaries: Vec<_> =
+        topologies.iter().map(|t| row.results.get(t.name.name()).and_then(|s| s.as_ref())).collect();
+    let top = summaries.iter().flatten().map(|s| s.max).fold(0.0_f64, f64::max);
     let y_max = if top > 0.0 { top * 1.22 } else { 1.0 };
-    let arrow = if row.higher_is_better {
-        "↑ higher is better"
-    } else {
-        "↓ lower is better"
-    };
+    let arrow = if row.higher_is_better { "↑ higher is better" } else { "↓ lower is better" };
     let pin = match row.pinning.as_deref() {
         Some("same_cpu") => " · same CPU",
         Some("cross_cpu") => " · cross CPU",
@@ -126,10 +109,7 @@ where
             if (v - i).abs() > 0.01 || i < 0.0 {
                 return String::new();
             }
-            topologies
-                .get(i as usize)
-                .map(|t| t.name.name().to_string())
-                .unwrap_or_default()
+            topologies.get(i as usize).map(|t| t.name.name().to_string()).unwrap_or_default()
         })
         .label_style(("sans-serif", 14))
         .draw()?;
@@ -139,8 +119,7 @@ where
         match s {
             Some(s) => {
                 let c = color(t.role);
-                let bar =
-                    Rectangle::new([(x - 0.3, 0.0), (x + 0.3, s.median)], c.mix(0.85).filled());
+                let bar = Rectangle::new([(x - 0.3, 0.0), (x + 0.3, s.median)], c.mix(0.85).filled());
                 chart.draw_series(std::iter::once(bar))?;
                 chart.draw_series(std::iter::once(ErrorBar::new_vertical(
                     x,
@@ -153,8 +132,7 @@ where
                 chart.draw_series(std::iter::once(Text::new(
                     fmt_value(s.median),
                     (x, s.max + y_max * 0.02),
-                    TextStyle::from(("sans-serif", 14).into_font())
-                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )))?;
             }
             None => {

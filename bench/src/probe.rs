@@ -5,20 +5,24 @@
 //! topology. TCP_STREAM uses iperf3; the request/response probes use our own load tool
 //! (`netd-bench serve` / `rr` / `crr` / `udprr`).
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::atomic::{AtomicU16, Ordering},
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::load::{ClientKind, LoadReport};
-use crate::runner::Plan;
-use crate::sys::{self, ChildGuard};
-use crate::topology::{ControlPlane, Endpoint, Topology};
-use std::net::SocketAddr;
+use crate::{
+    load::{ClientKind, LoadReport},
+    runner::Plan,
+    sys::{self, ChildGuard},
+    topology::{ControlPlane, Endpoint, Topology},
+};
 
 /// One reported number: a row of the table (per pinning).
 #[derive(Debug, PartialEq)]
@@ -35,55 +39,20 @@ pub struct Quantity {
     pub pooled: Option<f64>,
 }
 
-pub const TCP_STREAM_GBPS: Quantity = Quantity {
-    id: "tcp_stream.gbps",
-    metric: "TCP_STREAM",
-    unit: "Gbit/s",
-    higher_is_better: true,
-    pooled: None,
-};
-pub const TCP_RR_TPS: Quantity = Quantity {
-    id: "tcp_rr.tps",
-    metric: "TCP_RR",
-    unit: "trans/s",
-    higher_is_better: true,
-    pooled: None,
-};
-pub const TCP_RR_P50: Quantity = Quantity {
-    id: "tcp_rr.p50_us",
-    metric: "TCP_RR",
-    unit: "p50 latency µs",
-    higher_is_better: false,
-    pooled: None,
-};
-pub const TCP_RR_P99: Quantity = Quantity {
-    id: "tcp_rr.p99_us",
-    metric: "TCP_RR",
-    unit: "p99 latency µs",
-    higher_is_better: false,
-    pooled: None,
-};
-pub const TCP_CRR_CPS: Quantity = Quantity {
-    id: "tcp_crr.cps",
-    metric: "TCP_CRR",
-    unit: "conn/s",
-    higher_is_better: true,
-    pooled: None,
-};
-pub const UDP_RR_TPS: Quantity = Quantity {
-    id: "udp_rr.tps",
-    metric: "UDP_RR",
-    unit: "trans/s",
-    higher_is_better: true,
-    pooled: None,
-};
-pub const UDP_RR_P50: Quantity = Quantity {
-    id: "udp_rr.p50_us",
-    metric: "UDP_RR",
-    unit: "p50 latency µs",
-    higher_is_better: false,
-    pooled: None,
-};
+pub const TCP_STREAM_GBPS: Quantity =
+    Quantity { id: "tcp_stream.gbps", metric: "TCP_STREAM", unit: "Gbit/s", higher_is_better: true, pooled: None };
+pub const TCP_RR_TPS: Quantity =
+    Quantity { id: "tcp_rr.tps", metric: "TCP_RR", unit: "trans/s", higher_is_better: true, pooled: None };
+pub const TCP_RR_P50: Quantity =
+    Quantity { id: "tcp_rr.p50_us", metric: "TCP_RR", unit: "p50 latency µs", higher_is_better: false, pooled: None };
+pub const TCP_RR_P99: Quantity =
+    Quantity { id: "tcp_rr.p99_us", metric: "TCP_RR", unit: "p99 latency µs", higher_is_better: false, pooled: None };
+pub const TCP_CRR_CPS: Quantity =
+    Quantity { id: "tcp_crr.cps", metric: "TCP_CRR", unit: "conn/s", higher_is_better: true, pooled: None };
+pub const UDP_RR_TPS: Quantity =
+    Quantity { id: "udp_rr.tps", metric: "UDP_RR", unit: "trans/s", higher_is_better: true, pooled: None };
+pub const UDP_RR_P50: Quantity =
+    Quantity { id: "udp_rr.p50_us", metric: "UDP_RR", unit: "p50 latency µs", higher_is_better: false, pooled: None };
 pub const PUBLISHED_RR_TPS: Quantity = Quantity {
     id: "published_tcp_rr.tps",
     metric: "TCP_RR outside→published port",
@@ -190,9 +159,7 @@ pub const RUN_1000_MS: Quantity = Quantity {
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
 /// are added as further variants with their own quantities; `pinned()` says whether the
 /// probe runs once per CPU pinning or once per round.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     /// TCP_STREAM with iperf3.
@@ -265,10 +232,7 @@ impl Probe {
 
     /// Whether the probe needs the topology's daemon (control-plane probes).
     pub fn needs_control_plane(self) -> bool {
-        matches!(
-            self,
-            Probe::Attach | Probe::Rss | Probe::Publish | Probe::Publish1000 | Probe::Rss1000
-        )
+        matches!(self, Probe::Attach | Probe::Rss | Probe::Publish | Probe::Publish1000 | Probe::Rss1000)
     }
 
     /// Whether the probe needs the daemon to publish ports.
@@ -278,10 +242,7 @@ impl Probe {
 
     /// Whether the probe goes through the server's published port.
     pub fn needs_published_port(self) -> bool {
-        matches!(
-            self,
-            Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr
-        )
+        matches!(self, Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr)
     }
 
     pub fn quantities(self) -> &'static [&'static Quantity] {
@@ -327,21 +288,11 @@ impl Pinning {
     /// Same CPU on the last CPU (CPU 0 tends to take more of the machine's interrupts);
     /// cross-CPU with the server on the first. No cross mode on a one-CPU machine.
     pub fn defaults() -> Vec<Pinning> {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let last = n - 1;
-        let mut v = vec![Pinning {
-            id: "same_cpu".into(),
-            server_cpu: last,
-            client_cpu: last,
-        }];
+        let mut v = vec![Pinning { id: "same_cpu".into(), server_cpu: last, client_cpu: last }];
         if n > 1 {
-            v.push(Pinning {
-                id: "cross_cpu".into(),
-                server_cpu: 0,
-                client_cpu: last,
-            });
+            v.push(Pinning { id: "cross_cpu".into(), server_cpu: 0, client_cpu: last });
         }
         v
     }
@@ -362,10 +313,7 @@ pub struct Tools {
 
 impl Tools {
     pub fn find() -> Result<Self> {
-        Ok(Self {
-            iperf3: netd_cmd::which("iperf3"),
-            bench: std::env::current_exe().context("locating netd-bench")?,
-        })
+        Ok(Self { iperf3: netd_cmd::which("iperf3"), bench: std::env::current_exe().context("locating netd-bench")? })
     }
 }
 
@@ -378,13 +326,7 @@ fn next_port() -> u16 {
 
 pub type Sample = (&'static Quantity, f64);
 
-pub fn measure(
-    probe: Probe,
-    topo: &dyn Topology,
-    pin: &Pinning,
-    plan: &Plan,
-    tools: &Tools,
-) -> Result<Vec<Sample>> {
+pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, tools: &Tools) -> Result<Vec<Sample>> {
     let port = next_port();
     let secs = plan.secs;
     let (server, client) = (topo.server(), topo.client());
@@ -396,15 +338,11 @@ pub fn measure(
             let _server = start_server(srv, server, port)?;
             let t = secs.ceil().max(1.0) as u64;
             let mut cli = sys::netns_command(&client.netns, Some(pin.client_cpu), iperf3);
-            cli.args([
-                "-c",
-                &server.ip.to_string(),
-                "-p",
-                &port.to_string(),
-                "-t",
-                &t.to_string(),
-            ])
-            .args(["-J", "--connect-timeout", "3000"]);
+            cli.args(["-c", &server.ip.to_string(), "-p", &port.to_string(), "-t", &t.to_string()]).args([
+                "-J",
+                "--connect-timeout",
+                "3000",
+            ]);
             let out = run_client(cli, t as f64)?;
             Ok(vec![(&TCP_STREAM_GBPS, parse_iperf3(&out)? / 1e9)])
         }
@@ -417,19 +355,13 @@ pub fn measure(
             let addr = SocketAddr::from((server.ip, port));
             let r = load_probe(kind, server, port, &client.netns, addr, pin, secs, tools)?;
             Ok(match kind {
-                ClientKind::Rr => vec![
-                    (&TCP_RR_TPS, r.per_sec),
-                    (&TCP_RR_P50, r.p50_us),
-                    (&TCP_RR_P99, r.p99_us),
-                ],
+                ClientKind::Rr => vec![(&TCP_RR_TPS, r.per_sec), (&TCP_RR_P50, r.p50_us), (&TCP_RR_P99, r.p99_us)],
                 ClientKind::Crr => vec![(&TCP_CRR_CPS, r.per_sec)],
                 ClientKind::Udprr => vec![(&UDP_RR_TPS, r.per_sec), (&UDP_RR_P50, r.p50_us)],
             })
         }
         Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr => {
-            let published = topo
-                .published_port()
-                .map_err(|e| anyhow::anyhow!("no published port: {e:?}"))?;
+            let published = topo.published_port().map_err(|e| anyhow::anyhow!("no published port: {e:?}"))?;
             let target = match probe {
                 Probe::PubRr | Probe::PubCrr => &published.from_outside,
                 _ => &published.from_host,
@@ -453,9 +385,7 @@ pub fn measure(
             Ok(vec![(q, r.per_sec)])
         }
         Probe::Attach => {
-            let cp = topo
-                .control_plane()
-                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
             // Every attach is a sample of both rows: their percentiles are taken over all the
             // attaches of all rounds (`Quantity::pooled`).
             let mut out = Vec::with_capacity(2 * plan.attach_per_round);
@@ -468,24 +398,15 @@ pub fn measure(
             Ok(out)
         }
         Probe::Rss => {
-            let cp = topo
-                .control_plane()
-                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
-            Ok(vec![(
-                &DAEMON_RSS_MIB,
-                cp.daemon_rss()? as f64 / (1024.0 * 1024.0),
-            )])
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            Ok(vec![(&DAEMON_RSS_MIB, cp.daemon_rss()? as f64 / (1024.0 * 1024.0))])
         }
         Probe::Rss1000 => {
-            let cp = topo
-                .control_plane()
-                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
             endpoints_at_scale(cp, plan.endpoints)
         }
         Probe::Publish | Probe::Publish1000 => {
-            let cp = topo
-                .control_plane()
-                .map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
             let sizes: &[(u16, &'static Quantity)] = match probe {
                 Probe::Publish => &[(0, &RUN_0_MS), (10, &RUN_10_MS), (100, &RUN_100_MS)],
                 _ => &[(1000, &RUN_1000_MS)],
@@ -493,9 +414,7 @@ pub fn measure(
             let mut out = Vec::new();
             for &(n, q) in sizes {
                 sys::check_interrupted()?;
-                let took = cp
-                    .run_publishing(n)
-                    .with_context(|| format!("run -d publishing {n} ports"))?;
+                let took = cp.run_publishing(n).with_context(|| format!("run -d publishing {n} ports"))?;
                 out.push((q, took.as_secs_f64() * 1000.0));
             }
             Ok(out)
@@ -512,11 +431,7 @@ fn endpoints_at_scale(cp: &dyn ControlPlane, n: usize) -> Result<Vec<Sample>> {
     let n = n.max(1);
     let bound = Duration::from_secs(30) + cp.endpoint_budget() * n as u32;
     let netns_before = sys::net_namespaces();
-    let mut batch = Endpoints {
-        cp,
-        names: Vec::with_capacity(n),
-        bound,
-    };
+    let mut batch = Endpoints { cp, names: Vec::with_capacity(n), bound };
     let t0 = Instant::now();
     for i in 0..n {
         sys::check_interrupted()?;
@@ -526,8 +441,7 @@ fn endpoints_at_scale(cp: &dyn ControlPlane, n: usize) -> Result<Vec<Sample>> {
         let name = cp.endpoint_name(i);
         // Listed before it exists: a CLI killed half-way may still have made it.
         batch.names.push(name.clone());
-        cp.create_endpoint(&name)
-            .with_context(|| format!("creating endpoint {} of {n}", i + 1))?;
+        cp.create_endpoint(&name).with_context(|| format!("creating endpoint {} of {n}", i + 1))?;
     }
     let create = t0.elapsed();
     let rss = cp.daemon_rss()?;
@@ -581,13 +495,7 @@ fn load_probe(
     tools: &Tools,
 ) -> Result<LoadReport> {
     let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), &tools.bench);
-    srv.args([
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--max-secs",
-        &(secs + 30.0).to_string(),
-    ]);
+    srv.args(["serve", "--port", &port.to_string(), "--max-secs", &(secs + 30.0).to_string()]);
     let _server = start_server(srv, server, port)?;
     let sub = match kind {
         ClientKind::Rr => "rr",
@@ -595,13 +503,7 @@ fn load_probe(
         ClientKind::Udprr => "udprr",
     };
     let mut cli = sys::netns_command(client_netns, Some(pin.client_cpu), &tools.bench);
-    cli.args([
-        sub,
-        "--addr",
-        &addr.to_string(),
-        "--secs",
-        &secs.to_string(),
-    ]);
+    cli.args([sub, "--addr", &addr.to_string(), "--secs", &secs.to_string()]);
     let out = run_client(cli, secs)?;
     serde_json::from_str(out.trim()).with_context(|| format!("load tool output: {out:?}"))
 }
@@ -622,30 +524,19 @@ fn start_server(mut cmd: std::process::Command, at: &Endpoint, port: u16) -> Res
 }
 
 fn same_netns(pid: u32, netns: &Path) -> bool {
-    match (
-        std::fs::metadata(format!("/proc/{pid}/ns/net")),
-        std::fs::metadata(netns),
-    ) {
+    match (std::fs::metadata(format!("/proc/{pid}/ns/net")), std::fs::metadata(netns)) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
     }
 }
 
 fn run_client(mut cmd: std::process::Command, secs: f64) -> Result<String> {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting the client")?;
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting the client")?;
     let out = sys::wait_output(child, Duration::from_secs_f64(secs + 20.0), "client")?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let detail = if stderr.trim().is_empty() {
-            iperf3_error(&stdout)
-        } else {
-            stderr.trim().to_string()
-        };
+        let detail = if stderr.trim().is_empty() { iperf3_error(&stdout) } else { stderr.trim().to_string() };
         bail!("client failed ({}): {detail}", out.status);
     }
     Ok(stdout)
@@ -685,12 +576,8 @@ mod tests {
 
     #[test]
     fn quantity_ids_are_unique() {
-        let mut ids: Vec<&str> = Probe::DEFAULT
-            .iter()
-            .chain(&[Probe::Publish1000])
-            .flat_map(|p| p.quantities())
-            .map(|q| q.id)
-            .collect();
+        let mut ids: Vec<&str> =
+            Probe::DEFAULT.iter().chain(&[Probe::Publish1000]).flat_map(|p| p.quantities()).map(|q| q.id).collect();
         let n = ids.len();
         ids.sort();
         ids.dedup();

@@ -1,8 +1,10 @@
 //! A one-line progress display on stderr (rewritten in place on a terminal, one line per
 //! step otherwise, e.g. under `cargo xtask` in CI logs).
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::{
+    io::{IsTerminal, Write},
+    time::{Duration, Instant},
+};
 
 pub struct Progress {
     total: usize,
@@ -14,13 +16,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(total: usize) -> Self {
-        Self {
-            total,
-            done: 0,
-            start: Instant::now(),
-            tty: std::io::stderr().is_terminal(),
-            dirty: false,
-        }
+        Self { total, done: 0, start: Instant::now(), tty: std::io::stderr().is_terminal(), dirty: false }
     }
 
     /// A free-form status line (set-up, tear-down).
@@ -57,27 +53,15 @@ impl Progress {
             String::from("?")
         } else {
             let per = elapsed.as_secs_f64() / self.done as f64;
-            fmt_duration(Duration::from_secs_f64(
-                per * (self.total - self.done.min(self.total)) as f64,
-            ))
+            fmt_duration(Duration::from_secs_f64(per * (self.total - self.done.min(self.total)) as f64))
         };
         let width = self.total.to_string().len();
-        format!(
-            "[{:>width$}/{}] {} elapsed, ETA {eta} |",
-            self.done,
-            self.total,
-            fmt_duration(elapsed)
-        )
+        format!("[{:>width$}/{}] {} elapsed, ETA {eta} |", self.done, self.total, fmt_duration(elapsed))
     }
 
     fn draw(&mut self, msg: &str) {
         let mut line = format!("{} {msg}", self.prefix());
-        line.truncate(
-            line.char_indices()
-                .nth(150)
-                .map(|(i, _)| i)
-                .unwrap_or(line.len()),
-        );
+        line.truncate(line.char_indices().nth(150).map(|(i, _)| i).unwrap_or(line.len()));
         eprint!("\r\x1b[2K{line}");
         let _ = std::io::stderr().flush();
         self.dirty = true;

@@ -1,15 +1,16 @@
 //! results.json (raw samples, medians, ranges, ratios, machine) and the markdown table.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::probe::Probe;
-use crate::runner::{row_key, Collected, Plan, SampleError};
-use crate::stats::{self, Summary};
-use crate::topology::{Kind, Role};
+use crate::{
+    probe::Probe,
+    runner::{row_key, Collected, Plan, SampleError},
+    stats::{self, Summary},
+    topology::{Kind, Role},
+};
 
 /// 2: rows have `aggregate`; the attach rows are percentiles of pooled samples; rss1000.
 pub const SCHEMA: u32 = 2;
@@ -109,10 +110,7 @@ impl Machine {
         let field = |text: &str, key: &str| {
             text.lines()
                 .find(|l| l.split(':').next().map(str::trim) == Some(key))
-                .and_then(|l| {
-                    l.split_once(':')
-                        .map(|(_, v)| v.trim().trim_matches('"').to_string())
-                })
+                .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().trim_matches('"').to_string()))
                 .unwrap_or_default()
         };
         let mem_kib: f64 = field(&read("/proc/meminfo"), "MemTotal")
@@ -127,18 +125,13 @@ impl Machine {
             .unwrap_or_default();
         let mut tools = BTreeMap::new();
         if let Ok(v) = crate::sys::run(crate::sys::command("iperf3").arg("--version")) {
-            tools.insert(
-                "iperf3".into(),
-                v.lines().next().unwrap_or("").trim().to_string(),
-            );
+            tools.insert("iperf3".into(), v.lines().next().unwrap_or("").trim().to_string());
         }
         Self {
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             os,
             cpu_model: field(&cpuinfo, "model name"),
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             tools,
             load_avg_start,
@@ -149,11 +142,7 @@ impl Machine {
     pub fn describe(&self) -> String {
         format!(
             "{}, {} CPUs, {} GiB, kernel {} ({})",
-            if self.cpu_model.is_empty() {
-                "unknown CPU"
-            } else {
-                &self.cpu_model
-            },
+            if self.cpu_model.is_empty() { "unknown CPU" } else { &self.cpu_model },
             self.cpus,
             self.memory_gib,
             self.kernel,
@@ -174,21 +163,14 @@ pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStat
             let results: BTreeMap<String, Option<Summary>> = topologies
                 .iter()
                 .map(|t| {
-                    let s = per_topo
-                        .and_then(|m| m.get(&t.name))
-                        .and_then(|v| match q.pooled {
-                            Some(p) => Summary::pooled(v, p),
-                            None => Summary::of(v),
-                        });
+                    let s = per_topo.and_then(|m| m.get(&t.name)).and_then(|v| match q.pooled {
+                        Some(p) => Summary::pooled(v, p),
+                        None => Summary::of(v),
+                    });
                     (t.name.name().to_string(), s)
                 })
                 .collect();
-            let by_role = |role: Role| {
-                topologies
-                    .iter()
-                    .find(|t| t.role == role)
-                    .map(|t| t.name.name())
-            };
+            let by_role = |role: Role| topologies.iter().find(|t| t.role == role).map(|t| t.name.name());
             let mut ratios = BTreeMap::new();
             for (num, den) in RATIOS {
                 if let (Some(n), Some(d)) = (by_role(num), by_role(den)) {
@@ -247,20 +229,11 @@ pub fn cell_text(t: &TopologyStatus, row: &Row) -> String {
     match short_status(t, row) {
         Some(status) => status,
         None => {
-            let sum = row
-                .results
-                .get(t.name.name())
-                .and_then(|x| x.as_ref())
-                .expect("short_status checked");
+            let sum = row.results.get(t.name.name()).and_then(|x| x.as_ref()).expect("short_status checked");
             if sum.samples.len() == 1 {
                 fmt_value(sum.median)
             } else {
-                format!(
-                    "{} [{}–{}]",
-                    fmt_value(sum.median),
-                    fmt_value(sum.min),
-                    fmt_value(sum.max)
-                )
+                format!("{} [{}–{}]", fmt_value(sum.median), fmt_value(sum.min), fmt_value(sum.max))
             }
         }
     }
@@ -311,18 +284,10 @@ pub fn markdown(r: &Results) -> String {
         if r.settings.quick { " (--quick)" } else { "" }
     ));
     let names: Vec<&TopologyStatus> = r.topologies.iter().collect();
-    let ratio_names: Vec<String> = r
-        .rows
-        .first()
-        .map(|row| row.ratios.keys().cloned().collect())
-        .unwrap_or_default();
+    let ratio_names: Vec<String> = r.rows.first().map(|row| row.ratios.keys().cloned().collect()).unwrap_or_default();
     s.push_str("| Metric | CPUs |");
     for t in &names {
-        let extra = if t.role == Role::Floor {
-            " (floor)"
-        } else {
-            ""
-        };
+        let extra = if t.role == Role::Floor { " (floor)" } else { "" };
         s.push_str(&format!(" {}{extra} |", t.name));
     }
     for rn in &ratio_names {
@@ -335,24 +300,13 @@ pub fn markdown(r: &Results) -> String {
     s.push('\n');
     for row in &r.rows {
         let arrow = if row.higher_is_better { "↑" } else { "↓" };
-        s.push_str(&format!(
-            "| {} {} {arrow} | {} |",
-            row.metric,
-            row.unit,
-            pinning_label(row.pinning.as_deref())
-        ));
+        s.push_str(&format!("| {} {} {arrow} | {} |", row.metric, row.unit, pinning_label(row.pinning.as_deref())));
         for t in &names {
             let cell = cell_text(t, row);
             s.push_str(&format!(" {cell} |"));
         }
         for rn in &ratio_names {
-            let cell = row
-                .ratios
-                .get(rn)
-                .copied()
-                .flatten()
-                .map(|v| format!("{v:.2}"))
-                .unwrap_or_else(|| "–".into());
+            let cell = row.ratios.get(rn).copied().flatten().map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
             s.push_str(&format!(" {cell} |"));
         }
         s.push('\n');
@@ -363,21 +317,13 @@ pub fn markdown(r: &Results) -> String {
             s.push_str(&format!("- {} unavailable: {reason}\n", t.name));
         }
         for (why, probes) in t.unavailable_probes() {
-            s.push_str(&format!(
-                "- {}: {} unavailable: {why}\n",
-                t.name,
-                probes.join(", ")
-            ));
+            s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probes.join(", ")));
         }
     }
     let rss: Vec<String> = r
         .topologies
         .iter()
-        .filter_map(|t| {
-            t.info
-                .get("daemon_rss_counts")
-                .map(|what| format!("{}: {what}", t.name))
-        })
+        .filter_map(|t| t.info.get("daemon_rss_counts").map(|what| format!("{}: {what}", t.name)))
         .collect();
     if !rss.is_empty() && r.rows.iter().any(|row| row.probe == Probe::Rss) {
         s.push_str(&format!("- Daemon RSS counts {}.\n", rss.join("; ")));
@@ -396,34 +342,19 @@ pub fn markdown(r: &Results) -> String {
         s.push_str(&endpoints_note(r));
     }
     if !r.errors.is_empty() {
-        s.push_str(&format!(
-            "- {} measurement(s) failed; see `errors` in results.json.\n",
-            r.errors.len()
-        ));
+        s.push_str(&format!("- {} measurement(s) failed; see `errors` in results.json.\n", r.errors.len()));
     }
     let versions: Vec<String> = r
         .topologies
         .iter()
-        .flat_map(|t| {
-            t.info
-                .iter()
-                .filter(|(k, _)| k.ends_with("_version"))
-                .map(|(k, v)| format!("{k} {v}"))
-        })
+        .flat_map(|t| t.info.iter().filter(|(k, _)| k.ends_with("_version")).map(|(k, v)| format!("{k} {v}")))
         .chain(r.machine.tools.values().cloned())
         .collect();
     if !versions.is_empty() {
         s.push_str(&format!("- Versions: {}.\n", versions.join(", ")));
     }
-    if let Some(head) = r
-        .topologies
-        .iter()
-        .find_map(|t| t.info.get("workspace_head"))
-        .filter(|h| !h.is_empty())
-    {
-        s.push_str(&format!(
-            "- Workspace HEAD during the run: {head} (netd itself is the binary NETD_BIN named).\n"
-        ));
+    if let Some(head) = r.topologies.iter().find_map(|t| t.info.get("workspace_head")).filter(|h| !h.is_empty()) {
+        s.push_str(&format!("- Workspace HEAD during the run: {head} (netd itself is the binary NETD_BIN named).\n"));
     }
     s
 }
@@ -432,9 +363,7 @@ pub fn markdown(r: &Results) -> String {
 fn endpoints_note(r: &Results) -> String {
     let n = crate::runner::fmt_count(r.settings.plan.endpoints);
     let ran = |kind: Kind| {
-        r.topologies
-            .iter()
-            .any(|t| t.name == kind && t.available && !t.unsupported.contains_key(&Probe::Rss1000))
+        r.topologies.iter().any(|t| t.name == kind && t.available && !t.unsupported.contains_key(&Probe::Rss1000))
     };
     let mut s = format!(
         "- {n} endpoints (probe rss1000, once per run, after the rounds): `run -d` of {n} containers on the topology's network one after another (create), the daemon's RSS with all of them, then one `rm -f` of all {n} (remove"
@@ -448,11 +377,7 @@ fn endpoints_note(r: &Results) -> String {
         ));
     }
     s.push_str(").");
-    if r.topologies.iter().any(|t| {
-        t.unsupported
-            .get(&Probe::Rss1000)
-            .is_some_and(|w| w.starts_with("skipped: "))
-    }) {
+    if r.topologies.iter().any(|t| t.unsupported.get(&Probe::Rss1000).is_some_and(|w| w.starts_with("skipped: "))) {
         s.push_str(" On docker0 it is opt-in (`--probes rss1000`): 1,000 containers take ≈6 minutes there (measured: 265 s to create, 77 s to remove), with a containerd-shim each.");
     }
     s.push('\n');
@@ -478,10 +403,7 @@ mod tests {
             role: kind.role(),
             available: true,
             reason: None,
-            unsupported: unsupported
-                .iter()
-                .map(|(p, w)| (*p, w.to_string()))
-                .collect(),
+            unsupported: unsupported.iter().map(|(p, w)| (*p, w.to_string())).collect(),
             info: BTreeMap::new(),
         }
     }
@@ -495,10 +417,7 @@ mod tests {
             pinning: None,
             higher_is_better: false,
             aggregate: String::new(),
-            results: results
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            results: results.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             ratios: BTreeMap::new(),
         }
     }
@@ -507,10 +426,7 @@ mod tests {
     fn cells_say_why_a_topology_has_no_number() {
         let docker = status(
             Kind::Docker0,
-            &[
-                (Probe::Rss1000, "skipped: opt-in: --probes rss1000"),
-                (Probe::Publish, "unavailable: no -p"),
-            ],
+            &[(Probe::Rss1000, "skipped: opt-in: --probes rss1000"), (Probe::Publish, "unavailable: no -p")],
         );
         let veth = status(Kind::Veth, &[(Probe::Rss1000, "n/a")]);
         let r = row(Probe::Rss1000, &[("docker0", None), ("veth", None)]);
@@ -533,8 +449,10 @@ mod tests {
 
     #[test]
     fn pooled_rows_summarise_all_samples_by_percentile() {
-        use crate::probe::{ATTACH_P50_MS, ATTACH_P99_MS};
-        use crate::runner::{row_key, Collected};
+        use crate::{
+            probe::{ATTACH_P50_MS, ATTACH_P99_MS},
+            runner::{row_key, Collected},
+        };
         let plan = Plan {
             rounds: 5,
             secs: 1.0,
@@ -547,28 +465,15 @@ mod tests {
         let mut collected = Collected::default();
         let all: Vec<f64> = (1..=100).map(f64::from).collect();
         for q in [&ATTACH_P50_MS, &ATTACH_P99_MS] {
-            collected
-                .samples
-                .entry(row_key(q, None))
-                .or_default()
-                .insert(Kind::Netd, all.clone());
+            collected.samples.entry(row_key(q, None)).or_default().insert(Kind::Netd, all.clone());
         }
         let rows = build_rows(&plan, &collected, &[status(Kind::Netd, &[])]);
         let by_id = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
         let p99 = by_id("attach.p99_ms");
         assert_eq!(p99.aggregate, "p99 of all samples");
         let s = p99.results["netd"].as_ref().unwrap();
-        assert_eq!(
-            (s.median, s.min, s.max, s.samples.len()),
-            (99.0, 1.0, 100.0, 100)
-        );
-        assert_eq!(
-            by_id("attach.p50_ms").results["netd"]
-                .as_ref()
-                .unwrap()
-                .median,
-            50.0
-        );
+        assert_eq!((s.median, s.min, s.max, s.samples.len()), (99.0, 1.0, 100.0, 100));
+        assert_eq!(by_id("attach.p50_ms").results["netd"].as_ref().unwrap().median, 50.0);
         let rss = by_id("endpoints.rss_mib");
         assert_eq!(rss.metric, "daemon RSS with 200 endpoints");
         assert_eq!(rss.aggregate, "once");

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{self, Pinning, Probe, Quantity, Sample, Tools};
-use crate::progress::Progress;
-use crate::stats;
-use crate::sys;
-use crate::topology::{Kind, Topology, Unsupported};
+use crate::{
+    probe::{self, Pinning, Probe, Quantity, Sample, Tools},
+    progress::Progress,
+    stats, sys,
+    topology::{Kind, Topology, Unsupported},
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -112,10 +113,7 @@ impl Plan {
 pub type RowKey = (String, String);
 
 pub fn row_key(q: &Quantity, pin: Option<&Pinning>) -> RowKey {
-    (
-        q.id.to_string(),
-        pin.map(|p| p.id.clone()).unwrap_or_default(),
-    )
+    (q.id.to_string(), pin.map(|p| p.id.clone()).unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,12 +140,7 @@ pub fn round_order<T: Copy>(items: &[T], round: usize) -> Vec<T> {
 
 /// Runs the plan; returns Err only when interrupted (a failed measurement is recorded and the
 /// run goes on).
-pub fn run(
-    plan: &Plan,
-    topologies: &[&dyn Topology],
-    tools: &Tools,
-    progress: &mut Progress,
-) -> Result<Collected> {
+pub fn run(plan: &Plan, topologies: &[&dyn Topology], tools: &Tools, progress: &mut Progress) -> Result<Collected> {
     let mut out = Collected::default();
     let indices: Vec<usize> = (0..topologies.len()).collect();
     for round in 0..plan.rounds {
@@ -157,24 +150,11 @@ pub fn run(
                 if plan.support(topo, probe).is_err() {
                     continue;
                 }
-                let pins: Vec<Option<&Pinning>> = if probe.pinned() {
-                    plan.pinnings.iter().map(Some).collect()
-                } else {
-                    vec![None]
-                };
+                let pins: Vec<Option<&Pinning>> =
+                    if probe.pinned() { plan.pinnings.iter().map(Some).collect() } else { vec![None] };
                 for pin in pins {
                     let at = format!("round {}/{}", round + 1, plan.rounds);
-                    one(
-                        plan,
-                        tools,
-                        progress,
-                        &mut out,
-                        &at,
-                        round + 1,
-                        topo,
-                        probe,
-                        pin,
-                    )?;
+                    one(plan, tools, progress, &mut out, &at, round + 1, topo, probe, pin)?;
                 }
             }
         }
@@ -185,9 +165,7 @@ pub fn run(
         let topo = topologies[i];
         for &probe in plan.probes.iter().filter(|&&p| p.once()) {
             if plan.support(topo, probe).is_ok() {
-                one(
-                    plan, tools, progress, &mut out, "once", 0, topo, probe, None,
-                )?;
+                one(plan, tools, progress, &mut out, "once", 0, topo, probe, None)?;
             }
         }
     }
@@ -222,12 +200,7 @@ fn one(
         Ok(samples) => {
             progress.finish_step(&label, &shown(&samples));
             for (q, v) in samples {
-                out.samples
-                    .entry(row_key(q, pin))
-                    .or_default()
-                    .entry(topo.kind())
-                    .or_default()
-                    .push(v);
+                out.samples.entry(row_key(q, pin)).or_default().entry(topo.kind()).or_default().push(v);
             }
         }
         Err(e) => {
@@ -258,11 +231,7 @@ fn shown(samples: &[Sample]) -> String {
     quantities
         .iter()
         .filter_map(|q| {
-            let values: Vec<f64> = samples
-                .iter()
-                .filter(|(s, _)| s.id == q.id)
-                .map(|(_, v)| *v)
-                .collect();
+            let values: Vec<f64> = samples.iter().filter(|(s, _)| s.id == q.id).map(|(_, v)| *v).collect();
             let v = match q.pooled {
                 Some(p) => stats::percentile(&values, p)?,
                 None => *values.first()?,
@@ -298,13 +267,7 @@ mod tests {
 
     impl Fake {
         fn new(opt_in: bool) -> Self {
-            Self {
-                opt_in,
-                ep: Endpoint {
-                    netns: "/nonexistent".into(),
-                    ip: std::net::Ipv4Addr::LOCALHOST,
-                },
-            }
+            Self { opt_in, ep: Endpoint { netns: "/nonexistent".into(), ip: std::net::Ipv4Addr::LOCALHOST } }
         }
     }
 
@@ -390,23 +353,14 @@ mod tests {
     fn once_probes_count_once_and_rounds_probes_every_round() {
         let netd = Fake::new(false);
         assert_eq!(plan(&[Probe::Rss1000], false).measurements(&netd), 1);
-        assert_eq!(
-            plan(&[Probe::Rss, Probe::Attach], false).measurements(&netd),
-            10
-        );
-        assert_eq!(
-            plan(&[Probe::Rss1000], false).measurements(&Fake::new(true)),
-            0
-        );
+        assert_eq!(plan(&[Probe::Rss, Probe::Attach], false).measurements(&netd), 10);
+        assert_eq!(plan(&[Probe::Rss1000], false).measurements(&Fake::new(true)), 0);
     }
 
     #[test]
     fn attach_samples_reach_a_hundred_whatever_the_rounds() {
         for rounds in [1, 3, 5, 7, 9, 100] {
-            assert!(
-                ATTACH_SAMPLES.div_ceil(rounds) * rounds >= 100,
-                "{rounds} rounds"
-            );
+            assert!(ATTACH_SAMPLES.div_ceil(rounds) * rounds >= 100, "{rounds} rounds");
         }
     }
 
@@ -417,14 +371,8 @@ mod tests {
         assert_eq!(fmt_count(1000), "1,000");
         assert_eq!(fmt_count(1234567), "1,234,567");
         let p = plan(&[], false);
-        assert_eq!(
-            p.metric(crate::probe::ENDPOINTS_RSS_MIB.metric),
-            "daemon RSS with 1,000 endpoints"
-        );
-        assert_eq!(
-            p.probe_label(Probe::Rss1000),
-            "1,000 endpoints: create, RSS, remove"
-        );
+        assert_eq!(p.metric(crate::probe::ENDPOINTS_RSS_MIB.metric), "daemon RSS with 1,000 endpoints");
+        assert_eq!(p.probe_label(Probe::Rss1000), "1,000 endpoints: create, RSS, remove");
         assert_eq!(p.probe_label(Probe::Rss), "daemon RSS");
     }
 
@@ -443,16 +391,8 @@ mod tests {
     #[test]
     fn plan_rows_cover_every_quantity_and_pinning() {
         let pins = vec![
-            Pinning {
-                id: "same_cpu".into(),
-                server_cpu: 1,
-                client_cpu: 1,
-            },
-            Pinning {
-                id: "cross_cpu".into(),
-                server_cpu: 0,
-                client_cpu: 1,
-            },
+            Pinning { id: "same_cpu".into(), server_cpu: 1, client_cpu: 1 },
+            Pinning { id: "cross_cpu".into(), server_cpu: 0, client_cpu: 1 },
         ];
         let plan = Plan {
             rounds: 5,
@@ -463,16 +403,8 @@ mod tests {
             endpoints: 1000,
             opt_in: false,
         };
-        let pinned: usize = Probe::DEFAULT
-            .iter()
-            .filter(|p| p.pinned())
-            .map(|p| p.quantities().len())
-            .sum();
-        let unpinned: usize = Probe::DEFAULT
-            .iter()
-            .filter(|p| !p.pinned())
-            .map(|p| p.quantities().len())
-            .sum();
+        let pinned: usize = Probe::DEFAULT.iter().filter(|p| p.pinned()).map(|p| p.quantities().len()).sum();
+        let unpinned: usize = Probe::DEFAULT.iter().filter(|p| !p.pinned()).map(|p| p.quantities().len()).sum();
         assert_eq!(plan.rows().len(), pinned * 2 + unpinned);
     }
 }

@@ -5,24 +5,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::sys;
-use crate::topology::Kind;
+use crate::{sys, topology::Kind};
 
 /// (command that must exist, Debian package providing it)
 fn needed(kinds: &[Kind]) -> Vec<(&'static str, &'static str)> {
-    let mut v = vec![
-        ("iperf3", "iperf3"),
-        ("nsenter", "util-linux"),
-        ("taskset", "util-linux"),
-        ("ip", "iproute2"),
-    ];
+    let mut v = vec![("iperf3", "iperf3"), ("nsenter", "util-linux"), ("taskset", "util-linux"), ("ip", "iproute2")];
     if kinds.contains(&Kind::Docker0) {
-        v.extend([
-            ("dockerd", "docker.io"),
-            ("busybox", "busybox-static"),
-            ("tar", "tar"),
-            ("iptables", "iptables"),
-        ]);
+        v.extend([("dockerd", "docker.io"), ("busybox", "busybox-static"), ("tar", "tar"), ("iptables", "iptables")]);
     }
     v
 }
@@ -30,33 +19,21 @@ fn needed(kinds: &[Kind]) -> Vec<(&'static str, &'static str)> {
 fn present(cmd: &str) -> bool {
     match cmd {
         // busybox-static installs /bin/busybox, which need not be on PATH.
-        "busybox" => ["/bin/busybox", "/usr/bin/busybox"]
-            .iter()
-            .any(|p| std::path::Path::new(p).exists()),
+        "busybox" => ["/bin/busybox", "/usr/bin/busybox"].iter().any(|p| std::path::Path::new(p).exists()),
         _ => netd_cmd::which(cmd).is_some(),
     }
 }
 
 /// Installs missing packages with apt-get (running `apt-get update` first only if the
 /// install fails without it). Returns the packages it installed.
-pub fn ensure_tools(
-    kinds: &[Kind],
-    progress: &mut crate::progress::Progress,
-) -> Result<Vec<&'static str>> {
-    let mut missing: Vec<&str> = needed(kinds)
-        .into_iter()
-        .filter(|(c, _)| !present(c))
-        .map(|(_, p)| p)
-        .collect();
+pub fn ensure_tools(kinds: &[Kind], progress: &mut crate::progress::Progress) -> Result<Vec<&'static str>> {
+    let mut missing: Vec<&str> = needed(kinds).into_iter().filter(|(c, _)| !present(c)).map(|(_, p)| p).collect();
     missing.dedup();
     if missing.is_empty() {
         return Ok(missing);
     }
     if netd_cmd::which("apt-get").is_none() {
-        bail!(
-            "missing {} and there is no apt-get to install them",
-            missing.join(", ")
-        );
+        bail!("missing {} and there is no apt-get to install them", missing.join(", "));
     }
     progress.note(&format!("installing {} (apt-get)…", missing.join(" ")));
     let install = |pkgs: &[&str]| {
@@ -70,10 +47,7 @@ pub fn ensure_tools(
     };
     if install(&missing).is_err() {
         sys::check_interrupted()?;
-        sys::run_timeout(
-            sys::command("apt-get").args(["update", "-q"]),
-            Duration::from_secs(300),
-        )?;
+        sys::run_timeout(sys::command("apt-get").args(["update", "-q"]), Duration::from_secs(300))?;
         install(&missing)?;
     }
     Ok(missing)

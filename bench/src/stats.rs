@@ -92,10 +92,7 @@ mod tests {
         assert_eq!(percentile(&[7.0], 0.5), Some(7.0));
         assert_eq!(percentile(&[], 0.5), None);
         let s = Summary::pooled(&v, 0.99).unwrap();
-        assert_eq!(
-            (s.median, s.min, s.max, s.samples.len()),
-            (99.0, 1.0, 100.0, 100)
-        );
+        assert_eq!((s.median, s.min, s.max, s.samples.len()), (99.0, 1.0, 100.0, 100));
     }
 
     #[test]

@@ -6,13 +6,15 @@
 //! reaches only the bench itself: it then stops its children by PID and tears down what it
 //! built, in order (RAII guards), instead of having dockerd or a daemon die under it.
 
-use std::ffi::OsStr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::{
+    ffi::OsStr,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::{anyhow, bail, Context, Result};
 use netd_cmd::Limit;
@@ -27,9 +29,7 @@ pub fn install_signal_handler() -> Result<()> {
         let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
         INTERRUPTED.store(true, Ordering::SeqCst);
         match n {
-            1 => eprintln!(
-                "\ninterrupted: stopping and cleaning up (Ctrl-C twice more to abandon cleanup)"
-            ),
+            1 => eprintln!("\ninterrupted: stopping and cleaning up (Ctrl-C twice more to abandon cleanup)"),
             2 => eprintln!("\ncleanup in progress; one more Ctrl-C exits without it"),
             _ => std::process::exit(130),
         }
@@ -138,12 +138,7 @@ impl ChildGuard {
         if let Ok(Some(_)) = netd_cmd::wait_timeout(&mut self.child, self.grace) {
             return;
         }
-        eprintln!(
-            "cleanup: {} (pid {}) ignored SIGTERM for {:?}; killing it",
-            self.what,
-            self.child.id(),
-            self.grace
-        );
+        eprintln!("cleanup: {} (pid {}) ignored SIGTERM for {:?}; killing it", self.what, self.child.id(), self.grace);
         netd_cmd::kill_child(&mut self.child);
     }
 }
@@ -162,9 +157,7 @@ pub struct Netns {
 impl Netns {
     pub fn create(name: &str) -> Result<Self> {
         run(command("ip").args(["netns", "add", name]))?;
-        let ns = Self {
-            name: name.to_string(),
-        };
+        let ns = Self { name: name.to_string() };
         run(command("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
         Ok(ns)
     }
@@ -215,11 +208,7 @@ pub fn unmount_all_under(dir: &Path) {
     for m in mounts_under(dir) {
         if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-                eprintln!(
-                    "cleanup: umount {}: {}",
-                    m.display(),
-                    std::io::Error::last_os_error()
-                );
+                eprintln!("cleanup: umount {}: {}", m.display(), std::io::Error::last_os_error());
             }
         }
     }
@@ -242,11 +231,7 @@ pub fn remove_tree(dir: &Path) {
 }
 
 /// Polls `cond` every 20 ms until it is true or `timeout` passes; gives up when interrupted.
-pub fn wait_until(
-    timeout: Duration,
-    what: &str,
-    mut cond: impl FnMut() -> Result<bool>,
-) -> Result<()> {
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;
     loop {
@@ -308,13 +293,10 @@ pub fn tcp_listening(pid: u32, port: u16) -> Result<bool> {
         .with_context(|| format!("reading /proc/{pid}/net/tcp"))?;
     table.push_str(&std::fs::read_to_string(format!("/proc/{pid}/net/tcp6")).unwrap_or_default());
     let want = format!(":{port:04X}");
-    Ok(table
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("sl"))
-        .any(|l| {
-            let mut f = l.split_whitespace();
-            let local = f.nth(1).unwrap_or("");
-            let state = f.nth(1).unwrap_or("");
-            local.ends_with(&want) && state == "0A"
-        }))
+    Ok(table.lines().filter(|l| !l.trim_start().starts_with("sl")).any(|l| {
+        let mut f = l.split_whitespace();
+        let local = f.nth(1).unwrap_or("");
+        let state = f.nth(1).unwrap_or("");
+        local.ends_with(&want) && state == "0A"
+    }))
 }

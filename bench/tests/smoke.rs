@@ -3,8 +3,10 @@
 //! no installs), checking the shape of what it writes and that nothing is left behind. They
 //! never assert a timing: numbers on a shared CI machine mean nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 // Root tests are ignored by a plain `cargo test` (shown as ignored, with the reason) and run
 // by `cargo xtask test`, which runs as root with `--include-ignored`.
@@ -13,16 +15,7 @@ use std::process::Command;
 fn harness_writes_results_of_the_expected_shape() {
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
-        .args([
-            "--topologies",
-            "veth",
-            "--rounds",
-            "1",
-            "--secs",
-            "0.3",
-            "--no-install",
-            "--out-dir",
-        ])
+        .args(["--topologies", "veth", "--rounds", "1", "--secs", "0.3", "--no-install", "--out-dir"])
         .arg(out.path())
         .spawn()
         .expect("running netd-bench");
@@ -31,13 +24,10 @@ fn harness_writes_results_of_the_expected_shape() {
     assert!(status.success(), "netd-bench exited with {status}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(json["schema"], 2);
     assert!(json["date"].as_str().unwrap().ends_with('Z'));
-    assert!(json["machine"]["kernel"]
-        .as_str()
-        .is_some_and(|k| !k.is_empty()));
+    assert!(json["machine"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     assert!(json["machine"]["cpus"].as_u64().unwrap() >= 1);
     assert_eq!(json["settings"]["rounds"], 1);
 
@@ -76,19 +66,9 @@ fn harness_writes_results_of_the_expected_shape() {
             assert!(!json["errors"].as_array().unwrap().is_empty());
             continue;
         }
-        assert_eq!(
-            veth["samples"].as_array().unwrap().len(),
-            1,
-            "row {}",
-            row["id"]
-        );
+        assert_eq!(veth["samples"].as_array().unwrap().len(), 1, "row {}", row["id"]);
         for key in ["median", "min", "max"] {
-            assert!(
-                veth[key].as_f64().is_some_and(|v| v > 0.0),
-                "row {}: {key} = {}",
-                row["id"],
-                veth[key]
-            );
+            assert!(veth[key].as_f64().is_some_and(|v| v > 0.0), "row {}: {key} = {}", row["id"], veth[key]);
         }
     }
 
@@ -121,11 +101,7 @@ fn assert_nothing_left(pid: u32) {
         PathBuf::from("/run/netd-bench"),
     ] {
         let left = names(&dir);
-        assert!(
-            left.is_empty(),
-            "left behind in {}: {left:?}",
-            dir.display()
-        );
+        assert!(left.is_empty(), "left behind in {}: {left:?}", dir.display());
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&tag), "mounts left behind: {mounts}");
@@ -167,59 +143,31 @@ fn control_plane_rows_on_netd() {
     assert!(status.success(), "netd-bench exited with {status}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
     let netd_status = &json["topologies"][0];
     assert_eq!(netd_status["name"], "netd");
     assert_eq!(netd_status["available"], true, "{netd_status}");
-    assert!(
-        netd_status["unsupported"].as_object().unwrap().is_empty(),
-        "{netd_status}"
-    );
-    assert!(
-        json["errors"].as_array().unwrap().is_empty(),
-        "{}",
-        json["errors"]
-    );
+    assert!(netd_status["unsupported"].as_object().unwrap().is_empty(), "{netd_status}");
+    assert!(json["errors"].as_array().unwrap().is_empty(), "{}", json["errors"]);
     let rows = json["rows"].as_array().unwrap();
-    let row = |id: &str| {
-        rows.iter()
-            .find(|r| r["id"] == id)
-            .unwrap_or_else(|| panic!("row {id} missing"))
-    };
-    let samples = |id: &str| {
-        row(id)["results"]["netd"]["samples"]
-            .as_array()
-            .unwrap()
-            .len()
-    };
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("row {id} missing"));
+    let samples = |id: &str| row(id)["results"]["netd"]["samples"].as_array().unwrap().len();
 
     // Attach: percentiles over every attach of both rounds (≥100 in all).
     let attaches = json["settings"]["attach_per_round"].as_u64().unwrap() as usize * 2;
     assert!(attaches >= 100);
-    for (id, aggregate) in [
-        ("attach.p50_ms", "p50 of all samples"),
-        ("attach.p99_ms", "p99 of all samples"),
-    ] {
+    for (id, aggregate) in [("attach.p50_ms", "p50 of all samples"), ("attach.p99_ms", "p99 of all samples")] {
         assert_eq!(row(id)["aggregate"], aggregate);
         assert_eq!(samples(id), attaches, "{id}");
     }
-    let p50 = row("attach.p50_ms")["results"]["netd"]["median"]
-        .as_f64()
-        .unwrap();
-    let p99 = row("attach.p99_ms")["results"]["netd"]["median"]
-        .as_f64()
-        .unwrap();
+    let p50 = row("attach.p50_ms")["results"]["netd"]["median"].as_f64().unwrap();
+    let p99 = row("attach.p99_ms")["results"]["netd"]["median"].as_f64().unwrap();
     assert!(0.0 < p50 && p50 <= p99, "p50 {p50}, p99 {p99}");
 
     // Idle RSS: one sample per round; the scale probe: once, labelled with its count.
     assert_eq!(samples("daemon.rss_mib"), 2);
     assert_eq!(row("daemon.rss_mib")["aggregate"], "median of rounds");
-    for id in [
-        "endpoints.create_s",
-        "endpoints.rss_mib",
-        "endpoints.remove_s",
-    ] {
+    for id in ["endpoints.create_s", "endpoints.rss_mib", "endpoints.remove_s"] {
         assert_eq!(row(id)["aggregate"], "once");
         assert!(row(id)["metric"].as_str().unwrap().contains("3 endpoints"));
         assert_eq!(samples(id), 1, "{id}");

@@ -21,9 +21,11 @@
 //! which every caller already depends on. netd's daemon keeps its own supervisor
 //! (`netd/src/daemon/supervisor/pidfd.rs`, async, with process identities that survive restarts);
 //! [`Process`] is the same idea for synchronous tools.
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 mod process;
 mod run;
@@ -84,9 +86,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -104,16 +104,10 @@ mod tests {
     #[test]
     fn placement_wraps_the_program_in_taskset_and_nsenter() {
         let ns = Path::new("/run/netns/x");
-        assert_eq!(
-            describe(&in_netns(ns, "ip")),
-            "nsenter --net=/run/netns/x ip"
-        );
+        assert_eq!(describe(&in_netns(ns, "ip")), "nsenter --net=/run/netns/x ip");
         let mut c = placed("iperf3", Some(ns), Some(3));
         c.arg("-s");
-        assert_eq!(
-            describe(&c),
-            "taskset -c 3 nsenter --net=/run/netns/x iperf3 -s"
-        );
+        assert_eq!(describe(&c), "taskset -c 3 nsenter --net=/run/netns/x iperf3 -s");
         assert_eq!(describe(&placed("sh", None, Some(0))), "taskset -c 0 sh");
         assert_eq!(describe(&placed("sh", None, None)), "sh");
     }
@@ -163,11 +157,7 @@ mod tests {
         let limit = Limit::new(std::time::Duration::from_secs(30));
         let ns = Netns::create("placed");
         // A fresh netns has only `lo`, down; the test's own has more.
-        let links = run(
-            in_netns(&ns.path(), "ip").args(["-o", "link", "show"]),
-            limit,
-        )
-        .unwrap();
+        let links = run(in_netns(&ns.path(), "ip").args(["-o", "link", "show"]), limit).unwrap();
         let names: Vec<&str> = links.lines().filter_map(|l| l.split(": ").nth(1)).collect();
         assert_eq!(names, ["lo"], "{links}");
         // The same namespace as the one bind-mounted at the path.
@@ -185,11 +175,7 @@ mod tests {
         let cpus = run(&mut c, limit).unwrap();
         assert_eq!(cpus.split_whitespace().nth(1), Some("0"), "{cpus}");
         // A failure inside the netns is reported with the whole command line.
-        let err = run(
-            in_netns(&ns.path(), "ip").args(["link", "show", "nope0"]),
-            limit,
-        )
-        .unwrap_err();
+        let err = run(in_netns(&ns.path(), "ip").args(["link", "show", "nope0"]), limit).unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with(&format!(

@@ -4,11 +4,13 @@
 //! the pid to anything. So: a [`Child`] is signalled by its pid only while `try_wait` says it
 //! has not been reaped (we are its only reaper), and a process known only by its pid is
 //! handled through a pidfd ([`Process`]), opened first and checked afterwards.
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, ExitStatus};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::{
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    process::{Child, ExitStatus},
+    thread,
+    time::{Duration, Instant},
+};
 
 /// Sends `signal` to `child` if it is still running; a child that has exited (and is now
 /// reaped) is left alone, since its pid may already belong to another process.
@@ -126,11 +128,7 @@ impl Process {
             };
             // Rounded up: a poll of 0 ms would spin through the last fraction of a millisecond.
             let ms = left.as_micros().div_ceil(1000).min(1000) as libc::c_int;
-            let mut poll = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd; a pidfd is readable once its process has exited.
             let ready = unsafe { libc::poll(&mut poll, 1, ms) };
             if ready > 0 {
@@ -176,28 +174,19 @@ impl Process {
 /// the pid, it tells one process from a later one that reuses the pid.
 pub fn start_time(pid: u32) -> io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
+    parse_start_time(&stat).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
 }
 
 /// Fields after the command name (field 2), which may hold spaces and parentheses: they are
 /// counted after its last ')'. Field 3 (state) is index 0, so field 22 is index 19.
 fn parse_start_time(stat: &str) -> Option<u64> {
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
-        })
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
         .unwrap_or(true)
 }
 
@@ -217,8 +206,7 @@ mod tests {
 
     #[test]
     fn start_time_is_field_22_even_with_odd_command_names() {
-        let stat =
-            "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let stat = "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_time(stat), Some(987654));
         assert_eq!(parse_start_time("garbage"), None);
     }
@@ -246,10 +234,7 @@ mod tests {
         assert!(!process.is_alive());
         process.signal(libc::SIGKILL).unwrap();
         let status = child.wait().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(libc::SIGTERM)
-        );
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGTERM));
         // Reaped: the pidfd still names that process, not whatever gets the pid next.
         assert!(!process.is_alive());
         assert!(process.wait_exit(Duration::ZERO));
@@ -269,14 +254,9 @@ mod tests {
     #[test]
     fn a_child_is_signalled_only_while_it_is_ours() {
         let mut child = sleep();
-        assert_eq!(
-            wait_timeout(&mut child, Duration::from_millis(50)).unwrap(),
-            None
-        );
+        assert_eq!(wait_timeout(&mut child, Duration::from_millis(50)).unwrap(), None);
         signal_child(&mut child, libc::SIGTERM).unwrap();
-        let status = wait_timeout(&mut child, Duration::from_secs(5))
-            .unwrap()
-            .expect("exited");
+        let status = wait_timeout(&mut child, Duration::from_secs(5)).unwrap().expect("exited");
         assert!(!status.success());
         // Reaped now: nothing is sent (the pid is no longer ours), and that is not an error.
         signal_child(&mut child, libc::SIGKILL).unwrap();

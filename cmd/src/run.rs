@@ -1,9 +1,11 @@
 //! Running a command to completion within a time bound, with its output.
-use std::io::{self, Read};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::{
+    io::{self, Read},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
 
 use crate::{describe, kill_child, Process};
 
@@ -21,18 +23,12 @@ pub struct Limit<'a> {
 impl<'a> Limit<'a> {
     /// At most `timeout` (`Duration::MAX`: no time bound).
     pub const fn new(timeout: Duration) -> Self {
-        Self {
-            timeout,
-            stop: None,
-        }
+        Self { timeout, stop: None }
     }
 
     /// Also ends the child (with [`Error::Interrupted`]) as soon as `stop()` is true.
     pub fn stop_when(self, stop: &'a dyn Fn() -> bool) -> Self {
-        Self {
-            stop: Some(stop),
-            ..self
-        }
+        Self { stop: Some(stop), ..self }
     }
 
     fn stopped(&self) -> bool {
@@ -70,11 +66,7 @@ pub enum Error {
     Interrupted,
     /// The child exited unsuccessfully; `detail` is the end of its stderr (or stdout).
     #[error("`{command}` failed ({status}): {detail}")]
-    Failed {
-        command: String,
-        status: ExitStatus,
-        detail: String,
-    },
+    Failed { command: String, status: ExitStatus, detail: String },
 }
 
 /// Runs `command` with stdin from /dev/null (as [`Command::output`] does) and stdout/stderr
@@ -86,10 +78,7 @@ pub fn output(command: &mut Command, limit: Limit) -> Result<Output, Error> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| Error::Start {
-            command: describe(command),
-            source,
-        })?;
+        .map_err(|source| Error::Start { command: describe(command), source })?;
     wait_output(child, &what, limit)
 }
 
@@ -104,11 +93,7 @@ pub fn run(command: &mut Command, limit: Limit) -> Result<String, Error> {
             "" => stdout.trim(),
             msg => msg,
         };
-        return Err(Error::Failed {
-            command: describe(command),
-            status: out.status,
-            detail: last_lines(msg, 6),
-        });
+        return Err(Error::Failed { command: describe(command), status: out.status, detail: last_lines(msg, 6) });
     }
     Ok(stdout)
 }
@@ -121,14 +106,8 @@ pub fn wait_output(mut child: Child, what: &str, limit: Limit) -> Result<Output,
     let (tx, rx) = mpsc::channel();
     let mut readers = 0;
     let streams: [Option<Box<dyn Read + Send>>; 2] = [
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>),
+        child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>),
     ];
     for (index, stream) in streams.into_iter().enumerate() {
         let Some(mut stream) = stream else { continue };
@@ -148,10 +127,7 @@ pub fn wait_output(mut child: Child, what: &str, limit: Limit) -> Result<Output,
         if limit.stopped() {
             Some(Error::Interrupted)
         } else if left(limit).is_zero() {
-            Some(Error::TimedOut {
-                what: what.to_owned(),
-                timeout: limit.timeout,
-            })
+            Some(Error::TimedOut { what: what.to_owned(), timeout: limit.timeout })
         } else {
             None
         }
@@ -166,10 +142,7 @@ pub fn wait_output(mut child: Child, what: &str, limit: Limit) -> Result<Output,
             Ok(None) => {}
             Err(source) => {
                 kill_child(&mut child);
-                return Err(Error::Wait {
-                    what: what.to_owned(),
-                    source,
-                });
+                return Err(Error::Wait { what: what.to_owned(), source });
             }
         }
         if let Some(err) = over(&limit) {
@@ -196,9 +169,7 @@ pub fn wait_output(mut child: Child, what: &str, limit: Limit) -> Result<Output,
                 readers -= 1;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => match over(&limit) {
-                Some(Error::TimedOut { what, timeout }) => {
-                    return Err(Error::OutputOpen { what, timeout })
-                }
+                Some(Error::TimedOut { what, timeout }) => return Err(Error::OutputOpen { what, timeout }),
                 Some(err) => return Err(err),
                 None => {}
             },
@@ -207,11 +178,7 @@ pub fn wait_output(mut child: Child, what: &str, limit: Limit) -> Result<Output,
         }
     }
     let [stdout, stderr] = captured;
-    Ok(Output {
-        status,
-        stdout,
-        stderr,
-    })
+    Ok(Output { status, stdout, stderr })
 }
 
 fn last_lines(s: &str, n: usize) -> String {
@@ -236,21 +203,12 @@ mod tests {
 
     #[test]
     fn run_returns_stdout_and_reports_failures_with_their_stderr() {
-        assert_eq!(
-            run(&mut sh("echo hi; echo noise >&2"), LONG).unwrap(),
-            "hi\n"
-        );
+        assert_eq!(run(&mut sh("echo hi; echo noise >&2"), LONG).unwrap(), "hi\n");
         let err = run(&mut sh("echo out; echo oops >&2; exit 3"), LONG).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "`sh -c echo out; echo oops >&2; exit 3` failed (exit status: 3): oops"
-        );
+        assert_eq!(err.to_string(), "`sh -c echo out; echo oops >&2; exit 3` failed (exit status: 3): oops");
         // Without stderr, the end of stdout (the last 6 lines, on one line).
         let err = run(&mut sh("seq 1 10; exit 1"), LONG).unwrap_err();
-        assert!(
-            err.to_string().ends_with("): 5 | 6 | 7 | 8 | 9 | 10"),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with("): 5 | 6 | 7 | 8 | 9 | 10"), "{err}");
     }
 
     #[test]
@@ -289,9 +247,7 @@ mod tests {
             };
             let _ = std::fs::remove_file(pidfile);
             let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap();
-            Self(Some(
-                Process::open_checked(pid, |p| comm(p).trim() == "sleep").expect("the sleep"),
-            ))
+            Self(Some(Process::open_checked(pid, |p| comm(p).trim() == "sleep").expect("the sleep")))
         }
     }
 
@@ -315,12 +271,7 @@ mod tests {
         let file = pidfile("timeout");
         let script = format!("sleep 30 & echo $! > {}; exec sleep 30", file.display());
         let mut command = sh(&script);
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let own = Process::open(child.id()).unwrap();
         let started = Instant::now();
         let err = wait_output(child, "the shell", Limit::new(Duration::from_millis(500)));
@@ -331,10 +282,7 @@ mod tests {
         assert!(took < Duration::from_secs(5), "took {took:?}");
         assert!(!own.is_alive(), "the child itself was not killed");
         let sleeper = background.0.as_ref().unwrap();
-        assert!(
-            sleeper.is_alive(),
-            "a process the child started was killed too"
-        );
+        assert!(sleeper.is_alive(), "a process the child started was killed too");
     }
 
     #[test]
@@ -352,20 +300,14 @@ mod tests {
     fn the_stop_condition_ends_the_child() {
         let stop = || true;
         let started = Instant::now();
-        let err = output(
-            Command::new("sleep").arg("30"),
-            Limit::new(Duration::from_secs(30)).stop_when(&stop),
-        )
-        .unwrap_err();
+        let err =
+            output(Command::new("sleep").arg("30"), Limit::new(Duration::from_secs(30)).stop_when(&stop)).unwrap_err();
         assert!(matches!(err, Error::Interrupted), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
     fn no_time_bound_with_duration_max() {
-        assert_eq!(
-            run(&mut sh("echo x"), Limit::new(Duration::MAX)).unwrap(),
-            "x\n"
-        );
+        assert_eq!(run(&mut sh("echo x"), Limit::new(Duration::MAX)).unwrap(), "x\n");
     }
 }

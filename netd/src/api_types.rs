@@ -166,18 +166,8 @@ pub struct DropCount {
 
 impl From<crate::datapath::DropStat> for DropCount {
     fn from(d: crate::datapath::DropStat) -> Self {
-        let crate::datapath::DropStat {
-            reason,
-            code,
-            packets,
-            bytes,
-        } = d;
-        DropCount {
-            reason,
-            code,
-            packets,
-            bytes,
-        }
+        let crate::datapath::DropStat { reason, code, packets, bytes } = d;
+        DropCount { reason, code, packets, bytes }
     }
 }
 
@@ -441,9 +431,7 @@ mod tests {
 
     /// Serializes and reads back: the value must come back equal, and serialize to the same
     /// text (maps keep their order).
-    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
-        value: T,
-    ) -> String {
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: T) -> String {
         let json = serde_json::to_string(&value).unwrap();
         let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
         assert_eq!(back, value, "{json}");
@@ -483,24 +471,15 @@ mod tests {
             ip: Some(Ipv4Addr::new(10, 9, 0, 6)),
             aliases: vec!["b".into()],
         });
-        round_trip(DisconnectRequest {
-            container: "c".into(),
-            force: true,
-        });
+        round_trip(DisconnectRequest { container: "c".into(), force: true });
         round_trip(RemoveContainer { force: true });
         assert_eq!(round_trip(StopContainer {}), "{}");
         assert_eq!(round_trip(Empty {}), "{}");
         // The query string form of `rm`'s options, as the client sends and axum reads it.
         let query = serde_urlencoded::to_string(RemoveContainer { force: true }).unwrap();
         assert_eq!(query, "force=true");
-        assert_eq!(
-            serde_urlencoded::from_str::<RemoveContainer>(&query).unwrap(),
-            RemoveContainer { force: true }
-        );
-        assert_eq!(
-            serde_urlencoded::from_str::<RemoveContainer>("").unwrap(),
-            RemoveContainer { force: false }
-        );
+        assert_eq!(serde_urlencoded::from_str::<RemoveContainer>(&query).unwrap(), RemoveContainer { force: true });
+        assert_eq!(serde_urlencoded::from_str::<RemoveContainer>("").unwrap(), RemoveContainer { force: false });
     }
 
     #[test]
@@ -508,40 +487,18 @@ mod tests {
         let run: RunContainer = serde_json::from_str("{}").unwrap();
         assert_eq!(run, RunContainer::default());
         let create: CreateNetwork = serde_json::from_str(r#"{"name":"n"}"#).unwrap();
-        assert_eq!(
-            create,
-            CreateNetwork {
-                name: "n".into(),
-                ..Default::default()
-            }
-        );
+        assert_eq!(create, CreateNetwork { name: "n".into(), ..Default::default() });
     }
 
     #[test]
     fn requests_refuse_unknown_and_mistyped_fields() {
-        let unknown =
-            serde_json::from_str::<RunContainer>(r#"{"name":"c","auto_rm":true}"#).unwrap_err();
-        assert!(
-            unknown
-                .to_string()
-                .starts_with("unknown field `auto_rm`, expected one of `name`"),
-            "{unknown}"
-        );
-        let mistyped =
-            serde_json::from_str::<ConnectRequest>(r#"{"container":"c","ip":"10.0.0.300"}"#)
-                .unwrap_err();
-        assert!(
-            mistyped.to_string().contains("invalid IPv4 address syntax"),
-            "{mistyped}"
-        );
+        let unknown = serde_json::from_str::<RunContainer>(r#"{"name":"c","auto_rm":true}"#).unwrap_err();
+        assert!(unknown.to_string().starts_with("unknown field `auto_rm`, expected one of `name`"), "{unknown}");
+        let mistyped = serde_json::from_str::<ConnectRequest>(r#"{"container":"c","ip":"10.0.0.300"}"#).unwrap_err();
+        assert!(mistyped.to_string().contains("invalid IPv4 address syntax"), "{mistyped}");
         assert!(serde_json::from_str::<CreateNetwork>(r#"{"name":"n","internal":"yes"}"#).is_err());
-        assert!(
-            serde_json::from_str::<CreateNetwork>(r#"{"driver":"bridge"}"#).is_err(),
-            "name is required"
-        );
-        assert!(
-            serde_json::from_str::<DisconnectRequest>(r#"{"container":"c","forse":true}"#).is_err()
-        );
+        assert!(serde_json::from_str::<CreateNetwork>(r#"{"driver":"bridge"}"#).is_err(), "name is required");
+        assert!(serde_json::from_str::<DisconnectRequest>(r#"{"container":"c","forse":true}"#).is_err());
         assert!(serde_json::from_str::<StopContainer>(r#"{"t":10}"#).is_err());
         assert!(serde_json::from_str::<Empty>(r#"{"x":1}"#).is_err());
         assert!(serde_urlencoded::from_str::<RemoveContainer>("forse=true").is_err());
@@ -550,40 +507,12 @@ mod tests {
 
     #[test]
     fn responses_round_trip_and_accept_unknown_fields() {
-        assert_eq!(
-            round_trip(Removed {
-                name: "n".into(),
-                id: "i".into()
-            }),
-            r#"{"Name":"n","Id":"i"}"#
-        );
-        assert_eq!(
-            round_trip(ErrorResponse {
-                message: "m".into()
-            }),
-            r#"{"message":"m"}"#
-        );
-        let stats = Stats {
-            drops: vec![DropCount {
-                reason: "isolation".into(),
-                code: 3,
-                packets: 7,
-                bytes: 420,
-            }],
-        };
-        assert_eq!(
-            round_trip(stats),
-            r#"{"drops":[{"reason":"isolation","code":3,"packets":7,"bytes":420}]}"#
-        );
-        let newer: Removed =
-            serde_json::from_str(r#"{"Name":"n","Id":"i","Warnings":[]}"#).unwrap();
-        assert_eq!(
-            newer,
-            Removed {
-                name: "n".into(),
-                id: "i".into()
-            }
-        );
+        assert_eq!(round_trip(Removed { name: "n".into(), id: "i".into() }), r#"{"Name":"n","Id":"i"}"#);
+        assert_eq!(round_trip(ErrorResponse { message: "m".into() }), r#"{"message":"m"}"#);
+        let stats = Stats { drops: vec![DropCount { reason: "isolation".into(), code: 3, packets: 7, bytes: 420 }] };
+        assert_eq!(round_trip(stats), r#"{"drops":[{"reason":"isolation","code":3,"packets":7,"bytes":420}]}"#);
+        let newer: Removed = serde_json::from_str(r#"{"Name":"n","Id":"i","Warnings":[]}"#).unwrap();
+        assert_eq!(newer, Removed { name: "n".into(), id: "i".into() });
     }
 
     #[test]
@@ -600,22 +529,13 @@ mod tests {
                 }],
                 ..Default::default()
             },
-            containers: [(
-                "c".to_string(),
-                NetworkMember {
-                    name: "one".into(),
-                    ..Default::default()
-                },
-            )]
-            .into(),
+            containers: [("c".to_string(), NetworkMember { name: "one".into(), ..Default::default() })].into(),
             labels: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
         round_trip(network);
         let settings = EndpointSettings {
-            ipam_config: Some(EndpointIpamConfig {
-                ipv4_address: "10.9.0.5".into(),
-            }),
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: "10.9.0.5".into() }),
             aliases: Some(vec!["a".into()]),
             dns_names: Some(vec!["one".into()]),
             ..Default::default()
@@ -623,31 +543,18 @@ mod tests {
         let container = ContainerView {
             id: "c".into(),
             args: vec!["9".into()],
-            state: ContainerState {
-                running: true,
-                pid: 42,
-                ..Default::default()
-            },
-            host_config: HostConfig {
-                dns: vec!["10.0.0.2".parse().unwrap()],
-                ..Default::default()
-            },
+            state: ContainerState { running: true, pid: 42, ..Default::default() },
+            host_config: HostConfig { dns: vec!["10.0.0.2".parse().unwrap()], ..Default::default() },
             network_settings: NetworkSettings {
                 ports: [(
                     "80/tcp".to_string(),
-                    vec![PortBinding {
-                        host_ip: "0.0.0.0".into(),
-                        host_port: "8080".into(),
-                    }],
+                    vec![PortBinding { host_ip: "0.0.0.0".into(), host_port: "8080".into() }],
                 )]
                 .into(),
                 // Not in alphabetical order: the order of attachment is kept.
-                networks: [
-                    ("z".to_string(), settings),
-                    ("a".to_string(), EndpointSettings::default()),
-                ]
-                .into_iter()
-                .collect(),
+                networks: [("z".to_string(), settings), ("a".to_string(), EndpointSettings::default())]
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             },
             ..Default::default()

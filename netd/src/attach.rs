@@ -130,7 +130,8 @@ async fn receive_request(stream: &UnixStream) -> io::Result<(AttachRequest, Vec<
         match stream.try_io(tokio::io::Interest::READABLE, || receive_with_fds(stream.as_raw_fd())) {
             Ok((bytes, fds)) => {
                 let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-                let request = serde_json::from_slice(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let request =
+                    serde_json::from_slice(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 return Ok((request, fds));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -175,8 +176,14 @@ pub fn run_attached(api_socket: &Path, container_id: &str) -> anyhow::Result<i32
     let mut request = serde_json::to_vec(&AttachRequest { container: container_id.to_string() })?;
     request.push(b'\n');
     let stdio = [0, 1, 2];
-    sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&request)], &[ControlMessage::ScmRights(&stdio)], MsgFlags::empty(), None)
-        .context("pass the terminal to the netd daemon")?;
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(&request)],
+        &[ControlMessage::ScmRights(&stdio)],
+        MsgFlags::empty(),
+        None,
+    )
+    .context("pass the terminal to the netd daemon")?;
     forward_signals(forwarded, stream.try_clone()?);
     let lost = || anyhow!("Error response from daemon: the netd daemon closed the attach connection");
     for line in BufReader::new(stream).lines() {

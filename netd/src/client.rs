@@ -117,7 +117,12 @@ impl Client {
         self.request(Method::DELETE, path, None).await
     }
 
-    async fn request<R: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<R> {
+    async fn request<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<R> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|_| {
             anyhow!(
                 "Cannot connect to the netd daemon at unix://{}. Is the netd daemon running?",

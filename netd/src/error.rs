@@ -20,7 +20,9 @@ pub enum Error {
     ContainerExists { name: String, id: String },
     #[error("Pool overlaps with other one on this address space")]
     PoolOverlap,
-    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
+    #[error(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    )]
     PoolsExhausted,
     #[error("invalid subnet {0}")]
     InvalidSubnet(String),
@@ -68,7 +70,9 @@ pub enum Error {
     AddHostAddress(String),
     #[error("container cannot be connected to multiple networks with one of the networks in private (none) mode")]
     NoneModeExclusive,
-    #[error("container sharing network namespace with another container or host cannot be connected to any other network")]
+    #[error(
+        "container sharing network namespace with another container or host cannot be connected to any other network"
+    )]
     SharedNetwork,
     #[error("container cannot be disconnected from host network or connected to host network")]
     HostNetworkConflict,

@@ -25,4 +25,3 @@ pub use daemon::{
 pub mod error;
 pub mod model;
 pub mod process;
-

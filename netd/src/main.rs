@@ -34,10 +34,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         command => {
             let socket = cli.socket.unwrap_or_else(|| PathBuf::from(cli::DEFAULT_SOCKET));
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(cli::run(command, socket))
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(cli::run(command, socket))
         }
     }
 }

@@ -2,12 +2,7 @@
 //! `netd __enter ...`, a fresh single-threaded process that enters the container (netns, a
 //! private mount namespace with the container's /etc files, UTS) and then execs the command.
 //! `netd exec` uses the same entry.
-use std::{
-    ffi::CString,
-    fs::File,
-    os::fd::AsFd,
-    path::Path,
-};
+use std::{ffi::CString, fs::File, os::fd::AsFd, path::Path};
 
 use nix::{
     mount::{mount, MsFlags},
@@ -38,11 +33,7 @@ pub struct EnterArgs {
 impl EnterArgs {
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec!["__enter".to_string(), "--netns".into(), self.netns.clone()];
-        for (flag, value) in [
-            ("--hosts", &self.hosts),
-            ("--resolv", &self.resolv),
-            ("--hostname", &self.hostname),
-        ] {
+        for (flag, value) in [("--hosts", &self.hosts), ("--resolv", &self.resolv), ("--hostname", &self.hostname)] {
             if let Some(v) = value {
                 args.push(flag.into());
                 args.push(v.clone());

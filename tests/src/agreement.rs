@@ -100,7 +100,8 @@ pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
     assert_eq!(unreachable, r.subnets, "{}", ctx("unreachable routes vs network subnets"));
     assert_eq!(host_routes, r.endpoint_ips, "{}", ctx("/32 routes vs endpoint addresses"));
 
-    let addrs: Value = serde_json::from_str(&host.in_host_ok(&["ip", "-j", "-4", "addr", "show", "dev", "lo"])).unwrap();
+    let addrs: Value =
+        serde_json::from_str(&host.in_host_ok(&["ip", "-j", "-4", "addr", "show", "dev", "lo"])).unwrap();
     let gateways: BTreeSet<String> = addrs[0]["addr_info"]
         .as_array()
         .unwrap()
@@ -110,15 +111,29 @@ pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
         .collect();
     assert_eq!(gateways, r.gateways, "{}", ctx("gateway addresses on lo vs networks"));
 
-    assert_eq!(dir_names(&host.run_dir().join("netns")), r.netns_mounts, "{}", ctx("netns mounts vs running containers"));
-    assert_eq!(dir_names(&host.run_dir().join("containers")), r.container_ids, "{}", ctx("per-container files vs containers"));
+    assert_eq!(
+        dir_names(&host.run_dir().join("netns")),
+        r.netns_mounts,
+        "{}",
+        ctx("netns mounts vs running containers")
+    );
+    assert_eq!(
+        dir_names(&host.run_dir().join("containers")),
+        r.container_ids,
+        "{}",
+        ctx("per-container files vs containers")
+    );
 
     // Processes: each running command is alive and in its container's cgroup, and no process
     // of a container command runs anywhere else.
     for (pid, id) in &r.processes {
         let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .unwrap_or_else(|_| panic!("{}", ctx(&format!("container {id} reports pid {pid}, which is gone"))));
-        assert!(cgroup.lines().any(|l| l.starts_with("0::") && l.ends_with(&format!("/{id}"))), "{}", ctx(&format!("pid {pid} is not in container {id}'s cgroup: {cgroup}")));
+        assert!(
+            cgroup.lines().any(|l| l.starts_with("0::") && l.ends_with(&format!("/{id}"))),
+            "{}",
+            ctx(&format!("pid {pid} is not in container {id}'s cgroup: {cgroup}"))
+        );
     }
     let marked = processes_with(marker);
     let mut expected: Vec<u32> = r.processes.iter().map(|(pid, _)| *pid).collect();

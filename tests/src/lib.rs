@@ -253,7 +253,11 @@ impl TestHost {
     /// Runs the CLI and asserts failure; returns stderr (one line, trimmed).
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.netd(args);
-        assert!(!out.status.success(), "netd {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "netd {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).unwrap().trim().to_string()
     }
 
@@ -357,7 +361,8 @@ impl Drop for TestHost {
 
 /// Runs a command and asserts success.
 pub fn sh(cmd: &[&str]) -> String {
-    let out = netd_cmd::output(Command::new(cmd[0]).args(&cmd[1..]), LIMIT).unwrap_or_else(|e| panic!("{cmd:?}: {}", why(&e)));
+    let out = netd_cmd::output(Command::new(cmd[0]).args(&cmd[1..]), LIMIT)
+        .unwrap_or_else(|e| panic!("{cmd:?}: {}", why(&e)));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -44,10 +44,7 @@ fn run_forms_ps_inspect_stop_start_and_rm() {
     assert_eq!(one["Config"]["Hostname"], &one["Id"].as_str().unwrap()[..12]);
     // The command really runs in the container's netns, with its environment.
     let pid = one["State"]["Pid"].as_u64().unwrap();
-    assert_eq!(
-        netns_inode(Path::new(&format!("/proc/{pid}/ns/net"))),
-        netns_inode(&host.container_netns("one"))
-    );
+    assert_eq!(netns_inode(Path::new(&format!("/proc/{pid}/ns/net"))), netns_inode(&host.container_netns("one")));
     assert_eq!(host.ok(&["exec", "one", "sh", "-c", "echo $GREETING"]), "hello world\n");
     assert_eq!(host.ok(&["exec", "-e", "X=1", "one", "--", "sh", "-c", "echo $X $GREETING"]), "1 hello world\n");
     assert_eq!(host.ok(&["exec", "one", "hostname"]).trim(), &one["Id"].as_str().unwrap()[..12]);
@@ -61,7 +58,8 @@ fn run_forms_ps_inspect_stop_start_and_rm() {
     let ps = host.ok(&["ps"]);
     let lines: Vec<&str> = ps.lines().collect();
     let header = lines[0];
-    for (col, next) in [("CONTAINER ID", "IMAGE"), ("IMAGE", "COMMAND"), ("COMMAND", "CREATED"), ("CREATED", "STATUS")] {
+    for (col, next) in [("CONTAINER ID", "IMAGE"), ("IMAGE", "COMMAND"), ("COMMAND", "CREATED"), ("CREATED", "STATUS")]
+    {
         let (a, b) = (header.find(col).unwrap(), header.find(next).unwrap());
         assert!(a < b, "{col} before {next} in {header:?}");
     }
@@ -76,7 +74,10 @@ fn run_forms_ps_inspect_stop_start_and_rm() {
     let web_row = lines.iter().find(|l| l.ends_with(" web")).unwrap();
     assert!(web_row.contains("   nginx     \"\"   "), "{web_row}");
     assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 4);
-    assert_eq!(host.ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.Command}} {{.State}}"]).lines().nth(2), Some("one busybox \"sleep 600\" running"));
+    assert_eq!(
+        host.ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.Command}} {{.State}}"]).lines().nth(2),
+        Some("one busybox \"sleep 600\" running")
+    );
     let json_line: Value = serde_json::from_str(host.ok(&["ps", "--format", "json"]).lines().next().unwrap()).unwrap();
     assert_eq!(json_line["Names"], anon_name.as_str());
     assert_eq!(json_line["Networks"], "bridge");
@@ -125,7 +126,8 @@ fn attached_interactive_and_auto_removed_runs() {
     host.ok(&["run", "-d", "--name", "target", "--network", "att", "--ip", "10.70.0.9"]);
 
     // Attached: the command's output and exit code come back; the container then stops.
-    let out = host.ok(&["run", "--name", "pinger", "--network", "att", "busybox", "ping", "-c", "1", "-W", "2", "10.70.0.9"]);
+    let out =
+        host.ok(&["run", "--name", "pinger", "--network", "att", "busybox", "ping", "-c", "1", "-W", "2", "10.70.0.9"]);
     assert!(out.contains("1 received"), "{out}");
     let p = &host.json(&["inspect", "pinger"])[0];
     assert_eq!((&p["State"]["Status"], &p["State"]["ExitCode"]), (&"exited".into(), &0.into()));
@@ -134,14 +136,27 @@ fn attached_interactive_and_auto_removed_runs() {
     assert_eq!(host.json(&["inspect", "failing"])[0]["State"]["ExitCode"], 7);
 
     // --hostname: the command's hostname and the container's /etc/hosts.
-    let out = host.ok(&["run", "--rm", "--hostname", "myhost", "--network", "att", "--", "sh", "-c", "hostname; cat /etc/hosts"]);
+    let out = host.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "myhost",
+        "--network",
+        "att",
+        "--",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hosts",
+    ]);
     assert!(out.starts_with("myhost\n"), "{out}");
     assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.70.0.2", "myhost"]), "{out}");
 
     // Interactive (-it, no CMD): a shell reading stdin, in the container's netns — here the
     // seed's `run -it --network none` that shows only `lo`; --rm removes it afterwards.
-    let (code, out, _) =
-        host.netd_with_stdin(&["run", "-it", "--rm", "--name", "shell", "--network", "none", "ubuntu:14.04"], "ip -o link\nexit 3\n");
+    let (code, out, _) = host.netd_with_stdin(
+        &["run", "-it", "--rm", "--name", "shell", "--network", "none", "ubuntu:14.04"],
+        "ip -o link\nexit 3\n",
+    );
     assert_eq!(code, 3);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains(": lo:"), "{out}");
@@ -269,7 +284,9 @@ fn container_mode_follows_its_target() {
     assert_eq!(nets.as_object().unwrap().keys().collect::<Vec<_>>(), ["bridge"]);
 
     // The target cannot go while shared; once the sharers are gone it can.
-    assert!(host.fails(&["rm", "-f", "sourcecontainer"]).contains("its network namespace is in use by proc, targetcontainer"));
+    assert!(host
+        .fails(&["rm", "-f", "sourcecontainer"])
+        .contains("its network namespace is in use by proc, targetcontainer"));
     host.ok(&["rm", "-f", "proc", "targetcontainer"]);
     host.ok(&["rm", "-f", "sourcecontainer"]);
     assert_eq!(host.ok(&["ps", "-aq"]), "");

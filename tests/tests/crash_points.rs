@@ -4,11 +4,10 @@
 //! and the processes agree exactly, and the daemon keeps working.
 use std::{
     os::unix::process::ExitStatusExt,
+    process::{Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
-
-use std::process::{Command, Stdio};
 
 use netd_tests::{agreement::assert_store_and_kernel_agree, netd_bin, TestHost};
 use nix::sys::signal::Signal;
@@ -60,7 +59,12 @@ fn crash_and_recover(point: &str, args: &[&str]) {
         .unwrap();
     assert!(!status.success(), "netd {args:?} succeeded although the daemon was to die at {point}");
     let status = host.wait_daemon_exit(Duration::from_secs(30));
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "the daemon did not die at {point}: {status}\n{}", host.daemon_log());
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the daemon did not die at {point}: {status}\n{}",
+        host.daemon_log()
+    );
     host.start_daemon();
     assert_store_and_kernel_agree(&host, &sleep);
     // Still fully working: a new network and container, then everything removed.

@@ -25,7 +25,10 @@ fn network_errors_are_dockers_and_change_nothing() {
         &["network", "create", "bad name"],
         "Error response from daemon: Invalid name \"bad name\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
     );
-    host.fails_cleanly(&["network", "create", "-d", "overlay", "ov"], "Error response from daemon: plugin \"overlay\" not found");
+    host.fails_cleanly(
+        &["network", "create", "-d", "overlay", "ov"],
+        "Error response from daemon: plugin \"overlay\" not found",
+    );
     host.fails_cleanly(
         &["network", "create", "-d", "host", "h2"],
         "Error response from daemon: only one instance of \"host\" network is allowed",
@@ -33,7 +36,10 @@ fn network_errors_are_dockers_and_change_nothing() {
 
     // Invalid CIDRs; gateway and ip-range outside the subnet.
     for bad in ["10.0.0.0/33", "nonsense", "300.1.0.0/16", "10.1.0.0"] {
-        host.fails_cleanly(&["network", "create", "--subnet", bad, "bad"], &format!("Error response from daemon: invalid subnet {bad}"));
+        host.fails_cleanly(
+            &["network", "create", "--subnet", bad, "bad"],
+            &format!("Error response from daemon: invalid subnet {bad}"),
+        );
     }
     host.fails_cleanly(
         &["network", "create", "--subnet", "10.81.0.0/24", "--gateway", "10.82.0.1", "bad"],
@@ -70,7 +76,10 @@ fn network_errors_are_dockers_and_change_nothing() {
     }
 
     // The predefined networks stay; a network with endpoints stays.
-    host.fails_cleanly(&["network", "rm", "bridge"], "Error response from daemon: bridge is a pre-defined network and cannot be removed");
+    host.fails_cleanly(
+        &["network", "rm", "bridge"],
+        "Error response from daemon: bridge is a pre-defined network and cannot be removed",
+    );
     host.fails_cleanly(
         &["network", "rm", "en"],
         &format!("Error response from daemon: error while removing network: network en id {en} has active endpoints"),
@@ -98,8 +107,14 @@ fn address_errors_are_dockers_and_change_nothing() {
 
     // --ip taken (by a container, or the gateway) or outside the subnet.
     for taken in ["10.80.0.10", "10.80.0.1"] {
-        host.fails_cleanly(&["run", "-d", "--name", "x", "--network", "en", "--ip", taken], "Error response from daemon: Address already in use");
-        host.fails_cleanly(&["network", "connect", "--ip", taken, "en", "c2"], "Error response from daemon: Address already in use");
+        host.fails_cleanly(
+            &["run", "-d", "--name", "x", "--network", "en", "--ip", taken],
+            "Error response from daemon: Address already in use",
+        );
+        host.fails_cleanly(
+            &["network", "connect", "--ip", taken, "en", "c2"],
+            "Error response from daemon: Address already in use",
+        );
     }
     host.fails_cleanly(
         &["run", "-d", "--name", "x", "--network", "en", "--ip", "10.81.0.5"],
@@ -132,7 +147,9 @@ fn address_errors_are_dockers_and_change_nothing() {
     let tiny = id_of(&host, &["network", "inspect", "tiny"]);
     host.ok(&["run", "-d", "--name", "t1", "--network", "tiny"]);
     assert_eq!(host.ip_of("t1", "tiny"), "10.90.0.2");
-    let exhausted = format!("Error response from daemon: no available IPv4 addresses on this network's address pools: tiny ({tiny})");
+    let exhausted = format!(
+        "Error response from daemon: no available IPv4 addresses on this network's address pools: tiny ({tiny})"
+    );
     host.fails_cleanly(&["run", "-d", "--name", "t2", "--network", "tiny"], &exhausted);
     host.fails_cleanly(&["network", "connect", "tiny", "c2"], &exhausted);
     // The address comes back when its container goes.
@@ -201,26 +218,42 @@ fn container_errors_are_dockers_and_change_nothing() {
     let shared = "Error response from daemon: container sharing network namespace with another container or host cannot be connected to any other network";
     host.fails_cleanly(&["network", "connect", "en", "hc"], shared);
     host.fails_cleanly(&["network", "connect", "en", "sc"], shared);
-    let host_net = "Error response from daemon: container cannot be disconnected from host network or connected to host network";
+    let host_net =
+        "Error response from daemon: container cannot be disconnected from host network or connected to host network";
     host.fails_cleanly(&["network", "connect", "host", "c2"], host_net);
     host.fails_cleanly(&["network", "disconnect", "host", "hc"], host_net);
-    host.fails_cleanly(&["run", "-d", "--name", "x", "--network", "host", "--hostname", "h"], "Error response from daemon: conflicting options: hostname and the network mode");
+    host.fails_cleanly(
+        &["run", "-d", "--name", "x", "--network", "host", "--hostname", "h"],
+        "Error response from daemon: conflicting options: hostname and the network mode",
+    );
     host.fails_cleanly(
         &["run", "-d", "--name", "x", "--network", "container:c1", "--hostname", "h"],
         "Error response from daemon: conflicting options: hostname and the network mode",
     );
 
     // Connected twice; disconnected when not connected.
-    host.fails_cleanly(&["network", "connect", "en", "c1"], "Error response from daemon: endpoint with name c1 already exists in network en");
+    host.fails_cleanly(
+        &["network", "connect", "en", "c1"],
+        "Error response from daemon: endpoint with name c1 already exists in network en",
+    );
     host.fails_cleanly(
         &["network", "disconnect", "en", "c2"],
         &format!("Error response from daemon: container {c2} is not connected to network en"),
     );
 
     // Removing what is in use.
-    host.fails_cleanly(&["rm", "c1"], "Error response from daemon: cannot remove container \"/c1\": its network namespace is in use by sc");
-    host.fails_cleanly(&["rm", "-f", "c1"], "Error response from daemon: cannot remove container \"/c1\": its network namespace is in use by sc");
-    host.fails_cleanly(&["stop", "c1"], "Error response from daemon: cannot stop container \"/c1\": its network namespace is in use by sc");
+    host.fails_cleanly(
+        &["rm", "c1"],
+        "Error response from daemon: cannot remove container \"/c1\": its network namespace is in use by sc",
+    );
+    host.fails_cleanly(
+        &["rm", "-f", "c1"],
+        "Error response from daemon: cannot remove container \"/c1\": its network namespace is in use by sc",
+    );
+    host.fails_cleanly(
+        &["stop", "c1"],
+        "Error response from daemon: cannot stop container \"/c1\": its network namespace is in use by sc",
+    );
     host.fails_cleanly(
         &["rm", "busy"],
         "Error response from daemon: cannot remove container \"/busy\": container is running: stop the container before removing or force remove",

@@ -9,8 +9,19 @@ fn links_and_added_hosts_land_in_etc_hosts_and_resolve() {
     let target = host.json(&["inspect", "linktest1"]);
     let id12 = &target[0]["Id"].as_str().unwrap()[..12];
     host.ok(&[
-        "run", "-d", "--name", "linktest2", "--link", "linktest1", "--link", "linktest1:db",
-        "--add-host", "foo.example:10.1.2.3", "--add-host", "gw:host-gateway", "ubuntu:14.04",
+        "run",
+        "-d",
+        "--name",
+        "linktest2",
+        "--link",
+        "linktest1",
+        "--link",
+        "linktest1:db",
+        "--add-host",
+        "foo.example:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "ubuntu:14.04",
     ]);
     let own = host.json(&["inspect", "linktest2"]);
     let own_id12 = &own[0]["Id"].as_str().unwrap()[..12];

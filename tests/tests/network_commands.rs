@@ -32,8 +32,21 @@ fn network_inspect_has_dockers_exact_shape() {
     assert_eq!(
         keys(n),
         [
-            "Name", "Id", "Created", "Scope", "Driver", "EnableIPv6", "IPAM", "Internal", "Attachable", "Ingress",
-            "ConfigFrom", "ConfigOnly", "Containers", "Options", "Labels"
+            "Name",
+            "Id",
+            "Created",
+            "Scope",
+            "Driver",
+            "EnableIPv6",
+            "IPAM",
+            "Internal",
+            "Attachable",
+            "Ingress",
+            "ConfigFrom",
+            "ConfigOnly",
+            "Containers",
+            "Options",
+            "Labels"
         ]
     );
     assert_eq!(n["Id"], id.as_str());
@@ -43,7 +56,15 @@ fn network_inspect_has_dockers_exact_shape() {
         "Created {created}"
     );
     assert_eq!(
-        (&n["Scope"], &n["Driver"], &n["EnableIPv6"], &n["Internal"], &n["Attachable"], &n["Ingress"], &n["ConfigOnly"]),
+        (
+            &n["Scope"],
+            &n["Driver"],
+            &n["EnableIPv6"],
+            &n["Internal"],
+            &n["Attachable"],
+            &n["Ingress"],
+            &n["ConfigOnly"]
+        ),
         (&"local".into(), &"bridge".into(), &false.into(), &false.into(), &false.into(), &false.into(), &false.into())
     );
     assert_eq!(keys(&n["IPAM"]), ["Driver", "Options", "Config"]);
@@ -69,8 +90,20 @@ fn network_inspect_has_dockers_exact_shape() {
 
     // IPRange appears (between Subnet and Gateway) only when set; labels and options show.
     host.ok(&[
-        "network", "create", "--subnet", "172.30.0.0/16", "--ip-range", "172.30.5.0/24", "--gateway", "172.30.5.254",
-        "--label", "env=test", "-o", "com.example.opt=1", "--internal", "ranged",
+        "network",
+        "create",
+        "--subnet",
+        "172.30.0.0/16",
+        "--ip-range",
+        "172.30.5.0/24",
+        "--gateway",
+        "172.30.5.254",
+        "--label",
+        "env=test",
+        "-o",
+        "com.example.opt=1",
+        "--internal",
+        "ranged",
     ]);
     let r = &host.json(&["inspect", "--type", "network", "ranged"])[0];
     assert_eq!(keys(&r["IPAM"]["Config"][0]), ["Subnet", "IPRange", "Gateway"]);
@@ -96,7 +129,10 @@ fn network_inspect_has_dockers_exact_shape() {
     // Several at once, any mix of names and ids; `--format` templates.
     let both = host.json(&["network", "inspect", "my-net", &id[..12], "bridge"]);
     assert_eq!(both.as_array().unwrap().len(), 3);
-    assert_eq!(host.ok(&["network", "inspect", "-f", "{{.Name}} {{.Driver}}", "my-net", "none"]), "my-net bridge\nnone null\n");
+    assert_eq!(
+        host.ok(&["network", "inspect", "-f", "{{.Name}} {{.Driver}}", "my-net", "none"]),
+        "my-net bridge\nnone null\n"
+    );
     assert_eq!(
         host.ok(&["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "ranged"]),
         "172.30.0.0/16\n"
@@ -132,7 +168,10 @@ fn network_ls_rm_and_prune() {
     let json = host.ok(&["network", "ls", "--format", "json"]);
     let first: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(keys(&first), ["CreatedAt", "Driver", "ID", "IPv6", "Internal", "Labels", "Name", "Scope"]);
-    assert_eq!((&first["Name"], &first["IPv6"], &first["Internal"]), (&"bridge".into(), &"false".into(), &"false".into()));
+    assert_eq!(
+        (&first["Name"], &first["IPv6"], &first["Internal"]),
+        (&"bridge".into(), &"false".into(), &"false".into())
+    );
     assert!(first["CreatedAt"].as_str().unwrap().ends_with(" +0000 UTC"), "{first}");
     let net1: Value = serde_json::from_str(json.lines().nth(2).unwrap()).unwrap();
     assert_eq!((&net1["Name"], &net1["Labels"]), (&"net1".into(), &"n=net1".into()));
@@ -156,7 +195,10 @@ fn network_ls_rm_and_prune() {
     host.ok(&["run", "-d", "--name", "c", "--network", "used"]);
     let asked = host.ok(&["network", "prune"]);
     assert!(asked.starts_with("WARNING! This will remove all custom networks not used by at least one container."));
-    assert!(host.ok(&["network", "ls", "-q", "-f", "name=unused"]).lines().count() == 1, "prune without -f removed networks");
+    assert!(
+        host.ok(&["network", "ls", "-q", "-f", "name=unused"]).lines().count() == 1,
+        "prune without -f removed networks"
+    );
     let pruned = host.ok(&["network", "prune", "-f"]);
     assert_eq!(pruned, "Deleted Networks:\nnet10\nunused\n");
     let names = host.ok(&["network", "ls", "--format", "{{.Name}}"]);
@@ -202,7 +244,11 @@ fn connect_and_disconnect_running_containers() {
 
     // Disconnecting the first network moves the default route to the next one.
     host.ok(&["network", "disconnect", "bridge", "web"]);
-    assert!(container_routes(&host, "web").starts_with("default via 172.18.0.1 dev eth1"), "{}", container_routes(&host, "web"));
+    assert!(
+        container_routes(&host, "web").starts_with("default via 172.18.0.1 dev eth1"),
+        "{}",
+        container_routes(&host, "web")
+    );
     assert_eq!(host.json(&["network", "inspect", "bridge"])[0]["Containers"], serde_json::json!({}));
     assert_eq!(host.json(&["inspect", "web"])[0]["NetworkSettings"]["IPAddress"], "");
     // -f is accepted; the last network goes too: only lo, no default route.

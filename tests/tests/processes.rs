@@ -26,7 +26,11 @@ fn http_status(host: &TestHost, method: &str, path: &str, body: &str) -> u16 {
     .unwrap();
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
-    reply.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no HTTP status in {reply:?}"))
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {reply:?}"))
 }
 
 fn pid_of(host: &TestHost, name: &str) -> u32 {
@@ -74,7 +78,18 @@ fn the_api_takes_no_pid_and_rm_ends_only_the_containers_processes() {
     let mut bystander = Bystander::start();
     host.ok(&["network", "create", "pr-net"]);
     // The command forks: rm must end both processes, found through the container's cgroup.
-    host.ok(&["run", "-d", "--name", "web", "--network", "pr-net", "--", "sh", "-c", "sleep 600.101 & exec sleep 600.102"]);
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "pr-net",
+        "--",
+        "sh",
+        "-c",
+        "sleep 600.101 & exec sleep 600.102",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while processes_with("600.101").is_empty() {
         assert!(Instant::now() < deadline, "the command's child did not start");
@@ -99,8 +114,9 @@ fn the_api_takes_no_pid_and_rm_ends_only_the_containers_processes() {
 
 #[test]
 fn the_attach_socket_refuses_containers_that_are_not_waiting_for_it() {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let host = TestHost::start();
     host.ok(&["run", "-d", "--name", "busy", "--", "sleep", "600.201"]);
     let main = pid_of(&host, "busy");
@@ -113,8 +129,14 @@ fn the_attach_socket_refuses_containers_that_are_not_waiting_for_it() {
         let s = UnixStream::connect(&attach).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let line = format!("{request}\n");
-        sendmsg::<()>(s.as_raw_fd(), &[std::io::IoSlice::new(line.as_bytes())], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-            .unwrap();
+        sendmsg::<()>(
+            s.as_raw_fd(),
+            &[std::io::IoSlice::new(line.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
         let mut reply = String::new();
         let _ = (&s).read_to_string(&mut reply);
         assert!(reply.contains("\"error\""), "{request} with {} fds: {reply}", fds.len());

@@ -73,7 +73,9 @@ fn seed_000_docker_network() {
 
     assert_eq!(
         host.fails(&["network", "rm", "my-net"]),
-        format!("Error response from daemon: error while removing network: network my-net id {net_id} has active endpoints")
+        format!(
+            "Error response from daemon: error while removing network: network my-net id {net_id} has active endpoints"
+        )
     );
     assert_eq!(host.ok(&["stop", "one", "two"]), "one\ntwo\n");
     assert_eq!(host.ok(&["network", "rm", "my-net"]), "my-net\n");
@@ -108,7 +110,10 @@ fn seed_001_network_structure() {
     host.ok(&["network", "create", "--driver=bridge", "seunghwan-bridge"]);
     assert!(ls_names(&host).contains(&("seunghwan-bridge".into(), "bridge".into(), "local".into())));
     let c = host.ok(&["run", "-d", "--network=seunghwan-bridge", "nginx"]).trim().to_string();
-    assert_eq!(host.json(&["network", "inspect", "seunghwan-bridge"])[0]["Containers"][&c]["IPv4Address"], "172.18.0.2/16");
+    assert_eq!(
+        host.json(&["network", "inspect", "seunghwan-bridge"])[0]["Containers"][&c]["IPv4Address"],
+        "172.18.0.2/16"
+    );
 
     // `docker run -d --network=host nginx`: no ports, no address; the host's interfaces.
     let h = host.ok(&["run", "-d", "--network=host", "nginx"]).trim().to_string();
@@ -118,7 +123,16 @@ fn seed_001_network_structure() {
     assert_eq!(host.ok(&["exec", &n, "ip", "-o", "link"]).lines().count(), 1);
 
     host.ok(&["run", "-it", "-d", "--name", "network_container_1", "ubuntu:18.04"]);
-    host.ok(&["run", "-it", "-d", "--name", "network_container_2", "--net", "container:network_container_1", "ubuntu:18.04"]);
+    host.ok(&[
+        "run",
+        "-it",
+        "-d",
+        "--name",
+        "network_container_2",
+        "--net",
+        "container:network_container_1",
+        "ubuntu:18.04",
+    ]);
     let first = host.ok(&["exec", "network_container_1", "ifconfig", "eth0"]);
     assert_eq!(mac_and_inet(&host.ok(&["exec", "network_container_2", "ifconfig", "eth0"])), mac_and_inet(&first));
     // The interactive container above has exited and released 172.17.0.2.
@@ -147,7 +161,8 @@ fn seed_002_user_defined_bridge() {
 
     host.ok(&["network", "create", "my_bridge"]);
     host.ok(&["run", "-d", "--net=my_bridge", "--name=db", "redis"]);
-    let nets: Value = serde_json::from_str(&host.ok(&["inspect", "--format={{json .NetworkSettings.Networks}}", "db"])).unwrap();
+    let nets: Value =
+        serde_json::from_str(&host.ok(&["inspect", "--format={{json .NetworkSettings.Networks}}", "db"])).unwrap();
     assert_eq!(nets.as_object().unwrap().keys().collect::<Vec<_>>(), ["my_bridge"]);
     assert_eq!(nets["my_bridge"]["IPAddress"], "172.18.0.2");
     assert_eq!(nets["my_bridge"]["Gateway"], "172.18.0.1");
@@ -158,7 +173,8 @@ fn seed_002_user_defined_bridge() {
 
     host.ok(&["network", "connect", "my_bridge", "web"]);
     assert_eq!(host.json(&["network", "inspect", "my_bridge"])[0]["Containers"][&web]["Name"], "web");
-    let ips = host.ok(&["inspect", "--format={{range .NetworkSettings.Networks}}{{split .IPAddress \",\"}}{{end}}", "web"]);
+    let ips =
+        host.ok(&["inspect", "--format={{range .NetworkSettings.Networks}}{{split .IPAddress \",\"}}{{end}}", "web"]);
     assert_eq!(ips, "[172.17.0.2][172.18.0.3]\n");
     // `docker container exec -it db bash` then `ping web`: by the container's name.
     let out = host.ok(&["container", "exec", "-it", "db", "ping", "-c", "2", "-W", "2", "web"]);
@@ -184,11 +200,10 @@ fn seed_003_bridge_host_none_container() {
     let ls = host.ok(&["network", "ls"]);
     let rows: Vec<Vec<&str>> = ls.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(ls.lines().next().unwrap(), "NETWORK ID     NAME      DRIVER    SCOPE");
-    assert_eq!(rows[1..].iter().map(|r| (r[1], r[2], r[3])).collect::<Vec<_>>(), [
-        ("bridge", "bridge", "local"),
-        ("host", "host", "local"),
-        ("none", "null", "local")
-    ]);
+    assert_eq!(
+        rows[1..].iter().map(|r| (r[1], r[2], r[3])).collect::<Vec<_>>(),
+        [("bridge", "bridge", "local"), ("host", "host", "local"), ("none", "null", "local")]
+    );
     let b = &host.json(&["inspect", "--type", "network", "bridge"])[0]["IPAM"];
     assert_eq!(b["Driver"], "default");
     assert_eq!(b["Config"], json!([{ "Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1" }]));
@@ -213,7 +228,14 @@ fn seed_003_bridge_host_none_container() {
 
     // --subnet, --ip-range, --gateway.
     host.ok(&[
-        "network", "create", "--subnet", "172.30.0.0/16", "--ip-range", "172.30.5.0/24", "--gateway", "172.30.5.254",
+        "network",
+        "create",
+        "--subnet",
+        "172.30.0.0/16",
+        "--ip-range",
+        "172.30.5.0/24",
+        "--gateway",
+        "172.30.5.254",
         "rangetest",
     ]);
     host.ok(&["run", "-itd", "--name", "ranged", "--network", "rangetest", "ubuntu:14.04"]);
@@ -222,12 +244,16 @@ fn seed_003_bridge_host_none_container() {
     assert!(host.ok(&["exec", "ranged", "ip", "route"]).starts_with("default via 172.30.5.254 dev eth0"));
 
     // Host: the host's interfaces (its uplink and netd's veths).
-    let (code, out, _) = host.netd_with_stdin(&["run", "-it", "--name", "hostnettest", "--network", "host", "ubuntu:14.04"], "ifconfig -a\n");
+    let (code, out, _) = host.netd_with_stdin(
+        &["run", "-it", "--name", "hostnettest", "--network", "host", "ubuntu:14.04"],
+        "ifconfig -a\n",
+    );
     assert_eq!(code, 0);
     assert!(out.contains("198.51.100.2") && out.contains("nd"), "{out}");
 
     // None: only lo; connecting it later fails with Docker's message.
-    let (code, out, _) = host.netd_with_stdin(&["run", "-it", "--name", "nonetest", "--network", "none", "ubuntu:14.04"], "ifconfig\n");
+    let (code, out, _) =
+        host.netd_with_stdin(&["run", "-it", "--name", "nonetest", "--network", "none", "ubuntu:14.04"], "ifconfig\n");
     assert_eq!(code, 0);
     assert!(out.starts_with("lo:") && !out.contains("eth0"), "{out}");
     assert_eq!(
@@ -244,22 +270,53 @@ fn seed_003_bridge_host_none_container() {
     assert_eq!(mac_and_inet(&tgt), mac_and_inet(&src));
 
     // The MySQL/Node.js experiment: the sharer reaches the target's service on localhost.
-    host.ok(&["run", "-d", "--name", "sqlbridge", "-e", "MYSQL_ROOT_PASSWORD=hoplin1234!", "--network", "bridgetest", "mysql"]);
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sqlbridge",
+        "-e",
+        "MYSQL_ROOT_PASSWORD=hoplin1234!",
+        "--network",
+        "bridgetest",
+        "mysql",
+    ]);
     host.ok(&["run", "-itd", "--name", "nodectn", "--network", "container:sqlbridge", "nodebridge"]);
-    let sandbox = |c: &str| PathBuf::from(host.json(&["inspect", c])[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    let sandbox =
+        |c: &str| PathBuf::from(host.json(&["inspect", c])[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
     assert_eq!(tcp_exchange(&sandbox("sqlbridge"), &sandbox("nodectn"), "127.0.0.1", 3306, "select 1+1"), "SELECT 1+1");
     assert_eq!(host.ok(&["exec", "sqlbridge", "printenv", "MYSQL_ROOT_PASSWORD"]), "hoplin1234!\n");
 
     // Aliases on a user network, resolved by the embedded DNS at 127.0.0.11.
-    host.ok(&["run", "--name", "bridgeredis", "--network", "bridgetest", "--network-alias", "rediss", "-d", "arm64v8/redis"]);
+    host.ok(&[
+        "run",
+        "--name",
+        "bridgeredis",
+        "--network",
+        "bridgetest",
+        "--network-alias",
+        "rediss",
+        "-d",
+        "arm64v8/redis",
+    ]);
     let sql = host.ok(&[
-        "run", "-d", "-e", "MYSQL_ROOT_PASSWORD=hoplin1234!", "-e", "MYSQL_ROOT_HOST=%", "--network", "bridgetest",
-        "--network-alias", "sqll", "mysql",
+        "run",
+        "-d",
+        "-e",
+        "MYSQL_ROOT_PASSWORD=hoplin1234!",
+        "-e",
+        "MYSQL_ROOT_HOST=%",
+        "--network",
+        "bridgetest",
+        "--network-alias",
+        "sqll",
+        "mysql",
     ]);
     let sql = sql.trim();
     host.ok(&["rm", "-f", "nodectn"]);
     host.ok(&["run", "-itd", "--name", "nodectn", "--network", "bridgetest", "--net-alias", "nodesql", "nodebridge"]);
-    let aliases = |c: &str| host.json(&["inspect", c])[0]["NetworkSettings"]["Networks"]["bridgetest"]["Aliases"].clone();
+    let aliases =
+        |c: &str| host.json(&["inspect", c])[0]["NetworkSettings"]["Networks"]["bridgetest"]["Aliases"].clone();
     assert_eq!(aliases("bridgeredis"), json!(["rediss"]));
     assert_eq!(aliases("nodectn"), json!(["nodesql"]));
     // `dig sqll` / `dig rediss` in nodectn: the aliased containers' addresses, from 127.0.0.11.

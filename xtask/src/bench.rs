@@ -13,9 +13,6 @@ pub fn run(bench_args: &[OsString]) -> Result<()> {
     let netd = build::run()?;
     run_step_waiting(
         "bench",
-        paths::cargo()
-            .args(["run", "--release", "-p", "netd-bench", "--"])
-            .args(bench_args)
-            .env("NETD_BIN", netd),
+        paths::cargo().args(["run", "--release", "-p", "netd-bench", "--"]).args(bench_args).env("NETD_BIN", netd),
     )
 }

@@ -12,11 +12,7 @@ use std::{ffi::OsString, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    bin_name = "cargo xtask",
-    about = "Set up, build, run, test and benchmark netd"
-)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Set up, build, run, test and benchmark netd")]
 struct Cli {
     #[command(subcommand)]
     command: Task,
@@ -74,9 +70,7 @@ mod tests {
     use super::*;
 
     fn parse(argv: &[&str]) -> Task {
-        Cli::try_parse_from(std::iter::once("xtask").chain(argv.iter().copied()))
-            .expect("arguments parse")
-            .command
+        Cli::try_parse_from(std::iter::once("xtask").chain(argv.iter().copied())).expect("arguments parse").command
     }
 
     fn forwarded(task: Task) -> Vec<String> {
@@ -95,14 +89,8 @@ mod tests {
 
     #[test]
     fn forwards_flags_without_double_dash() {
-        assert_eq!(
-            forwarded(parse(&["bench", "--rounds", "5"])),
-            ["--rounds", "5"]
-        );
-        assert_eq!(
-            forwarded(parse(&["run", "--uplink", "eth0"])),
-            ["--uplink", "eth0"]
-        );
+        assert_eq!(forwarded(parse(&["bench", "--rounds", "5"])), ["--rounds", "5"]);
+        assert_eq!(forwarded(parse(&["run", "--uplink", "eth0"])), ["--uplink", "eth0"]);
     }
 
     #[test]

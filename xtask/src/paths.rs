@@ -24,9 +24,7 @@ pub fn cargo_bin_dir() -> Option<PathBuf> {
 
 /// `$PATH` with `extra` directories in front of it (those not already on it).
 pub fn path_with(extra: &[PathBuf]) -> OsString {
-    let current: Vec<PathBuf> = env::var_os("PATH")
-        .map(|path| env::split_paths(&path).collect())
-        .unwrap_or_default();
+    let current: Vec<PathBuf> = env::var_os("PATH").map(|path| env::split_paths(&path).collect()).unwrap_or_default();
     let missing = extra.iter().filter(|dir| !current.contains(dir)).cloned();
     let joined: Vec<PathBuf> = missing.chain(current.iter().cloned()).collect();
     env::join_paths(joined).expect("PATH entries never contain ':'")

@@ -1,9 +1,11 @@
 //! Running child commands as named steps, and turning their failures into exit codes.
 //! Describing and bounding commands is `netd_cmd`'s: steps here run with the terminal, as
 //! long as they take (a build, the test suite, the bench).
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitCode, ExitStatus};
-use std::time::Duration;
+use std::{
+    os::unix::process::ExitStatusExt,
+    process::{Command, ExitCode, ExitStatus},
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 use netd_cmd::describe;
@@ -20,17 +22,11 @@ pub struct StepFailed {
 /// exits 0.
 pub fn run_step(step: &str, command: &mut Command) -> Result<()> {
     println!("[xtask] {step}: `{}`", describe(command));
-    let status = command
-        .status()
-        .with_context(|| format!("{step}: cannot start `{}`", describe(command)))?;
+    let status = command.status().with_context(|| format!("{step}: cannot start `{}`", describe(command)))?;
     if status.success() {
         Ok(())
     } else {
-        Err(StepFailed {
-            step: step.to_owned(),
-            status,
-        }
-        .into())
+        Err(StepFailed { step: step.to_owned(), status }.into())
     }
 }
 
@@ -65,8 +61,7 @@ impl ShieldSignals {
                 libc::sigemptyset(&mut action.sa_mask);
                 let mut old: libc::sigaction = std::mem::zeroed();
                 if libc::sigaction(sig, &action, &mut old) != 0 {
-                    return Err(std::io::Error::last_os_error())
-                        .context("installing a signal handler");
+                    return Err(std::io::Error::last_os_error()).context("installing a signal handler");
                 }
                 shield.old.push((sig, old));
             }
@@ -100,12 +95,7 @@ pub fn probe(command: &mut Command) -> Option<String> {
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     err.chain()
         .find_map(|cause| cause.downcast_ref::<StepFailed>())
-        .and_then(|failed| {
-            failed
-                .status
-                .code()
-                .or_else(|| failed.status.signal().map(|sig| 128 + sig))
-        })
+        .and_then(|failed| failed.status.code().or_else(|| failed.status.signal().map(|sig| 128 + sig)))
         .and_then(|code| u8::try_from(code).ok())
         .filter(|&code| code != 0)
         .map(ExitCode::from)
@@ -131,10 +121,7 @@ mod tests {
     #[test]
     fn run_step_names_a_missing_program() {
         let err = run_step("missing", &mut Command::new("/nonexistent/xtask-none")).unwrap_err();
-        assert!(
-            format!("{err:#}").starts_with("missing: cannot start"),
-            "{err:#}"
-        );
+        assert!(format!("{err:#}").starts_with("missing: cannot start"), "{err:#}");
         assert_eq!(exit_code(&err), ExitCode::FAILURE);
     }
 
@@ -149,11 +136,8 @@ mod tests {
         // The child signals xtask (its parent), then exits 5 a little later: xtask must still
         // be there to collect the status.
         let _serial = SIGNAL_SHIELD.lock().unwrap_or_else(|e| e.into_inner());
-        let err = run_step_waiting(
-            "shielded",
-            Command::new("sh").args(["-c", "kill -TERM $PPID; sleep 0.2; exit 5"]),
-        )
-        .unwrap_err();
+        let err = run_step_waiting("shielded", Command::new("sh").args(["-c", "kill -TERM $PPID; sleep 0.2; exit 5"]))
+            .unwrap_err();
         assert_eq!(exit_code(&err), ExitCode::from(5));
     }
 
@@ -161,20 +145,13 @@ mod tests {
     fn run_step_waiting_leaves_the_childs_signals_at_their_defaults() {
         // Were SIGINT ignored (SIG_IGN is inherited across exec), the shell would exit 0.
         let _serial = SIGNAL_SHIELD.lock().unwrap_or_else(|e| e.into_inner());
-        let err = run_step_waiting(
-            "child",
-            Command::new("sh").args(["-c", "kill -INT $$; exit 0"]),
-        )
-        .unwrap_err();
+        let err = run_step_waiting("child", Command::new("sh").args(["-c", "kill -INT $$; exit 0"])).unwrap_err();
         assert_eq!(exit_code(&err), ExitCode::from(128 + 2));
     }
 
     #[test]
     fn probe_returns_stdout_only_on_success() {
-        assert_eq!(
-            probe(Command::new("echo").arg("hi")).as_deref(),
-            Some("hi\n")
-        );
+        assert_eq!(probe(Command::new("echo").arg("hi")).as_deref(), Some("hi\n"));
         assert_eq!(probe(&mut Command::new("false")), None);
         assert_eq!(probe(&mut Command::new("/nonexistent/xtask-none")), None);
     }

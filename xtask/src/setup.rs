@@ -5,7 +5,6 @@
 use std::{path::PathBuf, process::Command};
 
 use anyhow::{anyhow, bail, Context, Result};
-
 use netd_cmd::describe;
 
 use crate::{
@@ -52,18 +51,12 @@ pub fn ensure() -> Result<()> {
         return Ok(());
     }
     if !paths::is_root() {
-        bail!(
-            "cargo xtask setup must run as root (to install {})",
-            missing.join(", ")
-        );
+        bail!("cargo xtask setup must run as root (to install {})", missing.join(", "));
     }
     status.install()?;
     let still_missing = Status::detect()?.missing();
     if !still_missing.is_empty() {
-        bail!(
-            "setup: still missing after installing: {}",
-            still_missing.join(", ")
-        );
+        bail!("setup: still missing after installing: {}", still_missing.join(", "));
     }
     println!("[setup] done");
     Ok(())
@@ -92,11 +85,7 @@ impl Status {
     }
 
     fn missing(&self) -> Vec<String> {
-        let mut missing: Vec<String> = self
-            .missing_packages
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let mut missing: Vec<String> = self.missing_packages.iter().map(|p| p.to_string()).collect();
         for (toolchain, component) in &self.missing_components {
             missing.push(format!("{component} ({toolchain})"));
         }
@@ -153,9 +142,7 @@ fn is_package_installed(package: &str) -> Result<bool> {
         netd_cmd::Limit::new(PROBE_TIMEOUT),
     )
     .context("setup: cannot run dpkg-query (setup supports Debian 12)")?;
-    Ok(is_installed_status(&String::from_utf8_lossy(
-        &output.stdout,
-    )))
+    Ok(is_installed_status(&String::from_utf8_lossy(&output.stdout)))
 }
 
 fn is_installed_status(dpkg_status: &str) -> bool {
@@ -169,10 +156,7 @@ fn install_packages(packages: &[&str]) -> Result<()> {
         apt_get
     };
     run_step("setup: refresh apt package lists", apt_get().arg("update"))?;
-    run_step(
-        "setup: install apt packages",
-        apt_get().args(["install", "-y"]).args(packages),
-    )
+    run_step("setup: install apt packages", apt_get().args(["install", "-y"]).args(packages))
 }
 
 fn missing_components() -> Result<Vec<(&'static str, &'static str)>> {
@@ -221,11 +205,7 @@ fn install_bpf_linker() -> Result<()> {
         "setup: install bpf-linker",
         paths::cargo()
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
-            .args([
-                "--no-default-features",
-                "--features",
-                BPF_LINKER_LLVM_FEATURE,
-            ])
+            .args(["--no-default-features", "--features", BPF_LINKER_LLVM_FEATURE])
             .env("PATH", paths::path_with(&search)),
     )
 }
@@ -267,10 +247,7 @@ mod tests {
             missing_components: vec![("nightly", "rust-src"), ("stable", "clippy")],
             bpf_linker_version: None,
         };
-        assert_eq!(
-            status.missing(),
-            ["nftables", "dnsutils", "rust-src (nightly)", "clippy (stable)", "bpf-linker"]
-        );
+        assert_eq!(status.missing(), ["nftables", "dnsutils", "rust-src (nightly)", "clippy (stable)", "bpf-linker"]);
         let complete = Status {
             missing_packages: vec![],
             missing_components: vec![],

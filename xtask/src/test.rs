@@ -24,7 +24,12 @@ pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
 /// The habits CI holds the tree to: rustfmt (nightly: rustfmt.toml groups imports with
 /// unstable options) and clippy with every warning an error.
 fn lint() -> Result<()> {
-    run_step("fmt", paths::command("rustup").args(["run", "nightly", "cargo", "fmt", "--all", "--check"]).current_dir(paths::workspace_root()))?;
+    run_step(
+        "fmt",
+        paths::command("rustup")
+            .args(["run", "nightly", "cargo", "fmt", "--all", "--check"])
+            .current_dir(paths::workspace_root()),
+    )?;
     run_step("clippy", paths::cargo().args(["clippy", "--release", "--all-targets", "--", "-D", "warnings"]))
 }
 

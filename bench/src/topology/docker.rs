@@ -8,17 +8,19 @@
 //! and the namespace has no route off the machine at all. The datapath measured is Docker's
 //! own: veth → docker0 bridge → br_netfilter/iptables FORWARD → veth.
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use anyhow::{bail, Context, Result};
 
 use super::{
-    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort,
-    Target, Topology, Unsupported, HOST_UPLINK_IP,
+    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
+    Unsupported, HOST_UPLINK_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -52,8 +54,7 @@ impl Drop for TempDirPath {
 
 impl Dockerd {
     pub fn start(names: &Names) -> Result<Self> {
-        let dockerd =
-            netd_cmd::which("dockerd").context("dockerd not found (package docker.io)")?;
+        let dockerd = netd_cmd::which("dockerd").context("dockerd not found (package docker.io)")?;
         // Debian's CLI from the same package, matching the daemon's API version.
         let cli = ["/usr/bin/docker"]
             .map(PathBuf::from)
@@ -98,12 +99,7 @@ impl Dockerd {
             .arg(format!("unix://{}", socket.display()))
             // Docker's defaults, spelled out: iptables rules on (docker0 NAT/forwarding as a
             // user has it), userland proxy on. cgroupfs driver: there is no systemd here.
-            .args([
-                "--iptables=true",
-                "--userland-proxy=true",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
-            ])
+            .args(["--iptables=true", "--userland-proxy=true", "--exec-opt", "native.cgroupdriver=cgroupfs"])
             .args(["--log-level", "warn"])
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
@@ -126,18 +122,12 @@ impl Dockerd {
                 if let Some(status) = p.try_wait()? {
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                    bail!(
-                        "dockerd exited ({status}): {}",
-                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                    );
+                    bail!("dockerd exited ({status}): {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
                 }
             }
-            Ok(d.socket.exists()
-                && sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"])).is_ok())
+            Ok(d.socket.exists() && sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"])).is_ok())
         })?;
-        d.version = sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"]))?
-            .trim()
-            .to_string();
+        d.version = sys::run(d.cli().args(["version", "--format", "{{.Server.Version}}"]))?.trim().to_string();
         Ok(d)
     }
 
@@ -203,8 +193,7 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
     let me = std::env::current_exe()?;
     let bins = [(busybox, "busybox"), (iperf3, "iperf3"), (me, "netd-bench")];
     for (src, name) in &bins {
-        std::fs::copy(src, r.join("bin").join(name))
-            .with_context(|| format!("copying {}", src.display()))?;
+        std::fs::copy(src, r.join("bin").join(name)).with_context(|| format!("copying {}", src.display()))?;
         copy_shared_libs(src, r)?;
     }
     for applet in ["sh", "sleep", "ip", "cat", "ls", "ps"] {
@@ -221,11 +210,7 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
         .spawn()
         .context("starting tar")?;
     let tar_out = tar.stdout.take().context("tar stdout")?;
-    let import = sys::run(
-        d.cli()
-            .args(["import", "-", tag])
-            .stdin(Stdio::from(tar_out)),
-    );
+    let import = sys::run(d.cli().args(["import", "-", tag]).stdin(Stdio::from(tar_out)));
     let _ = tar.wait();
     import.context("docker import")?;
     Ok(())
@@ -233,17 +218,11 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
 
 /// Copies the shared libraries `ldd` lists for `bin` into the same paths under `root`.
 fn copy_shared_libs(bin: &Path, root: &Path) -> Result<()> {
-    let out = sys::command("ldd")
-        .arg(bin)
-        .stderr(Stdio::null())
-        .output()?;
+    let out = sys::command("ldd").arg(bin).stderr(Stdio::null()).output()?;
     if !out.status.success() {
         return Ok(()); // "not a dynamic executable"
     }
-    for lib in String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
+    for lib in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
         let dest = root.join(lib.trim_start_matches('/'));
         if dest.exists() {
             continue;
@@ -271,14 +250,8 @@ impl DockerBridge {
     pub fn setup(names: &Names) -> Result<Self> {
         let dockerd = Dockerd::start(names)?;
         let mut t = Self {
-            server: Endpoint {
-                netns: PathBuf::new(),
-                ip: Ipv4Addr::UNSPECIFIED,
-            },
-            client: Endpoint {
-                netns: PathBuf::new(),
-                ip: Ipv4Addr::UNSPECIFIED,
-            },
+            server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             published: None,
             attach: Err("not set up".into()),
             networks: Vec::new(),
@@ -295,8 +268,7 @@ impl DockerBridge {
         t.client = t.start_container(&names.netns("cli"), &image, &[])?;
         // A spare container and a spare (user-defined bridge) network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
-        sys::run(t.dockerd.cli().args(["network", "create", &att_net]))
-            .context("docker network create")?;
+        sys::run(t.dockerd.cli().args(["network", "create", &att_net])).context("docker network create")?;
         t.networks.push(att_net.clone());
         t.start_container(&att_ctr, &image, &[])?;
         t.attach = Ok((att_net, att_ctr));
@@ -315,13 +287,11 @@ impl DockerBridge {
     }
 
     fn start_container(&mut self, name: &str, image: &str, extra: &[&str]) -> Result<Endpoint> {
-        sys::run(
-            self.dockerd
-                .cli()
-                .args(["run", "-d", "--network", "bridge", "--name", name])
-                .args(extra)
-                .args([image, "/bin/sleep", "86400"]),
-        )
+        sys::run(self.dockerd.cli().args(["run", "-d", "--network", "bridge", "--name", name]).args(extra).args([
+            image,
+            "/bin/sleep",
+            "86400",
+        ]))
         .with_context(|| format!("docker run {name}"))?;
         self.containers.push(name.to_string());
         let out = sys::run(self.dockerd.cli().args([
@@ -338,10 +308,7 @@ impl DockerBridge {
         if pid == 0 {
             bail!("container {name} is not running");
         }
-        Ok(Endpoint {
-            netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
-            ip: ip.parse().context("container ip")?,
-        })
+        Ok(Endpoint { netns: PathBuf::from(format!("/proc/{pid}/ns/net")), ip: ip.parse().context("container ip")? })
     }
 }
 
@@ -399,16 +366,10 @@ impl ControlPlane for DockerBridge {
     }
 
     fn daemon_rss(&self) -> Result<u64> {
-        let dockerd = self
-            .dockerd
-            .process
-            .as_ref()
-            .context("dockerd not running")?
-            .pid();
-        let containerd =
-            std::fs::read_to_string(self.dockerd.exec_root.join("containerd/containerd.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
+        let dockerd = self.dockerd.process.as_ref().context("dockerd not running")?.pid();
+        let containerd = std::fs::read_to_string(self.dockerd.exec_root.join("containerd/containerd.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
         Ok(rss_of(dockerd)? + containerd.map(rss_of).transpose()?.unwrap_or(0))
     }
 
@@ -444,10 +405,11 @@ impl ControlPlane for DockerBridge {
     fn create_endpoint(&self, name: &str) -> Result<()> {
         let image = self.image.as_deref().context("no image")?;
         sys::run_timeout(
-            self.dockerd
-                .cli()
-                .args(["run", "-d", "--network", "bridge", "--name", name])
-                .args([image, "/bin/sleep", "86400"]),
+            self.dockerd.cli().args(["run", "-d", "--network", "bridge", "--name", name]).args([
+                image,
+                "/bin/sleep",
+                "86400",
+            ]),
             Duration::from_secs(120),
         )
         .map(drop)

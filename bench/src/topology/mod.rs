@@ -5,10 +5,12 @@ pub mod docker;
 pub mod netd;
 pub mod veth;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,19 +26,7 @@ pub enum Role {
     Docker,
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    clap::ValueEnum,
-    Serialize,
-    Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A veth pair between two netns: the floor.
@@ -131,11 +121,7 @@ pub trait ControlPlane {
     fn create_endpoint(&self, name: &str) -> anyhow::Result<()>;
     /// One `rm -f` of all `names`, bounded by `timeout`. Runs also after an interrupt (it is
     /// clean-up too).
-    fn remove_endpoints(
-        &self,
-        names: &[String],
-        timeout: std::time::Duration,
-    ) -> anyhow::Result<()>;
+    fn remove_endpoints(&self, names: &[String], timeout: std::time::Duration) -> anyhow::Result<()>;
     /// A generous bound on creating (and on removing) one endpoint; the scale probe gives up
     /// after `30 s + N × this`.
     fn endpoint_budget(&self) -> std::time::Duration;
@@ -197,10 +183,7 @@ pub struct Names {
 impl Names {
     pub fn for_this_process() -> Self {
         let pid = std::process::id();
-        Self {
-            tag: format!("nb-{pid}"),
-            short: format!("nb{pid}"),
-        }
+        Self { tag: format!("nb-{pid}"), short: format!("nb{pid}") }
     }
 
     pub fn netns(&self, what: &str) -> String {
@@ -221,38 +204,10 @@ pub const HOST_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
 /// Connects `host` to `outside` with a veth pair `host_if`/`outside_if`, addressed and up.
-pub fn connect_uplink(
-    host: &Netns,
-    outside: &Netns,
-    host_if: &str,
-    outside_if: &str,
-) -> anyhow::Result<()> {
-    host.ip(&[
-        "link",
-        "add",
-        host_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        outside_if,
-        "netns",
-        &outside.name,
-    ])?;
-    host.ip(&[
-        "addr",
-        "add",
-        &format!("{HOST_UPLINK_IP}/24"),
-        "dev",
-        host_if,
-    ])?;
-    outside.ip(&[
-        "addr",
-        "add",
-        &format!("{OUTSIDE_IP}/24"),
-        "dev",
-        outside_if,
-    ])?;
+pub fn connect_uplink(host: &Netns, outside: &Netns, host_if: &str, outside_if: &str) -> anyhow::Result<()> {
+    host.ip(&["link", "add", host_if, "type", "veth", "peer", "name", outside_if, "netns", &outside.name])?;
+    host.ip(&["addr", "add", &format!("{HOST_UPLINK_IP}/24"), "dev", host_if])?;
+    outside.ip(&["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", outside_if])?;
     host.ip(&["link", "set", host_if, "up"])?;
     outside.ip(&["link", "set", outside_if, "up"])?;
     Ok(())

@@ -4,17 +4,19 @@
 //! veth uplink to an "outside" netns (198.51.100.2 host / .1 outside), its own state, run
 //! and bpffs directories, so it never touches the root netns.
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use anyhow::{bail, Context, Result};
 
 use super::{
-    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort,
-    Target, Topology, Unsupported, OUTSIDE_IP,
+    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
+    Unsupported, OUTSIDE_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -97,10 +99,7 @@ impl NetdNetwork {
         connect_uplink(&host, &outside, &h_if, &o_if)?;
         host.ip(&["route", "add", "default", "via", &OUTSIDE_IP.to_string()])?;
 
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{}-netd-", names.tag))
-            .tempdir()?
-            .keep();
+        let dir = tempfile::Builder::new().prefix(&format!("{}-netd-", names.tag)).tempdir()?.keep();
         let (state, run) = (dir.join("state"), dir.join("run"));
         std::fs::create_dir_all(&state)?;
         std::fs::create_dir_all(&run)?;
@@ -127,24 +126,11 @@ impl NetdNetwork {
             .arg(&h_if)
             .stdout(Stdio::from(logf.try_clone()?))
             .stderr(Stdio::from(logf));
-        daemon.process = Some(ChildGuard::spawn(
-            &mut cmd,
-            "netd daemon",
-            Duration::from_secs(10),
-        )?);
-        let version = sys::run(sys::command(&bin).arg("--version"))
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        daemon.process = Some(ChildGuard::spawn(&mut cmd, "netd daemon", Duration::from_secs(10))?);
+        let version = sys::run(sys::command(&bin).arg("--version")).unwrap_or_default().trim().to_string();
         let mut t = Self {
-            server: Endpoint {
-                netns: PathBuf::new(),
-                ip: Ipv4Addr::UNSPECIFIED,
-            },
-            client: Endpoint {
-                netns: PathBuf::new(),
-                ip: Ipv4Addr::UNSPECIFIED,
-            },
+            server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
+            client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             networks: Vec::new(),
             containers: Vec::new(),
             published: Err("not set up".into()),
@@ -159,19 +145,13 @@ impl NetdNetwork {
         };
         t.wait_ready()?;
         let network = names.netns("net");
-        sys::run(t.daemon().cli().args(["network", "create", &network]))
-            .context("netd network create")?;
+        sys::run(t.daemon().cli().args(["network", "create", &network])).context("netd network create")?;
         t.networks.push(network.clone());
         let server = names.netns("srv");
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
-        let can_publish = sys::run(t.daemon().cli().args(["run", "--help"]))
-            .map(|help| help.contains("--publish"))
-            .unwrap_or(false);
-        t.can_publish = if can_publish {
-            Ok(())
-        } else {
-            Err("this netd's `run` has no -p/--publish yet".into())
-        };
+        let can_publish =
+            sys::run(t.daemon().cli().args(["run", "--help"])).map(|help| help.contains("--publish")).unwrap_or(false);
+        t.can_publish = if can_publish { Ok(()) } else { Err("this netd's `run` has no -p/--publish yet".into()) };
         t.server = if !can_publish {
             t.published = Err("this netd's `run` has no -p/--publish yet".into());
             t.start_container(&server, &network, &run, &[])?
@@ -193,10 +173,7 @@ impl NetdNetwork {
                 }
                 Err(e) => {
                     // The container-to-container rows do not need the port: go on without it.
-                    t.published = Err(format!(
-                        "netd run -p {publish}: {}",
-                        one_line(&format!("{e:#}"))
-                    ));
+                    t.published = Err(format!("netd run -p {publish}: {}", one_line(&format!("{e:#}"))));
                     sys::run_quiet(t.daemon().cli().args(["rm", "-f", &server]));
                     t.containers.retain(|c| c != &server);
                     t.start_container(&server, &network, &run, &[])?
@@ -207,10 +184,7 @@ impl NetdNetwork {
         // A spare container and a spare network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
         t.attach = match sys::run(t.daemon().cli().args(["network", "create", &att_net])) {
-            Err(e) => Err(format!(
-                "netd network create: {}",
-                one_line(&format!("{e:#}"))
-            )),
+            Err(e) => Err(format!("netd network create: {}", one_line(&format!("{e:#}")))),
             Ok(_) => {
                 t.networks.push(att_net.clone());
                 t.start_container(&att_ctr, &network, &run, &[])
@@ -238,44 +212,26 @@ impl NetdNetwork {
 
     /// `netd port NAME` must list the mapping (`7000/tcp -> 0.0.0.0:17000`).
     fn check_published(&self, name: &str) -> Result<(), String> {
-        let out = sys::run(self.daemon().cli().args(["port", name]))
-            .map_err(|e| one_line(&format!("netd port: {e:#}")))?;
+        let out =
+            sys::run(self.daemon().cli().args(["port", name])).map_err(|e| one_line(&format!("netd port: {e:#}")))?;
         if out.lines().any(|l| {
-            l.starts_with(&format!("{CONTAINER_PORT}/tcp"))
-                && l.trim_end().ends_with(&format!(":{HOST_PORT}"))
+            l.starts_with(&format!("{CONTAINER_PORT}/tcp")) && l.trim_end().ends_with(&format!(":{HOST_PORT}"))
         }) {
             Ok(())
         } else {
-            Err(format!(
-                "netd port {name} does not list {CONTAINER_PORT}/tcp -> :{HOST_PORT} (got {:?})",
-                out.trim()
-            ))
+            Err(format!("netd port {name} does not list {CONTAINER_PORT}/tcp -> :{HOST_PORT} (got {:?})", out.trim()))
         }
     }
 
-    fn start_container(
-        &mut self,
-        name: &str,
-        network: &str,
-        run_dir: &Path,
-        extra: &[&str],
-    ) -> Result<Endpoint> {
+    fn start_container(&mut self, name: &str, network: &str, run_dir: &Path, extra: &[&str]) -> Result<Endpoint> {
         self.containers.push(name.to_string());
         // Options such as `-p` go first, so that a CLI that does not know them fails instead
         // of taking them for the container's command.
-        sys::run(self.daemon().cli().arg("run").args(extra).args([
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-        ]))
-        .with_context(|| format!("netd run {name}"))?;
+        sys::run(self.daemon().cli().arg("run").args(extra).args(["-d", "--name", name, "--network", network]))
+            .with_context(|| format!("netd run {name}"))?;
         let out = sys::run(self.daemon().cli().args(["inspect", name]))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&out).context("netd inspect: not JSON")?;
-        let ip = find_ipv4(&json)
-            .with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
+        let json: serde_json::Value = serde_json::from_str(&out).context("netd inspect: not JSON")?;
+        let ip = find_ipv4(&json).with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
         let netns = run_dir.join("netns").join(name);
         if !netns.exists() {
             bail!("netd run {name}: {} does not exist", netns.display());
@@ -296,11 +252,8 @@ fn find_ipv4(v: &serde_json::Value) -> Option<Ipv4Addr> {
     match v {
         serde_json::Value::Object(map) => {
             for key in ["IPAddress", "IPv4Address", "ip", "ipv4", "address"] {
-                if let Some(ip) = map
-                    .get(key)
-                    .and_then(|s| s.as_str())
-                    .and_then(|s| s.split('/').next())
-                    .and_then(|s| s.parse().ok())
+                if let Some(ip) =
+                    map.get(key).and_then(|s| s.as_str()).and_then(|s| s.split('/').next()).and_then(|s| s.parse().ok())
                 {
                     return Some(ip);
                 }
@@ -339,9 +292,7 @@ impl Topology for NetdNetwork {
         &self.client
     }
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
-        self.published
-            .as_ref()
-            .map_err(|why| Unsupported::Unavailable(why.clone()))
+        self.published.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
     }
     fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
         match &self.attach {
@@ -351,20 +302,16 @@ impl Topology for NetdNetwork {
     }
     fn info(&self) -> BTreeMap<String, String> {
         // Which source the binary most likely came from (the working tree may differ from HEAD).
-        let head = sys::run(
-            sys::command("git")
-                .arg("-C")
-                .arg(env!("CARGO_MANIFEST_DIR"))
-                .args(["rev-parse", "--short", "HEAD"]),
-        )
+        let head = sys::run(sys::command("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args([
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ]))
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
         BTreeMap::from([
             ("netd_version".to_string(), self.version.clone()),
-            (
-                "netd_binary".to_string(),
-                self.daemon().bin.display().to_string(),
-            ),
+            ("netd_binary".to_string(), self.daemon().bin.display().to_string()),
             ("workspace_head".to_string(), head),
             ("server_ip".to_string(), self.server.ip.to_string()),
             ("client_ip".to_string(), self.client.ip.to_string()),
@@ -378,21 +325,12 @@ impl ControlPlane for NetdNetwork {
         let t0 = std::time::Instant::now();
         sys::run(self.daemon().cli().args(["network", "connect", net, ctr]))?;
         let took = t0.elapsed();
-        sys::run(
-            self.daemon()
-                .cli()
-                .args(["network", "disconnect", net, ctr]),
-        )?;
+        sys::run(self.daemon().cli().args(["network", "disconnect", net, ctr]))?;
         Ok(took)
     }
 
     fn daemon_rss(&self) -> Result<u64> {
-        let pid = self
-            .daemon()
-            .process
-            .as_ref()
-            .context("daemon not running")?
-            .pid();
+        let pid = self.daemon().process.as_ref().context("daemon not running")?.pid();
         rss_of(pid)
     }
 
@@ -428,9 +366,7 @@ impl ControlPlane for NetdNetwork {
     fn create_endpoint(&self, name: &str) -> Result<()> {
         let network = self.networks.first().context("no network")?;
         sys::run_timeout(
-            self.daemon()
-                .cli()
-                .args(["run", "-d", "--name", name, "--network", network]),
+            self.daemon().cli().args(["run", "-d", "--name", name, "--network", network]),
             Duration::from_secs(60),
         )
         .map(drop)
@@ -452,13 +388,11 @@ mod tests {
 
     #[test]
     fn finds_ip_in_docker_shapes() {
-        let v: serde_json::Value = serde_json::from_str(
-            r#"[{"Name":"a","NetworkSettings":{"Networks":{"n":{"IPAddress":"172.18.0.2"}}}}]"#,
-        )
-        .unwrap();
-        assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 2)));
         let v: serde_json::Value =
-            serde_json::from_str(r#"{"Networks":[{"IPv4Address":"172.18.0.3/16"}]}"#).unwrap();
+            serde_json::from_str(r#"[{"Name":"a","NetworkSettings":{"Networks":{"n":{"IPAddress":"172.18.0.2"}}}}]"#)
+                .unwrap();
+        assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 2)));
+        let v: serde_json::Value = serde_json::from_str(r#"{"Networks":[{"IPv4Address":"172.18.0.3/16"}]}"#).unwrap();
         assert_eq!(find_ipv4(&v), Some(Ipv4Addr::new(172, 18, 0, 3)));
         assert_eq!(find_ipv4(&serde_json::json!({"IPAddress": ""})), None);
     }

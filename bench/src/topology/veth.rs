@@ -25,32 +25,15 @@ impl VethPair {
         let client_ns = Netns::create(&names.netns("veth-c"))?;
         let (s_if, c_if) = (names.ifname("vs"), names.ifname("vc"));
         server_ns
-            .ip(&[
-                "link",
-                "add",
-                &s_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &c_if,
-                "netns",
-                &client_ns.name,
-            ])
+            .ip(&["link", "add", &s_if, "type", "veth", "peer", "name", &c_if, "netns", &client_ns.name])
             .context("creating the veth pair")?;
         server_ns.ip(&["addr", "add", &format!("{SERVER_IP}/24"), "dev", &s_if])?;
         client_ns.ip(&["addr", "add", &format!("{CLIENT_IP}/24"), "dev", &c_if])?;
         server_ns.ip(&["link", "set", &s_if, "up"])?;
         client_ns.ip(&["link", "set", &c_if, "up"])?;
         Ok(Self {
-            server: Endpoint {
-                netns: server_ns.path(),
-                ip: SERVER_IP,
-            },
-            client: Endpoint {
-                netns: client_ns.path(),
-                ip: CLIENT_IP,
-            },
+            server: Endpoint { netns: server_ns.path(), ip: SERVER_IP },
+            client: Endpoint { netns: client_ns.path(), ip: CLIENT_IP },
             _server_ns: server_ns,
             _client_ns: client_ns,
         })

@@ -283,8 +283,20 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks",
-                "Ports", "RunningFor", "Size", "State", "Status"
+                "Command",
+                "CreatedAt",
+                "ID",
+                "Image",
+                "Labels",
+                "LocalVolumes",
+                "Mounts",
+                "Names",
+                "Networks",
+                "Ports",
+                "RunningFor",
+                "Size",
+                "State",
+                "Status"
             ]
         );
         assert!(PS_KEYS.iter().all(|k| keys.contains(k)));

@@ -206,9 +206,7 @@ impl RunArgs {
     fn image_and_cmd(&self) -> (String, Vec<String>) {
         match (&self.dashed, self.args.split_first()) {
             (Some(cmd), None) => (String::new(), cmd.clone()),
-            (Some(cmd), Some((image, rest))) => {
-                (image.clone(), rest.iter().chain(cmd.iter()).cloned().collect())
-            }
+            (Some(cmd), Some((image, rest))) => (image.clone(), rest.iter().chain(cmd.iter()).cloned().collect()),
             (None, Some((image, rest))) => (image.clone(), rest.to_vec()),
             (None, None) => (String::new(), vec![]),
         }

@@ -75,11 +75,8 @@ pub(super) fn print_rows<T: Serialize>(
             }
             if table {
                 // The header row: each field's column title.
-                let titles: serde_json::Map<String, Value> = keys
-                    .iter()
-                    .zip(header)
-                    .map(|(k, h)| (k.to_string(), Value::from(*h)))
-                    .collect();
+                let titles: serde_json::Map<String, Value> =
+                    keys.iter().zip(header).map(|(k, h)| (k.to_string(), Value::from(*h))).collect();
                 lines.insert(0, tpl.execute(&Value::Object(titles))?);
                 let cells: Vec<Vec<String>> =
                     lines.iter().map(|l| l.split('\t').map(str::to_string).collect()).collect();

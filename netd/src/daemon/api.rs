@@ -206,7 +206,8 @@ mod tests {
     }
 
     async fn body<T: DeserializeOwned>(json: &str) -> Result<T, Error> {
-        let req = Request::post("/x").header(header::CONTENT_TYPE, "application/json").body(Body::from(json.to_string()));
+        let req =
+            Request::post("/x").header(header::CONTENT_TYPE, "application/json").body(Body::from(json.to_string()));
         JsonBody::<T>::from_request(req.unwrap(), &()).await.map(|JsonBody(t)| t)
     }
 
@@ -252,7 +253,10 @@ mod tests {
         assert_eq!(req.labels["k"], "v");
         // No body at all is `{}`: stop and start need none.
         assert_eq!(body::<StopContainer>("").await.unwrap(), StopContainer {});
-        assert_eq!(query::<RemoveContainer>("/containers/x?force=true").await.unwrap(), RemoveContainer { force: true });
+        assert_eq!(
+            query::<RemoveContainer>("/containers/x?force=true").await.unwrap(),
+            RemoveContainer { force: true }
+        );
         assert_eq!(query::<RemoveContainer>("/containers/x").await.unwrap(), RemoveContainer { force: false });
     }
 }

@@ -18,9 +18,7 @@ pub const DEFAULT_BRIDGE_SUBNET: &str = "172.17.0.0/16";
 /// Candidate pools for automatic subnets, in Docker's order: 172.17–31/16 then 192.168.x/20.
 fn candidate_pools() -> impl Iterator<Item = Ipv4Network> {
     let b = (17u8..=31).map(|second| Ipv4Network::new(Ipv4Addr::new(172, second, 0, 0), 16).unwrap());
-    let c = (0u16..16).map(|i| {
-        Ipv4Network::new(Ipv4Addr::new(192, 168, (i * 16) as u8, 0), 20).unwrap()
-    });
+    let c = (0u16..16).map(|i| Ipv4Network::new(Ipv4Addr::new(192, 168, (i * 16) as u8, 0), 20).unwrap());
     b.chain(c)
 }
 
@@ -76,9 +74,7 @@ pub fn configure(
         }
         None => {
             if ip_range.is_some() || gateway.is_some() {
-                return Err(Error::InvalidArgument(
-                    "ip-range and gateway need an explicit --subnet".into(),
-                ));
+                return Err(Error::InvalidArgument("ip-range and gateway need an explicit --subnet".into()));
             }
             (pick_subnet(networks, host, first_user_pool())?, RouteRule::Pool)
         }
@@ -95,9 +91,7 @@ pub fn configure(
     };
     let gateway = match gateway {
         Some(g) => {
-            let ip: Ipv4Addr = g
-                .parse()
-                .map_err(|_| Error::InvalidArgument(format!("invalid gateway address {g}")))?;
+            let ip: Ipv4Addr = g.parse().map_err(|_| Error::InvalidArgument(format!("invalid gateway address {g}")))?;
             if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
                 return Err(Error::GatewayNotInSubnet(g.into(), subnet.to_string()));
             }
@@ -143,10 +137,7 @@ pub fn check_requested(cfg: &IpamConfig, ip: Ipv4Addr, used: &BTreeSet<Ipv4Addr>
 }
 
 fn usable(cfg: &IpamConfig, ip: Ipv4Addr) -> bool {
-    cfg.subnet.contains(ip)
-        && ip != cfg.subnet.network()
-        && ip != cfg.subnet.broadcast()
-        && ip != cfg.gateway
+    cfg.subnet.contains(ip) && ip != cfg.subnet.network() && ip != cfg.subnet.broadcast() && ip != cfg.gateway
 }
 
 /// Docker's MAC: 02:42 followed by the four bytes of the IPv4 address.
@@ -192,7 +183,8 @@ mod tests {
             configure(Some("172.28.0.0/16"), Some("172.29.5.0/24"), None, &[], &no_host()),
             Err(Error::IpRangeNotInSubnet(..))
         ));
-        let cfg = configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), Some("172.28.5.254"), &[], &no_host()).unwrap();
+        let cfg =
+            configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), Some("172.28.5.254"), &[], &no_host()).unwrap();
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 28, 5, 254));
         assert_eq!(cfg.ip_range, Some(net("172.28.5.0/24")));
     }
@@ -287,11 +279,23 @@ mod tests {
         let err = |subnet: &str, gateway: Option<&str>| {
             configure(Some(subnet), None, gateway, &[net("10.80.0.0/24")], &host).unwrap_err().to_string()
         };
-        assert_eq!(err("127.0.0.0/8", None), "invalid subnet 127.0.0.0/8: loopback addresses (127.0.0.0/8) cannot be used for a network");
+        assert_eq!(
+            err("127.0.0.0/8", None),
+            "invalid subnet 127.0.0.0/8: loopback addresses (127.0.0.0/8) cannot be used for a network"
+        );
         // Normalised first, like every subnet.
-        assert_eq!(err("224.1.2.3/16", None), "invalid subnet 224.1.0.0/16: multicast addresses (224.0.0.0/4) cannot be used for a network");
-        assert_eq!(err("198.51.100.0/25", None), "subnet 198.51.100.0/25 overlaps the host's route 198.51.100.0/24 (dev eth0)");
-        assert_eq!(err("198.51.100.0/24", Some("198.51.100.2")), "gateway 198.51.100.2 is already an address of this host (dev eth0)");
+        assert_eq!(
+            err("224.1.2.3/16", None),
+            "invalid subnet 224.1.0.0/16: multicast addresses (224.0.0.0/4) cannot be used for a network"
+        );
+        assert_eq!(
+            err("198.51.100.0/25", None),
+            "subnet 198.51.100.0/25 overlaps the host's route 198.51.100.0/24 (dev eth0)"
+        );
+        assert_eq!(
+            err("198.51.100.0/24", Some("198.51.100.2")),
+            "gateway 198.51.100.2 is already an address of this host (dev eth0)"
+        );
         // Another network stays Docker's overlap, even where the host's routes overlap too.
         assert_eq!(err("10.80.0.0/16", None), "Pool overlaps with other one on this address space");
         // Ordinary private subnets pass.

@@ -11,12 +11,12 @@ use std::{
 };
 
 use crate::{
-    datapath::{DropStat, DatapathEndpoint},
-    plumbing::Plumber,
+    datapath::{DatapathEndpoint, DropStat},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
     netns,
+    plumbing::Plumber,
     process::EnterArgs,
     supervisor::{CommandIo, ProcessIdentity, Supervisor},
 };
@@ -119,7 +119,13 @@ impl Kernel for HostKernel {
     async fn host_addressing(&self) -> Result<HostAddressing> {
         self.plumber.host_addressing().await
     }
-    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<DatapathEndpoint> {
+    async fn add_endpoint(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        index: u32,
+        default_route: bool,
+    ) -> Result<DatapathEndpoint> {
         self.plumber.add_endpoint(netns, ep, index, default_route).await
     }
     async fn remove_endpoint(&self, ep: &Endpoint, index: u32) -> Result<()> {

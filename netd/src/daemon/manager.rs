@@ -27,9 +27,9 @@ use crate::{
     dns::Dns,
     error::{Error, Result},
     ipam,
+    kernel::{HostKernel, Kernel},
     model::{new_id, now_rfc3339, Container, Driver, Endpoint, IpamConfig, NetMode, Network},
     store::{Changes, Store},
-    kernel::{HostKernel, Kernel},
 };
 
 mod connect;
@@ -81,8 +81,7 @@ impl State {
     }
 
     fn container(&self, name_or_id: &str) -> Result<&Container> {
-        find(&self.containers, name_or_id, |c| &c.name)
-            .ok_or_else(|| Error::ContainerNotFound(name_or_id.into()))
+        find(&self.containers, name_or_id, |c| &c.name).ok_or_else(|| Error::ContainerNotFound(name_or_id.into()))
     }
 
     fn used_addresses(&self, network_id: &str) -> BTreeSet<Ipv4Addr> {
@@ -304,10 +303,7 @@ impl<K: Kernel> Manager<K> {
     async fn remove_network_locked(&self, state: &mut State, name: &str) -> Result<Network> {
         let network = state.network(name)?.clone();
         if PREDEFINED.iter().any(|(n, _)| *n == network.name) {
-            return Err(Error::Conflict(format!(
-                "{} is a pre-defined network and cannot be removed",
-                network.name
-            )));
+            return Err(Error::Conflict(format!("{} is a pre-defined network and cannot be removed", network.name)));
         }
         if state.endpoints().any(|(_, ep)| ep.network == network.id) {
             return Err(Error::NetworkInUse { name: network.name, id: network.id });
@@ -409,9 +405,7 @@ fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!(
-            "Invalid name \"{name}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
+        Err(Error::InvalidArgument(format!("Invalid name \"{name}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")))
     }
 }
 

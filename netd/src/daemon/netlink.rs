@@ -76,8 +76,7 @@ fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
 impl Netlink {
     /// Opens a netlink socket in the calling thread's (the daemon's) namespace.
     pub fn open() -> Result<Self> {
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
         tokio::spawn(conn);
         Ok(Self { handle })
     }
@@ -87,8 +86,7 @@ impl Netlink {
         let rt = tokio::runtime::Handle::current();
         let (conn, handle) = netns::run_in(path, move || {
             let _enter = rt.enter();
-            let (conn, handle, _) =
-                rtnetlink::new_connection().map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
             Ok((conn, handle))
         })?;
         tokio::spawn(conn);
@@ -307,8 +305,7 @@ impl Netlink {
     pub async fn default_route_devices(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for route in self.ipv4_routes().await? {
-            let Some(index) = (route.header.destination_prefix_length == 0).then(|| route_oif(&route)).flatten()
-            else {
+            let Some(index) = (route.header.destination_prefix_length == 0).then(|| route_oif(&route)).flatten() else {
                 continue;
             };
             let mut links = self.handle.link().get().match_index(index).execute();

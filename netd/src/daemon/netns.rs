@@ -14,10 +14,7 @@ use nix::{
 use crate::error::{Error, Result};
 
 /// Runs `f` on a fresh OS thread that has joined the network namespace at `path`.
-pub fn run_in<T: Send + 'static>(
-    path: &Path,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
+pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     let ns = File::open(path).map_err(|e| Error::os(format!("open netns {}", path.display()), e))?;
     std::thread::spawn(move || {
         setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("setns", e))?;
@@ -36,14 +33,8 @@ pub fn create(path: &Path) -> Result<()> {
     let target: PathBuf = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("unshare netns", e))?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| Error::os("bind-mount netns", e))
+        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| Error::os("bind-mount netns", e))
     })
     .join()
     .map_err(|_| Error::Inconsistent("netns thread panicked".into()))?;

@@ -241,4 +241,3 @@ impl Plumber {
         self.host.host_addressing().await
     }
 }
-

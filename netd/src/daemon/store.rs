@@ -50,7 +50,8 @@ fn json_err(e: serde_json::Error) -> Error {
 impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         crate::access::private_dir(dir).map_err(|e| Error::os("create state dir", e))?;
-        let file = crate::access::open_private_file(&dir.join("netd.redb")).map_err(|e| Error::os("open the state store", e))?;
+        let file = crate::access::open_private_file(&dir.join("netd.redb"))
+            .map_err(|e| Error::os("open the state store", e))?;
         let db = Database::builder().create_file(file).map_err(db_err)?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(NETWORKS).map_err(db_err)?;

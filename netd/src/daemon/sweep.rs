@@ -16,17 +16,22 @@ use netlink_packet_route::link::InfoKind;
 
 use crate::{
     datapath::DatapathEndpoint,
-    plumbing::{self, Plumber},
     error::Error,
     model::{Container, Network},
     netlink::Netlink,
     netns,
+    plumbing::{self, Plumber},
 };
 
 /// Removes netd's kernel objects that `networks` and `containers` do not account for, and
 /// makes the pinned datapath hold exactly `live`. Keeps going after an error and returns
 /// every one: a leftover that cannot be removed does not stop the daemon.
-pub async fn remove_leftovers(plumber: &Plumber, networks: &[Network], containers: &[Container], live: &[DatapathEndpoint]) -> Vec<Error> {
+pub async fn remove_leftovers(
+    plumber: &Plumber,
+    networks: &[Network],
+    containers: &[Container],
+    live: &[DatapathEndpoint],
+) -> Vec<Error> {
     let mut errors = Vec::new();
     let host = plumber.host();
     errors.extend(plumber.datapath().keep_exactly(live).err());
@@ -76,7 +81,9 @@ async fn remove_stale_gateways(host: &Netlink, networks: &[Network], errors: &mu
     };
     for (ip, prefix) in addrs.into_iter().filter(|(ip, _)| !known.contains(ip)) {
         tracing::info!(address = %ip, "removing stale gateway address");
-        if let Err(e) = host.delete_labelled_address(plumbing::LOOPBACK_INDEX, ip, prefix, plumbing::GATEWAY_LABEL).await {
+        if let Err(e) =
+            host.delete_labelled_address(plumbing::LOOPBACK_INDEX, ip, prefix, plumbing::GATEWAY_LABEL).await
+        {
             errors.push(e);
         }
     }

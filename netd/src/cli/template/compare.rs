@@ -55,8 +55,9 @@ pub(super) fn eq(first: &Value, others: &[Value]) -> Result<bool, CompareError> 
 /// `lt a b`.
 pub(super) fn lt(a: &Value, b: &Value) -> Result<bool, CompareError> {
     match (kind(a), kind(b)) {
-        (Kind::Nil | Kind::Composite | Kind::Bool, _)
-        | (_, Kind::Nil | Kind::Composite | Kind::Bool) => Err("invalid type for comparison"),
+        (Kind::Nil | Kind::Composite | Kind::Bool, _) | (_, Kind::Nil | Kind::Composite | Kind::Bool) => {
+            Err("invalid type for comparison")
+        }
         (ka, kb) if ka != kb => Err("incompatible types for comparison"),
         _ => Ok(compare_basic(a, b) == Some(Ordering::Less)),
     }
@@ -80,15 +81,14 @@ fn compare_basic(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 fn integer(n: &serde_json::Number) -> Option<i128> {
-    n.as_i64()
-        .map(i128::from)
-        .or_else(|| n.as_u64().map(i128::from))
+    n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn same_kinds_compare() {
@@ -109,39 +109,18 @@ mod tests {
         assert_eq!(eq(&Value::Null, &[Value::Null]), Ok(true));
         assert_eq!(eq(&Value::Null, &[json!("x")]), Ok(false));
         assert_eq!(eq(&json!(0), &[Value::Null]), Ok(false));
-        assert_eq!(
-            lt(&Value::Null, &json!(1)),
-            Err("invalid type for comparison")
-        );
+        assert_eq!(lt(&Value::Null, &json!(1)), Err("invalid type for comparison"));
     }
 
     #[test]
     fn other_comparisons_are_errors() {
-        assert_eq!(
-            eq(&json!(1), &[json!(1.0)]),
-            Err("incompatible types for comparison")
-        );
-        assert_eq!(
-            eq(&json!(1), &[json!("1")]),
-            Err("incompatible types for comparison")
-        );
-        assert_eq!(
-            eq(&json!([1]), &[json!("x")]),
-            Err("incompatible types for comparison")
-        );
+        assert_eq!(eq(&json!(1), &[json!(1.0)]), Err("incompatible types for comparison"));
+        assert_eq!(eq(&json!(1), &[json!("1")]), Err("incompatible types for comparison"));
+        assert_eq!(eq(&json!([1]), &[json!("x")]), Err("incompatible types for comparison"));
         assert_eq!(eq(&json!([1]), &[json!([1])]), Err("non-comparable type"));
         assert_eq!(eq(&json!(1), &[]), Err("missing argument for comparison"));
-        assert_eq!(
-            lt(&json!(1), &json!(1.5)),
-            Err("incompatible types for comparison")
-        );
-        assert_eq!(
-            lt(&json!(true), &json!(false)),
-            Err("invalid type for comparison")
-        );
-        assert_eq!(
-            lt(&json!({}), &json!(1)),
-            Err("invalid type for comparison")
-        );
+        assert_eq!(lt(&json!(1), &json!(1.5)), Err("incompatible types for comparison"));
+        assert_eq!(lt(&json!(true), &json!(false)), Err("invalid type for comparison"));
+        assert_eq!(lt(&json!({}), &json!(1)), Err("invalid type for comparison"));
     }
 }

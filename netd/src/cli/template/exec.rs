@@ -160,4 +160,3 @@ fn field(v: &Value, path: &[String]) -> Result<Value> {
     }
     Ok(cur)
 }
-

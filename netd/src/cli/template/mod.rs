@@ -71,10 +71,22 @@ struct Pipeline {
 enum Node {
     Text(String),
     Action(Pipeline),
-    Range { pipe: Pipeline, body: Vec<Node>, else_body: Vec<Node> },
-    If { pipe: Pipeline, body: Vec<Node>, else_body: Vec<Node> },
+    Range {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        else_body: Vec<Node>,
+    },
+    If {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        else_body: Vec<Node>,
+    },
     /// `{{with}}`: like `if`, with dot set to the pipeline's value in the body.
-    With { pipe: Pipeline, body: Vec<Node>, else_body: Vec<Node> },
+    With {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        else_body: Vec<Node>,
+    },
 }
 
 /// A parsed template.
@@ -101,8 +113,9 @@ pub fn render(src: &str, data: &Value) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn container() -> Value {
         json!({
@@ -134,7 +147,8 @@ mod tests {
     #[test]
     fn the_seeds_range_split_format() {
         // `docker inspect --format='{{range .NetworkSettings.Networks}}{{split .IPAddress ","}}{{end}}' web`
-        let out = render(r#"{{range .NetworkSettings.Networks}}{{split .IPAddress ","}}{{end}}"#, &container()).unwrap();
+        let out =
+            render(r#"{{range .NetworkSettings.Networks}}{{split .IPAddress ","}}{{end}}"#, &container()).unwrap();
         assert_eq!(out, "[172.17.0.2][172.19.0.3]");
     }
 
@@ -236,12 +250,24 @@ mod tests {
         // Go's truth: false, 0, "", nil and empty lists and maps are false.
         let falsy = json!({"F": false, "Z": 0, "Z2": 0.0, "E": "", "N": null, "L": [], "M": {}});
         for field in ["F", "Z", "Z2", "E", "N", "L", "M", "Missing"] {
-            assert_eq!(render(&format!("{{{{if .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &falsy).unwrap(), "f", "{field}");
-            assert_eq!(render(&format!("{{{{with .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &falsy).unwrap(), "f", "{field}");
+            assert_eq!(
+                render(&format!("{{{{if .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &falsy).unwrap(),
+                "f",
+                "{field}"
+            );
+            assert_eq!(
+                render(&format!("{{{{with .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &falsy).unwrap(),
+                "f",
+                "{field}"
+            );
         }
         let truthy = json!({"T": true, "I": -1, "S": "0", "L": [0], "M": {"k": null}});
         for field in ["T", "I", "S", "L", "M"] {
-            assert_eq!(render(&format!("{{{{if .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &truthy).unwrap(), "t", "{field}");
+            assert_eq!(
+                render(&format!("{{{{if .{field}}}}}t{{{{else}}}}f{{{{end}}}}"), &truthy).unwrap(),
+                "t",
+                "{field}"
+            );
         }
     }
 
@@ -322,7 +348,13 @@ mod tests {
             assert!(matches!(render(src, &c), Err(TemplateError::Parse(_))), "{src}: {:?}", render(src, &c));
         }
         for src in ["{{nosuch}}", "{{.Name | nosuch}}", "{{pad .Name 1 2}}"] {
-            assert_eq!(render(src, &c), Err(TemplateError::Exec(format!("function \"{}\" not defined", if src.contains("pad") { "pad" } else { "nosuch" }))));
+            assert_eq!(
+                render(src, &c),
+                Err(TemplateError::Exec(format!(
+                    "function \"{}\" not defined",
+                    if src.contains("pad") { "pad" } else { "nosuch" }
+                )))
+            );
         }
     }
 
@@ -334,4 +366,3 @@ mod tests {
         assert!(matches!(render("{{.A.B}}", &json!({"A": "x"})), Err(TemplateError::Exec(_))));
     }
 }
-

@@ -18,7 +18,7 @@ use aya::{
 };
 use netd_common::{maps, programs, DropCounter, DropReason, EndpointValue, InterfaceValue};
 
-use super::{bpffs, Datapath, DatapathError, DropStat, DatapathEndpoint};
+use super::{bpffs, Datapath, DatapathEndpoint, DatapathError, DropStat};
 use crate::error::{Error, Result};
 
 pub struct EbpfDatapath {
@@ -83,10 +83,9 @@ impl EbpfDatapath {
             mac: ep.mac,
             host_mac: ep.host_mac,
         };
-        let endpoint = EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
-        interfaces(ebpf)?
-            .insert(ep.host_ifindex, iface, 0)
-            .map_err(map_err("update interface map"))?;
+        let endpoint =
+            EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
+        interfaces(ebpf)?.insert(ep.host_ifindex, iface, 0).map_err(map_err("update interface map"))?;
         let added = endpoints(ebpf)
             .and_then(|mut m| m.insert(ip_key(ep.ip), endpoint, 0).map_err(map_err("update endpoint map")));
         if added.is_err() {
@@ -126,18 +125,19 @@ impl EbpfDatapath {
 
     fn adopt(prog: &mut SchedClassifier, pin: &Path, ifname: &str) -> Result<()> {
         let link = PinnedLink::from_pin(pin).map_err(link_err("open pinned link"))?;
-        let link =
-            SchedClassifierLink::try_from(FdLink::from(link)).map_err(link_err("adopt pinned link"))?;
+        let link = SchedClassifierLink::try_from(FdLink::from(link)).map_err(link_err("adopt pinned link"))?;
         let id = prog.attach_to_link(link).map_err(program_err("update pinned link"))?;
         // The pin keeps the link; holding its fd too would keep it attached after an unpin.
         drop(prog.take_link(id).map_err(program_err("take link"))?);
         // A pin left by a crash may hold another device's link: adopted only if the program
         // now runs at this veth's ingress.
         let ours = prog.info().map_err(program_err("program info"))?.id();
-        let (_, attached) = SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
-            .map_err(program_err("query tcx"))?;
+        let (_, attached) =
+            SchedClassifier::query_tcx(ifname, TcAttachType::Ingress).map_err(program_err("query tcx"))?;
         if !attached.iter().any(|p| p.id() == ours) {
-            return Err(DatapathError::NotAttached { pin: pin.display().to_string(), ifname: ifname.to_string() }.into());
+            return Err(
+                DatapathError::NotAttached { pin: pin.display().to_string(), ifname: ifname.to_string() }.into()
+            );
         }
         Ok(())
     }
@@ -178,7 +178,8 @@ impl EbpfDatapath {
 
     #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_endpoint_only_for_test(&self, ep: &DatapathEndpoint) {
-        let endpoint = EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
+        let endpoint =
+            EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
         endpoints(&mut self.ebpf.lock().unwrap()).unwrap().insert(ip_key(ep.ip), endpoint, 0).unwrap();
     }
 
@@ -262,20 +263,14 @@ impl Datapath for EbpfDatapath {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        let stale_ips: Vec<u32> = endpoints(&mut ebpf)?
-            .keys()
-            .flatten()
-            .filter(|k| !known.iter().any(|ep| ip_key(ep.ip) == *k))
-            .collect();
+        let stale_ips: Vec<u32> =
+            endpoints(&mut ebpf)?.keys().flatten().filter(|k| !known.iter().any(|ep| ip_key(ep.ip) == *k)).collect();
         let mut eps = endpoints(&mut ebpf)?;
         for k in stale_ips {
             let _ = eps.remove(&k);
         }
-        let stale_ifs: Vec<u32> = interfaces(&mut ebpf)?
-            .keys()
-            .flatten()
-            .filter(|k| !known.iter().any(|ep| ep.host_ifindex == *k))
-            .collect();
+        let stale_ifs: Vec<u32> =
+            interfaces(&mut ebpf)?.keys().flatten().filter(|k| !known.iter().any(|ep| ep.host_ifindex == *k)).collect();
         let mut ifs = interfaces(&mut ebpf)?;
         for k in stale_ifs {
             let _ = ifs.remove(&k);
@@ -286,14 +281,11 @@ impl Datapath for EbpfDatapath {
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         let ebpf = self.ebpf.lock().unwrap();
         let map = ebpf.map(maps::DROPS).ok_or(DatapathError::Missing("drop map"))?;
-        let drops: PerCpuArray<&MapData, DropCounter> =
-            PerCpuArray::try_from(map).map_err(map_err("drop map"))?;
+        let drops: PerCpuArray<&MapData, DropCounter> = PerCpuArray::try_from(map).map_err(map_err("drop map"))?;
         DropReason::ALL
             .iter()
             .map(|reason| {
-                let values = drops
-                    .get(&(*reason as u32), 0)
-                    .map_err(map_err("read drop counters"))?;
+                let values = drops.get(&(*reason as u32), 0).map_err(map_err("read drop counters"))?;
                 Ok(DropStat {
                     reason: reason.name().to_string(),
                     code: *reason as u8,

@@ -9,11 +9,7 @@
 //! Needs root (loading programs, bpffs pins): ignored by a plain `cargo test`, run by `cargo xtask
 //! test` (`--include-ignored`). Every test loads its own datapath under its own
 //! bpffs directory, removed at the end even on panic.
-use std::{
-    io,
-    net::Ipv4Addr,
-    path::PathBuf,
-};
+use std::{io, net::Ipv4Addr, path::PathBuf};
 
 use netd_common::DropReason;
 
@@ -73,8 +69,8 @@ impl Fixture {
 
     fn with_endpoints(test: &str, endpoints: &[DatapathEndpoint]) -> Self {
         let pins = PinDir::new(test);
-        let datapath = EbpfDatapath::load(&pins.0)
-            .unwrap_or_else(|e| panic!("load datapath under {}: {e}", pins.0.display()));
+        let datapath =
+            EbpfDatapath::load(&pins.0).unwrap_or_else(|e| panic!("load datapath under {}: {e}", pins.0.display()));
         for ep in endpoints {
             datapath.insert_for_test(ep);
         }
@@ -279,10 +275,7 @@ fn arp_for_another_network_or_an_unknown_address_is_dropped() {
         assert_eq!(verdict, TC_ACT_SHOT);
         assert_eq!(&out, packet, "a dropped request is not rewritten");
     }
-    fx.assert_drops(&[
-        (DropReason::ArpUnknownTarget, &other_network),
-        (DropReason::ArpUnknownTarget, &unknown),
-    ]);
+    fx.assert_drops(&[(DropReason::ArpUnknownTarget, &other_network), (DropReason::ArpUnknownTarget, &unknown)]);
 }
 
 #[test]
@@ -304,9 +297,8 @@ fn ipv4_to_a_peer_is_redirected_with_the_peer_mac() {
 fn udp_to_a_peer_is_redirected_with_the_peer_mac() {
     let fx = Fixture::new("udp_peer");
     let me = sender();
-    let datagram = |dst_mac| {
-        ethernet(dst_mac, me.mac, ETH_P_IP, &ipv4(me.ip, peer().ip, IPPROTO_UDP, &udp(40000, 53, b"query")))
-    };
+    let datagram =
+        |dst_mac| ethernet(dst_mac, me.mac, ETH_P_IP, &ipv4(me.ip, peer().ip, IPPROTO_UDP, &udp(40000, 53, b"query")));
     let (verdict, out) = fx.run(&datagram(me.host_mac));
     assert_eq!(verdict, TC_ACT_REDIRECT);
     assert_eq!(out, datagram(peer().mac));
@@ -346,8 +338,7 @@ fn spoofed_source_ip_is_dropped() {
     let fx = Fixture::new("spoofed_ip");
     let me = sender();
     // The sender's own MAC, but the peer's address.
-    let packet =
-        ethernet(me.host_mac, me.mac, ETH_P_IP, &ipv4(peer().ip, GATEWAY_1, IPPROTO_ICMP, &icmp_echo()));
+    let packet = ethernet(me.host_mac, me.mac, ETH_P_IP, &ipv4(peer().ip, GATEWAY_1, IPPROTO_ICMP, &icmp_echo()));
     let (verdict, out) = fx.run(&packet);
     assert_eq!(verdict, TC_ACT_SHOT);
     assert_eq!(out, packet);
@@ -360,8 +351,7 @@ fn spoofed_source_mac_is_dropped() {
     let fx = Fixture::new("spoofed_mac");
     let me = sender();
     // The sender's own address, but the peer's MAC.
-    let packet =
-        ethernet(me.host_mac, peer().mac, ETH_P_IP, &ipv4(me.ip, GATEWAY_1, IPPROTO_ICMP, &icmp_echo()));
+    let packet = ethernet(me.host_mac, peer().mac, ETH_P_IP, &ipv4(me.ip, GATEWAY_1, IPPROTO_ICMP, &icmp_echo()));
     let (verdict, out) = fx.run(&packet);
     assert_eq!(verdict, TC_ACT_SHOT);
     assert_eq!(out, packet);
@@ -377,7 +367,8 @@ fn arp_with_a_foreign_sender_is_dropped() {
     // A request in the peer's name (poisoning the peer's entry elsewhere), a forged reply to
     // the host stack, and a frame whose ARP sender MAC differs from its Ethernet source.
     let as_peer = ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, me.mac, other.ip, [0; 6], GATEWAY_1));
-    let forged_reply = ethernet(me.host_mac, me.mac, ETH_P_ARP, &arp(ARP_REPLY, me.mac, other.ip, me.host_mac, GATEWAY_1));
+    let forged_reply =
+        ethernet(me.host_mac, me.mac, ETH_P_ARP, &arp(ARP_REPLY, me.mac, other.ip, me.host_mac, GATEWAY_1));
     let foreign_sha = ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, other.mac, me.ip, [0; 6], GATEWAY_1));
     for packet in [&as_peer, &forged_reply, &foreign_sha] {
         let (verdict, out) = fx.run(packet);
@@ -397,7 +388,8 @@ fn arp_probe_from_the_unspecified_address_is_answered() {
     let fx = Fixture::new("arp_probe");
     let me = sender();
     // RFC 5227 probe: sender IP 0.0.0.0 while the container checks its own address.
-    let probe = ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, me.mac, Ipv4Addr::UNSPECIFIED, [0; 6], GATEWAY_1));
+    let probe =
+        ethernet(BROADCAST, me.mac, ETH_P_ARP, &arp(ARP_REQUEST, me.mac, Ipv4Addr::UNSPECIFIED, [0; 6], GATEWAY_1));
     let (verdict, _) = fx.run(&probe);
     assert_eq!(verdict, TC_ACT_REDIRECT);
     fx.assert_drops(&[]);

@@ -90,7 +90,8 @@ impl Dns {
     /// together may hold (`limits::dns_fd_budget`).
     pub fn new(upstreams: Vec<IpAddr>, fd_budget: u64) -> Self {
         let fd_budget = budget::FdBudget::new(fd_budget);
-        let shared = Shared { records: RwLock::default(), rotation: records::Rotation::default(), upstreams, fd_budget };
+        let shared =
+            Shared { records: RwLock::default(), rotation: records::Rotation::default(), upstreams, fd_budget };
         Self { shared: Arc::new(shared), listeners: Mutex::default() }
     }
 

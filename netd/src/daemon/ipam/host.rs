@@ -11,7 +11,7 @@ use std::{fmt, net::Ipv4Addr};
 use ipnetwork::Ipv4Network;
 
 use super::overlaps;
-use crate::{plumbing::GATEWAY_LABEL, error::Error, model::IpamConfig, netlink::ROUTE_PROTOCOL};
+use crate::{error::Error, model::IpamConfig, netlink::ROUTE_PROTOCOL, plumbing::GATEWAY_LABEL};
 
 /// Ranges that no network may overlap, whatever the host has (RFC 6890): their addresses are
 /// not unicast addresses of an ordinary link, and the kernel treats them specially (all of
@@ -99,13 +99,9 @@ impl HostRoute {
         }
         match self.kind {
             // The local route the kernel made for a netd gateway address is netd's too.
-            RouteKind::Local => {
-                !(self.destination.prefix() == 32 && netd_gateways.contains(&self.destination.ip()))
-            }
+            RouteKind::Local => !(self.destination.prefix() == 32 && netd_gateways.contains(&self.destination.ip())),
             RouteKind::Broadcast => true,
-            RouteKind::Unicast => {
-                rule == RouteRule::Pool || (self.scope_link && self.table == RT_TABLE_MAIN)
-            }
+            RouteKind::Unicast => rule == RouteRule::Pool || (self.scope_link && self.table == RT_TABLE_MAIN),
             RouteKind::Other => false,
         }
     }
@@ -136,11 +132,7 @@ pub fn check_reserved(subnet: Ipv4Network) -> Result<(), Error> {
     for (ip, prefix, kind) in RESERVED {
         let range = Ipv4Network::new(Ipv4Addr::from(ip), prefix).expect("valid reserved range");
         if overlaps(&subnet, &range) {
-            return Err(Error::ReservedSubnet {
-                subnet,
-                kind,
-                range,
-            });
+            return Err(Error::ReservedSubnet { subnet, kind, range });
         }
     }
     Ok(())
@@ -151,21 +143,13 @@ pub fn check_reserved(subnet: Ipv4Network) -> Result<(), Error> {
 /// addresses (on a link that is down there is no route, but there will be one when it comes
 /// up). The most specific error comes first: the gateway, the ip-range, then the subnet.
 pub fn check_host(cfg: &IpamConfig, host: &HostAddressing, rule: RouteRule) -> Result<(), Error> {
-    let (netd, others): (Vec<&HostAddress>, Vec<&HostAddress>) =
-        host.addresses.iter().partition(|a| a.is_netd());
+    let (netd, others): (Vec<&HostAddress>, Vec<&HostAddress>) = host.addresses.iter().partition(|a| a.is_netd());
     if let Some(a) = others.iter().find(|a| a.ip == cfg.gateway) {
-        return Err(Error::GatewayIsHostAddress {
-            gateway: cfg.gateway,
-            dev: a.dev.clone(),
-        });
+        return Err(Error::GatewayIsHostAddress { gateway: cfg.gateway, dev: a.dev.clone() });
     }
     if let Some(range) = cfg.ip_range {
         if let Some(a) = others.iter().find(|a| range.contains(a.ip)) {
-            return Err(Error::IpRangeHasHostAddress {
-                range,
-                address: a.ip,
-                dev: a.dev.clone(),
-            });
+            return Err(Error::IpRangeHasHostAddress { range, address: a.ip, dev: a.dev.clone() });
         }
     }
     let netd_gateways: Vec<Ipv4Addr> = netd.iter().map(|a| a.ip).collect();
@@ -177,17 +161,10 @@ pub fn check_host(cfg: &IpamConfig, host: &HostAddressing, rule: RouteRule) -> R
         .filter(|r| r.blocks(rule, &netd_gateways) && overlaps(&cfg.subnet, &r.destination))
         .min_by_key(|r| (r.destination.prefix(), r.kind != RouteKind::Unicast));
     if let Some(route) = route {
-        return Err(Error::SubnetOverlapsHostRoute {
-            subnet: cfg.subnet,
-            route: route.clone(),
-        });
+        return Err(Error::SubnetOverlapsHostRoute { subnet: cfg.subnet, route: route.clone() });
     }
     if let Some(a) = others.iter().find(|a| overlaps(&cfg.subnet, &a.cidr())) {
-        return Err(Error::SubnetOverlapsHostAddress {
-            subnet: cfg.subnet,
-            address: a.cidr(),
-            dev: a.dev.clone(),
-        });
+        return Err(Error::SubnetOverlapsHostAddress { subnet: cfg.subnet, address: a.cidr(), dev: a.dev.clone() });
     }
     Ok(())
 }
@@ -202,23 +179,11 @@ pub mod tests {
 
     pub fn address(cidr: &str, dev: &str) -> HostAddress {
         let n = net(cidr);
-        HostAddress {
-            ip: n.ip(),
-            prefix: n.prefix(),
-            dev: dev.into(),
-            label: dev.into(),
-        }
+        HostAddress { ip: n.ip(), prefix: n.prefix(), dev: dev.into(), label: dev.into() }
     }
 
     fn route(dest: &str, kind: RouteKind, table: u32, scope_link: bool, dev: &str) -> HostRoute {
-        HostRoute {
-            destination: net(dest),
-            kind,
-            table,
-            scope_link,
-            protocol: 2,
-            dev: Some(dev.into()),
-        }
+        HostRoute { destination: net(dest), kind, table, scope_link, protocol: 2, dev: Some(dev.into()) }
     }
 
     pub fn connected(dest: &str, dev: &str) -> HostRoute {
@@ -237,10 +202,7 @@ pub mod tests {
     /// route via 198.51.100.1, as the kernel lists them.
     pub fn test_host() -> HostAddressing {
         HostAddressing {
-            addresses: vec![
-                address("127.0.0.1/8", "lo"),
-                address("198.51.100.2/24", "eth0"),
-            ],
+            addresses: vec![address("127.0.0.1/8", "lo"), address("198.51.100.2/24", "eth0")],
             routes: vec![
                 via_gateway("0.0.0.0/0", "eth0"),
                 local("198.51.100.2/32", "eth0"),
@@ -284,10 +246,7 @@ pub mod tests {
             ("192.0.0.0/2", "multicast addresses (224.0.0.0/4)"),
         ] {
             let err = check_reserved(net(subnet)).unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                format!("invalid subnet {subnet}: {range} cannot be used for a network")
-            );
+            assert_eq!(err.to_string(), format!("invalid subnet {subnet}: {range} cannot be used for a network"));
             assert_eq!(err.status(), 400);
         }
     }
@@ -305,15 +264,12 @@ pub mod tests {
         ] {
             assert!(check_reserved(net(subnet)).is_ok(), "{subnet}");
         }
-        for (subnet, gateway) in [
-            ("10.44.0.0/16", "10.44.0.1"),
-            ("172.30.0.0/16", "172.30.0.1"),
-            ("192.168.44.0/24", "192.168.44.1"),
-        ] {
+        for (subnet, gateway) in
+            [("10.44.0.0/16", "10.44.0.1"), ("172.30.0.0/16", "172.30.0.1"), ("192.168.44.0/24", "192.168.44.1")]
+        {
             assert_eq!(explicit(&cfg(subnet, gateway, None), &test_host()), Ok(()));
             assert_eq!(
-                check_host(&cfg(subnet, gateway, None), &test_host(), RouteRule::Pool)
-                    .map_err(|e| e.to_string()),
+                check_host(&cfg(subnet, gateway, None), &test_host(), RouteRule::Pool).map_err(|e| e.to_string()),
                 Ok(())
             );
         }
@@ -321,19 +277,9 @@ pub mod tests {
 
     #[test]
     fn subnets_on_the_uplinks_connected_route_are_refused() {
-        for subnet in [
-            "198.51.100.0/25",
-            "198.51.100.128/30",
-            "198.51.100.0/24",
-            "198.0.0.0/8",
-        ] {
+        for subnet in ["198.51.100.0/25", "198.51.100.128/30", "198.51.100.0/24", "198.0.0.0/8"] {
             let first = Ipv4Addr::from(u32::from(net(subnet).network()) + 1).to_string();
-            let err = check_host(
-                &cfg(subnet, &first, None),
-                &test_host(),
-                RouteRule::Explicit,
-            )
-            .unwrap_err();
+            let err = check_host(&cfg(subnet, &first, None), &test_host(), RouteRule::Explicit).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!("subnet {subnet} overlaps the host's route 198.51.100.0/24 (dev eth0)")
@@ -355,20 +301,11 @@ pub mod tests {
         // An address without a prefix route (noprefixroute) still has its broadcast route.
         let host = HostAddressing {
             addresses: vec![],
-            routes: vec![route(
-                "10.5.0.255/32",
-                RouteKind::Broadcast,
-                255,
-                true,
-                "eth1",
-            )],
+            routes: vec![route("10.5.0.255/32", RouteKind::Broadcast, 255, true, "eth1")],
         };
         assert_eq!(
             explicit(&cfg("10.5.0.128/25", "10.5.0.129", None), &host),
-            Err(
-                "subnet 10.5.0.128/25 overlaps the host's route broadcast 10.5.0.255 (dev eth1)"
-                    .into()
-            )
+            Err("subnet 10.5.0.128/25 overlaps the host's route broadcast 10.5.0.255 (dev eth1)".into())
         );
     }
 
@@ -386,12 +323,7 @@ pub mod tests {
             explicit(&cfg("198.51.100.0/24", "198.51.100.2", None), &host),
             Err("gateway 198.51.100.2 is already an address of this host (dev eth0)".into())
         );
-        let err = check_host(
-            &cfg("10.99.0.0/24", "10.99.0.1", None),
-            &host,
-            RouteRule::Explicit,
-        )
-        .unwrap_err();
+        let err = check_host(&cfg("10.99.0.0/24", "10.99.0.1", None), &host, RouteRule::Explicit).unwrap_err();
         assert_eq!(err.status(), 409);
     }
 
@@ -408,10 +340,7 @@ pub mod tests {
     #[test]
     fn addresses_of_links_that_are_down_block_their_prefix() {
         // No connected route (link down), but the prefix is the host's all the same.
-        let host = HostAddressing {
-            addresses: vec![address("10.77.0.5/24", "dn0")],
-            routes: vec![],
-        };
+        let host = HostAddressing { addresses: vec![address("10.77.0.5/24", "dn0")], routes: vec![] };
         assert_eq!(
             explicit(&cfg("10.77.0.0/25", "10.77.0.1", None), &host),
             Err("subnet 10.77.0.0/25 overlaps the host's address 10.77.0.5/24 (dev dn0)".into())
@@ -420,10 +349,7 @@ pub mod tests {
             explicit(&cfg("10.77.0.0/24", "10.77.0.5", None), &host),
             Err("gateway 10.77.0.5 is already an address of this host (dev dn0)".into())
         );
-        assert_eq!(
-            explicit(&cfg("10.77.1.0/24", "10.77.1.1", None), &host),
-            Ok(())
-        );
+        assert_eq!(explicit(&cfg("10.77.1.0/24", "10.77.1.1", None), &host), Ok(()));
     }
 
     #[test]
@@ -438,25 +364,15 @@ pub mod tests {
         );
         // Connected routes of other tables (policy routing) only block pools too.
         let mut host = test_host();
-        host.routes
-            .push(route("10.67.0.0/16", RouteKind::Unicast, 100, true, "eth1"));
-        assert_eq!(
-            explicit(&cfg("10.67.0.0/24", "10.67.0.1", None), &host),
-            Ok(())
-        );
+        host.routes.push(route("10.67.0.0/16", RouteKind::Unicast, 100, true, "eth1"));
+        assert_eq!(explicit(&cfg("10.67.0.0/24", "10.67.0.1", None), &host), Ok(()));
     }
 
     #[test]
     fn default_fence_and_netd_routes_never_block() {
         let mut host = test_host();
         // An operator's `blackhole`/`unreachable`/`prohibit` route.
-        host.routes.push(route(
-            "10.70.0.0/16",
-            RouteKind::Other,
-            RT_TABLE_MAIN,
-            false,
-            "lo",
-        ));
+        host.routes.push(route("10.70.0.0/16", RouteKind::Other, RT_TABLE_MAIN, false, "lo"));
         // netd's own: protocol 78 routes, its labelled gateway and the gateway's local route.
         let mut own = connected("10.71.0.0/24", "nd0123456789ab");
         own.protocol = ROUTE_PROTOCOL;
@@ -469,23 +385,13 @@ pub mod tests {
         });
         host.routes.push(local("10.72.0.1/32", "lo"));
         for rule in [RouteRule::Explicit, RouteRule::Pool] {
-            for (subnet, gateway) in [
-                ("10.70.0.0/24", "10.70.0.1"),
-                ("10.71.0.0/24", "10.71.0.1"),
-                ("10.72.0.0/24", "10.72.0.1"),
-            ] {
-                assert!(
-                    check_host(&cfg(subnet, gateway, None), &host, rule).is_ok(),
-                    "{subnet} {rule:?}"
-                );
+            for (subnet, gateway) in
+                [("10.70.0.0/24", "10.70.0.1"), ("10.71.0.0/24", "10.71.0.1"), ("10.72.0.0/24", "10.72.0.1")]
+            {
+                assert!(check_host(&cfg(subnet, gateway, None), &host, rule).is_ok(), "{subnet} {rule:?}");
             }
         }
         // The default route (via 198.51.100.1 in the test host) blocks nothing.
-        assert!(check_host(
-            &cfg("10.73.0.0/16", "10.73.0.1", None),
-            &host,
-            RouteRule::Pool
-        )
-        .is_ok());
+        assert!(check_host(&cfg("10.73.0.0/16", "10.73.0.1", None), &host, RouteRule::Pool).is_ok());
     }
 }

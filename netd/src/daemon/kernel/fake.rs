@@ -10,7 +10,7 @@ use std::{
 
 use super::Kernel;
 use crate::{
-    datapath::{DropStat, DatapathEndpoint},
+    datapath::{DatapathEndpoint, DropStat},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
@@ -150,7 +150,13 @@ impl Kernel for FakeKernel {
     async fn host_addressing(&self) -> Result<HostAddressing> {
         Ok(HostAddressing::default())
     }
-    async fn add_endpoint(&self, netns: &Path, ep: &Endpoint, index: u32, default_route: bool) -> Result<DatapathEndpoint> {
+    async fn add_endpoint(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        index: u32,
+        default_route: bool,
+    ) -> Result<DatapathEndpoint> {
         self.step("add_endpoint", format!("add_endpoint {} {} {}", ep.ifname, ep.ip, netns.display()))?;
         let mut inner = self.inner.lock().unwrap();
         if !inner.host.netns.contains(netns) {

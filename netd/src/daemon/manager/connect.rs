@@ -4,7 +4,7 @@
 //! `container:` modes.
 use std::path::Path;
 
-use super::{Kernel, allocate_endpoint, check_endpoint_options, Manager};
+use super::{allocate_endpoint, check_endpoint_options, Kernel, Manager};
 use crate::{
     api_types::ConnectRequest,
     container_files::ContainerFiles,
@@ -92,9 +92,8 @@ impl<K: Kernel> Manager<K> {
         let _ = force;
         let network = state.network(network)?.clone();
         let mut container = state.container(container)?.clone();
-        let not_connected = || {
-            Error::Conflict(format!("container {} is not connected to network {}", container.id, network.name))
-        };
+        let not_connected =
+            || Error::Conflict(format!("container {} is not connected to network {}", container.id, network.name));
         match (&network.driver, &container.mode) {
             (Driver::Host, NetMode::Host) => return Err(Error::HostNetworkConflict),
             (Driver::Null, NetMode::None) => {

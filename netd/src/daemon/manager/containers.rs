@@ -2,11 +2,9 @@
 //! command exits. A container is a network namespace plus an optional command; stopping it
 //! releases its endpoints and netns (as Docker releases a stopped container's network) and
 //! remembers the attachments that `start` makes again.
-use std::path::PathBuf;
+use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
-use std::{collections::BTreeMap, os::fd::OwnedFd};
-
-use super::{Kernel, allocate_endpoint, check_endpoint_options, Manager, State, Undo, DEFAULT_BRIDGE};
+use super::{allocate_endpoint, check_endpoint_options, Kernel, Manager, State, Undo, DEFAULT_BRIDGE};
 use crate::{
     api_types::RunContainer,
     container_files::ContainerFiles,
@@ -41,10 +39,7 @@ impl State {
         if let Some(target) = arg.strip_prefix("container:") {
             let target = self.container(target)?;
             if !target.running() {
-                return Err(Error::Conflict(format!(
-                    "cannot join network of a non running container: {}",
-                    target.id
-                )));
+                return Err(Error::Conflict(format!("cannot join network of a non running container: {}", target.id)));
             }
             return Ok((NetMode::Container(target.id.clone()), None));
         }
@@ -83,9 +78,10 @@ impl<K: Kernel> Manager<K> {
     /// `container:` chain) is refused: its command must never run in the daemon's netns.
     fn enter_args(&self, state: &State, c: &Container, cmd: Vec<String>) -> Result<EnterArgs> {
         let owner = state.owner(c);
-        let netns = owner.netns.clone().ok_or_else(|| {
-            Error::Conflict(format!("container {} has no network namespace to run in", c.name))
-        })?;
+        let netns = owner
+            .netns
+            .clone()
+            .ok_or_else(|| Error::Conflict(format!("container {} has no network namespace to run in", c.name)))?;
         let files = ContainerFiles::new(&self.run_dir, &owner.id);
         Ok(EnterArgs {
             netns,
@@ -321,10 +317,7 @@ impl<K: Kernel> Manager<K> {
             match state.containers.get(target) {
                 Some(t) if t.running() => {}
                 Some(t) => {
-                    return Err(Error::Conflict(format!(
-                        "cannot join network of a non running container: {}",
-                        t.id
-                    )))
+                    return Err(Error::Conflict(format!("cannot join network of a non running container: {}", t.id)))
                 }
                 None => return Err(Error::ContainerNotFound(target.clone())),
             }
@@ -397,9 +390,10 @@ impl<K: Kernel> Manager<K> {
     /// processes the container no longer records (it was stopped or removed) change nothing.
     pub async fn process_exited(&self, exit: Exit) {
         let mut state = self.state.lock().await;
-        let current = state.containers.get(&exit.container).filter(|c| {
-            c.running() && c.process.as_ref().is_some_and(|p| p.pid == exit.pid)
-        });
+        let current = state
+            .containers
+            .get(&exit.container)
+            .filter(|c| c.running() && c.process.as_ref().is_some_and(|p| p.pid == exit.pid));
         if let Some(c) = current.cloned() {
             if let Err(e) = self.exited_locked(&mut state, &c, exit.code).await {
                 tracing::warn!(container = %c.name, "after its command exited: {e}");
@@ -446,7 +440,5 @@ fn validate_container_name(name: &str) -> Result<()> {
 
 /// The daemon's hostname, which `--network host` containers share (as in Docker).
 fn host_hostname() -> Result<String> {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .map_err(|e| Error::os("gethostname", e))
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).map_err(|e| Error::os("gethostname", e))
 }

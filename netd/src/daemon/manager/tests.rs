@@ -105,11 +105,10 @@ async fn run_makes_netns_endpoint_files_and_process_and_rm_removes_them() {
     let host = fx.host();
     let netns = fx.dir.join("run/netns/web");
     assert!(host.netns.contains(&netns));
-    assert_eq!(host.veths.values().map(|(ns, name, ip)| (ns.clone(), name.as_str(), *ip)).collect::<Vec<_>>(), [(
-        netns.clone(),
-        "eth0",
-        Ipv4Addr::new(10, 10, 0, 2)
-    )]);
+    assert_eq!(
+        host.veths.values().map(|(ns, name, ip)| (ns.clone(), name.as_str(), *ip)).collect::<Vec<_>>(),
+        [(netns.clone(), "eth0", Ipv4Addr::new(10, 10, 0, 2))]
+    );
     assert_eq!(host.default_routes.get(&netns), Some(&Ipv4Addr::new(10, 10, 0, 1)));
     let pid = host.processes[&id];
     assert_eq!(host.commands[&pid], (netns.to_string_lossy().into_owned(), vec!["sleep".into(), "600".into()]));

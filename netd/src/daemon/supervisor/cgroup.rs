@@ -128,8 +128,14 @@ fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
 fn mount_cgroup2(target: &Path) -> io::Result<PathBuf> {
     use nix::mount::{mount, MsFlags};
     std::fs::create_dir_all(target)?;
-    mount(Some("cgroup2"), target, Some("cgroup2"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-        .map_err(io::Error::from)?;
+    mount(
+        Some("cgroup2"),
+        target,
+        Some("cgroup2"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)?;
     Ok(target.to_path_buf())
 }
 

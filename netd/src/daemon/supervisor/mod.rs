@@ -31,10 +31,9 @@ use crate::{
 mod cgroup;
 mod pidfd;
 
-pub use pidfd::{ProcessIdentity, UNKNOWN_EXIT};
-
 use cgroup::Cgroups;
 use pidfd::Pidfd;
+pub use pidfd::{ProcessIdentity, UNKNOWN_EXIT};
 
 /// A container's main process ended with `code` (a shell's view: 128 + signal when killed).
 #[derive(Debug)]

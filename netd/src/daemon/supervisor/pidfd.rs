@@ -85,7 +85,8 @@ impl Pidfd {
     /// Still running (a zombie counts as gone).
     pub fn is_alive(&self) -> bool {
         // SAFETY: signal 0 only checks; ESRCH means the process has exited.
-        let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.fd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0) };
+        let r =
+            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.fd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0) };
         r == 0 && !is_zombie(self.pid)
     }
 
@@ -118,7 +119,8 @@ fn reap(fd: &OwnedFd) -> i32 {
     // SAFETY: siginfo_t is plain data; waitid fills it.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid pidfd and siginfo pointer.
-    let r = unsafe { libc::waitid(libc::P_PIDFD, fd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
+    let r =
+        unsafe { libc::waitid(libc::P_PIDFD, fd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
     // SAFETY: after a successful waitid the child fields of the union are set.
     let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
     if r != 0 || pid == 0 {

@@ -18,19 +18,13 @@ impl Digits {
     fn from_scientific(s: &str) -> Self {
         let (mantissa, exponent) = s.split_once('e').expect("{:e} has an exponent");
         let exponent: i32 = exponent.parse().expect("{:e} exponent is an integer");
-        Self::new(
-            mantissa.bytes().filter(u8::is_ascii_digit).collect(),
-            exponent + 1,
-        )
+        Self::new(mantissa.bytes().filter(u8::is_ascii_digit).collect(), exponent + 1)
     }
 
     /// From Rust's `{:.N}` output, e.g. `123.4560`.
     fn from_fixed(s: &str) -> Self {
         let integer_len = s.find('.').unwrap_or(s.len());
-        Self::new(
-            s.bytes().filter(u8::is_ascii_digit).collect(),
-            integer_len as i32,
-        )
+        Self::new(s.bytes().filter(u8::is_ascii_digit).collect(), integer_len as i32)
     }
 
     fn new(mut digits: Vec<u8>, mut point: i32) -> Self {
@@ -52,10 +46,7 @@ impl Digits {
 
     /// The digit at `i` places from the first one, zero beyond the ends.
     fn at(&self, i: i32) -> char {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| self.digits.get(i))
-            .map_or('0', |&d| d as char)
+        usize::try_from(i).ok().and_then(|i| self.digits.get(i)).map_or('0', |&d| d as char)
     }
 }
 
@@ -108,11 +99,7 @@ pub(super) fn format_float(v: f64, format: char, precision: i32) -> String {
             if exponent < -4 || exponent >= exponent_at {
                 fixed_exponent(&mut out, &digits, precision.min(digits.len()) - 1, e);
             } else {
-                let precision = if precision > digits.point {
-                    digits.len()
-                } else {
-                    precision
-                };
+                let precision = if precision > digits.point { digits.len() } else { precision };
                 fixed_point(&mut out, &digits, (precision - digits.point).max(0));
             }
         }
@@ -161,9 +148,5 @@ fn binary_exponent(v: f64) -> String {
         mantissa |= 1 << MANTISSA_BITS;
         biased - BIAS - MANTISSA_BITS as i64
     };
-    format!(
-        "{}{mantissa}p{}{exponent}",
-        if negative { "-" } else { "" },
-        if exponent >= 0 { "+" } else { "" }
-    )
+    format!("{}{mantissa}p{}{exponent}", if negative { "-" } else { "" }, if exponent >= 0 { "+" } else { "" })
 }

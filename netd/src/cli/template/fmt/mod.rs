@@ -84,9 +84,7 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> Result<String, FormatErro
             if chars[i] == '*' {
                 i += 1;
                 match int_from_arg(args, &mut arg_num) {
-                    Some(precision) if precision >= 0 => {
-                        p.flags.precision = Some(precision as usize)
-                    }
+                    Some(precision) if precision >= 0 => p.flags.precision = Some(precision as usize),
                     // Go reports a negative precision operand like a non-int one.
                     _ => p.buf.push_str("%!(BADPREC)"),
                 }
@@ -219,15 +217,11 @@ fn operand(v: &Value) -> Operand<'_> {
 /// Go's verbs this engine prints; the others are errors (see the module comment).
 fn check_verb(verb: char, format: &str) -> Result<(), FormatError> {
     match verb {
-        'v' | 'T' | 't' | 'd' | 'b' | 'o' | 'O' | 'x' | 'X' | 'c' | 'q' | 'U' | 'e' | 'E' | 'f'
-        | 'F' | 'g' | 'G' | 's' => Ok(()),
-        'p' => Err(format!(
-            "%p is not supported (template values have no address) in {format:?}"
-        )),
+        'v' | 'T' | 't' | 'd' | 'b' | 'o' | 'O' | 'x' | 'X' | 'c' | 'q' | 'U' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G'
+        | 's' => Ok(()),
+        'p' => Err(format!("%p is not supported (template values have no address) in {format:?}")),
         'w' => Err(format!("%w is only for errors (fmt.Errorf) in {format:?}")),
-        '[' => Err(format!(
-            "explicit argument indexes (%[n]) are not supported in {format:?}"
-        )),
+        '[' => Err(format!("explicit argument indexes (%[n]) are not supported in {format:?}")),
         other => Err(format!("unknown verb %{other} in {format:?}")),
     }
 }
@@ -321,11 +315,7 @@ impl Printer {
     /// whatever the verb, without padding (Go prints the empty interface it sits in).
     fn print_element(&mut self, v: &Value, verb: char) -> Result<(), FormatError> {
         if v.is_null() {
-            self.buf.push_str(if self.flags.sharp_v {
-                "interface {}(nil)"
-            } else {
-                "<nil>"
-            });
+            self.buf.push_str(if self.flags.sharp_v { "interface {}(nil)" } else { "<nil>" });
             return Ok(());
         }
         self.print_value(v, verb)
@@ -343,11 +333,8 @@ impl Printer {
             Operand::Str(s) => self.fmt_string(s, verb, v),
             Operand::List(items) => {
                 // The verb applies to each element, not to the list as a whole.
-                let (open, separator, close) = if self.flags.sharp_v {
-                    ("[]interface {}{", ", ", "}")
-                } else {
-                    ("[", " ", "]")
-                };
+                let (open, separator, close) =
+                    if self.flags.sharp_v { ("[]interface {}{", ", ", "}") } else { ("[", " ", "]") };
                 self.buf.push_str(open);
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -358,11 +345,8 @@ impl Printer {
                 self.buf.push_str(close);
             }
             Operand::Map(map) => {
-                let (open, separator, close) = if self.flags.sharp_v {
-                    ("map[string]interface {}{", ", ", "}")
-                } else {
-                    ("map[", " ", "]")
-                };
+                let (open, separator, close) =
+                    if self.flags.sharp_v { ("map[string]interface {}{", ", ", "}") } else { ("map[", " ", "]") };
                 self.buf.push_str(open);
                 // Go prints maps in key order.
                 let mut keys: Vec<&String> = map.keys().collect();
@@ -423,8 +407,7 @@ impl Printer {
         if let Some(precision) = f.precision {
             if precision == 0 && magnitude == 0 {
                 // "%.0d" of 0 prints nothing, only the padding.
-                self.buf
-                    .extend(std::iter::repeat_n(' ', f.width.unwrap_or(0)));
+                self.buf.extend(std::iter::repeat_n(' ', f.width.unwrap_or(0)));
                 return;
             }
             min_digits = precision;
@@ -469,9 +452,7 @@ impl Printer {
         let u = n as u64;
         let min_digits = self.flags.precision.filter(|&p| p > 4).unwrap_or(4);
         let mut out = format!("U+{u:0min_digits$X}");
-        if let Some(c) =
-            char::from_u32(u as u32).filter(|c| self.flags.sharp && u <= 0x10FFFF && is_print(*c))
-        {
+        if let Some(c) = char::from_u32(u as u32).filter(|c| self.flags.sharp && u <= 0x10FFFF && is_print(*c)) {
             out.push_str(&format!(" '{c}'"));
         }
         self.pad_with_spaces(&out);
@@ -484,11 +465,7 @@ impl Printer {
             'e' | 'E' | 'f' => self.fmt_float_as(x, verb, 6),
             'F' => self.fmt_float_as(x, 'f', 6),
             'b' => self.fmt_float_as(x, 'b', -1),
-            'x' | 'X' => {
-                return Err(format!(
-                    "%{verb} of a float (hexadecimal floating point) is not supported"
-                ))
-            }
+            'x' | 'X' => return Err(format!("%{verb} of a float (hexadecimal floating point) is not supported")),
             _ => self.bad_verb(verb, v),
         }
         Ok(())
@@ -566,11 +543,7 @@ impl Printer {
                     out.push_str(prefix);
                 }
             }
-            out.push_str(&if upper {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            });
+            out.push_str(&if upper { format!("{b:02X}") } else { format!("{b:02x}") });
         }
         self.pad(&out);
     }
@@ -591,8 +564,7 @@ impl Printer {
             self.buf.push_str(s);
             self.buf.extend(std::iter::repeat_n(' ', fill));
         } else {
-            self.buf
-                .extend(std::iter::repeat_n(if f.zero { '0' } else { ' ' }, fill));
+            self.buf.extend(std::iter::repeat_n(if f.zero { '0' } else { ' ' }, fill));
             self.buf.push_str(s);
         }
     }
@@ -607,10 +579,7 @@ impl Printer {
 
 /// `%c`/`%q` of an int: the code point, or U+FFFD when it is not a valid one.
 fn code_point(n: i128) -> char {
-    u32::try_from(n)
-        .ok()
-        .and_then(char::from_u32)
-        .unwrap_or(char::REPLACEMENT_CHARACTER)
+    u32::try_from(n).ok().and_then(char::from_u32).unwrap_or(char::REPLACEMENT_CHARACTER)
 }
 
 /// The `#` flag on `%e %f %g`: always a decimal point, and `%g` keeps its trailing zeros up to

@@ -22,8 +22,7 @@ pub(super) fn quote_rune(c: char, ascii_only: bool) -> String {
 /// Whether `s` can be a raw `` `string` `` (`%#q`): no control characters other than tab, no
 /// backquote, no byte order mark.
 pub(super) fn can_backquote(s: &str) -> bool {
-    !s.chars()
-        .any(|c| (c < ' ' && c != '\t') || c == '`' || c == '\u{7f}' || c == '\u{feff}')
+    !s.chars().any(|c| (c < ' ' && c != '\t') || c == '`' || c == '\u{7f}' || c == '\u{feff}')
 }
 
 /// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.

@@ -14,8 +14,7 @@ fn check(cases: &[(&str, Value, &str)]) {
         .iter()
         .filter_map(|(format, arg, want)| {
             let got = sprintf(format, std::slice::from_ref(arg));
-            (got.as_deref() != Ok(*want))
-                .then(|| format!("Sprintf({format:?}, {arg}) = {got:?}, want {want:?}"))
+            (got.as_deref() != Ok(*want)).then(|| format!("Sprintf({format:?}, {arg}) = {got:?}, want {want:?}"))
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -47,19 +46,10 @@ fn documented_examples() {
         ("%d", json!("hi"), "%!d(string=hi)"),
         ("%5d", json!(3), "    3"),
     ]);
-    assert_eq!(
-        sprintf("hi", &[json!("guys")]).unwrap(),
-        "hi%!(EXTRA string=guys)"
-    );
+    assert_eq!(sprintf("hi", &[json!("guys")]).unwrap(), "hi%!(EXTRA string=guys)");
     assert_eq!(sprintf("hi%d", &[]).unwrap(), "hi%!d(MISSING)");
-    assert_eq!(
-        sprintf("%*s", &[json!(4.5), json!("hi")]).unwrap(),
-        "%!(BADWIDTH)hi"
-    );
-    assert_eq!(
-        sprintf("%.*s", &[json!(4.5), json!("hi")]).unwrap(),
-        "%!(BADPREC)hi"
-    );
+    assert_eq!(sprintf("%*s", &[json!(4.5), json!("hi")]).unwrap(), "%!(BADWIDTH)hi");
+    assert_eq!(sprintf("%.*s", &[json!(4.5), json!("hi")]).unwrap(), "%!(BADPREC)hi");
 }
 
 #[test]
@@ -260,14 +250,8 @@ fn floats() {
         ("%s", json!(2.0), "%!s(float64=2)"),
         ("%q", json!(1.5), "%!q(float64=1.5)"),
     ]);
-    assert_eq!(
-        sprintf("%.68f", &[json!(-1.0)]).unwrap(),
-        format!("-1.{}", "0".repeat(68))
-    );
-    assert_eq!(
-        sprintf("%068d", &[json!(-1)]).unwrap(),
-        format!("-{}1", "0".repeat(66))
-    );
+    assert_eq!(sprintf("%.68f", &[json!(-1.0)]).unwrap(), format!("-1.{}", "0".repeat(68)));
+    assert_eq!(sprintf("%068d", &[json!(-1)]).unwrap(), format!("-{}1", "0".repeat(66)));
 }
 
 #[test]
@@ -309,11 +293,7 @@ fn strings() {
         ("%+q", json!("日本語"), r#""\u65e5\u672c\u8a9e""#),
         ("%#q", json!("日本語"), "`日本語`"),
         ("%#+q", json!("日本語"), "`日本語`"),
-        (
-            "%q",
-            json!("\u{7}\u{8}\u{c}\n\r\t\u{b}\"\\"),
-            r#""\a\b\f\n\r\t\v\"\\""#,
-        ),
+        ("%q", json!("\u{7}\u{8}\u{c}\n\r\t\u{b}\"\\"), r#""\a\b\f\n\r\t\v\"\\""#),
         ("%q", json!("\u{1}\u{7f}"), r#""\x01\x7f""#),
         ("% q", json!("☺"), "\"☺\""),
         ("%+q", json!("☺"), r#""\u263a""#),
@@ -332,11 +312,7 @@ fn strings() {
         ("%-5s", json!("abc"), "abc  "),
         ("%05s", json!("abc"), "00abc"),
         ("%0-5s", json!("abc"), "abc  "),
-        (
-            "%5s",
-            json!("abcdefghijklmnopqrstuvwxyz"),
-            "abcdefghijklmnopqrstuvwxyz",
-        ),
+        ("%5s", json!("abcdefghijklmnopqrstuvwxyz"), "abcdefghijklmnopqrstuvwxyz"),
         ("%.5s", json!("abcdefghijklmnopqrstuvwxyz"), "abcde"),
         ("%.0s", json!("日本語日本語"), ""),
         ("%.5s", json!("日本語日本語"), "日本語日本"),
@@ -405,11 +381,7 @@ fn lists_and_maps_apply_the_verb_to_each_element() {
         ("%5v", json!([null]), "[<nil>]"),
         ("%v", json!({"b": 2, "a": 1}), "map[a:1 b:2]"),
         ("%v", json!({}), "map[]"),
-        (
-            "%v",
-            json!({"k": [1, {"x": null}]}),
-            "map[k:[1 map[x:<nil>]]]",
-        ),
+        ("%v", json!({"k": [1, {"x": null}]}), "map[k:[1 map[x:<nil>]]]"),
         ("%d", json!({"a": 1}), "map[%!d(string=a):1]"),
         ("%5v", json!({"a": 1}), "map[    a:    1]"),
         ("%#v", json!("foo"), r#""foo""#),
@@ -417,16 +389,8 @@ fn lists_and_maps_apply_the_verb_to_each_element() {
         ("%#v", json!(1.0), "1"),
         ("%#v", json!(1000000.0), "1e+06"),
         ("%#v", json!(["a", "b"]), r#"[]interface {}{"a", "b"}"#),
-        (
-            "%#v",
-            json!([1, "hello", 2.5, null]),
-            r#"[]interface {}{1, "hello", 2.5, interface {}(nil)}"#,
-        ),
-        (
-            "%#v",
-            json!({"b": [], "a": 1}),
-            r#"map[string]interface {}{"a":1, "b":[]interface {}{}}"#,
-        ),
+        ("%#v", json!([1, "hello", 2.5, null]), r#"[]interface {}{1, "hello", 2.5, interface {}(nil)}"#),
+        ("%#v", json!({"b": [], "a": 1}), r#"map[string]interface {}{"a":1, "b":[]interface {}{}}"#),
         ("%+v", json!({"a": 5}), "map[a:5]"),
     ]);
 }
@@ -436,35 +400,17 @@ fn format_errors_print_like_go() {
     let f = |format: &str, args: Value| sprintf(format, args.as_array().unwrap()).unwrap();
     assert_eq!(f("", json!([null])), "%!(EXTRA <nil>)");
     assert_eq!(f("", json!([2])), "%!(EXTRA int=2)");
-    assert_eq!(
-        f("no args", json!(["hello"])),
-        "no args%!(EXTRA string=hello)"
-    );
-    assert_eq!(
-        f("%d", json!([1, "x", 2.5])),
-        "1%!(EXTRA string=x, float64=2.5)"
-    );
+    assert_eq!(f("no args", json!(["hello"])), "no args%!(EXTRA string=hello)");
+    assert_eq!(f("%d", json!([1, "x", 2.5])), "1%!(EXTRA string=x, float64=2.5)");
     // Extra operands print without the last verb's flags.
-    assert_eq!(
-        f("%010.2", json!(["12345"])),
-        "%!(NOVERB)%!(EXTRA string=12345)"
-    );
+    assert_eq!(f("%010.2", json!(["12345"])), "%!(NOVERB)%!(EXTRA string=12345)");
     assert_eq!(f("%s %", json!(["hello"])), "hello %!(NOVERB)");
     assert_eq!(f("%s %.2", json!(["hello"])), "hello %!(NOVERB)");
     assert_eq!(f("%d %d", json!([1])), "1 %!d(MISSING)");
     assert_eq!(f("%s", json!([])), "%!s(MISSING)");
-    assert_eq!(
-        f(
-            "%017091901790959340919092959340919017929593813360",
-            json!([0])
-        ),
-        "%!(NOVERB)%!(EXTRA int=0)"
-    );
+    assert_eq!(f("%017091901790959340919092959340919017929593813360", json!([0])), "%!(NOVERB)%!(EXTRA int=0)");
     assert_eq!(f("%2147483648d", json!([42])), "%!(NOVERB)%!(EXTRA int=42)");
-    assert_eq!(
-        f("%.2147483648d", json!([42])),
-        "%!(NOVERB)%!(EXTRA int=42)"
-    );
+    assert_eq!(f("%.2147483648d", json!([42])), "%!(NOVERB)%!(EXTRA int=42)");
     // Percent takes no operand and ignores flags.
     assert_eq!(f("%d%%", json!([50])), "50%");
     assert_eq!(f("%5%", json!([])), "%");
@@ -509,10 +455,7 @@ fn sprint_spaces_operands_unless_one_is_a_string() {
     assert_eq!(sprint(&[json!("a"), json!(1)]), "a1");
     assert_eq!(sprint(&[json!(1), json!("a")]), "1a");
     assert_eq!(sprint(&[json!(1), json!(2), json!(true)]), "1 2 true");
-    assert_eq!(
-        sprint(&[json!(3.0), Value::Null, json!([1, "x"])]),
-        "3 <nil> [1 x]"
-    );
+    assert_eq!(sprint(&[json!(3.0), Value::Null, json!([1, "x"])]), "3 <nil> [1 x]");
     assert_eq!(sprintln(&[json!("a"), json!("b"), json!(1)]), "a b 1\n");
     assert_eq!(sprintln(&[]), "\n");
 }
