@@ -30,7 +30,7 @@ use std::{
 mod process;
 mod run;
 
-pub use process::{kill_child, signal_child, start_time, wait_timeout, Process};
+pub use process::{is_zombie, kill_child, signal_child, start_time, wait_timeout, Process};
 pub use run::{output, run, wait_output, Error, Limit};
 
 /// `PROGRAM` inside the network namespace at `netns` (`nsenter --net=NETNS`): the network

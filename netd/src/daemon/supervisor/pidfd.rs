@@ -6,6 +6,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
+use netd_cmd::{is_zombie, start_time};
 use tokio::io::unix::AsyncFd;
 
 /// Exit code reported when a process ended but its status cannot be known (it was not the
@@ -132,25 +133,6 @@ fn reap(fd: &OwnedFd) -> i32 {
     }
 }
 
-/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks after boot. The command name
-/// (field 2) may hold spaces and parentheses, so fields are counted after its last ')'.
-pub fn start_time(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
-}
-
-fn parse_start_time(stat: &str) -> Option<u64> {
-    // After ") ": field 3 (state) is index 0, so field 22 is index 19.
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
-        .unwrap_or(true)
-}
-
 /// This boot's id: a start time is only meaningful within one boot.
 pub fn boot_id() -> io::Result<String> {
     Ok(std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?.trim().to_string())
@@ -159,13 +141,6 @@ pub fn boot_id() -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_is_field_22_even_with_odd_command_names() {
-        let stat = "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(stat), Some(987654));
-        assert_eq!(parse_start_time("garbage"), None);
-    }
 
     #[test]
     fn own_process_can_be_reacquired_and_a_wrong_start_time_cannot() {
