@@ -22,7 +22,7 @@ pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
 }
 
 /// The habits CI holds the tree to: rustfmt (nightly: rustfmt.toml groups imports with
-/// unstable options) and clippy with every warning an error.
+/// unstable options), clippy with every warning an error, and netd's logic without eBPF.
 fn lint() -> Result<()> {
     run_step(
         "fmt",
@@ -30,7 +30,13 @@ fn lint() -> Result<()> {
             .args(["run", "nightly", "cargo", "fmt", "--all", "--check"])
             .current_dir(paths::workspace_root()),
     )?;
-    run_step("clippy", paths::cargo().args(["clippy", "--release", "--all-targets", "--", "-D", "warnings"]))
+    run_step("clippy", paths::cargo().args(["clippy", "--release", "--all-targets", "--", "-D", "warnings"]))?;
+    // The control plane's logic must keep building (and its tests running) without the eBPF
+    // build: no bpf-linker, no root.
+    run_step(
+        "test without eBPF",
+        paths::cargo().args(["test", "--release", "-p", "netd", "--no-default-features", "--lib"]),
+    )
 }
 
 /// The caller's arguments with `--include-ignored` added for the test binaries.
