@@ -375,6 +375,13 @@ impl<K: Kernel> Manager<K> {
         combine(errors)
     }
 
+    /// Stores `c` and makes it the state's (one container's commit).
+    fn commit_container(&self, state: &mut State, c: Container) -> Result<()> {
+        self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
+        state.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
     /// A teardown step failed after its change was committed: log it and remove whatever
     /// the store no longer accounts for, as a restart would.
     async fn cleanup_after(&self, state: &State, errors: Vec<Error>) {

@@ -10,7 +10,7 @@ use crate::{
     container_files::ContainerFiles,
     crash,
     error::{Error, Result},
-    model::{new_id, Attachment, Container, Driver, NetMode},
+    model::{new_id, Attachment, Driver, NetMode},
     store::Changes,
 };
 
@@ -119,8 +119,7 @@ impl<K: Kernel> Manager<K> {
         // Committed first: a crash below leaves a veth the store does not know, which the
         // restart removes (and gives the container its default route again).
         let ep = container.endpoints.remove(pos);
-        self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })?;
-        state.containers.insert(container.id.clone(), container.clone());
+        self.commit_container(&mut state, container.clone())?;
         self.sync_dns(&state);
         crash::point("disconnect:commit");
         let mut errors = Vec::new();
@@ -136,11 +135,5 @@ impl<K: Kernel> Manager<K> {
             self.cleanup_after(&state, errors).await;
         }
         files
-    }
-
-    fn commit_container(&self, state: &mut super::State, c: Container) -> Result<()> {
-        self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
-        state.containers.insert(c.id.clone(), c);
-        Ok(())
     }
 }

@@ -291,8 +291,7 @@ impl<K: Kernel> Manager<K> {
             exit_code: exit_code.unwrap_or(if was_alive { KILLED } else { 0 }),
             attachments: c.attachments(),
         });
-        self.store.commit(Changes { put_containers: vec![stopped.clone()], ..Default::default() })?;
-        state.containers.insert(stopped.id.clone(), stopped.clone());
+        self.commit_container(state, stopped.clone())?;
         state.awaiting_attach.remove(&c.id);
         crash::point("stop:commit");
         let errors = self.teardown(&state.networks, c).await;
@@ -413,9 +412,7 @@ impl<K: Kernel> Manager<K> {
         } else if state.sharers(&c.id).iter().any(|s| s.running()) {
             let mut c = c.clone();
             c.process = None;
-            self.store.commit(Changes { put_containers: vec![c.clone()], ..Default::default() })?;
-            state.containers.insert(c.id.clone(), c);
-            Ok(())
+            self.commit_container(state, c)
         } else {
             self.stop_locked(state, c, Some(code)).await
         }
