@@ -160,9 +160,7 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-            !zombie && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(marker)
+            !netd_cmd::is_zombie(*pid) && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(marker)
         })
         .collect();
     pids.sort();

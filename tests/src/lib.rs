@@ -214,19 +214,23 @@ impl TestHost {
 
     /// Runs the netd CLI against this host's daemon.
     pub fn netd(&self, args: &[&str]) -> Output {
+        netd_cmd::output(&mut self.cli(args), LIMIT).unwrap_or_else(|e| panic!("run netd CLI: {}", why(&e)))
+    }
+
+    /// The CLI against this host's daemon, not started yet (for callers that choose its stdio
+    /// or run it in the background).
+    pub fn cli(&self, args: &[&str]) -> Command {
         let mut cli = Command::new(netd_bin());
         cli.arg("--socket").arg(self.socket()).args(args);
-        netd_cmd::output(&mut cli, LIMIT).unwrap_or_else(|e| panic!("run netd CLI: {}", why(&e)))
+        cli
     }
 
     /// Runs the CLI with `stdin` fed to it (prompts, `run -it`); returns (exit code, stdout,
     /// stderr).
     pub fn netd_with_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
         use std::io::Write;
-        let mut child = Command::new(netd_bin())
-            .arg("--socket")
-            .arg(self.socket())
-            .args(args)
+        let mut child = self
+            .cli(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -424,4 +428,13 @@ pub fn tcx_ingress_programs(ns: &Path, ifname: &str) -> Vec<String> {
             .unwrap_or_else(|e| panic!("query tcx on {ifname}: {e}"));
         progs.iter().map(|p| p.name_as_str().unwrap_or("").to_string()).collect()
     })
+}
+
+/// Waits (bounded by `timeout`) until process `pid` is gone from /proc: ended and reaped.
+pub fn wait_process_gone(pid: u32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "process {pid} still exists after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

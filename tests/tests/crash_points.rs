@@ -4,12 +4,12 @@
 //! and the processes agree exactly, and the daemon keeps working.
 use std::{
     os::unix::process::ExitStatusExt,
-    process::{Command, Stdio},
+    process::Stdio,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
-use netd_tests::{agreement::assert_store_and_kernel_agree, netd_bin, TestHost};
+use netd_tests::{agreement::assert_store_and_kernel_agree, TestHost};
 use nix::sys::signal::Signal;
 
 static HOSTS: AtomicU32 = AtomicU32::new(0);
@@ -48,15 +48,7 @@ fn crash_and_recover(point: &str, args: &[&str]) {
     let args: Vec<&str> = args.iter().map(|a| if *a == "SLEEP" { sleep.as_str() } else { a }).collect();
     let args = args.as_slice();
     // No captured output: an attached command would hold the pipes open until it ends.
-    let status = Command::new(netd_bin())
-        .arg("--socket")
-        .arg(host.socket())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let status = host.cli(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
     assert!(!status.success(), "netd {args:?} succeeded although the daemon was to die at {point}");
     let status = host.wait_daemon_exit(Duration::from_secs(30));
     assert_eq!(

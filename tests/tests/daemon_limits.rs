@@ -65,10 +65,8 @@ fn netd_as_nobody(host: &TestHost, group: Option<u32>, args: &[&str]) -> Output 
 /// Runs the CLI and waits at most `limit` for it (then kills it, the CLI process we started,
 /// and fails).
 fn netd_within(host: &TestHost, args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(netd_bin())
-        .arg("--socket")
-        .arg(host.socket())
-        .args(args)
+    let mut child = host
+        .cli(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

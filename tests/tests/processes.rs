@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netd_tests::{agreement::processes_with, netd_bin, TestHost};
+use netd_tests::{agreement::processes_with, TestHost};
 use nix::sys::signal::Signal;
 
 /// Raw HTTP on the daemon's API socket; returns the status code.
@@ -37,17 +37,9 @@ fn pid_of(host: &TestHost, name: &str) -> u32 {
     host.json(&["inspect", name])[0]["State"]["Pid"].as_u64().unwrap() as u32
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-}
-
+/// Gone for good: ended and reaped.
 fn wait_gone(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} still runs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    netd_tests::wait_process_gone(pid, Duration::from_secs(15));
 }
 
 /// A process of the test's own, outside every container: it must survive everything netd does.
@@ -109,7 +101,7 @@ fn the_api_takes_no_pid_and_rm_ends_only_the_containers_processes() {
         wait_gone(pid);
     }
     bystander.assert_alive();
-    assert!(alive(std::process::id()));
+    assert!(!netd_cmd::is_zombie(std::process::id()));
 }
 
 #[test]
@@ -175,11 +167,7 @@ fn a_command_that_exits_while_the_daemon_is_down_marks_its_container_exited() {
 /// impersonates a container command that exited.
 fn impostor_with_pid(pid: u32) -> Bystander {
     // A zombie still holds its pid until whoever adopted it reaps it.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < deadline, "pid {pid} was never reaped");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(pid);
     for _ in 0..200 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
         let child = Command::new("sleep").arg("600").spawn().unwrap();
@@ -248,10 +236,8 @@ fn an_attached_run_gets_its_exit_code_and_forwards_signals() {
     assert!(!host.netd(&["inspect", "brief"]).status.success(), "--rm container left");
 
     // Ctrl-C reaches the command through the CLI: sleep dies of SIGINT (130).
-    let mut cli = Command::new(netd_bin())
-        .arg("--socket")
-        .arg(host.socket())
-        .args(["run", "--name", "sig", "--network", "att-net", "--", "sleep", "600.501"])
+    let mut cli = host
+        .cli(&["run", "--name", "sig", "--network", "att-net", "--", "sleep", "600.501"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -218,7 +218,7 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
     assert_eq!(nons["State"]["Status"], "exited", "{nons}");
     assert_eq!(nons["State"]["ExitCode"], 255, "{nons}");
     assert!(!links.contains(&ifname_of(&views_before, "nons")), "veth of the lost netns left:\n{links}");
-    wait_gone(nons_pid);
+    netd_tests::wait_process_gone(nons_pid as u32, Duration::from_secs(10));
     let pinned = pinned_link_names(&host);
     assert_eq!(pinned.len(), 3, "the three live endpoints keep pinned links: {pinned:?}");
     let ep_map = host.bpffs.join("maps/NETD_EP_V1");
@@ -227,15 +227,6 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
     assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 3);
     host.ok(&["rm", "-f", "noveth", "nons"]);
     assert_eq!(host.ok(&["ps", "-aq"]).lines().count(), 2);
-}
-
-/// Waits (bounded) until `pid` no longer exists.
-fn wait_gone(pid: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < deadline, "process {pid} still runs");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -628,10 +619,7 @@ fn serve_echo(listener: TcpListener, stop: &AtomicBool) {
 /// `ping` from a container via `netd exec`, started while the daemon is up: exec needs the
 /// daemon only to look the container up. Bounded by count and deadline.
 fn host_ping(host: &TestHost, container: &str, ip: &str) -> Child {
-    Command::new(netd_tests::netd_bin())
-        .arg("--socket")
-        .arg(host.socket())
-        .args(["exec", container, "--", "ping", "-c", "50", "-i", "0.1", "-W", "1", "-w", "30", ip])
+    host.cli(&["exec", container, "--", "ping", "-c", "50", "-i", "0.1", "-W", "1", "-w", "30", ip])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
