@@ -1,24 +1,77 @@
 //! Types shared by the eBPF programs and the userspace daemon: map keys/values, pin names,
-//! drop reasons. Everything is `#[repr(C)]` with explicit padding so both sides agree on the
-//! layout byte for byte.
+//! drop reasons, hooks, conntrack states and timeouts. Everything is `#[repr(C)]` with explicit
+//! padding so both sides agree on the layout byte for byte.
 #![no_std]
 
-/// Pin names carry the layout version: a changed layout gets a new name (and a migration),
-/// never an in-place reshape. BPF object names are limited to 15 characters.
+/// Pin names carry the layout version: a changed layout gets a new name (the daemon rebuilds
+/// the new map from its store and unpins the old one), never an in-place reshape. BPF object
+/// names are limited to 15 characters.
 pub mod maps {
     /// EndpointValue by IPv4 address (the destination side of a forwarding decision).
-    pub const ENDPOINTS: &str = "NETD_EP_V1";
-    /// EndpointValue by the ifindex of its host-side veth (the source side).
-    pub const INTERFACES: &str = "NETD_IF_V1";
-    /// Per-CPU drop counters indexed by [`crate::DropReason`].
-    pub const DROPS: &str = "NETD_DROPS_V1";
+    pub const ENDPOINTS: &str = "NETD_EP_V2";
+    /// InterfaceValue by the ifindex of its host-side veth (the source side).
+    pub const INTERFACES: &str = "NETD_IF_V2";
+    /// UplinkValue by the uplink's ifindex.
+    pub const UPLINKS: &str = "NETD_UPLINK_V1";
+    /// CtEntry by CtKey (the flow's original direction), TCP flows.
+    pub const CT_TCP: &str = "NETD_CT_TCP_V1";
+    /// CtEntry by CtKey, UDP and ICMP flows.
+    pub const CT_OTHER: &str = "NETD_CT_ANY_V1";
+    /// NatReverse by the reply tuple as it arrives on an uplink.
+    pub const NAT: &str = "NETD_NAT_V1";
+    /// Host ports NAT must never hand out (published ports), by PortKey.
+    pub const RESERVED_PORTS: &str = "NETD_RSVD_V1";
+    /// Per-CPU drop counters indexed by `metric_slot(reason, hook)`.
+    pub const METRICS: &str = "NETD_METRICS_V1";
+
     pub const MAX_ENDPOINTS: u32 = 65_536;
-    pub const DROP_SLOTS: u32 = 64;
+    pub const MAX_UPLINKS: u32 = 64;
+    /// Conntrack maps are LRU: when full, the least recently used flow makes room.
+    pub const CT_TCP_ENTRIES: u32 = 262_144;
+    pub const CT_OTHER_ENTRIES: u32 = 262_144;
+    /// The NAT map is a plain hash: when full a new flow is dropped (counted) rather than
+    /// evicting a live flow's reverse mapping.
+    pub const NAT_ENTRIES: u32 = 524_288;
+    pub const MAX_RESERVED_PORTS: u32 = 65_536;
+    /// Slots per hook in the metrics array (codes are below this).
+    pub const REASON_SLOTS: u32 = 64;
+    pub const HOOK_SLOTS: u32 = 4;
+    pub const METRIC_SLOTS: u32 = REASON_SLOTS * HOOK_SLOTS;
 }
 
 /// Program names as they appear in the object file.
 pub mod programs {
+    /// TC ingress of an endpoint's host-side veth: everything a container sends.
     pub const ENDPOINT_INGRESS: &str = "netd_ep_ingress";
+    /// TC ingress of an uplink: replies of masqueraded flows, and what must not enter.
+    pub const UPLINK_INGRESS: &str = "netd_up_ingress";
+}
+
+/// NAT source ports. A flow keeps its own source port when nothing else holds the reply tuple;
+/// otherwise a port is drawn from this range, which lies above Linux's default ephemeral range
+/// (32768–60999), so the host's own connections do not pick these ports by themselves.
+pub mod nat {
+    pub const PORT_MIN: u16 = 61_000;
+    pub const PORT_MAX: u16 = 65_535;
+    /// Candidates tried before a new flow is dropped as `nat_port_exhausted`.
+    pub const RETRIES: u32 = 32;
+}
+
+/// Conntrack timeouts in nanoseconds of `CLOCK_MONOTONIC` (`bpf_ktime_get_ns`).
+pub mod timeouts {
+    const SECOND: u64 = 1_000_000_000;
+    /// TCP until the reply direction is seen.
+    pub const TCP_OPENING: u64 = 60 * SECOND;
+    pub const TCP_ESTABLISHED: u64 = 6 * 3600 * SECOND;
+    /// TCP after one side sent FIN.
+    pub const TCP_CLOSING: u64 = 120 * SECOND;
+    /// TCP after both FINs or a RST.
+    pub const TCP_CLOSED: u64 = 10 * SECOND;
+    pub const UDP: u64 = 60 * SECOND;
+    pub const ICMP: u64 = 30 * SECOND;
+    /// A NAT entry whose conntrack entry is gone is removed by the daemon's GC only after this
+    /// long, so that a flow being set up (NAT first, conntrack second) is never taken for one.
+    pub const NAT_ORPHAN_GRACE: u64 = 10 * SECOND;
 }
 
 /// An endpoint as the destination of a packet, keyed by its IPv4 address (network order, as the
@@ -32,8 +85,12 @@ pub struct EndpointValue {
     pub network_index: u32,
     /// MAC address of the container-side interface.
     pub mac: [u8; 6],
-    pub _pad: [u8; 2],
+    /// Host-side veth MAC: the source MAC of frames netd delivers from outside the network.
+    pub host_mac: [u8; 6],
 }
+
+/// `InterfaceValue::flags`: the endpoint's network is `--internal` (no way out).
+pub const IF_INTERNAL: u32 = 1;
 
 /// An endpoint as the source of a packet, keyed by the ifindex of its host-side veth.
 #[repr(C)]
@@ -44,10 +101,80 @@ pub struct InterfaceValue {
     /// The network's gateway address (network order), answered by ARP with `host_mac`.
     pub gateway: u32,
     pub network_index: u32,
+    /// `IF_*` bits.
+    pub flags: u32,
     /// Container-side MAC (anti-spoofing).
     pub mac: [u8; 6],
     /// Host-side veth MAC: the gateway's MAC as the container sees it.
     pub host_mac: [u8; 6],
+}
+
+/// An uplink, keyed by its ifindex.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UplinkValue {
+    /// The uplink's primary IPv4 address (network order): the masquerade address.
+    pub nat_addr: u32,
+    pub _pad: u32,
+}
+
+/// A flow's tuple. Conntrack keys it by the original direction (container → outside), the NAT
+/// map by the reply direction as it arrives (outside → NAT address). Addresses in network
+/// order, ports in host order; for ICMP echo `sport` is the identifier and `dport` 0 in the
+/// original direction (the reverse: `sport` 0, `dport` the identifier).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// `CtEntry::state` for TCP (UDP and ICMP entries stay `CT_OPEN`/`CT_ESTABLISHED`).
+pub const CT_OPEN: u8 = 1;
+pub const CT_ESTABLISHED: u8 = 2;
+pub const CT_CLOSING: u8 = 3;
+pub const CT_CLOSED: u8 = 4;
+
+/// `CtEntry::flags`.
+pub const CT_SEEN_REPLY: u8 = 1;
+pub const CT_FIN_ORIGINAL: u8 = 2;
+pub const CT_FIN_REPLY: u8 = 4;
+
+/// A tracked flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtEntry {
+    /// `bpf_ktime_get_ns` after which the entry is dead.
+    pub expires: u64,
+    /// The source address and port the flow leaves with (the masquerade).
+    pub nat_addr: u32,
+    pub nat_port: u16,
+    pub state: u8,
+    pub flags: u8,
+}
+
+/// The original source of a masqueraded flow, keyed by its reply tuple.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatReverse {
+    /// When the mapping was made (`bpf_ktime_get_ns`); see `timeouts::NAT_ORPHAN_GRACE`.
+    pub created: u64,
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// A host port by protocol (`IPPROTO_TCP`/`IPPROTO_UDP`), in host order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortKey {
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
 }
 
 /// Per-CPU drop counter value.
@@ -56,6 +183,30 @@ pub struct InterfaceValue {
 pub struct DropCounter {
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// Where a program runs. Stable codes (they index the metrics array).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    EndpointIngress = 0,
+    UplinkIngress = 1,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 2] = [Hook::EndpointIngress, Hook::UplinkIngress];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hook::EndpointIngress => "endpoint_ingress",
+            Hook::UplinkIngress => "uplink_ingress",
+        }
+    }
+}
+
+/// Index of the counter of `reason` at `hook` in the metrics array.
+pub const fn metric_slot(reason: DropReason, hook: Hook) -> u32 {
+    hook as u32 * maps::REASON_SLOTS + reason as u32
 }
 
 /// Declares `DropReason` with its codes and names in one list, so that `ALL`, `name` and
@@ -101,12 +252,72 @@ drop_reasons! {
     ArpUnknownTarget = 4 => "arp_unknown_target",
     /// A packet arrived on an interface that has no endpoint entry.
     UnknownInterface = 5 => "unknown_interface",
+    /// The host has no route to the destination (unreachable, prohibited, blackhole).
+    NoRoute = 6 => "no_route",
+    /// The route to the destination leaves through a device that is not an uplink.
+    NotViaUplink = 7 => "not_via_uplink",
+    /// A container on an `--internal` network sent to the outside.
+    InternalNetwork = 8 => "internal_network",
+    /// Only TCP, UDP and ICMP are masqueraded.
+    UnsupportedProtocol = 9 => "unsupported_protocol",
+    /// IP fragments to the outside are not masqueraded.
+    Fragment = 10 => "fragment",
+    /// No free NAT source port for the flow's destination after `nat::RETRIES` candidates.
+    NatPortExhausted = 11 => "nat_port_exhausted",
+    /// The NAT map is full: new flows are refused, existing ones keep working.
+    NatTableFull = 12 => "nat_table_full",
+    /// A TCP segment that cannot open a flow (RST without a tracked flow).
+    CtInvalid = 13 => "ct_invalid",
+    /// A packet from outside for a container address that no published port let in.
+    UnpublishedIngress = 14 => "unpublished_ingress",
+    /// A packet from outside for 127.0.0.0/8.
+    LoopbackIngress = 15 => "loopback_ingress",
+    /// TTL would reach zero on the way out.
+    TtlExceeded = 16 => "ttl_exceeded",
+    /// The conntrack map refused a new entry.
+    ConntrackFull = 17 => "conntrack_full",
+    /// A reply's original source is no longer an endpoint.
+    NoEndpoint = 18 => "no_endpoint",
+    /// An ICMP error that carries a fragment or a truncated inner header.
+    IcmpErrorInvalid = 19 => "icmp_error_invalid",
 }
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all three are repr(C), Copy, and have no implicit padding.
+    // SAFETY: all are repr(C), Copy, and have no implicit padding.
     unsafe impl aya::Pod for super::EndpointValue {}
     unsafe impl aya::Pod for super::InterfaceValue {}
+    unsafe impl aya::Pod for super::UplinkValue {}
+    unsafe impl aya::Pod for super::CtKey {}
+    unsafe impl aya::Pod for super::CtEntry {}
+    unsafe impl aya::Pod for super::NatReverse {}
+    unsafe impl aya::Pod for super::PortKey {}
     unsafe impl aya::Pod for super::DropCounter {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        use core::mem::size_of;
+        assert_eq!(size_of::<EndpointValue>(), 4 + 4 + 6 + 6);
+        assert_eq!(size_of::<InterfaceValue>(), 4 * 4 + 6 + 6);
+        assert_eq!(size_of::<UplinkValue>(), 8);
+        assert_eq!(size_of::<CtKey>(), 16);
+        assert_eq!(size_of::<CtEntry>(), 16);
+        assert_eq!(size_of::<NatReverse>(), 16);
+        assert_eq!(size_of::<PortKey>(), 4);
+    }
+
+    #[test]
+    fn every_reason_fits_the_metric_slots() {
+        for reason in DropReason::ALL {
+            assert!((reason as u32) < maps::REASON_SLOTS);
+            for hook in Hook::ALL {
+                assert!(metric_slot(reason, hook) < maps::METRIC_SLOTS);
+            }
+        }
+    }
 }

@@ -1,20 +1,16 @@
 //! ARP answered in the kernel from the endpoint maps: a peer on the same network gets the
 //! peer's MAC, the gateway gets the host-side veth MAC. Nothing is flooded.
-use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT},
-    helpers::bpf_redirect,
-    programs::TcContext,
-};
+use aya_ebpf::{helpers::bpf_redirect, programs::TcContext};
 use netd_common::{DropReason, InterfaceValue};
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
-use crate::{drop, maps::ENDPOINTS_BY_IP, packet::ptr_at};
+use crate::{maps::ENDPOINTS_BY_IP, packet::ptr_at, verdict::Verdict};
 
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
 #[inline(always)]
-pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<i32, ()> {
+pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<Verdict, ()> {
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
     let arp: *mut ArpHdr = ptr_at(ctx, EthHdr::LEN)?;
     // SAFETY: both pointers were bounds-checked by ptr_at.
@@ -23,12 +19,11 @@ pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<i32, ()> {
     // The sender fields must be the endpoint's own; 0.0.0.0 is an address probe (RFC 5227).
     let sender_ip = u32::from_ne_bytes(arp.spa);
     if arp.sha != src.mac || (sender_ip != src.ip && sender_ip != 0) {
-        drop::count(ctx, DropReason::SpoofedSource);
-        return Ok(TC_ACT_SHOT as i32);
+        return Ok(Verdict::Drop(DropReason::SpoofedSource));
     }
     if u16::from_be_bytes(arp.oper) != ARP_REQUEST {
         // Replies and announcements go to the host stack, which keeps its neighbour entries.
-        return Ok(TC_ACT_OK as i32);
+        return Ok(Verdict::Pass);
     }
     let target = u32::from_ne_bytes(arp.tpa);
     let answer = if target == src.gateway {
@@ -37,10 +32,7 @@ pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<i32, ()> {
         // SAFETY: read-only lookup of a plain-old-data value.
         match unsafe { ENDPOINTS_BY_IP.get(target) } {
             Some(peer) if peer.network_index == src.network_index => peer.mac,
-            _ => {
-                drop::count(ctx, DropReason::ArpUnknownTarget);
-                return Ok(TC_ACT_SHOT as i32);
-            }
+            _ => return Ok(Verdict::Drop(DropReason::ArpUnknownTarget)),
         }
     };
 
@@ -55,6 +47,5 @@ pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<i32, ()> {
     arp.tpa = requester_ip;
 
     // SAFETY: plain helper call; the ifindex is the interface the packet arrived on.
-    let verdict = unsafe { bpf_redirect((*ctx.skb.skb).ifindex, 0) };
-    Ok(verdict as i32)
+    Ok(Verdict::Redirect(unsafe { bpf_redirect((*ctx.skb.skb).ifindex, 0) }))
 }

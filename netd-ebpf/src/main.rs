@@ -1,26 +1,37 @@
-//! netd's datapath programs. Entry points stay thin: each calls a `try_` function and maps an
-//! error to a safe verdict. Subsystems live in their own modules (Cilium's bpf/lib layout).
+//! netd's datapath programs. Entry points stay thin: each calls its subsystem and hands the
+//! verdict to `verdict::finish`, where every drop is counted. Subsystems live in their own
+//! modules (Cilium's bpf/lib layout): forwarding, arp, policy, egress/nat/conntrack, route,
+//! uplink, metrics; checksum rewrites in csum.
 #![no_std]
 #![no_main]
 
 mod arp;
-mod drop;
+mod conntrack;
+mod csum;
+mod egress;
 mod forward;
 mod maps;
+mod metrics;
+mod nat;
 mod packet;
+mod policy;
+mod route;
+mod uplink;
+mod verdict;
 
-use aya_ebpf::{bindings::TC_ACT_SHOT, macros::classifier, programs::TcContext};
+use aya_ebpf::{macros::classifier, programs::TcContext};
+use netd_common::Hook;
 
 /// TC ingress on the host side of an endpoint's veth: every packet a container sends.
 #[classifier]
 pub fn netd_ep_ingress(ctx: TcContext) -> i32 {
-    match forward::endpoint_ingress(&ctx) {
-        Ok(verdict) => verdict,
-        Err(()) => {
-            drop::count(&ctx, netd_common::DropReason::Malformed);
-            TC_ACT_SHOT as i32
-        }
-    }
+    verdict::finish(&ctx, Hook::EndpointIngress, forward::endpoint_ingress(&ctx))
+}
+
+/// TC ingress on an uplink: every packet that arrives from outside.
+#[classifier]
+pub fn netd_up_ingress(ctx: TcContext) -> i32 {
+    verdict::finish(&ctx, Hook::UplinkIngress, uplink::uplink_ingress(&ctx))
 }
 
 #[cfg(not(test))]

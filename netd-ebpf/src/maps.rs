@@ -2,24 +2,46 @@
 //! userspace finds the same pins.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::{HashMap, LruHashMap, PerCpuArray},
 };
-use netd_common::{maps::*, DropCounter, EndpointValue, InterfaceValue};
+use netd_common::{
+    maps::*, CtEntry, CtKey, DropCounter, EndpointValue, InterfaceValue, NatReverse, PortKey, UplinkValue,
+};
 
-#[map(name = "NETD_EP_V1")]
+#[map(name = "NETD_EP_V2")]
 pub static ENDPOINTS_BY_IP: HashMap<u32, EndpointValue> = HashMap::pinned(MAX_ENDPOINTS, 0);
 
-#[map(name = "NETD_IF_V1")]
+#[map(name = "NETD_IF_V2")]
 pub static ENDPOINTS_BY_IFINDEX: HashMap<u32, InterfaceValue> = HashMap::pinned(MAX_ENDPOINTS, 0);
 
-#[map(name = "NETD_DROPS_V1")]
-pub static DROPS: PerCpuArray<DropCounter> = PerCpuArray::pinned(DROP_SLOTS, 0);
+#[map(name = "NETD_UPLINK_V1")]
+pub static UPLINKS_BY_IFINDEX: HashMap<u32, UplinkValue> = HashMap::pinned(MAX_UPLINKS, 0);
+
+#[map(name = "NETD_CT_TCP_V1")]
+pub static CONNTRACK_TCP: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CT_TCP_ENTRIES, 0);
+
+#[map(name = "NETD_CT_ANY_V1")]
+pub static CONNTRACK_OTHER: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CT_OTHER_ENTRIES, 0);
+
+#[map(name = "NETD_NAT_V1")]
+pub static NAT_BY_REPLY: HashMap<CtKey, NatReverse> = HashMap::pinned(NAT_ENTRIES, 0);
+
+#[map(name = "NETD_RSVD_V1")]
+pub static RESERVED_PORTS: HashMap<PortKey, u8> = HashMap::pinned(MAX_RESERVED_PORTS, 0);
+
+#[map(name = "NETD_METRICS_V1")]
+pub static METRICS: PerCpuArray<DropCounter> = PerCpuArray::pinned(METRIC_SLOTS, 0);
 
 // The map names above must match netd-common's constants; checked at compile time.
 const _: () = {
-    assert!(eq(ENDPOINTS.as_bytes(), b"NETD_EP_V1"));
-    assert!(eq(INTERFACES.as_bytes(), b"NETD_IF_V1"));
-    assert!(eq(netd_common::maps::DROPS.as_bytes(), b"NETD_DROPS_V1"));
+    assert!(eq(ENDPOINTS.as_bytes(), b"NETD_EP_V2"));
+    assert!(eq(INTERFACES.as_bytes(), b"NETD_IF_V2"));
+    assert!(eq(UPLINKS.as_bytes(), b"NETD_UPLINK_V1"));
+    assert!(eq(CT_TCP.as_bytes(), b"NETD_CT_TCP_V1"));
+    assert!(eq(CT_OTHER.as_bytes(), b"NETD_CT_ANY_V1"));
+    assert!(eq(NAT.as_bytes(), b"NETD_NAT_V1"));
+    assert!(eq(netd_common::maps::RESERVED_PORTS.as_bytes(), b"NETD_RSVD_V1"));
+    assert!(eq(netd_common::maps::METRICS.as_bytes(), b"NETD_METRICS_V1"));
 };
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {

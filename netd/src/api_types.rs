@@ -160,14 +160,16 @@ pub struct Stats {
 pub struct DropCount {
     pub reason: String,
     pub code: u8,
+    /// Where the packet was dropped (`endpoint_ingress`, `uplink_ingress`).
+    pub hook: String,
     pub packets: u64,
     pub bytes: u64,
 }
 
 impl From<crate::datapath::DropStat> for DropCount {
     fn from(d: crate::datapath::DropStat) -> Self {
-        let crate::datapath::DropStat { reason, code, packets, bytes } = d;
-        DropCount { reason, code, packets, bytes }
+        let crate::datapath::DropStat { reason, code, hook, packets, bytes } = d;
+        DropCount { reason: reason.into(), code, hook: hook.into(), packets, bytes }
     }
 }
 
@@ -509,8 +511,13 @@ mod tests {
     fn responses_round_trip_and_accept_unknown_fields() {
         assert_eq!(round_trip(Removed { name: "n".into(), id: "i".into() }), r#"{"Name":"n","Id":"i"}"#);
         assert_eq!(round_trip(ErrorResponse { message: "m".into() }), r#"{"message":"m"}"#);
-        let stats = Stats { drops: vec![DropCount { reason: "isolation".into(), code: 3, packets: 7, bytes: 420 }] };
-        assert_eq!(round_trip(stats), r#"{"drops":[{"reason":"isolation","code":3,"packets":7,"bytes":420}]}"#);
+        let drop =
+            DropCount { reason: "isolation".into(), code: 3, hook: "endpoint_ingress".into(), packets: 7, bytes: 420 };
+        let stats = Stats { drops: vec![drop] };
+        assert_eq!(
+            round_trip(stats),
+            r#"{"drops":[{"reason":"isolation","code":3,"hook":"endpoint_ingress","packets":7,"bytes":420}]}"#
+        );
         let newer: Removed = serde_json::from_str(r#"{"Name":"n","Id":"i","Warnings":[]}"#).unwrap();
         assert_eq!(newer, Removed { name: "n".into(), id: "i".into() });
     }

@@ -19,8 +19,8 @@ pub mod daemon;
 // The daemon's modules live under `daemon/`; re-exported here so that paths stay short
 // (`crate::manager`, `crate::store`, …).
 pub use daemon::{
-    access, api, api_server, container_files, crash, datapath, dns, ipam, kernel, limits, manager, names, netlink,
-    netns, plumbing, store, supervisor, sweep, views,
+    access, api, api_server, container_files, crash, datapath, dns, egress, ipam, kernel, limits, manager, names,
+    netlink, netns, plumbing, store, supervisor, sweep, views,
 };
 pub mod error;
 pub mod model;

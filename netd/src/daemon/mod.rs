@@ -6,6 +6,7 @@ pub mod container_files;
 pub mod crash;
 pub mod datapath;
 pub mod dns;
+pub mod egress;
 pub mod ipam;
 pub mod kernel;
 pub mod limits;
@@ -72,7 +73,10 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let datapath: Arc<dyn Datapath> = Arc::new(EbpfDatapath::load(&args.bpffs)?);
     let host = Netlink::open()?;
     let uplinks = if args.uplink.is_empty() { host.default_route_devices().await? } else { args.uplink.clone() };
-    tracing::info!(?uplinks, "uplinks");
+    if uplinks.is_empty() {
+        tracing::warn!("no uplink (no default route and no --uplink): containers reach only the host");
+    }
+    let egress_task = egress::start(Netlink::open()?, uplinks, datapath.clone()).await?;
     let plumber = Plumber::new(host, &args.run_dir, datapath);
     // `--network host` containers (and `netd exec` into them from any netns) use the
     // daemon's netns through this mount.
@@ -101,6 +105,7 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     };
     api_server::serve(listener, app, shutdown).await;
     attach_task.abort();
+    egress_task.abort();
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&attach_socket);
     if reset_rx.await.unwrap_or(false) {

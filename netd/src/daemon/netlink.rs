@@ -301,6 +301,22 @@ impl Netlink {
         Ok(names)
     }
 
+    /// The uplink `name` as the datapath needs it: its ifindex and primary IPv4 address (the
+    /// first global one the kernel lists; later ones on the same subnet are secondaries).
+    pub async fn uplink(&self, name: &str) -> Result<Option<crate::datapath::Uplink>> {
+        let Some(ifindex) = self.link_index(name).await? else {
+            return Ok(None);
+        };
+        let mut dump = self.handle.address().get().set_link_index_filter(ifindex).execute();
+        let mut nat_addr = None;
+        while let Some(msg) = dump.try_next().await.map_err(nl_err("list addresses"))? {
+            if nat_addr.is_none() && msg.header.scope == netlink_packet_route::address::AddressScope::Universe {
+                nat_addr = address_ipv4(&msg);
+            }
+        }
+        Ok(Some(crate::datapath::Uplink { ifname: name.to_string(), ifindex, nat_addr }))
+    }
+
     /// The names of the devices that carry the default routes.
     pub async fn default_route_devices(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();

@@ -38,6 +38,15 @@ pub fn host_ifname(endpoint_id: &str) -> String {
 }
 
 /// Whether `name` has the shape of [`host_ifname`] (ids are lowercase hex).
+/// Turns on IPv4 forwarding for one of netd's host-side veths: `bpf_fib_lookup` routes a
+/// container's packet only from a device that forwards. The host's global `ip_forward` (and
+/// every other device) stays as it is; netd's programs redirect every routed packet
+/// themselves, so the host stack never forwards from these devices.
+pub fn enable_forwarding(host_ifname: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv4/conf/{host_ifname}/forwarding");
+    std::fs::write(&path, "1").map_err(|e| Error::os(format!("enable forwarding on {host_ifname}"), e))
+}
+
 pub fn is_host_ifname(name: &str) -> bool {
     name.strip_prefix("nd")
         .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
@@ -162,10 +171,12 @@ impl Plumber {
         let host_ifname = host_ifname(&ep.id);
         let host_ifindex = self.host.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
         let configured = async {
+            enable_forwarding(&host_ifname)?;
             let entry = DatapathEndpoint {
                 ip: ep.ip,
                 gateway: ep.gateway,
                 network_index,
+                internal: false,
                 mac: ep.mac,
                 host_mac: self.host.link_mac(host_ifindex).await?,
                 host_ifname: host_ifname.clone(),
@@ -221,6 +232,7 @@ impl Plumber {
             ip: ep.ip,
             gateway: ep.gateway,
             network_index,
+            internal: false,
             mac: ep.mac,
             host_mac: self.host.link_mac(host_ifindex).await?,
             host_ifname,

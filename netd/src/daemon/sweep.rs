@@ -35,6 +35,8 @@ pub async fn remove_leftovers(
     let mut errors = Vec::new();
     let host = plumber.host();
     errors.extend(plumber.datapath().keep_exactly(live).err());
+    // Veths made before netd masqueraded lack per-device forwarding (the route lookup needs it).
+    errors.extend(live.iter().filter_map(|ep| crate::plumbing::enable_forwarding(&ep.host_ifname).err()));
     remove_stale_veths(host, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
     remove_stale_gateways(host, networks, &mut errors).await;

@@ -1,7 +1,13 @@
 //! The eBPF datapath: loads netd-ebpf, pins maps, programs and tcx links under the daemon's
-//! bpffs directory, and keeps the maps in step with the endpoints.
+//! bpffs directory, and keeps the maps in step with the endpoints and uplinks.
+//!
+//! Layout under the directory: `maps/<MAP>`, `progs/<program>`, `links/<program>/<ifname>` — a
+//! link pin is keyed by the program and its target, so each program's links are reconciled on
+//! their own.
 use std::{
+    collections::HashSet,
     fs,
+    hash::Hash,
     net::Ipv4Addr,
     path::{Path, PathBuf},
     sync::Mutex,
@@ -14,12 +20,19 @@ use aya::{
         tc::{SchedClassifierLink, TcAttachOptions},
         SchedClassifier, TcAttachType,
     },
-    Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader, Pod,
 };
-use netd_common::{maps, programs, DropCounter, DropReason, EndpointValue, InterfaceValue};
+use netd_common::{
+    maps, metric_slot, programs, timeouts, CtEntry, CtKey, DropCounter, DropReason, EndpointValue, Hook,
+    InterfaceValue, NatReverse, UplinkValue, IF_INTERNAL,
+};
 
-use super::{bpffs, Datapath, DatapathEndpoint, DatapathError, DropStat};
+use super::{bpffs, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, TableUsage, Uplink};
 use crate::error::{Error, Result};
+
+/// Every program netd attaches, with the hook it runs at.
+const PROGRAMS: [(&str, TcAttachType); 2] =
+    [(programs::ENDPOINT_INGRESS, TcAttachType::Ingress), (programs::UPLINK_INGRESS, TcAttachType::Ingress)];
 
 pub struct EbpfDatapath {
     dir: PathBuf,
@@ -50,29 +63,95 @@ fn ip_key(ip: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())
 }
 
+/// Removes a file; already gone is fine.
+fn remove_pin(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("unpin")(e)),
+    }
+}
+
+/// Removes every pin directly under `dir` whose name `keep` refuses.
+fn remove_pins_except(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("list pins")(e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_file()) && !keep(&name) {
+            tracing::info!(pin = %entry.path().display(), "removing stale pin");
+            remove_pin(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Monotonic nanoseconds, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
+    now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64
+}
+
 impl EbpfDatapath {
     /// Loads the programs, re-using maps already pinned under `dir` (a restarted daemon keeps
-    /// the live forwarding state).
+    /// the live forwarding and connection state).
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, &[])
+    }
+
+    /// `load`, with some maps sized differently (tests fill a small NAT map).
+    pub fn load_with(dir: &Path, max_entries: &[(&str, u32)]) -> Result<Self> {
         bpffs::ensure(dir)?;
         for sub in ["maps", "links", "progs"] {
             fs::create_dir_all(dir.join(sub)).map_err(io_err("create pin dir"))?;
         }
-        let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(dir.join("maps"))
-            .load(object()?)
-            .map_err(DatapathError::from)?;
-        let prog = classifier(&mut ebpf)?;
-        prog.load().map_err(program_err("load program"))?;
-        let prog_pin = dir.join("progs").join(programs::ENDPOINT_INGRESS);
-        // The previous daemon's program stays alive through its links until they are updated.
-        let _ = fs::remove_file(&prog_pin);
-        prog.pin(&prog_pin).map_err(pin_err("pin program"))?;
+        Self::move_legacy_link_pins(dir)?;
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(dir.join("maps"));
+        for (map, entries) in max_entries {
+            loader.map_max_entries(map, *entries);
+        }
+        let mut ebpf = loader.load(object()?).map_err(DatapathError::from)?;
+        for (name, _) in PROGRAMS {
+            let prog = classifier(&mut ebpf, name)?;
+            prog.load().map_err(program_err("load program"))?;
+            let pin = dir.join("progs").join(name);
+            // The previous daemon's program stays alive through its links until they are updated.
+            remove_pin(&pin)?;
+            prog.pin(&pin).map_err(pin_err("pin program"))?;
+            fs::create_dir_all(dir.join("links").join(name)).map_err(io_err("create pin dir"))?;
+        }
+        // Maps of an older layout (another pin name) are rebuilt from the store by
+        // `keep_exactly`; their pins go.
+        let current: HashSet<String> = ebpf.maps().map(|(name, _)| name.to_string()).collect();
+        remove_pins_except(&dir.join("maps"), |name| current.contains(name))?;
+        remove_pins_except(&dir.join("progs"), |name| PROGRAMS.iter().any(|(p, _)| *p == name))?;
         Ok(Self { dir: dir.to_path_buf(), ebpf: Mutex::new(ebpf) })
     }
 
-    fn link_pin(&self, host_ifname: &str) -> PathBuf {
-        self.dir.join("links").join(host_ifname)
+    /// Before programs had their own link directories, endpoint links were pinned straight
+    /// under `links/`: move them where `attach` adopts them.
+    fn move_legacy_link_pins(dir: &Path) -> Result<()> {
+        let links = dir.join("links");
+        let endpoint_links = links.join(programs::ENDPOINT_INGRESS);
+        for entry in fs::read_dir(&links).map_err(io_err("list link pins"))?.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                fs::create_dir_all(&endpoint_links).map_err(io_err("create pin dir"))?;
+                if let Err(e) = fs::rename(entry.path(), endpoint_links.join(entry.file_name())) {
+                    // The endpoint gets a fresh link when it is adopted.
+                    tracing::warn!(pin = %entry.path().display(), error = %e, "cannot move legacy link pin; removing it");
+                    remove_pin(&entry.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn link_pin(&self, program: &str, ifname: &str) -> PathBuf {
+        self.dir.join("links").join(program).join(ifname)
     }
 
     fn insert_entries(ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
@@ -80,60 +159,64 @@ impl EbpfDatapath {
             ip: ip_key(ep.ip),
             gateway: ip_key(ep.gateway),
             network_index: ep.network_index,
+            flags: if ep.internal { IF_INTERNAL } else { 0 },
             mac: ep.mac,
             host_mac: ep.host_mac,
         };
-        let endpoint =
-            EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
-        interfaces(ebpf)?.insert(ep.host_ifindex, iface, 0).map_err(map_err("update interface map"))?;
-        let added = endpoints(ebpf)
+        let endpoint = EndpointValue {
+            ifindex: ep.host_ifindex,
+            network_index: ep.network_index,
+            mac: ep.mac,
+            host_mac: ep.host_mac,
+        };
+        hash_map::<u32, InterfaceValue>(ebpf, maps::INTERFACES)?
+            .insert(ep.host_ifindex, iface, 0)
+            .map_err(map_err("update interface map"))?;
+        let added = hash_map::<u32, EndpointValue>(ebpf, maps::ENDPOINTS)
             .and_then(|mut m| m.insert(ip_key(ep.ip), endpoint, 0).map_err(map_err("update endpoint map")));
         if added.is_err() {
             // All or nothing: a full endpoint map must not leave the interface entry behind.
-            let _ = interfaces(ebpf)?.remove(&ep.host_ifindex);
+            let _ = hash_map::<u32, InterfaceValue>(ebpf, maps::INTERFACES)?.remove(&ep.host_ifindex);
         }
         added
     }
 
     fn remove_entries(ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
         // A missing key is fine: removal is idempotent.
-        let _ = interfaces(ebpf)?.remove(&ep.host_ifindex);
-        let _ = endpoints(ebpf)?.remove(&ip_key(ep.ip));
+        let _ = hash_map::<u32, InterfaceValue>(ebpf, maps::INTERFACES)?.remove(&ep.host_ifindex);
+        let _ = hash_map::<u32, EndpointValue>(ebpf, maps::ENDPOINTS)?.remove(&ip_key(ep.ip));
         Ok(())
     }
 
-    /// Moves the pinned link of a previous daemon onto this daemon's program (an atomic update:
-    /// no moment without a program), or attaches and pins a fresh tcx link. A pinned link that
-    /// cannot be updated is replaced by a fresh one, attached before the old one is unpinned.
-    fn attach(&self, ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
-        let pin = self.link_pin(&ep.host_ifname);
+    /// Moves the pinned link of a previous daemon onto this daemon's `program` (an atomic
+    /// update: no moment without a program), or attaches and pins a fresh tcx link. A pinned
+    /// link that cannot be updated is replaced by a fresh one, attached before the old one is
+    /// unpinned.
+    fn attach(&self, ebpf: &mut Ebpf, program: &'static str, ifname: &str) -> Result<()> {
+        let pin = self.link_pin(program, ifname);
+        let hook = attach_type(program);
         if pin.exists() {
-            match Self::adopt(classifier(ebpf)?, &pin, &ep.host_ifname) {
+            match Self::adopt(classifier(ebpf, program)?, &pin, ifname, hook) {
                 Ok(()) => return Ok(()),
                 Err(e) => tracing::warn!(link = %pin.display(), error = %e, "cannot adopt pinned link; replacing it"),
             }
         }
-        let link = Self::attach_fresh(classifier(ebpf)?, &ep.host_ifname)?;
-        match fs::remove_file(&pin) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("unpin link")(e)),
-        }
+        let link = Self::attach_fresh(classifier(ebpf, program)?, ifname, hook)?;
+        remove_pin(&pin)?;
         link.pin(&pin).map_err(pin_err("pin link"))?;
         Ok(())
     }
 
-    fn adopt(prog: &mut SchedClassifier, pin: &Path, ifname: &str) -> Result<()> {
+    fn adopt(prog: &mut SchedClassifier, pin: &Path, ifname: &str, hook: TcAttachType) -> Result<()> {
         let link = PinnedLink::from_pin(pin).map_err(link_err("open pinned link"))?;
         let link = SchedClassifierLink::try_from(FdLink::from(link)).map_err(link_err("adopt pinned link"))?;
         let id = prog.attach_to_link(link).map_err(program_err("update pinned link"))?;
         // The pin keeps the link; holding its fd too would keep it attached after an unpin.
         drop(prog.take_link(id).map_err(program_err("take link"))?);
         // A pin left by a crash may hold another device's link: adopted only if the program
-        // now runs at this veth's ingress.
+        // now runs at this device's hook.
         let ours = prog.info().map_err(program_err("program info"))?.id();
-        let (_, attached) =
-            SchedClassifier::query_tcx(ifname, TcAttachType::Ingress).map_err(program_err("query tcx"))?;
+        let (_, attached) = SchedClassifier::query_tcx(ifname, hook).map_err(program_err("query tcx"))?;
         if !attached.iter().any(|p| p.id() == ours) {
             return Err(
                 DatapathError::NotAttached { pin: pin.display().to_string(), ifname: ifname.to_string() }.into()
@@ -142,23 +225,29 @@ impl EbpfDatapath {
         Ok(())
     }
 
-    fn attach_fresh(prog: &mut SchedClassifier, ifname: &str) -> Result<FdLink> {
+    fn attach_fresh(prog: &mut SchedClassifier, ifname: &str, hook: TcAttachType) -> Result<FdLink> {
         let id = prog
-            .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .attach_with_options(ifname, hook, TcAttachOptions::TcxOrder(LinkOrder::default()))
             .map_err(program_err("attach tc program"))?;
         let link = prog.take_link(id).map_err(program_err("take link"))?;
         FdLink::try_from(link).map_err(link_err("tcx link"))
     }
 
-    /// Runs the endpoint program once on `packet` with aya's `TestRun` (`BPF_PROG_TEST_RUN`);
-    /// returns the verdict and the packet as the program left it. The syscall's own error is
-    /// returned as it came (some kernels refuse short IPv4 input with EINVAL).
+    /// Unpins the links of `program` whose target `keep` refuses; unpinning drops the last
+    /// reference to a tcx link, which detaches it.
+    fn keep_links(&self, program: &str, keep: impl Fn(&str) -> bool) -> Result<()> {
+        remove_pins_except(&self.dir.join("links").join(program), keep)
+    }
+
+    /// Runs `program` once on `packet` with aya's `TestRun` (`BPF_PROG_TEST_RUN`); returns the
+    /// verdict and the packet as the program left it. The syscall's own error is returned as it
+    /// came (some kernels refuse short IPv4 input with EINVAL).
     #[cfg(all(test, feature = "ebpf"))]
-    pub(crate) fn test_run(&self, packet: &[u8]) -> std::io::Result<(u32, Vec<u8>)> {
+    pub(crate) fn test_run_program(&self, program: &'static str, packet: &[u8]) -> std::io::Result<(u32, Vec<u8>)> {
         use aya::programs::{ProgramError, TestRun, TestRunOptions};
         let mut ebpf = self.ebpf.lock().unwrap();
-        let prog = classifier(&mut ebpf).map_err(std::io::Error::other)?;
-        // The program never grows a packet; the slack only makes a change in that visible.
+        let prog = classifier(&mut ebpf, program).map_err(std::io::Error::other)?;
+        // The programs never grow a packet; the slack only makes a change in that visible.
         let mut out = vec![0u8; packet.len() + 64];
         let opts = TestRunOptions { data_in: Some(packet), data_out: Some(&mut out), ..Default::default() };
         match prog.test_run(opts) {
@@ -172,22 +261,50 @@ impl EbpfDatapath {
     }
 
     #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn test_run(&self, packet: &[u8]) -> std::io::Result<(u32, Vec<u8>)> {
+        self.test_run_program(programs::ENDPOINT_INGRESS, packet)
+    }
+
+    #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_for_test(&self, ep: &DatapathEndpoint) {
         Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
     }
 
     #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_endpoint_only_for_test(&self, ep: &DatapathEndpoint) {
-        let endpoint =
-            EndpointValue { ifindex: ep.host_ifindex, network_index: ep.network_index, mac: ep.mac, _pad: [0; 2] };
-        endpoints(&mut self.ebpf.lock().unwrap()).unwrap().insert(ip_key(ep.ip), endpoint, 0).unwrap();
+        let endpoint = EndpointValue {
+            ifindex: ep.host_ifindex,
+            network_index: ep.network_index,
+            mac: ep.mac,
+            host_mac: ep.host_mac,
+        };
+        let mut ebpf = self.ebpf.lock().unwrap();
+        hash_map::<u32, EndpointValue>(&mut ebpf, maps::ENDPOINTS).unwrap().insert(ip_key(ep.ip), endpoint, 0).unwrap();
     }
 
     #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn interface_keys_for_test(&self) -> Vec<u32> {
-        let mut keys: Vec<u32> = interfaces(&mut self.ebpf.lock().unwrap()).unwrap().keys().flatten().collect();
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let mut keys: Vec<u32> =
+            hash_map::<u32, InterfaceValue>(&mut ebpf, maps::INTERFACES).unwrap().keys().flatten().collect();
         keys.sort();
         keys
+    }
+
+    /// Every entry of the map `name` (tests inspect conntrack and NAT state).
+    #[cfg(all(test, feature = "ebpf"))]
+    #[allow(dead_code)]
+    pub(crate) fn entries_for_test<K: Pod, V: Pod>(&self, name: &'static str) -> Vec<(K, V)> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        hash_map::<K, V>(&mut ebpf, name).unwrap().iter().flatten().collect()
+    }
+
+    /// Writes one entry into the map `name` (tests set up uplinks, reserved ports, stale flows).
+    #[cfg(all(test, feature = "ebpf"))]
+    #[allow(dead_code)]
+    pub(crate) fn insert_for_test_into<K: Pod, V: Pod>(&self, name: &'static str, key: K, value: V) {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        hash_map::<K, V>(&mut ebpf, name).unwrap().insert(key, value, 0).unwrap();
     }
 }
 
@@ -202,28 +319,46 @@ fn object() -> Result<&'static [u8]> {
     Err(DatapathError::BuiltWithout.into())
 }
 
-fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
-    ebpf.program_mut(programs::ENDPOINT_INGRESS)
-        .ok_or(DatapathError::Missing("program netd_ep_ingress"))?
-        .try_into()
-        .map_err(program_err("program type"))
+fn attach_type(program: &str) -> TcAttachType {
+    PROGRAMS.iter().find(|(p, _)| *p == program).map(|(_, hook)| *hook).unwrap_or(TcAttachType::Ingress)
 }
 
-fn endpoints(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, EndpointValue>> {
-    let map = ebpf.map_mut(maps::ENDPOINTS).ok_or(DatapathError::Missing("endpoint map"))?;
-    HashMap::try_from(map).map_err(map_err("endpoint map"))
+fn classifier<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name).ok_or(DatapathError::Missing(name))?.try_into().map_err(program_err("program type"))
 }
 
-fn interfaces(ebpf: &mut Ebpf) -> Result<HashMap<&mut MapData, u32, InterfaceValue>> {
-    let map = ebpf.map_mut(maps::INTERFACES).ok_or(DatapathError::Missing("interface map"))?;
-    HashMap::try_from(map).map_err(map_err("interface map"))
+/// A hash (or LRU hash) map of the object by name.
+fn hash_map<'a, K: Pod, V: Pod>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<HashMap<&'a mut MapData, K, V>> {
+    let map = ebpf.map_mut(name).ok_or(DatapathError::Missing(name))?;
+    HashMap::try_from(map).map_err(map_err("open map"))
+}
+
+/// Removes every entry of `map` that `keep` refuses; returns how many went.
+fn remove_entries_except<K: Pod + Eq + Hash, V: Pod>(
+    map: &mut HashMap<&mut MapData, K, V>,
+    keep: impl Fn(&K, &V) -> bool,
+) -> usize {
+    let stale: Vec<K> = map.iter().flatten().filter(|(k, v)| !keep(k, v)).map(|(k, _)| k).collect();
+    stale.iter().filter(|k| map.remove(k).is_ok()).count()
+}
+
+/// Entries of the map `name` against its capacity.
+fn table_usage<K: Pod, V: Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<TableUsage> {
+    let capacity = match ebpf.map(name).ok_or(DatapathError::Missing(name))? {
+        aya::maps::Map::HashMap(data) | aya::maps::Map::LruHashMap(data) => {
+            data.info().map_err(map_err("map info"))?.max_entries()
+        }
+        _ => return Err(DatapathError::Missing(name).into()),
+    };
+    let entries = hash_map::<K, V>(ebpf, name)?.keys().flatten().count();
+    Ok(TableUsage { entries: entries as u64, capacity: capacity as u64 })
 }
 
 impl Datapath for EbpfDatapath {
     fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         Self::insert_entries(&mut ebpf, ep)?;
-        if let Err(e) = self.attach(&mut ebpf, ep) {
+        if let Err(e) = self.attach(&mut ebpf, programs::ENDPOINT_INGRESS, &ep.host_ifname) {
             let _ = Self::remove_entries(&mut ebpf, ep);
             return Err(e);
         }
@@ -233,11 +368,7 @@ impl Datapath for EbpfDatapath {
     fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         // Unpinning drops the last reference to the tcx link, which detaches it.
-        match fs::remove_file(self.link_pin(&ep.host_ifname)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("unpin link")(e)),
-        }
+        remove_pin(&self.link_pin(programs::ENDPOINT_INGRESS, &ep.host_ifname))?;
         Self::remove_entries(&mut ebpf, ep)
     }
 
@@ -247,53 +378,105 @@ impl Datapath for EbpfDatapath {
         // never sees a gap. An endpoint that cannot be adopted is left out, not fatal.
         let mut known = Vec::with_capacity(wanted.len());
         for ep in wanted {
-            let adopted = Self::insert_entries(&mut ebpf, ep).and_then(|()| self.attach(&mut ebpf, ep));
+            let adopted = Self::insert_entries(&mut ebpf, ep)
+                .and_then(|()| self.attach(&mut ebpf, programs::ENDPOINT_INGRESS, &ep.host_ifname));
             match adopted {
                 Ok(()) => known.push(ep),
                 Err(e) => tracing::warn!(veth = %ep.host_ifname, error = %e, "cannot adopt endpoint; leaving it out"),
             }
         }
-        // Pins and entries that no adopted endpoint accounts for are leftovers: remove them.
-        // Unpinning drops the last reference to a tcx link, which detaches it.
-        let links = fs::read_dir(self.dir.join("links")).map_err(io_err("list link pins"))?;
-        for entry in links.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.iter().any(|ep| ep.host_ifname == name) {
-                tracing::info!(pin = %entry.path().display(), "removing stale link pin");
-                let _ = fs::remove_file(entry.path());
-            }
+        // Pins and entries that no adopted endpoint accounts for are leftovers.
+        self.keep_links(programs::ENDPOINT_INGRESS, |name| known.iter().any(|ep| ep.host_ifname == name))?;
+        let ips: HashSet<u32> = known.iter().map(|ep| ip_key(ep.ip)).collect();
+        let ifindexes: HashSet<u32> = known.iter().map(|ep| ep.host_ifindex).collect();
+        remove_entries_except(&mut hash_map::<u32, EndpointValue>(&mut ebpf, maps::ENDPOINTS)?, |k, _| ips.contains(k));
+        remove_entries_except(&mut hash_map::<u32, InterfaceValue>(&mut ebpf, maps::INTERFACES)?, |k, _| {
+            ifindexes.contains(k)
+        });
+        Ok(())
+    }
+
+    fn set_uplinks(&self, uplinks: &[Uplink]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for uplink in uplinks {
+            let value = UplinkValue { nat_addr: uplink.nat_addr.map(ip_key).unwrap_or(0), _pad: 0 };
+            hash_map::<u32, UplinkValue>(&mut ebpf, maps::UPLINKS)?
+                .insert(uplink.ifindex, value, 0)
+                .map_err(map_err("update uplink map"))?;
+            self.attach(&mut ebpf, programs::UPLINK_INGRESS, &uplink.ifname)?;
         }
-        let stale_ips: Vec<u32> =
-            endpoints(&mut ebpf)?.keys().flatten().filter(|k| !known.iter().any(|ep| ip_key(ep.ip) == *k)).collect();
-        let mut eps = endpoints(&mut ebpf)?;
-        for k in stale_ips {
-            let _ = eps.remove(&k);
-        }
-        let stale_ifs: Vec<u32> =
-            interfaces(&mut ebpf)?.keys().flatten().filter(|k| !known.iter().any(|ep| ep.host_ifindex == *k)).collect();
-        let mut ifs = interfaces(&mut ebpf)?;
-        for k in stale_ifs {
-            let _ = ifs.remove(&k);
-        }
+        self.keep_links(programs::UPLINK_INGRESS, |name| uplinks.iter().any(|u| u.ifname == name))?;
+        let ifindexes: HashSet<u32> = uplinks.iter().map(|u| u.ifindex).collect();
+        remove_entries_except(&mut hash_map::<u32, UplinkValue>(&mut ebpf, maps::UPLINKS)?, |k, _| {
+            ifindexes.contains(k)
+        });
         Ok(())
     }
 
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         let ebpf = self.ebpf.lock().unwrap();
-        let map = ebpf.map(maps::DROPS).ok_or(DatapathError::Missing("drop map"))?;
-        let drops: PerCpuArray<&MapData, DropCounter> = PerCpuArray::try_from(map).map_err(map_err("drop map"))?;
-        DropReason::ALL
-            .iter()
-            .map(|reason| {
-                let values = drops.get(&(*reason as u32), 0).map_err(map_err("read drop counters"))?;
-                Ok(DropStat {
-                    reason: reason.name().to_string(),
-                    code: *reason as u8,
+        let map = ebpf.map(maps::METRICS).ok_or(DatapathError::Missing(maps::METRICS))?;
+        let counters: PerCpuArray<&MapData, DropCounter> =
+            PerCpuArray::try_from(map).map_err(map_err("open metrics map"))?;
+        let mut stats = Vec::with_capacity(Hook::ALL.len() * DropReason::ALL.len());
+        for hook in Hook::ALL {
+            for reason in DropReason::ALL {
+                let values = counters.get(&metric_slot(reason, hook), 0).map_err(map_err("read drop counters"))?;
+                stats.push(DropStat {
+                    reason: reason.name(),
+                    code: reason as u8,
+                    hook: hook.name(),
                     packets: values.iter().map(|v| v.packets).sum(),
                     bytes: values.iter().map(|v| v.bytes).sum(),
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        Ok(stats)
+    }
+
+    fn flow_tables(&self) -> Result<FlowTables> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        Ok(FlowTables {
+            conntrack_tcp: table_usage::<CtKey, CtEntry>(&mut ebpf, maps::CT_TCP)?,
+            conntrack_other: table_usage::<CtKey, CtEntry>(&mut ebpf, maps::CT_OTHER)?,
+            nat: table_usage::<CtKey, NatReverse>(&mut ebpf, maps::NAT)?,
+        })
+    }
+
+    fn collect_garbage(&self) -> Result<GcReport> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let now = monotonic_ns();
+        let endpoints: HashSet<u32> =
+            hash_map::<u32, EndpointValue>(&mut ebpf, maps::ENDPOINTS)?.keys().flatten().collect();
+        let mut report = GcReport::default();
+        let mut live_mappings: HashSet<CtKey> = HashSet::new();
+        for ct in [maps::CT_TCP, maps::CT_OTHER] {
+            let mut table = hash_map::<CtKey, CtEntry>(&mut ebpf, ct)?;
+            let entries: Vec<(CtKey, CtEntry)> = table.iter().flatten().collect();
+            let mut dead = Vec::new();
+            for (key, entry) in entries {
+                let reply = reply_key(&key, &entry);
+                if entry.expires < now {
+                    report.expired += 1;
+                    dead.push(key);
+                } else if !endpoints.contains(&key.saddr) {
+                    report.stale += 1;
+                    dead.push(key);
+                } else {
+                    live_mappings.insert(reply);
+                }
+            }
+            for key in &dead {
+                let _ = table.remove(key);
+            }
+        }
+        // A NAT entry lives exactly as long as the flow that uses it; one being set up has
+        // its conntrack entry a moment later, hence the grace period.
+        let mut nat = hash_map::<CtKey, NatReverse>(&mut ebpf, maps::NAT)?;
+        report.orphans = remove_entries_except(&mut nat, |key, value| {
+            live_mappings.contains(key) || now.saturating_sub(value.created) < timeouts::NAT_ORPHAN_GRACE
+        });
+        Ok(report)
     }
 
     fn purge(&self) -> Result<()> {
@@ -302,5 +485,17 @@ impl Datapath for EbpfDatapath {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove pins")(e)),
         }
+    }
+}
+
+/// The NAT map key of a tracked flow.
+fn reply_key(orig: &CtKey, entry: &CtEntry) -> CtKey {
+    CtKey {
+        saddr: orig.daddr,
+        daddr: entry.nat_addr,
+        sport: orig.dport,
+        dport: entry.nat_port,
+        proto: orig.proto,
+        _pad: [0; 3],
     }
 }

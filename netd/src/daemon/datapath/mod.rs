@@ -43,6 +43,8 @@ pub struct DatapathEndpoint {
     pub gateway: Ipv4Addr,
     /// The network's `Network::index` (BPF maps key networks by this number, not by id).
     pub network_index: u32,
+    /// The network is `--internal`: nothing leaves it but to peers and the host.
+    pub internal: bool,
     pub mac: [u8; 6],
     /// MAC of the host-side veth (the gateway's MAC as the container sees it).
     pub host_mac: [u8; 6],
@@ -50,12 +52,49 @@ pub struct DatapathEndpoint {
     pub host_ifindex: u32,
 }
 
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// An uplink: where masqueraded traffic leaves and its replies arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uplink {
+    pub ifname: String,
+    pub ifindex: u32,
+    /// The uplink's primary IPv4 address, the masquerade address. An uplink without one gets
+    /// its ingress program (nothing enters unasked) but no masqueraded flow leaves through it.
+    pub nat_addr: Option<Ipv4Addr>,
+}
+
+/// Packets and bytes one drop reason counted at one hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DropStat {
-    pub reason: String,
+    pub reason: &'static str,
     pub code: u8,
+    pub hook: &'static str,
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// Entries of one flow table against its capacity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableUsage {
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTables {
+    pub conntrack_tcp: TableUsage,
+    pub conntrack_other: TableUsage,
+    pub nat: TableUsage,
+}
+
+/// What one garbage-collection pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Conntrack entries past their timeout (with their NAT entries).
+    pub expired: usize,
+    /// NAT entries whose conntrack entry is gone.
+    pub orphans: usize,
+    /// Conntrack entries of addresses that are no longer endpoints.
+    pub stale: usize,
 }
 
 pub trait Datapath: Send + Sync {
@@ -68,7 +107,15 @@ pub trait Datapath: Send + Sync {
     /// endpoints (same link, this daemon's program) and removes links and map entries nobody
     /// knows. An endpoint that cannot be adopted is logged and left out.
     fn keep_exactly(&self, endpoints: &[DatapathEndpoint]) -> Result<()>;
+    /// Makes the uplinks exactly `uplinks`: their ingress programs attached (pinned, adopted
+    /// after a restart) and their masquerade addresses current; others detached.
+    fn set_uplinks(&self, uplinks: &[Uplink]) -> Result<()>;
+    /// Every (reason, hook) counter.
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
+    fn flow_tables(&self) -> Result<FlowTables>;
+    /// Removes expired conntrack entries, NAT entries without a flow, and flows of addresses
+    /// that are no longer endpoints.
+    fn collect_garbage(&self) -> Result<GcReport>;
     /// Unpins everything (maps, programs, links).
     fn purge(&self) -> Result<()>;
 }

@@ -106,6 +106,7 @@ impl FakeKernel {
             ip: ep.ip,
             gateway: ep.gateway,
             network_index: index,
+            internal: false,
             mac: ep.mac,
             host_mac: [2, 0, 0, 0, 0, 1],
             host_ifname: crate::plumbing::host_ifname(&ep.id),

@@ -1,0 +1,109 @@
+//! Connection tracking for masqueraded flows: entries keyed by the original tuple, TCP state
+//! from SYN/FIN/RST in both directions, timeouts per state (netd-common `timeouts`). The LRU
+//! maps make room by evicting the least recently used flow; the daemon's GC removes expired
+//! entries.
+use netd_common::{
+    timeouts::*, CtEntry, CtKey, CT_CLOSED, CT_CLOSING, CT_ESTABLISHED, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_OPEN,
+    CT_SEEN_REPLY,
+};
+
+use crate::{
+    maps::{CONNTRACK_OTHER, CONNTRACK_TCP},
+    packet::{IPPROTO_ICMP, IPPROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN},
+};
+
+/// An expiry moves only when it changes by more than this: fewer writes to a shared line.
+const REFRESH_SLACK: u64 = 1_000_000_000;
+
+#[inline(always)]
+pub fn lookup(key: &CtKey) -> Option<*mut CtEntry> {
+    if key.proto == IPPROTO_TCP {
+        CONNTRACK_TCP.get_ptr_mut(key)
+    } else {
+        CONNTRACK_OTHER.get_ptr_mut(key)
+    }
+}
+
+/// Inserts a new entry unless one exists (another CPU may have raced us to it).
+#[inline(always)]
+pub fn create(key: &CtKey, entry: &CtEntry) -> Result<(), i64> {
+    let flags = aya_ebpf::bindings::BPF_NOEXIST as u64;
+    let r = if key.proto == IPPROTO_TCP {
+        CONNTRACK_TCP.insert(key, entry, flags)
+    } else {
+        CONNTRACK_OTHER.insert(key, entry, flags)
+    };
+    r.map_err(|e| e as i64)
+}
+
+#[inline(always)]
+fn timeout(proto: u8, state: u8) -> u64 {
+    match proto {
+        IPPROTO_TCP => match state {
+            CT_ESTABLISHED => TCP_ESTABLISHED,
+            CT_CLOSING => TCP_CLOSING,
+            CT_CLOSED => TCP_CLOSED,
+            _ => TCP_OPENING,
+        },
+        IPPROTO_ICMP => ICMP,
+        _ => UDP,
+    }
+}
+
+/// Whether a TCP segment with these flags may open a flow: anything but a RST (a flow picked
+/// up mid-stream starts as opening and becomes established on its first reply).
+#[inline(always)]
+pub fn may_open(proto: u8, tcp_flags: u8) -> bool {
+    proto != IPPROTO_TCP || tcp_flags & TCP_RST == 0
+}
+
+/// A fresh entry for the first packet of a flow.
+#[inline(always)]
+pub fn new_entry(proto: u8, now: u64, nat_addr: u32, nat_port: u16) -> CtEntry {
+    CtEntry { expires: now + timeout(proto, CT_OPEN), nat_addr, nat_port, state: CT_OPEN, flags: 0 }
+}
+
+/// Updates `entry` for a packet of its flow; `reply` says which direction it went.
+#[inline(always)]
+pub fn update(entry: *mut CtEntry, proto: u8, tcp_flags: u8, reply: bool, now: u64) {
+    // SAFETY: `entry` points into a map value; concurrent updates of the same flow on two CPUs
+    // can only lose a flag or an expiry refresh, which the next packet restores.
+    let e = unsafe { &mut *entry };
+    let mut flags = e.flags;
+    let mut state = e.state;
+    if reply {
+        flags |= CT_SEEN_REPLY;
+    }
+    if proto == IPPROTO_TCP {
+        if tcp_flags & TCP_SYN != 0 && tcp_flags & TCP_RST == 0 && !reply && state == CT_CLOSED {
+            // The same tuple opens again after the previous connection closed.
+            flags = 0;
+            state = CT_OPEN;
+        } else if tcp_flags & TCP_RST != 0 {
+            state = CT_CLOSED;
+        } else if state != CT_CLOSED {
+            if tcp_flags & TCP_FIN != 0 {
+                flags |= if reply { CT_FIN_REPLY } else { CT_FIN_ORIGINAL };
+            }
+            state = if flags & (CT_FIN_ORIGINAL | CT_FIN_REPLY) == CT_FIN_ORIGINAL | CT_FIN_REPLY {
+                CT_CLOSED
+            } else if flags & (CT_FIN_ORIGINAL | CT_FIN_REPLY) != 0 {
+                CT_CLOSING
+            } else if flags & CT_SEEN_REPLY != 0 {
+                CT_ESTABLISHED
+            } else {
+                CT_OPEN
+            };
+        }
+    } else if flags & CT_SEEN_REPLY != 0 {
+        state = CT_ESTABLISHED;
+    }
+    let expires = now + timeout(proto, state);
+    if state != e.state || flags != e.flags {
+        e.state = state;
+        e.flags = flags;
+        e.expires = expires;
+    } else if expires > e.expires + REFRESH_SLACK {
+        e.expires = expires;
+    }
+}

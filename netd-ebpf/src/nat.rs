@@ -1,0 +1,186 @@
+//! Masquerade: source NAT of container flows to the uplink address, the reverse for replies,
+//! and ICMP errors about a flow translated back (the quoted header included).
+//!
+//! Port choice (research/nat-and-ports.md §1): the flow's own source port when its reply tuple
+//! is free, else candidates from `nat::PORT_MIN..=PORT_MAX`, first random then sequential, at
+//! most `nat::RETRIES`. A candidate is taken only if no NAT entry holds its reply tuple
+//! (claimed with BPF_NOEXIST), it is not a reserved (published) host port, and no socket of the
+//! host would receive the reply (a host socket on the uplink address keeps its port).
+use aya_ebpf::{
+    bindings::{bpf_sock_tuple, BPF_F_CURRENT_NETNS, BPF_NOEXIST},
+    helpers::{bpf_get_prandom_u32, bpf_sk_lookup_udp, bpf_sk_release, bpf_skc_lookup_tcp},
+    programs::TcContext,
+};
+use netd_common::{nat, CtKey, DropReason, NatReverse, PortKey};
+
+use crate::{
+    csum,
+    maps::{NAT_BY_REPLY, RESERVED_PORTS},
+    packet::{ptr_at, Ipv4Packet, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DST_OFF, IP_SRC_OFF},
+};
+
+/// E2BIG from a full hash map.
+const E2BIG: i64 = -7;
+
+/// The reply tuple of `orig` once its source is `nat_addr:port`.
+#[inline(always)]
+pub fn reply_key(orig: &CtKey, nat_addr: u32, port: u16) -> CtKey {
+    CtKey { saddr: orig.daddr, daddr: nat_addr, sport: orig.dport, dport: port, proto: orig.proto, _pad: [0; 3] }
+}
+
+/// Whether a host socket would take a packet of the reply tuple `reply`.
+#[inline(always)]
+fn host_socket_holds(ctx: &TcContext, reply: &CtKey) -> bool {
+    if reply.proto == IPPROTO_ICMP {
+        return false;
+    }
+    // SAFETY: a zeroed tuple is valid; the ipv4 variant is filled before use.
+    let mut tuple: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+    tuple.__bindgen_anon_1.ipv4.saddr = reply.saddr;
+    tuple.__bindgen_anon_1.ipv4.daddr = reply.daddr;
+    tuple.__bindgen_anon_1.ipv4.sport = reply.sport.to_be();
+    tuple.__bindgen_anon_1.ipv4.dport = reply.dport.to_be();
+    let size = core::mem::size_of::<u32>() as u32 * 3;
+    let skb = ctx.skb.skb as *mut _;
+    let netns = BPF_F_CURRENT_NETNS as u64;
+    // SAFETY: helper calls with a valid tuple; a found socket is released at once.
+    unsafe {
+        let sk = if reply.proto == IPPROTO_TCP {
+            bpf_skc_lookup_tcp(skb, &mut tuple, size, netns, 0)
+        } else {
+            bpf_sk_lookup_udp(skb, &mut tuple, size, netns, 0)
+        };
+        if sk.is_null() {
+            return false;
+        }
+        bpf_sk_release(sk as *mut _);
+    }
+    true
+}
+
+/// Claims `port` for `orig`; Ok(true) when it is now (or already was) this flow's.
+#[inline(always)]
+fn claim(ctx: &TcContext, orig: &CtKey, nat_addr: u32, port: u16, now: u64) -> Result<bool, DropReason> {
+    let reply = reply_key(orig, nat_addr, port);
+    if let Some(held) = NAT_BY_REPLY.get_ptr(&reply) {
+        // SAFETY: read of a map value.
+        let held = unsafe { &*held };
+        // A mapping left by this very flow (its conntrack entry was evicted): take it back.
+        return Ok(held.addr == orig.saddr && held.port == orig.sport);
+    }
+    if orig.proto != IPPROTO_ICMP && RESERVED_PORTS.get_ptr(&PortKey { port, proto: orig.proto, _pad: 0 }).is_some() {
+        return Ok(false);
+    }
+    if host_socket_holds(ctx, &reply) {
+        return Ok(false);
+    }
+    let value = NatReverse { created: now, addr: orig.saddr, port: orig.sport, _pad: 0 };
+    match NAT_BY_REPLY.insert(&reply, &value, BPF_NOEXIST as u64) {
+        Ok(()) => Ok(true),
+        Err(e) if e as i64 == E2BIG => Err(DropReason::NatTableFull),
+        // EEXIST: another CPU claimed it first.
+        Err(_) => Ok(false),
+    }
+}
+
+/// Picks and claims the NAT port (or ICMP identifier) of a new flow.
+#[inline(always)]
+pub fn allocate(ctx: &TcContext, orig: &CtKey, nat_addr: u32, now: u64) -> Result<u16, DropReason> {
+    if claim(ctx, orig, nat_addr, orig.sport, now)? {
+        return Ok(orig.sport);
+    }
+    let span = (nat::PORT_MAX - nat::PORT_MIN) as u32 + 1;
+    // SAFETY: plain helper call.
+    let mut offset = unsafe { bpf_get_prandom_u32() } % span;
+    for _ in 0..nat::RETRIES {
+        let port = nat::PORT_MIN + offset as u16;
+        if claim(ctx, orig, nat_addr, port, now)? {
+            return Ok(port);
+        }
+        offset = (offset + 1) % span;
+    }
+    Err(DropReason::NatPortExhausted)
+}
+
+/// Offset of the translated 16-bit field: the source port, or the ICMP echo identifier.
+#[inline(always)]
+fn id_offset(pkt: &Ipv4Packet) -> usize {
+    if pkt.proto == IPPROTO_ICMP {
+        pkt.l4 + 4
+    } else {
+        pkt.l4
+    }
+}
+
+/// Source NAT of a packet of `orig`'s flow to `nat_addr:nat_port`.
+#[inline(always)]
+pub fn rewrite_source(ctx: &TcContext, pkt: &Ipv4Packet, orig: &CtKey, nat_addr: u32, nat_port: u16) -> Result<(), ()> {
+    csum::set_addr(ctx, IP_SRC_OFF, pkt.l4, pkt.proto, pkt.saddr, nat_addr)?;
+    if nat_port != orig.sport {
+        csum::set_l4_field(ctx, id_offset(pkt), pkt.l4, pkt.proto, orig.sport, nat_port)?;
+    }
+    Ok(())
+}
+
+/// Reverse NAT of a reply: destination back to the container's address and port.
+#[inline(always)]
+pub fn rewrite_destination(ctx: &TcContext, pkt: &Ipv4Packet, reply_dport: u16, to: &NatReverse) -> Result<(), ()> {
+    csum::set_addr(ctx, IP_DST_OFF, pkt.l4, pkt.proto, pkt.daddr, to.addr)?;
+    if to.port != reply_dport {
+        let off = if pkt.proto == IPPROTO_ICMP { pkt.l4 + 4 } else { pkt.l4 + 2 };
+        csum::set_l4_field(ctx, off, pkt.l4, pkt.proto, reply_dport, to.port)?;
+    }
+    Ok(())
+}
+
+/// The quoted packet of an ICMP error: the flow it is about, as this host sent it.
+pub struct Quoted {
+    /// Offset of the quoted IPv4 header.
+    pub ip: usize,
+    /// The reply tuple of the flow (what the NAT map is keyed by).
+    pub reply: CtKey,
+}
+
+/// Reads the packet quoted by an ICMP error. Quoted headers with options, fragments, or
+/// protocols netd does not translate are refused.
+#[inline(always)]
+pub fn quoted(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Quoted, DropReason> {
+    let ip = pkt.l4 + 8;
+    let h: *const [u8; 28] = ptr_at(ctx, ip).map_err(|()| DropReason::IcmpErrorInvalid)?;
+    // SAFETY: bounds-checked by ptr_at.
+    let h = unsafe { &*h };
+    let frag = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    if h[0] != 0x45 || frag != 0 {
+        return Err(DropReason::IcmpErrorInvalid);
+    }
+    let proto = h[9];
+    let saddr = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+    let daddr = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
+    let (sport, dport) = match proto {
+        IPPROTO_TCP | IPPROTO_UDP => (u16::from_be_bytes([h[20], h[21]]), u16::from_be_bytes([h[22], h[23]])),
+        // An echo request this host sent: the identifier is the NAT'd field.
+        IPPROTO_ICMP if h[20] == crate::packet::ICMP_ECHO_REQUEST => (u16::from_be_bytes([h[24], h[25]]), 0),
+        _ => return Err(DropReason::IcmpErrorInvalid),
+    };
+    // The quoted packet went out nat_addr:nat_port → remote:port; its reply tuple is the mirror.
+    Ok(Quoted { ip, reply: CtKey { saddr: daddr, daddr: saddr, sport: dport, dport: sport, proto, _pad: [0; 3] } })
+}
+
+/// Translates an ICMP error about a masqueraded flow back to the container: the outer
+/// destination, and the quoted packet's source address (with its header checksum) and port.
+#[inline(always)]
+pub fn rewrite_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, q: &Quoted, to: &NatReverse) -> Result<(), ()> {
+    let icmp_csum = pkt.l4 + 2;
+    let quoted_csum = q.ip + 10;
+    let old_quoted_csum: u16 = ctx.load(quoted_csum).map_err(|_| ())?;
+    // The quoted IPv4 header's own checksum first (the ICMP checksum covers it as data).
+    ctx.l3_csum_replace(quoted_csum, q.reply.daddr as u64, to.addr as u64, 4).map_err(|_| ())?;
+    let new_quoted_csum: u16 = ctx.load(quoted_csum).map_err(|_| ())?;
+    ctx.l4_csum_replace(icmp_csum, old_quoted_csum as u64, new_quoted_csum as u64, 2).map_err(|_| ())?;
+    csum::set_icmp_payload_u32(ctx, icmp_csum, q.ip + 12, q.reply.daddr, to.addr)?;
+    if to.port != q.reply.dport {
+        let off = if q.reply.proto == IPPROTO_ICMP { q.ip + 24 } else { q.ip + 20 };
+        csum::set_icmp_payload_u16(ctx, icmp_csum, off, q.reply.dport.to_be(), to.port.to_be())?;
+    }
+    csum::set_addr(ctx, IP_DST_OFF, pkt.l4, IPPROTO_ICMP, pkt.daddr, to.addr)
+}

@@ -1,0 +1,45 @@
+//! Who may send what: anti-spoofing of endpoints, `--internal` networks, and what may enter
+//! from an uplink.
+use netd_common::{DropReason, InterfaceValue, IF_INTERNAL};
+
+use crate::{maps::ENDPOINTS_BY_IP, packet::is_loopback};
+
+/// A frame from an endpoint must carry the endpoint's MAC (every ethertype).
+#[inline(always)]
+pub fn check_source_mac(src: &InterfaceValue, mac: &[u8; 6]) -> Result<(), DropReason> {
+    if *mac != src.mac {
+        return Err(DropReason::SpoofedSource);
+    }
+    Ok(())
+}
+
+/// An IPv4 packet from an endpoint must carry the endpoint's address.
+#[inline(always)]
+pub fn check_source_ip(src: &InterfaceValue, saddr: u32) -> Result<(), DropReason> {
+    if saddr != src.ip {
+        return Err(DropReason::SpoofedSource);
+    }
+    Ok(())
+}
+
+/// Whether the endpoint may send beyond its network and the host.
+#[inline(always)]
+pub fn check_may_leave(src: &InterfaceValue) -> Result<(), DropReason> {
+    if src.flags & IF_INTERNAL != 0 {
+        return Err(DropReason::InternalNetwork);
+    }
+    Ok(())
+}
+
+/// Nothing from outside reaches a container or loopback unasked (published ports, later, are
+/// the only way in); masqueraded replies were taken before this check.
+#[inline(always)]
+pub fn check_may_enter(daddr: u32) -> Result<(), DropReason> {
+    if is_loopback(daddr) {
+        return Err(DropReason::LoopbackIngress);
+    }
+    if ENDPOINTS_BY_IP.get_ptr(daddr).is_some() {
+        return Err(DropReason::UnpublishedIngress);
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Traffic arriving on an uplink (TC ingress): replies of masqueraded flows are translated
+//! back and delivered straight into their container (`bpf_redirect_peer`); packets for a
+//! container address or loopback are dropped; everything else — the host's own traffic — is
+//! left to the host stack after two map lookups.
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_redirect_peer},
+    programs::TcContext,
+};
+use netd_common::{CtKey, DropReason, NatReverse};
+use network_types::eth::{EthHdr, EtherType};
+
+use crate::{
+    conntrack, csum,
+    maps::{ENDPOINTS_BY_IP, NAT_BY_REPLY, UPLINKS_BY_IFINDEX},
+    nat,
+    packet::{
+        ipv4, l4, ptr_at, Ipv4Packet, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_PARAMETER_PROBLEM, ICMP_TIME_EXCEEDED,
+        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+    },
+    policy,
+    verdict::Verdict,
+};
+
+#[inline(always)]
+pub fn uplink_ingress(ctx: &TcContext) -> Result<Verdict, ()> {
+    let eth: *const EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: bounds-checked by ptr_at.
+    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
+        return Ok(Verdict::Pass);
+    }
+    let pkt = ipv4(ctx)?;
+    // SAFETY: ctx.skb.skb is the context pointer the kernel passed in.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: read-only lookup of a plain-old-data value.
+    let ours =
+        matches!(unsafe { UPLINKS_BY_IFINDEX.get(ifindex) }, Some(u) if u.nat_addr == pkt.daddr && u.nat_addr != 0);
+    if ours {
+        if let Some(verdict) = reply(ctx, &pkt)? {
+            return Ok(verdict);
+        }
+    }
+    if let Err(reason) = policy::check_may_enter(pkt.daddr) {
+        return Ok(Verdict::Drop(reason));
+    }
+    Ok(Verdict::Pass)
+}
+
+/// The verdict for a packet to the masquerade address, or None when it belongs to no
+/// masqueraded flow (the host's own traffic).
+#[inline(always)]
+fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
+    match pkt.proto {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP => {}
+        _ => return Ok(None),
+    }
+    if pkt.later_fragment {
+        // No L4 header to find the flow by: the host stack reassembles what is its own.
+        return Ok(None);
+    }
+    let ports = l4(ctx, pkt)?;
+    if pkt.proto == IPPROTO_ICMP {
+        match ports.icmp_type {
+            ICMP_ECHO_REPLY => {}
+            ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => return icmp_error(ctx, pkt),
+            _ => return Ok(None),
+        }
+    }
+    // Echo replies carry the identifier where the original carried it (see CtKey).
+    let (sport, dport) = if pkt.proto == IPPROTO_ICMP { (0, ports.sport) } else { (ports.sport, ports.dport) };
+    let key = CtKey { saddr: pkt.saddr, daddr: pkt.daddr, sport, dport, proto: pkt.proto, _pad: [0; 3] };
+    // SAFETY: read-only lookup of a plain-old-data value.
+    let Some(to) = (unsafe { NAT_BY_REPLY.get(&key) }).copied() else {
+        return Ok(None);
+    };
+    if pkt.fragment {
+        return Ok(Some(Verdict::Drop(DropReason::Fragment)));
+    }
+    let orig = CtKey { saddr: to.addr, daddr: pkt.saddr, sport: to.port, dport: sport, proto: pkt.proto, _pad: [0; 3] };
+    if let Some(entry) = conntrack::lookup(&orig) {
+        // SAFETY: plain helper call.
+        conntrack::update(entry, pkt.proto, ports.tcp_flags, true, unsafe { bpf_ktime_get_ns() });
+    }
+    nat::rewrite_destination(ctx, pkt, dport, &to)?;
+    deliver(ctx, pkt, &to).map(Some)
+}
+
+/// An ICMP error about a masqueraded flow goes to the container with the quoted packet
+/// translated; one about anything else is the host's.
+#[inline(always)]
+fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
+    let quoted = match nat::quoted(ctx, pkt) {
+        Ok(q) => q,
+        // Not about a flow netd could have translated: leave it to the host.
+        Err(_) => return Ok(None),
+    };
+    // SAFETY: read-only lookup of a plain-old-data value.
+    let Some(to) = (unsafe { NAT_BY_REPLY.get(&quoted.reply) }).copied() else {
+        return Ok(None);
+    };
+    if pkt.fragment {
+        return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));
+    }
+    nat::rewrite_icmp_error(ctx, pkt, &quoted, &to)?;
+    deliver(ctx, pkt, &to).map(Some)
+}
+
+/// Into the container that owns the flow, as if from its gateway.
+#[inline(always)]
+fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, to: &NatReverse) -> Result<Verdict, ()> {
+    // SAFETY: read-only lookup of a plain-old-data value.
+    let Some(ep) = (unsafe { ENDPOINTS_BY_IP.get(to.addr) }).copied() else {
+        return Ok(Verdict::Drop(DropReason::NoEndpoint));
+    };
+    if pkt.ttl <= 1 {
+        return Ok(Verdict::Drop(DropReason::TtlExceeded));
+    }
+    csum::decrement_ttl(ctx, pkt.ttl, pkt.proto)?;
+    csum::set_macs(ctx, &ep.mac, &ep.host_mac)?;
+    // SAFETY: plain helper call with the endpoint's host-side ifindex.
+    Ok(Verdict::Redirect(unsafe { bpf_redirect_peer(ep.ifindex, 0) }))
+}

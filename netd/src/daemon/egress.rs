@@ -1,0 +1,81 @@
+//! The daemon's side of egress: keeps the datapath's uplinks (their ingress programs and
+//! masquerade addresses) in step with the host, and collects conntrack/NAT garbage.
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    datapath::{Datapath, Uplink},
+    error::{Error, Result},
+    netlink::Netlink,
+};
+
+/// How often uplink addresses are re-read (an address change is picked up this late).
+const UPLINK_REFRESH: Duration = Duration::from_secs(2);
+/// How often expired flows are collected. The LRU maps make room by themselves in between.
+const GC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The uplinks `names` as they are now; a name that does not exist is an error.
+pub async fn resolve(host: &Netlink, names: &[String]) -> Result<Vec<Uplink>> {
+    let mut uplinks = Vec::with_capacity(names.len());
+    for name in names {
+        match host.uplink(name).await? {
+            Some(uplink) => uplinks.push(uplink),
+            None => return Err(Error::InvalidArgument(format!("uplink {name} not found"))),
+        }
+    }
+    Ok(uplinks)
+}
+
+/// Attaches the uplinks' programs before the daemon serves (a missing uplink stops it), then
+/// keeps them current and collects garbage for as long as the daemon runs.
+pub async fn start(
+    host: Netlink,
+    names: Vec<String>,
+    datapath: Arc<dyn Datapath>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let uplinks = resolve(&host, &names).await?;
+    for uplink in &uplinks {
+        if uplink.nat_addr.is_none() {
+            tracing::warn!(uplink = %uplink.ifname, "uplink has no IPv4 address: nothing is masqueraded through it");
+        }
+    }
+    datapath.set_uplinks(&uplinks)?;
+    tracing::info!(?uplinks, "uplinks attached");
+    Ok(tokio::spawn(maintain(host, names, uplinks, datapath)))
+}
+
+async fn maintain(host: Netlink, names: Vec<String>, mut current: Vec<Uplink>, datapath: Arc<dyn Datapath>) {
+    let mut refresh = tokio::time::interval(UPLINK_REFRESH);
+    let mut gc = tokio::time::interval(GC_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = refresh.tick() => {
+                let mut now = Vec::with_capacity(names.len());
+                for name in &names {
+                    match host.uplink(name).await {
+                        Ok(Some(uplink)) => now.push(uplink),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(uplink = %name, error = %e, "cannot read uplink"),
+                    }
+                }
+                if now != current {
+                    match datapath.set_uplinks(&now) {
+                        Ok(()) => {
+                            tracing::info!(uplinks = ?now, "uplinks changed");
+                            current = now;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot update uplinks"),
+                    }
+                }
+            }
+            _ = gc.tick() => {
+                let datapath = datapath.clone();
+                match tokio::task::spawn_blocking(move || datapath.collect_garbage()).await {
+                    Ok(Ok(report)) if report != Default::default() => tracing::debug!(?report, "flow garbage collected"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "flow garbage collection failed"),
+                    Err(e) => tracing::warn!(error = %e, "flow garbage collection panicked"),
+                }
+            }
+        }
+    }
+}
