@@ -61,6 +61,8 @@ pub struct Ipv4Packet {
     pub daddr: u32,
     pub proto: u8,
     pub ttl: u8,
+    /// Identification, as it sits in the packet (it keys fragments).
+    pub id: u16,
     /// Offset of the L4 header (options skipped).
     pub l4: usize,
     /// More-fragments set or a non-zero fragment offset.
@@ -84,6 +86,7 @@ pub fn ipv4(ctx: &TcContext) -> Result<Ipv4Packet, ()> {
         daddr: ip_key(ip.dst_addr),
         proto: ip.proto,
         ttl: ip.ttl,
+        id: u16::from_ne_bytes(ip.id),
         l4: ETH_HLEN + ihl * 4,
         fragment: frags & 0x3fff != 0,
         later_fragment: frags & 0x1fff != 0,
