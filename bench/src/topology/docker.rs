@@ -210,9 +210,25 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
         .spawn()
         .context("starting tar")?;
     let tar_out = tar.stdout.take().context("tar stdout")?;
-    let import = sys::run(d.cli().args(["import", "-", tag]).stdin(Stdio::from(tar_out)));
-    let _ = tar.wait();
-    import.context("docker import")?;
+    // Spawned here rather than through `sys::run`, which gives every command /dev/null as
+    // stdin: `docker import -` would then make an empty image.
+    let import = d
+        .cli()
+        .args(["import", "-", tag])
+        .stdin(Stdio::from(tar_out))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting docker import");
+    let import = import.and_then(|child| sys::wait_output(child, Duration::from_secs(120), "docker import"));
+    let tar_status = tar.wait().context("waiting for tar")?;
+    let import = import?;
+    if !import.status.success() {
+        bail!("docker import failed ({}): {}", import.status, String::from_utf8_lossy(&import.stderr).trim());
+    }
+    if !tar_status.success() {
+        bail!("tar -c of the image's root failed ({tar_status})");
+    }
     Ok(())
 }
 
