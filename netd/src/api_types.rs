@@ -150,10 +150,17 @@ pub struct Removed {
     pub id: String,
 }
 
-/// `GET /stats`: drop counters by reason.
+/// `GET /stats` (`netd stats`): the datapath's drop counters, every endpoint's traffic and
+/// the flow tables' fill.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Every (reason, hook) pair, zero or not, in hook then code order.
     pub drops: Vec<DropCount>,
+    /// One per endpoint of a running container: by container name, each container's in
+    /// attachment order.
+    pub endpoints: Vec<EndpointCount>,
+    pub conntrack: ConntrackUsage,
+    pub nat: TableFill,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +177,43 @@ impl From<crate::datapath::DropStat> for DropCount {
     fn from(d: crate::datapath::DropStat) -> Self {
         let crate::datapath::DropStat { reason, code, hook, packets, bytes } = d;
         DropCount { reason: reason.into(), code, hook: hook.into(), packets, bytes }
+    }
+}
+
+/// One endpoint's packets and bytes as its container-side interface counted them: `rx` what
+/// the container received, `tx` what it sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointCount {
+    /// Container name.
+    pub container: String,
+    /// Network name.
+    pub network: String,
+    /// The interface inside the container (`eth0`).
+    pub interface: String,
+    pub ip: Ipv4Addr,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// The two conntrack tables: TCP flows and the others (UDP, ICMP).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConntrackUsage {
+    pub tcp: TableFill,
+    pub other: TableFill,
+}
+
+/// Entries of one table against its capacity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableFill {
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+impl From<crate::datapath::TableUsage> for TableFill {
+    fn from(t: crate::datapath::TableUsage) -> Self {
+        TableFill { entries: t.entries, capacity: t.capacity }
     }
 }
 
@@ -513,11 +557,43 @@ mod tests {
         assert_eq!(round_trip(ErrorResponse { message: "m".into() }), r#"{"message":"m"}"#);
         let drop =
             DropCount { reason: "isolation".into(), code: 3, hook: "endpoint_ingress".into(), packets: 7, bytes: 420 };
-        let stats = Stats { drops: vec![drop] };
+        let endpoint = EndpointCount {
+            container: "c1".into(),
+            network: "n1".into(),
+            interface: "eth0".into(),
+            ip: Ipv4Addr::new(172, 18, 0, 2),
+            rx_packets: 1,
+            rx_bytes: 2,
+            tx_packets: 3,
+            tx_bytes: 4,
+        };
+        let stats = Stats {
+            drops: vec![drop],
+            endpoints: vec![endpoint],
+            conntrack: ConntrackUsage {
+                tcp: TableFill { entries: 5, capacity: 262_144 },
+                other: TableFill { entries: 6, capacity: 262_144 },
+            },
+            nat: TableFill { entries: 7, capacity: 524_288 },
+        };
+        // The shape other tools parse (`netd stats --format json`), key for key.
         assert_eq!(
             round_trip(stats),
-            r#"{"drops":[{"reason":"isolation","code":3,"hook":"endpoint_ingress","packets":7,"bytes":420}]}"#
+            concat!(
+                r#"{"drops":[{"reason":"isolation","code":3,"hook":"endpoint_ingress","packets":7,"bytes":420}],"#,
+                r#""endpoints":[{"container":"c1","network":"n1","interface":"eth0","ip":"172.18.0.2","#,
+                r#""rx_packets":1,"rx_bytes":2,"tx_packets":3,"tx_bytes":4}],"#,
+                r#""conntrack":{"tcp":{"entries":5,"capacity":262144},"other":{"entries":6,"capacity":262144}},"#,
+                r#""nat":{"entries":7,"capacity":524288}}"#
+            )
         );
+        let empty = r#"{"drops":[],"endpoints":[],"conntrack":{"tcp":{"entries":0,"capacity":0},"other":{"entries":0,"capacity":0}},"nat":{"entries":0,"capacity":0}}"#;
+        assert_eq!(round_trip(Stats::default()), empty);
+        // A field missing from the daemon's answer is an error, not a silent zero.
+        assert!(serde_json::from_str::<Stats>(r#"{"drops":[],"endpoints":[],"nat":{"entries":0,"capacity":0}}"#)
+            .unwrap_err()
+            .to_string()
+            .starts_with("missing field `conntrack`"));
         let newer: Removed = serde_json::from_str(r#"{"Name":"n","Id":"i","Warnings":[]}"#).unwrap();
         assert_eq!(newer, Removed { name: "n".into(), id: "i".into() });
     }

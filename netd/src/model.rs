@@ -182,6 +182,14 @@ impl Container {
         self.stopped.is_none()
     }
 
+    /// The endpoint its default route goes through: the first on a network that is not
+    /// `--internal`. Docker gives an internal network's endpoint no gateway, so a container
+    /// only on internal networks has no default route. (A network missing from `networks`, a
+    /// corrupt store, counts as not internal.)
+    pub fn default_route_endpoint<'a>(&'a self, networks: &BTreeMap<String, Network>) -> Option<&'a Endpoint> {
+        self.endpoints.iter().find(|ep| !networks.get(&ep.network).is_some_and(|n| n.internal))
+    }
+
     /// The attachments it has (live endpoints) or will have again (stopped).
     pub fn attachments(&self) -> Vec<Attachment> {
         match &self.stopped {

@@ -51,8 +51,10 @@ pub enum Command {
     Stop(NamesArgs),
     /// Start stopped containers again.
     Start(NamesArgs),
-    /// Drop counters by reason.
+    /// Datapath statistics: drops by reason and hook, each endpoint's packets and bytes, and
+    /// the conntrack and NAT tables against their capacity.
     Stats {
+        /// `table` (default), `json`, or a Go template over the JSON object.
         #[arg(long)]
         format: Option<String>,
     },

@@ -104,7 +104,7 @@ pub(super) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     print!("{}", format_table(header, rows));
 }
 
-fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut all = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
     all.extend(rows.iter().cloned());
     format_rows(&all)

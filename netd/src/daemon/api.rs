@@ -160,8 +160,7 @@ async fn remove_container(
 }
 
 async fn stats(State(api): State<Api>) -> ApiResult<Stats> {
-    let drops = api.manager.drop_stats()?;
-    Ok(Json(Stats { drops: drops.into_iter().map(Into::into).collect() }))
+    Ok(Json(api.manager.stats().await?))
 }
 
 async fn reset(State(api): State<Api>, JsonBody(Empty {}): JsonBody<Empty>) -> ApiResult<Empty> {

@@ -11,10 +11,11 @@ use std::{
 };
 
 use crate::{
-    datapath::{DatapathEndpoint, DropStat},
+    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
+    netlink::LinkCounters,
     netns,
     plumbing::Plumber,
     process::EnterArgs,
@@ -43,22 +44,26 @@ pub trait Kernel: Send + Sync + 'static {
 
     // Endpoints.
     /// Veth pair, addresses, routes and datapath entries of one endpoint; all or nothing.
+    /// `default_route`: the container's default route goes through the endpoint's gateway.
     fn add_endpoint(
         &self,
         netns: &Path,
         ep: &Endpoint,
-        network_index: u32,
+        network: DatapathNetwork,
         default_route: bool,
     ) -> impl Future<Output = Result<DatapathEndpoint>> + Send;
-    fn remove_endpoint(&self, ep: &Endpoint, network_index: u32) -> impl Future<Output = Result<()>> + Send;
+    fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> impl Future<Output = Result<()>> + Send;
     /// The datapath's view of an endpoint whose veth exists, else `None`.
     fn existing_entry(
         &self,
         ep: &Endpoint,
-        network_index: u32,
+        network: DatapathNetwork,
     ) -> impl Future<Output = Result<Option<DatapathEndpoint>>> + Send;
     fn add_host_route(&self, ep: &Endpoint, entry: &DatapathEndpoint) -> impl Future<Output = Result<()>> + Send;
-    fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> impl Future<Output = Result<()>> + Send;
+    /// Points the container's default route at `gateway`; `None` removes it.
+    fn set_default_route(&self, netns: &Path, gateway: Option<Ipv4Addr>) -> impl Future<Output = Result<()>> + Send;
+    /// Counters of the container-side interface `ifname` in `netns` (`None`: no such link).
+    fn link_counters(&self, netns: &Path, ifname: &str) -> impl Future<Output = Result<Option<LinkCounters>>> + Send;
     /// Removes netd's kernel objects that `networks` and `containers` do not account for and
     /// makes the datapath hold exactly `live`; returns every failure.
     fn sweep(
@@ -68,6 +73,8 @@ pub trait Kernel: Send + Sync + 'static {
         live: &[DatapathEndpoint],
     ) -> impl Future<Output = Vec<Error>> + Send;
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
+    /// Conntrack and NAT entries against their capacity.
+    fn flow_tables(&self) -> Result<FlowTables>;
     /// Unpins the whole datapath (`system reset`).
     fn purge_datapath(&self) -> Result<()>;
 
@@ -123,28 +130,34 @@ impl Kernel for HostKernel {
         &self,
         netns: &Path,
         ep: &Endpoint,
-        index: u32,
+        network: DatapathNetwork,
         default_route: bool,
     ) -> Result<DatapathEndpoint> {
-        self.plumber.add_endpoint(netns, ep, index, default_route).await
+        self.plumber.add_endpoint(netns, ep, network, default_route).await
     }
-    async fn remove_endpoint(&self, ep: &Endpoint, index: u32) -> Result<()> {
-        self.plumber.remove_endpoint(ep, index).await
+    async fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        self.plumber.remove_endpoint(ep, network).await
     }
-    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<DatapathEndpoint>> {
-        self.plumber.existing_entry(ep, index).await
+    async fn existing_entry(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<Option<DatapathEndpoint>> {
+        self.plumber.existing_entry(ep, network).await
     }
     async fn add_host_route(&self, ep: &Endpoint, entry: &DatapathEndpoint) -> Result<()> {
         self.plumber.add_host_route(ep, entry).await
     }
-    async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<()> {
+    async fn set_default_route(&self, netns: &Path, gateway: Option<Ipv4Addr>) -> Result<()> {
         self.plumber.set_default_route(netns, gateway).await
+    }
+    async fn link_counters(&self, netns: &Path, ifname: &str) -> Result<Option<LinkCounters>> {
+        self.plumber.link_counters(netns, ifname).await
     }
     async fn sweep(&self, networks: &[Network], containers: &[Container], live: &[DatapathEndpoint]) -> Vec<Error> {
         crate::sweep::remove_leftovers(&self.plumber, networks, containers, live).await
     }
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         self.plumber.datapath().drop_stats()
+    }
+    fn flow_tables(&self) -> Result<FlowTables> {
+        self.plumber.datapath().flow_tables()
     }
     fn purge_datapath(&self) -> Result<()> {
         self.plumber.datapath().purge()

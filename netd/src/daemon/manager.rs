@@ -21,9 +21,10 @@ use std::{
 use tokio::sync::Mutex;
 
 use crate::{
-    api_types::CreateNetwork,
+    api_types::{ConntrackUsage, CreateNetwork, EndpointCount, Stats},
     container_files::ContainerFiles,
     crash,
+    datapath::DatapathNetwork,
     dns::Dns,
     error::{Error, Result},
     ipam,
@@ -337,8 +338,46 @@ impl<K: Kernel> Manager<K> {
         Ok(removed)
     }
 
-    pub fn drop_stats(&self) -> Result<Vec<crate::datapath::DropStat>> {
-        self.kernel.drop_stats()
+    /// `netd stats`: every drop counter, each endpoint's traffic as its container-side
+    /// interface counted it, and the flow tables against their capacity.
+    pub async fn stats(&self) -> Result<Stats> {
+        let state = self.state.lock().await;
+        let mut containers: Vec<&Container> = state.containers.values().filter(|c| c.running()).collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut endpoints = Vec::new();
+        for c in containers {
+            let Some(netns) = c.netns.as_deref().map(Path::new) else { continue };
+            for ep in &c.endpoints {
+                let counters = match self.kernel.link_counters(netns, &ep.ifname).await {
+                    Ok(Some(counters)) => counters,
+                    // Gone behind the daemon's back (the next restart repairs it): nothing to
+                    // count, and no reason to fail the others.
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(container = %c.name, interface = %ep.ifname, error = %e, "cannot read counters");
+                        continue;
+                    }
+                };
+                endpoints.push(EndpointCount {
+                    container: c.name.clone(),
+                    network: state.networks.get(&ep.network).map_or_else(|| ep.network.clone(), |n| n.name.clone()),
+                    interface: ep.ifname.clone(),
+                    ip: ep.ip,
+                    rx_packets: counters.rx_packets,
+                    rx_bytes: counters.rx_bytes,
+                    tx_packets: counters.tx_packets,
+                    tx_bytes: counters.tx_bytes,
+                });
+            }
+        }
+        drop(state);
+        let flows = self.kernel.flow_tables()?;
+        Ok(Stats {
+            drops: self.kernel.drop_stats()?.into_iter().map(Into::into).collect(),
+            endpoints,
+            conntrack: ConntrackUsage { tcp: flows.conntrack_tcp.into(), other: flows.conntrack_other.into() },
+            nat: flows.nat.into(),
+        })
     }
 
     /// Removes every container and every network, the daemon's netns mount, the per-container
@@ -469,11 +508,17 @@ fn allocate_endpoint(
     })
 }
 
+/// What the datapath needs of the network `id`; one missing from the store (corrupt) is index
+/// 0, not internal.
+fn datapath_network(networks: &BTreeMap<String, Network>, id: &str) -> DatapathNetwork {
+    networks.get(id).map(DatapathNetwork::from).unwrap_or_default()
+}
+
 /// What a failed operation has applied so far, undone in reverse order.
 #[derive(Default)]
 struct Undo {
     netns: Option<PathBuf>,
-    endpoints: Vec<(Endpoint, u32)>,
+    endpoints: Vec<(Endpoint, DatapathNetwork)>,
     files: Option<ContainerFiles>,
     /// The container whose command was started.
     process: Option<String>,
@@ -487,8 +532,8 @@ impl Undo {
         if let Some(files) = self.files {
             files.remove();
         }
-        for (ep, index) in self.endpoints.iter().rev() {
-            let _ = kernel.remove_endpoint(ep, *index).await;
+        for (ep, network) in self.endpoints.iter().rev() {
+            let _ = kernel.remove_endpoint(ep, *network).await;
         }
         if let Some(path) = self.netns {
             let _ = kernel.remove_netns(&path);

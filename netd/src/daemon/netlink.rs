@@ -46,6 +46,15 @@ pub struct OwnRoute {
     message: RouteMessage,
 }
 
+/// A link's own counters: `rx` what it received, `tx` what it sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
 #[derive(Clone)]
 pub struct Netlink {
     handle: Handle,
@@ -252,6 +261,48 @@ impl Netlink {
     pub async fn replace_default_route(&self, gateway: Ipv4Addr) -> Result<()> {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).build();
         self.handle.route().add(route).replace().execute().await.map_err(nl_err("set default route"))
+    }
+
+    /// Deletes every IPv4 default route of the main table, whoever added it (a container whose
+    /// networks are all `--internal` has none); none there is success.
+    pub async fn delete_default_routes(&self) -> Result<()> {
+        let defaults = self
+            .ipv4_routes()
+            .await?
+            .into_iter()
+            .filter(|r| r.header.destination_prefix_length == 0 && route_table(r) == u32::from(RT_TABLE_MAIN));
+        for route in defaults {
+            match self.handle.route().del(route).execute().await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::ESRCH) => {}
+                Err(e) => return Err(nl_err("delete default route")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel's packet and byte counters of the link `name` (IFLA_STATS64), or `None`
+    /// when there is no such link.
+    pub async fn link_counters(&self, name: &str) -> Result<Option<LinkCounters>> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let link = match links.try_next().await {
+            Ok(Some(link)) => link,
+            Ok(None) => return Ok(None),
+            Err(e) if is_errno(&e, libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(nl_err("get link")(e)),
+        };
+        let stats = link.attributes.into_iter().find_map(|a| match a {
+            LinkAttribute::Stats64(s) => Some(s),
+            _ => None,
+        });
+        let stats =
+            stats.ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("link {name} has no statistics"))))?;
+        Ok(Some(LinkCounters {
+            rx_packets: stats.rx_packets,
+            rx_bytes: stats.rx_bytes,
+            tx_packets: stats.tx_packets,
+            tx_bytes: stats.tx_bytes,
+        }))
     }
 
     /// The host's IPv4 addresses (every link) and routes (every table) as plain data, for

@@ -6,11 +6,11 @@ use std::{
 };
 
 use crate::{
-    datapath::{Datapath, DatapathEndpoint},
+    datapath::{Datapath, DatapathEndpoint, DatapathNetwork},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Endpoint, IpamConfig},
-    netlink::{LabelledAdd, Netlink},
+    netlink::{LabelledAdd, LinkCounters, Netlink},
     netns,
 };
 
@@ -160,12 +160,13 @@ impl Plumber {
     }
 
     /// Creates the veth pair, configures both ends and registers the endpoint with the
-    /// datapath. `default_route` is set for a container's first network.
+    /// datapath. `default_route`: the container's default route goes through this endpoint's
+    /// gateway (the manager picks the endpoint).
     pub async fn add_endpoint(
         &self,
         netns: &Path,
         ep: &Endpoint,
-        network_index: u32,
+        network: DatapathNetwork,
         default_route: bool,
     ) -> Result<DatapathEndpoint> {
         let host_ifname = host_ifname(&ep.id);
@@ -175,8 +176,8 @@ impl Plumber {
             let entry = DatapathEndpoint {
                 ip: ep.ip,
                 gateway: ep.gateway,
-                network_index,
-                internal: false,
+                network_index: network.index,
+                internal: network.internal,
                 mac: ep.mac,
                 host_mac: self.host.link_mac(host_ifindex).await?,
                 host_ifname: host_ifname.clone(),
@@ -217,13 +218,18 @@ impl Plumber {
         self.host.add_host_route(ep.ip, entry.host_ifindex, ep.gateway).await
     }
 
-    /// Points the container's default route at `gateway` (replacing the current one).
-    pub async fn set_default_route(&self, netns: &Path, gateway: std::net::Ipv4Addr) -> Result<()> {
-        self.inside(netns)?.replace_default_route(gateway).await
+    /// Points the container's default route at `gateway` (replacing the current one), or
+    /// removes every default route of the container when `None`.
+    pub async fn set_default_route(&self, netns: &Path, gateway: Option<std::net::Ipv4Addr>) -> Result<()> {
+        let inside = self.inside(netns)?;
+        match gateway {
+            Some(gateway) => inside.replace_default_route(gateway).await,
+            None => inside.delete_default_routes().await,
+        }
     }
 
     /// The datapath's view of an endpoint that already exists in the kernel.
-    pub async fn existing_entry(&self, ep: &Endpoint, network_index: u32) -> Result<Option<DatapathEndpoint>> {
+    pub async fn existing_entry(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<Option<DatapathEndpoint>> {
         let host_ifname = host_ifname(&ep.id);
         let Some(host_ifindex) = self.host.link_index(&host_ifname).await? else {
             return Ok(None);
@@ -231,8 +237,8 @@ impl Plumber {
         Ok(Some(DatapathEndpoint {
             ip: ep.ip,
             gateway: ep.gateway,
-            network_index,
-            internal: false,
+            network_index: network.index,
+            internal: network.internal,
             mac: ep.mac,
             host_mac: self.host.link_mac(host_ifindex).await?,
             host_ifname,
@@ -241,11 +247,18 @@ impl Plumber {
     }
 
     /// Removes the datapath state, then the veth pair (reverse order of setup).
-    pub async fn remove_endpoint(&self, ep: &Endpoint, network_index: u32) -> Result<()> {
-        if let Some(entry) = self.existing_entry(ep, network_index).await? {
+    pub async fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        if let Some(entry) = self.existing_entry(ep, network).await? {
             self.datapath.remove_endpoint(&entry)?;
         }
         self.host.delete_link(&host_ifname(&ep.id)).await
+    }
+
+    /// The counters of the interface `ifname` inside the container netns at `netns`, as the
+    /// container sees them (rx: received by the container), or `None` when it has no such
+    /// interface.
+    pub async fn link_counters(&self, netns: &Path, ifname: &str) -> Result<Option<LinkCounters>> {
+        self.inside(netns)?.link_counters(ifname).await
     }
 
     /// The host's addresses and routes, for IPAM's checks.

@@ -186,7 +186,9 @@ fn endpoint_settings(
         driver_opts: None,
         network_id: n.id.clone(),
         endpoint_id: endpoint_id.to_string(),
-        gateway: ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        // Docker gives an internal network's endpoint no gateway (`network inspect` still
+        // shows the pool's).
+        gateway: ep.filter(|_| !n.internal).map(|e| e.gateway.to_string()).unwrap_or_default(),
         ip_address: ep.map(|e| e.ip.to_string()).unwrap_or_default(),
         ip_prefix_len: ep.map(|e| e.prefix).unwrap_or(0),
         ipv6_gateway: String::new(),

@@ -36,6 +36,21 @@ pub enum DatapathError {
     BuiltWithout,
 }
 
+/// What the datapath needs to know about an endpoint's network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatapathNetwork {
+    /// The network's `Network::index` (BPF maps key networks by this number, not by id).
+    pub index: u32,
+    /// The network is `--internal`: nothing leaves it but to peers and the host.
+    pub internal: bool,
+}
+
+impl From<&crate::model::Network> for DatapathNetwork {
+    fn from(n: &crate::model::Network) -> Self {
+        DatapathNetwork { index: n.index, internal: n.internal }
+    }
+}
+
 /// What the datapath needs to know about one endpoint.
 #[derive(Clone, Debug)]
 pub struct DatapathEndpoint {

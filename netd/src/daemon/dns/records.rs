@@ -22,8 +22,9 @@ pub struct Client {
     /// Ids of its user-defined networks, in endpoint order (a name found on several of them
     /// is answered from the first, as Docker does).
     pub networks: Vec<String>,
-    /// `host.docker.internal`: the gateway of its first endpoint (where its default route
-    /// points).
+    /// `host.docker.internal`: the gateway its default route points at (on internal
+    /// networks only, where it has none: its first endpoint's gateway, which it reaches
+    /// through that network's own route).
     pub gateway: Ipv4Addr,
     /// `--dns`: forward to these instead of the daemon's upstreams.
     pub servers: Vec<IpAddr>,
@@ -85,7 +86,7 @@ impl Records {
                     Client {
                         netns: PathBuf::from(netns),
                         networks: client_networks,
-                        gateway: c.endpoints[0].gateway,
+                        gateway: c.default_route_endpoint(networks).unwrap_or(&c.endpoints[0]).gateway,
                         servers: c.dns.clone(),
                     },
                 );

@@ -10,10 +10,11 @@ use std::{
 
 use super::Kernel;
 use crate::{
-    datapath::{DatapathEndpoint, DropStat},
+    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables},
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
+    netlink::LinkCounters,
     process::EnterArgs,
     supervisor::{CommandIo, ProcessIdentity},
 };
@@ -24,6 +25,9 @@ pub struct FakeHost {
     pub netns: BTreeSet<PathBuf>,
     /// Host veth name → (container netns, container-side name, address).
     pub veths: BTreeMap<String, (PathBuf, String, Ipv4Addr)>,
+    /// What the datapath holds of each endpoint, by host veth name: (network index,
+    /// internal). Written by `add_endpoint`, made exactly the live entries by `sweep`.
+    pub datapath: BTreeMap<String, (u32, bool)>,
     /// Default route of each netns: the gateway.
     pub default_routes: BTreeMap<PathBuf, Ipv4Addr>,
     pub gateways: BTreeSet<Ipv4Addr>,
@@ -40,6 +44,8 @@ struct Inner {
     /// Operation → calls left before it fails (0: the next call fails).
     failures: BTreeMap<&'static str, usize>,
     next_pid: u32,
+    /// Counters of container-side interfaces, by host veth name (absent: all zero).
+    counters: BTreeMap<String, LinkCounters>,
 }
 
 pub struct FakeKernel {
@@ -84,6 +90,11 @@ impl FakeKernel {
         self.inner.lock().unwrap().host.veths.remove(host_ifname);
     }
 
+    /// Sets what the container side of the veth `host_ifname` has counted.
+    pub fn set_counters(&self, host_ifname: &str, counters: LinkCounters) {
+        self.inner.lock().unwrap().counters.insert(host_ifname.to_string(), counters);
+    }
+
     /// Logs `call` and fails it if so configured.
     fn step(&self, op: &'static str, call: String) -> Result<()> {
         let mut inner = self.inner.lock().unwrap();
@@ -101,12 +112,12 @@ impl FakeKernel {
         }
     }
 
-    fn entry(ep: &Endpoint, index: u32) -> DatapathEndpoint {
+    fn entry(ep: &Endpoint, network: DatapathNetwork) -> DatapathEndpoint {
         DatapathEndpoint {
             ip: ep.ip,
             gateway: ep.gateway,
-            network_index: index,
-            internal: false,
+            network_index: network.index,
+            internal: network.internal,
             mac: ep.mac,
             host_mac: [2, 0, 0, 0, 0, 1],
             host_ifname: crate::plumbing::host_ifname(&ep.id),
@@ -155,7 +166,7 @@ impl Kernel for FakeKernel {
         &self,
         netns: &Path,
         ep: &Endpoint,
-        index: u32,
+        network: DatapathNetwork,
         default_route: bool,
     ) -> Result<DatapathEndpoint> {
         self.step("add_endpoint", format!("add_endpoint {} {} {}", ep.ifname, ep.ip, netns.display()))?;
@@ -163,36 +174,51 @@ impl Kernel for FakeKernel {
         if !inner.host.netns.contains(netns) {
             return Err(Error::Inconsistent(format!("no netns {}", netns.display())));
         }
-        let entry = Self::entry(ep, index);
+        let entry = Self::entry(ep, network);
         inner.host.veths.insert(entry.host_ifname.clone(), (netns.to_path_buf(), ep.ifname.clone(), ep.ip));
+        inner.host.datapath.insert(entry.host_ifname.clone(), (network.index, network.internal));
         if default_route {
             inner.host.default_routes.insert(netns.to_path_buf(), ep.gateway);
         }
         Ok(entry)
     }
-    async fn remove_endpoint(&self, ep: &Endpoint, _index: u32) -> Result<()> {
+    async fn remove_endpoint(&self, ep: &Endpoint, _network: DatapathNetwork) -> Result<()> {
         self.step("remove_endpoint", format!("remove_endpoint {} {}", ep.ifname, ep.ip))?;
         let mut inner = self.inner.lock().unwrap();
-        if let Some((netns, _, _)) = inner.host.veths.remove(&crate::plumbing::host_ifname(&ep.id)) {
+        let host_ifname = crate::plumbing::host_ifname(&ep.id);
+        inner.host.datapath.remove(&host_ifname);
+        if let Some((netns, _, _)) = inner.host.veths.remove(&host_ifname) {
+            // The default route through the veth goes with it, as in the kernel.
             if inner.host.default_routes.get(&netns) == Some(&ep.gateway) {
                 inner.host.default_routes.remove(&netns);
             }
         }
         Ok(())
     }
-    async fn existing_entry(&self, ep: &Endpoint, index: u32) -> Result<Option<DatapathEndpoint>> {
+    async fn existing_entry(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<Option<DatapathEndpoint>> {
         let exists = self.inner.lock().unwrap().host.veths.contains_key(&crate::plumbing::host_ifname(&ep.id));
-        Ok(exists.then(|| Self::entry(ep, index)))
+        Ok(exists.then(|| Self::entry(ep, network)))
     }
     async fn add_host_route(&self, _ep: &Endpoint, _entry: &DatapathEndpoint) -> Result<()> {
         Ok(())
     }
-    async fn set_default_route(&self, netns: &Path, gateway: Ipv4Addr) -> Result<()> {
-        self.step("set_default_route", format!("set_default_route {} {gateway}", netns.display()))?;
-        self.inner.lock().unwrap().host.default_routes.insert(netns.to_path_buf(), gateway);
+    async fn set_default_route(&self, netns: &Path, gateway: Option<Ipv4Addr>) -> Result<()> {
+        let shown = gateway.map_or_else(|| "none".to_string(), |g| g.to_string());
+        self.step("set_default_route", format!("set_default_route {} {shown}", netns.display()))?;
+        let mut inner = self.inner.lock().unwrap();
+        match gateway {
+            Some(gateway) => inner.host.default_routes.insert(netns.to_path_buf(), gateway),
+            None => inner.host.default_routes.remove(netns),
+        };
         Ok(())
     }
-    async fn sweep(&self, networks: &[Network], containers: &[Container], _live: &[DatapathEndpoint]) -> Vec<Error> {
+    async fn link_counters(&self, netns: &Path, ifname: &str) -> Result<Option<LinkCounters>> {
+        let inner = self.inner.lock().unwrap();
+        let host_ifname =
+            inner.host.veths.iter().find(|(_, (ns, name, _))| ns == netns && name == ifname).map(|(host, _)| host);
+        Ok(host_ifname.map(|h| inner.counters.get(h).copied().unwrap_or_default()))
+    }
+    async fn sweep(&self, networks: &[Network], containers: &[Container], live: &[DatapathEndpoint]) -> Vec<Error> {
         let gateways: BTreeSet<Ipv4Addr> = networks.iter().filter_map(|n| n.ipam.as_ref().map(|i| i.gateway)).collect();
         let veths: BTreeSet<String> =
             containers.iter().flat_map(|c| &c.endpoints).map(|ep| crate::plumbing::host_ifname(&ep.id)).collect();
@@ -202,10 +228,15 @@ impl Kernel for FakeKernel {
         inner.host.gateways.retain(|g| gateways.contains(g));
         inner.host.veths.retain(|name, _| veths.contains(name));
         inner.host.netns.retain(|p| netns.contains(p));
+        // `keep_exactly`: the datapath holds the live entries, as they are now.
+        inner.host.datapath = live.iter().map(|e| (e.host_ifname.clone(), (e.network_index, e.internal))).collect();
         vec![]
     }
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         Ok(vec![])
+    }
+    fn flow_tables(&self) -> Result<FlowTables> {
+        Ok(FlowTables::default())
     }
     fn purge_datapath(&self) -> Result<()> {
         self.step("purge_datapath", "purge_datapath".into())

@@ -67,15 +67,17 @@ impl<K: Kernel> Manager<K> {
             .netns
             .clone()
             .ok_or_else(|| Error::Inconsistent(format!("container {} has no netns", container.name)))?;
-        let default_route = container.endpoints.is_empty();
-        self.kernel.add_endpoint(Path::new(&netns), &ep, network.index, default_route).await?;
+        // The first endpoint on a network that is not internal carries the default route:
+        // connecting to a normal network gives a container on internal ones its way out.
+        let default_route = !network.internal && container.default_route_endpoint(&state.networks).is_none();
+        self.kernel.add_endpoint(Path::new(&netns), &ep, (&network).into(), default_route).await?;
         crash::point("connect:endpoint");
         container.endpoints.push(ep.clone());
         let committed = ContainerFiles::new(&self.run_dir, &container.id)
             .write(&container, &state.networks, self.dns.upstreams())
             .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
         if let Err(e) = committed {
-            let _ = self.kernel.remove_endpoint(&ep, network.index).await;
+            let _ = self.kernel.remove_endpoint(&ep, (&network).into()).await;
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container);
@@ -84,7 +86,8 @@ impl<K: Kernel> Manager<K> {
     }
 
     /// Removes the container's endpoint on the network, live. When it carried the default
-    /// route, the gateway of the first remaining network takes over.
+    /// route, the gateway of the next network that is not internal takes over (none left: no
+    /// default route).
     pub async fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
         let mut state = self.state.lock().await;
         // `-f` matters in Docker for endpoints out of step with the store; netd keeps them in
@@ -118,16 +121,17 @@ impl<K: Kernel> Manager<K> {
         };
         // Committed first: a crash below leaves a veth the store does not know, which the
         // restart removes (and gives the container its default route again).
+        let carried_default_route =
+            container.default_route_endpoint(&state.networks).is_some_and(|d| d.id == container.endpoints[pos].id);
         let ep = container.endpoints.remove(pos);
         self.commit_container(&mut state, container.clone())?;
         self.sync_dns(&state);
         crash::point("disconnect:commit");
         let mut errors = Vec::new();
-        errors.extend(self.kernel.remove_endpoint(&ep, network.index).await.err());
-        if pos == 0 {
-            if let (Some(next), Some(netns)) = (container.endpoints.first(), &container.netns) {
-                errors.extend(self.kernel.set_default_route(Path::new(netns), next.gateway).await.err());
-            }
+        errors.extend(self.kernel.remove_endpoint(&ep, (&network).into()).await.err());
+        if let (true, Some(netns)) = (carried_default_route, &container.netns) {
+            let next = container.default_route_endpoint(&state.networks).map(|next| next.gateway);
+            errors.extend(self.kernel.set_default_route(Path::new(netns), next).await.err());
         }
         let files =
             ContainerFiles::new(&self.run_dir, &container.id).write(&container, &state.networks, self.dns.upstreams());

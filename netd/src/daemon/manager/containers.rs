@@ -4,7 +4,9 @@
 //! remembers the attachments that `start` makes again.
 use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
-use super::{allocate_endpoint, check_endpoint_options, Kernel, Manager, State, Undo, DEFAULT_BRIDGE};
+use super::{
+    allocate_endpoint, check_endpoint_options, datapath_network, Kernel, Manager, State, Undo, DEFAULT_BRIDGE,
+};
 use crate::{
     api_types::RunContainer,
     container_files::ContainerFiles,
@@ -188,8 +190,10 @@ impl<K: Kernel> Manager<K> {
                     .ok_or_else(|| Error::NetworkNotFound(attachment.network.clone()))?;
                 let ep = allocate_endpoint(state, &network, attachment.ip, &attachment.aliases, slot)?;
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
-                self.kernel.add_endpoint(&netns, &ep, network.index, slot == 0).await?;
-                undo.endpoints.push((ep.clone(), network.index));
+                // The first endpoint on a network that is not internal carries the default route.
+                let default_route = !network.internal && container.default_route_endpoint(&state.networks).is_none();
+                self.kernel.add_endpoint(&netns, &ep, (&network).into(), default_route).await?;
+                undo.endpoints.push((ep.clone(), (&network).into()));
                 container.endpoints.push(ep);
                 crash::point("run:endpoint");
             }
@@ -372,8 +376,7 @@ impl<K: Kernel> Manager<K> {
         errors.extend(self.kernel.kill(&container.id).await.err());
         crash::point("teardown:processes");
         for ep in &container.endpoints {
-            let index = networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            errors.extend(self.kernel.remove_endpoint(ep, index).await.err());
+            errors.extend(self.kernel.remove_endpoint(ep, datapath_network(networks, &ep.network)).await.err());
             crash::point("teardown:endpoint");
         }
         if matches!(container.mode, NetMode::Own | NetMode::None) {

@@ -13,7 +13,7 @@
 //!   (Docker's 255 for an unknown exit code) or with `--rm` removes it.
 use std::{collections::BTreeSet, path::Path};
 
-use super::{Kernel, Manager, State};
+use super::{datapath_network, Kernel, Manager, State};
 use crate::{
     container_files::ContainerFiles,
     datapath::DatapathEndpoint,
@@ -79,19 +79,21 @@ impl<K: Kernel> Manager<K> {
 
     /// Adopts the endpoints of a running container whose netns lives: each one's veth and /32
     /// route as they are, or made again when the veth is gone; the default route through the
-    /// first one. Returns the datapath entries to keep.
+    /// first one on a network that is not internal (none such: no default route). Returns the
+    /// datapath entries to keep.
     async fn adopt_endpoints(&self, state: &State, c: &Container, errors: &mut Vec<Error>) -> Vec<DatapathEndpoint> {
         let Some(netns) = c.netns.as_deref().map(Path::new) else { return vec![] };
+        let default_route = c.default_route_endpoint(&state.networks);
         let mut live = Vec::new();
-        for (slot, ep) in c.endpoints.iter().enumerate() {
-            let index = state.networks.get(&ep.network).map(|n| n.index).unwrap_or(0);
-            let entry = match self.kernel.existing_entry(ep, index).await {
+        for ep in &c.endpoints {
+            let network = datapath_network(&state.networks, &ep.network);
+            let entry = match self.kernel.existing_entry(ep, network).await {
                 // The /32 route may have been removed by hand: adding it again is a no-op when
                 // it is there.
                 Ok(Some(entry)) => self.kernel.add_host_route(ep, &entry).await.map(|()| entry),
                 Ok(None) => {
                     tracing::warn!(container = %c.name, endpoint = %ep.id, "endpoint's veth is gone; making it again");
-                    self.kernel.add_endpoint(netns, ep, index, slot == 0).await
+                    self.kernel.add_endpoint(netns, ep, network, default_route == Some(ep)).await
                 }
                 Err(e) => Err(e),
             };
@@ -100,8 +102,8 @@ impl<K: Kernel> Manager<K> {
                 Err(e) => errors.push(e),
             }
         }
-        if let Some(first) = c.endpoints.first() {
-            errors.extend(self.kernel.set_default_route(netns, first.gateway).await.err());
+        if !c.endpoints.is_empty() {
+            errors.extend(self.kernel.set_default_route(netns, default_route.map(|ep| ep.gateway)).await.err());
         }
         live
     }

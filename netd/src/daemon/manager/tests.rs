@@ -348,3 +348,141 @@ async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
     assert_eq!(host.processes.len(), 1, "{host:?}");
     assert!(!host.netns.contains(&fx.dir.join("run/netns/nonetns")));
 }
+
+#[tokio::test]
+async fn the_default_route_goes_through_the_first_network_that_is_not_internal() {
+    use crate::kernel::Kernel;
+    let fx = Fixture::new("internal").await;
+    let internal = CreateNetwork { name: "int".into(), internal: true, ..Default::default() };
+    fx.manager.create_network(internal).await.unwrap();
+    fx.network("n1", None).await;
+    fx.network("n2", None).await;
+    let gateway = |name: &'static str| {
+        let fx = &fx;
+        async move { fx.manager.network(name).await.unwrap().0.ipam.unwrap().gateway }
+    };
+    let (g_int, g1, g2) = (gateway("int").await, gateway("n1").await, gateway("n2").await);
+    let index = |name: &'static str| {
+        let fx = &fx;
+        async move { fx.manager.network(name).await.unwrap().0.index }
+    };
+    let (i_int, i1) = (index("int").await, index("n1").await);
+    let route = |name: &str| fx.host().default_routes.get(&netns_of(&fx.dir, name)).copied();
+    // What the datapath was given for each endpoint of `name`: (network index, internal).
+    let datapath = |name: &'static str| {
+        let fx = &fx;
+        async move {
+            let c = fx.manager.container(name).await.unwrap().container;
+            let host = fx.host();
+            c.endpoints.iter().map(|ep| host.datapath[&ep.host_ifname]).collect::<Vec<_>>()
+        }
+    };
+
+    // Only on an internal network: no default route; the datapath knows it is internal.
+    fx.run("c", "int", &[]).await.unwrap();
+    assert_eq!(route("c"), None);
+    assert_eq!(datapath("c").await, [(i_int, true)]);
+    // Inspect shows no gateway for the internal network (network inspect still has the pool's).
+    let view = crate::views::container(&fx.manager.container("c").await.unwrap(), &fx.dir.join("run"));
+    assert_eq!(view.network_settings.networks["int"].gateway, "");
+    assert!(!view.network_settings.networks["int"].ip_address.is_empty());
+    // A normal network connected later gives it its way out, whatever the order.
+    fx.connect("n1", "c").await.unwrap();
+    assert_eq!(route("c"), Some(g1));
+    assert_eq!(datapath("c").await, [(i_int, true), (i1, false)]);
+    let view = crate::views::container(&fx.manager.container("c").await.unwrap(), &fx.dir.join("run"));
+    assert_eq!(view.network_settings.networks["n1"].gateway, g1.to_string());
+    fx.connect("n2", "c").await.unwrap();
+    assert_eq!(route("c"), Some(g1), "a second normal network does not take the route over");
+    // Disconnecting the network with the route moves it to the next normal one, then away.
+    fx.manager.disconnect("n1", "c", false).await.unwrap();
+    assert_eq!(route("c"), Some(g2));
+    fx.manager.disconnect("n2", "c", false).await.unwrap();
+    assert_eq!(route("c"), None);
+    // Disconnecting an endpoint that never carried the route leaves the route alone.
+    fx.run("d", "n1", &[]).await.unwrap();
+    fx.connect("int", "d").await.unwrap();
+    assert_eq!(route("d"), Some(g1));
+    assert_eq!(datapath("d").await, [(i1, false), (i_int, true)]);
+    let before = fx.kernel().calls().len();
+    fx.manager.disconnect("int", "d", false).await.unwrap();
+    assert_eq!(route("d"), Some(g1));
+    assert!(!fx.kernel().calls()[before..].iter().any(|c| c.starts_with("set_default_route")));
+    fx.connect("int", "d").await.unwrap();
+
+    // Stopped and started again with [int, n1], `start` gives the route to n1.
+    fx.connect("n1", "c").await.unwrap();
+    fx.manager.stop("c", None).await.unwrap();
+    fx.manager.start_container("c").await.unwrap();
+    assert_eq!(route("c"), Some(g1));
+    assert_eq!(datapath("c").await, [(i_int, true), (i1, false)]);
+
+    // A restart re-adopts the endpoints with their internal flag and repairs the routes: an
+    // internal-only container loses a default route found there, the others get theirs.
+    fx.run("e", "int", &[]).await.unwrap();
+    fx.kernel().set_default_route(&netns_of(&fx.dir, "e"), Some(g_int)).await.unwrap();
+    fx.kernel().set_default_route(&netns_of(&fx.dir, "c"), None).await.unwrap();
+    fx.kernel().set_default_route(&netns_of(&fx.dir, "d"), Some(g_int)).await.unwrap();
+    let fx = fx.restart().await;
+    let route = |name: &str| fx.host().default_routes.get(&netns_of(&fx.dir, name)).copied();
+    assert_eq!((route("c"), route("d"), route("e")), (Some(g1), Some(g1), None));
+    let host = fx.host();
+    for (name, expected) in [("c", vec![(i_int, true), (i1, false)]), ("d", vec![(i1, false), (i_int, true)])] {
+        let c = fx.manager.container(name).await.unwrap().container;
+        let live: Vec<_> = c.endpoints.iter().map(|ep| host.datapath[&ep.host_ifname]).collect();
+        assert_eq!(live, expected, "datapath entries of {name} after the restart");
+    }
+    // An internal endpoint whose veth was lost is made again as internal.
+    let c = fx.manager.container("c").await.unwrap().container;
+    fx.kernel().lose_veth(&c.endpoints[0].host_ifname);
+    let fx = fx.restart().await;
+    assert!(fx.host().veths.contains_key(&c.endpoints[0].host_ifname));
+    assert_eq!(fx.host().datapath[&c.endpoints[0].host_ifname], (i_int, true));
+    assert_eq!(fx.host().default_routes.get(&netns_of(&fx.dir, "c")), Some(&g1));
+}
+
+fn netns_of(dir: &Path, name: &str) -> PathBuf {
+    dir.join("run/netns").join(name)
+}
+
+#[tokio::test]
+async fn stats_list_each_running_endpoint_with_its_interface_counters() {
+    use crate::{api_types::EndpointCount, netlink::LinkCounters};
+    let fx = Fixture::new("stats").await;
+    fx.network("n1", Some("10.30.0.0/24")).await;
+    fx.network("n2", Some("10.31.0.0/24")).await;
+    fx.run("zed", "n1", &[]).await.unwrap();
+    fx.run("alpha", "n2", &[]).await.unwrap();
+    fx.connect("n1", "alpha").await.unwrap();
+    fx.run("gone", "n1", &[]).await.unwrap();
+    fx.manager.stop("gone", None).await.unwrap();
+    let alpha = fx.manager.container("alpha").await.unwrap().container;
+    let counters = LinkCounters { rx_packets: 1, rx_bytes: 2, tx_packets: 3, tx_bytes: 4 };
+    fx.kernel().set_counters(&alpha.endpoints[1].host_ifname, counters);
+
+    let stats = fx.manager.stats().await.unwrap();
+    let count = |container: &str, network: &str, interface: &str, ip: [u8; 4], c: LinkCounters| EndpointCount {
+        container: container.into(),
+        network: network.into(),
+        interface: interface.into(),
+        ip: ip.into(),
+        rx_packets: c.rx_packets,
+        rx_bytes: c.rx_bytes,
+        tx_packets: c.tx_packets,
+        tx_bytes: c.tx_bytes,
+    };
+    // By container name, each one's endpoints in attachment order; stopped ones have none.
+    assert_eq!(
+        stats.endpoints,
+        [
+            count("alpha", "n2", "eth0", [10, 31, 0, 2], LinkCounters::default()),
+            count("alpha", "n1", "eth1", [10, 30, 0, 3], counters),
+            count("zed", "n1", "eth0", [10, 30, 0, 2], LinkCounters::default()),
+        ]
+    );
+    // An interface gone behind the daemon's back is left out; the others are still shown.
+    fx.kernel().lose_veth(&alpha.endpoints[0].host_ifname);
+    let stats = fx.manager.stats().await.unwrap();
+    let shown: Vec<_> = stats.endpoints.iter().map(|e| (e.container.as_str(), e.interface.as_str())).collect();
+    assert_eq!(shown, [("alpha", "eth1"), ("zed", "eth0")]);
+}
