@@ -51,6 +51,8 @@ pub struct Ipv4Seen {
     pub dst: Ipv4Addr,
     pub proto: u8,
     pub ttl: u8,
+    /// A fragment (more-fragments set or a non-zero offset); only the first carries ports.
+    pub fragment: bool,
     /// The L4 header and payload (up to the IP total length).
     pub l4: Vec<u8>,
 }
@@ -66,7 +68,15 @@ impl Ipv4Seen {
             return None;
         }
         let addr = |at: usize| Ipv4Addr::new(buf[at], buf[at + 1], buf[at + 2], buf[at + 3]);
-        Some(Ipv4Seen { src: addr(12), dst: addr(16), proto: buf[9], ttl: buf[8], l4: buf[ihl..total].to_vec() })
+        let fragment = u16::from_be_bytes([buf[6], buf[7]]) & 0x3fff != 0;
+        Some(Ipv4Seen {
+            src: addr(12),
+            dst: addr(16),
+            proto: buf[9],
+            ttl: buf[8],
+            fragment,
+            l4: buf[ihl..total].to_vec(),
+        })
     }
 
     fn u16_at(&self, at: usize) -> Option<u16> {

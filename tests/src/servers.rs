@@ -278,3 +278,41 @@ impl RawRecorder {
         self.seen().into_iter().filter(|p| pick(p)).collect()
     }
 }
+
+/// An AF_PACKET socket inside a netns recording every IPv4 frame on its interfaces, both
+/// directions, before any reassembly or filtering by the stack: what was on the wire.
+pub struct FrameRecorder {
+    seen: Arc<Mutex<Vec<Ipv4Seen>>>,
+    _threads: Threads,
+}
+
+impl FrameRecorder {
+    pub fn start(netns: &Path) -> Self {
+        const ETH_P_IP: u16 = 0x0800;
+        let socket = in_netns(netns, || {
+            Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(i32::from(ETH_P_IP.to_be()))))
+        })
+        .unwrap_or_else(|e| panic!("AF_PACKET socket in {}: {e}", netns.display()));
+        socket.set_read_timeout(Some(POLL)).unwrap();
+        let threads = Threads::new();
+        let seen: Arc<Mutex<Vec<Ipv4Seen>>> = Arc::default();
+        let (running, recorded) = (threads.running(), seen.clone());
+        threads.spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while running() {
+                let Ok(n) = (&socket).read(&mut buf) else {
+                    continue;
+                };
+                if let Some(p) = buf.get(14..n).and_then(Ipv4Seen::parse) {
+                    recorded.lock().unwrap().push(p);
+                }
+            }
+        });
+        FrameRecorder { seen, _threads: threads }
+    }
+
+    /// The recorded IPv4 packets for which `pick` holds.
+    pub fn matching(&self, pick: impl Fn(&Ipv4Seen) -> bool) -> Vec<Ipv4Seen> {
+        self.seen.lock().unwrap().iter().filter(|p| pick(p)).cloned().collect()
+    }
+}

@@ -10,7 +10,7 @@
 //! see (tests/src/servers.rs); clients run inside the container's netns (tests/src/probe.rs).
 use std::{
     collections::BTreeSet,
-    io::Write,
+    io::{ErrorKind, Write},
     net::{IpAddr, Ipv4Addr, Shutdown, SocketAddrV4, UdpSocket},
     path::{Path, PathBuf},
     sync::{
@@ -27,7 +27,7 @@ use netd_tests::{
         exchange, link_mac, net_sysctl, ping, send_frame, send_ipv4, set_net_sysctl, set_tx_checksum_offload,
         tcp_connect, tcp_peer, tx_checksum_offload, udp_peer, udp_send, v4, IO_TIMEOUT,
     },
-    servers::{RawRecorder, StreamEnd, TcpPeerServer, TcpSink, UdpPeerServer},
+    servers::{FrameRecorder, RawRecorder, StreamEnd, TcpPeerServer, TcpSink, UdpPeerServer},
     TestHost, OUTSIDE_ADDR,
 };
 use nix::sys::signal::Signal;
@@ -206,6 +206,7 @@ fn egress_round(offload: bool) {
     }
     assert_eq!(tx_checksum_offload(&c, "eth0"), offload, "TX checksum offload of the container's eth0");
 
+    let wire = FrameRecorder::start(&out);
     let (tcp_rec, udp_rec, icmp_rec) = (
         RawRecorder::start(&out, IPPROTO_TCP),
         RawRecorder::start(&out, IPPROTO_UDP),
@@ -255,6 +256,8 @@ fn egress_round(offload: bool) {
         ("UDP", &udp_seen, acceptable),
         ("ICMP echo", &icmp_seen, &[Checksum::Full][..]),
     ] {
+        let kinds: Vec<Checksum> = packets.iter().map(Ipv4Seen::checksum).collect();
+        eprintln!("offload {offload}: {what} packets at the outside, checksums {kinds:?}");
         for p in packets {
             assert_eq!(p.src, uplink(), "{what} packet reached the outside from {}: {p:?}", p.src);
             assert!(
@@ -269,6 +272,9 @@ fn egress_round(offload: bool) {
         let leaked = rec.matching(|p| p.src == c_ip);
         assert!(leaked.is_empty(), "the container's own address reached the outside: {leaked:?}");
     }
+    assert!(!wire.matching(|p| p.src == uplink()).is_empty(), "the outside's frame recorder saw no frame at all");
+    let leaked = wire.matching(|p| p.src == c_ip || p.dst == c_ip);
+    assert!(leaked.is_empty(), "the container's own address was on the outside wire: {leaked:?}");
 }
 
 #[test]
@@ -306,6 +312,75 @@ fn egress_flows_show_in_conntrack_and_nat_stats() {
         assert!(t.capacity >= 256 * 1024, "{what} capacity {} < 256K flows", t.capacity);
     }
     exchange(&mut stream, "still open").unwrap();
+}
+
+/// Refusals from the outside come back translated: a TCP RST for a closed port, and the ICMP
+/// port unreachable for a UDP datagram (its quoted header translated back, or the container's
+/// socket would never learn of it).
+#[test]
+fn refusals_come_back() {
+    let host = TestHost::start();
+    host.ok(&["network", "create", "rf"]);
+    let c = run(&host, "c", "rf");
+    match tcp_connect(&c, None, v4(OUTSIDE_ADDR, 8096), IO_TIMEOUT) {
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+        other => panic!("TCP to a closed outside port: {other:?}, not refused{}", diagnose(&host)),
+    }
+    let udp = in_netns(&c, || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        socket.connect(v4(OUTSIDE_ADDR, 8097)).unwrap();
+        socket.send(b"anyone?").unwrap();
+        let mut buf = [0u8; 64];
+        socket.recv(&mut buf)
+    });
+    match udp {
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+        other => panic!("UDP to a closed outside port: {other:?}, not refused (no ICMP error back){}", diagnose(&host)),
+    }
+}
+
+/// A UDP datagram larger than the MTU leaves the container in fragments. netd either
+/// translates them (the outside gets the datagram from the uplink address) or drops them,
+/// counted as `fragment`; no fragment ever reaches the outside with the container's address.
+#[test]
+fn fragments_are_translated_or_counted() {
+    let host = TestHost::start();
+    host.ok(&["network", "create", "fr"]);
+    let c = run(&host, "c", "fr");
+    let c_ip = ip(&host, "c", "fr");
+    let out = outside_ns(&host);
+    let wire = FrameRecorder::start(&out);
+    let server = UdpPeerServer::start(&out, OUTSIDE_ADDR, 8098);
+    let before = host.drops("fragment", "endpoint_ingress");
+    in_netns(&c, || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+        // SAFETY: setsockopt with a valid int option on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&dont as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "IP_MTU_DISCOVER: {}", std::io::Error::last_os_error());
+        socket.send_to(&[0x42u8; 4000], v4(OUTSIDE_ADDR, 8098)).expect("send a 4000-byte datagram");
+    });
+    match wait_for(Duration::from_secs(3), || server.peers().first().copied()) {
+        Some(peer) => {
+            eprintln!("fragments were translated");
+            assert_eq!(peer.ip(), IpAddr::V4(uplink()), "the reassembled datagram came from {peer}");
+        }
+        None => {
+            host.wait_drops_above("fragment", "endpoint_ingress", before, IO_TIMEOUT);
+            eprintln!("fragments were dropped and counted");
+        }
+    }
+    let leaked = wire.matching(|p| p.src == c_ip);
+    assert!(leaked.is_empty(), "fragments with the container's address reached the outside: {leaked:?}");
 }
 
 /// Two containers on one network use the same source port towards the same outside server:
