@@ -28,7 +28,7 @@ use netd_tests::{
         tcp_connect, tcp_peer, tx_checksum_offload, udp_peer, udp_send, v4, IO_TIMEOUT,
     },
     servers::{FrameRecorder, RawRecorder, StreamEnd, TcpPeerServer, TcpSink, UdpPeerServer},
-    TestHost, OUTSIDE_ADDR,
+    tcx_ingress_programs, TestHost, OUTSIDE_ADDR,
 };
 use nix::sys::signal::Signal;
 
@@ -42,6 +42,9 @@ fn uplink() -> Ipv4Addr {
 fn outside() -> Ipv4Addr {
     OUTSIDE_ADDR.parse().unwrap()
 }
+
+/// The TC program netd attaches at each uplink's ingress.
+const UPLINK_PROGRAM: &str = "netd_up_ingress";
 
 /// How long a path that must be dropped is given to (wrongly) work.
 const BLOCKED: Duration = Duration::from_secs(2);
@@ -617,6 +620,9 @@ fn kill_9_during_egress_stream() {
     };
 
     phase(&host, "before the kill");
+    let hns = host_ns(&host);
+    let uplink_programs = || tcx_ingress_programs(&hns, "eth0");
+    assert_eq!(uplink_programs(), [UPLINK_PROGRAM], "programs at the uplink's ingress before the kill");
     host.stop_daemon(Signal::SIGKILL);
     phase(&host, "with the daemon dead");
     std::thread::sleep(Duration::from_secs(1));
@@ -626,6 +632,8 @@ fn kill_9_during_egress_stream() {
     // Across the restarted daemon's first uplink refresh and garbage collection.
     std::thread::sleep(Duration::from_secs(3));
     phase(&host, "seconds after the restart");
+    // Re-adopted, not attached a second time.
+    assert_eq!(uplink_programs(), [UPLINK_PROGRAM], "programs at the uplink's ingress after the restart");
 
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
