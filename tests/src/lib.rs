@@ -33,6 +33,13 @@ const LIMIT: Limit = Limit::new(COMMAND_TIMEOUT);
 /// route points here).
 pub const OUTSIDE_ADDR: &str = "198.51.100.1";
 
+/// Pinned maps of the endpoints (by IPv4 address) and of their host-side veths (by ifindex),
+/// relative to the daemon's bpffs directory.
+pub const ENDPOINT_MAP: &str = "maps/NETD_EP_V2";
+pub const INTERFACE_MAP: &str = "maps/NETD_IF_V2";
+/// Where the daemon pins the tcx links of its endpoint program, one per host-side veth.
+pub const ENDPOINT_LINKS: &str = "links/netd_ep_ingress";
+
 /// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`) or the release build.
 pub fn netd_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NETD_BIN") {
@@ -319,7 +326,7 @@ impl TestHost {
             addrs: self.in_host_ok(&["ip", "-o", "-4", "addr", "show"]),
             routes: self.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]),
             netns: dir_listing(self.run_dir().join("netns")),
-            link_pins: dir_listing(self.bpffs.join("links")),
+            link_pins: dir_listing(self.bpffs.join(ENDPOINT_LINKS)),
             networks: self.ok(&["network", "ls", "--no-trunc"]),
             containers: self.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Networks}} {{.State}}"]),
         }
