@@ -389,6 +389,55 @@ fn fragments_are_translated_or_counted() {
     assert!(leaked.is_empty(), "fragments with the container's address reached the outside: {leaked:?}");
 }
 
+/// Egress works from the default `bridge` network (no `--network`) and from a container on
+/// two user networks (it leaves by its default route): both show the uplink address.
+#[test]
+fn egress_from_default_bridge_and_dual_homed_container() {
+    let host = TestHost::start();
+    host.ok(&["run", "-d", "--name", "plain"]);
+    host.ok(&["network", "create", "left"]);
+    host.ok(&["network", "create", "right"]);
+    run(&host, "both", "left");
+    host.ok(&["network", "connect", "right", "both"]);
+    let _tcp = TcpPeerServer::start(&outside_ns(&host), OUTSIDE_ADDR, 8080);
+    let _udp = UdpPeerServer::start(&outside_ns(&host), OUTSIDE_ADDR, 8081);
+    for name in ["plain", "both"] {
+        let ns = host.container_netns(name);
+        let (mut s, seen) = tcp_peer(&ns, None, v4(OUTSIDE_ADDR, 8080), IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("TCP from {name} to the outside: {e}{}", diagnose(&host)));
+        assert_eq!(*seen.ip(), uplink(), "{name}'s connection seen from {seen}");
+        exchange(&mut s, name).unwrap();
+        let seen = udp_peer(&ns, None, v4(OUTSIDE_ADDR, 8081))
+            .unwrap_or_else(|| panic!("no UDP answer to {name}{}", diagnose(&host)));
+        assert_eq!(*seen.ip(), uplink(), "{name}'s datagram seen from {seen}");
+        assert!(ping(&ns, outside(), IO_TIMEOUT), "no echo reply to {name}{}", diagnose(&host));
+    }
+}
+
+/// A container that forges its source address (a neighbour's, or the uplink's own) gets
+/// nothing out: the packets are dropped as `spoofed_source` before any translation.
+#[test]
+fn spoofed_sources_never_leave() {
+    let host = TestHost::start();
+    host.ok(&["network", "create", "sf"]);
+    let (liar, _) = (run(&host, "liar", "sf"), run(&host, "neighbour", "sf"));
+    let neighbour = ip(&host, "neighbour", "sf");
+    let out = outside_ns(&host);
+    let wire = FrameRecorder::start(&out);
+    let server = UdpPeerServer::start(&out, OUTSIDE_ADDR, 8099);
+    let before = host.drops("spoofed_source", "endpoint_ingress");
+    for forged in [neighbour, uplink(), Ipv4Addr::new(192, 0, 2, 77)] {
+        send_ipv4(&liar, ipv4_udp(forged, outside(), 40000, 8099, b"forged", true));
+    }
+    host.wait_drops_above("spoofed_source", "endpoint_ingress", before, IO_TIMEOUT);
+    // The datagrams went out together: by the time the counter moved, any that passed would
+    // be on the outside's wire within a short while.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.peers(), vec![], "forged datagrams reached the outside");
+    let arrived = wire.matching(|p| p.proto == IPPROTO_UDP && p.ports().is_some_and(|(_, d)| d == 8099));
+    assert!(arrived.is_empty(), "forged datagrams on the outside wire: {arrived:?}");
+}
+
 /// Two containers on one network use the same source port towards the same outside server:
 /// both flows work, and the server sees two different ports on the uplink address.
 #[test]
