@@ -149,6 +149,15 @@ fn isolation_matrix_all_pairs() {
 
     let _servers: Vec<TcpPeerServer> =
         members.iter().map(|(name, _)| TcpPeerServer::start(&host.container_netns(name), "0.0.0.0", PORT)).collect();
+    // What enters each container's netns at all: a pair that must not work must not deliver
+    // even one packet (its failure could otherwise come from the way back alone).
+    let arrivals: std::collections::BTreeMap<&str, [RawRecorder; 2]> = members
+        .iter()
+        .map(|(name, _)| {
+            let ns = host.container_netns(name);
+            (*name, [RawRecorder::start(&ns, IPPROTO_TCP), RawRecorder::start(&ns, IPPROTO_ICMP)])
+        })
+        .collect();
     let isolation_before = host.drops("isolation", "endpoint_ingress");
 
     // All pairs at once: the dropped ones each wait out their timeouts, in parallel.
@@ -163,18 +172,19 @@ fn isolation_matrix_all_pairs() {
             let expected = on.contains(&(src.to_string(), net.clone()));
             // The address the target must see: the source's own on that network (no NAT inside).
             let source_addr = expected.then(|| ip(&host, src, net));
+            let (src, owner) = (src.to_string(), owner.clone());
             probes.push(std::thread::spawn(move || {
                 let tcp = tcp_peer(&src_ns, None, SocketAddrV4::new(addr, PORT), BLOCKED)
                     .and_then(|(mut stream, seen)| exchange(&mut stream, "hello").map(|()| seen));
                 let pinged = ping(&src_ns, addr, BLOCKED + Duration::from_secs(1));
-                (label, expected, source_addr, tcp.map_err(|e| e.to_string()), pinged)
+                (label, src, owner, addr, expected, source_addr, tcp.map_err(|e| e.to_string()), pinged)
             }));
         }
     }
     let mut table = String::new();
     let mut wrong = Vec::new();
     for probe in probes {
-        let (label, expected, source_addr, tcp, pinged) = probe.join().unwrap();
+        let (label, src, owner, addr, expected, source_addr, tcp, pinged) = probe.join().unwrap();
         let yes = |b: bool| if b { "yes" } else { "no" };
         table.push_str(&format!(
             "{label}: expected {}, tcp {}, ping {}\n",
@@ -190,7 +200,15 @@ fn isolation_matrix_all_pairs() {
             (Err(_), None) => true,
             _ => false,
         };
-        if !tcp_right || pinged != expected {
+        let src_addrs: Vec<Ipv4Addr> = endpoints.iter().filter(|(c, _, _)| *c == src).map(|e| e.2).collect();
+        let entered = arrivals[owner.as_str()]
+            .iter()
+            .flat_map(|rec| rec.matching(|p| p.dst == addr && src_addrs.contains(&p.src)))
+            .count();
+        if !expected && entered > 0 {
+            table.push_str(&format!("{label}: {entered} packets entered the target's netns\n"));
+        }
+        if !tcp_right || pinged != expected || (!expected && entered > 0) {
             wrong.push(label);
         }
     }
@@ -605,7 +623,10 @@ fn nothing_enters_unasked() {
         host.json(&["network", "inspect", "pub"])[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_string();
     let listener = TcpPeerServer::start(&t, "0.0.0.0", 8091);
     let udp_listener = UdpPeerServer::start(&t, "0.0.0.0", 8092);
-    let icmp_in_container = RawRecorder::start(&t, IPPROTO_ICMP);
+    // What reaches the container's netns at all, before its own stack answers: without the
+    // uplink's drop, SYNs do arrive here even though the handshake then fails (the container's
+    // answers would be masqueraded), so the listener alone would prove nothing.
+    let in_container = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP].map(|proto| RawRecorder::start(&t, proto));
 
     let hns = host_ns(&host);
     assert_eq!(set_net_sysctl(&hns, "ipv4/ip_forward", "1"), "0", "the test host forwarded before the test");
@@ -621,8 +642,10 @@ fn nothing_enters_unasked() {
     host.wait_drops_above("unpublished_ingress", "uplink_ingress", before, IO_TIMEOUT);
     assert_eq!(listener.peers(), vec![], "connections reached the container");
     assert_eq!(udp_listener.peers(), vec![], "datagrams reached the container");
-    let pings = icmp_in_container.matching(|p| p.src == outside());
-    assert!(pings.is_empty(), "ICMP from the outside reached the container: {pings:?}");
+    for rec in &in_container {
+        let arrived = rec.matching(|p| p.src == outside());
+        assert!(arrived.is_empty(), "packets from the outside reached the container: {arrived:?}");
+    }
 
     // A frame for the host's MAC with destination 127.0.0.1.
     let before = host.drops("loopback_ingress", "uplink_ingress");
