@@ -48,6 +48,12 @@ pub fn is_loopback(addr: u32) -> bool {
     addr.to_ne_bytes()[0] == 127
 }
 
+/// True for 224.0.0.0/4 and 255.255.255.255: never routed out, whatever the routes say.
+#[inline(always)]
+pub fn is_multicast_or_broadcast(addr: u32) -> bool {
+    addr == u32::MAX || addr.to_ne_bytes()[0] & 0xf0 == 0xe0
+}
+
 /// The IPv4 header as the programs need it.
 #[derive(Clone, Copy)]
 pub struct Ipv4Packet {

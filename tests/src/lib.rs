@@ -68,7 +68,13 @@ pub struct DaemonOptions {
     pub umask: Option<libc::mode_t>,
     /// RLIMIT_NOFILE (soft, hard) the daemon starts with (default: the test process's).
     pub nofile: Option<(u64, u64)>,
+    /// A second uplink `eth1` (203.0.113.2/24) to a second outside netns
+    /// ([`TestHost::second_outside_ns`], 203.0.113.1); the daemon gets both uplinks.
+    pub second_uplink: bool,
 }
+
+/// The second outside netns' address (see [`DaemonOptions::second_uplink`]).
+pub const SECOND_OUTSIDE_ADDR: &str = "203.0.113.1";
 
 impl TestHost {
     /// Builds the namespaces and starts a daemon in "host".
@@ -110,6 +116,25 @@ impl TestHost {
             sh(&["ip", "-n", ns, "addr", "add", addr, "dev", "eth0"]);
         }
         sh(&["ip", "-n", h, "route", "add", "default", "via", "198.51.100.1"]);
+        if self.options.second_uplink {
+            let o2 = self.second_outside_ns();
+            let (hv, ov) = (format!("w{}h", self.tag), format!("w{}o", self.tag));
+            sh(&["ip", "netns", "add", &o2]);
+            sh(&["ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov]);
+            sh(&["ip", "link", "set", &hv, "netns", h, "name", "eth1"]);
+            sh(&["ip", "link", "set", &ov, "netns", &o2, "name", "eth0"]);
+            let outside = format!("{SECOND_OUTSIDE_ADDR}/24");
+            for (ns, dev, addr) in [(h.as_str(), "eth1", "203.0.113.2/24"), (o2.as_str(), "eth0", outside.as_str())] {
+                sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+                sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+                sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+            }
+        }
+    }
+
+    /// The second outside netns (only with [`DaemonOptions::second_uplink`]).
+    pub fn second_outside_ns(&self) -> String {
+        format!("nt-{}-out2", self.tag)
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -137,7 +162,7 @@ impl TestHost {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
         let mut command = netd_cmd::in_netns(&self.netns_path(&self.host_ns), netd_bin());
-        let DaemonOptions { umask, nofile } = self.options;
+        let DaemonOptions { umask, nofile, second_uplink } = self.options;
         // SAFETY: umask and setrlimit are async-signal-safe syscalls; nsenter execs netd, which
         // inherits both.
         unsafe {
@@ -155,7 +180,9 @@ impl TestHost {
             });
         }
         let child = command
-            .args(["daemon", "--uplink", "eth0", "--state-dir"])
+            .args(["daemon", "--uplink", "eth0"])
+            .args(if second_uplink { &["--uplink", "eth1"][..] } else { &[] })
+            .arg("--state-dir")
             .arg(self.dir.join("state"))
             .arg("--run-dir")
             .arg(self.run_dir())
@@ -369,6 +396,9 @@ impl Drop for TestHost {
         let _ = nix::mount::umount2(&self.run_dir().join("host-netns"), nix::mount::MntFlags::MNT_DETACH);
         let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.host_ns]), LIMIT);
         let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.outside_ns]), LIMIT);
+        if self.options.second_uplink {
+            let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.second_outside_ns()]), LIMIT);
+        }
         let _ = std::fs::remove_dir_all(&self.bpffs);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -289,6 +289,47 @@ struct Views {
     containers: Value,
 }
 
+/// A daemon of the previous layout left its endpoint links straight under `links/` and its
+/// maps under older names: the new daemon moves the links under their program (same link,
+/// never detached: traffic flows throughout), unpins the old maps and refills the new ones.
+#[test]
+fn restart_migrates_the_previous_pin_layout() {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "mg-net"]);
+    host.ok(&["run", "-d", "--name", "one", "--network", "mg-net"]);
+    host.ok(&["run", "-d", "--name", "two", "--network", "mg-net"]);
+    let views_before = views(&host);
+    let (veth1, veth2) = (ifname_of(&views_before, "one"), ifname_of(&views_before, "two"));
+    let ip2 = host.ip_of("two", "mg-net");
+    let before = pins(&host);
+    host.stop_daemon(Signal::SIGKILL);
+
+    let links = host.bpffs.join("links");
+    for veth in [&veth1, &veth2] {
+        std::fs::rename(host.bpffs.join(ENDPOINT_LINKS).join(veth), links.join(veth)).unwrap();
+    }
+    let old_map = host.bpffs.join("maps/NETD_EP_V1");
+    let created = Command::new("bpftool")
+        .args(["map", "create", &old_map.to_string_lossy(), "type", "hash", "key", "4", "value", "16"])
+        .args(["entries", "16", "name", "NETD_EP_V1"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "bpftool map create: {}", String::from_utf8_lossy(&created.stderr));
+    // The old layout still forwards while no daemon runs.
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7401, "old"), "OLD");
+
+    host.start_daemon();
+    let after = pins(&host);
+    for veth in [&veth1, &veth2] {
+        assert!(!links.join(veth).exists(), "{veth} still pinned in the old place");
+        assert_eq!(after.links[veth.as_str()].id, before.links[veth.as_str()].id, "{veth} got another link");
+    }
+    assert!(!old_map.exists(), "the old map is still pinned");
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7402, "new"), "NEW");
+    assert_same_views(&views(&host), &views_before);
+}
+
 fn views(host: &TestHost) -> Views {
     let names: Vec<String> = host.ok(&["network", "ls", "-q"]).lines().map(String::from).collect();
     let mut inspect = vec!["network", "inspect"];
