@@ -1,9 +1,11 @@
 //! Egress (issue 10), end to end: isolation between networks, masquerade of TCP/UDP/ICMP to
 //! the outside netns (with and without the container's TX checksum offload, and a UDP zero
-//! checksum), NAT port choice (two containers on one source port, a host socket on the uplink
-//! address), `--internal` networks, nothing entering from the uplink unasked (also with
-//! `ip_forward=1`), established flows surviving `kill -9` of the daemon, and the host left as
-//! it was (no bridge, no netfilter rule, `ip_forward` untouched).
+//! checksum) from user networks, the default bridge and a dual-homed container; refusals (RST,
+//! ICMP port unreachable) and fragments; forged sources; NAT port choice (two containers on one
+//! source port, a host socket on the uplink address); conntrack/NAT usage in `netd stats`;
+//! `--internal` networks; nothing entering from the uplink unasked (also with `ip_forward=1`);
+//! established flows surviving `kill -9` of the daemon; and the host left as it was (no bridge,
+//! no netfilter rule, `ip_forward` untouched). Every drop case checks its counter.
 //!
 //! The "outside" is the test's outside netns (198.51.100.1); the host's uplink eth0 is
 //! 198.51.100.2, the address every masqueraded flow must show. Servers there record what they
