@@ -61,12 +61,16 @@ pub struct Ipv4Packet {
     pub daddr: u32,
     pub proto: u8,
     pub ttl: u8,
+    /// Identification, as it sits in the packet (it keys fragments).
+    pub id: u16,
     /// Offset of the L4 header (options skipped).
     pub l4: usize,
     /// More-fragments set or a non-zero fragment offset.
     pub fragment: bool,
     /// Fragment offset non-zero: no L4 header in this packet.
     pub later_fragment: bool,
+    /// Don't-fragment set: a router that cannot forward it whole answers "fragmentation needed".
+    pub dont_fragment: bool,
 }
 
 #[inline(always)]
@@ -84,9 +88,11 @@ pub fn ipv4(ctx: &TcContext) -> Result<Ipv4Packet, ()> {
         daddr: ip_key(ip.dst_addr),
         proto: ip.proto,
         ttl: ip.ttl,
+        id: u16::from_ne_bytes(ip.id),
         l4: ETH_HLEN + ihl * 4,
         fragment: frags & 0x3fff != 0,
         later_fragment: frags & 0x1fff != 0,
+        dont_fragment: frags & 0x4000 != 0,
     })
 }
 
