@@ -16,6 +16,10 @@ use netd_cmd::Limit;
 use nix::sched::{setns, CloneFlags};
 
 pub mod agreement;
+pub mod packet;
+pub mod probe;
+pub mod servers;
+pub mod stats;
 use serde_json::Value;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
