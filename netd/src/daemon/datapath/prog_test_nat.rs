@@ -268,10 +268,12 @@ enum L4 {
         ty: u8,
         id: u16,
     },
-    /// An ICMP error quoting the IPv4 packet `quoted`.
+    /// An ICMP error quoting the IPv4 packet `quoted` (`mtu`: the next-hop MTU of a
+    /// "fragmentation needed", else 0).
     Error {
         ty: u8,
         code: u8,
+        mtu: u16,
         quoted: Vec<u8>,
     },
     /// Any protocol's payload, as is.
@@ -335,7 +337,10 @@ impl L4 {
             L4::Echo { ty, id } => {
                 (IPPROTO_ICMP, icmp_message(&[*ty, 0, 0, 0, (id >> 8) as u8, *id as u8, 0, 1], b"netd ping"))
             }
-            L4::Error { ty, code, quoted } => (IPPROTO_ICMP, icmp_message(&[*ty, *code, 0, 0, 0, 0, 0, 0], quoted)),
+            L4::Error { ty, code, mtu, quoted } => {
+                let [hi, lo] = mtu.to_be_bytes();
+                (IPPROTO_ICMP, icmp_message(&[*ty, *code, 0, 0, 0, 0, hi, lo], quoted))
+            }
             L4::Raw { proto, bytes } => (*proto, bytes.clone()),
         }
     }
@@ -482,7 +487,7 @@ fn assert_nat_range(port: u16) {
 }
 
 /// The ICMP error `received` (as the uplink program left it) quotes a packet whose L4
-/// checksum this test does not prescribe: it is not part of what a receiver checks (Linux
+/// checksum (when the quote reaches it) this test does not prescribe: it is not part of what a receiver checks (Linux
 /// finds the socket by the quoted addresses and ports), so `expected_quoted` gets `received`'s
 /// value before the packets are compared.
 fn with_quoted_l4_checksum_of(received: &[u8], mut expected_quoted: Vec<u8>) -> Vec<u8> {
@@ -492,7 +497,9 @@ fn with_quoted_l4_checksum_of(received: &[u8], mut expected_quoted: Vec<u8>) -> 
         IPPROTO_UDP => 6,
         _ => 2,
     };
-    expected_quoted[20 + off..20 + off + 2].copy_from_slice(&received[quoted_l4 + off..quoted_l4 + off + 2]);
+    if expected_quoted.len() >= 20 + off + 2 {
+        expected_quoted[20 + off..20 + off + 2].copy_from_slice(&received[quoted_l4 + off..quoted_l4 + off + 2]);
+    }
     expected_quoted
 }
 
@@ -565,6 +572,19 @@ fn udp_zero_checksum_stays_zero_both_ways() {
         assert_eq!(verdict, TC_ACT_REDIRECT);
         assert_eq!(udp_checksum(&out), 0);
         assert_frame(&out, &delivered(&a, udp_without_checksum(53, CPORT)).frame());
+
+        // Also when the port is translated (Bob's source port is Alice's).
+        let b = bob();
+        t.send_as(&b);
+        let port = t.nat_port_of(&from(&b, udp_without_checksum(CPORT, 53)), &leaving(udp_without_checksum(CPORT, 53)));
+        assert_ne!(port, CPORT);
+        let (verdict, out) = t.out(&from(&b, udp_without_checksum(CPORT, 53)));
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        assert_eq!(udp_checksum(&out), 0, "no checksum stays no checksum with a new port");
+        let (verdict, out) = t.back(&arriving(udp_without_checksum(53, port)));
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        assert_eq!(udp_checksum(&out), 0);
+        assert_frame(&out, &delivered(&b, udp_without_checksum(53, CPORT)).frame());
         t.assert_drops(&[]);
     })
 }
@@ -623,7 +643,7 @@ fn icmp_port_unreachable_reaches_the_container_with_the_quoted_packet_translated
         for (ep, nat_port) in [(&a, CPORT), (&b, port)] {
             // The server's error quotes the datagram as it arrived there.
             let quoted = leaving(udp(nat_port, 53)).ip();
-            let error = |quoted| L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted };
+            let error = |quoted| L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, mtu: 0, quoted };
             let (verdict, out) = t.back(&arriving(error(quoted)));
             assert_eq!(verdict, TC_ACT_REDIRECT, "error about {}'s flow", ep.ip);
             // As the container sent it: its address and port, TTL as it left the uplink.
@@ -649,12 +669,35 @@ fn ttl_exceeded_quoting_an_echo_request_reaches_the_container_translated() {
         for (ep, nat_id) in [(&a, ECHO_ID), (&b, id)] {
             // A router on the way, not the server, reports the expiry of the quoted request.
             let quoted = leaving(echo(ICMP_ECHO_REQUEST, nat_id)).ttl(1).ip();
-            let error = |quoted| L4::Error { ty: ICMP_TIME_EXCEEDED, code: 0, quoted };
+            let error = |quoted| L4::Error { ty: ICMP_TIME_EXCEEDED, code: 0, mtu: 0, quoted };
             let (verdict, out) = t.back(&arriving(error(quoted)).from(ROUTER));
             assert_eq!(verdict, TC_ACT_REDIRECT, "error about {}'s flow", ep.ip);
             let expected_quoted = with_quoted_l4_checksum_of(&out, from(ep, request.clone()).ttl(1).ip());
             assert_frame(&out, &delivered(ep, error(expected_quoted)).from(ROUTER).frame());
         }
+        t.assert_drops(&[]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn fragmentation_needed_with_a_minimal_quote_reaches_the_container_translated() {
+    const ICMP_FRAG_NEEDED: u8 = 4;
+    in_private_netns(|| {
+        let t = Nat::new("nat_icmp_frag_needed");
+        let (a, b) = (alice(), bob());
+        t.assert_out(&from(&a, tcp(CPORT, 443, TCP_SYN)), &leaving(tcp(CPORT, 443, TCP_SYN)));
+        t.send_as(&b);
+        let port = t.nat_port_of(&from(&b, tcp(CPORT, 443, TCP_SYN)), &leaving(tcp(CPORT, 443, TCP_SYN)));
+        assert_ne!(port, CPORT);
+        // A router quotes the minimum RFC 792 asks for: the IPv4 header and 8 bytes (the ports
+        // and the sequence number, no TCP checksum).
+        let error = |quoted| L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_FRAG_NEEDED, mtu: 1280, quoted };
+        let quoted = leaving(tcp(port, 443, TCP_ACK)).ip()[..28].to_vec();
+        let (verdict, out) = t.back(&arriving(error(quoted)).from(ROUTER));
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        let expected_quoted = from(&b, tcp(CPORT, 443, TCP_ACK)).ttl(63).ip()[..28].to_vec();
+        assert_frame(&out, &delivered(&b, error(expected_quoted)).from(ROUTER).frame());
         t.assert_drops(&[]);
     })
 }
@@ -743,12 +786,18 @@ fn a_host_socket_on_the_uplink_address_keeps_its_port() {
         // Sockets of this (private) netns's host on the uplink address.
         let _udp = UdpSocket::bind((NAT_ADDR, CPORT)).expect("bind UDP on the uplink address");
         let _tcp = TcpListener::bind((NAT_ADDR, CPORT + 1)).expect("listen on the uplink address");
+        let _any = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, CPORT + 2)).expect("bind UDP on every address");
         let port = t.nat_port_of(&from(&a, udp(CPORT, 53)), &leaving(udp(CPORT, 53)));
         assert_ne!(port, CPORT, "the reply would reach the host's UDP socket");
         assert_nat_range(port);
         let port = t.nat_port_of(&from(&a, tcp(CPORT + 1, 80, TCP_SYN)), &leaving(tcp(CPORT + 1, 80, TCP_SYN)));
         assert_ne!(port, CPORT + 1, "the reply would reach the host's listener");
         assert_nat_range(port);
+        let port = t.nat_port_of(&from(&a, udp(CPORT + 2, 53)), &leaving(udp(CPORT + 2, 53)));
+        assert_ne!(port, CPORT + 2, "the reply would reach the host's wildcard socket");
+        assert_nat_range(port);
+        // A port no host socket holds is kept.
+        t.assert_out(&from(&a, udp(CPORT + 3, 53)), &leaving(udp(CPORT + 3, 53)));
         t.assert_drops(&[]);
     })
 }
@@ -1046,6 +1095,33 @@ fn no_route_and_a_route_not_via_an_uplink_are_dropped() {
     })
 }
 
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn multicast_and_broadcast_from_a_container_are_not_masqueraded() {
+    in_private_netns(|| {
+        let t = Nat::new("not_masqueraded");
+        let a = alice();
+        // The host stack never forwards these (ip_route_input: multicast without multicast
+        // routing, limited broadcast, 0.0.0.0/8 as martian), but `bpf_fib_lookup` matches them
+        // against the default route like any unicast address. They go to the host stack, as
+        // the uplink subnet's own broadcast address does and as Docker's bridge does.
+        let never_forwarded = [
+            from(&a, udp(5353, 5353)).to(Ipv4Addr::new(224, 0, 0, 251)), // mDNS, link-local
+            from(&a, udp(CPORT, 1900)).to(Ipv4Addr::new(239, 255, 255, 250)), // SSDP
+            from(&a, udp(68, 67)).to(Ipv4Addr::BROADCAST),
+            from(&a, udp(CPORT, 9)).to(Ipv4Addr::UNSPECIFIED),
+            from(&a, udp(CPORT, 9)).to(Ipv4Addr::new(198, 51, 100, 255)),
+        ];
+        for pkt in &never_forwarded {
+            let frame = pkt.frame();
+            let (verdict, out) = t.fx.run(&frame);
+            assert_eq!((verdict, &out), (TC_ACT_OK, &frame), "{} is not masqueraded out of the uplink", pkt.dst);
+        }
+        assert!(t.ct_entries().is_empty() && t.nat_entries().is_empty(), "no flow state: {:?}", t.ct_entries());
+        t.assert_drops(&[]);
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The uplink
 // ---------------------------------------------------------------------------------------------
@@ -1075,9 +1151,12 @@ fn host_traffic_on_the_uplink_passes_unchanged() {
     in_private_netns(|| {
         let t = Nat::new("uplink_host");
         let a = alice();
-        // A masqueraded flow exists; none of these packets belongs to it.
+        // Masqueraded flows exist; none of these packets belongs to them.
         t.assert_out(&from(&a, udp(CPORT, 53)), &leaving(udp(CPORT, 53)));
+        t.assert_out(&from(&a, echo(ICMP_ECHO_REQUEST, ECHO_ID)), &leaving(echo(ICMP_ECHO_REQUEST, ECHO_ID)));
         let host = [
+            // A ping of the host that happens to carry the echo flow's identifier.
+            arriving(echo(ICMP_ECHO_REQUEST, ECHO_ID)),
             arriving(tcp(5555, 22, TCP_SYN)),
             arriving(udp(53, CPORT + 1)),
             // The flow's port from another remote port, and from another address.
@@ -1089,6 +1168,7 @@ fn host_traffic_on_the_uplink_passes_unchanged() {
             arriving(L4::Error {
                 ty: ICMP_DEST_UNREACH,
                 code: ICMP_PORT_UNREACH,
+                mtu: 0,
                 quoted: leaving(udp(33_000, 53)).ip(),
             }),
             arriving(L4::Raw { proto: IPPROTO_GRE, bytes: vec![0, 0, 0x08, 0, 0x45, 0, 0, 20] }),
@@ -1129,12 +1209,16 @@ fn replies_that_cannot_be_delivered_are_dropped_at_the_uplink() {
         };
         let ttl = dropped(arriving(udp(53, CPORT)).ttl(1));
         let fragment = dropped(arriving(udp(53, CPORT)).frags(MORE_FRAGMENTS));
+        let error =
+            L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, mtu: 0, quoted: leaving(udp(CPORT, 53)).ip() };
+        let fragmented_error = dropped(arriving(error).frags(MORE_FRAGMENTS));
         // The container is gone, its flow not yet collected.
         t.fx.datapath.remove_endpoint(&a).expect("remove the endpoint");
         let orphan = dropped(arriving(udp(53, CPORT)));
         t.assert_drops(&[
             (Hook::UplinkIngress, DropReason::TtlExceeded, &ttl),
             (Hook::UplinkIngress, DropReason::Fragment, &fragment),
+            (Hook::UplinkIngress, DropReason::IcmpErrorInvalid, &fragmented_error),
             (Hook::UplinkIngress, DropReason::NoEndpoint, &orphan),
         ]);
     })
