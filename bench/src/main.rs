@@ -59,7 +59,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// Short run: 3 rounds of 1 s measurements (unless --rounds/--secs); well within 5 minutes.
+    /// Short run: 3 rounds of 1 s measurements (unless --rounds/--secs), without the
+    /// container→outside rows (unless --probes); well within 5 minutes.
     #[arg(long)]
     quick: bool,
     /// Interleaved rounds (default 5, or 3 with --quick).
@@ -71,8 +72,9 @@ struct RunArgs {
     /// Topologies to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Kind::ALL.to_vec())]
     topologies: Vec<Kind>,
-    /// Probes to run [default: all but publish1000, and rss1000 without docker0]. Naming
-    /// rss1000 here runs it on docker0 too (1,000 containers there: ≈6 minutes more).
+    /// Probes to run [default: all but publish1000, and rss1000 without docker0; --quick also
+    /// leaves out egress-stream, egress-rr and egress-crr]. Naming rss1000 here runs it on
+    /// docker0 too (1,000 containers there: ≈6 minutes more).
     #[arg(long, value_enum, value_delimiter = ',')]
     probes: Option<Vec<Probe>>,
     /// Containers the rss1000 probe creates (default 1,000, or 200 with --quick).
@@ -124,7 +126,8 @@ fn bench(args: RunArgs) -> Result<()> {
     }
     let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
     let mut probes: Vec<Probe> = Vec::new();
-    for p in args.probes.as_deref().unwrap_or(&Probe::DEFAULT) {
+    let defaults = if args.quick { Probe::quick() } else { Probe::DEFAULT.to_vec() };
+    for p in args.probes.as_deref().unwrap_or(&defaults) {
         if !probes.contains(p) {
             probes.push(*p);
         }

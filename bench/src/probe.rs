@@ -81,6 +81,27 @@ pub const LOCALHOST_CRR_CPS: Quantity = Quantity {
     higher_is_better: true,
     pooled: None,
 };
+pub const EGRESS_STREAM_GBPS: Quantity = Quantity {
+    id: "egress_tcp_stream.gbps",
+    metric: "TCP_STREAM container→outside",
+    unit: "Gbit/s",
+    higher_is_better: true,
+    pooled: None,
+};
+pub const EGRESS_RR_TPS: Quantity = Quantity {
+    id: "egress_tcp_rr.tps",
+    metric: "TCP_RR container→outside",
+    unit: "trans/s",
+    higher_is_better: true,
+    pooled: None,
+};
+pub const EGRESS_CRR_CPS: Quantity = Quantity {
+    id: "egress_tcp_crr.cps",
+    metric: "TCP_CRR container→outside",
+    unit: "conn/s",
+    higher_is_better: true,
+    pooled: None,
+};
 
 pub const ATTACH_P50_MS: Quantity = Quantity {
     id: "attach.p50_ms",
@@ -178,6 +199,15 @@ pub enum Probe {
     LocalRr,
     /// TCP_CRR from the host netns to 127.0.0.1:published port.
     LocalCrr,
+    /// TCP_STREAM (iperf3) from the client to a server in the outside netns, through the
+    /// topology's way out (netd: eBPF masquerade at its uplink; docker0: MASQUERADE in
+    /// dockerd's netns; veth: a router netns forwarding without NAT, the floor).
+    EgressStream,
+    /// TCP_RR from the client to a server in the outside netns.
+    EgressRr,
+    /// TCP_CRR from the client to a server in the outside netns (a new flow, i.e. a new
+    /// conntrack/NAT entry, per transaction).
+    EgressCrr,
     /// Control plane: CLI wall time of `network connect` (a spare container to a spare
     /// network), repeated `attach_per_round` times per round; p50/p99 over all of them.
     Attach,
@@ -197,7 +227,7 @@ pub enum Probe {
 
 impl Probe {
     /// The default set (every probe but `publish1000`; `rss1000` without docker0).
-    pub const DEFAULT: [Probe; 12] = [
+    pub const DEFAULT: [Probe; 15] = [
         Probe::Stream,
         Probe::Rr,
         Probe::Crr,
@@ -206,11 +236,21 @@ impl Probe {
         Probe::PubCrr,
         Probe::LocalRr,
         Probe::LocalCrr,
+        Probe::EgressStream,
+        Probe::EgressRr,
+        Probe::EgressCrr,
         Probe::Attach,
         Probe::Rss,
         Probe::Publish,
         Probe::Rss1000,
     ];
+
+    /// The set `--quick` runs unless `--probes` says otherwise: the default set without the
+    /// "container → outside" rows, which would add ≈1 minute (+30%) to its ≈3 minutes
+    /// (`--quick --probes egress-stream,egress-rr,egress-crr` runs only those, ≈1 minute).
+    pub fn quick() -> Vec<Probe> {
+        Probe::DEFAULT.into_iter().filter(|p| !p.needs_egress()).collect()
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -222,6 +262,9 @@ impl Probe {
             Probe::PubCrr => "TCP_CRR outside→published port",
             Probe::LocalRr => "TCP_RR host→127.0.0.1:port",
             Probe::LocalCrr => "TCP_CRR host→127.0.0.1:port",
+            Probe::EgressStream => "TCP_STREAM container→outside",
+            Probe::EgressRr => "TCP_RR container→outside",
+            Probe::EgressCrr => "TCP_CRR container→outside",
             Probe::Attach => "attach endpoint",
             Probe::Rss => "daemon RSS",
             Probe::Publish => "run -d publishing 0/10/100 ports",
@@ -245,6 +288,11 @@ impl Probe {
         matches!(self, Probe::PubRr | Probe::PubCrr | Probe::LocalRr | Probe::LocalCrr)
     }
 
+    /// Whether the probe goes from the client to the outside netns (`Topology::egress`).
+    pub fn needs_egress(self) -> bool {
+        matches!(self, Probe::EgressStream | Probe::EgressRr | Probe::EgressCrr)
+    }
+
     pub fn quantities(self) -> &'static [&'static Quantity] {
         match self {
             Probe::Stream => &[&TCP_STREAM_GBPS],
@@ -255,6 +303,9 @@ impl Probe {
             Probe::PubCrr => &[&PUBLISHED_CRR_CPS],
             Probe::LocalRr => &[&LOCALHOST_RR_TPS],
             Probe::LocalCrr => &[&LOCALHOST_CRR_CPS],
+            Probe::EgressStream => &[&EGRESS_STREAM_GBPS],
+            Probe::EgressRr => &[&EGRESS_RR_TPS],
+            Probe::EgressCrr => &[&EGRESS_CRR_CPS],
             Probe::Attach => &[&ATTACH_P50_MS, &ATTACH_P99_MS],
             Probe::Rss => &[&DAEMON_RSS_MIB],
             Probe::Publish => &[&RUN_0_MS, &RUN_10_MS, &RUN_100_MS],
@@ -331,21 +382,7 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
     let secs = plan.secs;
     let (server, client) = (topo.server(), topo.client());
     match probe {
-        Probe::Stream => {
-            let iperf3 = tools.iperf3.as_ref().context("iperf3 is not installed")?;
-            let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), iperf3);
-            srv.args(["-s", "-1", "-p", &port.to_string()]);
-            let _server = start_server(srv, server, port)?;
-            let t = secs.ceil().max(1.0) as u64;
-            let mut cli = sys::netns_command(&client.netns, Some(pin.client_cpu), iperf3);
-            cli.args(["-c", &server.ip.to_string(), "-p", &port.to_string(), "-t", &t.to_string()]).args([
-                "-J",
-                "--connect-timeout",
-                "3000",
-            ]);
-            let out = run_client(cli, t as f64)?;
-            Ok(vec![(&TCP_STREAM_GBPS, parse_iperf3(&out)? / 1e9)])
-        }
+        Probe::Stream => Ok(vec![(&TCP_STREAM_GBPS, stream(server, &client.netns, port, pin, secs, tools)?)]),
         Probe::Rr | Probe::Crr | Probe::Udprr => {
             let kind = match probe {
                 Probe::Rr => ClientKind::Rr,
@@ -353,7 +390,7 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
                 _ => ClientKind::Udprr,
             };
             let addr = SocketAddr::from((server.ip, port));
-            let r = load_probe(kind, server, port, &client.netns, addr, pin, secs, tools)?;
+            let r = load_probe(kind, server, port, &client.netns, addr, Some(pin), secs, tools)?;
             Ok(match kind {
                 ClientKind::Rr => vec![(&TCP_RR_TPS, r.per_sec), (&TCP_RR_P50, r.p50_us), (&TCP_RR_P99, r.p99_us)],
                 ClientKind::Crr => vec![(&TCP_CRR_CPS, r.per_sec)],
@@ -378,11 +415,30 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
                 published.container_port,
                 &target.client_netns,
                 target.addr,
-                pin,
+                Some(pin),
                 secs,
                 tools,
             )?;
             Ok(vec![(q, r.per_sec)])
+        }
+        Probe::EgressStream | Probe::EgressRr | Probe::EgressCrr => {
+            let egress = topo.egress().map_err(|e| anyhow::anyhow!("no way out: {e:?}"))?;
+            let out = &egress.server;
+            Ok(match probe {
+                Probe::EgressStream => {
+                    vec![(&EGRESS_STREAM_GBPS, stream(out, &egress.client_netns, port, pin, secs, tools)?)]
+                }
+                _ => {
+                    let (kind, q) = if probe == Probe::EgressRr {
+                        (ClientKind::Rr, &EGRESS_RR_TPS)
+                    } else {
+                        (ClientKind::Crr, &EGRESS_CRR_CPS)
+                    };
+                    let addr = SocketAddr::from((out.ip, port));
+                    let r = load_probe(kind, out, port, &egress.client_netns, addr, Some(pin), secs, tools)?;
+                    vec![(q, r.per_sec)]
+                }
+            })
         }
         Probe::Attach => {
             let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
@@ -420,6 +476,35 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
             Ok(out)
         }
     }
+}
+
+/// TCP_STREAM with iperf3: the server in `server`'s netns, the client in `client_netns`;
+/// received Gbit/s.
+fn stream(server: &Endpoint, client_netns: &Path, port: u16, pin: &Pinning, secs: f64, tools: &Tools) -> Result<f64> {
+    let iperf3 = tools.iperf3.as_ref().context("iperf3 is not installed")?;
+    let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), iperf3);
+    srv.args(["-s", "-1", "-p", &port.to_string()]);
+    let _server = start_server(srv, server, port)?;
+    let t = secs.ceil().max(1.0) as u64;
+    let mut cli = sys::netns_command(client_netns, Some(pin.client_cpu), iperf3);
+    cli.args(["-c", &server.ip.to_string(), "-p", &port.to_string(), "-t", &t.to_string()]).args([
+        "-J",
+        "--connect-timeout",
+        "3000",
+    ]);
+    let out = run_client(cli, t as f64)?;
+    Ok(parse_iperf3(&out)? / 1e9)
+}
+
+/// Whether a client in `client_netns` can exchange TCP requests with a server in `server`'s
+/// netns at its address: a 0.2 s TCP_RR with the bench's own load tool, unpinned (a few
+/// seconds at most when the path is broken: the client's connect gives up after 3 s).
+pub fn reachable(server: &Endpoint, client_netns: &Path) -> Result<()> {
+    let bench = std::env::current_exe().context("locating netd-bench")?;
+    let tools = Tools { iperf3: None, bench };
+    let port = next_port();
+    let addr = SocketAddr::from((server.ip, port));
+    load_probe(ClientKind::Rr, server, port, client_netns, addr, None, 0.2, &tools).map(drop)
 }
 
 /// `run -d` of `n` containers one after another (timed), the daemon's RSS with all of them,
@@ -482,7 +567,7 @@ impl Drop for Endpoints<'_> {
 }
 
 /// One run of our load tool: `serve` in the server endpoint on `port`, the client in
-/// `client_netns` connecting to `addr`.
+/// `client_netns` connecting to `addr`; pinned as `pin` says (unpinned when None).
 #[allow(clippy::too_many_arguments)]
 fn load_probe(
     kind: ClientKind,
@@ -490,11 +575,11 @@ fn load_probe(
     port: u16,
     client_netns: &Path,
     addr: SocketAddr,
-    pin: &Pinning,
+    pin: Option<&Pinning>,
     secs: f64,
     tools: &Tools,
 ) -> Result<LoadReport> {
-    let mut srv = sys::netns_command(&server.netns, Some(pin.server_cpu), &tools.bench);
+    let mut srv = sys::netns_command(&server.netns, pin.map(|p| p.server_cpu), &tools.bench);
     srv.args(["serve", "--port", &port.to_string(), "--max-secs", &(secs + 30.0).to_string()]);
     let _server = start_server(srv, server, port)?;
     let sub = match kind {
@@ -502,7 +587,7 @@ fn load_probe(
         ClientKind::Crr => "crr",
         ClientKind::Udprr => "udprr",
     };
-    let mut cli = sys::netns_command(client_netns, Some(pin.client_cpu), &tools.bench);
+    let mut cli = sys::netns_command(client_netns, pin.map(|p| p.client_cpu), &tools.bench);
     cli.args([sub, "--addr", &addr.to_string(), "--secs", &secs.to_string()]);
     let out = run_client(cli, secs)?;
     serde_json::from_str(out.trim()).with_context(|| format!("load tool output: {out:?}"))
@@ -572,6 +657,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unable to connect"));
+    }
+
+    #[test]
+    fn quick_leaves_out_only_the_egress_rows() {
+        let quick = Probe::quick();
+        assert_eq!(quick.len(), Probe::DEFAULT.len() - 3);
+        assert!(quick.iter().all(|p| !p.needs_egress() && Probe::DEFAULT.contains(p)));
     }
 
     #[test]

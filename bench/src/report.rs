@@ -320,6 +320,12 @@ pub fn markdown(r: &Results) -> String {
             s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probes.join(", ")));
         }
     }
+    if r.rows.iter().any(|row| row.probe.needs_egress()) {
+        s.push_str(EGRESS_NOTE);
+    } else if r.settings.quick && !r.settings.plan.opt_in {
+        // (`opt_in` is set exactly when --probes named the probes.)
+        s.push_str("- --quick leaves out the container→outside rows (≈1 minute more); `--quick --probes egress-stream,egress-rr,egress-crr` runs just those.\n");
+    }
     let rss: Vec<String> = r
         .topologies
         .iter()
@@ -358,6 +364,9 @@ pub fn markdown(r: &Results) -> String {
     }
     s
 }
+
+/// The note under the table about the "container → outside" rows.
+const EGRESS_NOTE: &str = "- container→outside: the client to a server in an \"outside\" netns (198.51.100.1) — netd: the client container through the daemon's `--uplink`, masqueraded to 198.51.100.2 in eBPF; docker0: the client container through dockerd's netns, iptables MASQUERADE + nf_conntrack; veth (floor): a client netns → veth → a router netns with forwarding on → veth → the outside netns, no NAT.\n";
 
 /// The note under the table about the rss1000 rows.
 fn endpoints_note(r: &Results) -> String {

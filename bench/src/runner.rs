@@ -77,11 +77,15 @@ impl Plan {
             .sum()
     }
 
-    /// Whether `topo` runs `probe` in this plan (a veth pair has no published ports; docker0
+    /// Whether `topo` runs `probe` in this plan (a veth pair has no published ports, a daemon
+    /// without egress no way out; docker0
     /// runs rss1000 only when asked for by name).
     pub fn support(&self, topo: &dyn Topology, probe: Probe) -> Result<(), Unsupported> {
         if probe.needs_published_port() {
             topo.published_port()?;
+        }
+        if probe.needs_egress() {
+            topo.egress()?;
         }
         if probe.needs_control_plane() {
             let cp = topo.control_plane()?;
@@ -347,6 +351,18 @@ mod tests {
         assert!(default.support(&docker, Probe::Rss).is_ok());
         let named = plan(&[Probe::Rss1000], true);
         assert!(named.support(&docker, Probe::Rss1000).is_ok());
+    }
+
+    #[test]
+    fn egress_rows_run_only_where_there_is_a_way_out() {
+        // The fake has no `egress`: n/a, like a topology without an outside netns.
+        let p = plan(&[Probe::EgressStream, Probe::EgressRr, Probe::EgressCrr, Probe::Rss], false);
+        let netd = Fake::new(false);
+        for probe in [Probe::EgressStream, Probe::EgressRr, Probe::EgressCrr] {
+            assert!(probe.pinned() && probe.needs_egress() && !probe.needs_control_plane());
+            assert!(matches!(p.support(&netd, probe), Err(Unsupported::NotApplicable)), "{probe:?}");
+        }
+        assert_eq!(p.measurements(&netd), 5);
     }
 
     #[test]

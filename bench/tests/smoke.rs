@@ -1,6 +1,8 @@
 //! Smoke tests: the whole harness on tiny settings (one round of short measurements on the
-//! veth topology; two rounds of the control-plane probes on netd with 3 endpoints; no docker,
-//! no installs), checking the shape of what it writes and that nothing is left behind. They
+//! veth topology, its routed "container → outside" floor included; two rounds of the
+//! control-plane probes on netd with 3 endpoints; one round of the "container → outside" rows
+//! on veth and netd; no docker, no installs), checking the shape of what it writes, that
+//! nothing is left behind and that the root netns's forwarding setting is untouched. They
 //! never assert a timing: numbers on a shared CI machine mean nothing.
 
 use std::{
@@ -13,6 +15,7 @@ use std::{
 #[test]
 #[ignore = "needs root (creates network namespaces); cargo xtask test runs it"]
 fn harness_writes_results_of_the_expected_shape() {
+    let forwarding = root_ip_forward();
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
         .args(["--topologies", "veth", "--rounds", "1", "--secs", "0.3", "--no-install", "--out-dir"])
@@ -45,6 +48,9 @@ fn harness_writes_results_of_the_expected_shape() {
         "udp_rr.tps.same_cpu",
         "tcp_stream.gbps.same_cpu",
         "published_tcp_rr.tps.same_cpu",
+        "egress_tcp_stream.gbps.same_cpu",
+        "egress_tcp_rr.tps.same_cpu",
+        "egress_tcp_crr.cps.same_cpu",
     ] {
         assert!(ids.contains(&want), "row {want} missing from {ids:?}");
     }
@@ -62,7 +68,8 @@ fn harness_writes_results_of_the_expected_shape() {
             assert!(veth.is_null());
             continue;
         }
-        if row["id"].as_str().unwrap().starts_with("tcp_stream") && veth.is_null() {
+        let id = row["id"].as_str().unwrap();
+        if (id.starts_with("tcp_stream") || id.starts_with("egress_tcp_stream")) && veth.is_null() {
             assert!(!json["errors"].as_array().unwrap().is_empty());
             continue;
         }
@@ -75,10 +82,19 @@ fn harness_writes_results_of_the_expected_shape() {
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     assert!(md.contains("| Metric | CPUs | veth (floor) |"), "{md}");
     assert!(md.contains("TCP_CRR conn/s"));
+    assert!(md.contains("TCP_CRR container→outside conn/s"), "{md}");
+    assert!(md.contains("- container→outside: "), "{md}");
     let png = std::fs::read(out.path().join("results.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
 
     assert_nothing_left(pid);
+    assert_eq!(root_ip_forward(), forwarding, "the root netns's net.ipv4.ip_forward changed");
+}
+
+/// net.ipv4.ip_forward of the netns the test runs in (the root one): the routed floor turns
+/// forwarding on in its router netns only.
+fn root_ip_forward() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim().to_string()
 }
 
 /// Nothing of run `pid` is left behind: netns, temp dirs and bpffs dirs all carry nb-<pid>.
@@ -177,4 +193,79 @@ fn control_plane_rows_on_netd() {
     assert!(md.contains("daemon RSS with 3 endpoints MiB"), "{md}");
 
     assert_nothing_left(pid);
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces) and a netd build; cargo xtask test runs it"]
+fn egress_rows_on_veth_and_netd() {
+    let netd = netd_binary();
+    let forwarding = root_ip_forward();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
+        .args([
+            "--topologies",
+            "veth,netd",
+            "--probes",
+            "egress-stream,egress-rr,egress-crr",
+            "--rounds",
+            "1",
+            "--secs",
+            "0.3",
+            "--no-install",
+            "--out-dir",
+        ])
+        .arg(out.path())
+        .env("NETD_BIN", &netd)
+        .spawn()
+        .expect("running netd-bench");
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "netd-bench exited with {status}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    let topologies = json["topologies"].as_array().unwrap();
+    let status_of = |name: &str| topologies.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{name}"));
+    let (veth, netd) = (status_of("veth"), status_of("netd"));
+    assert_eq!(veth["available"], true, "{veth}");
+    assert!(veth["unsupported"].as_object().unwrap().is_empty(), "the routed floor: {veth}");
+    assert_eq!(netd["available"], true, "{netd}");
+    // netd's way out is checked once at set-up: either every egress row has numbers, or each
+    // is unavailable with the reason (a netd without egress yet), never a made-up number.
+    let netd_egress = netd["unsupported"].as_object().unwrap();
+    for why in netd_egress.values() {
+        let why = why.as_str().unwrap();
+        assert!(why.starts_with("unavailable: no TCP exchange with the outside server 198.51.100.1: "), "{why}");
+    }
+    if !netd_egress.is_empty() {
+        eprintln!("netd egress unavailable here: {netd_egress:?}");
+    }
+
+    let rows = json["rows"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for quantity in ["egress_tcp_stream.gbps", "egress_tcp_rr.tps", "egress_tcp_crr.cps"] {
+        assert!(ids.contains(&format!("{quantity}.same_cpu").as_str()), "{quantity} missing from {ids:?}");
+    }
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        let probe = row["probe"].as_str().unwrap();
+        assert!(probe.starts_with("egress_"), "row {id} of probe {probe}");
+        assert!(row["ratios"].as_object().unwrap().contains_key("netd/veth"), "row {id}");
+        let iperf3_missing = id.starts_with("egress_tcp_stream") && !json["errors"].as_array().unwrap().is_empty();
+        for (name, unavailable) in [("veth", false), ("netd", netd_egress.contains_key(probe))] {
+            let cell = &row["results"][name];
+            if unavailable || (iperf3_missing && cell.is_null()) {
+                assert!(cell.is_null(), "row {id}, {name}: {cell}");
+                continue;
+            }
+            assert_eq!(cell["samples"].as_array().unwrap().len(), 1, "row {id}, {name}");
+            assert!(cell["median"].as_f64().is_some_and(|v| v > 0.0), "row {id}, {name}: {cell}");
+        }
+    }
+    let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
+    assert!(md.contains("| TCP_RR container→outside trans/s ↑ | same |"), "{md}");
+    assert!(md.contains("| netd/veth |"), "{md}");
+
+    assert_nothing_left(pid);
+    assert_eq!(root_ip_forward(), forwarding, "the root netns's net.ipv4.ip_forward changed");
 }

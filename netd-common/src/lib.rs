@@ -21,6 +21,8 @@ pub mod maps {
     pub const NAT: &str = "NETD_NAT_V1";
     /// Host ports NAT must never hand out (published ports), by PortKey.
     pub const RESERVED_PORTS: &str = "NETD_RSVD_V1";
+    /// FragTarget by FragKey: how later fragments of a translated datagram are translated.
+    pub const FRAGMENTS: &str = "NETD_FRAG_V1";
     /// Per-CPU drop counters indexed by `metric_slot(reason, hook)`.
     pub const METRICS: &str = "NETD_METRICS_V1";
 
@@ -33,6 +35,8 @@ pub mod maps {
     /// evicting a live flow's reverse mapping.
     pub const NAT_ENTRIES: u32 = 524_288;
     pub const MAX_RESERVED_PORTS: u32 = 65_536;
+    /// Datagrams being fragmented at once (LRU: a datagram's fragments arrive within moments).
+    pub const FRAGMENT_ENTRIES: u32 = 8_192;
     /// Slots per hook in the metrics array (codes are below this).
     pub const REASON_SLOTS: u32 = 64;
     pub const HOOK_SLOTS: u32 = 4;
@@ -168,6 +172,27 @@ pub struct NatReverse {
     pub _pad: u16,
 }
 
+/// One fragmented datagram: its addresses (network order), IP identification (as in the
+/// packet) and protocol. Only the first fragment has ports; the later ones are found by this.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub id: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// The address the first fragment was translated to (the source on the way out, the
+/// destination on the way back): later fragments get the same.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragTarget {
+    pub addr: u32,
+    pub _pad: u32,
+}
+
 /// A host port by protocol (`IPPROTO_TCP`/`IPPROTO_UDP`), in host order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,7 +285,7 @@ drop_reasons! {
     InternalNetwork = 8 => "internal_network",
     /// Only TCP, UDP and ICMP are masqueraded.
     UnsupportedProtocol = 9 => "unsupported_protocol",
-    /// IP fragments to the outside are not masqueraded.
+    /// A later IP fragment whose first fragment netd did not see (or no longer remembers).
     Fragment = 10 => "fragment",
     /// No free NAT source port for the flow's destination after `nat::RETRIES` candidates.
     NatPortExhausted = 11 => "nat_port_exhausted",
@@ -292,6 +317,8 @@ mod pod {
     unsafe impl aya::Pod for super::CtEntry {}
     unsafe impl aya::Pod for super::NatReverse {}
     unsafe impl aya::Pod for super::PortKey {}
+    unsafe impl aya::Pod for super::FragKey {}
+    unsafe impl aya::Pod for super::FragTarget {}
     unsafe impl aya::Pod for super::DropCounter {}
 }
 
@@ -309,6 +336,8 @@ mod tests {
         assert_eq!(size_of::<CtEntry>(), 16);
         assert_eq!(size_of::<NatReverse>(), 16);
         assert_eq!(size_of::<PortKey>(), 4);
+        assert_eq!(size_of::<FragKey>(), 12);
+        assert_eq!(size_of::<FragTarget>(), 8);
     }
 
     #[test]

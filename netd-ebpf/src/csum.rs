@@ -22,7 +22,19 @@ fn l4_flags(proto: u8) -> u64 {
 /// for TCP/UDP, whose checksum covers the pseudo-header — the L4 checksum at `l4`.
 #[inline(always)]
 pub fn set_addr(ctx: &TcContext, addr_off: usize, l4: usize, proto: u8, old: u32, new: u32) -> Result<(), ()> {
-    if proto != IPPROTO_ICMP {
+    set_addr_with(ctx, addr_off, Some(l4), proto, old, new)
+}
+
+/// `set_addr` for a later fragment: no L4 header in this packet (the first fragment's L4
+/// checksum covered the address change for the whole datagram).
+#[inline(always)]
+pub fn set_addr_l3(ctx: &TcContext, addr_off: usize, old: u32, new: u32) -> Result<(), ()> {
+    set_addr_with(ctx, addr_off, None, IPPROTO_ICMP, old, new)
+}
+
+#[inline(always)]
+fn set_addr_with(ctx: &TcContext, addr_off: usize, l4: Option<usize>, proto: u8, old: u32, new: u32) -> Result<(), ()> {
+    if let (Some(l4), true) = (l4, proto != IPPROTO_ICMP) {
         let flags = l4_flags(proto) | BPF_F_PSEUDO_HDR as u64 | 4;
         ctx.l4_csum_replace(l4 + l4_csum_offset(proto), old as u64, new as u64, flags).map_err(|_| ())?;
     }

@@ -3,10 +3,10 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
 use netd_common::{CtKey, DropReason};
 
 use crate::{
-    conntrack,
+    conntrack, csum, fragments,
     maps::UPLINKS_BY_IFINDEX,
     nat,
-    packet::{l4, Ipv4Packet, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
+    packet::{l4, Ipv4Packet, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_SRC_OFF},
     route,
     verdict::Verdict,
 };
@@ -28,11 +28,16 @@ pub fn masquerade(
         IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP => {}
         _ => return Ok(Verdict::Drop(DropReason::UnsupportedProtocol)),
     }
-    if pkt.fragment {
-        return Ok(Verdict::Drop(DropReason::Fragment));
-    }
     if pkt.ttl <= 1 {
         return Ok(Verdict::Drop(DropReason::TtlExceeded));
+    }
+    if pkt.later_fragment {
+        // No ports here: the datagram's first fragment said where it goes.
+        let Some(target) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
+            return Ok(Verdict::Drop(DropReason::Fragment));
+        };
+        csum::set_addr_l3(ctx, IP_SRC_OFF, pkt.saddr, target)?;
+        return Ok(Verdict::Redirect(route::send(ctx, pkt, ifindex, next_hop, macs)?));
     }
     let ports = l4(ctx, pkt)?;
     if pkt.proto == IPPROTO_ICMP && ports.icmp_type != ICMP_ECHO_REQUEST {
@@ -60,6 +65,9 @@ pub fn masquerade(
             Err(reason) => return Ok(Verdict::Drop(reason)),
         },
     };
+    if pkt.fragment {
+        fragments::remember(pkt.saddr, pkt.daddr, pkt, nat_addr);
+    }
     nat::rewrite_source(ctx, pkt, &orig, nat_addr, nat_port)?;
     Ok(Verdict::Redirect(route::send(ctx, pkt, ifindex, next_hop, macs)?))
 }

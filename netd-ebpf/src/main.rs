@@ -10,6 +10,7 @@ mod conntrack;
 mod csum;
 mod egress;
 mod forward;
+mod fragments;
 mod maps;
 mod metrics;
 mod nat;

@@ -5,7 +5,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray},
 };
 use netd_common::{
-    maps::*, CtEntry, CtKey, DropCounter, EndpointValue, InterfaceValue, NatReverse, PortKey, UplinkValue,
+    maps::*, CtEntry, CtKey, DropCounter, EndpointValue, FragKey, FragTarget, InterfaceValue, NatReverse, PortKey,
+    UplinkValue,
 };
 
 #[map(name = "NETD_EP_V2")]
@@ -29,6 +30,9 @@ pub static NAT_BY_REPLY: HashMap<CtKey, NatReverse> = HashMap::pinned(NAT_ENTRIE
 #[map(name = "NETD_RSVD_V1")]
 pub static RESERVED_PORTS: HashMap<PortKey, u8> = HashMap::pinned(MAX_RESERVED_PORTS, 0);
 
+#[map(name = "NETD_FRAG_V1")]
+pub static FRAGMENTS: LruHashMap<FragKey, FragTarget> = LruHashMap::pinned(FRAGMENT_ENTRIES, 0);
+
 #[map(name = "NETD_METRICS_V1")]
 pub static METRICS: PerCpuArray<DropCounter> = PerCpuArray::pinned(METRIC_SLOTS, 0);
 
@@ -42,6 +46,7 @@ const _: () = {
     assert!(eq(NAT.as_bytes(), b"NETD_NAT_V1"));
     assert!(eq(netd_common::maps::RESERVED_PORTS.as_bytes(), b"NETD_RSVD_V1"));
     assert!(eq(netd_common::maps::METRICS.as_bytes(), b"NETD_METRICS_V1"));
+    assert!(eq(netd_common::maps::FRAGMENTS.as_bytes(), b"NETD_FRAG_V1"));
 };
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {

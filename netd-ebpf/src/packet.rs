@@ -48,6 +48,12 @@ pub fn is_loopback(addr: u32) -> bool {
     addr.to_ne_bytes()[0] == 127
 }
 
+/// True for 224.0.0.0/4 and 255.255.255.255: never routed out, whatever the routes say.
+#[inline(always)]
+pub fn is_multicast_or_broadcast(addr: u32) -> bool {
+    addr == u32::MAX || addr.to_ne_bytes()[0] & 0xf0 == 0xe0
+}
+
 /// The IPv4 header as the programs need it.
 #[derive(Clone, Copy)]
 pub struct Ipv4Packet {
@@ -55,6 +61,8 @@ pub struct Ipv4Packet {
     pub daddr: u32,
     pub proto: u8,
     pub ttl: u8,
+    /// Identification, as it sits in the packet (it keys fragments).
+    pub id: u16,
     /// Offset of the L4 header (options skipped).
     pub l4: usize,
     /// More-fragments set or a non-zero fragment offset.
@@ -78,6 +86,7 @@ pub fn ipv4(ctx: &TcContext) -> Result<Ipv4Packet, ()> {
         daddr: ip_key(ip.dst_addr),
         proto: ip.proto,
         ttl: ip.ttl,
+        id: u16::from_ne_bytes(ip.id),
         l4: ETH_HLEN + ihl * 4,
         fragment: frags & 0x3fff != 0,
         later_fragment: frags & 0x1fff != 0,

@@ -6,16 +6,16 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_redirect_peer},
     programs::TcContext,
 };
-use netd_common::{CtKey, DropReason, NatReverse};
+use netd_common::{CtKey, DropReason};
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::{
-    conntrack, csum,
+    conntrack, csum, fragments,
     maps::{ENDPOINTS_BY_IP, NAT_BY_REPLY, UPLINKS_BY_IFINDEX},
     nat,
     packet::{
         ipv4, l4, ptr_at, Ipv4Packet, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_PARAMETER_PROBLEM, ICMP_TIME_EXCEEDED,
-        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DST_OFF,
     },
     policy,
     verdict::Verdict,
@@ -54,8 +54,12 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
         _ => return Ok(None),
     }
     if pkt.later_fragment {
-        // No L4 header to find the flow by: the host stack reassembles what is its own.
-        return Ok(None);
+        // No L4 header: found by the datagram its first fragment recorded, else the host's.
+        let Some(addr) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
+            return Ok(None);
+        };
+        csum::set_addr_l3(ctx, IP_DST_OFF, pkt.daddr, addr)?;
+        return deliver(ctx, pkt, addr).map(Some);
     }
     let ports = l4(ctx, pkt)?;
     if pkt.proto == IPPROTO_ICMP {
@@ -73,7 +77,7 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
         return Ok(None);
     };
     if pkt.fragment {
-        return Ok(Some(Verdict::Drop(DropReason::Fragment)));
+        fragments::remember(pkt.saddr, pkt.daddr, pkt, to.addr);
     }
     let orig = CtKey { saddr: to.addr, daddr: pkt.saddr, sport: to.port, dport: sport, proto: pkt.proto, _pad: [0; 3] };
     if let Some(entry) = conntrack::lookup(&orig) {
@@ -81,7 +85,7 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
         conntrack::update(entry, pkt.proto, ports.tcp_flags, true, unsafe { bpf_ktime_get_ns() });
     }
     nat::rewrite_destination(ctx, pkt, dport, &to)?;
-    deliver(ctx, pkt, &to).map(Some)
+    deliver(ctx, pkt, to.addr).map(Some)
 }
 
 /// An ICMP error about a masqueraded flow goes to the container with the quoted packet
@@ -101,14 +105,14 @@ fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> 
         return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));
     }
     nat::rewrite_icmp_error(ctx, pkt, &quoted, &to)?;
-    deliver(ctx, pkt, &to).map(Some)
+    deliver(ctx, pkt, to.addr).map(Some)
 }
 
 /// Into the container that owns the flow, as if from its gateway.
 #[inline(always)]
-fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, to: &NatReverse) -> Result<Verdict, ()> {
+fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, addr: u32) -> Result<Verdict, ()> {
     // SAFETY: read-only lookup of a plain-old-data value.
-    let Some(ep) = (unsafe { ENDPOINTS_BY_IP.get(to.addr) }).copied() else {
+    let Some(ep) = (unsafe { ENDPOINTS_BY_IP.get(addr) }).copied() else {
         return Ok(Verdict::Drop(DropReason::NoEndpoint));
     };
     if pkt.ttl <= 1 {

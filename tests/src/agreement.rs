@@ -76,11 +76,14 @@ pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
     let veths: BTreeSet<String> = netd_links.iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
     assert_eq!(veths, r.veths, "{}", ctx("host veths vs the endpoints the daemon reports"));
 
-    let pins = dir_names(&host.bpffs.join("links"));
+    let pins = dir_names(&host.bpffs.join(crate::ENDPOINT_LINKS));
     assert_eq!(pins, r.veths, "{}", ctx("pinned links vs endpoints"));
+    // The test host's one uplink keeps its ingress program whatever happened to containers.
+    let uplink_pins = dir_names(&host.bpffs.join("links/netd_up_ingress"));
+    assert_eq!(uplink_pins, BTreeSet::from(["eth0".to_string()]), "{}", ctx("pinned uplink links"));
     let ifindexes: BTreeSet<u32> = netd_links.iter().map(|l| l["ifindex"].as_u64().unwrap() as u32).collect();
-    assert_eq!(map_keys_u32(&host.bpffs.join("maps/NETD_IF_V1")), ifindexes, "{}", ctx("interface map vs veths"));
-    let ep_keys: BTreeSet<String> = map_keys(&host.bpffs.join("maps/NETD_EP_V1"))
+    assert_eq!(map_keys_u32(&host.bpffs.join(crate::INTERFACE_MAP)), ifindexes, "{}", ctx("interface map vs veths"));
+    let ep_keys: BTreeSet<String> = map_keys(&host.bpffs.join(crate::ENDPOINT_MAP))
         .iter()
         .map(|k| k.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("."))
         .collect();

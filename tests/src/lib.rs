@@ -29,6 +29,13 @@ const LIMIT: Limit = Limit::new(COMMAND_TIMEOUT);
 /// route points here).
 pub const OUTSIDE_ADDR: &str = "198.51.100.1";
 
+/// Pinned maps of the endpoints (by IPv4 address) and of their host-side veths (by ifindex),
+/// relative to the daemon's bpffs directory.
+pub const ENDPOINT_MAP: &str = "maps/NETD_EP_V2";
+pub const INTERFACE_MAP: &str = "maps/NETD_IF_V2";
+/// Where the daemon pins the tcx links of its endpoint program, one per host-side veth.
+pub const ENDPOINT_LINKS: &str = "links/netd_ep_ingress";
+
 /// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`) or the release build.
 pub fn netd_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NETD_BIN") {
@@ -57,7 +64,13 @@ pub struct DaemonOptions {
     pub umask: Option<libc::mode_t>,
     /// RLIMIT_NOFILE (soft, hard) the daemon starts with (default: the test process's).
     pub nofile: Option<(u64, u64)>,
+    /// A second uplink `eth1` (203.0.113.2/24) to a second outside netns
+    /// ([`TestHost::second_outside_ns`], 203.0.113.1); the daemon gets both uplinks.
+    pub second_uplink: bool,
 }
+
+/// The second outside netns' address (see [`DaemonOptions::second_uplink`]).
+pub const SECOND_OUTSIDE_ADDR: &str = "203.0.113.1";
 
 impl TestHost {
     /// Builds the namespaces and starts a daemon in "host".
@@ -99,6 +112,25 @@ impl TestHost {
             sh(&["ip", "-n", ns, "addr", "add", addr, "dev", "eth0"]);
         }
         sh(&["ip", "-n", h, "route", "add", "default", "via", "198.51.100.1"]);
+        if self.options.second_uplink {
+            let o2 = self.second_outside_ns();
+            let (hv, ov) = (format!("w{}h", self.tag), format!("w{}o", self.tag));
+            sh(&["ip", "netns", "add", &o2]);
+            sh(&["ip", "link", "add", &hv, "type", "veth", "peer", "name", &ov]);
+            sh(&["ip", "link", "set", &hv, "netns", h, "name", "eth1"]);
+            sh(&["ip", "link", "set", &ov, "netns", &o2, "name", "eth0"]);
+            let outside = format!("{SECOND_OUTSIDE_ADDR}/24");
+            for (ns, dev, addr) in [(h.as_str(), "eth1", "203.0.113.2/24"), (o2.as_str(), "eth0", outside.as_str())] {
+                sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+                sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+                sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+            }
+        }
+    }
+
+    /// The second outside netns (only with [`DaemonOptions::second_uplink`]).
+    pub fn second_outside_ns(&self) -> String {
+        format!("nt-{}-out2", self.tag)
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -126,7 +158,7 @@ impl TestHost {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
         let mut command = netd_cmd::in_netns(&self.netns_path(&self.host_ns), netd_bin());
-        let DaemonOptions { umask, nofile } = self.options;
+        let DaemonOptions { umask, nofile, second_uplink } = self.options;
         // SAFETY: umask and setrlimit are async-signal-safe syscalls; nsenter execs netd, which
         // inherits both.
         unsafe {
@@ -144,7 +176,9 @@ impl TestHost {
             });
         }
         let child = command
-            .args(["daemon", "--uplink", "eth0", "--state-dir"])
+            .args(["daemon", "--uplink", "eth0"])
+            .args(if second_uplink { &["--uplink", "eth1"][..] } else { &[] })
+            .arg("--state-dir")
             .arg(self.dir.join("state"))
             .arg("--run-dir")
             .arg(self.run_dir())
@@ -315,7 +349,7 @@ impl TestHost {
             addrs: self.in_host_ok(&["ip", "-o", "-4", "addr", "show"]),
             routes: self.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]),
             netns: dir_listing(self.run_dir().join("netns")),
-            link_pins: dir_listing(self.bpffs.join("links")),
+            link_pins: dir_listing(self.bpffs.join(ENDPOINT_LINKS)),
             networks: self.ok(&["network", "ls", "--no-trunc"]),
             containers: self.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Networks}} {{.State}}"]),
         }
@@ -358,6 +392,9 @@ impl Drop for TestHost {
         let _ = nix::mount::umount2(&self.run_dir().join("host-netns"), nix::mount::MntFlags::MNT_DETACH);
         let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.host_ns]), LIMIT);
         let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.outside_ns]), LIMIT);
+        if self.options.second_uplink {
+            let _ = netd_cmd::output(Command::new("ip").args(["netns", "del", &self.second_outside_ns()]), LIMIT);
+        }
         let _ = std::fs::remove_dir_all(&self.bpffs);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -4,36 +4,36 @@
 use std::path::Path;
 
 use aya::maps::{HashMap, Map, MapData};
-use netd_tests::TestHost;
+use netd_tests::{TestHost, ENDPOINT_MAP, INTERFACE_MAP};
 
 /// Fills the pinned endpoint map to capacity with addresses in 10.0.0.0/8 (no netd network
 /// uses them here); returns the keys added.
 fn fill_endpoint_map(bpffs: &Path) -> Vec<u32> {
-    let data = MapData::from_pin(bpffs.join("maps/NETD_EP_V1")).expect("open the pinned endpoint map");
-    let mut map: HashMap<MapData, u32, [u8; 16]> = HashMap::try_from(Map::HashMap(data)).unwrap();
+    let data = MapData::from_pin(bpffs.join(ENDPOINT_MAP)).expect("open the pinned endpoint map");
+    let mut map: HashMap<MapData, u32, [u8; 20]> = HashMap::try_from(Map::HashMap(data)).unwrap();
     let mut added = Vec::new();
     for i in 0..70_000u32 {
         let key = u32::from_ne_bytes((0x0a00_0000 + i).to_be_bytes());
-        if map.insert(key, [0u8; 16], 0).is_err() {
+        if map.insert(key, [0u8; 20], 0).is_err() {
             break;
         }
         added.push(key);
     }
-    assert!(map.insert(0x0a7f_ffff, [0u8; 16], 0).is_err(), "the endpoint map did not fill up");
+    assert!(map.insert(0x0a7f_ffff, [0u8; 20], 0).is_err(), "the endpoint map did not fill up");
     added
 }
 
 fn empty_endpoint_map(bpffs: &Path, keys: &[u32]) {
-    let data = MapData::from_pin(bpffs.join("maps/NETD_EP_V1")).unwrap();
-    let mut map: HashMap<MapData, u32, [u8; 16]> = HashMap::try_from(Map::HashMap(data)).unwrap();
+    let data = MapData::from_pin(bpffs.join(ENDPOINT_MAP)).unwrap();
+    let mut map: HashMap<MapData, u32, [u8; 20]> = HashMap::try_from(Map::HashMap(data)).unwrap();
     for k in keys {
         map.remove(k).unwrap();
     }
 }
 
 fn interface_map_keys(bpffs: &Path) -> Vec<u32> {
-    let data = MapData::from_pin(bpffs.join("maps/NETD_IF_V1")).unwrap();
-    let map: HashMap<MapData, u32, [u8; 24]> = HashMap::try_from(Map::HashMap(data)).unwrap();
+    let data = MapData::from_pin(bpffs.join(INTERFACE_MAP)).unwrap();
+    let map: HashMap<MapData, u32, [u8; 28]> = HashMap::try_from(Map::HashMap(data)).unwrap();
     let mut keys: Vec<u32> = map.keys().map(|k| k.unwrap()).collect();
     keys.sort();
     keys

@@ -15,12 +15,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netd_tests::{in_netns, tcp_exchange, tcx_ingress_programs, TestHost};
+use netd_tests::{in_netns, tcp_exchange, tcx_ingress_programs, TestHost, ENDPOINT_LINKS, ENDPOINT_MAP, INTERFACE_MAP};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const PROGRAM: &str = "netd_ep_ingress";
-const MAPS: [&str; 3] = ["NETD_EP_V1", "NETD_IF_V1", "NETD_DROPS_V1"];
+/// Every map the daemon pins: a restart keeps each one (conntrack and NAT included).
+const MAPS: [&str; 8] = [
+    "NETD_EP_V2",
+    "NETD_IF_V2",
+    "NETD_UPLINK_V1",
+    "NETD_CT_TCP_V1",
+    "NETD_CT_ANY_V1",
+    "NETD_NAT_V1",
+    "NETD_RSVD_V1",
+    "NETD_METRICS_V1",
+];
 /// rtnetlink protocol of netd's routes (docs/architecture.md).
 const NETD_ROUTE_PROTO: &str = "78";
 
@@ -92,7 +102,7 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
         "STARTED"
     );
     host.ok(&["rm", "-f", "five", "one"]);
-    assert!(!host.bpffs.join("links").join(ifname_of(&views_before, "one")).exists(), "pin of one left behind");
+    assert!(!host.bpffs.join(ENDPOINT_LINKS).join(ifname_of(&views_before, "one")).exists(), "pin of one left behind");
     assert_eq!(tcp_exchange(&ns2, &host.container_netns("three"), "10.77.0.2", 7102, "still"), "STILL");
 }
 
@@ -121,8 +131,8 @@ fn restart_removes_objects_the_store_does_not_know() {
     let stray_netns = host.run_dir().join("netns").join("ghost");
     std::fs::File::create(&stray_netns).unwrap();
     netd_tests::sh(&["unshare", &format!("--net={}", stray_netns.display()), "true"]);
-    let ep_map = host.bpffs.join("maps/NETD_EP_V1");
-    let if_map = host.bpffs.join("maps/NETD_IF_V1");
+    let ep_map = host.bpffs.join(ENDPOINT_MAP);
+    let if_map = host.bpffs.join(INTERFACE_MAP);
     let stray_ip_key = ["172", "31", "99", "99"].map(|b| format!("{:02x}", b.parse::<u8>().unwrap()));
     map_update(&ep_map, &stray_ip_key);
     let stray_ifindex_key = 99_999u32.to_ne_bytes().map(|b| format!("{b:02x}"));
@@ -221,7 +231,7 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
     netd_tests::wait_process_gone(nons_pid as u32, Duration::from_secs(10));
     let pinned = pinned_link_names(&host);
     assert_eq!(pinned.len(), 3, "the three live endpoints keep pinned links: {pinned:?}");
-    let ep_map = host.bpffs.join("maps/NETD_EP_V1");
+    let ep_map = host.bpffs.join(ENDPOINT_MAP);
     let key: Vec<String> = ip_nons.split('.').map(|b| format!("{:02x}", b.parse::<u8>().unwrap())).collect();
     assert!(!map_has(&ep_map, &key), "map entry of the lost endpoint {ip_nons} left");
     assert_eq!(host.ok(&["ps", "-q"]).lines().count(), 3);
@@ -241,7 +251,7 @@ fn restart_repairs_missing_and_misplaced_link_pins() {
     host.stop_daemon(Signal::SIGKILL);
 
     // one's pin is gone (its program detached with it); two's pin holds another device's link.
-    let links = host.bpffs.join("links");
+    let links = host.bpffs.join(ENDPOINT_LINKS);
     std::fs::remove_file(links.join(&veth1)).unwrap();
     std::fs::remove_file(links.join(&veth2)).unwrap();
     let foreign = format!("v{}f", host.tag);
@@ -277,6 +287,47 @@ struct Views {
     networks: Value,
     ps: String,
     containers: Value,
+}
+
+/// A daemon of the previous layout left its endpoint links straight under `links/` and its
+/// maps under older names: the new daemon moves the links under their program (same link,
+/// never detached: traffic flows throughout), unpins the old maps and refills the new ones.
+#[test]
+fn restart_migrates_the_previous_pin_layout() {
+    let mut host = TestHost::start();
+    host.ok(&["network", "create", "mg-net"]);
+    host.ok(&["run", "-d", "--name", "one", "--network", "mg-net"]);
+    host.ok(&["run", "-d", "--name", "two", "--network", "mg-net"]);
+    let views_before = views(&host);
+    let (veth1, veth2) = (ifname_of(&views_before, "one"), ifname_of(&views_before, "two"));
+    let ip2 = host.ip_of("two", "mg-net");
+    let before = pins(&host);
+    host.stop_daemon(Signal::SIGKILL);
+
+    let links = host.bpffs.join("links");
+    for veth in [&veth1, &veth2] {
+        std::fs::rename(host.bpffs.join(ENDPOINT_LINKS).join(veth), links.join(veth)).unwrap();
+    }
+    let old_map = host.bpffs.join("maps/NETD_EP_V1");
+    let created = Command::new("bpftool")
+        .args(["map", "create", &old_map.to_string_lossy(), "type", "hash", "key", "4", "value", "16"])
+        .args(["entries", "16", "name", "NETD_EP_V1"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "bpftool map create: {}", String::from_utf8_lossy(&created.stderr));
+    // The old layout still forwards while no daemon runs.
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7401, "old"), "OLD");
+
+    host.start_daemon();
+    let after = pins(&host);
+    for veth in [&veth1, &veth2] {
+        assert!(!links.join(veth).exists(), "{veth} still pinned in the old place");
+        assert_eq!(after.links[veth.as_str()].id, before.links[veth.as_str()].id, "{veth} got another link");
+    }
+    assert!(!old_map.exists(), "the old map is still pinned");
+    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7402, "new"), "NEW");
+    assert_same_views(&views(&host), &views_before);
 }
 
 fn views(host: &TestHost) -> Views {
@@ -407,7 +458,8 @@ fn pins(host: &TestHost) -> Pins {
     let links = pinned_link_names(host)
         .into_iter()
         .map(|name| {
-            let link = bpftool(&["link", "show", "pinned", &host.bpffs.join("links").join(&name).to_string_lossy()]);
+            let link =
+                bpftool(&["link", "show", "pinned", &host.bpffs.join(ENDPOINT_LINKS).join(&name).to_string_lossy()]);
             (name, LinkPin { id: id(&link, "id"), prog_id: id(&link, "prog_id") })
         })
         .collect();
@@ -423,7 +475,7 @@ fn pins(host: &TestHost) -> Pins {
 }
 
 fn pinned_link_names(host: &TestHost) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(host.bpffs.join("links"))
+    let mut names: Vec<String> = std::fs::read_dir(host.bpffs.join(ENDPOINT_LINKS))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -470,7 +522,7 @@ fn pin_tcx_link(host: &TestHost, ifname: &str, pin_name: &str) {
         SchedClassifier, TcAttachType,
     };
     let prog_pin = host.bpffs.join("progs").join(PROGRAM);
-    let link_pin = host.bpffs.join("links").join(pin_name);
+    let link_pin = host.bpffs.join(ENDPOINT_LINKS).join(pin_name);
     let ifname = ifname.to_string();
     in_netns(&host.netns_path(&host.host_ns), move || {
         let mut prog = SchedClassifier::from_pin(&prog_pin).expect("open pinned program");

@@ -1,6 +1,6 @@
 //! The walking skeleton end to end: one network, two containers, real traffic through the eBPF
 //! datapath, and nothing of netd left behind.
-use netd_tests::{tcp_exchange, tcx_ingress_programs, TestHost};
+use netd_tests::{tcp_exchange, tcx_ingress_programs, TestHost, ENDPOINT_LINKS};
 
 #[test]
 fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
@@ -43,7 +43,7 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     for ep in &endpoints {
         let ifname = format!("nd{}", &ep[..12]);
         assert_eq!(tcx_ingress_programs(&host_ns, &ifname), ["netd_ep_ingress"], "on {ifname}");
-        assert!(host.bpffs.join("links").join(&ifname).exists(), "link of {ifname} is not pinned");
+        assert!(host.bpffs.join(ENDPOINT_LINKS).join(&ifname).exists(), "link of {ifname} is not pinned");
     }
 
     host.ok(&["rm", "-f", "one", "two"]);
@@ -52,13 +52,16 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     assert_eq!(host.in_host_ok(&["ip", "-o", "link", "show"]), links_before);
     assert_eq!(host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]), routes_before);
     assert_eq!(host.in_host_ok(&["ip", "-o", "-4", "addr", "show"]), addrs_before);
-    let pinned_links: Vec<_> = std::fs::read_dir(host.bpffs.join("links")).unwrap().collect();
+    let pinned_links: Vec<_> = std::fs::read_dir(host.bpffs.join(ENDPOINT_LINKS)).unwrap().collect();
     assert!(pinned_links.is_empty(), "link pins left behind: {pinned_links:?}");
+    // The uplink keeps its program for as long as the daemon runs.
+    assert_eq!(tcx_ingress_programs(&host_ns, "eth0"), ["netd_up_ingress"]);
 
     // `system reset` removes the rest (the default bridge's gateway, routes, every pin, the
     // run dir) and stops the daemon, whose state is gone.
     host.ok(&["system", "reset"]);
     assert!(!host.bpffs.exists(), "pins left after system reset");
+    assert!(tcx_ingress_programs(&host_ns, "eth0").is_empty(), "the uplink program outlived system reset");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while host.run_dir().exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -6,7 +6,10 @@
 //! bridge-nf-call-iptables settings (br_netfilter is per netns) all live in that namespace,
 //! so nothing in the root netns is touched and deleting the namespace takes them all away;
 //! and the namespace has no route off the machine at all. The datapath measured is Docker's
-//! own: veth → docker0 bridge → br_netfilter/iptables FORWARD → veth.
+//! own: veth → docker0 bridge → br_netfilter/iptables FORWARD → veth. Its veth uplink to an
+//! "outside" netns (198.51.100.2 / .1) carries the published-port clients and the
+//! "container → outside" rows: the client container to a server there, through Docker's
+//! iptables MASQUERADE and nf_conntrack in that namespace (checked once at set-up).
 
 use std::{
     collections::BTreeMap,
@@ -19,8 +22,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
-    Unsupported, HOST_UPLINK_IP,
+    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, PublishedPort,
+    Target, Topology, Unsupported, HOST_UPLINK_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -75,7 +78,8 @@ impl Dockerd {
         // Belt and braces: the namespace has no uplink at all; a blackhole for Docker's
         // default pools makes it explicit that no container traffic is routed anywhere else.
         netns.ip(&["route", "add", "blackhole", "172.16.0.0/12"])?;
-        // An uplink to an "outside" netns, for clients of published ports.
+        // An uplink to an "outside" netns, for clients of published ports and servers of the
+        // "container → outside" rows (its 198.51.100.0/24 is the only route out of here).
         let outside = Netns::create(&names.netns("dout"))?;
         let (h_if, o_if) = (names.ifname("dh"), names.ifname("do"));
         connect_uplink(&netns, &outside, &h_if, &o_if)?;
@@ -210,9 +214,25 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
         .spawn()
         .context("starting tar")?;
     let tar_out = tar.stdout.take().context("tar stdout")?;
-    let import = sys::run(d.cli().args(["import", "-", tag]).stdin(Stdio::from(tar_out)));
-    let _ = tar.wait();
-    import.context("docker import")?;
+    // Spawned here rather than through `sys::run`, which gives every command /dev/null as
+    // stdin: `docker import -` would then make an empty image.
+    let import = d
+        .cli()
+        .args(["import", "-", tag])
+        .stdin(Stdio::from(tar_out))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting docker import");
+    let import = import.and_then(|child| sys::wait_output(child, Duration::from_secs(120), "docker import"));
+    let tar_status = tar.wait().context("waiting for tar")?;
+    let import = import?;
+    if !import.status.success() {
+        bail!("docker import failed ({}): {}", import.status, String::from_utf8_lossy(&import.stderr).trim());
+    }
+    if !tar_status.success() {
+        bail!("tar -c of the image's root failed ({tar_status})");
+    }
     Ok(())
 }
 
@@ -237,6 +257,8 @@ pub struct DockerBridge {
     server: Endpoint,
     client: Endpoint,
     published: Option<PublishedPort>,
+    /// The client container's way out (MASQUERADE in dockerd's netns), or why there is none.
+    egress: Result<Egress, String>,
     /// (network, container) for the attach probe, or why they could not be made.
     attach: Result<(String, String), String>,
     networks: Vec<String>,
@@ -253,6 +275,7 @@ impl DockerBridge {
             server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             published: None,
+            egress: Err("not set up".into()),
             attach: Err("not set up".into()),
             networks: Vec::new(),
             containers: Vec::new(),
@@ -266,6 +289,7 @@ impl DockerBridge {
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
         t.server = t.start_container(&names.netns("srv"), &image, &["-p", &publish])?;
         t.client = t.start_container(&names.netns("cli"), &image, &[])?;
+        t.egress = checked_egress(t.client.netns.clone(), &t.dockerd.outside);
         // A spare container and a spare (user-defined bridge) network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
         sys::run(t.dockerd.cli().args(["network", "create", &att_net])).context("docker network create")?;
@@ -338,6 +362,9 @@ impl Topology for DockerBridge {
     }
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
         self.published.as_ref().ok_or(Unsupported::NotApplicable)
+    }
+    fn egress(&self) -> Result<&Egress, Unsupported> {
+        self.egress.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
     }
     fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
         match &self.attach {

@@ -1,5 +1,6 @@
 //! Topologies: two endpoints (server, client) on this host, each a network namespace with an
-//! address. Setting one up returns a value whose Drop tears it all down again.
+//! address, and (for the "container → outside" rows) a way out to a server in an "outside"
+//! netns. Setting one up returns a value whose Drop tears it all down again.
 
 pub mod docker;
 pub mod netd;
@@ -90,6 +91,17 @@ pub struct Target {
     pub addr: SocketAddr,
 }
 
+/// "container → outside": the topology's client reaching a server in its outside netns through
+/// the topology's way out — netd's `--uplink` (eBPF masquerade), dockerd's netns (iptables
+/// MASQUERADE + nf_conntrack), or, for the floor, a router netns that forwards without NAT.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    /// Where the client runs (the client container, or the floor's client netns).
+    pub client_netns: PathBuf,
+    /// The server: the outside netns and its address ([`OUTSIDE_IP`]).
+    pub server: Endpoint,
+}
+
 /// Why a topology cannot run a probe.
 #[derive(Debug, Clone)]
 pub enum Unsupported {
@@ -162,6 +174,10 @@ pub trait Topology {
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
         Err(Unsupported::NotApplicable)
     }
+    /// The way out to the outside netns, for the "container → outside" probes.
+    fn egress(&self) -> Result<&Egress, Unsupported> {
+        Err(Unsupported::NotApplicable)
+    }
     /// The daemon behind the topology, for the control-plane probes.
     fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
         Err(Unsupported::NotApplicable)
@@ -204,6 +220,10 @@ pub const HOST_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
 /// Connects `host` to `outside` with a veth pair `host_if`/`outside_if`, addressed and up.
+/// The outside netns gets no other route: it can answer only addresses in 198.51.100.0/24
+/// (and what a topology routes back explicitly), so a container's traffic that reaches a
+/// server there and gets answers was translated to the uplink address (or, for the floor,
+/// routed back on purpose).
 pub fn connect_uplink(host: &Netns, outside: &Netns, host_if: &str, outside_if: &str) -> anyhow::Result<()> {
     host.ip(&["link", "add", host_if, "type", "veth", "peer", "name", outside_if, "netns", &outside.name])?;
     host.ip(&["addr", "add", &format!("{HOST_UPLINK_IP}/24"), "dev", host_if])?;
@@ -211,4 +231,18 @@ pub fn connect_uplink(host: &Netns, outside: &Netns, host_if: &str, outside_if: 
     host.ip(&["link", "set", host_if, "up"])?;
     outside.ip(&["link", "set", outside_if, "up"])?;
     Ok(())
+}
+
+/// The way out from `client_netns` to a server at [`OUTSIDE_IP`] in `outside`, once checked
+/// to work (a short TCP_RR exchange with the bench's own server); Err says why it does not.
+/// Detects rather than assumes: a daemon without egress yet gets its rows marked unavailable.
+pub fn checked_egress(client_netns: PathBuf, outside: &Netns) -> Result<Egress, String> {
+    let egress = Egress { client_netns, server: Endpoint { netns: outside.path(), ip: OUTSIDE_IP } };
+    match crate::probe::reachable(&egress.server, &egress.client_netns) {
+        Ok(()) => Ok(egress),
+        Err(e) => Err(format!(
+            "no TCP exchange with the outside server {OUTSIDE_IP}: {}",
+            format!("{e:#}").replace('\n', " ")
+        )),
+    }
 }

@@ -2,7 +2,10 @@
 //!
 //! Like the end-to-end tests, the daemon runs inside a "host" netns the bench creates, with a
 //! veth uplink to an "outside" netns (198.51.100.2 host / .1 outside), its own state, run
-//! and bpffs directories, so it never touches the root netns.
+//! and bpffs directories, so it never touches the root netns. The daemon gets that uplink as
+//! `--uplink`: the "container → outside" rows go from the client container to a server in the
+//! outside netns, masqueraded to 198.51.100.2 by netd's eBPF datapath (when it can: checked
+//! once at set-up, else those rows are unavailable with the reason).
 
 use std::{
     collections::BTreeMap,
@@ -15,8 +18,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    connect_uplink, publish_base, rss_of, ControlPlane, Endpoint, Kind, Names, PublishedPort, Target, Topology,
-    Unsupported, OUTSIDE_IP,
+    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, PublishedPort,
+    Target, Topology, Unsupported, OUTSIDE_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -77,6 +80,8 @@ pub struct NetdNetwork {
     containers: Vec<String>,
     /// The server's published port, or why publishing failed.
     published: Result<PublishedPort, String>,
+    /// The client container's way out through the uplink, or why there is none.
+    egress: Result<Egress, String>,
     /// (network, container) for the attach probe, or why they could not be made.
     attach: Result<(String, String), String>,
     /// Whether this netd's `run` has `-p`, else why not.
@@ -134,6 +139,7 @@ impl NetdNetwork {
             networks: Vec::new(),
             containers: Vec::new(),
             published: Err("not set up".into()),
+            egress: Err("not set up".into()),
             attach: Err("not set up".into()),
             can_publish: Err("not set up".into()),
             tag: names.tag.clone(),
@@ -181,6 +187,7 @@ impl NetdNetwork {
             }
         };
         t.client = t.start_container(&names.netns("cli"), &network, &run, &[])?;
+        t.egress = checked_egress(t.client.netns.clone(), &t._outside);
         // A spare container and a spare network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
         t.attach = match sys::run(t.daemon().cli().args(["network", "create", &att_net])) {
@@ -293,6 +300,9 @@ impl Topology for NetdNetwork {
     }
     fn published_port(&self) -> Result<&PublishedPort, Unsupported> {
         self.published.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
+    }
+    fn egress(&self) -> Result<&Egress, Unsupported> {
+        self.egress.as_ref().map_err(|why| Unsupported::Unavailable(why.clone()))
     }
     fn control_plane(&self) -> Result<&dyn ControlPlane, Unsupported> {
         match &self.attach {
