@@ -59,6 +59,8 @@ const ICMP_PORT_UNREACH: u8 = 3;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_TIME_EXCEEDED: u8 = 11;
 const IPPROTO_GRE: u8 = 47;
+/// IPv4 flags/fragment-offset field: more fragments follow.
+const MORE_FRAGMENTS: u16 = 0x2000;
 
 /// The container every flow starts from unless a test says otherwise.
 fn alice() -> DatapathEndpoint {
@@ -441,6 +443,10 @@ fn assert_checksums(frame: &[u8]) {
     assert_eq!(total, ip.len(), "IPv4 total length");
     let (src, dst) = (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
     let l4 = &ip[ihl..];
+    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+        // A fragment: its L4 checksum covers the whole datagram (see `assert_reassembles`).
+        return;
+    }
     match ip[9] {
         IPPROTO_TCP => {
             assert_eq!(checksum(&with_pseudo_header(src, dst, IPPROTO_TCP, l4)), 0, "TCP checksum of {frame:02x?}")
@@ -514,6 +520,40 @@ fn payload_summing_to_zero(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16)
     let (_, seg) = L4::Udp { sport, dport, csum: false, payload: payload.clone() }.build(src, dst);
     assert_eq!(checksum(&with_pseudo_header(src, dst, IPPROTO_UDP, &seg)), 0);
     payload
+}
+
+/// A program run: frame in, verdict and frame out.
+type Program<'a> = dyn Fn(&[u8]) -> (u32, Vec<u8>) + 'a;
+
+/// A UDP datagram long enough to be sent in two fragments.
+fn big_udp(sport: u16, dport: u16) -> L4 {
+    L4::Udp { sport, dport, csum: true, payload: b"netd: one datagram, sent as two fragments".to_vec() }
+}
+
+/// Bytes of the UDP datagram in the first fragment (a multiple of 8).
+const FIRST_FRAGMENT: usize = 24;
+
+/// `pkt` as the two fragments (frames) of one datagram with identification `id`: the first
+/// `FIRST_FRAGMENT` bytes of its IP payload with more-fragments set, then the rest.
+fn fragments(pkt: &Pkt, id: u16) -> [Vec<u8>; 2] {
+    let ip = pkt.ip();
+    let (proto, payload) = (ip[9], &ip[20..]);
+    let offset = (FIRST_FRAGMENT / 8) as u16;
+    [(MORE_FRAGMENTS, &payload[..FIRST_FRAGMENT]), (offset, &payload[FIRST_FRAGMENT..])].map(|(frags, part)| {
+        let mut ip = ipv4_with(pkt.ttl, frags, pkt.src, pkt.dst, proto, part);
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        ip[10..12].copy_from_slice(&[0, 0]);
+        let check = checksum(&ip[..20]);
+        ip[10..12].copy_from_slice(&check.to_be_bytes());
+        ethernet(pkt.dst_mac, pkt.src_mac, ETH_P_IP, &ip)
+    })
+}
+
+/// The fragments `out` put together are `whole`'s IP payload, and its L4 checksum is right.
+fn assert_reassembles(out: &[Vec<u8>], whole: &Pkt) {
+    let payload: Vec<u8> = out.iter().flat_map(|f| f[ETH_HLEN + 20..].to_vec()).collect();
+    assert_eq!(payload, whole.ip()[20..], "reassembled datagram");
+    assert_eq!(checksum(&with_pseudo_header(whole.src, whole.dst, IPPROTO_UDP, &payload)), 0, "UDP checksum");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -982,6 +1022,92 @@ fn udp_and_icmp_flows_are_tracked_with_their_timeouts() {
 
 #[test]
 #[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn fragments_of_a_datagram_are_translated_both_ways() {
+    in_private_netns(|| {
+        let t = Nat::new("frag_both_ways");
+        let (a, b) = (alice(), bob());
+        // Runs `sent` through `run`; each fragment must be redirected exactly as `want`'s.
+        let pass = |run: &Program, sent: [Vec<u8>; 2], want: &Pkt, id: u16| {
+            let out: Vec<Vec<u8>> = sent
+                .iter()
+                .zip(fragments(want, id))
+                .map(|(frame, expected)| {
+                    let (verdict, out) = run(frame);
+                    assert_eq!(verdict, TC_ACT_REDIRECT, "verdict for {frame:02x?}");
+                    assert_frame(&out, &expected);
+                    out
+                })
+                .collect();
+            assert_reassembles(&out, want);
+        };
+        let out = |frame: &[u8]| t.fx.run(frame);
+        let back = |frame: &[u8]| t.fx.run_uplink(frame);
+
+        // Alice keeps her port.
+        pass(&out, fragments(&from(&a, big_udp(CPORT, 53)), 0x0101), &leaving(big_udp(CPORT, 53)), 0x0101);
+        pass(&back, fragments(&arriving(big_udp(53, CPORT)), 0x0202), &delivered(&a, big_udp(53, CPORT)), 0x0202);
+
+        // Bob's port is translated in the first fragment; the second has no ports.
+        t.send_as(&b);
+        let [first, later] = fragments(&from(&b, big_udp(CPORT, 53)), 0x0303);
+        let (verdict, first_out) = t.fx.run(&first);
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        let port = l4_source(&first_out);
+        assert_ne!(port, CPORT);
+        assert_nat_range(port);
+        let [want_first, want_later] = fragments(&leaving(big_udp(port, 53)), 0x0303);
+        assert_frame(&first_out, &want_first);
+        let (verdict, later_out) = t.fx.run(&later);
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        assert_frame(&later_out, &want_later);
+        assert_reassembles(&[first_out, later_out], &leaving(big_udp(port, 53)));
+        pass(&back, fragments(&arriving(big_udp(53, port)), 0x0404), &delivered(&b, big_udp(53, CPORT)), 0x0404);
+        t.assert_drops(&[]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn a_later_fragment_without_its_first_is_dropped_going_out_and_left_to_the_host_coming_in() {
+    in_private_netns(|| {
+        let t = Nat::new("frag_orphan");
+        let a = alice();
+        t.assert_out(&from(&a, udp(CPORT, 53)), &leaving(udp(CPORT, 53)));
+        let [_, later] = fragments(&from(&a, big_udp(CPORT, 53)), 0x0505);
+        let (verdict, out) = t.fx.run(&later);
+        assert_eq!((verdict, &out), (TC_ACT_SHOT, &later));
+        // Coming in, it may be the host's own datagram: the host stack reassembles it.
+        let [_, later_in] = fragments(&arriving(big_udp(53, CPORT)), 0x0606);
+        assert_eq!(t.fx.run_uplink(&later_in), (TC_ACT_OK, later_in.clone()));
+        t.assert_drops(&[(Hook::EndpointIngress, DropReason::Fragment, &later)]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn a_host_datagram_reusing_an_ip_id_keeps_its_later_fragment() {
+    in_private_netns(|| {
+        let t = Nat::new("frag_host_id");
+        let a = alice();
+        // A fragmented reply to Alice's flow, identification 0x0707.
+        t.assert_out(&from(&a, udp(CPORT, 53)), &leaving(udp(CPORT, 53)));
+        let [first, later] = fragments(&arriving(big_udp(53, CPORT)), 0x0707);
+        assert_eq!(t.fx.run_uplink(&first).0, TC_ACT_REDIRECT);
+        assert_eq!(t.fx.run_uplink(&later).0, TC_ACT_REDIRECT);
+        // Later the server sends the host (a socket of its own on port 5353) a fragmented
+        // datagram whose identification has come round to 0x0707 again: the server numbers
+        // every datagram to the uplink address from one counter, the host's and the
+        // containers' alike. Both fragments are the host's.
+        for frame in fragments(&arriving(big_udp(53, 5353)), 0x0707) {
+            let (verdict, out) = t.fx.run_uplink(&frame);
+            assert_eq!((verdict, &out), (TC_ACT_OK, &frame), "a fragment of the host's datagram is the host's");
+        }
+        t.assert_drops(&[]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
 fn an_internal_network_does_not_reach_the_outside() {
     in_private_netns(|| {
         let t = Nat::new("drop_internal");
@@ -993,26 +1119,6 @@ fn an_internal_network_does_not_reach_the_outside() {
         t.assert_drops(&[
             (Hook::EndpointIngress, DropReason::InternalNetwork, &tcp),
             (Hook::EndpointIngress, DropReason::InternalNetwork, &ping),
-        ]);
-    })
-}
-
-#[test]
-#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
-fn fragments_to_the_outside_are_dropped() {
-    const MORE_FRAGMENTS: u16 = 0x2000;
-    in_private_netns(|| {
-        let t = Nat::new("drop_fragment");
-        let a = alice();
-        let first = t.assert_out_dropped(&from(&a, udp(CPORT, 53)).frags(MORE_FRAGMENTS));
-        // A later fragment has no UDP header; its bytes are the datagram's continuation.
-        let later =
-            Pkt { l4: L4::Raw { proto: IPPROTO_UDP, bytes: b"continued".to_vec() }, ..from(&a, udp(CPORT, 53)) };
-        let later = t.assert_out_dropped(&later.frags(185));
-        assert!(t.ct_entries().is_empty() && t.nat_entries().is_empty());
-        t.assert_drops(&[
-            (Hook::EndpointIngress, DropReason::Fragment, &first),
-            (Hook::EndpointIngress, DropReason::Fragment, &later),
         ]);
     })
 }
@@ -1196,7 +1302,6 @@ fn host_traffic_on_the_uplink_passes_unchanged() {
 #[test]
 #[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
 fn replies_that_cannot_be_delivered_are_dropped_at_the_uplink() {
-    const MORE_FRAGMENTS: u16 = 0x2000;
     in_private_netns(|| {
         let t = Nat::new("uplink_reply_drops");
         let a = alice();
@@ -1208,7 +1313,6 @@ fn replies_that_cannot_be_delivered_are_dropped_at_the_uplink() {
             frame
         };
         let ttl = dropped(arriving(udp(53, CPORT)).ttl(1));
-        let fragment = dropped(arriving(udp(53, CPORT)).frags(MORE_FRAGMENTS));
         let error =
             L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, mtu: 0, quoted: leaving(udp(CPORT, 53)).ip() };
         let fragmented_error = dropped(arriving(error).frags(MORE_FRAGMENTS));
@@ -1217,7 +1321,6 @@ fn replies_that_cannot_be_delivered_are_dropped_at_the_uplink() {
         let orphan = dropped(arriving(udp(53, CPORT)));
         t.assert_drops(&[
             (Hook::UplinkIngress, DropReason::TtlExceeded, &ttl),
-            (Hook::UplinkIngress, DropReason::Fragment, &fragment),
             (Hook::UplinkIngress, DropReason::IcmpErrorInvalid, &fragmented_error),
             (Hook::UplinkIngress, DropReason::NoEndpoint, &orphan),
         ]);
