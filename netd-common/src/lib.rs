@@ -305,6 +305,8 @@ drop_reasons! {
     NoEndpoint = 18 => "no_endpoint",
     /// An ICMP error that carries a fragment or a truncated inner header.
     IcmpErrorInvalid = 19 => "icmp_error_invalid",
+    /// A packet without DF too big for the uplink (netd does not fragment).
+    MtuExceeded = 20 => "mtu_exceeded",
 }
 
 #[cfg(feature = "user")]

@@ -31,6 +31,13 @@ pub fn masquerade(
     if pkt.ttl <= 1 {
         return Ok(Verdict::Drop(DropReason::TtlExceeded));
     }
+    if !route::fits_mtu(ctx, ifindex) {
+        // Too big for the uplink, untranslated still. With DF the host stack forwards nothing:
+        // it drops the packet and sends the container "fragmentation needed" (path MTU
+        // discovery), as on docker0. Without DF it would fragment and forward it untranslated,
+        // so netd drops it.
+        return Ok(if pkt.dont_fragment { Verdict::Pass } else { Verdict::Drop(DropReason::MtuExceeded) });
+    }
     if pkt.later_fragment {
         // No ports here: the datagram's first fragment said where it goes.
         let Some(target) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {

@@ -69,6 +69,8 @@ pub struct Ipv4Packet {
     pub fragment: bool,
     /// Fragment offset non-zero: no L4 header in this packet.
     pub later_fragment: bool,
+    /// Don't-fragment set: a router that cannot forward it whole answers "fragmentation needed".
+    pub dont_fragment: bool,
 }
 
 #[inline(always)]
@@ -90,6 +92,7 @@ pub fn ipv4(ctx: &TcContext) -> Result<Ipv4Packet, ()> {
         l4: ETH_HLEN + ihl * 4,
         fragment: frags & 0x3fff != 0,
         later_fragment: frags & 0x1fff != 0,
+        dont_fragment: frags & 0x4000 != 0,
     })
 }
 

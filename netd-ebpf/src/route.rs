@@ -5,10 +5,10 @@
 //! global `ip_forward`.
 use aya_ebpf::{
     bindings::{
-        bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NOT_FWDED, BPF_FIB_LKUP_RET_NO_NEIGH,
-        BPF_FIB_LKUP_RET_SUCCESS,
+        bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_fib_lookup as FibParams, bpf_redir_neigh,
+        BPF_FIB_LKUP_RET_NOT_FWDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
     },
-    helpers::{bpf_fib_lookup, bpf_redirect, bpf_redirect_neigh},
+    helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect, bpf_redirect_neigh},
     programs::TcContext,
 };
 
@@ -49,6 +49,15 @@ pub fn lookup(ctx: &TcContext, pkt: &Ipv4Packet) -> Route {
         BPF_FIB_LKUP_RET_NOT_FWDED => Route::Local,
         _ => Route::None,
     }
+}
+
+/// Whether the packet fits the MTU of `ifindex` (a GSO packet: each of its segments).
+#[inline(always)]
+pub fn fits_mtu(ctx: &TcContext, ifindex: u32) -> bool {
+    let mut mtu_len: u32 = 0;
+    // SAFETY: helper call with the packet's own context and a valid out-parameter.
+    let rc = unsafe { bpf_check_mtu(ctx.skb.skb as *mut _, ifindex, &mut mtu_len, 0, BPF_MTU_CHK_SEGS as u64) };
+    rc == 0
 }
 
 /// Sends the (already translated) packet out of `ifindex`, lowering its TTL as a router does.

@@ -78,3 +78,73 @@ fn try_source_seen(server: &Path, client: &Path, addr: &str, port: u16) -> Optio
     client?.read_to_string(&mut seen).ok()?;
     Some(seen)
 }
+
+/// An uplink with a smaller MTU than the containers' 1500: a TCP stream with DF learns the
+/// path MTU from the host's "fragmentation needed" (as through docker0) instead of vanishing
+/// in a black hole; a datagram without DF that does not fit is dropped and counted, never
+/// sent on untranslated.
+#[test]
+fn a_smaller_uplink_mtu_is_discovered_not_a_black_hole() {
+    let host = TestHost::start();
+    host.in_host_ok(&["ip", "link", "set", "eth0", "mtu", "1400"]);
+    netd_tests::sh(&["ip", "-n", &host.outside_ns, "link", "set", "eth0", "mtu", "1400"]);
+    host.ok(&["network", "create", "mtu-net"]);
+    host.ok(&["run", "-d", "--name", "c1", "--network", "mtu-net", "--", "sleep", "600"]);
+    let c1 = host.container_netns("c1");
+    let out = host.netns_path(&host.outside_ns);
+
+    // First (before the container has learnt the path MTU, which it would then fragment to):
+    // a 1450-byte datagram with DF off cannot be sent whole, and netd does not fragment.
+    let before = drops(&host, "mtu_exceeded", "endpoint_ingress");
+    in_netns(&c1, || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let dont = libc::IP_PMTUDISC_DONT;
+        // SAFETY: setsockopt with a valid int option on an open socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                &dont as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "IP_MTU_DISCOVER");
+        socket.send_to(&[1u8; 1450 - 28], (OUTSIDE_ADDR, 7602)).unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while drops(&host, "mtu_exceeded", "endpoint_ingress") == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(drops(&host, "mtu_exceeded", "endpoint_ingress"), before + 1);
+
+    // 1 MiB: far more than fits before the container's TCP has learnt the smaller MTU.
+    let listener = in_netns(&out, || TcpListener::bind((OUTSIDE_ADDR, 7601)).expect("bind"));
+    let sink = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).map(|_| got.len())
+    });
+    let sent = in_netns(&c1, || {
+        let target = format!("{OUTSIDE_ADDR}:7601").parse().unwrap();
+        let mut conn = TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("connect");
+        conn.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.write_all(&vec![7u8; 1 << 20]).map(|()| 1 << 20)
+    });
+    assert_eq!(sent.expect("send"), 1 << 20);
+    assert_eq!(sink.join().unwrap().expect("receive"), 1 << 20, "the stream did not get through");
+}
+
+/// Packets `netd stats` counts for (reason, hook).
+fn drops(host: &TestHost, reason: &str, hook: &str) -> u64 {
+    let stats = host.json(&["stats", "--format", "json"]);
+    stats["drops"]
+        .as_array()
+        .expect("drops")
+        .iter()
+        .find(|d| d["reason"] == reason && d["hook"] == hook)
+        .unwrap_or_else(|| panic!("no counter {reason}/{hook} in {stats}"))["packets"]
+        .as_u64()
+        .unwrap()
+}
