@@ -1108,6 +1108,25 @@ fn a_host_datagram_reusing_an_ip_id_keeps_its_later_fragment() {
 
 #[test]
 #[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn a_packet_too_big_for_the_uplink_goes_to_the_host_with_df_and_is_dropped_without() {
+    in_private_netns(|| {
+        let t = Nat::new("mtu");
+        let a = alice();
+        ip(&["link", "set", "up0", "mtu", "1280"]);
+        // IPv4 total length: exactly the MTU, and 20 bytes more.
+        let sized = |total: usize| L4::Udp { sport: CPORT, dport: 53, csum: true, payload: vec![0x61; total - 28] };
+        t.assert_out(&from(&a, sized(1280)), &leaving(sized(1280)));
+        // With DF: untranslated to the host stack, which answers "fragmentation needed".
+        let df = from(&a, sized(1300)).frame();
+        assert_eq!(t.fx.run(&df), (TC_ACT_OK, df.clone()), "drops: {:?}", t.fx.datapath.drop_stats());
+        let no_df = t.assert_out_dropped(&from(&a, sized(1300)).frags(0));
+        assert_eq!(t.ct_entries().len(), 1, "only the flow that fitted is tracked");
+        t.assert_drops(&[(Hook::EndpointIngress, DropReason::MtuExceeded, &no_df)]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
 fn an_internal_network_does_not_reach_the_outside() {
     in_private_netns(|| {
         let t = Nat::new("drop_internal");
