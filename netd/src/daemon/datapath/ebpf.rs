@@ -261,11 +261,6 @@ impl EbpfDatapath {
     }
 
     #[cfg(all(test, feature = "ebpf"))]
-    pub(crate) fn test_run(&self, packet: &[u8]) -> std::io::Result<(u32, Vec<u8>)> {
-        self.test_run_program(programs::ENDPOINT_INGRESS, packet)
-    }
-
-    #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_for_test(&self, ep: &DatapathEndpoint) {
         Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
     }
@@ -293,7 +288,6 @@ impl EbpfDatapath {
 
     /// Every entry of the map `name` (tests inspect conntrack and NAT state).
     #[cfg(all(test, feature = "ebpf"))]
-    #[allow(dead_code)]
     pub(crate) fn entries_for_test<K: Pod, V: Pod>(&self, name: &'static str) -> Vec<(K, V)> {
         let mut ebpf = self.ebpf.lock().unwrap();
         hash_map::<K, V>(&mut ebpf, name).unwrap().iter().flatten().collect()
@@ -301,7 +295,6 @@ impl EbpfDatapath {
 
     /// Writes one entry into the map `name` (tests set up uplinks, reserved ports, stale flows).
     #[cfg(all(test, feature = "ebpf"))]
-    #[allow(dead_code)]
     pub(crate) fn insert_for_test_into<K: Pod, V: Pod>(&self, name: &'static str, key: K, value: V) {
         let mut ebpf = self.ebpf.lock().unwrap();
         hash_map::<K, V>(&mut ebpf, name).unwrap().insert(key, value, 0).unwrap();

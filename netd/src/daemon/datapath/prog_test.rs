@@ -9,117 +9,22 @@
 //! Needs root (loading programs, bpffs pins): ignored by a plain `cargo test`, run by `cargo xtask
 //! test` (`--include-ignored`). Every test loads its own datapath under its own
 //! bpffs directory, removed at the end even on panic.
-use std::{io, net::Ipv4Addr, path::PathBuf};
+use std::net::Ipv4Addr;
 
-use netd_common::{DropReason, Hook};
+use netd_common::DropReason;
 
-use super::{ebpf::EbpfDatapath, Datapath, DatapathEndpoint};
-
-// ---------------------------------------------------------------------------------------------
-// Running the program
-// ---------------------------------------------------------------------------------------------
-
-const TC_ACT_OK: u32 = 0;
-const TC_ACT_SHOT: u32 = 2;
-const TC_ACT_REDIRECT: u32 = 7;
-
-/// Runs the program once on `packet`; returns its verdict and the packet as it left the program.
-/// Panics when the syscall itself fails, so no test can pass without the program having run.
-fn test_run(datapath: &EbpfDatapath, packet: &[u8]) -> (u32, Vec<u8>) {
-    datapath.test_run(packet).unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on {packet:02x?}: {e}"))
-}
-
-/// bpffs directory of one test, removed on drop (also when loading failed half-way).
-struct PinDir(PathBuf);
-
-impl PinDir {
-    fn new(test: &str) -> Self {
-        let dir = PinDir(PathBuf::from(format!("/sys/fs/bpf/netd-unit-{}-{test}", std::process::id())));
-        dir.remove();
-        dir
-    }
-
-    fn remove(&self) {
-        match std::fs::remove_dir_all(&self.0) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => panic!("remove {}: {e}", self.0.display()),
-        }
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        // Not `remove`: a second panic while unwinding would abort the test binary.
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A freshly loaded datapath with its own maps.
-struct Fixture {
-    datapath: EbpfDatapath,
-    _pins: PinDir,
-}
+use super::{
+    prog_test_support::{
+        checksum, endpoint, ethernet, icmp_echo, ipv4, udp, Fixture, Mac, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP,
+        IPPROTO_UDP, LOOPBACK_IFINDEX, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT,
+    },
+    Datapath, DatapathEndpoint,
+};
 
 impl Fixture {
     /// The sender, a peer on its network and an endpoint on another network.
     fn new(test: &str) -> Self {
         Self::with_endpoints(test, &[sender(), peer(), stranger()])
-    }
-
-    fn with_endpoints(test: &str, endpoints: &[DatapathEndpoint]) -> Self {
-        let pins = PinDir::new(test);
-        let datapath =
-            EbpfDatapath::load(&pins.0).unwrap_or_else(|e| panic!("load datapath under {}: {e}", pins.0.display()));
-        for ep in endpoints {
-            datapath.insert_for_test(ep);
-        }
-        Fixture { datapath, _pins: pins }
-    }
-
-    fn run(&self, packet: &[u8]) -> (u32, Vec<u8>) {
-        test_run(&self.datapath, packet)
-    }
-
-    fn try_run(&self, packet: &[u8]) -> io::Result<(u32, Vec<u8>)> {
-        self.datapath.test_run(packet)
-    }
-
-    /// Asserts every drop counter: each `(reason, packet)` in `expected` counted once with the
-    /// packet's length at the endpoint hook, every other counter (every hook) zero.
-    fn assert_drops(&self, expected: &[(DropReason, &[u8])]) {
-        self.assert_drops_at(Hook::EndpointIngress, expected);
-    }
-
-    /// `assert_drops` for the program at `hook`.
-    fn assert_drops_at(&self, at: Hook, expected: &[(DropReason, &[u8])]) {
-        let stats = self.datapath.drop_stats().expect("read drop counters");
-        // One counter per code the enum knows and hook, each once, with the enum's name:
-        // checked against every u8, not against a list built from the same enum.
-        let known: Vec<u8> = (0..=u8::MAX).filter(|c| DropReason::from_code(*c).is_some()).collect();
-        for hook in Hook::ALL {
-            let mut codes: Vec<u8> = stats.iter().filter(|s| s.hook == hook.name()).map(|s| s.code).collect();
-            codes.sort();
-            assert_eq!(codes, known, "one counter per drop reason at {}", hook.name());
-        }
-        for stat in &stats {
-            assert_eq!(Some(stat.reason), DropReason::from_code(stat.code).map(DropReason::name));
-        }
-        for stat in stats {
-            let mine: Vec<usize> = expected
-                .iter()
-                .filter(|(r, _)| *r as u8 == stat.code && stat.hook == at.name())
-                .map(|(_, p)| p.len())
-                .collect();
-            let want = (mine.len() as u64, mine.iter().sum::<usize>() as u64);
-            assert_eq!(
-                (stat.packets, stat.bytes),
-                want,
-                "drop counter {} at {} (packets, bytes)",
-                stat.reason,
-                stat.hook
-            );
-        }
     }
 }
 
@@ -127,26 +32,8 @@ impl Fixture {
 // Topology: the sender and a peer on network 1, a stranger on network 2
 // ---------------------------------------------------------------------------------------------
 
-type Mac = [u8; 6];
-
-const LOOPBACK_IFINDEX: u32 = 1;
 const GATEWAY_1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const GATEWAY_2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-
-/// An endpoint whose MACs are derived from its (fictitious, apart from 1) host-side ifindex.
-fn endpoint(host_ifindex: u32, network_index: u32, ip: Ipv4Addr, gateway: Ipv4Addr) -> DatapathEndpoint {
-    let n = host_ifindex as u8;
-    DatapathEndpoint {
-        ip,
-        gateway,
-        network_index,
-        internal: false,
-        mac: [0x02, 0, 0, 0, 0xc0, n],
-        host_mac: [0x02, 0, 0, 0, 0xee, n],
-        host_ifname: format!("veth-test{host_ifindex}"),
-        host_ifindex,
-    }
-}
 
 /// The endpoint every test packet comes from.
 fn sender() -> DatapathEndpoint {
@@ -165,18 +52,10 @@ fn stranger() -> DatapathEndpoint {
 // Packet builders
 // ---------------------------------------------------------------------------------------------
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 const BROADCAST: Mac = [0xff; 6];
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_UDP: u8 = 17;
-
-fn ethernet(dst: Mac, src: Mac, ether_type: u16, payload: &[u8]) -> Vec<u8> {
-    [&dst[..], &src[..], &ether_type.to_be_bytes(), payload].concat()
-}
 
 /// Ethernet/IPv4 ARP packet (without the Ethernet header).
 fn arp(oper: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> Vec<u8> {
@@ -192,47 +71,6 @@ fn arp_request(ep: &DatapathEndpoint, target: Ipv4Addr) -> Vec<u8> {
 /// The reply `requester` should get: `target` is at `answer`.
 fn arp_reply(requester: &DatapathEndpoint, target: Ipv4Addr, answer: Mac) -> Vec<u8> {
     ethernet(requester.mac, answer, ETH_P_ARP, &arp(ARP_REPLY, answer, target, requester.mac, requester.ip))
-}
-
-/// The Internet checksum (RFC 1071) of `bytes`.
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 =
-        bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// IPv4 header (no options, DF, TTL 64, valid checksum) followed by `payload`.
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let total = (20 + payload.len()) as u16;
-    let mut header = [0u8; 20];
-    header[0] = 0x45;
-    header[2..4].copy_from_slice(&total.to_be_bytes());
-    header[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-    header[6] = 0x40;
-    header[8] = 64;
-    header[9] = proto;
-    header[12..16].copy_from_slice(&src.octets());
-    header[16..20].copy_from_slice(&dst.octets());
-    let check = checksum(&header);
-    header[10..12].copy_from_slice(&check.to_be_bytes());
-    [&header[..], payload].concat()
-}
-
-/// ICMP echo request with a valid checksum.
-fn icmp_echo() -> Vec<u8> {
-    let mut icmp = [&[8u8, 0, 0, 0, 0x4e, 0x44, 0, 1][..], b"netd ping"].concat();
-    let check = checksum(&icmp);
-    icmp[2..4].copy_from_slice(&check.to_be_bytes());
-    icmp
-}
-
-/// UDP datagram without a checksum (0 is valid for UDP over IPv4).
-fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
-    let len = (8 + payload.len()) as u16;
-    [&src_port.to_be_bytes()[..], &dst_port.to_be_bytes(), &len.to_be_bytes(), &[0, 0], payload].concat()
 }
 
 /// An ICMP echo from `ep` (its own MAC and IP) to `dst`, sent to the L2 address `dst_mac`.
