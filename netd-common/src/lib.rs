@@ -76,6 +76,9 @@ pub mod timeouts {
     /// A NAT entry whose conntrack entry is gone is removed by the daemon's GC only after this
     /// long, so that a flow being set up (NAT first, conntrack second) is never taken for one.
     pub const NAT_ORPHAN_GRACE: u64 = 10 * SECOND;
+    /// How long later fragments follow their first one (Linux's `ipfrag_time`): an IP
+    /// identification that comes round again later belongs to another datagram.
+    pub const FRAGMENT: u64 = 30 * SECOND;
 }
 
 /// An endpoint as the destination of a packet, keyed by its IPv4 address (network order, as the
@@ -185,10 +188,12 @@ pub struct FragKey {
 }
 
 /// The address the first fragment was translated to (the source on the way out, the
-/// destination on the way back): later fragments get the same.
+/// destination on the way back): later fragments get the same, for `timeouts::FRAGMENT`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragTarget {
+    /// When the first fragment passed (`bpf_ktime_get_ns`).
+    pub created: u64,
     pub addr: u32,
     pub _pad: u32,
 }
@@ -339,7 +344,7 @@ mod tests {
         assert_eq!(size_of::<NatReverse>(), 16);
         assert_eq!(size_of::<PortKey>(), 4);
         assert_eq!(size_of::<FragKey>(), 12);
-        assert_eq!(size_of::<FragTarget>(), 8);
+        assert_eq!(size_of::<FragTarget>(), 16);
     }
 
     #[test]

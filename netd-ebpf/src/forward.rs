@@ -11,7 +11,7 @@ use network_types::eth::{EthHdr, EtherType};
 use crate::{
     arp, egress,
     maps::{ENDPOINTS_BY_IFINDEX, ENDPOINTS_BY_IP},
-    packet::{ipv4, is_multicast_or_broadcast, ptr_at},
+    packet::{ipv4, is_never_routed, ptr_at},
     policy,
     route::{self, Route},
     verdict::Verdict,
@@ -57,8 +57,9 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
         // SAFETY: plain helper call with the peer's host-side ifindex.
         return Ok(Verdict::Redirect(unsafe { bpf_redirect_peer(dst.ifindex, 0) }));
     }
-    if pkt.daddr == src.gateway || is_multicast_or_broadcast(pkt.daddr) {
-        // The gateway, and what a bridge would flood, are the host's to see (as on docker0).
+    if pkt.daddr == src.gateway || is_never_routed(pkt.daddr) {
+        // The gateway, what a bridge would flood, and 0.0.0.0/8 are the host's to see (as on
+        // docker0); the host stack drops what it has no use for.
         return Ok(Verdict::Pass);
     }
     match route::lookup(ctx, &pkt) {

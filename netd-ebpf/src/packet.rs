@@ -48,10 +48,12 @@ pub fn is_loopback(addr: u32) -> bool {
     addr.to_ne_bytes()[0] == 127
 }
 
-/// True for 224.0.0.0/4 and 255.255.255.255: never routed out, whatever the routes say.
+/// True for 0.0.0.0/8 ("this network"), 224.0.0.0/4 and 255.255.255.255: never routed out,
+/// whatever the routes say.
 #[inline(always)]
-pub fn is_multicast_or_broadcast(addr: u32) -> bool {
-    addr == u32::MAX || addr.to_ne_bytes()[0] & 0xf0 == 0xe0
+pub fn is_never_routed(addr: u32) -> bool {
+    let first = addr.to_ne_bytes()[0];
+    addr == u32::MAX || first & 0xf0 == 0xe0 || first == 0
 }
 
 /// The IPv4 header as the programs need it.

@@ -6,7 +6,7 @@
 use aya_ebpf::{
     bindings::{
         bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_fib_lookup as FibParams, bpf_redir_neigh,
-        BPF_FIB_LKUP_RET_NOT_FWDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NOT_FWDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
     },
     helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect, bpf_redirect_neigh},
     programs::TcContext,
@@ -36,13 +36,15 @@ pub fn lookup(ctx: &TcContext, pkt: &Ipv4Packet) -> Route {
     params.__bindgen_anon_4.ipv4_dst = pkt.daddr;
     // SAFETY: ctx.skb.skb is the context pointer the kernel passed in.
     params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    // tot_len stays 0: no MTU check here (GSO packets are segmented on the way out).
+    // tot_len stays 0: the kernel then checks the packet itself against the route's device
+    // (a GSO packet passes) and answers FRAG_NEEDED with the route filled in; the caller
+    // decides what a too-big packet gets (`fits_mtu`).
     // SAFETY: helper call with a valid request of the right size.
     let rc = unsafe { bpf_fib_lookup(ctx.skb.skb as *mut _, &mut params, core::mem::size_of::<FibParams>() as i32, 0) };
     // SAFETY: reading union fields the kernel filled for AF_INET.
     let next_hop = unsafe { params.__bindgen_anon_4.ipv4_dst };
     match rc as u32 {
-        BPF_FIB_LKUP_RET_SUCCESS => {
+        BPF_FIB_LKUP_RET_SUCCESS | BPF_FIB_LKUP_RET_FRAG_NEEDED => {
             Route::Via { ifindex: params.ifindex, next_hop, macs: Some((params.dmac, params.smac)) }
         }
         BPF_FIB_LKUP_RET_NO_NEIGH => Route::Via { ifindex: params.ifindex, next_hop, macs: None },

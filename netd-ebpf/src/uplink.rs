@@ -6,7 +6,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_redirect_peer},
     programs::TcContext,
 };
-use netd_common::{CtKey, DropReason};
+use netd_common::{CtKey, DropReason, EndpointValue};
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::{
@@ -58,8 +58,12 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
         let Some(addr) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
             return Ok(None);
         };
+        let ep = match endpoint(pkt, addr) {
+            Ok(ep) => ep,
+            Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+        };
         csum::set_addr_l3(ctx, IP_DST_OFF, pkt.daddr, addr)?;
-        return deliver(ctx, pkt, addr).map(Some);
+        return deliver(ctx, pkt, &ep).map(Some);
     }
     let ports = l4(ctx, pkt)?;
     if pkt.proto == IPPROTO_ICMP {
@@ -74,7 +78,14 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
     let key = CtKey { saddr: pkt.saddr, daddr: pkt.daddr, sport, dport, proto: pkt.proto, _pad: [0; 3] };
     // SAFETY: read-only lookup of a plain-old-data value.
     let Some(to) = (unsafe { NAT_BY_REPLY.get(&key) }).copied() else {
+        if pkt.fragment {
+            fragments::forget(pkt.saddr, pkt.daddr, pkt);
+        }
         return Ok(None);
+    };
+    let ep = match endpoint(pkt, to.addr) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
     };
     if pkt.fragment {
         fragments::remember(pkt.saddr, pkt.daddr, pkt, to.addr);
@@ -85,7 +96,7 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
         conntrack::update(entry, pkt.proto, ports.tcp_flags, true, unsafe { bpf_ktime_get_ns() });
     }
     nat::rewrite_destination(ctx, pkt, dport, &to)?;
-    deliver(ctx, pkt, to.addr).map(Some)
+    deliver(ctx, pkt, &ep).map(Some)
 }
 
 /// An ICMP error about a masqueraded flow goes to the container with the quoted packet
@@ -104,20 +115,29 @@ fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> 
     if pkt.fragment {
         return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));
     }
+    let ep = match endpoint(pkt, to.addr) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
     nat::rewrite_icmp_error(ctx, pkt, &quoted, &to)?;
-    deliver(ctx, pkt, to.addr).map(Some)
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// The endpoint a translated packet for `addr` goes to, checked before anything is changed
+/// (a dropped reply neither rewrites the packet nor counts as the flow's reply).
+#[inline(always)]
+fn endpoint(pkt: &Ipv4Packet, addr: u32) -> Result<EndpointValue, DropReason> {
+    // SAFETY: read-only lookup of a plain-old-data value.
+    let ep = (unsafe { ENDPOINTS_BY_IP.get(addr) }).copied().ok_or(DropReason::NoEndpoint)?;
+    if pkt.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    Ok(ep)
 }
 
 /// Into the container that owns the flow, as if from its gateway.
 #[inline(always)]
-fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, addr: u32) -> Result<Verdict, ()> {
-    // SAFETY: read-only lookup of a plain-old-data value.
-    let Some(ep) = (unsafe { ENDPOINTS_BY_IP.get(addr) }).copied() else {
-        return Ok(Verdict::Drop(DropReason::NoEndpoint));
-    };
-    if pkt.ttl <= 1 {
-        return Ok(Verdict::Drop(DropReason::TtlExceeded));
-    }
+fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, ep: &EndpointValue) -> Result<Verdict, ()> {
     csum::decrement_ttl(ctx, pkt.ttl, pkt.proto)?;
     csum::set_macs(ctx, &ep.mac, &ep.host_mac)?;
     // SAFETY: plain helper call with the endpoint's host-side ifindex.
