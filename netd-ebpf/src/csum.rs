@@ -75,6 +75,22 @@ pub fn set_icmp_payload_u16(ctx: &TcContext, icmp_csum_off: usize, off: usize, o
     ctx.store(off, &new, 0).map_err(|_| ())
 }
 
+/// Updates the checksum of a quoted IPv4 header at `quoted_csum_off` for its address changing
+/// from `old` to `new`, and the ICMP checksum at `icmp_csum_off` for that checksum's change.
+#[inline(always)]
+pub fn fix_quoted_ip_csum(
+    ctx: &TcContext,
+    icmp_csum_off: usize,
+    quoted_csum_off: usize,
+    old: u32,
+    new: u32,
+) -> Result<(), ()> {
+    let before: u16 = ctx.load(quoted_csum_off).map_err(|_| ())?;
+    ctx.l3_csum_replace(quoted_csum_off, old as u64, new as u64, 4).map_err(|_| ())?;
+    let after: u16 = ctx.load(quoted_csum_off).map_err(|_| ())?;
+    ctx.l4_csum_replace(icmp_csum_off, before as u64, after as u64, 2).map_err(|_| ())
+}
+
 /// Sets the Ethernet addresses (after a rewrite the old packet pointers are invalid).
 #[inline(always)]
 pub fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), ()> {

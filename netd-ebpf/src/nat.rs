@@ -172,11 +172,8 @@ pub fn quoted(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Quoted, DropReason> {
 pub fn rewrite_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, q: &Quoted, to: &NatReverse) -> Result<(), ()> {
     let icmp_csum = pkt.l4 + 2;
     let quoted_csum = q.ip + 10;
-    let old_quoted_csum: u16 = ctx.load(quoted_csum).map_err(|_| ())?;
     // The quoted IPv4 header's own checksum first (the ICMP checksum covers it as data).
-    ctx.l3_csum_replace(quoted_csum, q.reply.daddr as u64, to.addr as u64, 4).map_err(|_| ())?;
-    let new_quoted_csum: u16 = ctx.load(quoted_csum).map_err(|_| ())?;
-    ctx.l4_csum_replace(icmp_csum, old_quoted_csum as u64, new_quoted_csum as u64, 2).map_err(|_| ())?;
+    csum::fix_quoted_ip_csum(ctx, icmp_csum, quoted_csum, q.reply.daddr, to.addr)?;
     csum::set_icmp_payload_u32(ctx, icmp_csum, q.ip + 12, q.reply.daddr, to.addr)?;
     if to.port != q.reply.dport {
         let off = if q.reply.proto == IPPROTO_ICMP { q.ip + 24 } else { q.ip + 20 };

@@ -30,6 +30,7 @@ pub const DROP_REASONS: &[&str] = &[
     "conntrack_full",
     "no_endpoint",
     "icmp_error_invalid",
+    "mtu_exceeded",
 ];
 pub const HOOKS: &[&str] = &["endpoint_ingress", "uplink_ingress"];
 

@@ -95,7 +95,7 @@ fn a_smaller_uplink_mtu_is_discovered_not_a_black_hole() {
 
     // First (before the container has learnt the path MTU, which it would then fragment to):
     // a 1450-byte datagram with DF off cannot be sent whole, and netd does not fragment.
-    let before = drops(&host, "mtu_exceeded", "endpoint_ingress");
+    let before = host.drops("mtu_exceeded", "endpoint_ingress");
     in_netns(&c1, || {
         let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
         let dont = libc::IP_PMTUDISC_DONT;
@@ -112,11 +112,7 @@ fn a_smaller_uplink_mtu_is_discovered_not_a_black_hole() {
         assert_eq!(rc, 0, "IP_MTU_DISCOVER");
         socket.send_to(&[1u8; 1450 - 28], (OUTSIDE_ADDR, 7602)).unwrap();
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while drops(&host, "mtu_exceeded", "endpoint_ingress") == before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(drops(&host, "mtu_exceeded", "endpoint_ingress"), before + 1);
+    assert_eq!(host.wait_drops_above("mtu_exceeded", "endpoint_ingress", before, Duration::from_secs(5)), before + 1);
 
     // 1 MiB: far more than fits before the container's TCP has learnt the smaller MTU.
     let listener = in_netns(&out, || TcpListener::bind((OUTSIDE_ADDR, 7601)).expect("bind"));
@@ -134,17 +130,4 @@ fn a_smaller_uplink_mtu_is_discovered_not_a_black_hole() {
     });
     assert_eq!(sent.expect("send"), 1 << 20);
     assert_eq!(sink.join().unwrap().expect("receive"), 1 << 20, "the stream did not get through");
-}
-
-/// Packets `netd stats` counts for (reason, hook).
-fn drops(host: &TestHost, reason: &str, hook: &str) -> u64 {
-    let stats = host.json(&["stats", "--format", "json"]);
-    stats["drops"]
-        .as_array()
-        .expect("drops")
-        .iter()
-        .find(|d| d["reason"] == reason && d["hook"] == hook)
-        .unwrap_or_else(|| panic!("no counter {reason}/{hook} in {stats}"))["packets"]
-        .as_u64()
-        .unwrap()
 }
