@@ -21,6 +21,10 @@ pub mod maps {
     pub const NAT: &str = "NETD_NAT_V1";
     /// Host ports NAT must never hand out (published ports), by PortKey.
     pub const RESERVED_PORTS: &str = "NETD_RSVD_V1";
+    /// ServiceValue by ServiceKey: published host ports and the endpoint behind each.
+    pub const SERVICES: &str = "NETD_SVC_V1";
+    /// SockRevValue by SockRevKey: what a socket-LB'd UDP socket must see as its peer.
+    pub const SOCK_REVERSE: &str = "NETD_SOCKREV_V1";
     /// FragTarget by FragKey: how later fragments of a translated datagram are translated.
     pub const FRAGMENTS: &str = "NETD_FRAG_V1";
     /// Per-CPU drop counters indexed by `metric_slot(reason, hook)`.
@@ -35,6 +39,9 @@ pub mod maps {
     /// evicting a live flow's reverse mapping.
     pub const NAT_ENTRIES: u32 = 524_288;
     pub const MAX_RESERVED_PORTS: u32 = 65_536;
+    /// Published (address, port, protocol) triples.
+    pub const MAX_SERVICES: u32 = 65_536;
+    pub const SOCK_REVERSE_ENTRIES: u32 = 65_536;
     /// Datagrams being fragmented at once (LRU: a datagram's fragments arrive within moments).
     pub const FRAGMENT_ENTRIES: u32 = 8_192;
     /// Slots per hook in the metrics array (codes are below this).
@@ -47,8 +54,17 @@ pub mod maps {
 pub mod programs {
     /// TC ingress of an endpoint's host-side veth: everything a container sends.
     pub const ENDPOINT_INGRESS: &str = "netd_ep_ingress";
-    /// TC ingress of an uplink: replies of masqueraded flows, and what must not enter.
+    /// TC ingress of an uplink: replies of masqueraded flows, published ports, and what must
+    /// not enter.
     pub const UPLINK_INGRESS: &str = "netd_up_ingress";
+    /// cgroup socket-LB for host clients of published ports (cgroup2 root, scoped by netns
+    /// cookie): connect4, sendmsg4, recvmsg4, getpeername4; post_bind4 keeps host processes
+    /// off published ports.
+    pub const SOCK_CONNECT4: &str = "netd_sock_connect4";
+    pub const SOCK_SENDMSG4: &str = "netd_sock_sendmsg4";
+    pub const SOCK_RECVMSG4: &str = "netd_sock_recvmsg4";
+    pub const SOCK_GETPEERNAME4: &str = "netd_sock_getpeername4";
+    pub const SOCK_POST_BIND4: &str = "netd_sock_post_bind4";
 }
 
 /// NAT source ports. A flow keeps its own source port when nothing else holds the reply tuple;
@@ -174,6 +190,54 @@ pub struct NatReverse {
     pub port: u16,
     pub _pad: u16,
 }
+
+/// A published host port: the host address it is published on (network order; 0 = every
+/// address of the host, Docker's 0.0.0.0), the port (host order) and the protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: u32,
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// The endpoint behind a published port: its address (network order) and container port
+/// (host order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceValue {
+    pub backend_addr: u32,
+    pub backend_port: u16,
+    pub _pad: u16,
+}
+
+/// A UDP socket the socket-LB pointed at an endpoint: its socket cookie and the endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SockRevKey {
+    pub cookie: u64,
+    pub backend_addr: u32,
+    pub backend_port: u16,
+    pub _pad: u16,
+}
+
+/// The address and port that socket asked for, which it must see as its peer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockRevValue {
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// `CtEntry::flags`: the entry is keyed by an endpoint's side of a flow that entered through a
+/// published port; `nat_addr:nat_port` is the published address the client talks to.
+pub const CT_DNAT: u8 = 8;
+
+/// `InterfaceValue::flags`: the endpoint has published ports, so its packets to other
+/// endpoints may be replies that need the published address put back (hairpin).
+pub const IF_PUBLISHES: u32 = 2;
 
 /// One fragmented datagram: its addresses (network order), IP identification (as in the
 /// packet) and protocol. Only the first fragment has ports; the later ones are found by this.
@@ -325,6 +389,10 @@ mod pod {
     unsafe impl aya::Pod for super::NatReverse {}
     unsafe impl aya::Pod for super::PortKey {}
     unsafe impl aya::Pod for super::FragKey {}
+    unsafe impl aya::Pod for super::ServiceKey {}
+    unsafe impl aya::Pod for super::ServiceValue {}
+    unsafe impl aya::Pod for super::SockRevKey {}
+    unsafe impl aya::Pod for super::SockRevValue {}
     unsafe impl aya::Pod for super::FragTarget {}
     unsafe impl aya::Pod for super::DropCounter {}
 }
@@ -344,6 +412,10 @@ mod tests {
         assert_eq!(size_of::<NatReverse>(), 16);
         assert_eq!(size_of::<PortKey>(), 4);
         assert_eq!(size_of::<FragKey>(), 12);
+        assert_eq!(size_of::<ServiceKey>(), 8);
+        assert_eq!(size_of::<ServiceValue>(), 8);
+        assert_eq!(size_of::<SockRevKey>(), 16);
+        assert_eq!(size_of::<SockRevValue>(), 8);
         assert_eq!(size_of::<FragTarget>(), 16);
     }
 

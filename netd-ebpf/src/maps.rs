@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use netd_common::{
     maps::*, CtEntry, CtKey, DropCounter, EndpointValue, FragKey, FragTarget, InterfaceValue, NatReverse, PortKey,
-    UplinkValue,
+    ServiceKey, ServiceValue, SockRevKey, SockRevValue, UplinkValue,
 };
 
 #[map(name = "NETD_EP_V2")]
@@ -30,6 +30,12 @@ pub static NAT_BY_REPLY: HashMap<CtKey, NatReverse> = HashMap::pinned(NAT_ENTRIE
 #[map(name = "NETD_RSVD_V1")]
 pub static RESERVED_PORTS: HashMap<PortKey, u8> = HashMap::pinned(MAX_RESERVED_PORTS, 0);
 
+#[map(name = "NETD_SVC_V1")]
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::pinned(MAX_SERVICES, 0);
+
+#[map(name = "NETD_SOCKREV_V1")]
+pub static SOCK_REVERSE: LruHashMap<SockRevKey, SockRevValue> = LruHashMap::pinned(SOCK_REVERSE_ENTRIES, 0);
+
 #[map(name = "NETD_FRAG_V1")]
 pub static FRAGMENTS: LruHashMap<FragKey, FragTarget> = LruHashMap::pinned(FRAGMENT_ENTRIES, 0);
 
@@ -47,6 +53,8 @@ const _: () = {
     assert!(eq(netd_common::maps::RESERVED_PORTS.as_bytes(), b"NETD_RSVD_V1"));
     assert!(eq(netd_common::maps::METRICS.as_bytes(), b"NETD_METRICS_V1"));
     assert!(eq(netd_common::maps::FRAGMENTS.as_bytes(), b"NETD_FRAG_V1"));
+    assert!(eq(netd_common::maps::SERVICES.as_bytes(), b"NETD_SVC_V1"));
+    assert!(eq(netd_common::maps::SOCK_REVERSE.as_bytes(), b"NETD_SOCKREV_V1"));
 };
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {

@@ -24,10 +24,12 @@ use aya::{
 };
 use netd_common::{
     maps, metric_slot, programs, timeouts, CtEntry, CtKey, DropCounter, DropReason, EndpointValue, Hook,
-    InterfaceValue, NatReverse, UplinkValue, IF_INTERNAL,
+    InterfaceValue, NatReverse, PortKey, ServiceKey, ServiceValue, UplinkValue, IF_INTERNAL,
 };
 
-use super::{bpffs, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, TableUsage, Uplink};
+use super::{
+    bpffs, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort, TableUsage, Uplink,
+};
 use crate::error::{Error, Result};
 
 /// Every program netd attaches, with the hook it runs at.
@@ -389,6 +391,45 @@ impl Datapath for EbpfDatapath {
         Ok(())
     }
 
+    fn publish(&self, ports: &[PublishedPort]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for (done, port) in ports.iter().enumerate() {
+            if let Err(e) = Self::insert_published(&mut ebpf, port) {
+                // All or nothing: what this call added goes again.
+                for added in &ports[..done] {
+                    let _ = Self::remove_published(&mut ebpf, added, ports);
+                }
+                let _ = Self::remove_published(&mut ebpf, port, ports);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for port in ports {
+            Self::remove_published(&mut ebpf, port, &[])?;
+        }
+        Ok(())
+    }
+
+    fn keep_published(&self, ports: &[PublishedPort]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for port in ports {
+            Self::insert_published(&mut ebpf, port)?;
+        }
+        let services: HashSet<ServiceKey> = ports.iter().map(service_key).collect();
+        let reserved: HashSet<PortKey> = ports.iter().map(port_key).collect();
+        remove_entries_except(&mut hash_map::<ServiceKey, ServiceValue>(&mut ebpf, maps::SERVICES)?, |k, _| {
+            services.contains(k)
+        });
+        remove_entries_except(&mut hash_map::<PortKey, u8>(&mut ebpf, maps::RESERVED_PORTS)?, |k, _| {
+            reserved.contains(k)
+        });
+        Ok(())
+    }
+
     fn set_uplinks(&self, uplinks: &[Uplink]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         for uplink in uplinks {
@@ -478,6 +519,46 @@ impl Datapath for EbpfDatapath {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove pins")(e)),
         }
+    }
+}
+
+fn service_key(port: &PublishedPort) -> ServiceKey {
+    ServiceKey {
+        addr: port.host_addr.map(ip_key).unwrap_or(0),
+        port: port.host_port,
+        proto: port.proto.number(),
+        _pad: 0,
+    }
+}
+
+fn port_key(port: &PublishedPort) -> PortKey {
+    PortKey { port: port.host_port, proto: port.proto.number(), _pad: 0 }
+}
+
+impl EbpfDatapath {
+    fn insert_published(ebpf: &mut Ebpf, port: &PublishedPort) -> Result<()> {
+        let value = ServiceValue { backend_addr: ip_key(port.backend_addr), backend_port: port.backend_port, _pad: 0 };
+        hash_map::<ServiceKey, ServiceValue>(ebpf, maps::SERVICES)?
+            .insert(service_key(port), value, 0)
+            .map_err(map_err("update service map"))?;
+        // The host port is kept from masquerade's NAT ports (whatever address it is on).
+        hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?
+            .insert(port_key(port), 1, 0)
+            .map_err(map_err("update reserved port map"))
+    }
+
+    /// Removes `port`'s service entry, and its reserved host port unless another of `keep`
+    /// or another service entry still uses the same (port, protocol).
+    fn remove_published(ebpf: &mut Ebpf, port: &PublishedPort, keep: &[PublishedPort]) -> Result<()> {
+        let key = service_key(port);
+        let mut services = hash_map::<ServiceKey, ServiceValue>(ebpf, maps::SERVICES)?;
+        let _ = services.remove(&key);
+        let still_used = services.keys().flatten().any(|k| k.port == key.port && k.proto == key.proto)
+            || keep.iter().any(|p| p != port && port_key(p) == port_key(port));
+        if !still_used {
+            let _ = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?.remove(&port_key(port));
+        }
+        Ok(())
     }
 }
 

@@ -71,6 +71,36 @@ pub struct DatapathEndpoint {
     pub host_ifindex: u32,
 }
 
+/// IP protocol of a published port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// The IPPROTO_ number the maps use.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+}
+
+/// One published host port as the datapath needs it: where clients reach it and the endpoint
+/// behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PublishedPort {
+    /// The host address it is published on; `None` is every address (Docker's 0.0.0.0).
+    pub host_addr: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub proto: Proto,
+    pub backend_addr: Ipv4Addr,
+    pub backend_port: u16,
+}
+
 /// An uplink: where masqueraded traffic leaves and its replies arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uplink {
@@ -129,6 +159,13 @@ pub trait Datapath: Send + Sync {
     /// Makes the uplinks exactly `uplinks`: their ingress programs attached (pinned, adopted
     /// after a restart) and their masquerade addresses current; others detached.
     fn set_uplinks(&self, uplinks: &[Uplink]) -> Result<()>;
+    /// Publishes `ports` (service entries, and their host ports reserved from NAT and from
+    /// host processes' binds). All or nothing.
+    fn publish(&self, ports: &[PublishedPort]) -> Result<()>;
+    /// Removes what `publish` added for `ports`; already gone is success.
+    fn unpublish(&self, ports: &[PublishedPort]) -> Result<()>;
+    /// Makes the published ports exactly `ports` (restart recovery).
+    fn keep_published(&self, ports: &[PublishedPort]) -> Result<()>;
     /// Every (reason, hook) counter.
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
     fn flow_tables(&self) -> Result<FlowTables>;
