@@ -236,7 +236,7 @@ impl Kernel for FakeKernel {
         Ok(vec![])
     }
     fn flow_tables(&self) -> Result<FlowTables> {
-        Ok(FlowTables::default())
+        Ok(FlowTables { host_clients: true, ..Default::default() })
     }
     fn purge_datapath(&self) -> Result<()> {
         self.step("purge_datapath", "purge_datapath".into())
