@@ -240,9 +240,13 @@ fn the_host_path_survives_kill_9_and_a_restart_and_reset_detaches_it() {
     let second = socket_lb_links(&host);
     let attached = cgroup_root_programs();
     assert!(second.iter().all(|(_, prog)| attached.contains(prog)), "{second:?} not all in {attached:?}");
-    // The previous daemon's links went once the new ones were attached.
-    let live: Vec<u32> = aya::programs::loaded_links().filter_map(Result::ok).map(|l| l.id()).collect();
-    assert!(first.iter().all(|(link, _)| !live.contains(link)), "old links {first:?} still live");
+    // The restarted daemon adopted the same links (BPF_LINK_UPDATE) with its own programs; the
+    // previous daemon's programs run nowhere any more.
+    for ((link1, prog1), (link2, prog2)) in first.iter().zip(&second) {
+        assert_eq!(link1, link2, "link not adopted:\n{}", log_tail(&host));
+        assert_ne!(prog1, prog2, "the adopted link still runs the previous daemon's program");
+        assert!(!attached.contains(prog1), "program {prog1} of the killed daemon still attached");
+    }
 
     host.ok(&["system", "reset"]);
     let _ = host.wait_daemon_exit(Duration::from_secs(30));

@@ -189,25 +189,54 @@ impl EbpfDatapath {
             tracing::warn!("no cgroup2 mount: host clients cannot reach published ports (outside and containers can)");
             return Ok(());
         };
-        let mut ebpf = self.ebpf.lock().unwrap();
-        for (program, hook) in PROGRAMS {
-            if hook == AttachPoint::CgroupRoot {
-                self.attach_cgroup(&mut ebpf, program, &root)?;
-            }
-        }
+        self.attach_sock_lb_at(&root)?;
         self.host_clients.store(true, Ordering::Relaxed);
         tracing::info!(cgroup2 = %root.display(), "socket-LB attached: host clients reach published ports");
         Ok(())
     }
 
-    /// Attaches `program` at the cgroup2 root mounted at `root` and pins the link. aya 0.14
-    /// cannot move a pinned cgroup link onto a new program (no `attach_to_link` for cgroup
-    /// links), so a restarted daemon attaches a fresh link first and unpins the previous
-    /// daemon's after it: never a moment without a program. For that moment both run, which
-    /// changes nothing: the second connect4/sendmsg4 sees the backend, which is no service;
-    /// the second recvmsg4/getpeername4 sees the published address, which has no reverse
-    /// entry; post_bind4 refuses the same binds.
+    /// Attaches (or adopts) the socket-LB programs at the cgroup `cgroup` (the cgroup2 root;
+    /// tests use an empty cgroup of their own).
+    pub(crate) fn attach_sock_lb_at(&self, cgroup: &Path) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for (program, hook) in PROGRAMS {
+            if hook == AttachPoint::CgroupRoot {
+                self.attach_cgroup(&mut ebpf, program, cgroup)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (link id, program id) of each pinned socket-LB link.
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn sock_lb_links_for_test(&self) -> Vec<(u32, u32)> {
+        PROGRAMS
+            .iter()
+            .filter(|(_, hook)| *hook == AttachPoint::CgroupRoot)
+            .map(|(program, _)| {
+                let link = PinnedLink::from_pin(self.link_pin(program, CGROUP_ROOT)).unwrap();
+                let info = FdLink::from(link).info().unwrap();
+                (info.id(), info.program_id())
+            })
+            .collect()
+    }
+
+    /// Moves the pinned cgroup link of a previous daemon onto this daemon's `program` (an
+    /// atomic `BPF_LINK_UPDATE`, as `attach` does for tcx links: no moment without a program),
+    /// or attaches `program` at the cgroup2 root mounted at `root` and pins the link. A pin that
+    /// cannot be adopted is replaced by a fresh link, attached before the old pin goes; for
+    /// that moment both run, which changes nothing: the second connect4/sendmsg4 sees the
+    /// backend, which is no service; the second recvmsg4/getpeername4 sees the published
+    /// address, which has no reverse entry; post_bind4 refuses the same binds.
     fn attach_cgroup(&self, ebpf: &mut Ebpf, program: &'static str, root: &Path) -> Result<()> {
+        let pin = self.link_pin(program, CGROUP_ROOT);
+        if pin.exists() {
+            let prog = ebpf.program_mut(program).ok_or(DatapathError::Missing(program))?;
+            match adopt_cgroup_link(prog, &pin) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(link = %pin.display(), error = %e, "cannot adopt pinned link; replacing it"),
+            }
+        }
         let cgroup = fs::File::open(root).map_err(io_err("open cgroup2 root"))?;
         // aya makes a bpf_link on kernels ≥ 5.7, and cgroup links always share the hook with
         // other programs; the kernel refuses BPF_F_ALLOW_MULTI in link flags (EINVAL), so the
@@ -225,7 +254,6 @@ impl EbpfDatapath {
             }
             _ => return Err(DatapathError::Missing(program).into()),
         };
-        let pin = self.link_pin(program, CGROUP_ROOT);
         remove_pin(&pin)?;
         link.pin(&pin).map_err(pin_err("pin link"))?;
         Ok(())
@@ -421,6 +449,60 @@ fn object() -> Result<&'static [u8]> {
 
 fn hook_of(program: &str) -> Option<AttachPoint> {
     PROGRAMS.iter().find(|(p, _)| *p == program).map(|(_, hook)| *hook)
+}
+
+/// Points the cgroup link pinned at `pin` at `prog` (`BPF_LINK_UPDATE`; the kernel refuses a
+/// program of another attach type) and checks that the link now runs it. aya 0.14 has
+/// `attach_to_link` only for tcx and XDP links and no fd of a pinned link, hence the two raw
+/// bpf(2) calls.
+fn adopt_cgroup_link(prog: &Program, pin: &Path) -> Result<()> {
+    use std::os::{
+        fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    };
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_UPDATE: libc::c_long = 29;
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct LinkUpdate {
+        link_fd: u32,
+        new_prog_fd: u32,
+        flags: u32,
+        old_prog_fd: u32,
+    }
+    let path = std::ffi::CString::new(pin.as_os_str().as_bytes()).map_err(|e| io_err("link pin path")(e.into()))?;
+    let attr = ObjGet { pathname: path.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    // SAFETY: BPF_OBJ_GET reads `attr` (size given) and the NUL-terminated path it points to.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &attr, std::mem::size_of::<ObjGet>()) };
+    if fd < 0 {
+        return Err(io_err("open pinned link")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the syscall returned a new fd that nothing else owns.
+    let link = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let prog_fd = prog.fd().map_err(program_err("program fd"))?.as_fd().as_raw_fd();
+    let attr = LinkUpdate { link_fd: link.as_raw_fd() as u32, new_prog_fd: prog_fd as u32, flags: 0, old_prog_fd: 0 };
+    // SAFETY: BPF_LINK_UPDATE reads `attr` (size given); both fds are open.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_UPDATE, &attr, std::mem::size_of::<LinkUpdate>()) };
+    if rc < 0 {
+        return Err(io_err("update pinned link")(std::io::Error::last_os_error()));
+    }
+    drop(link);
+    // The pin now runs this daemon's program — unless it was not a cgroup link at all.
+    let info = FdLink::from(PinnedLink::from_pin(pin).map_err(link_err("open pinned link"))?)
+        .info()
+        .map_err(link_err("link info"))?;
+    let ours = prog.info().map_err(program_err("program info"))?.id();
+    if info.link_type().ok() != Some(aya::programs::links::LinkType::Cgroup) || info.program_id() != ours {
+        return Err(
+            DatapathError::NotAttached { pin: pin.display().to_string(), ifname: CGROUP_ROOT.to_string() }.into()
+        );
+    }
+    Ok(())
 }
 
 /// The cookie of the netns this thread is in (`SO_NETNS_COOKIE`, Linux ≥ 5.14).

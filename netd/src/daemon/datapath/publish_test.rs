@@ -65,3 +65,34 @@ fn the_last_of_netds_ports_leaves_the_sysctl_empty() {
     fixture.datapath.unpublish(&[port(20000, Proto::Tcp), port(20001, Proto::Tcp)]).unwrap();
     assert_eq!(sysctl.read(), "");
 }
+
+/// A cgroup of its own under the cgroup2 mount (no process in it), removed on drop.
+struct ScratchCgroup(std::path::PathBuf);
+
+impl Drop for ScratchCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_restarted_datapath_adopts_the_pinned_cgroup_links() {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(root) = crate::daemon::supervisor::cgroup::cgroup2_mount(&mountinfo) else {
+        eprintln!("no cgroup2 mount: skipped");
+        return;
+    };
+    let cgroup = ScratchCgroup(root.join(format!("netd-unit-{}", std::process::id())));
+    std::fs::create_dir_all(&cgroup.0).unwrap();
+    let first = Fixture::with_endpoints("adopt", &[]);
+    first.datapath.attach_sock_lb_at(&cgroup.0).unwrap();
+    let before = first.datapath.sock_lb_links_for_test();
+    let second = first.reload();
+    second.datapath.attach_sock_lb_at(&cgroup.0).unwrap();
+    let after = second.datapath.sock_lb_links_for_test();
+    assert_eq!(before.len(), 5);
+    for ((link1, prog1), (link2, prog2)) in before.iter().zip(&after) {
+        assert_eq!(link1, link2, "link not adopted");
+        assert_ne!(prog1, prog2, "the adopted link runs the new program");
+    }
+}
