@@ -21,7 +21,7 @@ use aya::{
 };
 use netd_tests::{
     in_netns,
-    probe::{exchange, tcp_peer, udp_peer, v4, IO_TIMEOUT},
+    probe::{exchange, net_sysctl, set_net_sysctl, tcp_peer, udp_peer, v4, IO_TIMEOUT},
     servers::{TcpPeerServer, UdpPeerServer},
     sh, TestHost,
 };
@@ -236,6 +236,9 @@ fn the_host_path_survives_kill_9_and_a_restart_and_reset_detaches_it() {
     tcp_through(&host_ns(&host), v4("127.0.0.1", 8080)).expect("host → 127.0.0.1:8080 with the daemon down");
 
     host.start_daemon();
+    // A restarted daemon keeps the ports of its store (`keep_published`) — none here, this
+    // one was written by hand — so it is written again.
+    publish(&host, None, 8080, TCP, ip, 80);
     tcp_through(&host_ns(&host), v4("127.0.0.1", 8080)).expect("host → 127.0.0.1:8080 after a restart");
     let second = socket_lb_links(&host);
     let attached = cgroup_root_programs();
@@ -257,4 +260,50 @@ fn the_host_path_survives_kill_9_and_a_restart_and_reset_detaches_it() {
         second.iter().all(|(_, prog)| !attached.contains(prog)),
         "programs {second:?} still attached at the cgroup2 root: {attached:?}"
     );
+}
+
+/// `ip_local_reserved_ports` of the netns `ns`, as a list of ports.
+fn reserved_ports(ns: &Path) -> Vec<u16> {
+    let text = net_sysctl(ns, "ipv4/ip_local_reserved_ports");
+    let mut ports = Vec::new();
+    for item in text.trim().split(',').filter(|i| !i.is_empty()) {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        ports.extend(lo.parse::<u16>().unwrap()..=hi.parse::<u16>().unwrap());
+    }
+    ports
+}
+
+#[test]
+#[ignore = "needs -p (branch pcli); un-ignore once `ports` has it"]
+fn run_p_serves_host_clients_and_keeps_published_ports_from_ephemeral_use() {
+    let host = TestHost::start();
+    let ns = host_ns(&host);
+    // The admin's own reservation stays through everything.
+    set_net_sysctl(&ns, "ipv4/ip_local_reserved_ports", "9999");
+    host.ok(&["network", "create", "ph-p"]);
+    host.ok(&["run", "-d", "--name", "web", "--network", "ph-p", "-p", "8080:80", "-p", "127.0.0.1:5353:7000/udp"]);
+    let netns = host.container_netns("web");
+    let _tcp = TcpPeerServer::start(&netns, "0.0.0.0", 80);
+    let _udp = UdpPeerServer::start(&netns, "0.0.0.0", 7000);
+    let (peer, _) = tcp_through(&ns, v4("127.0.0.1", 8080)).unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&host)));
+    assert_eq!(peer, SocketAddr::V4(v4("127.0.0.1", 8080)));
+    assert!(udp_peer(&ns, None, v4("127.0.0.1", 5353)).is_some(), "no UDP reply from 127.0.0.1:5353");
+    let in_use = Err((ErrorKind::AddrInUse, Some(libc::EADDRINUSE)));
+    assert_eq!(bind_in(&ns, Ipv4Addr::UNSPECIFIED, 8080, TCP), in_use);
+    assert_eq!(bind_in(&ns, Ipv4Addr::LOCALHOST, 5353, UDP), in_use);
+
+    // Reserved while published: with the ephemeral range narrowed to 8080 alone, a connect
+    // from the host finds no source port.
+    assert_eq!(reserved_ports(&ns), vec![5353, 8080, 9999]);
+    let _outside = TcpPeerServer::start(&outside_ns(&host), "0.0.0.0", 7777);
+    set_net_sysctl(&ns, "ipv4/ip_local_port_range", "8080 8080");
+    let err = tcp_peer(&ns, None, v4(netd_tests::OUTSIDE_ADDR, 7777), IO_TIMEOUT).expect_err("8080 picked as a source");
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{err}");
+
+    // Freed at rm: the kernel may pick it again, a host bind gets it, the admin's stays.
+    host.ok(&["rm", "-f", "web"]);
+    assert_eq!(reserved_ports(&ns), vec![9999]);
+    assert_eq!(bind_in(&ns, Ipv4Addr::UNSPECIFIED, 8080, TCP), Ok(()));
+    let (_, seen) = tcp_peer(&ns, None, v4(netd_tests::OUTSIDE_ADDR, 7777), IO_TIMEOUT).expect("connect after rm");
+    assert_eq!(seen.port(), 8080);
 }

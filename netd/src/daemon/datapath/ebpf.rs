@@ -797,8 +797,9 @@ impl EbpfDatapath {
             .map_err(map_err("update service map"))?;
         let mut table = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?;
         let key = port_key(port);
-        // Every entry of one port agrees on who owns the port in the sysctl.
-        let owned = table.iter().flatten().any(|(k, flags)| k.port == key.port && flags & RSVD_SYSCTL_OWNED != 0)
+        // Every entry of one port agrees on who owns the port in the sysctl (O(1): one lookup
+        // per protocol).
+        let owned = same_port(key).any(|k| table.get(&k, 0).is_ok_and(|flags| flags & RSVD_SYSCTL_OWNED != 0))
             || sysctl.as_mut().is_some_and(|ports| ports.insert(key.port));
         let flags = RSVD_PUBLISHED | if owned { RSVD_SYSCTL_OWNED } else { 0 };
         // The host port is kept from masquerade's NAT ports (whatever address it is on).
@@ -836,7 +837,7 @@ impl EbpfDatapath {
         flags: u8,
         sysctl: &mut Option<BTreeSet<u16>>,
     ) {
-        if flags & RSVD_SYSCTL_OWNED != 0 && !table.keys().flatten().any(|k| k.port == key.port) {
+        if flags & RSVD_SYSCTL_OWNED != 0 && !same_port(key).any(|k| table.get(&k, 0).is_ok()) {
             if let Some(ports) = sysctl.as_mut() {
                 ports.remove(&key.port);
             }
@@ -869,6 +870,11 @@ impl EbpfDatapath {
             tracing::warn!(error = %e, "cannot write ip_local_reserved_ports: published ports may be picked as ephemeral ports");
         }
     }
+}
+
+/// The reserved-map keys of `key`'s port, every protocol (TCP, UDP).
+fn same_port(key: PortKey) -> impl Iterator<Item = PortKey> {
+    [6u8, 17].into_iter().map(move |proto| PortKey { port: key.port, proto, _pad: 0 })
 }
 
 /// `ip_local_reserved_ports` syntax: `8080,9000-9002` (empty: none).
