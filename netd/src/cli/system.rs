@@ -128,5 +128,16 @@ nat               1         524288
         let stats = Stats { drops: vec![drop("isolation", 3, "endpoint_ingress", 0, 0)], ..Default::default() };
         let out = stats_tables(&stats);
         assert!(out.starts_with("DROPS\nno packet dropped\n\nENDPOINTS\nno endpoints\n\nFLOWS\n"), "{out}");
+        assert!(!out.contains("WARNINGS"), "{out}");
+    }
+
+    #[test]
+    fn tables_end_with_what_does_not_work_on_this_host() {
+        let warning = "host clients cannot reach published ports: no cgroup2 mount for the socket-LB";
+        let stats = Stats { warnings: vec![warning.into()], ..Default::default() };
+        assert!(stats_tables(&stats).ends_with(&format!("\nWARNINGS\n{warning}\n")), "{}", stats_tables(&stats));
+        // In JSON only when there is one.
+        assert!(serde_json::to_string(&Stats::default()).unwrap().find("warnings").is_none());
+        assert!(serde_json::to_string(&stats).unwrap().contains(warning));
     }
 }
