@@ -47,7 +47,7 @@ fn is_host_addr(addr: u32) -> bool {
 #[inline(always)]
 fn service(addr: u32, port: u16, proto: u8) -> Option<ServiceValue> {
     let key = ServiceKey { addr, port, proto, _pad: 0 };
-    if let Some(v) = SERVICES.get_ptr(&key) {
+    if let Some(v) = SERVICES.get_ptr(key) {
         // SAFETY: the pointer is to a live map value of this type.
         return Some(unsafe { *v });
     }
@@ -55,7 +55,7 @@ fn service(addr: u32, port: u16, proto: u8) -> Option<ServiceValue> {
         return None;
     }
     // SAFETY: as above.
-    SERVICES.get_ptr(&ServiceKey { addr: 0, ..key }).map(|v| unsafe { *v })
+    SERVICES.get_ptr(ServiceKey { addr: 0, ..key }).map(|v| unsafe { *v })
 }
 
 /// connect4 (TCP, UDP) and sendmsg4 (UDP): destination → backend.
@@ -80,7 +80,7 @@ pub fn redirect(ctx: &SockAddrContext) -> i32 {
     let key = SockRevKey { cookie, backend_addr: backend.backend_addr, backend_port: backend.backend_port, _pad: 0 };
     // Best effort: without the entry the socket still reaches the backend, it only sees the
     // backend as its peer.
-    let _ = SOCK_REVERSE.insert(&key, &SockRevValue { addr, port, _pad: 0 }, 0);
+    let _ = SOCK_REVERSE.insert(key, SockRevValue { addr, port, _pad: 0 }, 0);
     // SAFETY: user_ip4/user_port are writable for connect4 and sendmsg4 (4-byte stores).
     unsafe {
         (*sa).user_ip4 = backend.backend_addr;
@@ -104,7 +104,7 @@ pub fn reverse(ctx: &SockAddrContext) -> i32 {
     // SAFETY: as in `redirect`.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let key = SockRevKey { cookie, backend_addr: addr, backend_port: u16::from_be(port_be as u16), _pad: 0 };
-    if let Some(orig) = SOCK_REVERSE.get_ptr(&key) {
+    if let Some(orig) = SOCK_REVERSE.get_ptr(key) {
         // SAFETY: live map value; user_ip4/user_port are writable for these hooks.
         unsafe {
             (*sa).user_ip4 = (*orig).addr;
@@ -130,7 +130,7 @@ pub fn post_bind(ctx: &SockContext) -> i32 {
     }
     let (port, proto) = (port as u16, proto as u8);
     let taken = if addr == 0 {
-        RESERVED_PORTS.get_ptr(&netd_common::PortKey { port, proto, _pad: 0 }).is_some()
+        RESERVED_PORTS.get_ptr(netd_common::PortKey { port, proto, _pad: 0 }).is_some()
     } else {
         service(addr, port, proto).is_some()
     };
