@@ -173,7 +173,7 @@ fn split_proto_port(raw: &str) -> (&str, &str) {
     }
     match parts.get(1) {
         None => ("tcp", raw),
-        Some(p) if p.is_empty() => ("tcp", parts[0]),
+        Some(&"") => ("tcp", parts[0]),
         Some(p) => (p, parts[0]),
     }
 }
