@@ -164,6 +164,10 @@ pub struct Stats {
     pub endpoints: Vec<EndpointCount>,
     pub conntrack: ConntrackUsage,
     pub nat: TableFill,
+    /// What does not work on this host (e.g. host clients of published ports without a cgroup2
+    /// mount). Left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -582,6 +586,7 @@ mod tests {
                 other: TableFill { entries: 6, capacity: 262_144 },
             },
             nat: TableFill { entries: 7, capacity: 524_288 },
+            warnings: vec![],
         };
         // The shape other tools parse (`netd stats --format json`), key for key.
         assert_eq!(

@@ -380,6 +380,11 @@ impl<K: Kernel> Manager<K> {
             endpoints,
             conntrack: ConntrackUsage { tcp: flows.conntrack_tcp.into(), other: flows.conntrack_other.into() },
             nat: flows.nat.into(),
+            warnings: if flows.host_clients {
+                vec![]
+            } else {
+                vec!["host clients cannot reach published ports: no cgroup2 mount for the socket-LB".into()]
+            },
         })
     }
 

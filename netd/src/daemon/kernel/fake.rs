@@ -253,7 +253,7 @@ impl Kernel for FakeKernel {
         Ok(vec![])
     }
     fn flow_tables(&self) -> Result<FlowTables> {
-        Ok(FlowTables::default())
+        Ok(FlowTables { host_clients: true, ..Default::default() })
     }
     fn publish(&self, ports: &[PublishedPort]) -> Result<()> {
         self.step("publish", format!("publish {}", ports.len()))?;
