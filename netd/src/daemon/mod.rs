@@ -7,6 +7,7 @@ pub mod crash;
 pub mod datapath;
 pub mod dns;
 pub mod egress;
+pub mod host_ports;
 pub mod ipam;
 pub mod kernel;
 pub mod limits;
