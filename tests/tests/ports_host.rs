@@ -5,8 +5,9 @@
 //! published ports are reserved from the host's ephemeral ports; other netns are untouched;
 //! the path survives `kill -9` of the daemon and a restart; `system reset` detaches it.
 //!
-//! Ports are published by writing the daemon's pinned maps (`NETD_SVC_V1`, `NETD_RSVD_V1`)
-//! as `Datapath::publish` does, until `-p` is on this branch.
+//! Most tests publish by writing the daemon's pinned maps (`NETD_SVC_V1`, `NETD_RSVD_V1`) as
+//! `Datapath::publish` does, to test the datapath on its own; the `run -p` test goes through
+//! the CLI (and checks `ip_local_reserved_ports`, which only `Datapath::publish` writes).
 use std::{
     io::ErrorKind,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket},
@@ -274,7 +275,6 @@ fn reserved_ports(ns: &Path) -> Vec<u16> {
 }
 
 #[test]
-#[ignore = "needs -p (branch pcli); un-ignore once `ports` has it"]
 fn run_p_serves_host_clients_and_keeps_published_ports_from_ephemeral_use() {
     let host = TestHost::start();
     let ns = host_ns(&host);
