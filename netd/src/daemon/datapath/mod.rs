@@ -13,6 +13,8 @@ mod prog_test;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test_nat;
 #[cfg(all(test, feature = "ebpf"))]
+mod prog_test_ports;
+#[cfg(all(test, feature = "ebpf"))]
 mod prog_test_support;
 
 /// What can fail in the eBPF datapath: aya's errors with what netd was doing, and pin files.
