@@ -407,19 +407,19 @@ fn if_publishes_follows_the_published_ports_and_survives_keep_exactly() {
         dp.keep_exactly(&[a.clone(), b.clone()]).unwrap();
         assert_eq!((publishes(&fx, &a), publishes(&fx, &b)), (true, false));
         // One port of two goes: still publishing.
-        dp.unpublish(&[web.clone()]).unwrap();
+        dp.unpublish(std::slice::from_ref(&web)).unwrap();
         assert!(publishes(&fx, &a));
-        dp.keep_published(&[dns.clone()]).unwrap();
+        dp.keep_published(std::slice::from_ref(&dns)).unwrap();
         assert!(publishes(&fx, &a));
         // A new endpoint with a port already published gets the flag with its entries.
         let bweb = port(None, 8081, Proto::Tcp, &b, 80);
-        dp.publish(&[bweb.clone()]).unwrap();
+        dp.publish(std::slice::from_ref(&bweb)).unwrap();
         assert_eq!((publishes(&fx, &a), publishes(&fx, &b)), (true, true));
         dp.remove_endpoint(&b).unwrap();
         dp.add_endpoint(&b).unwrap();
         assert!(publishes(&fx, &b));
         // Restart recovery with only bob's port: alice's flag goes, bob's stays.
-        dp.keep_published(&[bweb.clone()]).unwrap();
+        dp.keep_published(std::slice::from_ref(&bweb)).unwrap();
         assert_eq!((publishes(&fx, &a), publishes(&fx, &b)), (false, true));
         dp.unpublish(&[bweb]).unwrap();
         assert_eq!((publishes(&fx, &a), publishes(&fx, &b)), (false, false));
