@@ -25,6 +25,9 @@ pub mod maps {
     pub const SERVICES: &str = "NETD_SVC_V1";
     /// SockRevValue by SockRevKey: what a socket-LB'd UDP socket must see as its peer.
     pub const SOCK_REVERSE: &str = "NETD_SOCKREV_V1";
+    /// The IPv4 addresses of the daemon's netns (u32 key, network order; value unused), for
+    /// the socket-LB, which cannot ask the FIB whether an address is local.
+    pub const HOST_ADDRS: &str = "NETD_HOSTIP_V1";
     /// FragTarget by FragKey: how later fragments of a translated datagram are translated.
     pub const FRAGMENTS: &str = "NETD_FRAG_V1";
     /// Per-CPU drop counters indexed by `metric_slot(reason, hook)`.
@@ -42,6 +45,7 @@ pub mod maps {
     /// Published (address, port, protocol) triples.
     pub const MAX_SERVICES: u32 = 65_536;
     pub const SOCK_REVERSE_ENTRIES: u32 = 65_536;
+    pub const MAX_HOST_ADDRS: u32 = 1_024;
     /// Datagrams being fragmented at once (LRU: a datagram's fragments arrive within moments).
     pub const FRAGMENT_ENTRIES: u32 = 8_192;
     /// Slots per hook in the metrics array (codes are below this).
@@ -65,7 +69,16 @@ pub mod programs {
     pub const SOCK_RECVMSG4: &str = "netd_sock_recvmsg4";
     pub const SOCK_GETPEERNAME4: &str = "netd_sock_getpeername4";
     pub const SOCK_POST_BIND4: &str = "netd_sock_post_bind4";
+    /// The global (`.rodata`) the socket-LB programs compare `bpf_get_netns_cookie` with:
+    /// the daemon's netns cookie, set at load (`EbpfLoader::override_global`). 0 never matches.
+    pub const NETNS_COOKIE_GLOBAL: &str = "NETD_NETNS_COOKIE";
 }
+
+/// `PortKey` values in `NETD_RSVD_V1` (bits): the (port, protocol) is published; netd added the
+/// port to the netns's `net.ipv4.ip_local_reserved_ports` (it was not there before), so it is
+/// netd's to remove again.
+pub const RSVD_PUBLISHED: u8 = 1;
+pub const RSVD_SYSCTL_OWNED: u8 = 2;
 
 /// NAT source ports. A flow keeps its own source port when nothing else holds the reply tuple;
 /// otherwise a port is drawn from this range, which lies above Linux's default ephemeral range

@@ -18,10 +18,14 @@ mod packet;
 mod policy;
 mod publish;
 mod route;
+mod sock;
 mod uplink;
 mod verdict;
 
-use aya_ebpf::{macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    macros::{cgroup_sock, cgroup_sock_addr, classifier},
+    programs::{SockAddrContext, SockContext, TcContext},
+};
 use netd_common::Hook;
 
 /// TC ingress on the host side of an endpoint's veth: every packet a container sends.
@@ -34,6 +38,37 @@ pub fn netd_ep_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netd_up_ingress(ctx: TcContext) -> i32 {
     verdict::finish(&ctx, Hook::UplinkIngress, uplink::uplink_ingress(&ctx))
+}
+
+/// Socket-LB (cgroup2 root; `sock` explains the netns scoping): a host client's connect to
+/// a published port goes to the backend.
+#[cgroup_sock_addr(connect4)]
+pub fn netd_sock_connect4(ctx: SockAddrContext) -> i32 {
+    sock::redirect(&ctx)
+}
+
+/// Each UDP datagram a host client sends to a published port goes to the backend.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn netd_sock_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock::redirect(&ctx)
+}
+
+/// A datagram from the backend shows the published address as its source.
+#[cgroup_sock_addr(recvmsg4)]
+pub fn netd_sock_recvmsg4(ctx: SockAddrContext) -> i32 {
+    sock::reverse(&ctx)
+}
+
+/// getpeername shows the published address.
+#[cgroup_sock_addr(getpeername4)]
+pub fn netd_sock_getpeername4(ctx: SockAddrContext) -> i32 {
+    sock::reverse(&ctx)
+}
+
+/// A host bind on a published port fails with EADDRINUSE.
+#[cgroup_sock(post_bind4)]
+pub fn netd_sock_post_bind4(ctx: SockContext) -> i32 {
+    sock::post_bind(&ctx)
 }
 
 #[cfg(not(test))]

@@ -36,6 +36,9 @@ pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::pinned(MAX_SER
 #[map(name = "NETD_SOCKREV_V1")]
 pub static SOCK_REVERSE: LruHashMap<SockRevKey, SockRevValue> = LruHashMap::pinned(SOCK_REVERSE_ENTRIES, 0);
 
+#[map(name = "NETD_HOSTIP_V1")]
+pub static HOST_ADDRS: HashMap<u32, u8> = HashMap::pinned(MAX_HOST_ADDRS, 0);
+
 #[map(name = "NETD_FRAG_V1")]
 pub static FRAGMENTS: LruHashMap<FragKey, FragTarget> = LruHashMap::pinned(FRAGMENT_ENTRIES, 0);
 
@@ -55,6 +58,7 @@ const _: () = {
     assert!(eq(netd_common::maps::FRAGMENTS.as_bytes(), b"NETD_FRAG_V1"));
     assert!(eq(netd_common::maps::SERVICES.as_bytes(), b"NETD_SVC_V1"));
     assert!(eq(netd_common::maps::SOCK_REVERSE.as_bytes(), b"NETD_SOCKREV_V1"));
+    assert!(eq(netd_common::maps::HOST_ADDRS.as_bytes(), b"NETD_HOSTIP_V1"));
 };
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {

@@ -88,6 +88,9 @@ pub struct RunContainer {
     /// `--dns IP`: the container's own upstream resolvers.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
+    /// `-p`/`--publish`, parsed (`crate::ports::parse_spec`): one binding per container port.
+    #[serde(default)]
+    pub ports: Vec<crate::ports::PortMapping>,
     /// `run` without `-d`: the command starts when the CLI passes its terminal's stdio over
     /// the attach socket (`Manager::start_attached`), not now.
     #[serde(default)]
@@ -161,6 +164,10 @@ pub struct Stats {
     pub endpoints: Vec<EndpointCount>,
     pub conntrack: ConntrackUsage,
     pub nat: TableFill,
+    /// What does not work on this host (e.g. host clients of published ports without a cgroup2
+    /// mount). Left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +373,9 @@ pub struct HostConfig {
     /// A network name, `default`, `host`, `none` or `container:ID`.
     #[serde(rename = "NetworkMode")]
     pub network_mode: String,
+    /// `-p` as given, by `PORT/PROTO` (`HostIp`/`HostPort` empty when not given).
+    #[serde(rename = "PortBindings", default)]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     #[serde(rename = "AutoRemove")]
     pub auto_remove: bool,
     #[serde(rename = "Dns")]
@@ -393,7 +403,7 @@ pub struct NetworkSettings {
     pub bridge: String,
     #[serde(rename = "SandboxID")]
     pub sandbox_id: String,
-    /// By `PORT/PROTO`.
+    /// The published ports by `PORT/PROTO`, while running (random host ports resolved).
     #[serde(rename = "Ports")]
     pub ports: BTreeMap<String, Vec<PortBinding>>,
     /// The netns path while running, or empty.
@@ -510,6 +520,7 @@ mod tests {
             links: vec!["db:d".into()],
             add_hosts: vec!["h:1.2.3.4".into()],
             dns: vec!["10.0.0.2".parse().unwrap(), "fd00::53".parse().unwrap()],
+            ports: crate::ports::parse_specs(&["127.0.0.1:8000-8001:80-81/udp", "80", "[::1]:9000-9009:90"]).unwrap(),
             attach: true,
         });
         round_trip(ConnectRequest {
@@ -575,6 +586,7 @@ mod tests {
                 other: TableFill { entries: 6, capacity: 262_144 },
             },
             nat: TableFill { entries: 7, capacity: 524_288 },
+            warnings: vec![],
         };
         // The shape other tools parse (`netd stats --format json`), key for key.
         assert_eq!(

@@ -19,9 +19,10 @@ pub mod daemon;
 // The daemon's modules live under `daemon/`; re-exported here so that paths stay short
 // (`crate::manager`, `crate::store`, …).
 pub use daemon::{
-    access, api, api_server, container_files, crash, datapath, dns, egress, ipam, kernel, limits, manager, names,
-    netlink, netns, plumbing, store, supervisor, sweep, views,
+    access, api, api_server, container_files, crash, datapath, dns, egress, host_ports, ipam, kernel, limits, manager,
+    names, netlink, netns, plumbing, store, supervisor, sweep, views,
 };
 pub mod error;
 pub mod model;
+pub mod ports;
 pub mod process;

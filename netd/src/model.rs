@@ -123,6 +123,14 @@ pub struct Container {
     /// the default bridge they are its resolv.conf). Empty: the daemon's upstreams.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
+    /// `-p`: the bindings as given (Docker's `HostConfig.PortBindings`), one per container
+    /// port.
+    #[serde(default)]
+    pub ports: Vec<crate::ports::PortMapping>,
+    /// The ports published while it runs, random host ports resolved (empty while stopped:
+    /// `start` picks random ones again, as Docker does).
+    #[serde(default)]
+    pub published: Vec<crate::ports::Published>,
 }
 
 #[cfg(test)]
@@ -148,6 +156,8 @@ impl Container {
             sandbox_endpoint: String::new(),
             extra_hosts: vec![],
             dns: vec![],
+            ports: vec![],
+            published: vec![],
         }
     }
 }

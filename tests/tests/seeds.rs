@@ -2,7 +2,8 @@
 //! network command they show, in their order, with the outputs they show (modulo ids and
 //! times). Containers ping each other by name, as the articles do, through the embedded DNS
 //! (127.0.0.11) of user-defined networks. Seed 003's `--link` sequence is replayed in
-//! hosts_entries.rs; port publishing (`-p`) is a later issue and is left out here.
+//! hosts_entries.rs. Their `-p`/`--publish` commands are replayed for what the control plane
+//! shows (`ps` PORTS, `port`, `inspect`); traffic through published ports is checked elsewhere.
 use std::path::PathBuf;
 
 use netd_tests::{tcp_exchange, TestHost};
@@ -296,6 +297,8 @@ fn seed_003_bridge_host_none_container() {
         "bridgetest",
         "--network-alias",
         "rediss",
+        "-p",
+        "6379:6379",
         "-d",
         "arm64v8/redis",
     ]);
@@ -310,9 +313,17 @@ fn seed_003_bridge_host_none_container() {
         "bridgetest",
         "--network-alias",
         "sqll",
+        "--publish",
+        "3306:3306",
         "mysql",
     ]);
     let sql = sql.trim();
+    assert_eq!(host.ok(&["port", "bridgeredis"]), "6379/tcp -> 0.0.0.0:6379\n");
+    assert_eq!(host.ok(&["port", sql, "3306"]), "0.0.0.0:3306\n");
+    assert_eq!(
+        host.json(&["inspect", sql])[0]["NetworkSettings"]["Ports"],
+        json!({"3306/tcp": [{"HostIp": "0.0.0.0", "HostPort": "3306"}]})
+    );
     host.ok(&["rm", "-f", "nodectn"]);
     host.ok(&["run", "-itd", "--name", "nodectn", "--network", "bridgetest", "--net-alias", "nodesql", "nodebridge"]);
     let aliases =
@@ -361,7 +372,19 @@ fn seed_004_container_networking() {
     host.ok(&["run", "-d", "--name", "springbootback", "springboot"]);
     host.ok(&["network", "connect", "my_network", "springbootback"]);
     ping(&host, "springbootback", "172.19.0.1");
-    host.ok(&["run", "--rm", "-d", "--name", "favorites", "--network", "favorites-net", "favorites-node"]);
+    host.ok(&[
+        "run",
+        "--rm",
+        "-d",
+        "-p",
+        "3000:3000",
+        "--name",
+        "favorites",
+        "--network",
+        "favorites-net",
+        "favorites-node",
+    ]);
+    assert_eq!(host.ok(&["port", "favorites"]), "3000/tcp -> 0.0.0.0:3000\n");
     // `mongodb://mongodb:27017/...`: the container's name as its address.
     let out = ping(&host, "favorites", "mongodb");
     assert!(out.starts_with(&format!("PING mongodb ({})", host.ip_of("mongodb", "favorites-net"))), "{out}");
@@ -373,4 +396,44 @@ fn seed_004_container_networking() {
     assert_eq!(host.ok(&["network", "rm", "my_network"]), "my_network\n");
     host.ok(&["rm", "-f", "mongodb", "favorites"]);
     assert_eq!(host.ok(&["network", "prune", "-f"]), "Deleted Networks:\nfavorites-net\n");
+
+    // Two containers, the same container port on host ports 8080 and 8081.
+    host.ok(&["run", "-p", "8080:8080", "--name", "a", "containerA"]);
+    host.ok(&["run", "-p", "8081:8080", "--name", "b", "containerB"]);
+    let ports = host.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ports.lines().any(|l| l == "a 0.0.0.0:8080->8080/tcp"), "{ports}");
+    assert!(ports.lines().any(|l| l == "b 0.0.0.0:8081->8080/tcp"), "{ports}");
+}
+
+/// 001's three `-p` examples, one after the other: every host address, a random host port
+/// (the seed's 49153 was an older Docker's range; netd's comes from ip_local_port_range), one
+/// address.
+#[test]
+fn seed_001_publishing() {
+    let host = TestHost::start();
+    let c = host.ok(&["run", "-d", "-p", "80:80", "nginx"]).trim().to_string();
+    assert_eq!(host.ok(&["ps", "--format", "{{.Ports}}"]), "0.0.0.0:80->80/tcp\n");
+    assert_eq!(host.ok(&["port", &c]), "80/tcp -> 0.0.0.0:80\n");
+    // Another container cannot have the same port on any address.
+    let err = host.fails(&["run", "-d", "-p", "127.0.0.1:80:80", "nginx"]);
+    assert!(
+        err.ends_with("Error starting userland proxy: listen tcp4 127.0.0.1:80: bind: address already in use"),
+        "{err}"
+    );
+    host.ok(&["rm", "-f", &c]);
+
+    let c = host.ok(&["run", "-d", "-p", "80", "nginx"]).trim().to_string();
+    let range = host.in_host_ok(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
+    let first: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    // Docker's allocator starts at the range's start.
+    assert_eq!(host.ok(&["port", &c]), format!("80/tcp -> 0.0.0.0:{first}\n"));
+    assert_eq!(host.ok(&["ps", "--format", "{{.Ports}}"]), format!("0.0.0.0:{first}->80/tcp\n"));
+    host.ok(&["rm", "-f", &c]);
+
+    let c = host.ok(&["run", "-d", "-p", "127.0.0.1:80:80", "nginx"]).trim().to_string();
+    assert_eq!(host.ok(&["ps", "--format", "{{.Ports}}"]), "127.0.0.1:80->80/tcp\n");
+    assert_eq!(
+        host.json(&["inspect", &c])[0]["HostConfig"]["PortBindings"],
+        json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "80"}]})
+    );
 }

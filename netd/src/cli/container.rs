@@ -9,7 +9,7 @@ use super::{
     batch::{fetch_all, for_each},
     human,
     output::{ellipsis, print_inspect, print_rows},
-    ExecArgs, InspectArgs, PsArgs, RmArgs, RunArgs,
+    ExecArgs, InspectArgs, PortArgs, PsArgs, RmArgs, RunArgs,
 };
 use crate::{
     api_types::{ContainerView, NetworkView, RemoveContainer, RunContainer, StopContainer},
@@ -29,6 +29,11 @@ fn resolve_env(env: &[String]) -> Vec<String> {
 
 pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
     let (image, mut cmd) = args.image_and_cmd();
+    // Bad specs are refused here with Docker's texts, before the daemon is asked.
+    let ports = crate::ports::parse_specs(&args.publish).map_err(anyhow::Error::msg)?;
+    if !ports.is_empty() && args.network.as_deref() == Some("host") {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
     let interactive = args.interactive || args.tty;
     if cmd.is_empty() && interactive && !args.detach {
         // Docker would run the image's shell; netd runs the user's.
@@ -51,6 +56,7 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
         links: args.links,
         add_hosts: args.add_hosts,
         dns: args.dns,
+        ports,
         attach,
     };
     let id = client.run(&req).await?.id;
@@ -128,6 +134,49 @@ pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<(
         Ok(())
     })
     .await
+}
+
+/// `netd port NAME [PORT[/PROTO]]`: Docker's lines, `80/tcp -> 0.0.0.0:8080` for every
+/// published port (by container port, then protocol, then host address and port), or the
+/// host addresses of one port.
+pub(super) async fn port(client: &Client, args: PortArgs) -> anyhow::Result<()> {
+    let c = client.container(&args.container).await?;
+    print!("{}", port_lines(&c, &args.container, args.port.as_deref())?);
+    Ok(())
+}
+
+fn port_lines(c: &ContainerView, name: &str, port: Option<&str>) -> anyhow::Result<String> {
+    let ports = &c.network_settings.ports;
+    let Some(port) = port else {
+        let mut keys: Vec<(u16, &str, &String)> = ports
+            .keys()
+            .map(|k| {
+                let (p, proto) = k.split_once('/').unwrap_or((k, ""));
+                (p.parse().unwrap_or(0), proto, k)
+            })
+            .collect();
+        keys.sort();
+        let mut out = String::new();
+        for (_, _, key) in keys {
+            for b in &ports[key] {
+                out += &format!("{key} -> {}\n", crate::ports::join_host_port(&b.host_ip, &b.host_port));
+            }
+        }
+        return Ok(out);
+    };
+    let (number, proto) = match port.split_once('/') {
+        Some((n, p)) if !p.is_empty() => (n, p),
+        Some((n, _)) => (n, "tcp"),
+        None => (port, "tcp"),
+    };
+    let key = format!("{number}/{proto}");
+    match ports.get(&key) {
+        Some(bindings) if !bindings.is_empty() => Ok(bindings
+            .iter()
+            .map(|b| format!("{}\n", crate::ports::join_host_port(&b.host_ip, &b.host_port)))
+            .collect()),
+        _ => bail!("Error: No public port '{key}' published for {name}"),
+    }
 }
 
 /// What `inspect` finds under a name.
@@ -234,13 +283,33 @@ impl PsRow {
             mounts: String::new(),
             names: c.name.trim_start_matches('/').to_string(),
             networks: networks.join(","),
-            ports: String::new(),
+            ports: ps_ports(c),
             running_for: human::ago(&c.created),
             size: "0B".into(),
             state: c.state.status.clone(),
             status,
         }
     }
+}
+
+/// The PORTS column: the published ports of `NetworkSettings.Ports`, Docker's way.
+fn ps_ports(c: &ContainerView) -> String {
+    let ports = c
+        .network_settings
+        .ports
+        .iter()
+        .flat_map(|(key, bindings)| {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let private_port = port.parse().unwrap_or(0);
+            bindings.iter().map(move |b| crate::ports::DisplayPort {
+                ip: b.host_ip.clone(),
+                private_port,
+                public_port: b.host_port.parse().unwrap_or(0),
+                proto: proto.to_string(),
+            })
+        })
+        .collect();
+    crate::ports::displayable_ports(ports)
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -250,7 +319,58 @@ fn non_empty(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api_types::{ContainerConfig, ContainerState, EndpointSettings, NetworkSettings};
+    use crate::api_types::{ContainerConfig, ContainerState, EndpointSettings, NetworkSettings, PortBinding};
+
+    fn with_ports(ports: &[(&str, &str, &str)]) -> ContainerView {
+        let mut c = ContainerView::default();
+        for (key, ip, port) in ports {
+            c.network_settings
+                .ports
+                .entry(key.to_string())
+                .or_default()
+                .push(PortBinding { host_ip: ip.to_string(), host_port: port.to_string() });
+        }
+        c
+    }
+
+    #[test]
+    fn port_prints_dockers_lines() {
+        let c = with_ports(&[
+            ("8080/tcp", "0.0.0.0", "8080"),
+            ("80/tcp", "0.0.0.0", "32768"),
+            ("80/tcp", "127.0.0.1", "8081"),
+            ("53/udp", "0.0.0.0", "5353"),
+            ("100/tcp", "0.0.0.0", "100"),
+        ]);
+        assert_eq!(
+            port_lines(&c, "web", None).unwrap(),
+            "53/udp -> 0.0.0.0:5353\n80/tcp -> 0.0.0.0:32768\n80/tcp -> 127.0.0.1:8081\n100/tcp -> 0.0.0.0:100\n\
+             8080/tcp -> 0.0.0.0:8080\n"
+        );
+        assert_eq!(port_lines(&c, "web", Some("80")).unwrap(), "0.0.0.0:32768\n127.0.0.1:8081\n");
+        assert_eq!(port_lines(&c, "web", Some("80/tcp")).unwrap(), "0.0.0.0:32768\n127.0.0.1:8081\n");
+        assert_eq!(port_lines(&c, "web", Some("53/udp")).unwrap(), "0.0.0.0:5353\n");
+        for (port, key) in [("81", "81/tcp"), ("53", "53/tcp"), ("80/udp", "80/udp")] {
+            assert_eq!(
+                port_lines(&c, "web", Some(port)).unwrap_err().to_string(),
+                format!("Error: No public port '{key}' published for web")
+            );
+        }
+        assert_eq!(port_lines(&ContainerView::default(), "web", None).unwrap(), "");
+    }
+
+    #[test]
+    fn ps_ports_column() {
+        let c = with_ports(&[
+            ("80/tcp", "0.0.0.0", "8080"),
+            ("9000/tcp", "0.0.0.0", "9000"),
+            ("9001/tcp", "0.0.0.0", "9001"),
+            ("9002/tcp", "0.0.0.0", "9002"),
+        ]);
+        assert_eq!(ps_ports(&c), "0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp");
+        let row = PsRow::new(&ContainerView { id: "ab".repeat(32), ..c }, "abababababab".into(), false);
+        assert_eq!(row.ports, "0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp");
+    }
 
     #[test]
     fn ps_rows_have_dockers_fields_in_its_order() {

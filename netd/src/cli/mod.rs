@@ -51,6 +51,8 @@ pub enum Command {
     Stop(NamesArgs),
     /// Start stopped containers again.
     Start(NamesArgs),
+    /// List a container's published ports, or the host addresses of one of them.
+    Port(PortArgs),
     /// Datapath statistics: drops by reason and hook, each endpoint's packets and bytes, and
     /// the conntrack and NAT tables against their capacity.
     Stats {
@@ -79,6 +81,7 @@ pub enum ContainerCommand {
     Rm(RmArgs),
     Stop(NamesArgs),
     Start(NamesArgs),
+    Port(PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,9 +197,14 @@ pub struct RunArgs {
     /// KEY=VALUE (or KEY, taken from this environment) for the command.
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Publish a container's port(s) to the host: `[IP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp]`.
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// IMAGE [CMD ARGS...]: netd has no images; IMAGE is recorded and CMD runs on the host's
-    /// filesystem. `run [OPTIONS] -- CMD ARGS...` gives a command without an image.
-    #[arg(value_name = "IMAGE [CMD]", trailing_var_arg = true, allow_hyphen_values = true)]
+    /// filesystem. `run [OPTIONS] -- CMD ARGS...` gives a command without an image. Every
+    /// argument before IMAGE is an option (an unknown one is an error, never IMAGE); every
+    /// one after it belongs to CMD.
+    #[arg(value_name = "IMAGE [CMD]", trailing_var_arg = true)]
     pub args: Vec<String>,
     /// What followed a `--` that came before any IMAGE (set by [`parse`]).
     #[arg(skip)]
@@ -267,6 +275,13 @@ pub struct RmArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct PortArgs {
+    pub container: String,
+    /// PORT[/PROTO] (tcp when absent).
+    pub port: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
@@ -276,7 +291,37 @@ pub struct NamesArgs {
 /// `run -d --name x -- sleep 9` has no image and runs `sleep 9`.
 pub fn parse() -> Cli {
     let argv: Vec<String> = std::env::args().collect();
-    parse_from(argv).unwrap_or_else(|e| e.exit())
+    parse_from(argv.clone()).unwrap_or_else(|e| match unknown_flag(&e, &argv) {
+        // Docker's (cobra's) text, with clap's exit code for usage errors.
+        Some(text) => {
+            eprintln!("{text}");
+            std::process::exit(e.exit_code());
+        }
+        None => e.exit(),
+    })
+}
+
+/// Docker's text for an unknown option: `unknown flag: --bogus`, or for a short one
+/// `unknown shorthand flag: 'x' in -dx` (the whole word it came in).
+fn unknown_flag(e: &clap::Error, argv: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else { return None };
+    if arg.starts_with("--") {
+        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        return Some(format!("unknown flag: {name}"));
+    }
+    let c = arg.strip_prefix('-').and_then(|s| s.chars().next())?;
+    let word = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .find(|a| a.starts_with('-') && !a.starts_with("--") && a[1..].contains(c))
+        .cloned()
+        .unwrap_or_else(|| arg.clone());
+    Some(format!("unknown shorthand flag: '{c}' in {word}"))
 }
 
 fn parse_from(argv: Vec<String>) -> Result<Cli, clap::Error> {
@@ -330,6 +375,7 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
         Command::Rm(args) => container::rm(&client, args).await,
         Command::Stop(args) => container::stop(&client, &args.names).await,
         Command::Start(args) => container::start(&client, &args.names).await,
+        Command::Port(args) => container::port(&client, args).await,
         Command::Stats { format } => system::stats(&client, format.as_deref()).await,
         Command::System(SystemCommand::Reset) => system::reset(&client).await,
         Command::Daemon(_) | Command::Completion { .. } | Command::Enter(_) => {
@@ -351,6 +397,7 @@ async fn container_command(client: &Client, cmd: ContainerCommand) -> anyhow::Re
         ContainerCommand::Rm(args) => container::rm(client, args).await,
         ContainerCommand::Stop(args) => container::stop(client, &args.names).await,
         ContainerCommand::Start(args) => container::start(client, &args.names).await,
+        ContainerCommand::Port(args) => container::port(client, args).await,
     }
 }
 
@@ -384,6 +431,43 @@ mod tests {
         let r = run_args(&["netd", "run", "-d", "--dns", "10.0.0.2", "--dns=fd00::53", "busybox"]);
         assert_eq!(r.dns, ["10.0.0.2".parse::<std::net::IpAddr>().unwrap(), "fd00::53".parse().unwrap()]);
         assert!(Cli::try_parse_from(["netd", "run", "--dns", "not-an-ip", "busybox"]).is_err());
+    }
+
+    #[test]
+    fn publish_is_an_option_in_every_spelling() {
+        let r = run_args(&["netd", "run", "-d", "--name", "web", "-p", "8080:80", "--network", "n"]);
+        assert_eq!(r.publish, ["8080:80"]);
+        assert_eq!(r.network.as_deref(), Some("n"));
+        assert_eq!(r.image_and_cmd(), (String::new(), vec![]));
+        let r = run_args(&["netd", "run", "-d", "--publish=127.0.0.1::80", "--publish", "53/udp", "-p80", "busybox"]);
+        assert_eq!(r.publish, ["127.0.0.1::80", "53/udp", "80"]);
+        assert_eq!(r.image_and_cmd(), ("busybox".to_string(), vec![]));
+        let r = run_args(&["netd", "container", "run", "-dp", "9000-9002:9000-9002", "--", "sleep", "9"]);
+        assert_eq!(r.publish, ["9000-9002:9000-9002"]);
+        assert_eq!(r.image_and_cmd(), (String::new(), vec!["sleep".to_string(), "9".to_string()]));
+        // After IMAGE, `-p` is CMD's.
+        let r = run_args(&["netd", "run", "-d", "nc", "nc", "-l", "-p", "80"]);
+        assert!(r.publish.is_empty());
+        assert_eq!(r.image_and_cmd().1, ["nc", "-l", "-p", "80"]);
+    }
+
+    /// What `netd` prints for an unknown option (`None`: it parses).
+    fn unknown(args: &[&str]) -> Option<String> {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse_from(argv.clone()).err().map(|e| unknown_flag(&e, &argv).unwrap_or_else(|| format!("other: {e}")))
+    }
+
+    #[test]
+    fn no_option_ever_becomes_image_and_unknown_ones_get_dockers_texts() {
+        assert_eq!(unknown(&["netd", "run", "-d", "--bogus", "busybox"]).as_deref(), Some("unknown flag: --bogus"));
+        assert_eq!(unknown(&["netd", "run", "--bogus=1", "busybox"]).as_deref(), Some("unknown flag: --bogus"));
+        assert_eq!(unknown(&["netd", "run", "--bogus", "--", "sleep", "9"]).as_deref(), Some("unknown flag: --bogus"));
+        assert_eq!(unknown(&["netd", "run", "-x", "busybox"]).as_deref(), Some("unknown shorthand flag: 'x' in -x"));
+        assert_eq!(unknown(&["netd", "run", "-dx", "busybox"]).as_deref(), Some("unknown shorthand flag: 'x' in -dx"));
+        assert_eq!(unknown(&["netd", "ps", "--bogus"]).as_deref(), Some("unknown flag: --bogus"));
+        // Options after IMAGE are CMD's, whatever they are.
+        assert_eq!(unknown(&["netd", "run", "-d", "busybox", "--bogus", "-x"]), None);
+        assert_eq!(unknown(&["netd", "run", "-d", "-p", "80", "busybox", "sh", "--", "-x"]), None);
     }
 
     #[test]

@@ -57,6 +57,9 @@ fn stats_tables(stats: &Stats) -> String {
         ),
         section("FLOWS", &["TABLE", "ENTRIES", "CAPACITY"], &flows, ""),
     ]
+    .into_iter()
+    .chain((!stats.warnings.is_empty()).then(|| format!("WARNINGS\n{}\n", stats.warnings.join("\n"))))
+    .collect::<Vec<_>>()
     .join("\n")
 }
 
@@ -97,6 +100,7 @@ mod tests {
                 other: TableFill { entries: 0, capacity: 262_144 },
             },
             nat: TableFill { entries: 1, capacity: 524_288 },
+            warnings: vec![],
         };
         assert_eq!(
             stats_tables(&stats),

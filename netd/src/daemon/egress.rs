@@ -1,5 +1,6 @@
 //! The daemon's side of egress: keeps the datapath's uplinks (their ingress programs and
-//! masquerade addresses) in step with the host, and collects conntrack/NAT garbage.
+//! masquerade addresses) and the host's addresses (the socket-LB's "is this the host?") in
+//! step with the host, and collects conntrack/NAT garbage.
 use std::{sync::Arc, time::Duration};
 
 use crate::{
@@ -40,15 +41,31 @@ pub async fn start(
     }
     datapath.set_uplinks(&uplinks)?;
     tracing::info!(?uplinks, "uplinks attached");
-    Ok(tokio::spawn(maintain(host, names, uplinks, datapath)))
+    let addrs = host.ipv4_addresses().await?;
+    datapath.set_host_addresses(&addrs)?;
+    Ok(tokio::spawn(maintain(host, names, uplinks, addrs, datapath)))
 }
 
-async fn maintain(host: Netlink, names: Vec<String>, mut current: Vec<Uplink>, datapath: Arc<dyn Datapath>) {
+async fn maintain(
+    host: Netlink,
+    names: Vec<String>,
+    mut current: Vec<Uplink>,
+    mut addrs: Vec<std::net::Ipv4Addr>,
+    datapath: Arc<dyn Datapath>,
+) {
     let mut refresh = tokio::time::interval(UPLINK_REFRESH);
     let mut gc = tokio::time::interval(GC_INTERVAL);
     loop {
         tokio::select! {
             _ = refresh.tick() => {
+                match host.ipv4_addresses().await {
+                    Ok(now) if now != addrs => match datapath.set_host_addresses(&now) {
+                        Ok(()) => addrs = now,
+                        Err(e) => tracing::warn!(error = %e, "cannot update host addresses"),
+                    },
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read host addresses"),
+                }
                 let mut now = Vec::with_capacity(names.len());
                 for name in &names {
                     match host.uplink(name).await {

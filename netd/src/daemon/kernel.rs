@@ -11,8 +11,9 @@ use std::{
 };
 
 use crate::{
-    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables},
+    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables, PublishedPort},
     error::{Error, Result},
+    host_ports::LocalPorts,
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
     netlink::LinkCounters,
@@ -73,6 +74,19 @@ pub trait Kernel: Send + Sync + 'static {
         live: &[DatapathEndpoint],
     ) -> impl Future<Output = Vec<Error>> + Send;
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
+
+    // Published ports (docs/publishing.md).
+    /// Publishes `ports` in the datapath: all or nothing.
+    fn publish(&self, ports: &[PublishedPort]) -> Result<()>;
+    /// Removes what `publish` added for `ports`; already gone is success.
+    fn unpublish(&self, ports: &[PublishedPort]) -> Result<()>;
+    /// Makes the datapath's published ports exactly `ports` (restart recovery).
+    fn keep_published(&self, ports: &[PublishedPort]) -> Result<()>;
+    /// The ephemeral port range of the daemon's netns and its reserved ports.
+    fn local_ports(&self) -> LocalPorts;
+    /// Whether a host socket of `proto` could bind `addr:port` in the daemon's netns (a bind
+    /// tried and closed at once); `Err` is the reason as Go prints it.
+    fn try_bind(&self, addr: Ipv4Addr, port: u16, proto: crate::ports::Proto) -> Result<(), String>;
     /// Conntrack and NAT entries against their capacity.
     fn flow_tables(&self) -> Result<FlowTables>;
     /// Unpins the whole datapath (`system reset`).
@@ -158,6 +172,21 @@ impl Kernel for HostKernel {
     }
     fn flow_tables(&self) -> Result<FlowTables> {
         self.plumber.datapath().flow_tables()
+    }
+    fn publish(&self, ports: &[PublishedPort]) -> Result<()> {
+        self.plumber.datapath().publish(ports)
+    }
+    fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
+        self.plumber.datapath().unpublish(ports)
+    }
+    fn keep_published(&self, ports: &[PublishedPort]) -> Result<()> {
+        self.plumber.datapath().keep_published(ports)
+    }
+    fn local_ports(&self) -> LocalPorts {
+        LocalPorts::read()
+    }
+    fn try_bind(&self, addr: Ipv4Addr, port: u16, proto: crate::ports::Proto) -> Result<(), String> {
+        crate::host_ports::try_bind(addr, port, proto)
     }
     fn purge_datapath(&self) -> Result<()> {
         self.plumber.datapath().purge()

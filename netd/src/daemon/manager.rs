@@ -36,6 +36,7 @@ use crate::{
 mod connect;
 mod containers;
 mod hosts;
+mod ports;
 mod recovery;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,8 @@ struct State {
     /// Containers made by an attached `run`, whose command starts when the CLI passes its
     /// stdio over the attach socket.
     awaiting_attach: BTreeSet<String>,
+    /// Where random host ports continue from (`ports.rs`).
+    port_cursor: ports::PortCursor,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {
@@ -377,6 +380,11 @@ impl<K: Kernel> Manager<K> {
             endpoints,
             conntrack: ConntrackUsage { tcp: flows.conntrack_tcp.into(), other: flows.conntrack_other.into() },
             nat: flows.nat.into(),
+            warnings: if flows.host_clients {
+                vec![]
+            } else {
+                vec!["host clients cannot reach published ports: no cgroup2 mount for the socket-LB".into()]
+            },
         })
     }
 
@@ -519,6 +527,8 @@ fn datapath_network(networks: &BTreeMap<String, Network>, id: &str) -> DatapathN
 struct Undo {
     netns: Option<PathBuf>,
     endpoints: Vec<(Endpoint, DatapathNetwork)>,
+    /// Ports published in the datapath.
+    published: Vec<crate::datapath::PublishedPort>,
     files: Option<ContainerFiles>,
     /// The container whose command was started.
     process: Option<String>,
@@ -531,6 +541,9 @@ impl Undo {
         }
         if let Some(files) = self.files {
             files.remove();
+        }
+        if !self.published.is_empty() {
+            let _ = kernel.unpublish(&self.published);
         }
         for (ep, network) in self.endpoints.iter().rev() {
             let _ = kernel.remove_endpoint(ep, *network).await;

@@ -7,6 +7,7 @@ pub mod crash;
 pub mod datapath;
 pub mod dns;
 pub mod egress;
+pub mod host_ports;
 pub mod ipam;
 pub mod kernel;
 pub mod limits;
@@ -70,7 +71,10 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     access::run_dir(&args.run_dir).context("create run dir")?;
     access::tighten_container_dirs(&args.run_dir).context("make container dirs private")?;
     let store = Store::open(&args.state_dir)?;
-    let datapath: Arc<dyn Datapath> = Arc::new(EbpfDatapath::load(&args.bpffs)?);
+    let datapath = EbpfDatapath::load(&args.bpffs)?;
+    // Host clients of published ports (the socket-LB at the cgroup2 root, this netns only).
+    datapath.attach_host_clients()?;
+    let datapath: Arc<dyn Datapath> = Arc::new(datapath);
     let host = Netlink::open()?;
     let uplinks = if args.uplink.is_empty() { host.default_route_devices().await? } else { args.uplink.clone() };
     if uplinks.is_empty() {

@@ -341,6 +341,18 @@ impl Netlink {
         Ok(HostAddressing { addresses, routes })
     }
 
+    /// Every IPv4 address of this netns (every link).
+    pub async fn ipv4_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        let mut addrs = Vec::new();
+        let mut dump = self.handle.address().get().execute();
+        while let Some(msg) = dump.try_next().await.map_err(nl_err("list addresses"))? {
+            addrs.extend(address_ipv4(&msg));
+        }
+        addrs.sort();
+        addrs.dedup();
+        Ok(addrs)
+    }
+
     /// Every link's name by index.
     async fn link_names(&self) -> Result<BTreeMap<u32, String>> {
         let mut links = self.handle.link().get().execute();

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::{
     api_types::{
         ConfigReference, ContainerConfig, ContainerState, ContainerView, EndpointIpamConfig, EndpointSettings,
-        HostConfig, Ipam, IpamPool, NetworkMember, NetworkSettings, NetworkView,
+        HostConfig, Ipam, IpamPool, NetworkMember, NetworkSettings, NetworkView, PortBinding,
     },
     container_files::ContainerFiles,
     manager::{ContainerInfo, Member, DEFAULT_BRIDGE},
@@ -113,7 +113,12 @@ pub fn container(info: &ContainerInfo, run_dir: &Path) -> ContainerView {
         hosts_path: path(files.hosts()),
         log_path: path(own_files.log()),
         name: format!("/{}", c.name),
-        host_config: HostConfig { network_mode, auto_remove: c.auto_remove, dns: c.dns.clone() },
+        host_config: HostConfig {
+            network_mode,
+            port_bindings: port_bindings(c),
+            auto_remove: c.auto_remove,
+            dns: c.dns.clone(),
+        },
         config: ContainerConfig {
             hostname: c.hostname.clone(),
             env: c.env.clone(),
@@ -123,7 +128,12 @@ pub fn container(info: &ContainerInfo, run_dir: &Path) -> ContainerView {
         network_settings: NetworkSettings {
             bridge: String::new(),
             sandbox_id: if running { owner.id.clone() } else { String::new() },
-            ports: Default::default(),
+            ports: crate::ports::network_settings_ports(&c.published)
+                .into_iter()
+                .map(|(k, v)| {
+                    (k, v.into_iter().map(|(host_ip, host_port)| PortBinding { host_ip, host_port }).collect())
+                })
+                .collect(),
             sandbox_key: if running { owner.netns.clone().unwrap_or_default() } else { String::new() },
             endpoint_id: default.map(|e| e.id.clone()).unwrap_or_default(),
             gateway: default.map(|e| e.gateway.to_string()).unwrap_or_default(),
@@ -136,6 +146,18 @@ pub fn container(info: &ContainerInfo, run_dir: &Path) -> ContainerView {
             networks: networks(info, owner),
         },
     }
+}
+
+/// `HostConfig.PortBindings`: the bindings as given, by `PORT/PROTO` in the order given.
+fn port_bindings(c: &Container) -> std::collections::BTreeMap<String, Vec<PortBinding>> {
+    let mut bindings: std::collections::BTreeMap<String, Vec<PortBinding>> = Default::default();
+    for m in &c.ports {
+        bindings.entry(m.key()).or_default().push(PortBinding {
+            host_ip: m.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            host_port: m.host_port_text(),
+        });
+    }
+    bindings
 }
 
 /// `NetworkSettings.Networks`: one entry per attachment (with empty addresses while
@@ -316,15 +338,15 @@ mod tests {
         vec![
             (
                 info(&running),
-                r#"{"Id":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","Created":"2024-01-02T03:04:05.000000006Z","Path":"sleep","Args":["600"],"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":4242,"ExitCode":0,"Error":"","StartedAt":"2024-01-02T03:04:06.000000007Z","FinishedAt":"0001-01-01T00:00:00Z"},"Image":"","ResolvConfPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/resolv.conf","HostsPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/hosts","LogPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/output.log","Name":"/one","HostConfig":{"NetworkMode":"bridge","AutoRemove":false,"Dns":["10.0.0.2"]},"Config":{"Hostname":"cdcdcdcdcdcd","Env":["A=1"],"Cmd":["sleep","600"],"Image":"busybox"},"NetworkSettings":{"Bridge":"","SandboxID":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","Ports":{},"SandboxKey":"/run/netd/netns/one","EndpointID":"0000000000000000000000000000000000000000000000000000000000000002","Gateway":"172.17.0.1","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"172.17.0.2","IPPrefixLen":16,"IPv6Gateway":"","MacAddress":"02:42:ac:11:00:02","Networks":{"bridge":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"02:42:ac:11:00:02","DriverOpts":null,"NetworkID":"0101010101010101010101010101010101010101010101010101010101010101","EndpointID":"0000000000000000000000000000000000000000000000000000000000000002","Gateway":"172.17.0.1","IPAddress":"172.17.0.2","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null},"my-net":{"IPAMConfig":{"IPv4Address":"172.18.0.9"},"Links":null,"Aliases":["db"],"MacAddress":"02:42:ac:12:00:09","DriverOpts":null,"NetworkID":"0202020202020202020202020202020202020202020202020202020202020202","EndpointID":"0000000000000000000000000000000000000000000000000000000000000009","Gateway":"172.18.0.1","IPAddress":"172.18.0.9","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":["one","cdcdcdcdcdcd","db"]}}}}"#,
+                r#"{"Id":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","Created":"2024-01-02T03:04:05.000000006Z","Path":"sleep","Args":["600"],"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":4242,"ExitCode":0,"Error":"","StartedAt":"2024-01-02T03:04:06.000000007Z","FinishedAt":"0001-01-01T00:00:00Z"},"Image":"","ResolvConfPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/resolv.conf","HostsPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/hosts","LogPath":"/run/netd/containers/cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd/output.log","Name":"/one","HostConfig":{"NetworkMode":"bridge","PortBindings":{},"AutoRemove":false,"Dns":["10.0.0.2"]},"Config":{"Hostname":"cdcdcdcdcdcd","Env":["A=1"],"Cmd":["sleep","600"],"Image":"busybox"},"NetworkSettings":{"Bridge":"","SandboxID":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","Ports":{},"SandboxKey":"/run/netd/netns/one","EndpointID":"0000000000000000000000000000000000000000000000000000000000000002","Gateway":"172.17.0.1","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"172.17.0.2","IPPrefixLen":16,"IPv6Gateway":"","MacAddress":"02:42:ac:11:00:02","Networks":{"bridge":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"02:42:ac:11:00:02","DriverOpts":null,"NetworkID":"0101010101010101010101010101010101010101010101010101010101010101","EndpointID":"0000000000000000000000000000000000000000000000000000000000000002","Gateway":"172.17.0.1","IPAddress":"172.17.0.2","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null},"my-net":{"IPAMConfig":{"IPv4Address":"172.18.0.9"},"Links":null,"Aliases":["db"],"MacAddress":"02:42:ac:12:00:09","DriverOpts":null,"NetworkID":"0202020202020202020202020202020202020202020202020202020202020202","EndpointID":"0000000000000000000000000000000000000000000000000000000000000009","Gateway":"172.18.0.1","IPAddress":"172.18.0.9","IPPrefixLen":16,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":["one","cdcdcdcdcdcd","db"]}}}}"#,
             ),
             (
                 info(&stopped),
-                r#"{"Id":"efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef","Created":"","Path":"","Args":[],"State":{"Status":"exited","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":137,"Error":"","StartedAt":"","FinishedAt":"2024-01-02T04:00:00.000000001Z"},"Image":"","ResolvConfPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/resolv.conf","HostsPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/hosts","LogPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/output.log","Name":"/two","HostConfig":{"NetworkMode":"my-net","AutoRemove":true,"Dns":[]},"Config":{"Hostname":"efefefefefef","Env":[],"Cmd":[],"Image":""},"NetworkSettings":{"Bridge":"","SandboxID":"","Ports":{},"SandboxKey":"","EndpointID":"","Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","MacAddress":"","Networks":{"my-net":{"IPAMConfig":null,"Links":null,"Aliases":["x"],"MacAddress":"","DriverOpts":null,"NetworkID":"0202020202020202020202020202020202020202020202020202020202020202","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#,
+                r#"{"Id":"efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef","Created":"","Path":"","Args":[],"State":{"Status":"exited","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":137,"Error":"","StartedAt":"","FinishedAt":"2024-01-02T04:00:00.000000001Z"},"Image":"","ResolvConfPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/resolv.conf","HostsPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/hosts","LogPath":"/run/netd/containers/efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef/output.log","Name":"/two","HostConfig":{"NetworkMode":"my-net","PortBindings":{},"AutoRemove":true,"Dns":[]},"Config":{"Hostname":"efefefefefef","Env":[],"Cmd":[],"Image":""},"NetworkSettings":{"Bridge":"","SandboxID":"","Ports":{},"SandboxKey":"","EndpointID":"","Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","MacAddress":"","Networks":{"my-net":{"IPAMConfig":null,"Links":null,"Aliases":["x"],"MacAddress":"","DriverOpts":null,"NetworkID":"0202020202020202020202020202020202020202020202020202020202020202","EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#,
             ),
             (
                 info(&hosted),
-                r#"{"Id":"1212121212121212121212121212121212121212121212121212121212121212","Created":"","Path":"","Args":[],"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"","FinishedAt":"0001-01-01T00:00:00Z"},"Image":"","ResolvConfPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/resolv.conf","HostsPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/hosts","LogPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/output.log","Name":"/three","HostConfig":{"NetworkMode":"host","AutoRemove":false,"Dns":[]},"Config":{"Hostname":"121212121212","Env":[],"Cmd":[],"Image":""},"NetworkSettings":{"Bridge":"","SandboxID":"1212121212121212121212121212121212121212121212121212121212121212","Ports":{},"SandboxKey":"","EndpointID":"","Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","MacAddress":"","Networks":{"host":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"NetworkID":"0303030303030303030303030303030303030303030303030303030303030303","EndpointID":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#,
+                r#"{"Id":"1212121212121212121212121212121212121212121212121212121212121212","Created":"","Path":"","Args":[],"State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"","FinishedAt":"0001-01-01T00:00:00Z"},"Image":"","ResolvConfPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/resolv.conf","HostsPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/hosts","LogPath":"/run/netd/containers/1212121212121212121212121212121212121212121212121212121212121212/output.log","Name":"/three","HostConfig":{"NetworkMode":"host","PortBindings":{},"AutoRemove":false,"Dns":[]},"Config":{"Hostname":"121212121212","Env":[],"Cmd":[],"Image":""},"NetworkSettings":{"Bridge":"","SandboxID":"1212121212121212121212121212121212121212121212121212121212121212","Ports":{},"SandboxKey":"","EndpointID":"","Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","MacAddress":"","Networks":{"host":{"IPAMConfig":null,"Links":null,"Aliases":null,"MacAddress":"","DriverOpts":null,"NetworkID":"0303030303030303030303030303030303030303030303030303030303030303","EndpointID":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"","GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#,
             ),
         ]
     }
@@ -338,6 +360,41 @@ mod tests {
             let read: ContainerView = serde_json::from_str(&got).unwrap();
             assert_eq!(serde_json::to_value(read).unwrap().to_string(), expected, "{}", info.container.name);
         }
+    }
+
+    #[test]
+    fn ports_are_dockers_json() {
+        use crate::ports::{parse_specs, Proto, Published};
+        let (info, _) = containers().remove(0);
+        let mut c = info.container.clone();
+        c.ports = parse_specs(&["8080:80", "127.0.0.1::53/udp", "9000-9001:9000-9001"]).unwrap();
+        let backend = Ipv4Addr::new(172, 17, 0, 2);
+        let p = |host_ip: [u8; 4], host_port, container_port, proto| Published {
+            host_ip: host_ip.into(),
+            host_port,
+            container_port,
+            proto,
+            backend,
+        };
+        c.published = vec![
+            p([0, 0, 0, 0], 8080, 80, Proto::Tcp),
+            p([127, 0, 0, 1], 32768, 53, Proto::Udp),
+            p([0, 0, 0, 0], 9000, 9000, Proto::Tcp),
+            p([0, 0, 0, 0], 9001, 9001, Proto::Tcp),
+        ];
+        let info = ContainerInfo { container: c.clone(), owner: c.clone(), ..info };
+        let got = json(super::container(&info, std::path::Path::new("/run/netd")));
+        let bindings = r#""PortBindings":{"53/udp":[{"HostIp":"127.0.0.1","HostPort":""}],"80/tcp":[{"HostIp":"","HostPort":"8080"}],"9000/tcp":[{"HostIp":"","HostPort":"9000"}],"9001/tcp":[{"HostIp":"","HostPort":"9001"}]}"#;
+        assert!(got.contains(&format!(r#""NetworkMode":"bridge",{bindings},"AutoRemove""#)), "{got}");
+        let ports = r#""Ports":{"53/udp":[{"HostIp":"127.0.0.1","HostPort":"32768"}],"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}],"9000/tcp":[{"HostIp":"0.0.0.0","HostPort":"9000"}],"9001/tcp":[{"HostIp":"0.0.0.0","HostPort":"9001"}]}"#;
+        assert!(got.contains(&format!(r#""SandboxID":"{}",{ports},"SandboxKey""#, c.id)), "{got}");
+        // Stopped: the bindings stay, nothing is published.
+        let mut stopped = c.clone();
+        stopped.published.clear();
+        stopped.stopped = Some(crate::model::Stopped { at: String::new(), exit_code: 0, attachments: vec![] });
+        let info = ContainerInfo { container: stopped.clone(), owner: stopped, ..info };
+        let got = json(super::container(&info, std::path::Path::new("/run/netd")));
+        assert!(got.contains(bindings) && got.contains(r#""Ports":{},"#), "{got}");
     }
 
     #[test]

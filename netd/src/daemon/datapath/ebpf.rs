@@ -1,30 +1,34 @@
 //! The eBPF datapath: loads netd-ebpf, pins maps, programs and tcx links under the daemon's
 //! bpffs directory, and keeps the maps in step with the endpoints and uplinks.
 //!
-//! Layout under the directory: `maps/<MAP>`, `progs/<program>`, `links/<program>/<ifname>` — a
-//! link pin is keyed by the program and its target, so each program's links are reconciled on
-//! their own.
+//! Layout under the directory: `maps/<MAP>`, `progs/<program>`, `links/<program>/<target>` (an
+//! interface name for the TC programs, `cgroup2-root` for the socket-LB) — a link pin is keyed
+//! by the program and its target, so each program's links are reconciled on their own.
 use std::{
-    collections::HashSet,
+    collections::{BTreeSet, HashSet},
     fs,
     hash::Hash,
     net::Ipv4Addr,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
 };
 
 use aya::{
     maps::{HashMap, MapData, PerCpuArray},
     programs::{
-        links::{FdLink, LinkOrder, PinnedLink},
+        links::{CgroupAttachMode, FdLink, LinkOrder, PinnedLink},
         tc::{SchedClassifierLink, TcAttachOptions},
-        SchedClassifier, TcAttachType,
+        Program, SchedClassifier, TcAttachType,
     },
     Ebpf, EbpfLoader, Pod,
 };
 use netd_common::{
     maps, metric_slot, programs, timeouts, CtEntry, CtKey, DropCounter, DropReason, EndpointValue, Hook,
     InterfaceValue, NatReverse, PortKey, ServiceKey, ServiceValue, UplinkValue, CT_DNAT, IF_INTERNAL, IF_PUBLISHES,
+    RSVD_PUBLISHED, RSVD_SYSCTL_OWNED,
 };
 
 use super::{
@@ -32,13 +36,40 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+/// Where a program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AttachPoint {
+    /// A tcx hook of a device (the link target is the interface name).
+    Tc(TcAttachType),
+    /// The root of the cgroup2 hierarchy (link target `CGROUP_ROOT`), multi-attach: every
+    /// process's sockets, scoped to the daemon's netns by the programs themselves.
+    CgroupRoot,
+}
+
 /// Every program netd attaches, with the hook it runs at.
-const PROGRAMS: [(&str, TcAttachType); 2] =
-    [(programs::ENDPOINT_INGRESS, TcAttachType::Ingress), (programs::UPLINK_INGRESS, TcAttachType::Ingress)];
+const PROGRAMS: [(&str, AttachPoint); 7] = [
+    (programs::ENDPOINT_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
+    (programs::UPLINK_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
+    (programs::SOCK_CONNECT4, AttachPoint::CgroupRoot),
+    (programs::SOCK_SENDMSG4, AttachPoint::CgroupRoot),
+    (programs::SOCK_RECVMSG4, AttachPoint::CgroupRoot),
+    (programs::SOCK_GETPEERNAME4, AttachPoint::CgroupRoot),
+    (programs::SOCK_POST_BIND4, AttachPoint::CgroupRoot),
+];
+
+/// The link target name of the programs at the cgroup2 root.
+pub const CGROUP_ROOT: &str = "cgroup2-root";
+
+/// The netns's sysctl that keeps ports from being picked as ephemeral source ports.
+const RESERVED_PORTS_SYSCTL: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
 pub struct EbpfDatapath {
     dir: PathBuf,
     ebpf: Mutex<Ebpf>,
+    /// The socket-LB is attached at the cgroup2 root (host clients reach published ports).
+    host_clients: AtomicBool,
+    /// Where `ip_local_reserved_ports` is read and written (tests point it elsewhere).
+    reserved_ports_sysctl: PathBuf,
 }
 
 fn program_err(op: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
@@ -111,15 +142,24 @@ impl EbpfDatapath {
             fs::create_dir_all(dir.join(sub)).map_err(io_err("create pin dir"))?;
         }
         Self::move_legacy_link_pins(dir)?;
+        let cookie = netns_cookie().map_err(io_err("netns cookie"))?;
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(dir.join("maps"));
+        // The socket-LB acts only in this netns (the programs compare it first).
+        loader.override_global(programs::NETNS_COOKIE_GLOBAL, &cookie, true);
         for (map, entries) in max_entries {
             loader.map_max_entries(map, *entries);
         }
         let mut ebpf = loader.load(object()?).map_err(DatapathError::from)?;
         for (name, _) in PROGRAMS {
-            let prog = classifier(&mut ebpf, name)?;
-            prog.load().map_err(program_err("load program"))?;
+            let prog = ebpf.program_mut(name).ok_or(DatapathError::Missing(name))?;
+            match prog {
+                Program::SchedClassifier(p) => p.load(),
+                Program::CgroupSockAddr(p) => p.load(),
+                Program::CgroupSock(p) => p.load(),
+                _ => return Err(DatapathError::Missing(name).into()),
+            }
+            .map_err(program_err("load program"))?;
             let pin = dir.join("progs").join(name);
             // The previous daemon's program stays alive through its links until they are updated.
             remove_pin(&pin)?;
@@ -131,7 +171,98 @@ impl EbpfDatapath {
         let current: HashSet<String> = ebpf.maps().map(|(name, _)| name.to_string()).collect();
         remove_pins_except(&dir.join("maps"), |name| current.contains(name))?;
         remove_pins_except(&dir.join("progs"), |name| PROGRAMS.iter().any(|(p, _)| *p == name))?;
-        Ok(Self { dir: dir.to_path_buf(), ebpf: Mutex::new(ebpf) })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ebpf: Mutex::new(ebpf),
+            host_clients: AtomicBool::new(false),
+            reserved_ports_sysctl: PathBuf::from(RESERVED_PORTS_SYSCTL),
+        })
+    }
+
+    /// Attaches the socket-LB at the root of the cgroup2 hierarchy (found in
+    /// /proc/self/mountinfo), so that host clients in this netns reach published ports. A host
+    /// without a cgroup2 mount gets a warning: published ports work from outside and from
+    /// containers, not from the host itself.
+    pub fn attach_host_clients(&self) -> Result<()> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(io_err("read mountinfo"))?;
+        let Some(root) = crate::daemon::supervisor::cgroup::cgroup2_mount(&mountinfo) else {
+            tracing::warn!("no cgroup2 mount: host clients cannot reach published ports (outside and containers can)");
+            return Ok(());
+        };
+        self.attach_sock_lb_at(&root)?;
+        self.host_clients.store(true, Ordering::Relaxed);
+        tracing::info!(cgroup2 = %root.display(), "socket-LB attached: host clients reach published ports");
+        Ok(())
+    }
+
+    /// Attaches (or adopts) the socket-LB programs at the cgroup `cgroup` (the cgroup2 root;
+    /// tests use an empty cgroup of their own).
+    pub(crate) fn attach_sock_lb_at(&self, cgroup: &Path) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        for (program, hook) in PROGRAMS {
+            if hook == AttachPoint::CgroupRoot {
+                self.attach_cgroup(&mut ebpf, program, cgroup)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (link id, program id) of each pinned socket-LB link.
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn sock_lb_links_for_test(&self) -> Vec<(u32, u32)> {
+        PROGRAMS
+            .iter()
+            .filter(|(_, hook)| *hook == AttachPoint::CgroupRoot)
+            .map(|(program, _)| {
+                let link = PinnedLink::from_pin(self.link_pin(program, CGROUP_ROOT)).unwrap();
+                let info = FdLink::from(link).info().unwrap();
+                (info.id(), info.program_id())
+            })
+            .collect()
+    }
+
+    /// Moves the pinned cgroup link of a previous daemon onto this daemon's `program` (an
+    /// atomic `BPF_LINK_UPDATE`, as `attach` does for tcx links: no moment without a program),
+    /// or attaches `program` at the cgroup2 root mounted at `root` and pins the link. A pin that
+    /// cannot be adopted is replaced by a fresh link, attached before the old pin goes; for
+    /// that moment both run, which changes nothing: the second connect4/sendmsg4 sees the
+    /// backend, which is no service; the second recvmsg4/getpeername4 sees the published
+    /// address, which has no reverse entry; post_bind4 refuses the same binds.
+    fn attach_cgroup(&self, ebpf: &mut Ebpf, program: &'static str, root: &Path) -> Result<()> {
+        let pin = self.link_pin(program, CGROUP_ROOT);
+        if pin.exists() {
+            let prog = ebpf.program_mut(program).ok_or(DatapathError::Missing(program))?;
+            match adopt_cgroup_link(prog, &pin) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(link = %pin.display(), error = %e, "cannot adopt pinned link; replacing it"),
+            }
+        }
+        let cgroup = fs::File::open(root).map_err(io_err("open cgroup2 root"))?;
+        // aya makes a bpf_link on kernels ≥ 5.7, and cgroup links always share the hook with
+        // other programs; the kernel refuses BPF_F_ALLOW_MULTI in link flags (EINVAL), so the
+        // mode is "Single" (flags 0) — which for a link is multi-attach.
+        let mode = CgroupAttachMode::Single;
+        let prog = ebpf.program_mut(program).ok_or(DatapathError::Missing(program))?;
+        let link: FdLink = match prog {
+            Program::CgroupSockAddr(p) => {
+                let id = p.attach(&cgroup, mode).map_err(program_err("attach cgroup"))?;
+                p.take_link(id).map_err(program_err("take link"))?.try_into().map_err(link_err("cgroup link"))?
+            }
+            Program::CgroupSock(p) => {
+                let id = p.attach(&cgroup, mode).map_err(program_err("attach cgroup"))?;
+                p.take_link(id).map_err(program_err("take link"))?.try_into().map_err(link_err("cgroup link"))?
+            }
+            _ => return Err(DatapathError::Missing(program).into()),
+        };
+        remove_pin(&pin)?;
+        link.pin(&pin).map_err(pin_err("pin link"))?;
+        Ok(())
+    }
+
+    /// Points `ip_local_reserved_ports` at another file (tests).
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn set_reserved_ports_sysctl(&mut self, path: PathBuf) {
+        self.reserved_ports_sysctl = path;
     }
 
     /// Before programs had their own link directories, endpoint links were pinned straight
@@ -202,7 +333,9 @@ impl EbpfDatapath {
     /// unpinned.
     fn attach(&self, ebpf: &mut Ebpf, program: &'static str, ifname: &str) -> Result<()> {
         let pin = self.link_pin(program, ifname);
-        let hook = attach_type(program);
+        let Some(AttachPoint::Tc(hook)) = hook_of(program) else {
+            return Err(DatapathError::Missing(program).into());
+        };
         if pin.exists() {
             match Self::adopt(classifier(ebpf, program)?, &pin, ifname, hook) {
                 Ok(()) => return Ok(()),
@@ -322,8 +455,85 @@ fn object() -> Result<&'static [u8]> {
     Err(DatapathError::BuiltWithout.into())
 }
 
-fn attach_type(program: &str) -> TcAttachType {
-    PROGRAMS.iter().find(|(p, _)| *p == program).map(|(_, hook)| *hook).unwrap_or(TcAttachType::Ingress)
+fn hook_of(program: &str) -> Option<AttachPoint> {
+    PROGRAMS.iter().find(|(p, _)| *p == program).map(|(_, hook)| *hook)
+}
+
+/// Points the cgroup link pinned at `pin` at `prog` (`BPF_LINK_UPDATE`; the kernel refuses a
+/// program of another attach type) and checks that the link now runs it. aya 0.14 has
+/// `attach_to_link` only for tcx and XDP links and no fd of a pinned link, hence the two raw
+/// bpf(2) calls.
+fn adopt_cgroup_link(prog: &Program, pin: &Path) -> Result<()> {
+    use std::os::{
+        fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    };
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_UPDATE: libc::c_long = 29;
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct LinkUpdate {
+        link_fd: u32,
+        new_prog_fd: u32,
+        flags: u32,
+        old_prog_fd: u32,
+    }
+    let path = std::ffi::CString::new(pin.as_os_str().as_bytes()).map_err(|e| io_err("link pin path")(e.into()))?;
+    let attr = ObjGet { pathname: path.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    // SAFETY: BPF_OBJ_GET reads `attr` (size given) and the NUL-terminated path it points to.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &attr, std::mem::size_of::<ObjGet>()) };
+    if fd < 0 {
+        return Err(io_err("open pinned link")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the syscall returned a new fd that nothing else owns.
+    let link = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let prog_fd = prog.fd().map_err(program_err("program fd"))?.as_fd().as_raw_fd();
+    let attr = LinkUpdate { link_fd: link.as_raw_fd() as u32, new_prog_fd: prog_fd as u32, flags: 0, old_prog_fd: 0 };
+    // SAFETY: BPF_LINK_UPDATE reads `attr` (size given); both fds are open.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_UPDATE, &attr, std::mem::size_of::<LinkUpdate>()) };
+    if rc < 0 {
+        return Err(io_err("update pinned link")(std::io::Error::last_os_error()));
+    }
+    drop(link);
+    // The pin now runs this daemon's program — unless it was not a cgroup link at all.
+    let info = FdLink::from(PinnedLink::from_pin(pin).map_err(link_err("open pinned link"))?)
+        .info()
+        .map_err(link_err("link info"))?;
+    let ours = prog.info().map_err(program_err("program info"))?.id();
+    if info.link_type().ok() != Some(aya::programs::links::LinkType::Cgroup) || info.program_id() != ours {
+        return Err(
+            DatapathError::NotAttached { pin: pin.display().to_string(), ifname: CGROUP_ROOT.to_string() }.into()
+        );
+    }
+    Ok(())
+}
+
+/// The cookie of the netns this thread is in (`SO_NETNS_COOKIE`, Linux ≥ 5.14).
+fn netns_cookie() -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .or_else(|_| std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket fd, and a buffer of `len` bytes the kernel writes the cookie to.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cookie)
 }
 
 fn classifier<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
@@ -410,18 +620,20 @@ impl Datapath for EbpfDatapath {
         let mut backends = published_backends(&mut ebpf)?;
         backends.extend(&affected);
         let mut result = set_publishes_flags(&mut ebpf, Some(&affected), &backends);
+        let mut sysctl = self.reserved_sysctl();
         for (done, port) in ports.iter().enumerate() {
             if result.is_err() {
                 break;
             }
-            if let Err(e) = Self::insert_published(&mut ebpf, port) {
+            if let Err(e) = Self::insert_published(&mut ebpf, port, &mut sysctl) {
                 // All or nothing: what this call added goes again.
                 for added in &ports[..=done] {
-                    let _ = Self::remove_published(&mut ebpf, added, ports);
+                    let _ = Self::remove_published(&mut ebpf, added, ports, &mut sysctl);
                 }
                 result = Err(e);
             }
         }
+        self.write_reserved_sysctl(sysctl);
         if result.is_err() {
             if let Ok(backends) = published_backends(&mut ebpf) {
                 let _ = set_publishes_flags(&mut ebpf, Some(&affected), &backends);
@@ -432,13 +644,14 @@ impl Datapath for EbpfDatapath {
 
     fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
-        for port in ports {
-            Self::remove_published(&mut ebpf, port, &[])?;
-        }
+        let mut sysctl = self.reserved_sysctl();
+        let removed = ports.iter().try_for_each(|port| Self::remove_published(&mut ebpf, port, &[], &mut sysctl));
+        self.write_reserved_sysctl(sysctl);
         // An endpoint keeps IF_PUBLISHES while any of its ports is published.
         let affected: HashSet<u32> = ports.iter().map(|p| ip_key(p.backend_addr)).collect();
         let backends = published_backends(&mut ebpf)?;
-        set_publishes_flags(&mut ebpf, Some(&affected), &backends)
+        set_publishes_flags(&mut ebpf, Some(&affected), &backends)?;
+        removed
     }
 
     fn keep_published(&self, ports: &[PublishedPort]) -> Result<()> {
@@ -447,19 +660,39 @@ impl Datapath for EbpfDatapath {
         let mut backends = published_backends(&mut ebpf)?;
         backends.extend(ports.iter().map(|p| ip_key(p.backend_addr)));
         set_publishes_flags(&mut ebpf, None, &backends)?;
+        let mut sysctl = self.reserved_sysctl();
         for port in ports {
-            Self::insert_published(&mut ebpf, port)?;
+            Self::insert_published(&mut ebpf, port, &mut sysctl)?;
         }
         let services: HashSet<ServiceKey> = ports.iter().map(service_key).collect();
         let reserved: HashSet<PortKey> = ports.iter().map(port_key).collect();
         remove_entries_except(&mut hash_map::<ServiceKey, ServiceValue>(&mut ebpf, maps::SERVICES)?, |k, _| {
             services.contains(k)
         });
-        remove_entries_except(&mut hash_map::<PortKey, u8>(&mut ebpf, maps::RESERVED_PORTS)?, |k, _| {
-            reserved.contains(k)
-        });
+        let mut table = hash_map::<PortKey, u8>(&mut ebpf, maps::RESERVED_PORTS)?;
+        let stale: Vec<(PortKey, u8)> = table.iter().flatten().filter(|(k, _)| !reserved.contains(k)).collect();
+        for (key, flags) in stale {
+            let _ = table.remove(&key);
+            Self::release_sysctl_port(&table, key, flags, &mut sysctl);
+        }
+        self.write_reserved_sysctl(sysctl);
         let backends = published_backends(&mut ebpf)?;
         set_publishes_flags(&mut ebpf, None, &backends)
+    }
+
+    fn set_host_addresses(&self, addrs: &[Ipv4Addr]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let mut table = hash_map::<u32, u8>(&mut ebpf, maps::HOST_ADDRS)?;
+        for addr in addrs {
+            table.insert(ip_key(*addr), 1, 0).map_err(map_err("update host address map"))?;
+        }
+        let wanted: HashSet<u32> = addrs.iter().map(|a| ip_key(*a)).collect();
+        remove_entries_except(&mut table, |k, _| wanted.contains(k));
+        Ok(())
+    }
+
+    fn host_clients(&self) -> bool {
+        self.host_clients.load(Ordering::Relaxed)
     }
 
     fn set_uplinks(&self, uplinks: &[Uplink]) -> Result<()> {
@@ -506,6 +739,7 @@ impl Datapath for EbpfDatapath {
             conntrack_tcp: table_usage::<CtKey, CtEntry>(&mut ebpf, maps::CT_TCP)?,
             conntrack_other: table_usage::<CtKey, CtEntry>(&mut ebpf, maps::CT_OTHER)?,
             nat: table_usage::<CtKey, NatReverse>(&mut ebpf, maps::NAT)?,
+            host_clients: self.host_clients.load(Ordering::Relaxed),
         })
     }
 
@@ -548,6 +782,23 @@ impl Datapath for EbpfDatapath {
     }
 
     fn purge(&self) -> Result<()> {
+        // netd's ports leave ip_local_reserved_ports; unpinning the links detaches every
+        // program, the socket-LB's at the cgroup2 root too.
+        {
+            let mut ebpf = self.ebpf.lock().unwrap();
+            let mut sysctl = self.reserved_sysctl();
+            if let Ok(table) = hash_map::<PortKey, u8>(&mut ebpf, maps::RESERVED_PORTS) {
+                for (key, flags) in table.iter().flatten() {
+                    if flags & RSVD_SYSCTL_OWNED != 0 {
+                        if let Some(ports) = sysctl.as_mut() {
+                            ports.remove(&key.port);
+                        }
+                    }
+                }
+            }
+            self.write_reserved_sysctl(sysctl);
+            self.host_clients.store(false, Ordering::Relaxed);
+        }
         match fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -570,30 +821,113 @@ fn port_key(port: &PublishedPort) -> PortKey {
 }
 
 impl EbpfDatapath {
-    fn insert_published(ebpf: &mut Ebpf, port: &PublishedPort) -> Result<()> {
+    /// Adds `port`'s service entry and reserves its host port from NAT and, in `sysctl`
+    /// (`ip_local_reserved_ports`), from the kernel's ephemeral ports — marking the port netd's
+    /// when netd put it there (a port the admin had reserved stays the admin's).
+    fn insert_published(ebpf: &mut Ebpf, port: &PublishedPort, sysctl: &mut Option<BTreeSet<u16>>) -> Result<()> {
         let value = ServiceValue { backend_addr: ip_key(port.backend_addr), backend_port: port.backend_port, _pad: 0 };
         hash_map::<ServiceKey, ServiceValue>(ebpf, maps::SERVICES)?
             .insert(service_key(port), value, 0)
             .map_err(map_err("update service map"))?;
+        let mut table = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?;
+        let key = port_key(port);
+        // Every entry of one port agrees on who owns the port in the sysctl.
+        let owned = table.iter().flatten().any(|(k, flags)| k.port == key.port && flags & RSVD_SYSCTL_OWNED != 0)
+            || sysctl.as_mut().is_some_and(|ports| ports.insert(key.port));
+        let flags = RSVD_PUBLISHED | if owned { RSVD_SYSCTL_OWNED } else { 0 };
         // The host port is kept from masquerade's NAT ports (whatever address it is on).
-        hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?
-            .insert(port_key(port), 1, 0)
-            .map_err(map_err("update reserved port map"))
+        table.insert(key, flags, 0).map_err(map_err("update reserved port map"))
     }
 
     /// Removes `port`'s service entry, and its reserved host port unless another of `keep`
     /// or another service entry still uses the same (port, protocol).
-    fn remove_published(ebpf: &mut Ebpf, port: &PublishedPort, keep: &[PublishedPort]) -> Result<()> {
+    fn remove_published(
+        ebpf: &mut Ebpf,
+        port: &PublishedPort,
+        keep: &[PublishedPort],
+        sysctl: &mut Option<BTreeSet<u16>>,
+    ) -> Result<()> {
         let key = service_key(port);
         let mut services = hash_map::<ServiceKey, ServiceValue>(ebpf, maps::SERVICES)?;
         let _ = services.remove(&key);
         let still_used = services.keys().flatten().any(|k| k.port == key.port && k.proto == key.proto)
             || keep.iter().any(|p| p != port && port_key(p) == port_key(port));
         if !still_used {
-            let _ = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?.remove(&port_key(port));
+            let mut table = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?;
+            if let Ok(flags) = table.get(&port_key(port), 0) {
+                let _ = table.remove(&port_key(port));
+                Self::release_sysctl_port(&table, port_key(port), flags, sysctl);
+            }
         }
         Ok(())
     }
+
+    /// After `key` (with `flags`) left the reserved map: its port leaves the sysctl when netd
+    /// put it there and no other protocol still publishes it.
+    fn release_sysctl_port(
+        table: &HashMap<&mut MapData, PortKey, u8>,
+        key: PortKey,
+        flags: u8,
+        sysctl: &mut Option<BTreeSet<u16>>,
+    ) {
+        if flags & RSVD_SYSCTL_OWNED != 0 && !table.keys().flatten().any(|k| k.port == key.port) {
+            if let Some(ports) = sysctl.as_mut() {
+                ports.remove(&key.port);
+            }
+        }
+    }
+
+    /// The ports in `ip_local_reserved_ports` now; None (logged) when it cannot be read — then
+    /// netd leaves the sysctl alone.
+    fn reserved_sysctl(&self) -> Option<BTreeSet<u16>> {
+        match fs::read_to_string(&self.reserved_ports_sysctl) {
+            Ok(text) => Some(parse_port_list(&text)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read ip_local_reserved_ports: published ports may be picked as ephemeral ports");
+                None
+            }
+        }
+    }
+
+    /// Writes `ports` back when they differ from what the sysctl holds. The file is the state:
+    /// netd rewrites only its own ports (the reserved map's `RSVD_SYSCTL_OWNED`), keeps every
+    /// other, and a restarted daemon reconciles against it in `keep_published`.
+    fn write_reserved_sysctl(&self, ports: Option<BTreeSet<u16>>) {
+        let Some(ports) = ports else { return };
+        if self.reserved_sysctl().as_ref() == Some(&ports) {
+            return;
+        }
+        // An empty write leaves the bitmap as it was: a lone newline clears it.
+        let text = format!("{}\n", format_port_list(&ports));
+        if let Err(e) = fs::write(&self.reserved_ports_sysctl, text) {
+            tracing::warn!(error = %e, "cannot write ip_local_reserved_ports: published ports may be picked as ephemeral ports");
+        }
+    }
+}
+
+/// `ip_local_reserved_ports` syntax: `8080,9000-9002` (empty: none).
+fn parse_port_list(text: &str) -> BTreeSet<u16> {
+    let mut ports = BTreeSet::new();
+    for item in text.trim().split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        if let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
+            ports.extend(lo..=hi);
+        }
+    }
+    ports
+}
+
+fn format_port_list(ports: &BTreeSet<u16>) -> String {
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for &port in ports {
+        match ranges.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(port) => *hi = port,
+            _ => ranges.push((port, port)),
+        }
+    }
+    let items: Vec<String> =
+        ranges.iter().map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }).collect();
+    items.join(",")
 }
 
 /// The addresses published ports lead to.
@@ -628,5 +962,20 @@ fn reply_key(orig: &CtKey, entry: &CtEntry) -> CtKey {
         dport: entry.nat_port,
         proto: orig.proto,
         _pad: [0; 3],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_port_lists_read_and_write_the_sysctl_syntax() {
+        let ports = parse_port_list("80,8080-8082, 9000\n");
+        assert_eq!(ports, BTreeSet::from([80, 8080, 8081, 8082, 9000]));
+        assert_eq!(format_port_list(&ports), "80,8080-8082,9000");
+        assert!(parse_port_list("\n").is_empty());
+        assert_eq!(format_port_list(&BTreeSet::new()), "");
+        assert_eq!(format_port_list(&BTreeSet::from([65534, 65535])), "65534-65535");
     }
 }

@@ -16,6 +16,8 @@ mod prog_test_nat;
 mod prog_test_ports;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test_support;
+#[cfg(all(test, feature = "ebpf"))]
+mod publish_test;
 
 /// What can fail in the eBPF datapath: aya's errors with what netd was doing, and pin files.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +137,8 @@ pub struct FlowTables {
     pub conntrack_tcp: TableUsage,
     pub conntrack_other: TableUsage,
     pub nat: TableUsage,
+    /// The socket-LB is attached: host clients reach published ports.
+    pub host_clients: bool,
 }
 
 /// What one garbage-collection pass removed.
@@ -168,6 +172,12 @@ pub trait Datapath: Send + Sync {
     fn unpublish(&self, ports: &[PublishedPort]) -> Result<()>;
     /// Makes the published ports exactly `ports` (restart recovery).
     fn keep_published(&self, ports: &[PublishedPort]) -> Result<()>;
+    /// Makes the host's own addresses (every IPv4 address of the daemon's netns) exactly
+    /// `addrs`: the socket-LB treats a connect to one of them like one to 127.0.0.1.
+    fn set_host_addresses(&self, addrs: &[Ipv4Addr]) -> Result<()>;
+    /// Whether host clients reach published ports (the socket-LB is attached at the cgroup2
+    /// root; not on a host without a cgroup2 mount).
+    fn host_clients(&self) -> bool;
     /// Every (reason, hook) counter.
     fn drop_stats(&self) -> Result<Vec<DropStat>>;
     fn flow_tables(&self) -> Result<FlowTables>;

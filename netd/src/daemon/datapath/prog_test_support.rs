@@ -52,6 +52,14 @@ pub(super) struct Fixture {
 }
 
 impl Fixture {
+    /// The same pins loaded by a new datapath after this one is gone (a daemon restart).
+    pub(super) fn reload(self) -> Self {
+        let Fixture { datapath, _pins: pins } = self;
+        drop(datapath);
+        let datapath = EbpfDatapath::load(&pins.0).unwrap_or_else(|e| panic!("reload {}: {e}", pins.0.display()));
+        Fixture { datapath, _pins: pins }
+    }
+
     pub(super) fn with_endpoints(test: &str, endpoints: &[DatapathEndpoint]) -> Self {
         Self::with_map_sizes(test, endpoints, &[])
     }

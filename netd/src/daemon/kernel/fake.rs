@@ -10,8 +10,9 @@ use std::{
 
 use super::Kernel;
 use crate::{
-    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables},
+    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables, PublishedPort},
     error::{Error, Result},
+    host_ports::LocalPorts,
     ipam::host::HostAddressing,
     model::{Container, Endpoint, IpamConfig, Network},
     netlink::LinkCounters,
@@ -35,6 +36,10 @@ pub struct FakeHost {
     pub processes: BTreeMap<String, u32>,
     /// The command each process runs (pid → netns and argv).
     pub commands: BTreeMap<u32, (String, Vec<String>)>,
+    /// Published ports in the datapath: (host address, host port, proto) → (backend, port).
+    pub published: BTreeMap<(Option<Ipv4Addr>, u16, crate::ports::Proto), (Ipv4Addr, u16)>,
+    /// Host sockets bound by other processes: (address, port, proto).
+    pub sockets: BTreeSet<(Ipv4Addr, u16, crate::ports::Proto)>,
 }
 
 #[derive(Default)]
@@ -46,6 +51,8 @@ struct Inner {
     next_pid: u32,
     /// Counters of container-side interfaces, by host veth name (absent: all zero).
     counters: BTreeMap<String, LinkCounters>,
+    /// The ephemeral range (`None`: 32768–60999 and none reserved).
+    local_ports: Option<LocalPorts>,
 }
 
 pub struct FakeKernel {
@@ -93,6 +100,16 @@ impl FakeKernel {
     /// Sets what the container side of the veth `host_ifname` has counted.
     pub fn set_counters(&self, host_ifname: &str, counters: LinkCounters) {
         self.inner.lock().unwrap().counters.insert(host_ifname.to_string(), counters);
+    }
+
+    /// A host process binds `addr:port` (0.0.0.0: every address).
+    pub fn bind_socket(&self, addr: Ipv4Addr, port: u16, proto: crate::ports::Proto) {
+        self.inner.lock().unwrap().host.sockets.insert((addr, port, proto));
+    }
+
+    /// Sets the ephemeral range random host ports come from.
+    pub fn set_local_ports(&self, ports: LocalPorts) {
+        self.inner.lock().unwrap().local_ports = Some(ports);
     }
 
     /// Logs `call` and fails it if so configured.
@@ -236,7 +253,45 @@ impl Kernel for FakeKernel {
         Ok(vec![])
     }
     fn flow_tables(&self) -> Result<FlowTables> {
-        Ok(FlowTables::default())
+        Ok(FlowTables { host_clients: true, ..Default::default() })
+    }
+    fn publish(&self, ports: &[PublishedPort]) -> Result<()> {
+        self.step("publish", format!("publish {}", ports.len()))?;
+        let mut inner = self.inner.lock().unwrap();
+        for p in ports {
+            inner.host.published.insert((p.host_addr, p.host_port, p.proto), (p.backend_addr, p.backend_port));
+        }
+        Ok(())
+    }
+    fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
+        self.step("unpublish", format!("unpublish {}", ports.len()))?;
+        let mut inner = self.inner.lock().unwrap();
+        for p in ports {
+            inner.host.published.remove(&(p.host_addr, p.host_port, p.proto));
+        }
+        Ok(())
+    }
+    fn keep_published(&self, ports: &[PublishedPort]) -> Result<()> {
+        self.step("keep_published", format!("keep_published {}", ports.len()))?;
+        self.inner.lock().unwrap().host.published =
+            ports.iter().map(|p| ((p.host_addr, p.host_port, p.proto), (p.backend_addr, p.backend_port))).collect();
+        Ok(())
+    }
+    fn local_ports(&self) -> LocalPorts {
+        let inner = self.inner.lock().unwrap();
+        inner.local_ports.clone().unwrap_or(LocalPorts { start: 32768, end: 60999, reserved: BTreeSet::new() })
+    }
+    fn try_bind(&self, addr: Ipv4Addr, port: u16, proto: crate::ports::Proto) -> Result<(), String> {
+        let inner = self.inner.lock().unwrap();
+        let taken =
+            inner.host.sockets.iter().any(|&(a, p, pr)| {
+                p == port && pr == proto && (a == addr || a.is_unspecified() || addr.is_unspecified())
+            });
+        if taken {
+            Err("address already in use".into())
+        } else {
+            Ok(())
+        }
     }
     fn purge_datapath(&self) -> Result<()> {
         self.step("purge_datapath", "purge_datapath".into())

@@ -124,10 +124,20 @@ impl<K: Kernel> Manager<K> {
         let carried_default_route =
             container.default_route_endpoint(&state.networks).is_some_and(|d| d.id == container.endpoints[pos].id);
         let ep = container.endpoints.remove(pos);
+        // Its published ports go with the endpoint they lead to (as libnetwork's bridge driver
+        // releases an endpoint's port mappings).
+        let unpublished: Vec<_> = if container.published.iter().any(|p| p.backend == ep.ip) {
+            std::mem::take(&mut container.published).iter().map(|p| p.datapath()).collect()
+        } else {
+            vec![]
+        };
         self.commit_container(&mut state, container.clone())?;
         self.sync_dns(&state);
         crash::point("disconnect:commit");
         let mut errors = Vec::new();
+        if !unpublished.is_empty() {
+            errors.extend(self.kernel.unpublish(&unpublished).err());
+        }
         errors.extend(self.kernel.remove_endpoint(&ep, (&network).into()).await.err());
         if let (true, Some(netns)) = (carried_default_route, &container.netns) {
             let next = container.default_route_endpoint(&state.networks).map(|next| next.gateway);

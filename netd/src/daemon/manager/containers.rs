@@ -5,7 +5,9 @@
 use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
 use super::{
-    allocate_endpoint, check_endpoint_options, datapath_network, Kernel, Manager, State, Undo, DEFAULT_BRIDGE,
+    allocate_endpoint, check_endpoint_options, datapath_network,
+    ports::{backend_slot, check_mode},
+    Kernel, Manager, State, Undo, DEFAULT_BRIDGE,
 };
 use crate::{
     api_types::RunContainer,
@@ -121,6 +123,7 @@ impl<K: Kernel> Manager<K> {
         if !req.dns.is_empty() && matches!(mode, NetMode::Container(_)) {
             return Err(Error::DnsConflict);
         }
+        check_mode(&mode, &req.ports)?;
         let mut extra_hosts = state.link_entries(&req.links, network.as_ref())?;
         extra_hosts.extend(state.add_host_entries(&req.add_hosts)?);
         let id = new_id();
@@ -149,6 +152,8 @@ impl<K: Kernel> Manager<K> {
             sandbox_endpoint,
             extra_hosts,
             dns: req.dns.clone(),
+            ports: req.ports.clone(),
+            published: vec![],
         };
         let attachments: Vec<Attachment> = network
             .iter()
@@ -161,8 +166,9 @@ impl<K: Kernel> Manager<K> {
         Ok(state.info(&container))
     }
 
-    /// Creates the container's netns and endpoints, writes its files, starts its command
-    /// (unless the CLI runs it attached) and commits; undoes everything on failure.
+    /// Creates the container's netns and endpoints, publishes its ports, writes its files,
+    /// starts its command (unless the CLI runs it attached) and commits; undoes everything on
+    /// failure. Host ports are resolved and checked first, before anything changes.
     async fn bring_up(
         &self,
         state: &mut State,
@@ -170,6 +176,14 @@ impl<K: Kernel> Manager<K> {
         attachments: &[Attachment],
         spawn: bool,
     ) -> Result<()> {
+        // The endpoint that gets the published ports, its id known now for the error texts.
+        let backend = backend_slot(attachments, &state.networks)
+            .filter(|_| container.mode == NetMode::Own && !container.ports.is_empty());
+        let backend_id = new_id();
+        let host_ports = match backend {
+            Some(_) => self.resolve_ports(state, container, &backend_id)?,
+            None => vec![],
+        };
         let mut undo = Undo::default();
         let applied: Result<()> = async {
             container.netns = match &container.mode {
@@ -188,7 +202,11 @@ impl<K: Kernel> Manager<K> {
                     .get(&attachment.network)
                     .cloned()
                     .ok_or_else(|| Error::NetworkNotFound(attachment.network.clone()))?;
-                let ep = allocate_endpoint(state, &network, attachment.ip, &attachment.aliases, slot)?;
+                let mut ep = allocate_endpoint(state, &network, attachment.ip, &attachment.aliases, slot)?;
+                if backend == Some(slot) {
+                    ep.host_ifname = crate::plumbing::host_ifname(&backend_id);
+                    ep.id = backend_id.clone();
+                }
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
                 // The first endpoint on a network that is not internal carries the default route.
                 let default_route = !network.internal && container.default_route_endpoint(&state.networks).is_none();
@@ -196,6 +214,16 @@ impl<K: Kernel> Manager<K> {
                 undo.endpoints.push((ep.clone(), (&network).into()));
                 container.endpoints.push(ep);
                 crash::point("run:endpoint");
+            }
+            if let Some(slot) = backend {
+                let ip = container.endpoints[slot].ip;
+                let published: Vec<_> = host_ports.iter().map(|h| h.published(ip)).collect();
+                let entries: Vec<_> = published.iter().map(|p| p.datapath()).collect();
+                // One call, all or nothing.
+                self.kernel.publish(&entries)?;
+                undo.published = entries;
+                container.published = published;
+                crash::point("run:publish");
             }
             let files = ContainerFiles::new(&self.run_dir, &container.id);
             files.write(container, &state.networks, self.dns.upstreams())?;
@@ -213,6 +241,7 @@ impl<K: Kernel> Manager<K> {
         if let Err(e) = applied {
             undo.run(&self.kernel).await;
             container.endpoints.clear();
+            container.published.clear();
             container.netns = None;
             container.process = None;
             return Err(e);
@@ -288,6 +317,7 @@ impl<K: Kernel> Manager<K> {
         let was_alive = self.kernel.is_alive(&c.id);
         let mut stopped = c.clone();
         stopped.endpoints.clear();
+        stopped.published.clear();
         stopped.process = None;
         stopped.netns = None;
         stopped.stopped = Some(Stopped {
@@ -369,10 +399,16 @@ impl<K: Kernel> Manager<K> {
         Ok(())
     }
 
-    /// Ends the container's processes, removes its endpoints and the netns of its own. Keeps
-    /// going after an error and returns every one. Files are left to the caller.
+    /// Unpublishes the container's ports, ends its processes, removes its endpoints and the
+    /// netns of its own. Keeps going after an error and returns every one. Files are left to
+    /// the caller.
     pub(super) async fn teardown(&self, networks: &BTreeMap<String, Network>, container: &Container) -> Vec<Error> {
         let mut errors = Vec::new();
+        if !container.published.is_empty() {
+            let entries: Vec<_> = container.published.iter().map(|p| p.datapath()).collect();
+            errors.extend(self.kernel.unpublish(&entries).err());
+            crash::point("teardown:unpublish");
+        }
         errors.extend(self.kernel.kill(&container.id).await.err());
         crash::point("teardown:processes");
         for ep in &container.endpoints {

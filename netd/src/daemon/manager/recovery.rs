@@ -6,7 +6,7 @@
 //!   file directories): what a crash left of a creation that never committed, or of a
 //!   removal that committed first.
 //! - What the store knows is adopted in place (veths, routes, pinned links, map entries,
-//!   processes), so traffic and commands never stop. An endpoint whose veth is gone while its
+//!   published ports, processes), so traffic and commands never stop. An endpoint whose veth is gone while its
 //!   container's netns lives is made again with the same address, MAC and name.
 //! - A running container whose command ended, or whose own netns vanished (a reboot, a
 //!   crash inside `stop`), while no daemon watched is reported as exited: the caller stops it
@@ -38,6 +38,7 @@ impl<K: Kernel> Manager<K> {
             repairs.errors.extend(self.kernel.add_gateway(ipam).await.err());
         }
         let mut live = Vec::new();
+        let mut published = Vec::new();
         let mut commands = BTreeSet::new();
         for c in state.containers.values().filter(|c| c.running()) {
             if !self.netns_alive(state, c) {
@@ -54,11 +55,15 @@ impl<K: Kernel> Manager<K> {
                 commands.insert(c.id.clone());
             }
             live.extend(self.adopt_endpoints(state, c, &mut repairs.errors).await);
+            published.extend(c.published.iter().map(|p| p.datapath()));
         }
         // Objects of exited containers still count as known: their stop releases them.
         let containers: Vec<Container> = state.containers.values().cloned().collect();
         let networks: Vec<_> = state.networks.values().cloned().collect();
         repairs.errors.extend(self.kernel.sweep(&networks, &containers, &live).await);
+        // Published ports: exactly those of the containers that run on (an exited one's go
+        // when it is stopped, and a crash between publish and commit left ports nobody has).
+        repairs.errors.extend(self.kernel.keep_published(&published).err());
         // Processes of containers not running (or not adopted) are orphans: end them.
         let exited = repairs.exited.iter().map(|(id, _)| id.clone());
         let keep_commands: BTreeSet<String> = commands.into_iter().chain(exited).collect();

@@ -486,3 +486,183 @@ async fn stats_list_each_running_endpoint_with_its_interface_counters() {
     let shown: Vec<_> = stats.endpoints.iter().map(|e| (e.container.as_str(), e.interface.as_str())).collect();
     assert_eq!(shown, [("alpha", "eth1"), ("zed", "eth0")]);
 }
+
+// ---- Published ports (`-p`) ----
+
+type Published = std::collections::BTreeMap<(Option<Ipv4Addr>, u16, crate::ports::Proto), (Ipv4Addr, u16)>;
+
+impl Fixture {
+    async fn run_p(&self, name: &str, network: &str, specs: &[&str]) -> Result<String, Error> {
+        let req = RunContainer {
+            name: Some(name.into()),
+            network: Some(network.into()),
+            ports: crate::ports::parse_specs(specs).unwrap(),
+            ..Default::default()
+        };
+        self.manager.run(req).await.map(|c| c.container.id)
+    }
+
+    async fn published(&self, name: &str) -> Vec<(Ipv4Addr, u16, u16)> {
+        let c = self.manager.container(name).await.unwrap().container;
+        c.published.iter().map(|p| (p.host_ip, p.host_port, p.container_port)).collect()
+    }
+}
+
+fn entry(addr: Option<[u8; 4]>, port: u16, tcp: bool, backend: Ipv4Addr, bport: u16) -> Published {
+    let proto = if tcp { crate::ports::Proto::Tcp } else { crate::ports::Proto::Udp };
+    [((addr.map(Ipv4Addr::from), port, proto), (backend, bport))].into()
+}
+
+#[tokio::test]
+async fn run_publishes_once_after_the_endpoint_and_rm_unpublishes_first() {
+    let fx = Fixture::new("publish").await;
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    let before = fx.kernel().calls().len();
+    fx.run_p("web", "n1", &["8080:80", "127.0.0.1:5353:53/udp"]).await.unwrap();
+    let ops: Vec<String> =
+        fx.kernel().calls()[before..].iter().map(|c| c.split(' ').next().unwrap().to_string()).collect();
+    assert_eq!(ops, ["create_netns", "add_endpoint", "publish"]);
+    assert!(fx.kernel().calls().contains(&"publish 2".to_string()));
+    let ip = fx.ip("web").await;
+    let mut expected = entry(None, 8080, true, ip, 80);
+    expected.extend(entry(Some([127, 0, 0, 1]), 5353, false, ip, 53));
+    assert_eq!(fx.host().published, expected);
+    // The endpoint named in the error texts is the one that has the ports.
+    let c = fx.manager.container("web").await.unwrap().container;
+    assert_eq!(c.published[0].backend, c.endpoints[0].ip);
+
+    let before = fx.kernel().calls().len();
+    fx.manager.remove_container("web", true).await.unwrap();
+    let ops: Vec<String> =
+        fx.kernel().calls()[before..].iter().map(|c| c.split(' ').next().unwrap().to_string()).collect();
+    assert_eq!(ops, ["unpublish", "kill", "remove_endpoint", "remove_netns"]);
+    assert!(fx.host().published.is_empty());
+    // Freed at once: the same ports publish again.
+    fx.run_p("again", "n1", &["8080:80", "127.0.0.1:5353:53/udp"]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_publish_undoes_the_container() {
+    let fx = Fixture::new("publish-fails").await;
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    let host = fx.host();
+    fx.kernel().fail("publish", 0);
+    assert!(fx.run_p("web", "n1", &["8080:80", "8081:81"]).await.is_err());
+    assert_eq!(fx.host(), host);
+    assert!(fx.names().await.is_empty());
+}
+
+#[tokio::test]
+async fn conflicts_use_dockers_texts_and_change_nothing() {
+    let fx = Fixture::new("conflicts").await;
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    fx.run_p("a", "n1", &["8080:80", "127.0.0.1:8081:80", "5353:53/udp"]).await.unwrap();
+    let host = fx.host();
+    let calls = fx.kernel().calls().len();
+    let refused = |name: &str, err: Error, why: &str| {
+        let text = err.to_string();
+        let prefix = format!("driver failed programming external connectivity on endpoint {name} (");
+        assert!(text.starts_with(&prefix), "{text}");
+        let (id, rest) = text[prefix.len()..].split_once("): ").unwrap();
+        assert_eq!(id.len(), 64, "{text}");
+        assert_eq!(rest, why);
+    };
+    for (specs, why) in [
+        (vec!["8080:80"], "Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        (vec!["9000:90", "8080:80"], "Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        (vec!["127.0.0.1:8081:80"], "Bind for 127.0.0.1:8081 failed: port is already allocated"),
+        // Overlapping addresses: what docker-proxy's listen met.
+        (vec!["8081:80"], "Error starting userland proxy: listen tcp4 0.0.0.0:8081: bind: address already in use"),
+        (
+            vec!["127.0.0.1:8080:80"],
+            "Error starting userland proxy: listen tcp4 127.0.0.1:8080: bind: address already in use",
+        ),
+        (vec!["5353:53/udp"], "Bind for 0.0.0.0:5353 failed: port is already allocated"),
+        // Twice in one container.
+        (vec!["7000:70", "7000:71"], "Bind for 0.0.0.0:7000 failed: port is already allocated"),
+    ] {
+        refused("b", fx.run_p("b", "n1", &specs).await.unwrap_err(), why);
+    }
+    // A host socket holds a port.
+    fx.kernel().bind_socket(Ipv4Addr::UNSPECIFIED, 7070, crate::ports::Proto::Tcp);
+    refused(
+        "b",
+        fx.run_p("b", "n1", &["127.0.0.1:7070:80"]).await.unwrap_err(),
+        "Error starting userland proxy: listen tcp4 127.0.0.1:7070: bind: address already in use",
+    );
+    // Nothing changed: no kernel call, no container.
+    assert_eq!(fx.host(), FakeHost { sockets: fx.host().sockets, ..host });
+    assert_eq!(fx.kernel().calls().len(), calls);
+    assert_eq!(fx.names().await, ["a"]);
+    // Another protocol, another address of the same port: free.
+    fx.run_p("c", "n1", &["8080:80/udp", "127.0.0.2:8081:80"]).await.unwrap();
+    // `container:` refuses ports; `host` and `none` keep them and publish nothing.
+    let err = fx.run_p("d", "container:a", &["80"]).await.unwrap_err();
+    assert_eq!(err.to_string(), "conflicting options: port publishing and the container type network mode");
+    let published = fx.host().published.len();
+    fx.run_p("h", "host", &["80"]).await.unwrap();
+    fx.run_p("n", "none", &["80"]).await.unwrap();
+    assert_eq!(fx.host().published.len(), published);
+    assert!(fx.published("h").await.is_empty() && fx.published("n").await.is_empty());
+    assert_eq!(fx.manager.container("h").await.unwrap().container.ports.len(), 1);
+}
+
+#[tokio::test]
+async fn random_ports_come_sequentially_from_the_range_and_are_repicked_at_start() {
+    let fx = Fixture::new("random").await;
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    fx.kernel().set_local_ports(crate::host_ports::LocalPorts { start: 40000, end: 40005, reserved: [40001].into() });
+    fx.kernel().bind_socket(Ipv4Addr::UNSPECIFIED, 40002, crate::ports::Proto::Tcp);
+    fx.run_p("a", "n1", &["80", "81"]).await.unwrap();
+    // 40001 is reserved, 40002 held by a host socket.
+    assert_eq!(fx.published("a").await, [(Ipv4Addr::UNSPECIFIED, 40000, 80), (Ipv4Addr::UNSPECIFIED, 40003, 81)]);
+    fx.manager.stop("a", None).await.unwrap();
+    assert!(fx.host().published.is_empty());
+    fx.manager.start_container("a").await.unwrap();
+    // After the last one handed out, wrapping at the end.
+    assert_eq!(fx.published("a").await, [(Ipv4Addr::UNSPECIFIED, 40004, 80), (Ipv4Addr::UNSPECIFIED, 40005, 81)]);
+    fx.run_p("b", "n1", &["127.0.0.1::80", "8000-8003:90"]).await.unwrap();
+    // Wrapped (40000 was freed by the stop), and a host range's first free port.
+    assert_eq!(fx.published("b").await, [(Ipv4Addr::LOCALHOST, 40000, 80), (Ipv4Addr::UNSPECIFIED, 8000, 90)]);
+    fx.run_p("c", "n1", &["8000-8003:90"]).await.unwrap();
+    assert_eq!(fx.published("c").await, [(Ipv4Addr::UNSPECIFIED, 8001, 90)]);
+    // Every port of the range taken.
+    let err = fx.run_p("d", "n1", &["80", "81", "82"]).await.unwrap_err();
+    assert!(err.to_string().ends_with("): all ports are allocated"), "{err}");
+    assert_eq!(fx.host().published.len(), 5);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_exactly_the_running_containers_ports() {
+    let fx = Fixture::new("keep-published").await;
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    fx.run_p("a", "n1", &["8080:80"]).await.unwrap();
+    fx.run_p("b", "n1", &["9090:90"]).await.unwrap();
+    fx.run_p("gone", "n1", &["7070:70"]).await.unwrap();
+    let ip_a = fx.ip("a").await;
+    let ip_b = fx.ip("b").await;
+    fx.run_p("c", "n1", &["6060:60"]).await.unwrap();
+    fx.manager.remove_container("gone", true).await.unwrap();
+    // A crash left an entry of a port nobody has (published before the commit).
+    crate::kernel::Kernel::publish(
+        fx.kernel(),
+        &[crate::datapath::PublishedPort {
+            host_addr: None,
+            host_port: 5050,
+            proto: crate::ports::Proto::Tcp,
+            backend_addr: Ipv4Addr::new(10, 10, 0, 99),
+            backend_port: 50,
+        }],
+    )
+    .unwrap();
+    let fx = fx.restart().await;
+    let mut expected = entry(None, 8080, true, ip_a, 80);
+    expected.extend(entry(None, 9090, true, ip_b, 90));
+    expected.extend(entry(None, 6060, true, fx.ip("c").await, 60));
+    assert_eq!(fx.host().published, expected);
+    assert!(fx.kernel().calls().iter().any(|c| c == "keep_published 3"), "{:?}", fx.kernel().calls());
+    // Disconnecting the network the ports lead to unpublishes them.
+    fx.manager.disconnect("n1", "b", false).await.unwrap();
+    assert!(fx.published("b").await.is_empty());
+    assert!(!fx.host().published.keys().any(|(_, port, _)| *port == 9090));
+}

@@ -117,7 +117,7 @@ impl Cgroups {
 
 /// Where cgroup2 is mounted, from /proc/self/mountinfo (hybrid hosts have it at
 /// /sys/fs/cgroup/unified, unified ones at /sys/fs/cgroup).
-fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+pub(crate) fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let mount_point = left.split_whitespace().nth(4)?;

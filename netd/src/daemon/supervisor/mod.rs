@@ -28,7 +28,7 @@ use crate::{
     process::EnterArgs,
 };
 
-mod cgroup;
+pub(crate) mod cgroup;
 mod pidfd;
 
 use cgroup::Cgroups;
