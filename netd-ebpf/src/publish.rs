@@ -20,7 +20,7 @@
 //! backend_port, client_port}` with `CT_DNAT`; `nat_addr:nat_port` is what the client talks
 //! to. A tuple another live flow holds is not taken over (`ct_invalid`).
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
-use netd_common::{CtKey, DropReason, InterfaceValue, ServiceKey, ServiceValue, CT_CLOSED, CT_DNAT};
+use netd_common::{CtKey, DropReason, InterfaceValue, NatReverse, ServiceKey, ServiceValue, CT_CLOSED, CT_DNAT};
 
 use crate::{
     conntrack, csum, fragments,
@@ -165,6 +165,33 @@ pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) ->
         nat::set_destination(ctx, pkt, ports.dport, client, ports.dport)?;
     }
     deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// For an ICMP error arriving about the flow whose reply tuple (client → published address, as
+/// `nat::quoted` reads it) is `reply`: the endpoint's address and port the quoted packet must
+/// show, when a tracked flow through that published port exists.
+#[inline(always)]
+pub fn icmp_error_target(reply: &CtKey) -> Option<NatReverse> {
+    if reply.proto != IPPROTO_TCP && reply.proto != IPPROTO_UDP {
+        return None;
+    }
+    // Called for the uplink's own address only: the wildcard entry applies.
+    let (svc, _) = service(reply.daddr, reply.dport, reply.proto)?;
+    let key = CtKey {
+        saddr: svc.backend_addr,
+        daddr: reply.saddr,
+        sport: svc.backend_port,
+        dport: reply.sport,
+        proto: reply.proto,
+        _pad: [0; 3],
+    };
+    let entry = conntrack::lookup(&key)?;
+    // SAFETY: read of a map value.
+    let e = unsafe { *entry };
+    if e.flags & CT_DNAT == 0 || e.nat_addr != reply.daddr || e.nat_port != reply.dport {
+        return None;
+    }
+    Some(NatReverse { created: 0, addr: svc.backend_addr, port: svc.backend_port, _pad: 0 })
 }
 
 /// The conntrack key of a published port's flow: its tuple as the endpoint sends its replies.

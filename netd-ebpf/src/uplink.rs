@@ -105,8 +105,9 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
     deliver(ctx, pkt, &ep).map(Some)
 }
 
-/// An ICMP error about a masqueraded flow goes to the container with the quoted packet
-/// translated; one about anything else is the host's.
+/// An ICMP error about a masqueraded flow, or about a flow through a published port on the
+/// uplink's address, goes to the container with the quoted packet translated; one about
+/// anything else is the host's.
 #[inline(always)]
 fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
     let quoted = match nat::quoted(ctx, pkt) {
@@ -115,8 +116,13 @@ fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> 
         Err(_) => return Ok(None),
     };
     // SAFETY: read-only lookup of a plain-old-data value.
-    let Some(to) = (unsafe { NAT_BY_REPLY.get(&quoted.reply) }).copied() else {
-        return Ok(None);
+    let to = match (unsafe { NAT_BY_REPLY.get(&quoted.reply) }).copied() {
+        Some(to) => to,
+        // About a flow through a published port (the quoted source is the published address).
+        None => match publish::icmp_error_target(&quoted.reply) {
+            Some(to) => to,
+            None => return Ok(None),
+        },
     };
     if pkt.fragment {
         return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));

@@ -22,8 +22,8 @@ use netd_common::{
 
 use super::{
     prog_test_nat::{
-        alice, arriving, assert_expires, assert_nat_range, bob, ct_key, delivered, from, key, leaving, tcp, timed, udp,
-        Nat, Pkt, CPORT, GATEWAY, NAT_ADDR, SERVER, TCP_ACK, TCP_FIN, TCP_SYN,
+        alice, arriving, assert_expires, assert_frame, assert_nat_range, bob, ct_key, delivered, from, key, leaving,
+        tcp, timed, udp, Nat, Pkt, CPORT, GATEWAY, L4, NAT_ADDR, ROUTER, SERVER, TCP_ACK, TCP_FIN, TCP_SYN,
     },
     prog_test_support::{
         endpoint, in_private_netns, ip, Fixture, IPPROTO_TCP, IPPROTO_UDP, IP_DF, LOOPBACK_IFINDEX, TC_ACT_OK,
@@ -63,17 +63,17 @@ fn publish(t: &Nat, ports: &[PublishedPort]) {
 }
 
 /// What a container sends to an address of the host (through its gateway's MAC).
-fn to_host(ep: &DatapathEndpoint, dst: Ipv4Addr, l4: super::prog_test_nat::L4) -> Pkt {
+fn to_host(ep: &DatapathEndpoint, dst: Ipv4Addr, l4: L4) -> Pkt {
     Pkt { dst_mac: ep.host_mac, src_mac: ep.mac, src: ep.ip, dst, ttl: 64, frags: IP_DF, l4 }
 }
 
 /// What a container sends to a peer on its own network (to the peer's MAC).
-fn to_peer(ep: &DatapathEndpoint, peer: &DatapathEndpoint, l4: super::prog_test_nat::L4) -> Pkt {
+fn to_peer(ep: &DatapathEndpoint, peer: &DatapathEndpoint, l4: L4) -> Pkt {
     Pkt { dst_mac: peer.mac, src_mac: ep.mac, src: ep.ip, dst: peer.ip, ttl: 64, frags: IP_DF, l4 }
 }
 
 /// What must reach `ep` from `src`: routed by the host (TTL lowered, from its gateway's MAC).
-fn into(ep: &DatapathEndpoint, src: Ipv4Addr, l4: super::prog_test_nat::L4) -> Pkt {
+fn into(ep: &DatapathEndpoint, src: Ipv4Addr, l4: L4) -> Pkt {
     Pkt { dst_mac: ep.mac, src_mac: ep.host_mac, src, dst: ep.ip, ttl: 63, frags: IP_DF, l4 }
 }
 
@@ -250,6 +250,31 @@ fn outside_to_a_published_port_whose_tuple_a_live_masqueraded_flow_holds_is_refu
         publish(&t, &[port(None, 8080, Proto::Tcp, &a, 80)]);
         let frame = t.assert_back_dropped(&arriving(tcp(CLIENT_PORT, 8080, TCP_SYN)));
         t.assert_drops(&[(Hook::UplinkIngress, DropReason::CtInvalid, &frame)]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn fragmentation_needed_about_a_published_flow_reaches_the_endpoint_translated() {
+    const ICMP_DEST_UNREACH: u8 = 3;
+    const ICMP_FRAG_NEEDED: u8 = 4;
+    in_private_netns(|| {
+        let t = Nat::new("ports_icmp");
+        let a = alice();
+        publish(&t, &[port(None, 8080, Proto::Tcp, &a, 80)]);
+        t.assert_back(&arriving(tcp(CLIENT_PORT, 8080, TCP_SYN)), &delivered(&a, tcp(CLIENT_PORT, 80, TCP_SYN)));
+        let error = |quoted| L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_FRAG_NEEDED, mtu: 1280, quoted };
+        // A router quotes the endpoint's packet as it left the host, minimal quote.
+        let quoted = leaving(tcp(8080, CLIENT_PORT, TCP_ACK)).ip()[..28].to_vec();
+        let (verdict, out) = t.back(&arriving(error(quoted)).from(ROUTER));
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        let expected_quoted = from(&a, tcp(80, CLIENT_PORT, TCP_ACK)).ttl(63).ip()[..28].to_vec();
+        assert_frame(&out, &delivered(&a, error(expected_quoted)).from(ROUTER).frame());
+        // About a published port without such a flow: the host's.
+        let quoted = leaving(tcp(8080, CLIENT_PORT + 1, TCP_ACK)).ip()[..28].to_vec();
+        let frame = arriving(error(quoted)).from(ROUTER).frame();
+        assert_eq!(t.fx.run_uplink(&frame), (TC_ACT_OK, frame.clone()));
+        t.assert_drops(&[]);
     })
 }
 
