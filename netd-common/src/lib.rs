@@ -175,7 +175,8 @@ pub const CT_ESTABLISHED: u8 = 2;
 pub const CT_CLOSING: u8 = 3;
 pub const CT_CLOSED: u8 = 4;
 
-/// `CtEntry::flags`.
+/// `CtEntry::flags`. "Reply" is the side that did not open the flow: the key's destination
+/// for a masqueraded flow, the endpoint (the key's source) for a `CT_DNAT` one.
 pub const CT_SEEN_REPLY: u8 = 1;
 pub const CT_FIN_ORIGINAL: u8 = 2;
 pub const CT_FIN_REPLY: u8 = 4;
@@ -373,7 +374,8 @@ drop_reasons! {
     NatPortExhausted = 11 => "nat_port_exhausted",
     /// The NAT map is full: new flows are refused, existing ones keep working.
     NatTableFull = 12 => "nat_table_full",
-    /// A TCP segment that cannot open a flow (RST without a tracked flow).
+    /// A TCP segment that cannot open a flow (RST without a tracked flow), or a client's packet
+    /// to a published port whose tuple, as the endpoint sees it, a live other flow holds.
     CtInvalid = 13 => "ct_invalid",
     /// A packet from outside for a container address that no published port let in.
     UnpublishedIngress = 14 => "unpublished_ingress",

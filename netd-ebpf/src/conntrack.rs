@@ -1,10 +1,11 @@
-//! Connection tracking for masqueraded flows: entries keyed by the original tuple, TCP state
-//! from SYN/FIN/RST in both directions, timeouts per state (netd-common `timeouts`). The LRU
-//! maps make room by evicting the least recently used flow; the daemon's GC removes expired
-//! entries.
+//! Connection tracking for masqueraded flows and flows through published ports: entries keyed
+//! by the container's side of the flow (for masquerade that is the original tuple; for a
+//! published port the tuple of the endpoint's replies, `CT_DNAT`), TCP state from SYN/FIN/RST
+//! in both directions, timeouts per state (netd-common `timeouts`). The LRU maps make room by
+//! evicting the least recently used flow; the daemon's GC removes expired entries.
 use netd_common::{
-    timeouts::*, CtEntry, CtKey, CT_CLOSED, CT_CLOSING, CT_ESTABLISHED, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_OPEN,
-    CT_SEEN_REPLY,
+    timeouts::*, CtEntry, CtKey, CT_CLOSED, CT_CLOSING, CT_DNAT, CT_ESTABLISHED, CT_FIN_ORIGINAL, CT_FIN_REPLY,
+    CT_OPEN, CT_SEEN_REPLY,
 };
 
 use crate::{
@@ -57,13 +58,16 @@ pub fn may_open(proto: u8, tcp_flags: u8) -> bool {
     proto != IPPROTO_TCP || tcp_flags & TCP_RST == 0
 }
 
-/// A fresh entry for the first packet of a flow.
+/// A fresh entry for the first packet of a flow (`flags`: 0, or `CT_DNAT`).
 #[inline(always)]
-pub fn new_entry(proto: u8, now: u64, nat_addr: u32, nat_port: u16) -> CtEntry {
-    CtEntry { expires: now + timeout(proto, CT_OPEN), nat_addr, nat_port, state: CT_OPEN, flags: 0 }
+pub fn new_entry(proto: u8, now: u64, nat_addr: u32, nat_port: u16, flags: u8) -> CtEntry {
+    CtEntry { expires: now + timeout(proto, CT_OPEN), nat_addr, nat_port, state: CT_OPEN, flags }
 }
 
-/// Updates `entry` for a packet of its flow; `reply` says which direction it went.
+/// Updates `entry` for a packet of its flow; `reply` says whether it went in the key's reply
+/// direction. The state follows the side that opened the flow: the key's source for a
+/// masqueraded flow, the key's destination (the client) for a `CT_DNAT` one — there
+/// `CT_SEEN_REPLY` and `CT_FIN_REPLY` stand for the endpoint's packets.
 #[inline(always)]
 pub fn update(entry: *mut CtEntry, proto: u8, tcp_flags: u8, reply: bool, now: u64) {
     // SAFETY: `entry` points into a map value; concurrent updates of the same flow on two CPUs
@@ -71,19 +75,22 @@ pub fn update(entry: *mut CtEntry, proto: u8, tcp_flags: u8, reply: bool, now: u
     let e = unsafe { &mut *entry };
     let mut flags = e.flags;
     let mut state = e.state;
-    if reply {
+    let dnat = flags & CT_DNAT;
+    // From the side that did not open the flow.
+    let answer = reply != (dnat != 0);
+    if answer {
         flags |= CT_SEEN_REPLY;
     }
     if proto == IPPROTO_TCP {
-        if tcp_flags & TCP_SYN != 0 && tcp_flags & TCP_RST == 0 && !reply && state == CT_CLOSED {
+        if tcp_flags & TCP_SYN != 0 && tcp_flags & TCP_RST == 0 && !answer && state == CT_CLOSED {
             // The same tuple opens again after the previous connection closed.
-            flags = 0;
+            flags = dnat;
             state = CT_OPEN;
         } else if tcp_flags & TCP_RST != 0 {
             state = CT_CLOSED;
         } else if state != CT_CLOSED {
             if tcp_flags & TCP_FIN != 0 {
-                flags |= if reply { CT_FIN_REPLY } else { CT_FIN_ORIGINAL };
+                flags |= if answer { CT_FIN_REPLY } else { CT_FIN_ORIGINAL };
             }
             state = if flags & (CT_FIN_ORIGINAL | CT_FIN_REPLY) == CT_FIN_ORIGINAL | CT_FIN_REPLY {
                 CT_CLOSED

@@ -86,7 +86,7 @@ fn open_flow(ctx: &TcContext, orig: &CtKey, nat_addr: u32, tcp_flags: u8, now: u
         return Err(DropReason::CtInvalid);
     }
     let port = nat::allocate(ctx, orig, nat_addr, now)?;
-    let entry = conntrack::new_entry(orig.proto, now, nat_addr, port);
+    let entry = conntrack::new_entry(orig.proto, now, nat_addr, port, 0);
     if conntrack::create(orig, &entry).is_err() {
         // Another CPU tracked the flow first: use its mapping and give back ours, unless the
         // NAT entry we claimed is the one the winner uses.

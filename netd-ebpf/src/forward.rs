@@ -2,17 +2,19 @@
 //!
 //! ARP requests are answered in place; IPv4 to an endpoint on a shared network is redirected
 //! straight into that endpoint's netns (`bpf_redirect_peer`), to one on another network dropped
-//! (isolation); to this host it goes to the host stack; to anywhere else it is masqueraded to
-//! the uplink the route leaves by and sent there without the host stack (`egress`).
+//! (isolation); to a published port of this host it is translated to the endpoint behind it
+//! (hairpin, `publish`), to anything else of this host it goes to the host stack; to anywhere
+//! else it is masqueraded to the uplink the route leaves by and sent there without the host
+//! stack (`egress`).
 use aya_ebpf::{helpers::bpf_redirect_peer, programs::TcContext};
-use netd_common::{DropReason, InterfaceValue};
+use netd_common::{DropReason, InterfaceValue, IF_PUBLISHES};
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::{
     arp, egress,
     maps::{ENDPOINTS_BY_IFINDEX, ENDPOINTS_BY_IP},
-    packet::{ipv4, is_never_routed, ptr_at},
-    policy,
+    packet::{ipv4, is_never_routed, ptr_at, Ipv4Packet},
+    policy, publish,
     route::{self, Route},
     verdict::Verdict,
 };
@@ -47,7 +49,15 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
         return Ok(Verdict::Drop(reason));
     }
     // SAFETY: read-only lookup of a plain-old-data value.
-    if let Some(dst) = unsafe { ENDPOINTS_BY_IP.get(pkt.daddr) } {
+    let dst = unsafe { ENDPOINTS_BY_IP.get(pkt.daddr) };
+    if src.flags & IF_PUBLISHES != 0 && (dst.is_some() || pkt.daddr == src.gateway) {
+        // Replies of hairpin flows go back with the published address, whatever network the
+        // client is on; only endpoints with published ports pay for the lookup.
+        if let Some(verdict) = publish::hairpin_reply(ctx, &pkt, src)? {
+            return Ok(verdict);
+        }
+    }
+    if let Some(dst) = dst {
         if dst.network_index != src.network_index {
             return Ok(Verdict::Drop(DropReason::Isolation));
         }
@@ -57,13 +67,16 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
         // SAFETY: plain helper call with the peer's host-side ifindex.
         return Ok(Verdict::Redirect(unsafe { bpf_redirect_peer(dst.ifindex, 0) }));
     }
-    if pkt.daddr == src.gateway || is_never_routed(pkt.daddr) {
-        // The gateway, what a bridge would flood, and 0.0.0.0/8 are the host's to see (as on
-        // docker0); the host stack drops what it has no use for.
+    if is_never_routed(pkt.daddr) {
+        // What a bridge would flood, and 0.0.0.0/8, are the host's to see (as on docker0); the
+        // host stack drops what it has no use for.
         return Ok(Verdict::Pass);
     }
+    if pkt.daddr == src.gateway {
+        return to_host(ctx, &pkt, src);
+    }
     match route::lookup(ctx, &pkt) {
-        Route::Local => Ok(Verdict::Pass),
+        Route::Local => to_host(ctx, &pkt, src),
         Route::None => Ok(Verdict::Drop(match policy::check_may_leave(src) {
             Err(reason) => reason,
             Ok(()) => DropReason::NoRoute,
@@ -75,4 +88,11 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
             egress::masquerade(ctx, &pkt, ifindex, next_hop, macs)
         }
     }
+}
+
+/// A packet for an address of this host: to a published port it goes to the endpoint behind
+/// it (hairpin), anything else to the host stack.
+#[inline(always)]
+fn to_host(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Verdict, ()> {
+    Ok(publish::hairpin(ctx, pkt, src)?.unwrap_or(Verdict::Pass))
 }

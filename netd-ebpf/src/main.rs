@@ -16,6 +16,7 @@ mod metrics;
 mod nat;
 mod packet;
 mod policy;
+mod publish;
 mod route;
 mod sock;
 mod uplink;

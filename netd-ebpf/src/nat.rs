@@ -125,10 +125,18 @@ pub fn rewrite_source(ctx: &TcContext, pkt: &Ipv4Packet, orig: &CtKey, nat_addr:
 /// Reverse NAT of a reply: destination back to the container's address and port.
 #[inline(always)]
 pub fn rewrite_destination(ctx: &TcContext, pkt: &Ipv4Packet, reply_dport: u16, to: &NatReverse) -> Result<(), ()> {
-    csum::set_addr(ctx, IP_DST_OFF, pkt.l4, pkt.proto, pkt.daddr, to.addr)?;
-    if to.port != reply_dport {
+    set_destination(ctx, pkt, reply_dport, to.addr, to.port)
+}
+
+/// Destination of a packet whose destination port (or echo identifier) is `dport` rewritten to
+/// `addr:port` (a reply back to its container, or a client's packet to a published port's
+/// endpoint).
+#[inline(always)]
+pub fn set_destination(ctx: &TcContext, pkt: &Ipv4Packet, dport: u16, addr: u32, port: u16) -> Result<(), ()> {
+    csum::set_addr(ctx, IP_DST_OFF, pkt.l4, pkt.proto, pkt.daddr, addr)?;
+    if port != dport {
         let off = if pkt.proto == IPPROTO_ICMP { pkt.l4 + 4 } else { pkt.l4 + 2 };
-        csum::set_l4_field(ctx, off, pkt.l4, pkt.proto, reply_dport, to.port)?;
+        csum::set_l4_field(ctx, off, pkt.l4, pkt.proto, dport, port)?;
     }
     Ok(())
 }

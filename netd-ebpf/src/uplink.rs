@@ -1,7 +1,8 @@
 //! Traffic arriving on an uplink (TC ingress): replies of masqueraded flows are translated
 //! back and delivered straight into their container (`bpf_redirect_peer`); packets for a
-//! container address or loopback are dropped; everything else — the host's own traffic — is
-//! left to the host stack after two map lookups.
+//! published port are translated to the endpoint behind it and delivered the same way
+//! (`publish`); packets for a container address or loopback are dropped; everything else — the
+//! host's own traffic — is left to the host stack after a few map lookups.
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_redirect_peer},
     programs::TcContext,
@@ -17,7 +18,7 @@ use crate::{
         ipv4, l4, ptr_at, Ipv4Packet, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_PARAMETER_PROBLEM, ICMP_TIME_EXCEEDED,
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DST_OFF,
     },
-    policy,
+    policy, publish,
     verdict::Verdict,
 };
 
@@ -32,12 +33,16 @@ pub fn uplink_ingress(ctx: &TcContext) -> Result<Verdict, ()> {
     // SAFETY: ctx.skb.skb is the context pointer the kernel passed in.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: read-only lookup of a plain-old-data value.
-    let ours =
-        matches!(unsafe { UPLINKS_BY_IFINDEX.get(ifindex) }, Some(u) if u.nat_addr == pkt.daddr && u.nat_addr != 0);
-    if ours {
+    let uplink_addr = unsafe { UPLINKS_BY_IFINDEX.get(ifindex) }.map_or(0, |u| u.nat_addr);
+    // Replies of masqueraded flows first: a NAT mapping made before a port was published wins
+    // over the published port (Cilium #34041).
+    if pkt.later_fragment || (uplink_addr == pkt.daddr && uplink_addr != 0) {
         if let Some(verdict) = reply(ctx, &pkt)? {
             return Ok(verdict);
         }
+    }
+    if let Some(verdict) = publish::from_outside(ctx, &pkt, uplink_addr)? {
+        return Ok(verdict);
     }
     if let Err(reason) = policy::check_may_enter(pkt.daddr) {
         return Ok(Verdict::Drop(reason));
@@ -45,8 +50,8 @@ pub fn uplink_ingress(ctx: &TcContext) -> Result<Verdict, ()> {
     Ok(Verdict::Pass)
 }
 
-/// The verdict for a packet to the masquerade address, or None when it belongs to no
-/// masqueraded flow (the host's own traffic).
+/// The verdict for a packet to the masquerade address (or a later fragment to any address),
+/// or None when it belongs to no translated flow.
 #[inline(always)]
 fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
     match pkt.proto {
@@ -54,7 +59,8 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
         _ => return Ok(None),
     }
     if pkt.later_fragment {
-        // No L4 header: found by the datagram its first fragment recorded, else the host's.
+        // No L4 header: found by the datagram its first fragment recorded (a masqueraded
+        // flow's reply or a client's datagram to a published port), else the host's.
         let Some(addr) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
             return Ok(None);
         };
@@ -99,8 +105,9 @@ fn reply(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
     deliver(ctx, pkt, &ep).map(Some)
 }
 
-/// An ICMP error about a masqueraded flow goes to the container with the quoted packet
-/// translated; one about anything else is the host's.
+/// An ICMP error about a masqueraded flow, or about a flow through a published port on the
+/// uplink's address, goes to the container with the quoted packet translated; one about
+/// anything else is the host's.
 #[inline(always)]
 fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> {
     let quoted = match nat::quoted(ctx, pkt) {
@@ -109,8 +116,13 @@ fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> 
         Err(_) => return Ok(None),
     };
     // SAFETY: read-only lookup of a plain-old-data value.
-    let Some(to) = (unsafe { NAT_BY_REPLY.get(&quoted.reply) }).copied() else {
-        return Ok(None);
+    let to = match (unsafe { NAT_BY_REPLY.get(&quoted.reply) }).copied() {
+        Some(to) => to,
+        // About a flow through a published port (the quoted source is the published address).
+        None => match publish::icmp_error_target(&quoted.reply) {
+            Some(to) => to,
+            None => return Ok(None),
+        },
     };
     if pkt.fragment {
         return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));
@@ -126,7 +138,7 @@ fn icmp_error(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Option<Verdict>, ()> 
 /// The endpoint a translated packet for `addr` goes to, checked before anything is changed
 /// (a dropped reply neither rewrites the packet nor counts as the flow's reply).
 #[inline(always)]
-fn endpoint(pkt: &Ipv4Packet, addr: u32) -> Result<EndpointValue, DropReason> {
+pub fn endpoint(pkt: &Ipv4Packet, addr: u32) -> Result<EndpointValue, DropReason> {
     // SAFETY: read-only lookup of a plain-old-data value.
     let ep = (unsafe { ENDPOINTS_BY_IP.get(addr) }).copied().ok_or(DropReason::NoEndpoint)?;
     if pkt.ttl <= 1 {
@@ -137,7 +149,7 @@ fn endpoint(pkt: &Ipv4Packet, addr: u32) -> Result<EndpointValue, DropReason> {
 
 /// Into the container that owns the flow, as if from its gateway.
 #[inline(always)]
-fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, ep: &EndpointValue) -> Result<Verdict, ()> {
+pub fn deliver(ctx: &TcContext, pkt: &Ipv4Packet, ep: &EndpointValue) -> Result<Verdict, ()> {
     csum::decrement_ttl(ctx, pkt.ttl, pkt.proto)?;
     csum::set_macs(ctx, &ep.mac, &ep.host_mac)?;
     // SAFETY: plain helper call with the endpoint's host-side ifindex.

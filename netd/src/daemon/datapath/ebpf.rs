@@ -27,8 +27,8 @@ use aya::{
 };
 use netd_common::{
     maps, metric_slot, programs, timeouts, CtEntry, CtKey, DropCounter, DropReason, EndpointValue, Hook,
-    InterfaceValue, NatReverse, PortKey, ServiceKey, ServiceValue, UplinkValue, IF_INTERNAL, RSVD_PUBLISHED,
-    RSVD_SYSCTL_OWNED,
+    InterfaceValue, NatReverse, PortKey, ServiceKey, ServiceValue, UplinkValue, CT_DNAT, IF_INTERNAL, IF_PUBLISHES,
+    RSVD_PUBLISHED, RSVD_SYSCTL_OWNED,
 };
 
 use super::{
@@ -287,12 +287,18 @@ impl EbpfDatapath {
         self.dir.join("links").join(program).join(ifname)
     }
 
-    fn insert_entries(ebpf: &mut Ebpf, ep: &DatapathEndpoint) -> Result<()> {
+    /// Writes the endpoint's map entries; `backends` are the addresses published ports lead
+    /// to (`published_backends`): such an endpoint's interface entry keeps `IF_PUBLISHES`.
+    fn insert_entries(ebpf: &mut Ebpf, ep: &DatapathEndpoint, backends: &HashSet<u32>) -> Result<()> {
+        let mut flags = if ep.internal { IF_INTERNAL } else { 0 };
+        if backends.contains(&ip_key(ep.ip)) {
+            flags |= IF_PUBLISHES;
+        }
         let iface = InterfaceValue {
             ip: ip_key(ep.ip),
             gateway: ip_key(ep.gateway),
             network_index: ep.network_index,
-            flags: if ep.internal { IF_INTERNAL } else { 0 },
+            flags,
             mac: ep.mac,
             host_mac: ep.host_mac,
         };
@@ -397,7 +403,9 @@ impl EbpfDatapath {
 
     #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_for_test(&self, ep: &DatapathEndpoint) {
-        Self::insert_entries(&mut self.ebpf.lock().unwrap(), ep).unwrap();
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let backends = published_backends(&mut ebpf).unwrap();
+        Self::insert_entries(&mut ebpf, ep, &backends).unwrap();
     }
 
     #[cfg(all(test, feature = "ebpf"))]
@@ -562,7 +570,8 @@ fn table_usage<K: Pod, V: Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<Ta
 impl Datapath for EbpfDatapath {
     fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
-        Self::insert_entries(&mut ebpf, ep)?;
+        let backends = published_backends(&mut ebpf)?;
+        Self::insert_entries(&mut ebpf, ep, &backends)?;
         if let Err(e) = self.attach(&mut ebpf, programs::ENDPOINT_INGRESS, &ep.host_ifname) {
             let _ = Self::remove_entries(&mut ebpf, ep);
             return Err(e);
@@ -582,8 +591,10 @@ impl Datapath for EbpfDatapath {
         // Entries are rewritten with the same values and links updated in place: live traffic
         // never sees a gap. An endpoint that cannot be adopted is left out, not fatal.
         let mut known = Vec::with_capacity(wanted.len());
+        // Endpoints with published ports keep IF_PUBLISHES throughout (hairpin replies).
+        let backends = published_backends(&mut ebpf)?;
         for ep in wanted {
-            let adopted = Self::insert_entries(&mut ebpf, ep)
+            let adopted = Self::insert_entries(&mut ebpf, ep, &backends)
                 .and_then(|()| self.attach(&mut ebpf, programs::ENDPOINT_INGRESS, &ep.host_ifname));
             match adopted {
                 Ok(()) => known.push(ep),
@@ -603,20 +614,32 @@ impl Datapath for EbpfDatapath {
 
     fn publish(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
+        let affected: HashSet<u32> = ports.iter().map(|p| ip_key(p.backend_addr)).collect();
+        // The endpoints learn they publish before any client can reach them, so that no
+        // hairpin reply leaves untranslated.
+        let mut backends = published_backends(&mut ebpf)?;
+        backends.extend(&affected);
+        let mut result = set_publishes_flags(&mut ebpf, Some(&affected), &backends);
         let mut sysctl = self.reserved_sysctl();
         for (done, port) in ports.iter().enumerate() {
+            if result.is_err() {
+                break;
+            }
             if let Err(e) = Self::insert_published(&mut ebpf, port, &mut sysctl) {
                 // All or nothing: what this call added goes again.
-                for added in &ports[..done] {
+                for added in &ports[..=done] {
                     let _ = Self::remove_published(&mut ebpf, added, ports, &mut sysctl);
                 }
-                let _ = Self::remove_published(&mut ebpf, port, ports, &mut sysctl);
-                self.write_reserved_sysctl(sysctl);
-                return Err(e);
+                result = Err(e);
             }
         }
         self.write_reserved_sysctl(sysctl);
-        Ok(())
+        if result.is_err() {
+            if let Ok(backends) = published_backends(&mut ebpf) {
+                let _ = set_publishes_flags(&mut ebpf, Some(&affected), &backends);
+            }
+        }
+        result
     }
 
     fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
@@ -624,11 +647,19 @@ impl Datapath for EbpfDatapath {
         let mut sysctl = self.reserved_sysctl();
         let removed = ports.iter().try_for_each(|port| Self::remove_published(&mut ebpf, port, &[], &mut sysctl));
         self.write_reserved_sysctl(sysctl);
+        // An endpoint keeps IF_PUBLISHES while any of its ports is published.
+        let affected: HashSet<u32> = ports.iter().map(|p| ip_key(p.backend_addr)).collect();
+        let backends = published_backends(&mut ebpf)?;
+        set_publishes_flags(&mut ebpf, Some(&affected), &backends)?;
         removed
     }
 
     fn keep_published(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
+        // Flags first (as in `publish`), cleared only after the services that go are gone.
+        let mut backends = published_backends(&mut ebpf)?;
+        backends.extend(ports.iter().map(|p| ip_key(p.backend_addr)));
+        set_publishes_flags(&mut ebpf, None, &backends)?;
         let mut sysctl = self.reserved_sysctl();
         for port in ports {
             Self::insert_published(&mut ebpf, port, &mut sysctl)?;
@@ -645,7 +676,8 @@ impl Datapath for EbpfDatapath {
             Self::release_sysctl_port(&table, key, flags, &mut sysctl);
         }
         self.write_reserved_sysctl(sysctl);
-        Ok(())
+        let backends = published_backends(&mut ebpf)?;
+        set_publishes_flags(&mut ebpf, None, &backends)
     }
 
     fn set_host_addresses(&self, addrs: &[Ipv4Addr]) -> Result<()> {
@@ -723,15 +755,17 @@ impl Datapath for EbpfDatapath {
             let entries: Vec<(CtKey, CtEntry)> = table.iter().flatten().collect();
             let mut dead = Vec::new();
             for (key, entry) in entries {
-                let reply = reply_key(&key, &entry);
+                // Both kinds are keyed by the endpoint's side: masqueraded flows by their
+                // original tuple, flows through published ports (CT_DNAT, no NAT entry) by the
+                // tuple of the endpoint's replies.
                 if entry.expires < now {
                     report.expired += 1;
                     dead.push(key);
                 } else if !endpoints.contains(&key.saddr) {
                     report.stale += 1;
                     dead.push(key);
-                } else {
-                    live_mappings.insert(reply);
+                } else if entry.flags & CT_DNAT == 0 {
+                    live_mappings.insert(reply_key(&key, &entry));
                 }
             }
             for key in &dead {
@@ -900,6 +934,29 @@ fn format_port_list(ports: &BTreeSet<u16>) -> String {
     let items: Vec<String> =
         ranges.iter().map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }).collect();
     items.join(",")
+}
+
+/// The addresses published ports lead to.
+fn published_backends(ebpf: &mut Ebpf) -> Result<HashSet<u32>> {
+    let services = hash_map::<ServiceKey, ServiceValue>(ebpf, maps::SERVICES)?;
+    Ok(services.iter().flatten().map(|(_, v)| v.backend_addr).collect())
+}
+
+/// Sets `IF_PUBLISHES` on the interface entries of `backends` and clears it on the others,
+/// among the endpoints with an address in `only` (every endpoint when None).
+fn set_publishes_flags(ebpf: &mut Ebpf, only: Option<&HashSet<u32>>, backends: &HashSet<u32>) -> Result<()> {
+    let mut interfaces = hash_map::<u32, InterfaceValue>(ebpf, maps::INTERFACES)?;
+    let changed: Vec<(u32, InterfaceValue)> = interfaces
+        .iter()
+        .flatten()
+        .filter(|(_, v)| only.is_none_or(|only| only.contains(&v.ip)))
+        .filter(|(_, v)| (v.flags & IF_PUBLISHES != 0) != backends.contains(&v.ip))
+        .map(|(k, v)| (k, InterfaceValue { flags: v.flags ^ IF_PUBLISHES, ..v }))
+        .collect();
+    for (ifindex, value) in changed {
+        interfaces.insert(ifindex, value, 0).map_err(map_err("update interface map"))?;
+    }
+    Ok(())
 }
 
 /// The NAT map key of a tracked flow.

@@ -13,6 +13,8 @@ mod prog_test;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test_nat;
 #[cfg(all(test, feature = "ebpf"))]
+mod prog_test_ports;
+#[cfg(all(test, feature = "ebpf"))]
 mod prog_test_support;
 #[cfg(all(test, feature = "ebpf"))]
 mod publish_test;

@@ -36,23 +36,23 @@ use super::{
 // ---------------------------------------------------------------------------------------------
 
 /// The uplink's address: the masquerade address.
-const NAT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
-const UPLINK_MAC: Mac = [0x02, 0, 0, 0, 0xaa, 0x01];
+pub(super) const NAT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+pub(super) const UPLINK_MAC: Mac = [0x02, 0, 0, 0, 0xaa, 0x01];
 /// The next hop of the default route, with a permanent neighbour entry.
-const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0xbb, 0x01];
+pub(super) const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+pub(super) const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0xbb, 0x01];
 /// An address outside: everything the containers send there is masqueraded.
-const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
+pub(super) const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+pub(super) const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
 /// The source port the containers use.
-const CPORT: u16 = 40_000;
+pub(super) const CPORT: u16 = 40_000;
 /// The ICMP echo identifier the containers use.
 const ECHO_ID: u16 = 0x4e44;
 
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
+pub(super) const TCP_FIN: u8 = 0x01;
+pub(super) const TCP_SYN: u8 = 0x02;
+pub(super) const TCP_RST: u8 = 0x04;
+pub(super) const TCP_ACK: u8 = 0x10;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_PORT_UNREACH: u8 = 3;
@@ -63,12 +63,12 @@ const IPPROTO_GRE: u8 = 47;
 const MORE_FRAGMENTS: u16 = 0x2000;
 
 /// The container every flow starts from unless a test says otherwise.
-fn alice() -> DatapathEndpoint {
+pub(super) fn alice() -> DatapathEndpoint {
     endpoint(LOOPBACK_IFINDEX, 1, Ipv4Addr::new(172, 18, 0, 2), GATEWAY)
 }
 
 /// Alice's neighbour on the same network (it sends through the same test interface).
-fn bob() -> DatapathEndpoint {
+pub(super) fn bob() -> DatapathEndpoint {
     DatapathEndpoint {
         mac: [0x02, 0, 0, 0, 0xc0, 0x03],
         host_mac: [0x02, 0, 0, 0, 0xee, 0x03],
@@ -86,26 +86,26 @@ fn hermit() -> DatapathEndpoint {
     }
 }
 
-fn key(ip: Ipv4Addr) -> u32 {
+pub(super) fn key(ip: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())
 }
 
 /// A conntrack / NAT map key.
-fn ct_key(saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> CtKey {
+pub(super) fn ct_key(saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> CtKey {
     CtKey { saddr: key(saddr), daddr: key(daddr), sport, dport, proto, _pad: [0; 3] }
 }
 
 /// The loaded datapath in this thread's private netns, with the uplink set up.
-struct Nat {
-    fx: Fixture,
+pub(super) struct Nat {
+    pub(super) fx: Fixture,
 }
 
 impl Nat {
-    fn new(test: &str) -> Self {
+    pub(super) fn new(test: &str) -> Self {
         Self::with_map_sizes(test, &[])
     }
 
-    fn with_map_sizes(test: &str, sizes: &[(&str, u32)]) -> Self {
+    pub(super) fn with_map_sizes(test: &str, sizes: &[(&str, u32)]) -> Self {
         let mac = mac_string(UPLINK_MAC);
         ip(&["link", "add", "up0", "address", &mac, "type", "veth", "peer", "name", "up0-peer"]);
         ip(&["link", "set", "up0", "up"]);
@@ -132,36 +132,36 @@ impl Nat {
     }
 
     /// Makes `ep` the container behind the test interface (ifindex 1) and known by its address.
-    fn send_as(&self, ep: &DatapathEndpoint) {
+    pub(super) fn send_as(&self, ep: &DatapathEndpoint) {
         self.fx.datapath.insert_for_test(ep);
     }
 
     /// Runs the endpoint program on `pkt`.
-    fn out(&self, pkt: &Pkt) -> (u32, Vec<u8>) {
+    pub(super) fn out(&self, pkt: &Pkt) -> (u32, Vec<u8>) {
         self.fx.run(&pkt.frame())
     }
 
     /// Runs the uplink program on `pkt`.
-    fn back(&self, pkt: &Pkt) -> (u32, Vec<u8>) {
+    pub(super) fn back(&self, pkt: &Pkt) -> (u32, Vec<u8>) {
         self.fx.run_uplink(&pkt.frame())
     }
 
     /// The endpoint program must redirect `sent` as exactly `expected`.
-    fn assert_out(&self, sent: &Pkt, expected: &Pkt) {
+    pub(super) fn assert_out(&self, sent: &Pkt, expected: &Pkt) {
         let (verdict, out) = self.out(sent);
         assert_eq!(verdict, TC_ACT_REDIRECT, "verdict for {sent:?}");
         assert_frame(&out, &expected.frame());
     }
 
     /// The uplink program must redirect `sent` as exactly `expected`.
-    fn assert_back(&self, sent: &Pkt, expected: &Pkt) {
+    pub(super) fn assert_back(&self, sent: &Pkt, expected: &Pkt) {
         let (verdict, out) = self.back(sent);
         assert_eq!(verdict, TC_ACT_REDIRECT, "verdict for {sent:?}");
         assert_frame(&out, &expected.frame());
     }
 
     /// The endpoint program must drop `sent`, unchanged; returns the frame for the counters.
-    fn assert_out_dropped(&self, sent: &Pkt) -> Vec<u8> {
+    pub(super) fn assert_out_dropped(&self, sent: &Pkt) -> Vec<u8> {
         let frame = sent.frame();
         let (verdict, out) = self.fx.run(&frame);
         assert_eq!(verdict, TC_ACT_SHOT, "verdict for {sent:?}");
@@ -170,7 +170,7 @@ impl Nat {
     }
 
     /// The uplink program must drop `sent`, unchanged; returns the frame for the counters.
-    fn assert_back_dropped(&self, sent: &Pkt) -> Vec<u8> {
+    pub(super) fn assert_back_dropped(&self, sent: &Pkt) -> Vec<u8> {
         let frame = sent.frame();
         let (verdict, out) = self.fx.run_uplink(&frame);
         assert_eq!(verdict, TC_ACT_SHOT, "verdict for {sent:?}");
@@ -180,7 +180,7 @@ impl Nat {
 
     /// The NAT source port the endpoint program gave `sent`: it must be redirected with
     /// everything but that port (and the checksums it covers) as in `expected`.
-    fn nat_port_of(&self, sent: &Pkt, expected: &Pkt) -> u16 {
+    pub(super) fn nat_port_of(&self, sent: &Pkt, expected: &Pkt) -> u16 {
         let (verdict, out) = self.out(sent);
         assert_eq!(verdict, TC_ACT_REDIRECT, "verdict for {sent:?}");
         assert_checksums(&out);
@@ -189,14 +189,14 @@ impl Nat {
         port
     }
 
-    fn ct_entries(&self) -> Vec<(CtKey, CtEntry)> {
+    pub(super) fn ct_entries(&self) -> Vec<(CtKey, CtEntry)> {
         let mut all = self.fx.datapath.entries_for_test::<CtKey, CtEntry>(maps::CT_TCP);
         all.extend(self.fx.datapath.entries_for_test::<CtKey, CtEntry>(maps::CT_OTHER));
         all
     }
 
     /// The conntrack entry of `key`, which must exist in the map of its protocol.
-    fn ct(&self, key: CtKey) -> CtEntry {
+    pub(super) fn ct(&self, key: CtKey) -> CtEntry {
         let map = if key.proto == IPPROTO_TCP { maps::CT_TCP } else { maps::CT_OTHER };
         let entries = self.fx.datapath.entries_for_test::<CtKey, CtEntry>(map);
         entries
@@ -206,38 +206,38 @@ impl Nat {
             .unwrap_or_else(|| panic!("no conntrack entry for {key:?} in {map}: {entries:?}"))
     }
 
-    fn nat_entries(&self) -> Vec<(CtKey, NatReverse)> {
+    pub(super) fn nat_entries(&self) -> Vec<(CtKey, NatReverse)> {
         self.fx.datapath.entries_for_test::<CtKey, NatReverse>(maps::NAT)
     }
 
-    fn reserve(&self, port: u16, proto: u8) {
+    pub(super) fn reserve(&self, port: u16, proto: u8) {
         self.fx.datapath.insert_for_test_into(maps::RESERVED_PORTS, PortKey { port, proto, _pad: 0 }, 1u8);
     }
 
-    fn assert_drops(&self, expected: &[(Hook, DropReason, &[u8])]) {
+    pub(super) fn assert_drops(&self, expected: &[(Hook, DropReason, &[u8])]) {
         self.fx.assert_drops_by_hook(expected);
     }
 }
 
-fn mac_string(mac: Mac) -> String {
+pub(super) fn mac_string(mac: Mac) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds, the clock of `bpf_ktime_get_ns`.
-fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
     now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64
 }
 
 /// Runs `f` and returns its result with the clock read just before and just after.
-fn timed<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
+pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
     let before = now_ns();
     let result = f();
     (result, before, now_ns())
 }
 
 /// The entry's expiry is `timeout` after a moment between `before` and `after`.
-fn assert_expires(entry: &CtEntry, before: u64, after: u64, timeout: u64) {
+pub(super) fn assert_expires(entry: &CtEntry, before: u64, after: u64, timeout: u64) {
     assert!(
         (before + timeout..=after + timeout).contains(&entry.expires),
         "expiry {} not {timeout} ns after [{before}, {after}] (off by {} ns): {entry:?}",
@@ -252,7 +252,7 @@ fn assert_expires(entry: &CtEntry, before: u64, after: u64, timeout: u64) {
 
 /// The L4 part of a test packet; its checksum is computed when the packet is built.
 #[derive(Clone, Debug)]
-enum L4 {
+pub(super) enum L4 {
     Tcp {
         sport: u16,
         dport: u16,
@@ -285,11 +285,11 @@ enum L4 {
     },
 }
 
-fn tcp(sport: u16, dport: u16, flags: u8) -> L4 {
+pub(super) fn tcp(sport: u16, dport: u16, flags: u8) -> L4 {
     L4::Tcp { sport, dport, flags }
 }
 
-fn udp(sport: u16, dport: u16) -> L4 {
+pub(super) fn udp(sport: u16, dport: u16) -> L4 {
     L4::Udp { sport, dport, csum: true, payload: b"netd query".to_vec() }
 }
 
@@ -358,46 +358,46 @@ fn icmp_message(header: &[u8; 8], body: &[u8]) -> Vec<u8> {
 
 /// A test packet: Ethernet, IPv4 (no options), L4.
 #[derive(Clone, Debug)]
-struct Pkt {
-    dst_mac: Mac,
-    src_mac: Mac,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    ttl: u8,
+pub(super) struct Pkt {
+    pub(super) dst_mac: Mac,
+    pub(super) src_mac: Mac,
+    pub(super) src: Ipv4Addr,
+    pub(super) dst: Ipv4Addr,
+    pub(super) ttl: u8,
     /// Flags and fragment offset.
-    frags: u16,
-    l4: L4,
+    pub(super) frags: u16,
+    pub(super) l4: L4,
 }
 
 impl Pkt {
     /// The IPv4 packet.
-    fn ip(&self) -> Vec<u8> {
+    pub(super) fn ip(&self) -> Vec<u8> {
         let (proto, payload) = self.l4.build(self.src, self.dst);
         ipv4_with(self.ttl, self.frags, self.src, self.dst, proto, &payload)
     }
 
-    fn frame(&self) -> Vec<u8> {
+    pub(super) fn frame(&self) -> Vec<u8> {
         ethernet(self.dst_mac, self.src_mac, ETH_P_IP, &self.ip())
     }
 
-    fn ttl(self, ttl: u8) -> Self {
+    pub(super) fn ttl(self, ttl: u8) -> Self {
         Pkt { ttl, ..self }
     }
 
-    fn frags(self, frags: u16) -> Self {
+    pub(super) fn frags(self, frags: u16) -> Self {
         Pkt { frags, ..self }
     }
 
-    fn to(self, dst: Ipv4Addr) -> Self {
+    pub(super) fn to(self, dst: Ipv4Addr) -> Self {
         Pkt { dst, ..self }
     }
 
-    fn from(self, src: Ipv4Addr) -> Self {
+    pub(super) fn from(self, src: Ipv4Addr) -> Self {
         Pkt { src, ..self }
     }
 
     /// The packet with its TCP/UDP source port or its echo identifier set to `port`.
-    fn with_source_port(self, port: u16) -> Self {
+    pub(super) fn with_source_port(self, port: u16) -> Self {
         let l4 = match self.l4 {
             L4::Tcp { dport, flags, .. } => L4::Tcp { sport: port, dport, flags },
             L4::Udp { dport, csum, payload, .. } => L4::Udp { sport: port, dport, csum, payload },
@@ -409,22 +409,22 @@ impl Pkt {
 }
 
 /// What a container sends to the server (addressed to its gateway's MAC).
-fn from(ep: &DatapathEndpoint, l4: L4) -> Pkt {
+pub(super) fn from(ep: &DatapathEndpoint, l4: L4) -> Pkt {
     Pkt { dst_mac: ep.host_mac, src_mac: ep.mac, src: ep.ip, dst: SERVER, ttl: 64, frags: IP_DF, l4 }
 }
 
 /// What must leave the uplink: masqueraded, routed (TTL lowered), addressed to the router.
-fn leaving(l4: L4) -> Pkt {
+pub(super) fn leaving(l4: L4) -> Pkt {
     Pkt { dst_mac: ROUTER_MAC, src_mac: UPLINK_MAC, src: NAT_ADDR, dst: SERVER, ttl: 63, frags: IP_DF, l4 }
 }
 
 /// What arrives on the uplink from the server.
-fn arriving(l4: L4) -> Pkt {
+pub(super) fn arriving(l4: L4) -> Pkt {
     Pkt { dst_mac: UPLINK_MAC, src_mac: ROUTER_MAC, src: SERVER, dst: NAT_ADDR, ttl: 64, frags: IP_DF, l4 }
 }
 
 /// What must reach the container: its address, TTL lowered, from its gateway's MAC.
-fn delivered(ep: &DatapathEndpoint, l4: L4) -> Pkt {
+pub(super) fn delivered(ep: &DatapathEndpoint, l4: L4) -> Pkt {
     Pkt { dst_mac: ep.mac, src_mac: ep.host_mac, src: SERVER, dst: ep.ip, ttl: 63, frags: IP_DF, l4 }
 }
 
@@ -435,7 +435,7 @@ fn delivered(ep: &DatapathEndpoint, l4: L4) -> Pkt {
 /// Verifies every checksum of `frame` from scratch: the IPv4 header's, the TCP or UDP checksum
 /// over the pseudo-header (a zero UDP checksum means none), the ICMP checksum, and for an ICMP
 /// error the quoted IPv4 header's.
-fn assert_checksums(frame: &[u8]) {
+pub(super) fn assert_checksums(frame: &[u8]) {
     let ip = &frame[ETH_HLEN..];
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     assert_eq!(checksum(&ip[..ihl]), 0, "IPv4 header checksum of {frame:02x?}");
@@ -468,7 +468,7 @@ fn assert_checksums(frame: &[u8]) {
 }
 
 /// `out` must be exactly `expected`, and its checksums right by themselves.
-fn assert_frame(out: &[u8], expected: &[u8]) {
+pub(super) fn assert_frame(out: &[u8], expected: &[u8]) {
     assert_checksums(out);
     assert_eq!(out, expected, "\n   got {out:02x?}\nwanted {expected:02x?}");
 }
@@ -479,7 +479,7 @@ fn udp_checksum(frame: &[u8]) -> u16 {
 }
 
 /// The TCP/UDP source port, or the ICMP echo identifier, of a frame.
-fn l4_source(frame: &[u8]) -> u16 {
+pub(super) fn l4_source(frame: &[u8]) -> u16 {
     let l4 = ETH_HLEN + 20;
     match frame[ETH_HLEN + 9] {
         IPPROTO_ICMP => u16::from_be_bytes([frame[l4 + 4], frame[l4 + 5]]),
@@ -488,7 +488,7 @@ fn l4_source(frame: &[u8]) -> u16 {
 }
 
 /// A NAT port must come from netd's range when it is not the flow's own.
-fn assert_nat_range(port: u16) {
+pub(super) fn assert_nat_range(port: u16) {
     assert!((nat::PORT_MIN..=nat::PORT_MAX).contains(&port), "NAT port {port} outside the NAT range");
 }
 
