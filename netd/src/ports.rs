@@ -86,36 +86,29 @@ impl Published {
 
 /// Parses one `-p` spec, `[IP:][HOSTPORT[-END]:]CPORT[-END][/PROTO]`, into one mapping per
 /// container port, with Docker 20.10's checks in its order and its texts (go-connections
-/// `nat.ParsePortSpec`; lower-cased as in research §7). `sctp`, valid for Docker, is refused:
+/// `nat.ParsePortSpec`, as measured with the 20.10.24 CLI: capitalised, unlike the lower-cased texts of later versions quoted in research §7). `sctp`, valid for Docker, is refused:
 /// netd publishes TCP and UDP only.
 pub fn parse_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
     let (ip, host_port, container_port) = split_parts(raw);
     let (proto, container_port) = split_proto_port(container_port);
-    let mut ip = ip.to_string();
-    if ip.starts_with('[') {
-        // [::1]: the brackets go.
-        match ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            Some(inner) => ip = inner.to_string(),
-            None => return Err(format!("invalid ip address {ip}: missing ']' in address")),
-        }
-    }
-    let host_ip = match ip.as_str() {
+    let ip = split_host(ip).map_err(|why| format!("Invalid ip address {ip}: address {ip}:: {why}"))?;
+    let host_ip = match ip {
         "" => None,
-        text => Some(text.parse::<IpAddr>().map_err(|_| format!("invalid IP address: {text}"))?),
+        text => Some(text.parse::<IpAddr>().map_err(|_| format!("Invalid ip address: {text}"))?),
     };
     if container_port.is_empty() {
-        return Err(format!("no port specified: {raw}<empty>"));
+        return Err(format!("No port specified: {raw}<empty>"));
     }
     let (start, end) =
-        parse_port_range(container_port).ok_or_else(|| format!("invalid containerPort: {container_port}"))?;
+        parse_port_range(container_port).ok_or_else(|| format!("Invalid containerPort: {container_port}"))?;
     let host = match host_port {
         "" => None,
-        text => Some(parse_port_range(text).ok_or_else(|| format!("invalid hostPort: {text}"))?),
+        text => Some(parse_port_range(text).ok_or_else(|| format!("Invalid hostPort: {text}"))?),
     };
     if let Some((hs, he)) = host {
         if end - start != he - hs && end != start {
             return Err(format!(
-                "invalid ranges specified for container and host Ports: {container_port} and {host_port}"
+                "Invalid ranges specified for container and host Ports: {container_port} and {host_port}"
             ));
         }
     }
@@ -123,7 +116,7 @@ pub fn parse_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
         "sctp" => return Err(format!("netd publishes tcp and udp ports only: {container_port}/{proto}")),
-        _ => return Err(format!("invalid proto: {proto}")),
+        _ => return Err(format!("Invalid proto: {proto}")),
     };
     Ok((start..=end)
         .map(|port| {
@@ -145,9 +138,59 @@ pub fn parse_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
 pub fn parse_specs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<PortMapping>, String> {
     let mut all = Vec::new();
     for spec in specs {
-        all.extend(parse_spec(spec.as_ref())?);
+        all.extend(parse_spec(&standard_notation(spec.as_ref())?)?);
     }
     Ok(all)
+}
+
+/// The CLI's long form, `published=8080,target=80[,protocol=udp]`, as the short one
+/// (`8080:80/udp`), the way Docker's `convertToStandardNotation` rewrites it; other specs as
+/// they are.
+fn standard_notation(spec: &str) -> Result<String, String> {
+    if !spec.contains('=') {
+        return Ok(spec.to_string());
+    }
+    let mut params: BTreeMap<&str, &str> = BTreeMap::from([("protocol", "tcp")]);
+    for param in spec.split(',') {
+        let mut opt = param.split('=');
+        match (opt.next(), opt.next()) {
+            (Some(name), Some(value)) => params.insert(name, value),
+            _ => return Err(format!("invalid publish opts format (should be name=value but got '{param}')")),
+        };
+    }
+    let get = |name| params.get(name).copied().unwrap_or_default();
+    Ok(format!("{}:{}/{}", get("published"), get("target"), get("protocol")))
+}
+
+/// The address part as Go's `net.SplitHostPort(ip + ":")` takes it (Docker strips an IPv6
+/// address's brackets so): the address, or why the part is not one.
+fn split_host(ip: &str) -> Result<&str, &'static str> {
+    if let Some(rest) = ip.strip_prefix('[') {
+        // The first ']' must end the part (then comes the ':' Docker appended).
+        let Some(end) = rest.find(']') else { return Err("missing ']' in address") };
+        if end + 1 != rest.len() {
+            return Err(if rest[end + 1..].starts_with(':') {
+                "too many colons in address"
+            } else {
+                "missing port in address"
+            });
+        }
+        let host = &rest[..end];
+        if host.contains('[') {
+            return Err("unexpected '[' in address");
+        }
+        return Ok(host);
+    }
+    if ip.contains(':') {
+        return Err("too many colons in address");
+    }
+    if ip.contains('[') {
+        return Err("unexpected '[' in address");
+    }
+    if ip.contains(']') {
+        return Err("unexpected ']' in address");
+    }
+    Ok(ip)
 }
 
 /// `IP:HOST:CONTAINER` split at colons from the right; an IPv6 address keeps its own.
@@ -314,7 +357,6 @@ mod tests {
         assert_eq!(one("80/tcp"), m(80, Tcp, None, None));
         assert_eq!(one("8000-8010:80"), m(80, Tcp, None, Some((8000, 8010))));
         assert_eq!(one("[::1]:8080:80"), m(80, Tcp, Some("::1"), Some((8080, 8080))));
-        assert_eq!(one("::1:8080:80"), m(80, Tcp, Some("::1"), Some((8080, 8080))));
         assert_eq!(one("0.0.0.0:65535:65535/udp"), m(65535, Udp, Some("0.0.0.0"), Some((65535, 65535))));
         assert_eq!(
             parse_spec("9000-9002:9000-9002").unwrap(),
@@ -338,28 +380,47 @@ mod tests {
     #[test]
     fn bad_specs_get_dockers_texts() {
         for (spec, error) in [
-            ("abc", "invalid containerPort: abc"),
-            ("8080:abc", "invalid containerPort: abc"),
-            ("99999", "invalid containerPort: 99999"),
-            ("80-70", "invalid containerPort: 80-70"),
-            ("+80", "invalid containerPort: +80"),
-            ("99999:80", "invalid hostPort: 99999"),
-            ("x:80", "invalid hostPort: x"),
-            ("8080-:80", "invalid hostPort: 8080-"),
-            ("80/sctpx", "invalid proto: sctpx"),
-            ("8080:80/tcpp", "invalid proto: tcpp"),
-            ("8000-8001:80-82", "invalid ranges specified for container and host Ports: 80-82 and 8000-8001"),
-            ("8080:", "no port specified: 8080:<empty>"),
-            ("", "no port specified: <empty>"),
-            ("/udp", "no port specified: /udp<empty>"),
-            ("1.2.3:80:80", "invalid IP address: 1.2.3"),
-            ("localhost:8080:80", "invalid IP address: localhost"),
+            ("abc", "Invalid containerPort: abc"),
+            ("8080:abc", "Invalid containerPort: abc"),
+            ("99999", "Invalid containerPort: 99999"),
+            ("80-70", "Invalid containerPort: 80-70"),
+            ("+80", "Invalid containerPort: +80"),
+            ("80-65536", "Invalid containerPort: 80-65536"),
+            ("99999:80", "Invalid hostPort: 99999"),
+            ("65536:80", "Invalid hostPort: 65536"),
+            ("x:80", "Invalid hostPort: x"),
+            ("1.2.3.4:x:80", "Invalid hostPort: x"),
+            ("8080-:80", "Invalid hostPort: 8080-"),
+            ("80/sctpx", "Invalid proto: sctpx"),
+            ("8080:80/tcpp", "Invalid proto: tcpp"),
+            ("8000-8001:80-82", "Invalid ranges specified for container and host Ports: 80-82 and 8000-8001"),
+            ("9000-9002:9000-9001", "Invalid ranges specified for container and host Ports: 9000-9001 and 9000-9002"),
+            ("8080:", "No port specified: 8080:<empty>"),
+            ("", "No port specified: <empty>"),
+            ("/udp", "No port specified: /udp<empty>"),
+            ("127.0.0.1::", "No port specified: 127.0.0.1::<empty>"),
+            ("1.2.3:80:80", "Invalid ip address: 1.2.3"),
+            ("localhost:8080:80", "Invalid ip address: localhost"),
+            ("[::1:80:80", "Invalid ip address [::1: address [::1:: missing ']' in address"),
+            (
+                "127.0.0.1:8081:80:90",
+                "Invalid ip address 127.0.0.1:8081: address 127.0.0.1:8081:: too many colons in address",
+            ),
             ("80/sctp", "netd publishes tcp and udp ports only: 80/sctp"),
         ] {
             assert_eq!(parse_spec(spec), Err(error.to_string()), "{spec:?}");
         }
+        // The long form.
+        assert_eq!(parse_specs(&["published=8080,target=80"]), parse_specs(&["8080:80"]));
+        assert_eq!(parse_specs(&["target=53,protocol=udp"]), parse_specs(&["53/udp"]));
+        assert_eq!(parse_specs(&["mode=host,target=80,published=8000-8001"]), parse_specs(&["8000-8001:80"]));
+        assert_eq!(
+            parse_specs(&["published=8080,target"]),
+            Err("invalid publish opts format (should be name=value but got 'target')".to_string())
+        );
+        assert_eq!(parse_specs(&["published=8080"]), Err("No port specified: 8080:/tcp<empty>".to_string()));
         // The first bad spec of several.
-        assert_eq!(parse_specs(&["80", "x:1", "abc"]), Err("invalid hostPort: x".to_string()));
+        assert_eq!(parse_specs(&["80", "x:1", "abc"]), Err("Invalid hostPort: x".to_string()));
     }
 
     fn port(ip: &str, private_port: u16, public_port: u16, proto: &str) -> DisplayPort {

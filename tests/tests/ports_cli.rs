@@ -50,12 +50,12 @@ const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 fn bad_specs_and_unknown_flags_get_dockers_texts_and_change_nothing() {
     let host = TestHost::start();
     for (spec, error) in [
-        ("abc", "invalid containerPort: abc"),
-        ("99999:80", "invalid hostPort: 99999"),
-        ("80/sctpx", "invalid proto: sctpx"),
-        ("8000-8001:80-82", "invalid ranges specified for container and host Ports: 80-82 and 8000-8001"),
-        ("8080:", "no port specified: 8080:<empty>"),
-        ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+        ("abc", "Invalid containerPort: abc"),
+        ("99999:80", "Invalid hostPort: 99999"),
+        ("80/sctpx", "Invalid proto: sctpx"),
+        ("8000-8001:80-82", "Invalid ranges specified for container and host Ports: 80-82 and 8000-8001"),
+        ("8080:", "No port specified: 8080:<empty>"),
+        ("1.2.3:80:80", "Invalid ip address: 1.2.3"),
     ] {
         host.fails_cleanly(&["run", "-d", "--name", "bad", "-p", spec], error);
         host.fails_cleanly(&["run", "-d", "--name", "bad", &format!("--publish={spec}"), "busybox"], error);
