@@ -16,18 +16,7 @@ use std::{
 #[ignore = "needs root (creates network namespaces); cargo xtask test runs it"]
 fn harness_writes_results_of_the_expected_shape() {
     let forwarding = root_ip_forward();
-    let out = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
-        .args(["--topologies", "veth", "--rounds", "1", "--secs", "0.3", "--no-install", "--out-dir"])
-        .arg(out.path())
-        .spawn()
-        .expect("running netd-bench");
-    let pid = child.id();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "netd-bench exited with {status}");
-
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    let (json, out, pid) = run_bench(&["--topologies", "veth", "--rounds", "1", "--secs", "0.3"], None);
     assert_eq!(json["schema"], 2);
     assert!(json["date"].as_str().unwrap().ends_with('Z'));
     assert!(json["machine"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
@@ -93,6 +82,24 @@ fn harness_writes_results_of_the_expected_shape() {
 
 /// net.ipv4.ip_forward of the netns the test runs in (the root one): the routed floor turns
 /// forwarding on in its router netns only.
+/// Runs netd-bench with `args` (plus `--no-install` and an output dir of its own) and, when
+/// given, `netd` as the binary under test; asserts it succeeded. Returns results.json, the
+/// output dir (kept alive for the caller) and the bench's pid.
+fn run_bench(args: &[&str], netd: Option<&Path>) -> (serde_json::Value, tempfile::TempDir, u32) {
+    let out = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_netd-bench"));
+    command.args(args).args(["--no-install", "--out-dir"]).arg(out.path());
+    if let Some(netd) = netd {
+        command.env("NETD_BIN", netd);
+    }
+    let mut child = command.spawn().expect("running netd-bench");
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "netd-bench exited with {status}");
+    let json = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    (json, out, pid)
+}
+
 fn root_ip_forward() -> String {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim().to_string()
 }
@@ -136,30 +143,8 @@ fn netd_binary() -> PathBuf {
 #[ignore = "needs root (creates network namespaces) and a netd build; cargo xtask test runs it"]
 fn control_plane_rows_on_netd() {
     let netd = netd_binary();
-    let out = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
-        .args([
-            "--topologies",
-            "netd",
-            "--probes",
-            "attach,rss,rss1000",
-            "--rounds",
-            "2",
-            "--endpoints",
-            "3",
-            "--no-install",
-            "--out-dir",
-        ])
-        .arg(out.path())
-        .env("NETD_BIN", &netd)
-        .spawn()
-        .expect("running netd-bench");
-    let pid = child.id();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "netd-bench exited with {status}");
-
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    let args = ["--topologies", "netd", "--probes", "attach,rss,rss1000", "--rounds", "2", "--endpoints", "3"];
+    let (json, out, pid) = run_bench(&args, Some(&netd));
     let netd_status = &json["topologies"][0];
     assert_eq!(netd_status["name"], "netd");
     assert_eq!(netd_status["available"], true, "{netd_status}");
@@ -200,30 +185,8 @@ fn control_plane_rows_on_netd() {
 fn egress_rows_on_veth_and_netd() {
     let netd = netd_binary();
     let forwarding = root_ip_forward();
-    let out = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netd-bench"))
-        .args([
-            "--topologies",
-            "veth,netd",
-            "--probes",
-            "egress-stream,egress-rr,egress-crr",
-            "--rounds",
-            "1",
-            "--secs",
-            "0.3",
-            "--no-install",
-            "--out-dir",
-        ])
-        .arg(out.path())
-        .env("NETD_BIN", &netd)
-        .spawn()
-        .expect("running netd-bench");
-    let pid = child.id();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "netd-bench exited with {status}");
-
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
+    let args = ["--topologies", "veth,netd", "--probes", "egress-stream,egress-rr,egress-crr", "--rounds", "1"];
+    let (json, out, pid) = run_bench(&[&args[..], &["--secs", "0.3"]].concat(), Some(&netd));
     let topologies = json["topologies"].as_array().unwrap();
     let status_of = |name: &str| topologies.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{name}"));
     let (veth, netd) = (status_of("veth"), status_of("netd"));

@@ -2,18 +2,22 @@
 //! leaves by, and the flow is masqueraded to that uplink's address; an address change is
 //! picked up; the host's own traffic through an uplink is untouched by netd's program.
 use std::{
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    io::Write,
     path::Path,
     time::{Duration, Instant},
 };
 
-use netd_tests::{in_netns, tcx_ingress_programs, DaemonOptions, TestHost, OUTSIDE_ADDR, SECOND_OUTSIDE_ADDR};
+use netd_tests::{
+    in_netns,
+    probe::{tcp_connect, tcp_peer, v4, IO_TIMEOUT},
+    servers::{StreamEnd, TcpPeerServer, TcpSink},
+    tcx_ingress_programs, DaemonOptions, TestHost, OUTSIDE_ADDR, SECOND_OUTSIDE_ADDR,
+};
 
-/// Connects from the netns `client` to `addr:port`, served in the netns `server`, which
-/// answers with the source address it saw.
-fn source_seen(server: &Path, client: &Path, addr: &str, port: u16) -> String {
-    try_source_seen(server, client, addr, port).unwrap_or_else(|| panic!("no connection to {addr}:{port}"))
+/// The source address a [`TcpPeerServer`] at `dst` sees a connection from the netns `client`
+/// come from, or the error that kept it from answering.
+fn source_seen(client: &Path, dst: &str, port: u16, timeout: Duration) -> std::io::Result<String> {
+    tcp_peer(client, None, v4(dst, port), timeout).map(|(_, peer)| peer.ip().to_string())
 }
 
 #[test]
@@ -26,57 +30,33 @@ fn each_flow_is_masqueraded_to_the_uplink_its_route_takes() {
     host.ok(&["network", "create", "up-net"]);
     host.ok(&["run", "-d", "--name", "c1", "--network", "up-net", "--", "sleep", "600"]);
     let c1 = host.container_netns("c1");
-    let (out1, out2) = (host.netns_path(&host.outside_ns), host.netns_path(&host.second_outside_ns()));
+    let _server1 = TcpPeerServer::start(&host.netns_path(&host.outside_ns), OUTSIDE_ADDR, 7501);
+    let _server2 = TcpPeerServer::start(&host.netns_path(&host.second_outside_ns()), SECOND_OUTSIDE_ADDR, 7502);
+    let seen = |client: &Path, dst: &str, port: u16| {
+        source_seen(client, dst, port, IO_TIMEOUT).unwrap_or_else(|e| panic!("no answer from {dst}:{port}: {e}"))
+    };
 
     // The default route leaves by eth0, the connected 203.0.113.0/24 by eth1.
-    assert_eq!(source_seen(&out1, &c1, OUTSIDE_ADDR, 7501), "198.51.100.2");
-    assert_eq!(source_seen(&out2, &c1, SECOND_OUTSIDE_ADDR, 7502), "203.0.113.2");
+    assert_eq!(seen(&c1, OUTSIDE_ADDR, 7501), "198.51.100.2");
+    assert_eq!(seen(&c1, SECOND_OUTSIDE_ADDR, 7502), "203.0.113.2");
 
     // The host's own connections through both uplinks pass the programs untouched.
-    assert_eq!(source_seen(&out1, &host_ns, OUTSIDE_ADDR, 7503), "198.51.100.2");
-    assert_eq!(source_seen(&out2, &host_ns, SECOND_OUTSIDE_ADDR, 7504), "203.0.113.2");
+    assert_eq!(seen(&host_ns, OUTSIDE_ADDR, 7501), "198.51.100.2");
+    assert_eq!(seen(&host_ns, SECOND_OUTSIDE_ADDR, 7502), "203.0.113.2");
 
-    // A new primary address on eth1 becomes its masquerade address for new flows.
+    // A new primary address on eth1 becomes its masquerade address for new flows. Until the
+    // daemon has seen it, connections fail (replies go to the address that is gone).
     host.in_host_ok(&["ip", "addr", "del", "203.0.113.2/24", "dev", "eth1"]);
     host.in_host_ok(&["ip", "addr", "add", "203.0.113.7/24", "dev", "eth1"]);
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut port = 7510;
     let seen = loop {
-        let seen = try_source_seen(&out2, &c1, SECOND_OUTSIDE_ADDR, port);
-        if seen.as_deref() == Some("203.0.113.7") || Instant::now() > deadline {
+        let seen = source_seen(&c1, SECOND_OUTSIDE_ADDR, 7502, Duration::from_secs(2));
+        if seen.as_ref().is_ok_and(|s| s == "203.0.113.7") || Instant::now() > deadline {
             break seen;
         }
-        port += 1;
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert_eq!(seen.as_deref(), Some("203.0.113.7"), "the new uplink address was not picked up");
-}
-
-/// `source_seen`, or `None` when no connection is made (after an address change the old
-/// address is gone, so replies to it go nowhere). Bounded by timeouts.
-fn try_source_seen(server: &Path, client: &Path, addr: &str, port: u16) -> Option<String> {
-    let bind = format!("{addr}:{port}");
-    let listener = in_netns(server, move || TcpListener::bind(bind).expect("bind"));
-    listener.set_nonblocking(true).unwrap();
-    let target = format!("{addr}:{port}").parse().unwrap();
-    let client = in_netns(client, move || {
-        let conn = TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        Some(conn)
-    });
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let (mut conn, peer) = loop {
-        match listener.accept() {
-            Ok(accepted) => break accepted,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => return None,
-        }
-    };
-    conn.write_all(peer.ip().to_string().as_bytes()).ok()?;
-    drop(conn);
-    let mut seen = String::new();
-    client?.read_to_string(&mut seen).ok()?;
-    Some(seen)
+    assert_eq!(seen.ok().as_deref(), Some("203.0.113.7"), "the new uplink address was not picked up");
 }
 
 /// An uplink with a smaller MTU than the containers' 1500: a TCP stream with DF learns the
@@ -115,19 +95,13 @@ fn a_smaller_uplink_mtu_is_discovered_not_a_black_hole() {
     assert_eq!(host.wait_drops_above("mtu_exceeded", "endpoint_ingress", before, Duration::from_secs(5)), before + 1);
 
     // 1 MiB: far more than fits before the container's TCP has learnt the smaller MTU.
-    let listener = in_netns(&out, || TcpListener::bind((OUTSIDE_ADDR, 7601)).expect("bind"));
-    let sink = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept");
-        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).map(|_| got.len())
-    });
-    let sent = in_netns(&c1, || {
-        let target = format!("{OUTSIDE_ADDR}:7601").parse().unwrap();
-        let mut conn = TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("connect");
-        conn.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        conn.write_all(&vec![7u8; 1 << 20]).map(|()| 1 << 20)
-    });
-    assert_eq!(sent.expect("send"), 1 << 20);
-    assert_eq!(sink.join().unwrap().expect("receive"), 1 << 20, "the stream did not get through");
+    let sink = TcpSink::start(&out, OUTSIDE_ADDR, 7601);
+    let mut stream = tcp_connect(&c1, None, v4(OUTSIDE_ADDR, 7601), IO_TIMEOUT).expect("connect");
+    stream.write_all(&vec![7u8; 1 << 20]).expect("send");
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.ends().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sink.ends(), [StreamEnd::Eof(1 << 20)], "the stream did not get through");
 }
