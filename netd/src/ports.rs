@@ -86,8 +86,9 @@ impl Published {
 
 /// Parses one `-p` spec, `[IP:][HOSTPORT[-END]:]CPORT[-END][/PROTO]`, into one mapping per
 /// container port, with Docker 20.10's checks in its order and its texts (go-connections
-/// `nat.ParsePortSpec`, as measured with the 20.10.24 CLI: capitalised, unlike the lower-cased texts of later versions quoted in research §7). `sctp`, valid for Docker, is refused:
-/// netd publishes TCP and UDP only.
+/// `nat.ParsePortSpec`, as measured with the 20.10.24 CLI: capitalised, unlike the lower-cased
+/// texts of later versions quoted in research §7). `sctp`, valid for Docker, is refused: netd
+/// publishes TCP and UDP only.
 pub fn parse_spec(raw: &str) -> Result<Vec<PortMapping>, String> {
     let (ip, host_port, container_port) = split_parts(raw);
     let (proto, container_port) = split_proto_port(container_port);
