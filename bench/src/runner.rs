@@ -307,7 +307,7 @@ mod tests {
         fn can_publish(&self) -> Result<(), Unsupported> {
             Ok(())
         }
-        fn run_publishing(&self, _: u16) -> Result<Duration> {
+        fn run_publishing(&self, _: u16) -> Result<(Duration, Result<Duration>)> {
             unreachable!("the scale-probe tests never call this")
         }
         fn endpoint_name(&self, i: usize) -> String {

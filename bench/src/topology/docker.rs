@@ -408,7 +408,7 @@ impl ControlPlane for DockerBridge {
         Ok(())
     }
 
-    fn run_publishing(&self, ports: u16) -> Result<Duration> {
+    fn run_publishing(&self, ports: u16) -> Result<(Duration, Result<Duration>)> {
         let image = self.image.as_deref().context("no image")?;
         let name = format!("{}-pub{ports}", self.tag);
         let mut cmd = self.dockerd.cli();
@@ -421,8 +421,10 @@ impl ControlPlane for DockerBridge {
         let t0 = std::time::Instant::now();
         let res = sys::run_timeout(&mut cmd, Duration::from_secs(300));
         let took = t0.elapsed();
-        sys::run_quiet(self.dockerd.cli().args(["rm", "-f", &name]));
-        res.map(|_| took)
+        let t0 = std::time::Instant::now();
+        let rm = sys::run_cleanup(self.dockerd.cli().args(["rm", "-f", &name]), Duration::from_secs(300));
+        let rm_took = t0.elapsed();
+        res.map(|_| (took, rm.map(|_| rm_took)))
     }
 
     fn endpoint_name(&self, i: usize) -> String {

@@ -125,8 +125,8 @@ pub trait ControlPlane {
     /// Whether `run_publishing` can publish ports at all.
     fn can_publish(&self) -> Result<(), Unsupported>;
     /// Wall time of the CLI's `run -d` of a fresh container publishing `ports` ports
-    /// (`-p P-Q:P-Q`, none when 0); the container is removed afterwards (not timed).
-    fn run_publishing(&self, ports: u16) -> anyhow::Result<std::time::Duration>;
+    /// (`-p P-Q:P-Q`, none when 0), and of its `rm -f` afterwards (an error if that failed).
+    fn run_publishing(&self, ports: u16) -> anyhow::Result<(std::time::Duration, anyhow::Result<std::time::Duration>)>;
     /// The name of the `i`th scale-probe endpoint (unique to this run).
     fn endpoint_name(&self, i: usize) -> String;
     /// `run -d` of one more container `name` on the topology's network, like a user's loop.

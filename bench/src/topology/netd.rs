@@ -352,7 +352,7 @@ impl ControlPlane for NetdNetwork {
         self.can_publish.clone().map_err(Unsupported::Unavailable)
     }
 
-    fn run_publishing(&self, ports: u16) -> Result<Duration> {
+    fn run_publishing(&self, ports: u16) -> Result<(Duration, Result<Duration>)> {
         let network = self.networks.first().context("no network")?;
         let name = format!("{}-pub{ports}", self.tag);
         let mut cmd = self.daemon().cli();
@@ -365,8 +365,10 @@ impl ControlPlane for NetdNetwork {
         let t0 = std::time::Instant::now();
         let res = sys::run_timeout(&mut cmd, Duration::from_secs(300));
         let took = t0.elapsed();
-        sys::run_quiet(self.daemon().cli().args(["rm", "-f", &name]));
-        res.map(|_| took)
+        let t0 = std::time::Instant::now();
+        let rm = sys::run_cleanup(self.daemon().cli().args(["rm", "-f", &name]), Duration::from_secs(300));
+        let rm_took = t0.elapsed();
+        res.map(|_| (took, rm.map(|_| rm_took)))
     }
 
     fn endpoint_name(&self, i: usize) -> String {
