@@ -223,6 +223,17 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
+/// A ratio with two decimals, or two significant digits below 0.1 (a 1,000-port publish is
+/// 0.00094 of Docker's time, not "0.00").
+fn ratio_text(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.1 {
+        let decimals = (1 - v.abs().log10().floor() as i32).max(2) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// A table cell: "median [min–max]" (just the value for a single sample), or why there is
 /// no number.
 pub fn cell_text(t: &TopologyStatus, row: &Row) -> String {
@@ -306,7 +317,7 @@ pub fn markdown(r: &Results) -> String {
             s.push_str(&format!(" {cell} |"));
         }
         for rn in &ratio_names {
-            let cell = row.ratios.get(rn).copied().flatten().map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
+            let cell = row.ratios.get(rn).copied().flatten().map(ratio_text).unwrap_or_else(|| "–".into());
             s.push_str(&format!(" {cell} |"));
         }
         s.push('\n');
@@ -396,6 +407,15 @@ fn endpoints_note(r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(ratio_text(1.2849), "1.28");
+        assert_eq!(ratio_text(0.13), "0.13");
+        assert_eq!(ratio_text(0.0661), "0.066");
+        assert_eq!(ratio_text(0.000936), "0.00094");
+        assert_eq!(ratio_text(0.0), "0.00");
+    }
 
     #[test]
     fn compact_numbers() {
