@@ -137,28 +137,29 @@ pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<(
 }
 
 /// `netd port NAME [PORT[/PROTO]]`: Docker's lines, `80/tcp -> 0.0.0.0:8080` for every
-/// published port (by container port, then protocol, then host address and port), or the
-/// host addresses of one port.
+/// published port, or the host addresses of one port.
 pub(super) async fn port(client: &Client, args: PortArgs) -> anyhow::Result<()> {
-    let c = client.container(&args.container).await?;
+    let c = client.container(&args.container).await.map_err(|e| {
+        if DaemonError::is_not_found(&e) {
+            anyhow::anyhow!("Error: No such container: {}", args.container)
+        } else {
+            e
+        }
+    })?;
     print!("{}", port_lines(&c, &args.container, args.port.as_deref())?);
     Ok(())
 }
 
+/// Docker 20.10 prints its map of ports in Go's map order: a random rotation of the order of
+/// the keys as strings ("5000/tcp" < "53/udp" < "80/tcp"), which is the order used here, every
+/// time. One port is looked up as Docker's CLI does (`nat.NewPort`: the number must parse,
+/// with Go's `ParseUint` texts; "080" finds 80).
 fn port_lines(c: &ContainerView, name: &str, port: Option<&str>) -> anyhow::Result<String> {
     let ports = &c.network_settings.ports;
     let Some(port) = port else {
-        let mut keys: Vec<(u16, &str, &String)> = ports
-            .keys()
-            .map(|k| {
-                let (p, proto) = k.split_once('/').unwrap_or((k, ""));
-                (p.parse().unwrap_or(0), proto, k)
-            })
-            .collect();
-        keys.sort();
         let mut out = String::new();
-        for (_, _, key) in keys {
-            for b in &ports[key] {
+        for (key, bindings) in ports.iter() {
+            for b in bindings {
                 out += &format!("{key} -> {}\n", crate::ports::join_host_port(&b.host_ip, &b.host_port));
             }
         }
@@ -166,17 +167,39 @@ fn port_lines(c: &ContainerView, name: &str, port: Option<&str>) -> anyhow::Resu
     };
     let (number, proto) = match port.split_once('/') {
         Some((n, p)) if !p.is_empty() => (n, p),
-        Some((n, _)) => (n, "tcp"),
-        None => (port, "tcp"),
+        _ => (port.split('/').next().unwrap_or(port), "tcp"),
     };
     let key = format!("{number}/{proto}");
-    match ports.get(&key) {
+    let found = format!("{}/{proto}", go_port_range(number)?);
+    match ports.get(&found) {
         Some(bindings) if !bindings.is_empty() => Ok(bindings
             .iter()
             .map(|b| format!("{}\n", crate::ports::join_host_port(&b.host_ip, &b.host_port)))
             .collect()),
         _ => bail!("Error: No public port '{key}' published for {name}"),
     }
+}
+
+/// go-connections' `ParsePortRangeToInt` as `nat.NewPort` formats it: `80`, `8000-8010`;
+/// Docker's texts for what does not parse.
+fn go_port_range(text: &str) -> anyhow::Result<String> {
+    let parse = |s: &str| -> anyhow::Result<u16> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("strconv.ParseUint: parsing {s:?}: invalid syntax");
+        }
+        s.parse::<u16>().map_err(|_| anyhow::anyhow!("strconv.ParseUint: parsing {s:?}: value out of range"))
+    };
+    if text.is_empty() {
+        bail!("empty string specified for ports.");
+    }
+    let Some((a, b)) = text.split_once('-') else {
+        return Ok(parse(text)?.to_string());
+    };
+    let (start, end) = (parse(a)?, parse(b)?);
+    if end < start {
+        bail!("Invalid range specified for the Port: {text}");
+    }
+    Ok(if start == end { start.to_string() } else { format!("{start}-{end}") })
 }
 
 /// What `inspect` finds under a name.
@@ -342,11 +365,21 @@ mod tests {
             ("53/udp", "0.0.0.0", "5353"),
             ("100/tcp", "0.0.0.0", "100"),
         ]);
+        // Docker's keys in string order, as its CLI prints them (a rotation of it at random).
         assert_eq!(
             port_lines(&c, "web", None).unwrap(),
-            "53/udp -> 0.0.0.0:5353\n80/tcp -> 0.0.0.0:32768\n80/tcp -> 127.0.0.1:8081\n100/tcp -> 0.0.0.0:100\n\
+            "100/tcp -> 0.0.0.0:100\n53/udp -> 0.0.0.0:5353\n80/tcp -> 0.0.0.0:32768\n80/tcp -> 127.0.0.1:8081\n\
              8080/tcp -> 0.0.0.0:8080\n"
         );
+        assert_eq!(port_lines(&c, "web", Some("080")).unwrap(), "0.0.0.0:32768\n127.0.0.1:8081\n");
+        for (port, error) in [
+            ("abc", "strconv.ParseUint: parsing \"abc\": invalid syntax"),
+            ("99999", "strconv.ParseUint: parsing \"99999\": value out of range"),
+            ("", "empty string specified for ports."),
+            ("90-80", "Invalid range specified for the Port: 90-80"),
+        ] {
+            assert_eq!(port_lines(&c, "web", Some(port)).unwrap_err().to_string(), error, "{port:?}");
+        }
         assert_eq!(port_lines(&c, "web", Some("80")).unwrap(), "0.0.0.0:32768\n127.0.0.1:8081\n");
         assert_eq!(port_lines(&c, "web", Some("80/tcp")).unwrap(), "0.0.0.0:32768\n127.0.0.1:8081\n");
         assert_eq!(port_lines(&c, "web", Some("53/udp")).unwrap(), "0.0.0.0:5353\n");
