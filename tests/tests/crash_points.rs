@@ -22,9 +22,10 @@ fn unique_sleep() -> String {
 
 /// Makes a host with a network `cp-net`, a running container `base` (command + endpoint), a
 /// stopped container `idle`, a second network `cp-two` that `conn` is on, and an empty network
-/// `cp-empty`; then restarts the daemon so that it dies at `point`. `base`, `conn` and `idle`
-/// have published ports (TCP and UDP, on every address and on one), so that every point checks
-/// they are kept exactly for the containers that run and gone for the others.
+/// `cp-empty`, and `inner` on the internal network `cp-int` only; then restarts the daemon so
+/// that it dies at `point`. `base`, `conn`, `idle` and `inner` have port bindings (TCP and UDP,
+/// on every address and on one; `inner`'s published nowhere yet), so that every point checks
+/// the ports are kept exactly for the containers that run and gone for the others.
 fn host_crashing_at(point: &str, sleep: &str) -> TestHost {
     let mut host = TestHost::start();
     host.ok(&["network", "create", "cp-net"]);
@@ -36,6 +37,8 @@ fn host_crashing_at(point: &str, sleep: &str) -> TestHost {
     host.ok(&[&conn[..], &["--", "sleep", sleep]].concat());
     host.ok(&["network", "connect", "cp-two", "conn"]);
     host.ok(&["run", "-d", "--name", "idle", "--network", "cp-net", "-p", "9092:80", "--", "sleep", sleep]);
+    host.ok(&["network", "create", "--internal", "cp-int"]);
+    host.ok(&["run", "-d", "--name", "inner", "--network", "cp-int", "-p", "9093:80", "--", "sleep", sleep]);
     host.ok(&["stop", "idle"]);
     assert_store_and_kernel_agree(&host, sleep);
     host.stop_daemon(Signal::SIGTERM);
@@ -110,6 +113,8 @@ fn crash_inside_rm() {
 #[test]
 fn crash_inside_connect_and_disconnect() {
     crash_and_recover("connect:endpoint", &["network", "connect", "cp-two", "base"]);
+    // `inner`'s bindings are published on the endpoint the connect adds.
+    crash_and_recover("connect:publish", &["network", "connect", "cp-two", "inner"]);
     crash_and_recover("disconnect:commit", &["network", "disconnect", "cp-net", "conn"]);
 }
 
