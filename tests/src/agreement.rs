@@ -1,6 +1,7 @@
 //! "Store, kernel and processes agree": what the daemon reports (`ps -a`, `inspect`, `network
 //! inspect`) must be exactly what exists in the test host's kernel — veths, pinned links, map
-//! entries, routes, gateway addresses, netns mounts — and in the process table and run dir.
+//! entries, routes, gateway addresses, netns mounts, published ports (service and reserved-port
+//! maps, `ip_local_reserved_ports`) — and in the process table and run dir.
 //! Used after crashes and restarts, where any half-done operation shows up as a difference.
 use std::{collections::BTreeSet, path::Path, process::Command};
 
@@ -19,6 +20,11 @@ struct Reported {
     gateways: BTreeSet<String>,
     /// Main process pid → container id, of running containers with a command.
     processes: Vec<(u32, String)>,
+    /// Published ports of running containers (`NetworkSettings.Ports`): (host address, host
+    /// port, protocol number, container port, container id).
+    published: BTreeSet<(String, u16, u8, u16, String)>,
+    /// The addresses of each running container that publishes ports (its backends).
+    publisher_ips: Vec<(String, BTreeSet<String>)>,
 }
 
 fn reported(host: &TestHost) -> Reported {
@@ -39,12 +45,31 @@ fn reported(host: &TestHost) -> Reported {
             r.netns_mounts.insert(Path::new(sandbox).file_name().unwrap().to_string_lossy().into_owned());
         }
         // `container:` sharers show their owner's networks: the sets below take them once.
+        let mut ips = BTreeSet::new();
         for net in c["NetworkSettings"]["Networks"].as_object().into_iter().flatten().map(|(_, n)| n) {
             let (ep, ip) = (net["EndpointID"].as_str().unwrap_or(""), net["IPAddress"].as_str().unwrap_or(""));
             if !ip.is_empty() {
                 r.veths.insert(format!("nd{}", &ep[..12]));
                 r.endpoint_ips.insert(ip.to_string());
+                ips.insert(ip.to_string());
             }
+        }
+        let ports = c["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
+        for (spec, bindings) in &ports {
+            let (port, proto) = spec.split_once('/').unwrap_or_else(|| panic!("port key {spec}"));
+            let proto = match proto {
+                "tcp" => 6,
+                "udp" => 17,
+                other => panic!("protocol {other} in {spec}"),
+            };
+            for b in bindings.as_array().into_iter().flatten() {
+                let host_ip = b["HostIp"].as_str().unwrap().to_string();
+                let host_port = b["HostPort"].as_str().unwrap().parse().unwrap();
+                r.published.insert((host_ip, host_port, proto, port.parse().unwrap(), id.to_string()));
+            }
+        }
+        if !ports.is_empty() {
+            r.publisher_ips.push((id.to_string(), ips));
         }
     }
     for id in host.ok(&["network", "ls", "-q", "--no-trunc"]).lines().filter(|l| !l.is_empty()) {
@@ -114,6 +139,8 @@ pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
         .collect();
     assert_eq!(gateways, r.gateways, "{}", ctx("gateway addresses on lo vs networks"));
 
+    assert_published_ports_agree(host, &r, &ctx);
+
     assert_eq!(
         dir_names(&host.run_dir().join("netns")),
         r.netns_mounts,
@@ -144,6 +171,39 @@ pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
     assert_eq!(marked, expected, "{}", ctx(&format!("processes running `{marker}` vs running containers")));
 }
 
+/// Published ports: the service map holds exactly the running containers' published ports,
+/// each leading to an address of its container; the reserved-port map and the host netns's
+/// `ip_local_reserved_ports` hold exactly their (port, protocol) pairs and ports (test hosts
+/// start with an empty sysctl: every port in it is netd's).
+fn assert_published_ports_agree(host: &TestHost, r: &Reported, ctx: &dyn Fn(&str) -> String) {
+    let mut services = BTreeSet::new();
+    for (key, value) in map_entries(&host.bpffs.join(SERVICE_MAP)) {
+        let host_ip = format!("{}.{}.{}.{}", key[0], key[1], key[2], key[3]);
+        let (host_port, proto) = (u16::from_ne_bytes([key[4], key[5]]), key[6]);
+        let backend = format!("{}.{}.{}.{}", value[0], value[1], value[2], value[3]);
+        let backend_port = u16::from_ne_bytes([value[4], value[5]]);
+        let owner = r.publisher_ips.iter().find(|(_, ips)| ips.contains(&backend)).map(|(id, _)| id.clone());
+        let owner = owner.unwrap_or_else(|| format!("no publishing container has {backend}"));
+        services.insert((host_ip, host_port, proto, backend_port, owner));
+    }
+    assert_eq!(services, r.published, "{}", ctx("service map vs the running containers' published ports"));
+    let pairs: BTreeSet<(u16, u8)> = r.published.iter().map(|(_, port, proto, _, _)| (*port, *proto)).collect();
+    let reserved: BTreeSet<(u16, u8)> =
+        map_keys(&host.bpffs.join(RESERVED_MAP)).iter().map(|k| (u16::from_ne_bytes([k[0], k[1]]), k[2])).collect();
+    assert_eq!(reserved, pairs, "{}", ctx("reserved-port map vs published ports"));
+    let ports: BTreeSet<u16> = pairs.iter().map(|(port, _)| *port).collect();
+    let sysctl = host.in_host_ok(&["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"]);
+    let mut in_sysctl = BTreeSet::new();
+    for item in sysctl.trim().split(',').filter(|i| !i.is_empty()) {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        in_sysctl.extend(lo.parse::<u16>().unwrap()..=hi.parse::<u16>().unwrap());
+    }
+    assert_eq!(in_sysctl, ports, "{}", ctx("ip_local_reserved_ports vs published ports"));
+}
+
+const SERVICE_MAP: &str = "maps/NETD_SVC_V1";
+const RESERVED_MAP: &str = "maps/NETD_RSVD_V1";
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -172,21 +232,24 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
 
 /// Keys of a pinned BPF hash map, as byte lists.
 fn map_keys(map: &Path) -> Vec<Vec<u8>> {
+    map_entries(map).into_iter().map(|(key, _)| key).collect()
+}
+
+/// Entries (key, value) of a pinned BPF hash map, as byte lists.
+fn map_entries(map: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let out = Command::new("bpftool").args(["-j", "map", "dump", "pinned"]).arg(map).output().expect("run bpftool");
     assert!(out.status.success(), "bpftool map dump {}: {}", map.display(), String::from_utf8_lossy(&out.stderr));
     let entries: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
-    entries
+    entries.as_array().unwrap().iter().map(|e| (bytes(e, "key"), bytes(e, "value"))).collect()
+}
+
+/// A byte list of bpftool's JSON (`["0x0a", ...]`).
+fn bytes(entry: &Value, field: &str) -> Vec<u8> {
+    entry[field]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {field} in {entry}"))
         .iter()
-        .map(|e| {
-            e["key"]
-                .as_array()
-                .unwrap_or_else(|| panic!("no key in {e}"))
-                .iter()
-                .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-                .collect()
-        })
+        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
         .collect()
 }
 

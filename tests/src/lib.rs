@@ -18,6 +18,7 @@ use nix::sched::{setns, CloneFlags};
 pub mod agreement;
 pub mod packet;
 pub mod probe;
+pub mod published;
 pub mod servers;
 pub mod stats;
 use serde_json::Value;

@@ -22,16 +22,23 @@ fn unique_sleep() -> String {
 
 /// Makes a host with a network `cp-net`, a running container `base` (command + endpoint), a
 /// stopped container `idle`, a second network `cp-two` that `conn` is on, and an empty network
-/// `cp-empty`; then restarts the daemon so that it dies at `point`.
+/// `cp-empty`, and `inner` on the internal network `cp-int` only; then restarts the daemon so
+/// that it dies at `point`. `base`, `conn`, `idle` and `inner` have port bindings (TCP and UDP,
+/// on every address and on one; `inner`'s published nowhere yet), so that every point checks
+/// the ports are kept exactly for the containers that run and gone for the others.
 fn host_crashing_at(point: &str, sleep: &str) -> TestHost {
     let mut host = TestHost::start();
     host.ok(&["network", "create", "cp-net"]);
     host.ok(&["network", "create", "cp-two"]);
     host.ok(&["network", "create", "cp-empty"]);
-    host.ok(&["run", "-d", "--name", "base", "--network", "cp-net", "--", "sleep", sleep]);
-    host.ok(&["run", "-d", "--name", "conn", "--network", "cp-net", "--", "sleep", sleep]);
+    let base = ["run", "-d", "--name", "base", "--network", "cp-net", "-p", "9090:80", "-p", "9090:53/udp"];
+    host.ok(&[&base[..], &["--", "sleep", sleep]].concat());
+    let conn = ["run", "-d", "--name", "conn", "--network", "cp-net", "-p", "127.0.0.1:9091:80"];
+    host.ok(&[&conn[..], &["--", "sleep", sleep]].concat());
     host.ok(&["network", "connect", "cp-two", "conn"]);
-    host.ok(&["run", "-d", "--name", "idle", "--network", "cp-net", "--", "sleep", sleep]);
+    host.ok(&["run", "-d", "--name", "idle", "--network", "cp-net", "-p", "9092:80", "--", "sleep", sleep]);
+    host.ok(&["network", "create", "--internal", "cp-int"]);
+    host.ok(&["run", "-d", "--name", "inner", "--network", "cp-int", "-p", "9093:80", "--", "sleep", sleep]);
     host.ok(&["stop", "idle"]);
     assert_store_and_kernel_agree(&host, sleep);
     host.stop_daemon(Signal::SIGTERM);
@@ -59,9 +66,11 @@ fn crash_and_recover(point: &str, args: &[&str]) {
     );
     host.start_daemon();
     assert_store_and_kernel_agree(&host, &sleep);
-    // Still fully working: a new network and container, then everything removed.
+    // Still fully working: a new network and container, then everything removed. `after`
+    // publishes the port `victim` would have had: a reserved entry left behind would refuse
+    // it (post_bind4 fails netd's own probe bind).
     host.ok(&["network", "create", "cp-after"]);
-    host.ok(&["run", "-d", "--name", "after", "--network", "cp-after", "--", "sleep", &sleep]);
+    host.ok(&["run", "-d", "--name", "after", "--network", "cp-after", "-p", "8080:80", "--", "sleep", &sleep]);
     assert_store_and_kernel_agree(&host, &sleep);
     let all = host.ok(&["ps", "-aq"]);
     let ids: Vec<&str> = all.lines().collect();
@@ -74,28 +83,29 @@ fn crash_and_recover(point: &str, args: &[&str]) {
 
 #[test]
 fn crash_inside_run() {
-    for point in ["run:netns", "run:endpoint", "run:files", "run:spawn"] {
-        crash_and_recover(point, &["run", "-d", "--name", "victim", "--network", "cp-net", "--", "sleep", "SLEEP"]);
+    for point in ["run:netns", "run:endpoint", "run:publish", "run:files", "run:spawn"] {
+        let victim = ["run", "-d", "--name", "victim", "--network", "cp-net", "-p", "8080:80", "-p", "8080:80/udp"];
+        crash_and_recover(point, &[&victim[..], &["--", "sleep", "SLEEP"]].concat());
     }
 }
 
 #[test]
 fn crash_inside_start() {
-    for point in ["run:netns", "run:endpoint", "run:files", "run:spawn"] {
+    for point in ["run:netns", "run:endpoint", "run:publish", "run:files", "run:spawn"] {
         crash_and_recover(point, &["start", "idle"]);
     }
 }
 
 #[test]
 fn crash_inside_stop() {
-    for point in ["stop:commit", "teardown:processes", "teardown:endpoint"] {
+    for point in ["stop:commit", "teardown:unpublish", "teardown:processes", "teardown:endpoint"] {
         crash_and_recover(point, &["stop", "base"]);
     }
 }
 
 #[test]
 fn crash_inside_rm() {
-    for point in ["rm:commit", "teardown:processes", "teardown:endpoint"] {
+    for point in ["rm:commit", "teardown:unpublish", "teardown:processes", "teardown:endpoint"] {
         crash_and_recover(point, &["rm", "-f", "conn"]);
     }
 }
@@ -103,6 +113,8 @@ fn crash_inside_rm() {
 #[test]
 fn crash_inside_connect_and_disconnect() {
     crash_and_recover("connect:endpoint", &["network", "connect", "cp-two", "base"]);
+    // `inner`'s bindings are published on the endpoint the connect adds.
+    crash_and_recover("connect:publish", &["network", "connect", "cp-two", "inner"]);
     crash_and_recover("disconnect:commit", &["network", "disconnect", "cp-net", "conn"]);
 }
 

@@ -626,10 +626,9 @@ impl Datapath for EbpfDatapath {
                 break;
             }
             if let Err(e) = Self::insert_published(&mut ebpf, port, &mut sysctl) {
-                // All or nothing: what this call added goes again.
-                for added in &ports[..=done] {
-                    let _ = Self::remove_published(&mut ebpf, added, ports, &mut sysctl);
-                }
+                // All or nothing: what this call added goes again (the failed one included: its
+                // service entry may be in before its reserved entry failed).
+                let _ = Self::remove_published(&mut ebpf, &ports[..=done], &mut sysctl);
                 result = Err(e);
             }
         }
@@ -645,7 +644,7 @@ impl Datapath for EbpfDatapath {
     fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         let mut sysctl = self.reserved_sysctl();
-        let removed = ports.iter().try_for_each(|port| Self::remove_published(&mut ebpf, port, &[], &mut sysctl));
+        let removed = Self::remove_published(&mut ebpf, ports, &mut sysctl);
         self.write_reserved_sysctl(sysctl);
         // An endpoint keeps IF_PUBLISHES while any of its ports is published.
         let affected: HashSet<u32> = ports.iter().map(|p| ip_key(p.backend_addr)).collect();
@@ -840,24 +839,25 @@ impl EbpfDatapath {
         table.insert(key, flags, 0).map_err(map_err("update reserved port map"))
     }
 
-    /// Removes `port`'s service entry, and its reserved host port unless another of `keep`
-    /// or another service entry still uses the same (port, protocol).
-    fn remove_published(
-        ebpf: &mut Ebpf,
-        port: &PublishedPort,
-        keep: &[PublishedPort],
-        sysctl: &mut Option<BTreeSet<u16>>,
-    ) -> Result<()> {
-        let key = service_key(port);
+    /// Removes the service entries of `ports`, then the reserved host ports no service uses any
+    /// more. Linear: the services map is scanned once for the whole batch, not once per port
+    /// (a 1,000-port range went in 0.6 s, 2,000 ports in 2.5 s, rescanning it per port).
+    fn remove_published(ebpf: &mut Ebpf, ports: &[PublishedPort], sysctl: &mut Option<BTreeSet<u16>>) -> Result<()> {
         let mut services = hash_map::<ServiceKey, ServiceValue>(ebpf, maps::SERVICES)?;
-        let _ = services.remove(&key);
-        let still_used = services.keys().flatten().any(|k| k.port == key.port && k.proto == key.proto)
-            || keep.iter().any(|p| p != port && port_key(p) == port_key(port));
-        if !still_used {
-            let mut table = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?;
-            if let Ok(flags) = table.get(&port_key(port), 0) {
-                let _ = table.remove(&port_key(port));
-                Self::release_sysctl_port(&table, port_key(port), flags, sysctl);
+        for port in ports {
+            let _ = services.remove(&service_key(port));
+        }
+        let in_use: HashSet<PortKey> =
+            services.keys().flatten().map(|k| PortKey { port: k.port, proto: k.proto, _pad: 0 }).collect();
+        let candidates: HashSet<PortKey> = ports.iter().map(port_key).collect();
+        let mut table = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?;
+        let release = reservations_to_release(&candidates, &in_use, |k| table.get(&k, 0).ok());
+        for key in &release.entries {
+            let _ = table.remove(key);
+        }
+        if let Some(sysctl) = sysctl.as_mut() {
+            for port in &release.sysctl_ports {
+                sysctl.remove(port);
             }
         }
         Ok(())
@@ -904,6 +904,39 @@ impl EbpfDatapath {
             tracing::warn!(error = %e, "cannot write ip_local_reserved_ports: published ports may be picked as ephemeral ports");
         }
     }
+}
+
+/// What leaves the reserved map and `ip_local_reserved_ports` once some services are gone.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Release {
+    /// Reserved-map entries no service uses any more.
+    entries: HashSet<PortKey>,
+    /// Ports netd put in the sysctl (`RSVD_SYSCTL_OWNED`) that no protocol keeps reserved.
+    sysctl_ports: BTreeSet<u16>,
+}
+
+/// Decides, for the (port, proto) pairs whose services were just removed (`candidates`), which
+/// reserved entries go: those no remaining service (`in_use`) has. `reserved` answers the flags
+/// of a reserved-map entry as it is before any of them goes (None: no entry). A port leaves the
+/// sysctl when netd owns it and every protocol's entry of it is gone or going.
+fn reservations_to_release(
+    candidates: &HashSet<PortKey>,
+    in_use: &HashSet<PortKey>,
+    reserved: impl Fn(PortKey) -> Option<u8>,
+) -> Release {
+    let mut release = Release::default();
+    for key in candidates.iter().filter(|k| !in_use.contains(k)) {
+        if reserved(*key).is_some() {
+            release.entries.insert(*key);
+        }
+    }
+    for key in &release.entries {
+        let owned = reserved(*key).is_some_and(|flags| flags & RSVD_SYSCTL_OWNED != 0);
+        if owned && same_port(*key).all(|k| release.entries.contains(&k) || reserved(k).is_none()) {
+            release.sysctl_ports.insert(key.port);
+        }
+    }
+    release
 }
 
 /// The reserved-map keys of `key`'s port, every protocol (TCP, UDP).
@@ -983,5 +1016,35 @@ mod tests {
         assert!(parse_port_list("\n").is_empty());
         assert_eq!(format_port_list(&BTreeSet::new()), "");
         assert_eq!(format_port_list(&BTreeSet::from([65534, 65535])), "65534-65535");
+    }
+
+    fn key(port: u16, proto: u8) -> PortKey {
+        PortKey { port, proto, _pad: 0 }
+    }
+
+    #[test]
+    fn reserved_entries_go_only_when_no_service_uses_them() {
+        let reserved: std::collections::HashMap<PortKey, u8> = [
+            (key(8080, 6), RSVD_PUBLISHED | RSVD_SYSCTL_OWNED),
+            (key(8080, 17), RSVD_PUBLISHED | RSVD_SYSCTL_OWNED),
+            (key(9000, 6), RSVD_PUBLISHED | RSVD_SYSCTL_OWNED),
+            (key(9001, 6), RSVD_PUBLISHED),
+            (key(9002, 6), RSVD_PUBLISHED | RSVD_SYSCTL_OWNED),
+        ]
+        .into();
+        let lookup = |k: PortKey| reserved.get(&k).copied();
+        // 8080/tcp goes but 8080/udp stays published: the sysctl keeps 8080. 9000/tcp is
+        // still published on another address: its entry stays. 9001 was the admin's in the
+        // sysctl: its entry goes, the sysctl keeps it. 9003 had no entry.
+        let candidates = HashSet::from([key(8080, 6), key(9000, 6), key(9001, 6), key(9002, 6), key(9003, 6)]);
+        let in_use = HashSet::from([key(8080, 17), key(9000, 6)]);
+        let release = reservations_to_release(&candidates, &in_use, lookup);
+        assert_eq!(release.entries, HashSet::from([key(8080, 6), key(9001, 6), key(9002, 6)]));
+        assert_eq!(release.sysctl_ports, BTreeSet::from([9002]));
+        // Both protocols of 8080 going at once: the port leaves the sysctl.
+        let both = HashSet::from([key(8080, 6), key(8080, 17)]);
+        let release = reservations_to_release(&both, &HashSet::new(), lookup);
+        assert_eq!(release.entries, both);
+        assert_eq!(release.sysctl_ports, BTreeSet::from([8080]));
     }
 }

@@ -66,6 +66,36 @@ fn the_last_of_netds_ports_leaves_the_sysctl_empty() {
     assert_eq!(sysctl.read(), "");
 }
 
+#[test]
+fn a_publish_that_fails_midway_leaves_the_maps_and_the_sysctl_as_they_were() {
+    use netd_common::{maps, PortKey, ServiceKey, ServiceValue};
+    let sysctl = Sysctl::new("rollback", "\n");
+    // Room for three services: the fourth insert fails.
+    let mut fixture = Fixture::with_map_sizes("rollback", &[], &[(maps::SERVICES, 3)]);
+    fixture.datapath.set_reserved_ports_sysctl(sysctl.0.clone());
+    let dp = &fixture.datapath;
+    let on = |addr: [u8; 4], host_port: u16, proto: Proto| PublishedPort {
+        host_addr: Some(addr.into()),
+        ..port(host_port, proto)
+    };
+    dp.publish(&[on([127, 0, 0, 1], 9000, Proto::Tcp)]).unwrap();
+    let before = (
+        dp.entries_for_test::<ServiceKey, ServiceValue>(maps::SERVICES),
+        dp.entries_for_test::<PortKey, u8>(maps::RESERVED_PORTS),
+        sysctl.read(),
+    );
+    assert_eq!(before.2, "9000");
+    // 9000/tcp on another address shares the reserved entry of the port already published.
+    let batch = [on([10, 0, 0, 1], 9000, Proto::Tcp), port(7000, Proto::Udp), port(7001, Proto::Tcp)];
+    assert!(dp.publish(&batch).is_err(), "the services map holds three entries");
+    let after = (
+        dp.entries_for_test::<ServiceKey, ServiceValue>(maps::SERVICES),
+        dp.entries_for_test::<PortKey, u8>(maps::RESERVED_PORTS),
+        sysctl.read(),
+    );
+    assert_eq!(after, before);
+}
+
 /// A cgroup of its own under the cgroup2 mount (no process in it), removed on drop.
 struct ScratchCgroup(std::path::PathBuf);
 

@@ -1,16 +1,18 @@
 //! `network connect` and `network disconnect`, live on running containers (a new ethN, or
 //! one removed, with the default route kept on the first remaining network) and recorded on
 //! stopped ones (applied by `start`). Docker's rules and texts for `host`, `none` and
-//! `container:` modes.
+//! `container:` modes. A running container whose bindings no endpoint carries gets them
+//! published on a new endpoint on a network that is not internal (Docker's rule).
 use std::path::Path;
 
-use super::{allocate_endpoint, check_endpoint_options, Kernel, Manager};
+use super::{allocate_endpoint, check_endpoint_options, ports::backend_slot, Kernel, Manager};
 use crate::{
     api_types::ConnectRequest,
     container_files::ContainerFiles,
     crash,
     error::{Error, Result},
     model::{new_id, Attachment, Driver, NetMode},
+    ports::Published,
     store::Changes,
 };
 
@@ -70,13 +72,43 @@ impl<K: Kernel> Manager<K> {
         // The first endpoint on a network that is not internal carries the default route:
         // connecting to a normal network gives a container on internal ones its way out.
         let default_route = !network.internal && container.default_route_endpoint(&state.networks).is_none();
+        // The container's bindings go to the new endpoint when none of its endpoints carries
+        // them yet (only internal networks so far, or the one that did was disconnected) and
+        // this network is one ports are published on (libnetwork's buildCreateEndpointOptions).
+        // Host ports are resolved and checked before anything changes.
+        let gets_ports = container.mode == NetMode::Own
+            && !container.ports.is_empty()
+            && container.published.is_empty()
+            && backend_slot(&[Attachment { network: network.id.clone(), ip: None, aliases: vec![] }], &state.networks)
+                .is_some();
+        let published: Vec<Published> = if gets_ports {
+            let host_ports = self.resolve_ports(&mut state, &container, &ep.id)?;
+            host_ports.iter().map(|h| h.published(ep.ip)).collect()
+        } else {
+            vec![]
+        };
+        let entries: Vec<_> = published.iter().map(|p| p.datapath()).collect();
         self.kernel.add_endpoint(Path::new(&netns), &ep, (&network).into(), default_route).await?;
         crash::point("connect:endpoint");
+        if !entries.is_empty() {
+            // One call, all or nothing; on a refusal the endpoint goes again.
+            if let Err(e) = self.kernel.publish(&entries) {
+                let _ = self.kernel.remove_endpoint(&ep, (&network).into()).await;
+                return Err(e);
+            }
+            crash::point("connect:publish");
+        }
         container.endpoints.push(ep.clone());
+        if gets_ports {
+            container.published = published;
+        }
         let committed = ContainerFiles::new(&self.run_dir, &container.id)
             .write(&container, &state.networks, self.dns.upstreams())
             .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
         if let Err(e) = committed {
+            if !entries.is_empty() {
+                let _ = self.kernel.unpublish(&entries);
+            }
             let _ = self.kernel.remove_endpoint(&ep, (&network).into()).await;
             return Err(e);
         }

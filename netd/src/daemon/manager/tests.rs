@@ -553,6 +553,35 @@ async fn a_failed_publish_undoes_the_container() {
 }
 
 #[tokio::test]
+async fn connect_publishes_the_bindings_no_endpoint_carries_all_or_nothing() {
+    let fx = Fixture::new("connect-publish").await;
+    let internal =
+        CreateNetwork { name: "int".into(), subnet: Some("10.20.0.0/24".into()), internal: true, ..Default::default() };
+    fx.manager.create_network(internal).await.unwrap();
+    fx.network("n1", Some("10.10.0.0/24")).await;
+    fx.network("n2", Some("10.30.0.0/24")).await;
+    fx.run_p("web", "int", &["8080:80"]).await.unwrap();
+    assert!(fx.published("web").await.is_empty() && fx.host().published.is_empty());
+    // A failed publish takes the new endpoint away again.
+    let host = fx.host();
+    fx.kernel().fail("publish", 0);
+    fx.connect("n1", "web").await.unwrap_err();
+    assert_eq!(fx.host(), host);
+    assert_eq!(fx.manager.container("web").await.unwrap().container.endpoints.len(), 1);
+
+    fx.connect("n1", "web").await.unwrap();
+    let ip = fx.manager.container("web").await.unwrap().container.endpoints[1].ip;
+    assert_eq!(fx.host().published, entry(None, 8080, true, ip, 80));
+    assert_eq!(fx.published("web").await, [(Ipv4Addr::UNSPECIFIED, 8080, 80)]);
+    // Another network: the bindings stay on the endpoint that has them.
+    fx.connect("n2", "web").await.unwrap();
+    assert_eq!(fx.host().published, entry(None, 8080, true, ip, 80));
+    assert_eq!(fx.published("web").await, [(Ipv4Addr::UNSPECIFIED, 8080, 80)]);
+    fx.manager.disconnect("n1", "web", false).await.unwrap();
+    assert!(fx.host().published.is_empty() && fx.published("web").await.is_empty());
+}
+
+#[tokio::test]
 async fn conflicts_use_dockers_texts_and_change_nothing() {
     let fx = Fixture::new("conflicts").await;
     fx.network("n1", Some("10.10.0.0/24")).await;
