@@ -187,17 +187,32 @@ pub struct Attachment {
     pub aliases: Vec<String>,
 }
 
+/// The order in which a container's networks compete to be its gateway: by name (libnetwork
+/// sorts a sandbox's endpoints so); a network missing from `networks` last.
+pub fn gateway_order<'a>(networks: &'a BTreeMap<String, Network>, network: &str) -> (bool, &'a str) {
+    match networks.get(network) {
+        Some(n) => (false, n.name.as_str()),
+        None => (true, ""),
+    }
+}
+
 impl Container {
     pub fn running(&self) -> bool {
         self.stopped.is_none()
     }
 
-    /// The endpoint its default route goes through: the first on a network that is not
-    /// `--internal`. Docker gives an internal network's endpoint no gateway, so a container
-    /// only on internal networks has no default route. (A network missing from `networks`, a
-    /// corrupt store, counts as not internal.)
+    /// Its gateway endpoint, which carries the default route and the published ports: of the
+    /// endpoints on networks that are not `--internal`, the one whose network's name sorts
+    /// first — libnetwork's choice, measured on Docker 20.10 (on `bridge`, connected to
+    /// `front` then `back`: the route and the ports move to `back`; disconnected from it, to
+    /// `bridge`). Docker gives an internal network's endpoint no gateway, so a container only
+    /// on internal networks has no default route. (A network missing from `networks`, a
+    /// corrupt store, counts as not internal and sorts last.)
     pub fn default_route_endpoint<'a>(&'a self, networks: &BTreeMap<String, Network>) -> Option<&'a Endpoint> {
-        self.endpoints.iter().find(|ep| !networks.get(&ep.network).is_some_and(|n| n.internal))
+        self.endpoints
+            .iter()
+            .filter(|ep| !networks.get(&ep.network).is_some_and(|n| n.internal))
+            .min_by_key(|ep| gateway_order(networks, &ep.network))
     }
 
     /// The attachments it has (live endpoints) or will have again (stopped).

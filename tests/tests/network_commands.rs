@@ -217,7 +217,9 @@ fn connect_and_disconnect_running_containers() {
     assert_eq!(host.ip_of("web", "bridge"), "172.17.0.2");
     assert!(container_routes(&host, "web").starts_with("default via 172.17.0.1 dev eth0"));
 
-    // A second and third network: eth1, eth2, live; the default route stays on the first.
+    // A second and third network: eth1, eth2, live. The default route goes through the
+    // network whose name sorts first (Docker's gateway endpoint, measured on 20.10): it stays
+    // on `bridge` when `front` comes, and moves to `back`.
     host.ok(&["network", "connect", "front", "web"]);
     host.ok(&["network", "connect", "--ip", "10.60.0.77", "--alias", "www", "--alias", "site", "back", "web"]);
     let web = &host.json(&["inspect", "web"])[0];
@@ -235,20 +237,27 @@ fn connect_and_disconnect_running_containers() {
     for (dev, addr) in [("eth0", "172.17.0.2/16"), ("eth1", "172.18.0.2/16"), ("eth2", "10.60.0.77/24")] {
         assert!(links.lines().any(|l| l.starts_with(dev) && l.contains(addr)), "{dev} {addr} in\n{links}");
     }
-    assert!(container_routes(&host, "web").starts_with("default via 172.17.0.1 dev eth0"));
+    assert!(
+        container_routes(&host, "web").starts_with("default via 10.60.0.1 dev eth2"),
+        "{}",
+        container_routes(&host, "web")
+    );
     // Traffic on the new network, both ways.
     host.ok(&["exec", "web", "ping", "-c", "1", "-W", "2", "10.60.0.2"]);
     host.ok(&["exec", "peer", "ping", "-c", "1", "-W", "2", "10.60.0.77"]);
     let back = &host.json(&["network", "inspect", "back"])[0]["Containers"];
     assert_eq!(back.as_object().unwrap().len(), 2);
 
-    // Disconnecting the first network moves the default route to the next one.
-    host.ok(&["network", "disconnect", "bridge", "web"]);
+    // Disconnecting the gateway's network moves the default route to the next one by name.
+    host.ok(&["network", "disconnect", "back", "web"]);
     assert!(
-        container_routes(&host, "web").starts_with("default via 172.18.0.1 dev eth1"),
+        container_routes(&host, "web").starts_with("default via 172.17.0.1 dev eth0"),
         "{}",
         container_routes(&host, "web")
     );
+    host.ok(&["network", "connect", "--ip", "10.60.0.77", "--alias", "www", "--alias", "site", "back", "web"]);
+    assert!(container_routes(&host, "web").starts_with("default via 10.60.0.1 dev eth"));
+    host.ok(&["network", "disconnect", "bridge", "web"]);
     assert_eq!(host.json(&["network", "inspect", "bridge"])[0]["Containers"], serde_json::json!({}));
     assert_eq!(host.json(&["inspect", "web"])[0]["NetworkSettings"]["IPAddress"], "");
     // -f is accepted; the last network goes too: only lo, no default route.

@@ -3,7 +3,9 @@
 //! and the network is not internal. A container run with `-p` on internal networks only
 //! publishes nothing; connected to a normal network, its bindings are published on the new
 //! endpoint (all or nothing, Docker's conflict texts, a refused connect changes nothing);
-//! disconnected from it, they are released; random host ports are picked afresh.
+//! they follow the gateway endpoint — of the normal networks, the one whose name sorts first —
+//! with the default route when a connect or disconnect changes it (measured on Docker 20.10);
+//! with no normal network left they are released; random host ports are picked afresh.
 use std::net::Ipv4Addr;
 
 use netd_tests::{
@@ -64,7 +66,7 @@ fn a_container_on_internal_networks_publishes_when_connected_and_releases_at_dis
     let backend = ip(&host, "web", "pc-ext");
     assert_eq!(services(&host), [(ANY, 5353, UDP, backend, 7000), (ANY, 8080, TCP, backend, 80)].into_iter().collect());
     assert_eq!(reserved(&host), [(5353, UDP), (8080, TCP)].into_iter().collect());
-    assert_eq!(host.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:8080\n7000/udp -> 0.0.0.0:5353\n");
+    assert_eq!(host.ok(&["port", "web"]), "7000/udp -> 0.0.0.0:5353\n80/tcp -> 0.0.0.0:8080\n");
     let (ports, ps) = shown_ports(&host, "web");
     assert_eq!(ports["80/tcp"], json!([{"HostIp": "0.0.0.0", "HostPort": "8080"}]));
     assert_eq!(ps, "0.0.0.0:8080->80/tcp, 0.0.0.0:5353->7000/udp");
@@ -78,6 +80,21 @@ fn a_container_on_internal_networks_publishes_when_connected_and_releases_at_dis
     assert!(services(&host).iter().all(|s| s.3 == backend), "{:?}", services(&host));
     host.ok(&["network", "disconnect", "pc-ext2", "web"]);
     assert!(outside_tcp_reaches(&host, 8080));
+
+    // A network whose name sorts first becomes the gateway endpoint: the ports and the default
+    // route move to it, with their host ports; disconnected from it, they move back.
+    host.ok(&["network", "create", "pc-a"]);
+    host.ok(&["network", "connect", "pc-a", "web"]);
+    let first = ip(&host, "web", "pc-a");
+    assert!(services(&host).iter().all(|s| s.3 == first), "{:?}", services(&host));
+    let gateway = host.json(&["network", "inspect", "pc-a"])[0]["IPAM"]["Config"][0]["Gateway"].clone();
+    let route = host.ok(&["exec", "web", "ip", "-4", "route", "show", "default"]);
+    assert!(route.starts_with(&format!("default via {} ", gateway.as_str().unwrap())), "{route}");
+    assert!(outside_tcp_reaches(&host, 8080), "TCP through the port moved to pc-a");
+    assert_eq!(host.ok(&["port", "web"]), "7000/udp -> 0.0.0.0:5353\n80/tcp -> 0.0.0.0:8080\n");
+    host.ok(&["network", "disconnect", "pc-a", "web"]);
+    assert!(services(&host).iter().all(|s| s.3 == backend), "{:?}", services(&host));
+    assert!(outside_tcp_reaches(&host, 8080), "TCP through the port moved back to pc-ext");
 
     // Disconnected from the network they lead to: released everywhere at once.
     host.ok(&["network", "disconnect", "pc-ext", "web"]);

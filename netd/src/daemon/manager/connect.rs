@@ -1,17 +1,19 @@
 //! `network connect` and `network disconnect`, live on running containers (a new ethN, or
-//! one removed, with the default route kept on the first remaining network) and recorded on
-//! stopped ones (applied by `start`). Docker's rules and texts for `host`, `none` and
-//! `container:` modes. A running container whose bindings no endpoint carries gets them
-//! published on a new endpoint on a network that is not internal (Docker's rule).
+//! one removed) and recorded on stopped ones (applied by `start`). Docker's rules and texts for
+//! `host`, `none` and `container:` modes. The gateway endpoint — of the networks that are not
+//! internal, the one whose name sorts first, as libnetwork chooses — carries the default route
+//! and the published ports; both move when a connect or disconnect changes it (measured on
+//! Docker 20.10). Bindings no endpoint carries yet (only internal networks so far) are published
+//! when a connect gives the container a gateway endpoint.
 use std::path::Path;
 
-use super::{allocate_endpoint, check_endpoint_options, ports::backend_slot, Kernel, Manager};
+use super::{allocate_endpoint, check_endpoint_options, ports::is_gateway_network, Kernel, Manager};
 use crate::{
     api_types::ConnectRequest,
     container_files::ContainerFiles,
     crash,
     error::{Error, Result},
-    model::{new_id, Attachment, Driver, NetMode},
+    model::{gateway_order, new_id, Attachment, Driver, NetMode},
     ports::Published,
     store::Changes,
 };
@@ -69,47 +71,67 @@ impl<K: Kernel> Manager<K> {
             .netns
             .clone()
             .ok_or_else(|| Error::Inconsistent(format!("container {} has no netns", container.name)))?;
-        // The first endpoint on a network that is not internal carries the default route:
-        // connecting to a normal network gives a container on internal ones its way out.
-        let default_route = !network.internal && container.default_route_endpoint(&state.networks).is_none();
-        // The container's bindings go to the new endpoint when none of its endpoints carries
-        // them yet (only internal networks so far, or the one that did was disconnected) and
-        // this network is one ports are published on (libnetwork's buildCreateEndpointOptions).
-        // Host ports are resolved and checked before anything changes.
-        let gets_ports = container.mode == NetMode::Own
-            && !container.ports.is_empty()
-            && container.published.is_empty()
-            && backend_slot(&[Attachment { network: network.id.clone(), ip: None, aliases: vec![] }], &state.networks)
-                .is_some();
-        let published: Vec<Published> = if gets_ports {
-            let host_ports = self.resolve_ports(&mut state, &container, &ep.id)?;
-            host_ports.iter().map(|h| h.published(ep.ip)).collect()
-        } else {
-            vec![]
+        // The new endpoint becomes the gateway endpoint when its network sorts before the
+        // current gateway's (or there is none): the default route and the published ports move
+        // to it, as libnetwork moves them.
+        let old_gateway = container.default_route_endpoint(&state.networks).cloned();
+        let becomes_gateway = is_gateway_network(&state.networks, &network.id)
+            && old_gateway.as_ref().is_none_or(|g| {
+                gateway_order(&state.networks, &network.id) < gateway_order(&state.networks, &g.network)
+            });
+        let carries_ports = becomes_gateway && container.mode == NetMode::Own && !container.ports.is_empty();
+        // Ports already published on the old gateway keep their host ports; bindings nothing
+        // carries yet (only internal networks so far) are resolved and checked now, before
+        // anything changes.
+        let moved: Vec<Published> = match carries_ports {
+            false => vec![],
+            true if !container.published.is_empty() => {
+                container.published.iter().map(|p| Published { backend: ep.ip, ..*p }).collect()
+            }
+            true => {
+                let host_ports = self.resolve_ports(&mut state, &container, &ep.id)?;
+                host_ports.iter().map(|h| h.published(ep.ip)).collect()
+            }
         };
-        let entries: Vec<_> = published.iter().map(|p| p.datapath()).collect();
-        self.kernel.add_endpoint(Path::new(&netns), &ep, (&network).into(), default_route).await?;
+        let old_entries: Vec<_> =
+            if carries_ports { container.published.iter().map(|p| p.datapath()).collect() } else { vec![] };
+        let entries: Vec<_> = moved.iter().map(|p| p.datapath()).collect();
+        let netns = Path::new(&netns);
+        self.kernel.add_endpoint(netns, &ep, (&network).into(), becomes_gateway && old_gateway.is_none()).await?;
         crash::point("connect:endpoint");
+        let old_route = old_gateway.as_ref().map(|g| g.gateway);
+        let undo =
+            ConnectUndo { netns, ep: &ep, network: &network, old_route, old_entries: &old_entries, entries: &entries };
+        let moved_route = becomes_gateway && old_gateway.is_some();
+        if moved_route {
+            if let Err(e) = self.kernel.set_default_route(netns, Some(ep.gateway)).await {
+                undo.run(&self.kernel, true, false, false).await;
+                return Err(e);
+            }
+        }
         if !entries.is_empty() {
-            // One call, all or nothing; on a refusal the endpoint goes again.
-            if let Err(e) = self.kernel.publish(&entries) {
-                let _ = self.kernel.remove_endpoint(&ep, (&network).into()).await;
+            // The old gateway's entries go first (the same service keys), then one call, all
+            // or nothing, for the new ones.
+            let published = match old_entries.is_empty() {
+                true => Ok(()),
+                false => self.kernel.unpublish(&old_entries),
+            }
+            .and_then(|()| self.kernel.publish(&entries));
+            if let Err(e) = published {
+                undo.run(&self.kernel, moved_route, !old_entries.is_empty(), false).await;
                 return Err(e);
             }
             crash::point("connect:publish");
         }
         container.endpoints.push(ep.clone());
-        if gets_ports {
-            container.published = published;
+        if carries_ports {
+            container.published = moved;
         }
         let committed = ContainerFiles::new(&self.run_dir, &container.id)
             .write(&container, &state.networks, self.dns.upstreams())
             .and_then(|_| self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() }));
         if let Err(e) = committed {
-            if !entries.is_empty() {
-                let _ = self.kernel.unpublish(&entries);
-            }
-            let _ = self.kernel.remove_endpoint(&ep, (&network).into()).await;
+            undo.run(&self.kernel, moved_route, !old_entries.is_empty(), !entries.is_empty()).await;
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container);
@@ -156,12 +178,16 @@ impl<K: Kernel> Manager<K> {
         let carried_default_route =
             container.default_route_endpoint(&state.networks).is_some_and(|d| d.id == container.endpoints[pos].id);
         let ep = container.endpoints.remove(pos);
-        // Its published ports go with the endpoint they lead to (as libnetwork's bridge driver
-        // releases an endpoint's port mappings).
-        let unpublished: Vec<_> = if container.published.iter().any(|p| p.backend == ep.ip) {
-            std::mem::take(&mut container.published).iter().map(|p| p.datapath()).collect()
+        // Its published ports move to the next gateway endpoint with their host ports, as
+        // libnetwork moves a sandbox's port mappings; none left: they are released.
+        let (unpublished, moved): (Vec<_>, Vec<_>) = if container.published.iter().any(|p| p.backend == ep.ip) {
+            let old = std::mem::take(&mut container.published);
+            if let Some(next) = container.default_route_endpoint(&state.networks) {
+                container.published = old.iter().map(|p| Published { backend: next.ip, ..*p }).collect();
+            }
+            (old.iter().map(|p| p.datapath()).collect(), container.published.iter().map(|p| p.datapath()).collect())
         } else {
-            vec![]
+            (vec![], vec![])
         };
         self.commit_container(&mut state, container.clone())?;
         self.sync_dns(&state);
@@ -169,6 +195,9 @@ impl<K: Kernel> Manager<K> {
         let mut errors = Vec::new();
         if !unpublished.is_empty() {
             errors.extend(self.kernel.unpublish(&unpublished).err());
+        }
+        if !moved.is_empty() {
+            errors.extend(self.kernel.publish(&moved).err());
         }
         errors.extend(self.kernel.remove_endpoint(&ep, (&network).into()).await.err());
         if let (true, Some(netns)) = (carried_default_route, &container.netns) {
@@ -181,5 +210,33 @@ impl<K: Kernel> Manager<K> {
             self.cleanup_after(&state, errors).await;
         }
         files
+    }
+}
+
+/// What a refused `connect` puts back: the old gateway's route and ports, and no new endpoint.
+struct ConnectUndo<'a> {
+    netns: &'a Path,
+    ep: &'a crate::model::Endpoint,
+    network: &'a crate::model::Network,
+    old_route: Option<std::net::Ipv4Addr>,
+    old_entries: &'a [crate::datapath::PublishedPort],
+    entries: &'a [crate::datapath::PublishedPort],
+}
+
+impl ConnectUndo<'_> {
+    /// Undoes the steps taken: the route moved, the old gateway's ports unpublished (a failed
+    /// publish of the new ones included: all or nothing, none of them is there), the new ones
+    /// published.
+    async fn run<K: Kernel>(&self, kernel: &K, moved_route: bool, unpublished_old: bool, published_new: bool) {
+        if published_new {
+            let _ = kernel.unpublish(self.entries);
+        }
+        if unpublished_old {
+            let _ = kernel.publish(self.old_entries);
+        }
+        if moved_route {
+            let _ = kernel.set_default_route(self.netns, self.old_route).await;
+        }
+        let _ = kernel.remove_endpoint(self.ep, self.network.into()).await;
     }
 }

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
 use super::{
     allocate_endpoint, check_endpoint_options, datapath_network,
-    ports::{backend_slot, check_mode},
+    ports::{check_mode, gateway_slot},
     Kernel, Manager, State, Undo, DEFAULT_BRIDGE,
 };
 use crate::{
@@ -176,9 +176,10 @@ impl<K: Kernel> Manager<K> {
         attachments: &[Attachment],
         spawn: bool,
     ) -> Result<()> {
-        // The endpoint that gets the published ports, its id known now for the error texts.
-        let backend = backend_slot(attachments, &state.networks)
-            .filter(|_| container.mode == NetMode::Own && !container.ports.is_empty());
+        // The gateway endpoint: the default route, and the published ports (its id known now
+        // for the error texts).
+        let gateway = gateway_slot(attachments, &state.networks);
+        let backend = gateway.filter(|_| container.mode == NetMode::Own && !container.ports.is_empty());
         let backend_id = new_id();
         let host_ports = match backend {
             Some(_) => self.resolve_ports(state, container, &backend_id)?,
@@ -208,8 +209,7 @@ impl<K: Kernel> Manager<K> {
                     ep.id = backend_id.clone();
                 }
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
-                // The first endpoint on a network that is not internal carries the default route.
-                let default_route = !network.internal && container.default_route_endpoint(&state.networks).is_none();
+                let default_route = gateway == Some(slot);
                 self.kernel.add_endpoint(&netns, &ep, (&network).into(), default_route).await?;
                 undo.endpoints.push((ep.clone(), (&network).into()));
                 container.endpoints.push(ep);

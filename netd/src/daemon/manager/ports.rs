@@ -42,14 +42,23 @@ pub(super) struct PortCursor {
     last: BTreeMap<Proto, u16>,
 }
 
-/// The attachment whose endpoint gets the container's published ports: Docker maps them on
-/// the first endpoint on a network that is not internal (libnetwork gives port mappings only
-/// to the first such endpoint of a sandbox). `None`: nothing is published (`--network none`,
-/// only internal networks).
-pub(super) fn backend_slot(attachments: &[Attachment], networks: &BTreeMap<String, Network>) -> Option<usize> {
-    attachments.iter().position(|a| {
-        networks.get(&a.network).is_some_and(|n| n.driver == Driver::Bridge && !n.internal && n.ipam.is_some())
-    })
+/// The attachment whose endpoint is the container's gateway endpoint — it carries the default
+/// route and the published ports (libnetwork programs a sandbox's port mappings on its gateway
+/// endpoint): of the bridge networks that are not internal, the one whose name sorts first
+/// (`Container::default_route_endpoint`). `None`: no default route and nothing published
+/// (`--network none`, only internal networks).
+pub(super) fn gateway_slot(attachments: &[Attachment], networks: &BTreeMap<String, Network>) -> Option<usize> {
+    attachments
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| is_gateway_network(networks, &a.network))
+        .min_by_key(|(_, a)| crate::model::gateway_order(networks, &a.network))
+        .map(|(slot, _)| slot)
+}
+
+/// Whether an endpoint on `network` may be a gateway endpoint (a bridge that is not internal).
+pub(super) fn is_gateway_network(networks: &BTreeMap<String, Network>, network: &str) -> bool {
+    networks.get(network).is_some_and(|n| n.driver == Driver::Bridge && !n.internal && n.ipam.is_some())
 }
 
 /// Docker's prefix of a failed port mapping.

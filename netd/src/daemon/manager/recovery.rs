@@ -84,8 +84,8 @@ impl<K: Kernel> Manager<K> {
 
     /// Adopts the endpoints of a running container whose netns lives: each one's veth and /32
     /// route as they are, or made again when the veth is gone; the default route through the
-    /// first one on a network that is not internal (none such: no default route). Returns the
-    /// datapath entries to keep.
+    /// gateway endpoint (`Container::default_route_endpoint`; none such: no default route).
+    /// Returns the datapath entries to keep.
     async fn adopt_endpoints(&self, state: &State, c: &Container, errors: &mut Vec<Error>) -> Vec<DatapathEndpoint> {
         let Some(netns) = c.netns.as_deref().map(Path::new) else { return vec![] };
         let default_route = c.default_route_endpoint(&state.networks);

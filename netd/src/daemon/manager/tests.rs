@@ -229,7 +229,8 @@ async fn connect_and_disconnect_follow_dockers_rules_for_each_mode() {
     // `none` → disconnected leaves a bare netns that may then join a network.
     fx.manager.disconnect("none", "alone", false).await.unwrap();
     fx.connect("n1", "alone").await.unwrap();
-    // Disconnecting the first network moves the default route to the next one.
+    // Disconnecting the gateway's network (n1 sorts before n2) moves the default route to the
+    // next one.
     fx.network("n2", None).await;
     fx.connect("n2", "own").await.unwrap();
     fx.manager.disconnect("n1", "own", false).await.unwrap();
@@ -350,7 +351,7 @@ async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
 }
 
 #[tokio::test]
-async fn the_default_route_goes_through_the_first_network_that_is_not_internal() {
+async fn the_default_route_goes_through_the_normal_network_whose_name_sorts_first() {
     use crate::kernel::Kernel;
     let fx = Fixture::new("internal").await;
     let internal = CreateNetwork { name: "int".into(), internal: true, ..Default::default() };
@@ -393,7 +394,14 @@ async fn the_default_route_goes_through_the_first_network_that_is_not_internal()
     let view = crate::views::container(&fx.manager.container("c").await.unwrap(), &fx.dir.join("run"));
     assert_eq!(view.network_settings.networks["n1"].gateway, g1.to_string());
     fx.connect("n2", "c").await.unwrap();
-    assert_eq!(route("c"), Some(g1), "a second normal network does not take the route over");
+    assert_eq!(route("c"), Some(g1), "a normal network that sorts after n1 does not take the route over");
+    // One that sorts first does (libnetwork's gateway endpoint); disconnected, it gives it back.
+    fx.network("a0", None).await;
+    let g_a0 = gateway("a0").await;
+    fx.connect("a0", "c").await.unwrap();
+    assert_eq!(route("c"), Some(g_a0));
+    fx.manager.disconnect("a0", "c", false).await.unwrap();
+    assert_eq!(route("c"), Some(g1));
     // Disconnecting the network with the route moves it to the next normal one, then away.
     fx.manager.disconnect("n1", "c", false).await.unwrap();
     assert_eq!(route("c"), Some(g2));
@@ -577,7 +585,27 @@ async fn connect_publishes_the_bindings_no_endpoint_carries_all_or_nothing() {
     fx.connect("n2", "web").await.unwrap();
     assert_eq!(fx.host().published, entry(None, 8080, true, ip, 80));
     assert_eq!(fx.published("web").await, [(Ipv4Addr::UNSPECIFIED, 8080, 80)]);
+    let last_ip = || async { fx.manager.container("web").await.unwrap().container.endpoints.last().unwrap().ip };
+    let ip2 = last_ip().await;
+    // Disconnected from the gateway's network: the ports move to the next gateway (n2), with
+    // their host ports.
     fx.manager.disconnect("n1", "web", false).await.unwrap();
+    assert_eq!(fx.host().published, entry(None, 8080, true, ip2, 80));
+    assert_eq!(fx.published("web").await, [(Ipv4Addr::UNSPECIFIED, 8080, 80)]);
+    // A network whose name sorts first becomes the gateway: the ports move to it; a failed
+    // publish there leaves them where they were.
+    fx.network("a0", Some("10.40.0.0/24")).await;
+    let host = fx.host();
+    fx.kernel().fail("publish", 0);
+    fx.connect("a0", "web").await.unwrap_err();
+    assert_eq!(fx.host(), host);
+    fx.connect("a0", "web").await.unwrap();
+    let ip3 = last_ip().await;
+    assert_eq!(fx.host().published, entry(None, 8080, true, ip3, 80));
+    fx.manager.disconnect("a0", "web", false).await.unwrap();
+    assert_eq!(fx.host().published, entry(None, 8080, true, ip2, 80));
+    // No gateway left: released.
+    fx.manager.disconnect("n2", "web", false).await.unwrap();
     assert!(fx.host().published.is_empty() && fx.published("web").await.is_empty());
 }
 
