@@ -5,7 +5,8 @@
 //!
 //! - From outside (`from_outside`, uplink ingress): `NETD_SVC_V1` by (daddr, dport, proto),
 //!   then the wildcard (0, dport, proto) when daddr is an address of this host (the uplink's
-//!   own address, else a FIB lookup that says local). 127.0.0.0/8 never matches here.
+//!   own address, else one in `NETD_HOSTIP_V1`; never a broadcast address). 127.0.0.0/8 never
+//!   matches here.
 //! - From a container to a host address or its gateway (`hairpin`, endpoint ingress, where
 //!   traffic for the host would go to the stack): the same lookup, delivered into the endpoint
 //!   whatever network it is on — a published port is the host's. A container reaching its own
@@ -27,7 +28,7 @@ use crate::{
     maps::{ENDPOINTS_BY_IP, SERVICES},
     nat,
     packet::{is_loopback, l4, Ipv4Packet, IPPROTO_TCP, IPPROTO_UDP, IP_SRC_OFF, L4},
-    route,
+    policy,
     uplink::{deliver, endpoint},
     verdict::Verdict,
 };
@@ -71,15 +72,11 @@ pub fn from_outside(ctx: &TcContext, pkt: &Ipv4Packet, uplink_addr: u32) -> Resu
     };
     // SAFETY: read-only lookup of a plain-old-data value.
     let backend = unsafe { ENDPOINTS_BY_IP.get(svc.backend_addr) }.copied();
-    if wildcard && pkt.daddr != uplink_addr {
-        // Every address of the host, and only those: asked from the endpoint's veth.
-        let local = match backend {
-            Some(ep) => route::is_local(ctx, pkt.saddr, pkt.daddr, ep.ifindex),
-            None => false,
-        };
-        if !local {
-            return Ok(None);
-        }
+    // Every unicast address of the host, and only those (Docker's `--dst-type LOCAL`): the
+    // uplink's own, or one the daemon lists in `NETD_HOSTIP_V1`. Not the FIB: it answers "not
+    // forwarded" for a subnet's broadcast address just as for a local one.
+    if wildcard && pkt.daddr != uplink_addr && !policy::is_host_address(pkt.daddr) {
+        return Ok(None);
     }
     let Some(ep) = backend else {
         return Ok(Some(Verdict::Drop(DropReason::NoEndpoint)));
