@@ -27,7 +27,9 @@ use crate::{
     conntrack, csum, fragments,
     maps::{ENDPOINTS_BY_IP, SERVICES},
     nat,
-    packet::{is_loopback, l4, Ipv4Packet, IPPROTO_TCP, IPPROTO_UDP, IP_SRC_OFF, L4},
+    packet::{
+        is_icmp_error, is_loopback, l4, Ipv4Packet, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DST_OFF, IP_SRC_OFF, L4,
+    },
     policy,
     uplink::{deliver, endpoint},
     verdict::Verdict,
@@ -130,6 +132,9 @@ pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Resul
 /// the client; None: not such a reply.
 #[inline(always)]
 pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    if pkt.proto == IPPROTO_ICMP && !pkt.later_fragment {
+        return hairpin_icmp_error(ctx, pkt, src);
+    }
     let Some(ports) = ports(ctx, pkt)? else {
         return Ok(None);
     };
@@ -162,6 +167,57 @@ pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) ->
         nat::set_destination(ctx, pkt, ports.dport, client, ports.dport)?;
     }
     deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// An ICMP error of an endpoint with published ports about a hairpin flow (the client is
+/// another endpoint, or itself through its gateway): translated as `backend_icmp_error` says —
+/// and for a container that reached itself, its gateway in the outer destination and the quoted
+/// source becomes its own address again — and delivered into the client. None: not such an
+/// error.
+#[inline(always)]
+fn hairpin_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    let icmp = l4(ctx, pkt)?;
+    let Some((quoted, nat_addr, nat_port)) = backend_icmp_error(ctx, pkt, &icmp) else {
+        return Ok(None);
+    };
+    if pkt.fragment {
+        return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));
+    }
+    let client = if pkt.daddr == src.gateway { src.ip } else { pkt.daddr };
+    let ep = match endpoint(pkt, client) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
+    nat::rewrite_icmp_error_from_backend(ctx, pkt, &quoted, nat_addr, nat_port)?;
+    if client != pkt.daddr {
+        let port = quoted.reply.dport;
+        nat::rewrite_quoted(ctx, pkt, &quoted, nat::Quote::Source, (pkt.daddr, port), (client, port))?;
+        csum::set_addr(ctx, IP_DST_OFF, pkt.l4, IPPROTO_ICMP, pkt.daddr, client)?;
+    }
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// For an ICMP error an endpoint sends (`pkt`, its L4 header read as `icmp`) about a flow that
+/// entered through one of its published ports: the quoted packet (the client's, as the endpoint
+/// received it: client → endpoint:port) and the published address and port the client used.
+/// None: not such an error. The quoted packet's reply tuple, as `nat::quoted` reads it, is the
+/// flow's conntrack key; the error must come from that endpoint and go to that client.
+#[inline(always)]
+pub fn backend_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, icmp: &L4) -> Option<(nat::Quoted, u32, u16)> {
+    if pkt.proto != IPPROTO_ICMP || !is_icmp_error(icmp.icmp_type) {
+        return None;
+    }
+    let quoted = nat::quoted(ctx, pkt).ok()?;
+    if quoted.reply.saddr != pkt.saddr || quoted.reply.daddr != pkt.daddr {
+        return None;
+    }
+    let entry = conntrack::lookup(&quoted.reply)?;
+    // SAFETY: read of a map value.
+    let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
+    if flags & CT_DNAT == 0 {
+        return None;
+    }
+    Some((quoted, nat_addr, nat_port))
 }
 
 /// For an ICMP error arriving about the flow whose reply tuple (client → published address, as

@@ -7,11 +7,18 @@ use std::net::Ipv4Addr;
 use netd_common::{DropReason, Hook};
 
 use super::{
-    prog_test_nat::{alice, arriving, bob, delivered, from, leaving, tcp, udp, Nat, GATEWAY, NAT_ADDR, TCP_SYN},
-    prog_test_ports::{port, publish, CLIENT_PORT, SECOND_ADDR},
-    prog_test_support::{in_private_netns, ip, TC_ACT_OK},
+    prog_test_nat::{
+        alice, arriving, assert_frame, bob, delivered, from, leaving, tcp, udp, with_quoted_l4_checksum_of, Nat, Pkt,
+        CPORT, GATEWAY, L4, NAT_ADDR, TCP_ACK, TCP_SYN,
+    },
+    prog_test_ports::{carol, into, port, publish, to_host, to_peer, CLIENT_PORT, SECOND_ADDR},
+    prog_test_support::{in_private_netns, ip, TC_ACT_OK, TC_ACT_REDIRECT},
     Datapath, Proto,
 };
+
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_PORT_UNREACH: u8 = 3;
+const ICMP_FRAG_NEEDED: u8 = 4;
 
 /// The broadcast address of the uplink's /24.
 const SUBNET_BROADCAST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 255);
@@ -87,6 +94,105 @@ fn a_wildcard_publish_answers_on_host_addresses_never_on_a_broadcast_address() {
         t.assert_back(&arriving(udp(CLIENT_PORT, 5353)), &delivered(&a, udp(CLIENT_PORT, 53)));
         t.assert_back(&arriving(udp(CLIENT_PORT + 1, 5353)).to(SECOND_ADDR), &delivered(&a, udp(CLIENT_PORT + 1, 53)));
         assert_eq!(t.ct_entries().len(), 2, "no flow for the broadcast datagrams: {:?}", t.ct_entries());
+        t.assert_drops(&[]);
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP errors an endpoint sends about a published flow
+// ---------------------------------------------------------------------------------------------
+
+fn unreachable(code: u8, mtu: u16, quoted: Vec<u8>) -> L4 {
+    L4::Error { ty: ICMP_DEST_UNREACH, code, mtu, quoted }
+}
+
+/// The endpoint program must redirect `sent`, an ICMP error, as `expected` whose quoted packet
+/// is `expected_quoted` (its L4 checksum, which netd leaves as the endpoint quoted it, taken
+/// from the output).
+fn assert_error_out(t: &Nat, sent: &Pkt, expected: impl Fn(L4) -> Pkt, code: u8, mtu: u16, expected_quoted: Vec<u8>) {
+    let (verdict, out) = t.out(sent);
+    assert_eq!(verdict, TC_ACT_REDIRECT, "verdict for {sent:?}");
+    let quoted = with_quoted_l4_checksum_of(&out, expected_quoted);
+    assert_frame(&out, &expected(unreachable(code, mtu, quoted)).frame());
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn icmp_errors_the_endpoint_sends_about_a_published_flow_go_out_from_the_published_address() {
+    in_private_netns(|| {
+        let t = Nat::new("edge_icmp_out");
+        let a = alice();
+        t.fx.datapath.set_host_addresses(&[NAT_ADDR, SECOND_ADDR]).expect("host addresses");
+        ip(&["addr", "add", "198.51.100.3/24", "dev", "up0"]);
+        publish(&t, &[port(None, 5353, Proto::Udp, &a, 53), port(None, 8080, Proto::Tcp, &a, 80)]);
+        // The client's datagram, to a port nothing listens on in the container...
+        t.assert_back(&arriving(udp(CLIENT_PORT, 5353)), &delivered(&a, udp(CLIENT_PORT, 53)));
+        // ...which answers "port unreachable" quoting all of it, as it received it.
+        let received = delivered(&a, udp(CLIENT_PORT, 53));
+        let sent = from(&a, unreachable(ICMP_PORT_UNREACH, 0, received.ip()));
+        // The client gets it from the published address, about what it sent there.
+        let as_sent = Pkt { dst: NAT_ADDR, ..delivered(&a, udp(CLIENT_PORT, 5353)) };
+        assert_error_out(&t, &sent, leaving, ICMP_PORT_UNREACH, 0, as_sent.ip());
+
+        // A publish on another host address: that address is the source; a TCP flow, a minimal
+        // quote ("fragmentation needed" from the endpoint's side).
+        t.assert_back(
+            &arriving(tcp(CLIENT_PORT, 8080, TCP_SYN)).to(SECOND_ADDR),
+            &delivered(&a, tcp(CLIENT_PORT, 80, TCP_SYN)),
+        );
+        let received = delivered(&a, tcp(CLIENT_PORT, 80, TCP_ACK));
+        let sent = from(&a, unreachable(ICMP_FRAG_NEEDED, 1400, received.ip()[..28].to_vec()));
+        let as_sent = Pkt { dst: SECOND_ADDR, ..delivered(&a, tcp(CLIENT_PORT, 8080, TCP_ACK)) };
+        let leaving_second = |l4| Pkt { src: SECOND_ADDR, ..leaving(l4) };
+        assert_error_out(&t, &sent, leaving_second, ICMP_FRAG_NEEDED, 1400, as_sent.ip()[..28].to_vec());
+
+        // About no published flow (another client port; or quoting a packet the endpoint did
+        // not receive from that client): dropped as before.
+        let other = from(&a, unreachable(ICMP_PORT_UNREACH, 0, delivered(&a, udp(CLIENT_PORT + 1, 53)).ip()));
+        let other = t.assert_out_dropped(&other);
+        let elsewhere = Pkt {
+            dst: Ipv4Addr::new(203, 0, 113, 99),
+            ..from(&a, unreachable(ICMP_PORT_UNREACH, 0, delivered(&a, udp(CLIENT_PORT, 53)).ip()))
+        };
+        let elsewhere = t.assert_out_dropped(&elsewhere);
+        t.assert_drops(&[
+            (Hook::EndpointIngress, DropReason::UnsupportedProtocol, &other),
+            (Hook::EndpointIngress, DropReason::UnsupportedProtocol, &elsewhere),
+        ]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn icmp_errors_the_endpoint_sends_to_a_hairpin_client_come_from_the_published_address() {
+    in_private_netns(|| {
+        let t = Nat::new("edge_icmp_hairpin");
+        let (a, b, c) = (alice(), bob(), carol());
+        publish(&t, &[port(None, 5353, Proto::Udp, &a, 53)]);
+        // Bob (same network) and carol (another one) send to the published port.
+        for (client, cport) in [(&b, CPORT), (&c, CPORT + 1)] {
+            t.send_as(client);
+            t.assert_out(&to_host(client, NAT_ADDR, udp(cport, 5353)), &into(&a, client.ip, udp(cport, 53)));
+            t.send_as(&a);
+            let received = into(&a, client.ip, udp(cport, 53));
+            // Alice answers bob directly, carol through her gateway.
+            let sent = if client.network_index == a.network_index {
+                to_peer(&a, client, unreachable(ICMP_PORT_UNREACH, 0, received.ip()))
+            } else {
+                to_host(&a, client.ip, unreachable(ICMP_PORT_UNREACH, 0, received.ip()))
+            };
+            let as_sent = Pkt { dst: NAT_ADDR, ..into(&a, client.ip, udp(cport, 5353)) };
+            let expected = |l4| Pkt { src: NAT_ADDR, ..into(client, NAT_ADDR, l4) };
+            assert_error_out(&t, &sent, expected, ICMP_PORT_UNREACH, 0, as_sent.ip());
+        }
+        // Alice reaching her own published port: seen from her gateway; the error about it
+        // comes back to her own address from the published one.
+        t.assert_out(&to_host(&a, NAT_ADDR, udp(CPORT + 2, 5353)), &into(&a, GATEWAY, udp(CPORT + 2, 53)));
+        let received = into(&a, GATEWAY, udp(CPORT + 2, 53));
+        let sent = to_host(&a, GATEWAY, unreachable(ICMP_PORT_UNREACH, 0, received.ip()));
+        let as_sent = Pkt { src: a.ip, dst: NAT_ADDR, ..into(&a, GATEWAY, udp(CPORT + 2, 5353)) };
+        let expected = |l4| Pkt { src: NAT_ADDR, ..into(&a, NAT_ADDR, l4) };
+        assert_error_out(&t, &sent, expected, ICMP_PORT_UNREACH, 0, as_sent.ip());
         t.assert_drops(&[]);
     })
 }

@@ -496,7 +496,7 @@ pub(super) fn assert_nat_range(port: u16) {
 /// checksum (when the quote reaches it) this test does not prescribe: it is not part of what a receiver checks (Linux
 /// finds the socket by the quoted addresses and ports), so `expected_quoted` gets `received`'s
 /// value before the packets are compared.
-fn with_quoted_l4_checksum_of(received: &[u8], mut expected_quoted: Vec<u8>) -> Vec<u8> {
+pub(super) fn with_quoted_l4_checksum_of(received: &[u8], mut expected_quoted: Vec<u8>) -> Vec<u8> {
     let quoted_l4 = ETH_HLEN + 20 + 8 + 20;
     let off = match expected_quoted[9] {
         IPPROTO_TCP => 16,
