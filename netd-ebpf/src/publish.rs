@@ -102,10 +102,17 @@ pub fn from_outside(ctx: &TcContext, pkt: &Ipv4Packet, uplink_addr: u32) -> Resu
 /// it; None leaves it to the host.
 #[inline(always)]
 pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    if pkt.later_fragment {
+        return hairpin_later_fragment(ctx, pkt, src);
+    }
     let Some(ports) = ports(ctx, pkt)? else {
         return Ok(None);
     };
     let Some((svc, _)) = service(pkt.daddr, ports.dport, pkt.proto) else {
+        if pkt.fragment {
+            // The host's datagram: an earlier one's entry under the same key is not its.
+            fragments::forget(pkt.saddr, pkt.daddr, pkt);
+        }
         return Ok(None);
     };
     let ep = match endpoint(pkt, svc.backend_addr) {
@@ -119,10 +126,57 @@ pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Resul
     if let Err(reason) = track(&key, pkt.daddr, ports.dport, ports.tcp_flags) {
         return Ok(Some(Verdict::Drop(reason)));
     }
+    if pkt.fragment {
+        fragments::remember(pkt.saddr, pkt.daddr, pkt, svc.backend_addr);
+    }
     if own {
         csum::set_addr(ctx, IP_SRC_OFF, pkt.l4, pkt.proto, pkt.saddr, client)?;
     }
     nat::set_destination(ctx, pkt, ports.dport, svc.backend_addr, svc.backend_port)?;
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// A later fragment of a container's datagram to a host address: if its first fragment went to
+/// a published port's endpoint (`hairpin` recorded it), it follows — destination the endpoint,
+/// and for a container reaching itself source its gateway; else None (the host's).
+#[inline(always)]
+fn hairpin_later_fragment(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    let Some(backend) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
+        return Ok(None);
+    };
+    let ep = match endpoint(pkt, backend) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
+    if backend == pkt.saddr {
+        csum::set_addr_l3(ctx, IP_SRC_OFF, pkt.saddr, src.gateway)?;
+    }
+    csum::set_addr_l3(ctx, IP_DST_OFF, pkt.daddr, backend)?;
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// A later fragment of an endpoint's datagram to another endpoint or its gateway: if its first
+/// fragment was a hairpin reply (`hairpin_reply` recorded the published address), it follows —
+/// source the published address, and for a container that reached itself destination its own
+/// address; else None.
+#[inline(always)]
+fn hairpin_reply_later_fragment(
+    ctx: &TcContext,
+    pkt: &Ipv4Packet,
+    src: &InterfaceValue,
+) -> Result<Option<Verdict>, ()> {
+    let Some(published) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
+        return Ok(None);
+    };
+    let client = if pkt.daddr == src.gateway { src.ip } else { pkt.daddr };
+    let ep = match endpoint(pkt, client) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
+    csum::set_addr_l3(ctx, IP_SRC_OFF, pkt.saddr, published)?;
+    if client != pkt.daddr {
+        csum::set_addr_l3(ctx, IP_DST_OFF, pkt.daddr, client)?;
+    }
     deliver(ctx, pkt, &ep).map(Some)
 }
 
@@ -132,7 +186,10 @@ pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Resul
 /// the client; None: not such a reply.
 #[inline(always)]
 pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
-    if pkt.proto == IPPROTO_ICMP && !pkt.later_fragment {
+    if pkt.later_fragment {
+        return hairpin_reply_later_fragment(ctx, pkt, src);
+    }
+    if pkt.proto == IPPROTO_ICMP {
         return hairpin_icmp_error(ctx, pkt, src);
     }
     let Some(ports) = ports(ctx, pkt)? else {
@@ -146,20 +203,27 @@ pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) ->
         proto: pkt.proto,
         _pad: [0; 3],
     };
-    let Some(entry) = conntrack::lookup(&key) else {
+    let dnat = conntrack::lookup(&key).and_then(|entry| {
+        // SAFETY: read of a map value.
+        let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
+        (flags & CT_DNAT != 0).then_some((entry, nat_addr, nat_port))
+    });
+    let Some((entry, nat_addr, nat_port)) = dnat else {
+        if pkt.fragment {
+            // Not a hairpin reply: an earlier one's entry under the same key is not its.
+            fragments::forget(pkt.saddr, pkt.daddr, pkt);
+        }
         return Ok(None);
     };
-    // SAFETY: read of a map value.
-    let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
-    if flags & CT_DNAT == 0 {
-        return Ok(None);
-    }
     // The gateway as a hairpin client is this container itself (see `hairpin`).
     let client = if pkt.daddr == src.gateway { src.ip } else { pkt.daddr };
     let ep = match endpoint(pkt, client) {
         Ok(ep) => ep,
         Err(reason) => return Ok(Some(Verdict::Drop(reason))),
     };
+    if pkt.fragment {
+        fragments::remember(pkt.saddr, pkt.daddr, pkt, nat_addr);
+    }
     // SAFETY: plain helper call.
     conntrack::update(entry, pkt.proto, ports.tcp_flags, false, unsafe { bpf_ktime_get_ns() });
     nat::rewrite_source(ctx, pkt, &key, nat_addr, nat_port)?;

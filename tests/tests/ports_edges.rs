@@ -1,7 +1,8 @@
 //! Published ports' edges end to end (issue 11, datapath gaps): a packet from outside carrying a
 //! netd address as its source never reaches a backend; a datagram to the uplink subnet's
 //! broadcast address never matches a wildcard publish; an ICMP error the backend sends about a
-//! published flow reaches the outside client translated (its socket sees "connection refused").
+//! published flow reaches the outside client translated (its socket sees "connection refused");
+//! a datagram a container sends to a published port in fragments arrives whole (hairpin).
 //! Traffic only between the netns the test host made; every wait bounded.
 use std::{
     io::ErrorKind,
@@ -117,4 +118,36 @@ fn port_unreachable_from_the_backend_reaches_the_outside_client_translated() {
     });
     assert!(refused, "no port unreachable reached the client; stats: {}", host.ok(&["stats", "--format", "json"]));
     assert_eq!(host.drops("unsupported_protocol", "endpoint_ingress"), before, "the ICMP error is not dropped");
+}
+
+#[test]
+fn a_fragmented_datagram_from_a_container_reaches_a_published_port_whole() {
+    let host = TestHost::start();
+    start_web(&host, "pe-frag");
+    host.ok(&["run", "-d", "--name", "near", "--network", "pe-frag"]);
+    let server = UdpPeerServer::start(&host.container_netns("web"), "0.0.0.0", 7000);
+    let near: Ipv4Addr = host.ip_of("near", "pe-frag").parse().unwrap();
+    let gateway = gateway_of(&host, "near");
+    for dst in [UPLINK_ADDR.parse().unwrap(), gateway] {
+        // Twice the veth's MTU: the client's kernel sends it in fragments; the server answers
+        // only once it has them all.
+        let answer = in_netns(&host.container_netns("near"), move || {
+            let socket = UdpSocket::bind("0.0.0.0:0").expect("bind UDP");
+            socket.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let big = vec![b'x'; 3000];
+            let mut buf = [0u8; 256];
+            for _ in 0..3 {
+                socket.send_to(&big, (dst, 5353)).expect("send");
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    if from == std::net::SocketAddr::V4(SocketAddrV4::new(dst, 5353)) {
+                        return Some(String::from_utf8_lossy(&buf[..n]).to_string());
+                    }
+                }
+            }
+            None
+        });
+        let answer = answer.unwrap_or_else(|| panic!("no answer to the fragmented datagram to {dst}:5353"));
+        assert_eq!(answer.split(':').next(), Some(near.to_string().as_str()), "the server saw the client");
+    }
+    assert!(!server.peers().is_empty());
 }

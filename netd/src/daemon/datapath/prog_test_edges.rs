@@ -8,8 +8,8 @@ use netd_common::{DropReason, Hook};
 
 use super::{
     prog_test_nat::{
-        alice, arriving, assert_frame, bob, delivered, from, leaving, tcp, udp, with_quoted_l4_checksum_of, Nat, Pkt,
-        CPORT, GATEWAY, L4, NAT_ADDR, TCP_ACK, TCP_SYN,
+        alice, arriving, assert_frame, assert_reassembles, big_udp, bob, delivered, fragments, from, leaving, tcp, udp,
+        with_quoted_l4_checksum_of, Nat, Pkt, CPORT, GATEWAY, L4, NAT_ADDR, TCP_ACK, TCP_SYN,
     },
     prog_test_ports::{carol, into, port, publish, to_host, to_peer, CLIENT_PORT, SECOND_ADDR},
     prog_test_support::{in_private_netns, ip, TC_ACT_OK, TC_ACT_REDIRECT},
@@ -193,6 +193,58 @@ fn icmp_errors_the_endpoint_sends_to_a_hairpin_client_come_from_the_published_ad
         let as_sent = Pkt { src: a.ip, dst: NAT_ADDR, ..into(&a, GATEWAY, udp(CPORT + 2, 5353)) };
         let expected = |l4| Pkt { src: NAT_ADDR, ..into(&a, NAT_ADDR, l4) };
         assert_error_out(&t, &sent, expected, ICMP_PORT_UNREACH, 0, as_sent.ip());
+        t.assert_drops(&[]);
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Later fragments on the hairpin path
+// ---------------------------------------------------------------------------------------------
+
+/// Runs both fragments of `sent` (identification `id`) through the endpoint program; each must
+/// be redirected as the matching fragment of `want`, and together they make `want`'s datagram.
+fn assert_fragments_out(t: &Nat, sent: &Pkt, want: &Pkt, id: u16) {
+    let out: Vec<Vec<u8>> = fragments(sent, id)
+        .iter()
+        .zip(fragments(want, id))
+        .map(|(frame, expected)| {
+            let (verdict, out) = t.fx.run(frame);
+            assert_eq!(verdict, TC_ACT_REDIRECT, "verdict for {frame:02x?}");
+            assert_frame(&out, &expected);
+            out
+        })
+        .collect();
+    assert_reassembles(&out, want);
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn fragmented_datagrams_on_the_hairpin_path_are_translated_whole_both_ways() {
+    in_private_netns(|| {
+        let t = Nat::new("edge_hairpin_frag");
+        let (a, b) = (alice(), bob());
+        publish(&t, &[port(None, 5353, Proto::Udp, &a, 53)]);
+        // Bob to the published port and alice's answer to him.
+        t.send_as(&b);
+        assert_fragments_out(&t, &to_host(&b, NAT_ADDR, big_udp(CPORT, 5353)), &into(&a, b.ip, big_udp(CPORT, 53)), 1);
+        t.send_as(&a);
+        let reply = Pkt { src: NAT_ADDR, ..into(&b, NAT_ADDR, big_udp(5353, CPORT)) };
+        assert_fragments_out(&t, &to_peer(&a, &b, big_udp(53, CPORT)), &reply, 2);
+        // Alice to her own published port (from her gateway) and her answer to herself.
+        let c = CPORT + 1;
+        assert_fragments_out(&t, &to_host(&a, NAT_ADDR, big_udp(c, 5353)), &into(&a, GATEWAY, big_udp(c, 53)), 3);
+        let reply = Pkt { src: NAT_ADDR, ..into(&a, NAT_ADDR, big_udp(5353, c)) };
+        assert_fragments_out(&t, &to_host(&a, GATEWAY, big_udp(53, c)), &reply, 4);
+        // A datagram of alice's to bob that is no reply, reusing identification 2: its later
+        // fragment is not taken for the earlier reply's.
+        for frame in fragments(&to_peer(&a, &b, big_udp(7777, 7777)), 2) {
+            assert_eq!(t.fx.run(&frame), (TC_ACT_REDIRECT, frame.clone()), "forwarded as it is");
+        }
+        // Bob's datagram to the host itself, reusing identification 1: the host's.
+        t.send_as(&b);
+        for frame in fragments(&to_host(&b, NAT_ADDR, big_udp(CPORT, 9999)), 1) {
+            assert_eq!(t.fx.run(&frame), (TC_ACT_OK, frame.clone()), "the host's");
+        }
         t.assert_drops(&[]);
     })
 }
