@@ -17,6 +17,12 @@
 //!   entry); to a container (`hairpin_reply`) before the isolation check, only for endpoints
 //!   with `IF_PUBLISHES`.
 //!
+//! - ICMP errors the endpoint sends about such a flow (`backend_icmp_error`): to an outside
+//!   client through `egress`, to a container client in `hairpin_reply`; the published
+//!   address:port put back in the outer source and the quoted destination.
+//! - Later fragments on the hairpin path follow their first fragment both ways
+//!   (`NETD_FRAG_V1`).
+//!
 //! Conntrack entries are keyed by the endpoint's side of the flow `{backend, client,
 //! backend_port, client_port}` with `CT_DNAT`; `nat_addr:nat_port` is what the client talks
 //! to. A tuple another live flow holds is not taken over (`ct_invalid`).

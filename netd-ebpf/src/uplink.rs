@@ -1,9 +1,9 @@
-//! Traffic arriving on an uplink (TC ingress): replies of masqueraded flows are translated
-//! back and delivered straight into their container (`bpf_redirect_peer`); packets for a
-//! published port are translated to the endpoint behind it and delivered the same way
-//! (`publish`); packets from a netd address (spoofed) or for a container address or loopback
-//! are dropped; everything else — the
-//! host's own traffic — is left to the host stack after a few map lookups.
+//! Traffic arriving on an uplink (TC ingress): packets from a netd address (spoofed) are
+//! dropped first; replies of masqueraded flows are translated back and delivered straight into
+//! their container (`bpf_redirect_peer`); packets for a published port are translated to the
+//! endpoint behind it and delivered the same way (`publish`); packets for a container address
+//! or loopback are dropped; everything else — the host's own traffic — is left to the host
+//! stack after a few map lookups.
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_redirect_peer},
     programs::TcContext,
