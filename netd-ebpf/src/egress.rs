@@ -7,7 +7,7 @@ use crate::{
     maps::UPLINKS_BY_IFINDEX,
     nat,
     packet::{l4, Ipv4Packet, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_SRC_OFF},
-    route,
+    publish, route,
     verdict::Verdict,
 };
 
@@ -48,8 +48,17 @@ pub fn masquerade(
     }
     let ports = l4(ctx, pkt)?;
     if pkt.proto == IPPROTO_ICMP && ports.icmp_type != ICMP_ECHO_REQUEST {
-        // Only echo requests open flows; a container has no flow an ICMP error could be about.
-        return Ok(Verdict::Drop(DropReason::UnsupportedProtocol));
+        // An ICMP error about a flow through one of the container's published ports goes to
+        // the client from the published address, as a reply would. Only echo requests open
+        // flows; a container has no other flow an ICMP error could be about.
+        let Some((quoted, nat_addr, nat_port)) = publish::backend_icmp_error(ctx, pkt, &ports) else {
+            return Ok(Verdict::Drop(DropReason::UnsupportedProtocol));
+        };
+        if pkt.fragment {
+            return Ok(Verdict::Drop(DropReason::IcmpErrorInvalid));
+        }
+        nat::rewrite_icmp_error_from_backend(ctx, pkt, &quoted, nat_addr, nat_port)?;
+        return Ok(Verdict::Redirect(route::send(ctx, pkt, ifindex, next_hop, macs)?));
     }
     let orig = CtKey {
         saddr: pkt.saddr,

@@ -178,14 +178,58 @@ pub fn quoted(ctx: &TcContext, pkt: &Ipv4Packet) -> Result<Quoted, DropReason> {
 /// destination, and the quoted packet's source address (with its header checksum) and port.
 #[inline(always)]
 pub fn rewrite_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, q: &Quoted, to: &NatReverse) -> Result<(), ()> {
-    let icmp_csum = pkt.l4 + 2;
-    let quoted_csum = q.ip + 10;
-    // The quoted IPv4 header's own checksum first (the ICMP checksum covers it as data).
-    csum::fix_quoted_ip_csum(ctx, icmp_csum, quoted_csum, q.reply.daddr, to.addr)?;
-    csum::set_icmp_payload_u32(ctx, icmp_csum, q.ip + 12, q.reply.daddr, to.addr)?;
-    if to.port != q.reply.dport {
-        let off = if q.reply.proto == IPPROTO_ICMP { q.ip + 24 } else { q.ip + 20 };
-        csum::set_icmp_payload_u16(ctx, icmp_csum, off, q.reply.dport.to_be(), to.port.to_be())?;
-    }
+    rewrite_quoted(ctx, pkt, q, Quote::Source, (q.reply.daddr, q.reply.dport), (to.addr, to.port))?;
     csum::set_addr(ctx, IP_DST_OFF, pkt.l4, IPPROTO_ICMP, pkt.daddr, to.addr)
+}
+
+/// Translates an ICMP error an endpoint sends about a flow through one of its published ports
+/// (the quoted packet is the client's, to the endpoint): the outer source and the quoted
+/// packet's destination address and port become the published `addr:port` the client used.
+#[inline(always)]
+pub fn rewrite_icmp_error_from_backend(
+    ctx: &TcContext,
+    pkt: &Ipv4Packet,
+    q: &Quoted,
+    addr: u32,
+    port: u16,
+) -> Result<(), ()> {
+    rewrite_quoted(ctx, pkt, q, Quote::Destination, (q.reply.saddr, q.reply.sport), (addr, port))?;
+    csum::set_addr(ctx, IP_SRC_OFF, pkt.l4, IPPROTO_ICMP, pkt.saddr, addr)
+}
+
+/// Which end of the quoted packet a rewrite changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    Source,
+    Destination,
+}
+
+/// Rewrites one end of an ICMP error's quoted packet from `old` to `new` (address, port or —
+/// for a quoted echo request's source — identifier): the quoted IPv4 header's own checksum
+/// first (the ICMP checksum covers it as data), then the fields; the ICMP checksum follows every
+/// change. The quoted L4 checksum is left as it is (receivers find the socket by addresses and
+/// ports; a minimal quote does not even reach it).
+#[inline(always)]
+pub fn rewrite_quoted(
+    ctx: &TcContext,
+    pkt: &Ipv4Packet,
+    q: &Quoted,
+    end: Quote,
+    old: (u32, u16),
+    new: (u32, u16),
+) -> Result<(), ()> {
+    let icmp_csum = pkt.l4 + 2;
+    let (addr_off, port_off) = match end {
+        Quote::Source if q.reply.proto == IPPROTO_ICMP => (q.ip + 12, q.ip + 24),
+        Quote::Source => (q.ip + 12, q.ip + 20),
+        Quote::Destination => (q.ip + 16, q.ip + 22),
+    };
+    if new.0 != old.0 {
+        csum::fix_quoted_ip_csum(ctx, icmp_csum, q.ip + 10, old.0, new.0)?;
+        csum::set_icmp_payload_u32(ctx, icmp_csum, addr_off, old.0, new.0)?;
+    }
+    if new.1 != old.1 {
+        csum::set_icmp_payload_u16(ctx, icmp_csum, port_off, old.1.to_be(), new.1.to_be())?;
+    }
+    Ok(())
 }

@@ -26,6 +26,12 @@ pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 pub const ICMP_PARAMETER_PROBLEM: u8 = 12;
 
+/// ICMP error messages: they quote the packet they are about.
+#[inline(always)]
+pub fn is_icmp_error(icmp_type: u8) -> bool {
+    matches!(icmp_type, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM)
+}
+
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &TcContext, offset: usize) -> Result<*mut T, ()> {
     let start = ctx.data();

@@ -1,8 +1,11 @@
-//! Who may send what: anti-spoofing of endpoints, `--internal` networks, and what may enter
-//! from an uplink.
+//! Who may send what: anti-spoofing of endpoints and of what arrives on an uplink,
+//! `--internal` networks, and what may enter from an uplink.
 use netd_common::{DropReason, InterfaceValue, IF_INTERNAL};
 
-use crate::{maps::ENDPOINTS_BY_IP, packet::is_loopback};
+use crate::{
+    maps::{ENDPOINTS_BY_IP, HOST_ADDRS},
+    packet::is_loopback,
+};
 
 /// A frame from an endpoint must carry the endpoint's MAC (every ethertype).
 #[inline(always)]
@@ -40,6 +43,26 @@ pub fn check_may_enter(daddr: u32) -> Result<(), DropReason> {
     }
     if ENDPOINTS_BY_IP.get_ptr(daddr).is_some() {
         return Err(DropReason::UnpublishedIngress);
+    }
+    Ok(())
+}
+
+/// Whether `addr` is one of the host's own addresses (`NETD_HOSTIP_V1`: every IPv4 address of
+/// the daemon's netns, its gateways on `lo` included; never a broadcast address).
+#[inline(always)]
+pub fn is_host_address(addr: u32) -> bool {
+    HOST_ADDRS.get_ptr(&addr).is_some()
+}
+
+/// Nothing from outside may carry a netd address as its source: an endpoint's, or one of the
+/// host's own (a gateway, the uplink's). Checked before any translation, so that such a packet
+/// is neither taken for a masqueraded flow's reply nor let through a published port with a
+/// source the endpoint would trust. Legitimate traffic never does: replies come from outside
+/// addresses, and hairpin traffic never crosses the uplink.
+#[inline(always)]
+pub fn check_outside_source(saddr: u32) -> Result<(), DropReason> {
+    if ENDPOINTS_BY_IP.get_ptr(saddr).is_some() || is_host_address(saddr) {
+        return Err(DropReason::SpoofedSource);
     }
     Ok(())
 }

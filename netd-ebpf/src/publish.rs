@@ -5,7 +5,8 @@
 //!
 //! - From outside (`from_outside`, uplink ingress): `NETD_SVC_V1` by (daddr, dport, proto),
 //!   then the wildcard (0, dport, proto) when daddr is an address of this host (the uplink's
-//!   own address, else a FIB lookup that says local). 127.0.0.0/8 never matches here.
+//!   own address, else one in `NETD_HOSTIP_V1`; never a broadcast address). 127.0.0.0/8 never
+//!   matches here.
 //! - From a container to a host address or its gateway (`hairpin`, endpoint ingress, where
 //!   traffic for the host would go to the stack): the same lookup, delivered into the endpoint
 //!   whatever network it is on — a published port is the host's. A container reaching its own
@@ -15,6 +16,12 @@
 //!   conntrack entry by the packet's tuple and puts the published address back, no NAT map
 //!   entry); to a container (`hairpin_reply`) before the isolation check, only for endpoints
 //!   with `IF_PUBLISHES`.
+//!
+//! - ICMP errors the endpoint sends about such a flow (`backend_icmp_error`): to an outside
+//!   client through `egress`, to a container client in `hairpin_reply`; the published
+//!   address:port put back in the outer source and the quoted destination.
+//! - Later fragments on the hairpin path follow their first fragment both ways
+//!   (`NETD_FRAG_V1`).
 //!
 //! Conntrack entries are keyed by the endpoint's side of the flow `{backend, client,
 //! backend_port, client_port}` with `CT_DNAT`; `nat_addr:nat_port` is what the client talks
@@ -26,8 +33,10 @@ use crate::{
     conntrack, csum, fragments,
     maps::{ENDPOINTS_BY_IP, SERVICES},
     nat,
-    packet::{is_loopback, l4, Ipv4Packet, IPPROTO_TCP, IPPROTO_UDP, IP_SRC_OFF, L4},
-    route,
+    packet::{
+        is_icmp_error, is_loopback, l4, Ipv4Packet, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DST_OFF, IP_SRC_OFF, L4,
+    },
+    policy,
     uplink::{deliver, endpoint},
     verdict::Verdict,
 };
@@ -71,15 +80,11 @@ pub fn from_outside(ctx: &TcContext, pkt: &Ipv4Packet, uplink_addr: u32) -> Resu
     };
     // SAFETY: read-only lookup of a plain-old-data value.
     let backend = unsafe { ENDPOINTS_BY_IP.get(svc.backend_addr) }.copied();
-    if wildcard && pkt.daddr != uplink_addr {
-        // Every address of the host, and only those: asked from the endpoint's veth.
-        let local = match backend {
-            Some(ep) => route::is_local(ctx, pkt.saddr, pkt.daddr, ep.ifindex),
-            None => false,
-        };
-        if !local {
-            return Ok(None);
-        }
+    // Every unicast address of the host, and only those (Docker's `--dst-type LOCAL`): the
+    // uplink's own, or one the daemon lists in `NETD_HOSTIP_V1`. Not the FIB: it answers "not
+    // forwarded" for a subnet's broadcast address just as for a local one.
+    if wildcard && pkt.daddr != uplink_addr && !policy::is_host_address(pkt.daddr) {
+        return Ok(None);
     }
     let Some(ep) = backend else {
         return Ok(Some(Verdict::Drop(DropReason::NoEndpoint)));
@@ -103,10 +108,17 @@ pub fn from_outside(ctx: &TcContext, pkt: &Ipv4Packet, uplink_addr: u32) -> Resu
 /// it; None leaves it to the host.
 #[inline(always)]
 pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    if pkt.later_fragment {
+        return hairpin_later_fragment(ctx, pkt, src);
+    }
     let Some(ports) = ports(ctx, pkt)? else {
         return Ok(None);
     };
     let Some((svc, _)) = service(pkt.daddr, ports.dport, pkt.proto) else {
+        if pkt.fragment {
+            // The host's datagram: an earlier one's entry under the same key is not its.
+            fragments::forget(pkt.saddr, pkt.daddr, pkt);
+        }
         return Ok(None);
     };
     let ep = match endpoint(pkt, svc.backend_addr) {
@@ -120,10 +132,57 @@ pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Resul
     if let Err(reason) = track(&key, pkt.daddr, ports.dport, ports.tcp_flags) {
         return Ok(Some(Verdict::Drop(reason)));
     }
+    if pkt.fragment {
+        fragments::remember(pkt.saddr, pkt.daddr, pkt, svc.backend_addr);
+    }
     if own {
         csum::set_addr(ctx, IP_SRC_OFF, pkt.l4, pkt.proto, pkt.saddr, client)?;
     }
     nat::set_destination(ctx, pkt, ports.dport, svc.backend_addr, svc.backend_port)?;
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// A later fragment of a container's datagram to a host address: if its first fragment went to
+/// a published port's endpoint (`hairpin` recorded it), it follows — destination the endpoint,
+/// and for a container reaching itself source its gateway; else None (the host's).
+#[inline(always)]
+fn hairpin_later_fragment(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    let Some(backend) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
+        return Ok(None);
+    };
+    let ep = match endpoint(pkt, backend) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
+    if backend == pkt.saddr {
+        csum::set_addr_l3(ctx, IP_SRC_OFF, pkt.saddr, src.gateway)?;
+    }
+    csum::set_addr_l3(ctx, IP_DST_OFF, pkt.daddr, backend)?;
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// A later fragment of an endpoint's datagram to another endpoint or its gateway: if its first
+/// fragment was a hairpin reply (`hairpin_reply` recorded the published address), it follows —
+/// source the published address, and for a container that reached itself destination its own
+/// address; else None.
+#[inline(always)]
+fn hairpin_reply_later_fragment(
+    ctx: &TcContext,
+    pkt: &Ipv4Packet,
+    src: &InterfaceValue,
+) -> Result<Option<Verdict>, ()> {
+    let Some(published) = fragments::lookup(pkt.saddr, pkt.daddr, pkt) else {
+        return Ok(None);
+    };
+    let client = if pkt.daddr == src.gateway { src.ip } else { pkt.daddr };
+    let ep = match endpoint(pkt, client) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
+    csum::set_addr_l3(ctx, IP_SRC_OFF, pkt.saddr, published)?;
+    if client != pkt.daddr {
+        csum::set_addr_l3(ctx, IP_DST_OFF, pkt.daddr, client)?;
+    }
     deliver(ctx, pkt, &ep).map(Some)
 }
 
@@ -133,6 +192,12 @@ pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Resul
 /// the client; None: not such a reply.
 #[inline(always)]
 pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    if pkt.later_fragment {
+        return hairpin_reply_later_fragment(ctx, pkt, src);
+    }
+    if pkt.proto == IPPROTO_ICMP {
+        return hairpin_icmp_error(ctx, pkt, src);
+    }
     let Some(ports) = ports(ctx, pkt)? else {
         return Ok(None);
     };
@@ -144,20 +209,27 @@ pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) ->
         proto: pkt.proto,
         _pad: [0; 3],
     };
-    let Some(entry) = conntrack::lookup(&key) else {
+    let dnat = conntrack::lookup(&key).and_then(|entry| {
+        // SAFETY: read of a map value.
+        let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
+        (flags & CT_DNAT != 0).then_some((entry, nat_addr, nat_port))
+    });
+    let Some((entry, nat_addr, nat_port)) = dnat else {
+        if pkt.fragment {
+            // Not a hairpin reply: an earlier one's entry under the same key is not its.
+            fragments::forget(pkt.saddr, pkt.daddr, pkt);
+        }
         return Ok(None);
     };
-    // SAFETY: read of a map value.
-    let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
-    if flags & CT_DNAT == 0 {
-        return Ok(None);
-    }
     // The gateway as a hairpin client is this container itself (see `hairpin`).
     let client = if pkt.daddr == src.gateway { src.ip } else { pkt.daddr };
     let ep = match endpoint(pkt, client) {
         Ok(ep) => ep,
         Err(reason) => return Ok(Some(Verdict::Drop(reason))),
     };
+    if pkt.fragment {
+        fragments::remember(pkt.saddr, pkt.daddr, pkt, nat_addr);
+    }
     // SAFETY: plain helper call.
     conntrack::update(entry, pkt.proto, ports.tcp_flags, false, unsafe { bpf_ktime_get_ns() });
     nat::rewrite_source(ctx, pkt, &key, nat_addr, nat_port)?;
@@ -165,6 +237,57 @@ pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) ->
         nat::set_destination(ctx, pkt, ports.dport, client, ports.dport)?;
     }
     deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// An ICMP error of an endpoint with published ports about a hairpin flow (the client is
+/// another endpoint, or itself through its gateway): translated as `backend_icmp_error` says —
+/// and for a container that reached itself, its gateway in the outer destination and the quoted
+/// source becomes its own address again — and delivered into the client. None: not such an
+/// error.
+#[inline(always)]
+fn hairpin_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
+    let icmp = l4(ctx, pkt)?;
+    let Some((quoted, nat_addr, nat_port)) = backend_icmp_error(ctx, pkt, &icmp) else {
+        return Ok(None);
+    };
+    if pkt.fragment {
+        return Ok(Some(Verdict::Drop(DropReason::IcmpErrorInvalid)));
+    }
+    let client = if pkt.daddr == src.gateway { src.ip } else { pkt.daddr };
+    let ep = match endpoint(pkt, client) {
+        Ok(ep) => ep,
+        Err(reason) => return Ok(Some(Verdict::Drop(reason))),
+    };
+    nat::rewrite_icmp_error_from_backend(ctx, pkt, &quoted, nat_addr, nat_port)?;
+    if client != pkt.daddr {
+        let port = quoted.reply.dport;
+        nat::rewrite_quoted(ctx, pkt, &quoted, nat::Quote::Source, (pkt.daddr, port), (client, port))?;
+        csum::set_addr(ctx, IP_DST_OFF, pkt.l4, IPPROTO_ICMP, pkt.daddr, client)?;
+    }
+    deliver(ctx, pkt, &ep).map(Some)
+}
+
+/// For an ICMP error an endpoint sends (`pkt`, its L4 header read as `icmp`) about a flow that
+/// entered through one of its published ports: the quoted packet (the client's, as the endpoint
+/// received it: client → endpoint:port) and the published address and port the client used.
+/// None: not such an error. The quoted packet's reply tuple, as `nat::quoted` reads it, is the
+/// flow's conntrack key; the error must come from that endpoint and go to that client.
+#[inline(always)]
+pub fn backend_icmp_error(ctx: &TcContext, pkt: &Ipv4Packet, icmp: &L4) -> Option<(nat::Quoted, u32, u16)> {
+    if pkt.proto != IPPROTO_ICMP || !is_icmp_error(icmp.icmp_type) {
+        return None;
+    }
+    let quoted = nat::quoted(ctx, pkt).ok()?;
+    if quoted.reply.saddr != pkt.saddr || quoted.reply.daddr != pkt.daddr {
+        return None;
+    }
+    let entry = conntrack::lookup(&quoted.reply)?;
+    // SAFETY: read of a map value.
+    let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
+    if flags & CT_DNAT == 0 {
+        return None;
+    }
+    Some((quoted, nat_addr, nat_port))
 }
 
 /// For an ICMP error arriving about the flow whose reply tuple (client → published address, as

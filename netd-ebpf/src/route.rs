@@ -12,10 +12,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 
-use crate::{
-    csum,
-    packet::{is_never_routed, Ipv4Packet},
-};
+use crate::{csum, packet::Ipv4Packet};
 
 const AF_INET: u8 = 2;
 
@@ -54,27 +51,6 @@ pub fn lookup(ctx: &TcContext, pkt: &Ipv4Packet) -> Route {
         BPF_FIB_LKUP_RET_NOT_FWDED => Route::Local,
         _ => Route::None,
     }
-}
-
-/// Whether the routing table delivers `daddr` to this host, asked as if the packet came in on
-/// `ifindex` — one of netd's host-side veths, where forwarding is on, as `bpf_fib_lookup`
-/// requires (an uplink may have it off). The kernel answers "not forwarded" for local and
-/// broadcast routes alike; 255.255.255.255 and multicast are refused before asking, a subnet's
-/// broadcast address counts as local.
-#[inline(always)]
-pub fn is_local(ctx: &TcContext, saddr: u32, daddr: u32, ifindex: u32) -> bool {
-    if is_never_routed(daddr) {
-        return false;
-    }
-    // SAFETY: an all-zero lookup request is valid; the IPv4 fields are set below.
-    let mut params: FibParams = unsafe { core::mem::zeroed() };
-    params.family = AF_INET;
-    params.__bindgen_anon_3.ipv4_src = saddr;
-    params.__bindgen_anon_4.ipv4_dst = daddr;
-    params.ifindex = ifindex;
-    // SAFETY: helper call with a valid request of the right size.
-    let rc = unsafe { bpf_fib_lookup(ctx.skb.skb as *mut _, &mut params, core::mem::size_of::<FibParams>() as i32, 0) };
-    rc as u32 == BPF_FIB_LKUP_RET_NOT_FWDED
 }
 
 /// Whether the packet fits the MTU of `ifindex` (a GSO packet: each of its segments).

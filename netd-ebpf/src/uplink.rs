@@ -1,8 +1,9 @@
-//! Traffic arriving on an uplink (TC ingress): replies of masqueraded flows are translated
-//! back and delivered straight into their container (`bpf_redirect_peer`); packets for a
-//! published port are translated to the endpoint behind it and delivered the same way
-//! (`publish`); packets for a container address or loopback are dropped; everything else — the
-//! host's own traffic — is left to the host stack after a few map lookups.
+//! Traffic arriving on an uplink (TC ingress): packets from a netd address (spoofed) are
+//! dropped first; replies of masqueraded flows are translated back and delivered straight into
+//! their container (`bpf_redirect_peer`); packets for a published port are translated to the
+//! endpoint behind it and delivered the same way (`publish`); packets for a container address
+//! or loopback are dropped; everything else — the host's own traffic — is left to the host
+//! stack after a few map lookups.
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_redirect_peer},
     programs::TcContext,
@@ -22,6 +23,9 @@ use crate::{
     verdict::Verdict,
 };
 
+/// `skb->pkt_type` of a packet the host sent and looped back to itself (multicast).
+const PACKET_LOOPBACK: u32 = 5;
+
 #[inline(always)]
 pub fn uplink_ingress(ctx: &TcContext) -> Result<Verdict, ()> {
     let eth: *const EthHdr = ptr_at(ctx, 0)?;
@@ -31,7 +35,14 @@ pub fn uplink_ingress(ctx: &TcContext) -> Result<Verdict, ()> {
     }
     let pkt = ipv4(ctx)?;
     // SAFETY: ctx.skb.skb is the context pointer the kernel passed in.
-    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let (ifindex, pkt_type) = unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).pkt_type) };
+    // The host's own multicast looped back to it passes this hook too; anything from the wire
+    // with a netd source address is spoofed, and goes before any translation.
+    if pkt_type != PACKET_LOOPBACK {
+        if let Err(reason) = policy::check_outside_source(pkt.saddr) {
+            return Ok(Verdict::Drop(reason));
+        }
+    }
     // SAFETY: read-only lookup of a plain-old-data value.
     let uplink_addr = unsafe { UPLINKS_BY_IFINDEX.get(ifindex) }.map_or(0, |u| u.nat_addr);
     // Replies of masqueraded flows first: a NAT mapping made before a port was published wins

@@ -11,6 +11,8 @@ pub mod ebpf;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test;
 #[cfg(all(test, feature = "ebpf"))]
+mod prog_test_edges;
+#[cfg(all(test, feature = "ebpf"))]
 mod prog_test_nat;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test_ports;

@@ -496,7 +496,7 @@ pub(super) fn assert_nat_range(port: u16) {
 /// checksum (when the quote reaches it) this test does not prescribe: it is not part of what a receiver checks (Linux
 /// finds the socket by the quoted addresses and ports), so `expected_quoted` gets `received`'s
 /// value before the packets are compared.
-fn with_quoted_l4_checksum_of(received: &[u8], mut expected_quoted: Vec<u8>) -> Vec<u8> {
+pub(super) fn with_quoted_l4_checksum_of(received: &[u8], mut expected_quoted: Vec<u8>) -> Vec<u8> {
     let quoted_l4 = ETH_HLEN + 20 + 8 + 20;
     let off = match expected_quoted[9] {
         IPPROTO_TCP => 16,
@@ -526,7 +526,7 @@ fn payload_summing_to_zero(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16)
 type Program<'a> = dyn Fn(&[u8]) -> (u32, Vec<u8>) + 'a;
 
 /// A UDP datagram long enough to be sent in two fragments.
-fn big_udp(sport: u16, dport: u16) -> L4 {
+pub(super) fn big_udp(sport: u16, dport: u16) -> L4 {
     L4::Udp { sport, dport, csum: true, payload: b"netd: one datagram, sent as two fragments".to_vec() }
 }
 
@@ -535,7 +535,7 @@ const FIRST_FRAGMENT: usize = 24;
 
 /// `pkt` as the two fragments (frames) of one datagram with identification `id`: the first
 /// `FIRST_FRAGMENT` bytes of its IP payload with more-fragments set, then the rest.
-fn fragments(pkt: &Pkt, id: u16) -> [Vec<u8>; 2] {
+pub(super) fn fragments(pkt: &Pkt, id: u16) -> [Vec<u8>; 2] {
     let ip = pkt.ip();
     let (proto, payload) = (ip[9], &ip[20..]);
     let offset = (FIRST_FRAGMENT / 8) as u16;
@@ -550,7 +550,7 @@ fn fragments(pkt: &Pkt, id: u16) -> [Vec<u8>; 2] {
 }
 
 /// The fragments `out` put together are `whole`'s IP payload, and its L4 checksum is right.
-fn assert_reassembles(out: &[Vec<u8>], whole: &Pkt) {
+pub(super) fn assert_reassembles(out: &[Vec<u8>], whole: &Pkt) {
     let payload: Vec<u8> = out.iter().flat_map(|f| f[ETH_HLEN + 20..].to_vec()).collect();
     assert_eq!(payload, whole.ip()[20..], "reassembled datagram");
     assert_eq!(checksum(&with_pseudo_header(whole.src, whole.dst, IPPROTO_UDP, &payload)), 0, "UDP checksum");

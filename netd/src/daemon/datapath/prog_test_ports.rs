@@ -33,14 +33,14 @@ use super::{
 };
 
 /// A second address of the uplink (not its masquerade address).
-const SECOND_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+pub(super) const SECOND_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
 /// An address routed through the host, not one of its own.
 const ELSEWHERE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
 /// The client's source port outside.
-const CLIENT_PORT: u16 = 5555;
+pub(super) const CLIENT_PORT: u16 = 5555;
 
 /// A container on another network than alice's.
-fn carol() -> DatapathEndpoint {
+pub(super) fn carol() -> DatapathEndpoint {
     DatapathEndpoint {
         mac: [0x02, 0, 0, 0, 0xc0, 0x0c],
         host_mac: [0x02, 0, 0, 0, 0xee, 0x0c],
@@ -48,7 +48,7 @@ fn carol() -> DatapathEndpoint {
     }
 }
 
-fn port(
+pub(super) fn port(
     host_addr: Option<Ipv4Addr>,
     host_port: u16,
     proto: Proto,
@@ -58,26 +58,26 @@ fn port(
     PublishedPort { host_addr, host_port, proto, backend_addr: backend.ip, backend_port }
 }
 
-fn publish(t: &Nat, ports: &[PublishedPort]) {
+pub(super) fn publish(t: &Nat, ports: &[PublishedPort]) {
     t.fx.datapath.publish(ports).expect("publish");
 }
 
 /// What a container sends to an address of the host (through its gateway's MAC).
-fn to_host(ep: &DatapathEndpoint, dst: Ipv4Addr, l4: L4) -> Pkt {
+pub(super) fn to_host(ep: &DatapathEndpoint, dst: Ipv4Addr, l4: L4) -> Pkt {
     Pkt { dst_mac: ep.host_mac, src_mac: ep.mac, src: ep.ip, dst, ttl: 64, frags: IP_DF, l4 }
 }
 
 /// What a container sends to a peer on its own network (to the peer's MAC).
-fn to_peer(ep: &DatapathEndpoint, peer: &DatapathEndpoint, l4: L4) -> Pkt {
+pub(super) fn to_peer(ep: &DatapathEndpoint, peer: &DatapathEndpoint, l4: L4) -> Pkt {
     Pkt { dst_mac: peer.mac, src_mac: ep.mac, src: ep.ip, dst: peer.ip, ttl: 64, frags: IP_DF, l4 }
 }
 
 /// What must reach `ep` from `src`: routed by the host (TTL lowered, from its gateway's MAC).
-fn into(ep: &DatapathEndpoint, src: Ipv4Addr, l4: L4) -> Pkt {
+pub(super) fn into(ep: &DatapathEndpoint, src: Ipv4Addr, l4: L4) -> Pkt {
     Pkt { dst_mac: ep.mac, src_mac: ep.host_mac, src, dst: ep.ip, ttl: 63, frags: IP_DF, l4 }
 }
 
-fn assert_dnat_entry(entry: &CtEntry, addr: Ipv4Addr, port: u16, state: u8, flags: u8) {
+pub(super) fn assert_dnat_entry(entry: &CtEntry, addr: Ipv4Addr, port: u16, state: u8, flags: u8) {
     assert_eq!(
         (entry.nat_addr, entry.nat_port, entry.state, entry.flags),
         (key(addr), port, state, CT_DNAT | flags),
@@ -169,6 +169,8 @@ fn a_wildcard_publish_answers_on_every_host_address_and_only_there() {
     in_private_netns(|| {
         let t = Nat::new("ports_wildcard");
         ip(&["addr", "add", "198.51.100.3/24", "dev", "up0"]);
+        // The host's addresses as the daemon lists them (`NETD_HOSTIP_V1`).
+        t.fx.datapath.set_host_addresses(&[NAT_ADDR, SECOND_ADDR]).expect("host addresses");
         let a = alice();
         publish(&t, &[port(None, 8080, Proto::Tcp, &a, 80)]);
         // The uplink's own address (no route lookup) and a second address of the host.

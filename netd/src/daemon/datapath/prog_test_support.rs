@@ -5,7 +5,13 @@
 //! Test-run executes a program on a private skb and transmits nothing: a redirect verdict is
 //! only returned, never carried out. Without a `ctx_in` the skb's device is the loopback of the
 //! calling thread's netns, so a program sees ifindex 1 as the interface the packet arrived on.
-use std::{io, net::Ipv4Addr, os::unix::fs::MetadataExt, path::PathBuf, process::Command};
+use std::{
+    io,
+    net::Ipv4Addr,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use netd_common::{programs, DropReason, Hook};
 
@@ -56,7 +62,8 @@ impl Fixture {
     pub(super) fn reload(self) -> Self {
         let Fixture { datapath, _pins: pins } = self;
         drop(datapath);
-        let datapath = EbpfDatapath::load(&pins.0).unwrap_or_else(|e| panic!("reload {}: {e}", pins.0.display()));
+        let datapath =
+            load_retrying(&pins.0, &[], || {}).unwrap_or_else(|e| panic!("reload {}: {e}", pins.0.display()));
         Fixture { datapath, _pins: pins }
     }
 
@@ -67,7 +74,8 @@ impl Fixture {
     /// `with_endpoints`, some maps sized `(map, max_entries)` instead of their default.
     pub(super) fn with_map_sizes(test: &str, endpoints: &[DatapathEndpoint], sizes: &[(&str, u32)]) -> Self {
         let pins = PinDir::new(test);
-        let datapath = EbpfDatapath::load_with(&pins.0, sizes)
+        // A failed attempt's pins go: the next one starts from nothing, as the first did.
+        let datapath = load_retrying(&pins.0, sizes, || pins.remove())
             .unwrap_or_else(|e| panic!("load datapath under {}: {e}", pins.0.display()));
         for ep in endpoints {
             datapath.insert_for_test(ep);
@@ -141,6 +149,54 @@ impl Fixture {
             );
         }
     }
+}
+
+/// Attempts at loading the datapath before an `EAGAIN` fails the test.
+pub(super) const LOAD_ATTEMPTS: u32 = 5;
+
+/// `EbpfDatapath::load_with`, tried again (at most `LOAD_ATTEMPTS` times in all, a short pause
+/// between attempts, `before_retry` run before each new one) while it fails with `EAGAIN`: the
+/// kernel's `BPF_PROG_LOAD` returns it when the verifier is interrupted (a signal, memory
+/// pressure), which happens under a parallel test load. Any other error fails at once.
+pub(super) fn load_retrying(
+    dir: &Path,
+    sizes: &[(&str, u32)],
+    before_retry: impl FnMut(),
+) -> crate::error::Result<EbpfDatapath> {
+    retry_on_eagain(LOAD_ATTEMPTS, || EbpfDatapath::load_with(dir, sizes), before_retry)
+}
+
+/// Runs `attempt` up to `attempts` times while its error is (caused by) `EAGAIN`.
+pub(super) fn retry_on_eagain<T, E: std::error::Error + 'static>(
+    attempts: u32,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    mut before_retry: impl FnMut(),
+) -> Result<T, E> {
+    let mut tried = 1;
+    loop {
+        match attempt() {
+            Err(e) if tried < attempts && is_eagain(&e) => {
+                tried += 1;
+                before_retry();
+                std::thread::sleep(std::time::Duration::from_millis(50 * u64::from(tried)));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether `EAGAIN` is somewhere in the chain of `e`'s causes.
+pub(super) fn is_eagain(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if io.raw_os_error() == Some(nix::libc::EAGAIN) {
+                return true;
+            }
+        }
+        cause = err.source();
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,4 +333,65 @@ fn netns_inode() -> u64 {
 pub(super) fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("run ip {args:?}: {e}"));
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loader's retry (no root needed)
+// ---------------------------------------------------------------------------------------------
+
+/// A load error as `EbpfDatapath::load_with` returns it, caused by `errno`.
+fn load_error(errno: i32) -> crate::error::Error {
+    super::DatapathError::Io { op: "load program", source: io::Error::from_raw_os_error(errno) }.into()
+}
+
+#[test]
+fn eagain_is_found_through_the_error_chain_and_nothing_else_is() {
+    assert!(is_eagain(&load_error(nix::libc::EAGAIN)));
+    assert!(!is_eagain(&load_error(nix::libc::EPERM)));
+    assert!(!is_eagain(&super::DatapathError::Missing("netd_up_ingress")));
+}
+
+#[test]
+fn a_load_failing_with_eagain_is_retried_a_bounded_number_of_times() {
+    // Succeeds at the third attempt: two retries, each after `before_retry`.
+    let (mut attempts, mut cleanups) = (0, 0);
+    let got = retry_on_eagain(
+        LOAD_ATTEMPTS,
+        || {
+            attempts += 1;
+            if attempts < 3 {
+                Err(load_error(nix::libc::EAGAIN))
+            } else {
+                Ok(attempts)
+            }
+        },
+        || cleanups += 1,
+    );
+    assert_eq!((got.expect("third attempt"), cleanups), (3, 2));
+
+    // Always EAGAIN: gives up after LOAD_ATTEMPTS with the last error.
+    let mut attempts = 0;
+    let got: Result<(), _> = retry_on_eagain(
+        LOAD_ATTEMPTS,
+        || {
+            attempts += 1;
+            Err(load_error(nix::libc::EAGAIN))
+        },
+        || {},
+    );
+    assert!(got.is_err_and(|e| is_eagain(&e)));
+    assert_eq!(attempts, LOAD_ATTEMPTS);
+
+    // Any other error: no retry.
+    let mut attempts = 0;
+    let got: Result<(), _> = retry_on_eagain(
+        LOAD_ATTEMPTS,
+        || {
+            attempts += 1;
+            Err(load_error(nix::libc::EINVAL))
+        },
+        || {},
+    );
+    assert!(got.is_err());
+    assert_eq!(attempts, 1);
 }
