@@ -103,9 +103,11 @@ pub fn from_outside(ctx: &TcContext, pkt: &Ipv4Packet, uplink_addr: u32) -> Resu
     deliver(ctx, pkt, &ep).map(Some)
 }
 
-/// A container's packet to a host address (`daddr` is known to be local: its gateway, or the
-/// FIB said so): to a published port it is translated and delivered into the endpoint behind
-/// it; None leaves it to the host.
+/// A container's packet for the host (its gateway, or what the FIB does not forward: a local
+/// address or a broadcast one): to a published port of a host address it is translated and
+/// delivered into the endpoint behind it; None leaves it to the host. A wildcard publish
+/// matches the gateway and the host's own addresses only, never a broadcast address (as
+/// Docker's `--dst-type LOCAL`).
 #[inline(always)]
 pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Result<Option<Verdict>, ()> {
     if pkt.later_fragment {
@@ -114,7 +116,9 @@ pub fn hairpin(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) -> Resul
     let Some(ports) = ports(ctx, pkt)? else {
         return Ok(None);
     };
-    let Some((svc, _)) = service(pkt.daddr, ports.dport, pkt.proto) else {
+    let found = service(pkt.daddr, ports.dport, pkt.proto)
+        .filter(|(_, wildcard)| !wildcard || pkt.daddr == src.gateway || policy::is_host_address(pkt.daddr));
+    let Some((svc, _)) = found else {
         if pkt.fragment {
             // The host's datagram: an earlier one's entry under the same key is not its.
             fragments::forget(pkt.saddr, pkt.daddr, pkt);

@@ -148,7 +148,7 @@ fn published_ports_keep_working_through_a_kill_9_of_the_daemon_and_after_its_res
     still_exchanges(&host, &mut established, "after", "after the restart");
     tcp_through(&host, &outside, v4(UPLINK_ADDR, 8080));
     udp_through(&host, &outside, v4(UPLINK_ADDR, 5353));
-    assert_eq!(host.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:8080\n7000/udp -> 0.0.0.0:5353\n");
+    assert_eq!(host.ok(&["port", "web"]), "7000/udp -> 0.0.0.0:5353\n80/tcp -> 0.0.0.0:8080\n");
 }
 
 /// The inodes of the sockets in `/proc/<pid>/net/<table>` (the netns of `pid`) whose local port

@@ -27,11 +27,13 @@ pub async fn resolve(host: &Netlink, names: &[String]) -> Result<Vec<Uplink>> {
 }
 
 /// Attaches the uplinks' programs before the daemon serves (a missing uplink stops it), then
-/// keeps them current and collects garbage for as long as the daemon runs.
+/// keeps them current and collects garbage for as long as the daemon runs. A poke of
+/// `addresses_changed` (netd added or removed a gateway) refreshes at once.
 pub async fn start(
     host: Netlink,
     names: Vec<String>,
     datapath: Arc<dyn Datapath>,
+    addresses_changed: Arc<tokio::sync::Notify>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let uplinks = resolve(&host, &names).await?;
     for uplink in &uplinks {
@@ -43,7 +45,7 @@ pub async fn start(
     tracing::info!(?uplinks, "uplinks attached");
     let addrs = host.ipv4_addresses().await?;
     datapath.set_host_addresses(&addrs)?;
-    Ok(tokio::spawn(maintain(host, names, uplinks, addrs, datapath)))
+    Ok(tokio::spawn(maintain(host, names, uplinks, addrs, datapath, addresses_changed)))
 }
 
 async fn maintain(
@@ -52,12 +54,15 @@ async fn maintain(
     mut current: Vec<Uplink>,
     mut addrs: Vec<std::net::Ipv4Addr>,
     datapath: Arc<dyn Datapath>,
+    addresses_changed: Arc<tokio::sync::Notify>,
 ) {
     let mut refresh = tokio::time::interval(UPLINK_REFRESH);
     let mut gc = tokio::time::interval(GC_INTERVAL);
     loop {
         tokio::select! {
-            _ = refresh.tick() => {
+            // A new network's gateway is a host address for the wildcard publishes and the
+            // uplink's source check from now, not from the next tick.
+            _ = async { tokio::select! { _ = refresh.tick() => {}, _ = addresses_changed.notified() => {} } } => {
                 match host.ipv4_addresses().await {
                     Ok(now) if now != addrs => match datapath.set_host_addresses(&now) {
                         Ok(()) => addrs = now,

@@ -8,6 +8,7 @@ use std::{
     future::Future,
     net::Ipv4Addr,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use crate::{
@@ -107,11 +108,14 @@ pub trait Kernel: Send + Sync + 'static {
 pub struct HostKernel {
     plumber: Plumber,
     procs: Supervisor,
+    /// Poked when netd adds or removes a host address (a gateway): the egress task then
+    /// re-reads the host's addresses at once instead of at its next refresh.
+    addresses_changed: Arc<tokio::sync::Notify>,
 }
 
 impl HostKernel {
-    pub fn new(plumber: Plumber, procs: Supervisor) -> Self {
-        Self { plumber, procs }
+    pub fn new(plumber: Plumber, procs: Supervisor, addresses_changed: Arc<tokio::sync::Notify>) -> Self {
+        Self { plumber, procs, addresses_changed }
     }
 }
 
@@ -132,10 +136,14 @@ impl Kernel for HostKernel {
         self.plumber.remove_host_netns()
     }
     async fn add_gateway(&self, ipam: &IpamConfig) -> Result<()> {
-        self.plumber.add_gateway(ipam).await
+        let added = self.plumber.add_gateway(ipam).await;
+        self.addresses_changed.notify_one();
+        added
     }
     async fn remove_gateway(&self, ipam: &IpamConfig) -> Result<()> {
-        self.plumber.remove_gateway(ipam).await
+        let removed = self.plumber.remove_gateway(ipam).await;
+        self.addresses_changed.notify_one();
+        removed
     }
     async fn host_addressing(&self) -> Result<HostAddressing> {
         self.plumber.host_addressing().await

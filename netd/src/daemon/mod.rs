@@ -80,7 +80,8 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     if uplinks.is_empty() {
         tracing::warn!("no uplink (no default route and no --uplink): containers reach only the host");
     }
-    let egress_task = egress::start(Netlink::open()?, uplinks, datapath.clone()).await?;
+    let addresses_changed = Arc::new(tokio::sync::Notify::new());
+    let egress_task = egress::start(Netlink::open()?, uplinks, datapath.clone(), addresses_changed.clone()).await?;
     let plumber = Plumber::new(host, &args.run_dir, datapath);
     // `--network host` containers (and `netd exec` into them from any netns) use the
     // daemon's netns through this mount.
@@ -92,7 +93,7 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         args.dns_upstream.clone()
     };
     tracing::info!(?upstreams, "dns upstreams");
-    let kernel = HostKernel::new(plumber, procs);
+    let kernel = HostKernel::new(plumber, procs, addresses_changed);
     let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget)).await?);
     tokio::spawn(watch_exits(manager.clone(), exits));
 

@@ -98,6 +98,28 @@ fn a_wildcard_publish_answers_on_host_addresses_never_on_a_broadcast_address() {
     })
 }
 
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn a_container_reaches_a_wildcard_publish_on_host_addresses_never_on_a_broadcast_address() {
+    in_private_netns(|| {
+        let t = Nat::new("edge_hairpin_broadcast");
+        ip(&["addr", "add", "198.51.100.3/24", "brd", "+", "dev", "up0"]);
+        let (a, b) = (alice(), bob());
+        publish(&t, &[port(None, 5353, Proto::Udp, &a, 53)]);
+        t.fx.datapath.set_host_addresses(&[NAT_ADDR, SECOND_ADDR]).expect("host addresses");
+        t.send_as(&b);
+        // The subnet's broadcast address is the host's to take, untranslated.
+        let frame = to_host(&b, SUBNET_BROADCAST, udp(CPORT, 5353)).frame();
+        assert_eq!(t.fx.run(&frame), (TC_ACT_OK, frame.clone()), "to {SUBNET_BROADCAST}");
+        // Host addresses and the gateway answer.
+        for (dst, cport) in [(NAT_ADDR, CPORT), (SECOND_ADDR, CPORT + 1), (GATEWAY, CPORT + 2)] {
+            t.assert_out(&to_host(&b, dst, udp(cport, 5353)), &into(&a, b.ip, udp(cport, 53)));
+        }
+        assert_eq!(t.ct_entries().len(), 3, "no flow for the broadcast datagram: {:?}", t.ct_entries());
+        t.assert_drops(&[]);
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // ICMP errors an endpoint sends about a published flow
 // ---------------------------------------------------------------------------------------------

@@ -128,6 +128,8 @@ impl Nat {
         let value = UplinkValue { nat_addr: key(NAT_ADDR), _pad: 0 };
         fx.datapath.insert_for_test_into(maps::UPLINKS, uplink, value);
         fx.datapath.insert_for_test_into(maps::UPLINKS, LOOPBACK_IFINDEX, value);
+        // As the daemon keeps it: the host's addresses, the uplink's among them.
+        fx.datapath.set_host_addresses(&[NAT_ADDR]).expect("host addresses");
         Nat { fx }
     }
 
