@@ -10,11 +10,17 @@ use netd_common::{
 
 use crate::{
     maps::{CONNTRACK_OTHER, CONNTRACK_TCP},
-    packet::{IPPROTO_ICMP, IPPROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN},
+    packet::{Ipv4Packet, IPPROTO_ICMP, IPPROTO_TCP, L4, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
 /// An expiry moves only when it changes by more than this: fewer writes to a shared line.
 const REFRESH_SLACK: u64 = 1_000_000_000;
+
+/// The packet's own tuple, as it travels.
+#[inline(always)]
+pub fn tuple(pkt: &Ipv4Packet, ports: &L4) -> CtKey {
+    CtKey { saddr: pkt.saddr, daddr: pkt.daddr, sport: ports.sport, dport: ports.dport, proto: pkt.proto, _pad: [0; 3] }
+}
 
 #[inline(always)]
 pub fn lookup(key: &CtKey) -> Option<*mut CtEntry> {

@@ -60,14 +60,7 @@ pub fn masquerade(
         nat::rewrite_icmp_error_from_backend(ctx, pkt, &quoted, nat_addr, nat_port)?;
         return Ok(Verdict::Redirect(route::send(ctx, pkt, ifindex, next_hop, macs)?));
     }
-    let orig = CtKey {
-        saddr: pkt.saddr,
-        daddr: pkt.daddr,
-        sport: ports.sport,
-        dport: ports.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
+    let orig = conntrack::tuple(pkt, &ports);
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
     let (nat_addr, nat_port) = match conntrack::lookup(&orig) {

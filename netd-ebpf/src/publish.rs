@@ -205,14 +205,7 @@ pub fn hairpin_reply(ctx: &TcContext, pkt: &Ipv4Packet, src: &InterfaceValue) ->
     let Some(ports) = ports(ctx, pkt)? else {
         return Ok(None);
     };
-    let key = CtKey {
-        saddr: pkt.saddr,
-        daddr: pkt.daddr,
-        sport: ports.sport,
-        dport: ports.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
+    let key = conntrack::tuple(pkt, &ports);
     let dnat = conntrack::lookup(&key).and_then(|entry| {
         // SAFETY: read of a map value.
         let (flags, nat_addr, nat_port) = unsafe { ((*entry).flags, (*entry).nat_addr, (*entry).nat_port) };
