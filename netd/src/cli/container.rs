@@ -165,9 +165,10 @@ fn port_lines(c: &ContainerView, name: &str, port: Option<&str>) -> anyhow::Resu
         }
         return Ok(out);
     };
+    // As Docker's CLI: only a non-empty protocol is split off ("80/" stays a bad number).
     let (number, proto) = match port.split_once('/') {
         Some((n, p)) if !p.is_empty() => (n, p),
-        _ => (port.split('/').next().unwrap_or(port), "tcp"),
+        _ => (port, "tcp"),
     };
     let key = format!("{number}/{proto}");
     let found = format!("{}/{proto}", go_port_range(number)?);
@@ -377,6 +378,7 @@ mod tests {
             ("99999", "strconv.ParseUint: parsing \"99999\": value out of range"),
             ("", "empty string specified for ports."),
             ("90-80", "Invalid range specified for the Port: 90-80"),
+            ("80/", "strconv.ParseUint: parsing \"80/\": invalid syntax"),
         ] {
             assert_eq!(port_lines(&c, "web", Some(port)).unwrap_err().to_string(), error, "{port:?}");
         }
