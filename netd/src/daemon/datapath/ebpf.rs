@@ -669,11 +669,9 @@ impl Datapath for EbpfDatapath {
             services.contains(k)
         });
         let mut table = hash_map::<PortKey, u8>(&mut ebpf, maps::RESERVED_PORTS)?;
-        let stale: Vec<(PortKey, u8)> = table.iter().flatten().filter(|(k, _)| !reserved.contains(k)).collect();
-        for (key, flags) in stale {
-            let _ = table.remove(&key);
-            Self::release_sysctl_port(&table, key, flags, &mut sysctl);
-        }
+        let stale: HashSet<PortKey> = table.keys().flatten().filter(|k| !reserved.contains(k)).collect();
+        let release = reservations_to_release(&stale, &reserved, |k| table.get(&k, 0).ok());
+        release.apply(&mut table, &mut sysctl);
         self.write_reserved_sysctl(sysctl);
         let backends = published_backends(&mut ebpf)?;
         set_publishes_flags(&mut ebpf, None, &backends)
@@ -852,30 +850,8 @@ impl EbpfDatapath {
         let candidates: HashSet<PortKey> = ports.iter().map(port_key).collect();
         let mut table = hash_map::<PortKey, u8>(ebpf, maps::RESERVED_PORTS)?;
         let release = reservations_to_release(&candidates, &in_use, |k| table.get(&k, 0).ok());
-        for key in &release.entries {
-            let _ = table.remove(key);
-        }
-        if let Some(sysctl) = sysctl.as_mut() {
-            for port in &release.sysctl_ports {
-                sysctl.remove(port);
-            }
-        }
+        release.apply(&mut table, sysctl);
         Ok(())
-    }
-
-    /// After `key` (with `flags`) left the reserved map: its port leaves the sysctl when netd
-    /// put it there and no other protocol still publishes it.
-    fn release_sysctl_port(
-        table: &HashMap<&mut MapData, PortKey, u8>,
-        key: PortKey,
-        flags: u8,
-        sysctl: &mut Option<BTreeSet<u16>>,
-    ) {
-        if flags & RSVD_SYSCTL_OWNED != 0 && !same_port(key).any(|k| table.get(&k, 0).is_ok()) {
-            if let Some(ports) = sysctl.as_mut() {
-                ports.remove(&key.port);
-            }
-        }
     }
 
     /// The ports in `ip_local_reserved_ports` now; None (logged) when it cannot be read — then
@@ -915,10 +891,25 @@ struct Release {
     sysctl_ports: BTreeSet<u16>,
 }
 
-/// Decides, for the (port, proto) pairs whose services were just removed (`candidates`), which
-/// reserved entries go: those no remaining service (`in_use`) has. `reserved` answers the flags
-/// of a reserved-map entry as it is before any of them goes (None: no entry). A port leaves the
-/// sysctl when netd owns it and every protocol's entry of it is gone or going.
+impl Release {
+    /// Removes the entries from the reserved map and the ports from `sysctl`.
+    fn apply(&self, table: &mut HashMap<&mut MapData, PortKey, u8>, sysctl: &mut Option<BTreeSet<u16>>) {
+        for key in &self.entries {
+            let _ = table.remove(key);
+        }
+        if let Some(ports) = sysctl.as_mut() {
+            for port in &self.sysctl_ports {
+                ports.remove(port);
+            }
+        }
+    }
+}
+
+/// Decides, for the (port, proto) pairs that may go (`candidates`: their services were just
+/// removed, or no kept port has them), which reserved entries go: those no remaining service
+/// (`in_use`) has. `reserved` answers the flags of a reserved-map entry as it is before any of
+/// them goes (None: no entry). A port leaves the sysctl when netd owns it and every protocol's
+/// entry of it is gone or going.
 fn reservations_to_release(
     candidates: &HashSet<PortKey>,
     in_use: &HashSet<PortKey>,
