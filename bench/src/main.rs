@@ -2,6 +2,7 @@
 //! See DESIGN.md §7 and bench/README.md. `cargo xtask bench [--quick] [--rounds N]` runs it.
 
 mod cleanup;
+mod conformance;
 mod load;
 mod plot;
 mod probe;
@@ -43,6 +44,9 @@ enum Command {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.json"))]
         json: PathBuf,
     },
+    /// Docker's side of the Docker-fidelity suite: runs tests/conformance/scenarios against a
+    /// real dockerd and records every command's exit code and output.
+    Conformance(conformance::ConformanceArgs),
     /// Load server: TCP and UDP echo on --port (used inside the topologies).
     #[command(hide = true)]
     Serve(load::ServeArgs),
@@ -93,6 +97,7 @@ fn main() {
     let result = match cli.command {
         Some(Command::Cleanup) => cleanup::run(),
         Some(Command::Report { json }) => rewrite_report(&json),
+        Some(Command::Conformance(a)) => conformance::record(a),
         Some(Command::Serve(a)) => load::serve(&a),
         Some(Command::Rr(a)) => print_report(load::ClientKind::Rr, &a),
         Some(Command::Crr(a)) => print_report(load::ClientKind::Crr, &a),

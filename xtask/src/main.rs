@@ -1,6 +1,7 @@
-//! `cargo xtask setup|build|run|test|bench`: the one entry point for developers and CI.
+//! `cargo xtask setup|build|run|test|bench|conformance`: the one entry point for developers and CI.
 mod bench;
 mod build;
+mod conformance;
 mod paths;
 mod process;
 mod run;
@@ -42,6 +43,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Setup + build, then the Docker-fidelity suite against a live dockerd 20.10 (installed
+    /// when missing): every scenario on both, and a table of the differences (root).
+    Conformance(conformance::ConformanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
         Task::Run { args } => run::run(&args),
         Task::Test { args } => test::run(&args),
         Task::Bench { args } => bench::run(&args),
+        Task::Conformance(args) => conformance::run(&args),
     }
 }
 

@@ -181,8 +181,8 @@ impl Drop for Dockerd {
 }
 
 /// Builds the tiny rootfs (busybox + iperf3 + this binary + their shared libraries) and
-/// `docker import`s it as `tag`.
-fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
+/// `docker import`s it as `tag`, with `changes` (Dockerfile lines such as `CMD ["sh"]`).
+pub fn import_image(d: &Dockerd, tag: &str, changes: &[&str]) -> Result<()> {
     let root = tempfile::Builder::new().prefix("nb-rootfs-").tempdir()?;
     let r = root.path();
     for dir in ["bin", "tmp", "etc", "proc", "sys", "dev"] {
@@ -200,7 +200,7 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
         std::fs::copy(src, r.join("bin").join(name)).with_context(|| format!("copying {}", src.display()))?;
         copy_shared_libs(src, r)?;
     }
-    for applet in ["sh", "sleep", "ip", "cat", "ls", "ps"] {
+    for applet in ["sh", "sleep", "ip", "cat", "ls", "ps", "ifconfig", "nslookup", "ping", "hostname", "route"] {
         std::os::unix::fs::symlink("busybox", r.join("bin").join(applet))?;
     }
     std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")?;
@@ -218,7 +218,9 @@ fn import_image(d: &Dockerd, tag: &str) -> Result<()> {
     // stdin: `docker import -` would then make an empty image.
     let import = d
         .cli()
-        .args(["import", "-", tag])
+        .arg("import")
+        .args(changes.iter().flat_map(|c| ["-c", c]))
+        .args(["-", tag])
         .stdin(Stdio::from(tar_out))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -284,7 +286,7 @@ impl DockerBridge {
             dockerd,
         };
         let image = format!("{}-image:latest", names.tag);
-        import_image(&t.dockerd, &image)?;
+        import_image(&t.dockerd, &image, &[])?;
         t.image = Some(image.clone());
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
         t.server = t.start_container(&names.netns("srv"), &image, &["-p", &publish])?;
