@@ -28,8 +28,8 @@ pub fn compare(
 ) {
     let (mut nd, mut nn) = (Normaliser::new("docker"), Normaliser::new("netd"));
     for ((step, d), n) in scenario.steps.iter().zip(docker).zip(netd) {
-        let mut a = render(&nd.outcome(d, step.unordered));
-        let mut b = render(&nn.outcome(n, step.unordered));
+        let mut a = render(&nd.outcome(step, d));
+        let mut b = render(&nn.outcome(step, n));
         let verdict = if a == b {
             Verdict::Same
         } else {
