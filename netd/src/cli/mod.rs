@@ -48,7 +48,7 @@ pub enum Command {
     /// Remove containers.
     Rm(RmArgs),
     /// Stop containers: end their command and release their network.
-    Stop(NamesArgs),
+    Stop(StopArgs),
     /// Start stopped containers again.
     Start(NamesArgs),
     /// List a container's published ports, or the host addresses of one of them.
@@ -79,7 +79,7 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     #[command(alias = "remove")]
     Rm(RmArgs),
-    Stop(NamesArgs),
+    Stop(StopArgs),
     Start(NamesArgs),
     Port(PortArgs),
 }
@@ -279,6 +279,16 @@ pub struct PortArgs {
     pub container: String,
     /// PORT[/PROTO] (tcp when absent).
     pub port: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StopArgs {
+    /// Docker's grace period before the kill, accepted for its scripts: netd ends the command
+    /// at once (docs/docker-departures.md, `stop-kills-at-once`).
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<i64>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
