@@ -27,10 +27,8 @@ static TIME: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// go-units' HumanDuration phrases, as `ps` prints them in CREATED and STATUS.
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(Less than a second|About a minute|About an hour|\d+ (second|minute|hour|day|week|month|year)s?)\b",
-    )
-    .unwrap()
+    Regex::new(r"\b(Less than a second|About a minute|About an hour|\d+ (second|minute|hour|day|week|month|year)s?)\b")
+        .unwrap()
 });
 static PID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""Pid": [1-9]\d*"#).unwrap());
 /// Runs of two or more spaces: table padding, which depends on the durations' widths.
@@ -133,7 +131,8 @@ fn canonical_json(s: &str) -> String {
     let Ok(mut value) = serde_json::from_str::<Value>(trimmed) else { return s.to_string() };
     let pretty = |v: &Value| {
         let mut out = Vec::new();
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+        let mut ser =
+            serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
         serde::Serialize::serialize(v, &mut ser).map(|_| String::from_utf8(out).unwrap_or_default())
     };
     let compact = |v: &Value| serde_json::to_string(v);
