@@ -243,6 +243,17 @@ fn network_ls_formats_and_filters() {
         host.ok(&["network", "ls", "--format", r"table {{.Name}}\t{{.Internal}}\t{{.Labels}}\t{{.IPv6}}", "-f", "name=^(back|net10)$"]),
         "NAME      INTERNAL   LABELS              IPV6\nback      false      env=prod,tier=web   false\nnet10     true                           false\n"
     );
+    assert_eq!(
+        host.ok(&[
+            "network",
+            "ls",
+            "--format",
+            r#"table {{.Name}}\t{{.Label "tier"}}\t{{.Label "nope"}}|"#,
+            "-f",
+            "name=back"
+        ]),
+        "NAME      tier      nope|\nback      web       |\n"
+    );
     let json = host.ok(&["network", "ls", "--format", "{{json .}}", "-f", "name=back"]);
     let row: Value = serde_json::from_str(&json).unwrap();
     let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();

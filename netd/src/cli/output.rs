@@ -336,6 +336,12 @@ mod tests {
             "NAMES     CONTAINER ID\nDB        \"b89059978ac0\"\nWEB       \"83c2a2aa8eaf\"\n"
         );
         assert_eq!(f(Some("table ")).unwrap(), "\n\n\n");
+        // A row's Label method, headed by its key.
+        let labelled = [serde_json::json!({"Names": "back", "Labels": "env=prod,tier=web"})];
+        assert_eq!(
+            format_rows(Some(r#"table {{.Names}}\t{{.Label "tier"}}\t{{.Label "nope"}}|"#), &LIST, &labelled).unwrap(),
+            "NAMES     tier      nope|\nback      web       |\n"
+        );
         assert_eq!(f(Some("json")).unwrap(), f(Some("{{json .}}")).unwrap());
         assert!(f(Some("json")).unwrap().contains(r#""Ports":"0.0.0.0:8080-\u003e80/tcp, :::8080-\u003e80/tcp""#));
         assert_eq!(f(Some("{{.Names")).unwrap_err(), "failed to parse template: template: :1: unclosed action");

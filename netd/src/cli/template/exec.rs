@@ -157,6 +157,22 @@ fn eval_command(cmd: &Command, dot: &Value, scope: &Scope, piped: Option<Value>)
             args.extend(piped);
             scope.call(name, &args)
         }
+        // A row's `Label` method: `{{.Label "com.example.key"}}` is that label's value (""
+        // when absent), headed by the key itself.
+        Arg::Field(path, _) if path == &["Label"] && (scope.mode.row_type.is_some() || scope.mode.header) => {
+            let key = match (&cmd.args[1..], piped) {
+                ([arg], None) => eval_arg(arg, dot, scope)?,
+                ([], Some(v)) => v,
+                _ => return Err(exec_err("wrong number of args for Label: want 1").into()),
+            };
+            let key = go_string(&key);
+            if scope.mode.header {
+                return Ok(Value::from(key));
+            }
+            let labels = dot.get("Labels").and_then(Value::as_str).unwrap_or_default();
+            let value = labels.split(',').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v));
+            Ok(Value::from(value.unwrap_or_default()))
+        }
         first => {
             if cmd.args.len() > 1 || piped.is_some() {
                 return Err(exec_err(format!("can't give argument to non-function {first:?}")).into());
