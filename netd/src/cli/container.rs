@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{
     batch::{fetch_all, for_each},
     human,
-    output::{ellipsis, print_inspect, print_rows},
+    output::{ellipsis, print_inspect, print_rows, Filters, ListFormat},
     ExecArgs, InspectArgs, PortArgs, PsArgs, RmArgs, RunArgs,
 };
 use crate::{
@@ -249,22 +249,149 @@ pub(super) async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Resul
 }
 
 pub(super) async fn ps(client: &Client, args: PsArgs) -> anyhow::Result<()> {
+    let filters = ps_filters(&args.filters)?;
     let mut list = client.containers().await?;
-    list.retain(|c| args.all || c.state.running);
     // Newest first, like Docker.
     list.sort_by(|a, b| b.created.cmp(&a.created));
+    let last = if args.latest { 1 } else { args.last };
+    let list = select_containers(list, &filters, args.all || filters.contains("status") || last > 0)?;
+    let list = if last > 0 { list.into_iter().take(last as usize).collect() } else { list };
     let id = |c: &ContainerView| if args.no_trunc { c.id.clone() } else { c.id[..12].to_string() };
-    if args.quiet {
+    // As Docker: -q is the default format's; a --format wins.
+    if args.quiet && args.format.as_deref().is_none_or(str::is_empty) {
         list.iter().for_each(|c| println!("{}", id(c)));
         return Ok(());
     }
     let rows: Vec<PsRow> = list.iter().map(|c| PsRow::new(c, id(c), args.no_trunc)).collect();
-    print_rows(args.format.as_deref(), &PS_HEADER, &PS_KEYS, &rows)
+    print_rows(args.format.as_deref(), &PS_FORMAT, &rows)
 }
 
-/// `ps`'s table: column titles and the row fields they show.
-const PS_HEADER: [&str; 7] = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
-const PS_KEYS: [&str; 7] = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
+/// The filter keys Docker's daemon knows for containers.
+const PS_FILTERS: [&str; 15] = [
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// `ps --filter`, with Docker's texts for the values it refuses.
+fn ps_filters(args: &[String]) -> anyhow::Result<Filters> {
+    let filters = Filters::parse(args, "ps", &PS_FILTERS)?;
+    const STATES: [&str; 7] = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+    if let Some(s) = filters.get("status").into_iter().find(|s| !STATES.contains(s)) {
+        bail!("Error response from daemon: Invalid filter 'status={s}'");
+    }
+    if let Some(code) = filters.get("exited").into_iter().find(|c| c.parse::<i32>().is_err()) {
+        bail!("Error response from daemon: strconv.Atoi: parsing {code:?}: invalid syntax");
+    }
+    if let Some(h) =
+        filters.get("health").into_iter().find(|h| !["starting", "healthy", "unhealthy", "none"].contains(h))
+    {
+        bail!("Error response from daemon: Unrecognised filter value for health: {h}");
+    }
+    let tasks = filters.get("is-task");
+    if tasks.iter().any(|t| !["true", "false"].contains(t)) {
+        bail!("Error response from daemon: Invalid filter 'is-task=[{}]'", tasks.join(" "));
+    }
+    Ok(filters)
+}
+
+/// The containers (newest first) that `ps` lists: running ones unless `all`, and those the
+/// filters match, as Docker's daemon filters them: `name` a regular expression searched for in
+/// `/NAME`, `id` a prefix, `network` a network name or a prefix of its id, `ancestor` the image
+/// reference (`busybox` = `busybox:latest`), `before`/`since` created before or after the
+/// container named, `publish`/`expose` a published host port or a container port
+/// (`80[/tcp]`). netd containers have no labels, volumes, health checks or tasks.
+fn select_containers(list: Vec<ContainerView>, filters: &Filters, all: bool) -> anyhow::Result<Vec<ContainerView>> {
+    let created_of = |key: &str| -> anyhow::Result<Option<String>> {
+        let Some(name) = filters.get(key).last().copied() else {
+            return Ok(None);
+        };
+        let found = list.iter().find(|c| c.name.trim_start_matches('/') == name || c.id.starts_with(name));
+        match found {
+            Some(c) if !name.is_empty() => Ok(Some(c.created.clone())),
+            _ => bail!("Error response from daemon: no such container {name}"),
+        }
+    };
+    let (before, since) = (created_of("before")?, created_of("since")?);
+    let port_matches = |c: &ContainerView, v: &str, published: bool| {
+        let (port, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        c.network_settings.ports.iter().any(|(key, bindings)| {
+            let (private, p) = key.split_once('/').unwrap_or((key, "tcp"));
+            p == proto && if published { bindings.iter().any(|b| b.host_port == port) } else { private == port }
+        })
+    };
+    let matches = |c: &ContainerView| {
+        let networks = &c.network_settings.networks;
+        (all || c.state.running)
+            && filters.any_regex("name", &c.name)
+            && filters.any("id", |v| c.id.starts_with(v))
+            && filters.any("status", |v| c.state.status == v)
+            && filters.any("exited", |v| c.state.status == "exited" && v.parse() == Ok(c.state.exit_code))
+            && filters.labels(&Default::default())
+            && filters.any("ancestor", |v| image_reference(v) == image_reference(&c.config.image))
+            && filters.any("network", |v| {
+                networks.contains_key(v) || networks.values().any(|e| !v.is_empty() && e.network_id.starts_with(v))
+            })
+            && before.as_ref().is_none_or(|t| c.created < *t)
+            && since.as_ref().is_none_or(|t| c.created > *t)
+            && filters.any("publish", |v| port_matches(c, v, true))
+            && filters.any("expose", |v| port_matches(c, v, false))
+            && filters.any("health", |v| v == "none")
+            && filters.any("is-task", |v| v == "false")
+            && filters.any("volume", |_| false)
+            && filters.any("isolation", |v| v == "default")
+    };
+    Ok(list.into_iter().filter(|c| matches(c)).collect())
+}
+
+/// An image reference with Docker's defaults: `busybox` is `docker.io/library/busybox:latest`.
+fn image_reference(image: &str) -> String {
+    let name = image.strip_prefix("docker.io/").unwrap_or(image);
+    let name = name.strip_prefix("library/").unwrap_or(name);
+    let tagged = name.rsplit_once(':').is_some_and(|(_, tag)| !tag.contains('/')) || name.contains('@');
+    if tagged {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// `ps`'s formats as Docker's CLI has them: the default table and each field's column title.
+const PS_FORMAT: ListFormat = ListFormat {
+    default_table:
+        "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}",
+    headers: &[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+    ],
+    context_type: "*formatter.ContainerContext",
+    parse_error: "failed to parse template: ",
+    exec_error: "failed to execute template: ",
+};
 
 /// One `ps` row: Docker's `--format` field names, in the order `--format json` prints them.
 #[derive(Debug, PartialEq, Serialize)]
@@ -289,16 +416,18 @@ struct PsRow {
 
 impl PsRow {
     fn new(c: &ContainerView, id: String, no_trunc: bool) -> Self {
-        let cmd = c.config.cmd.join(" ");
+        let cmd = command_line(&c.config.cmd);
         let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
         let status = if c.state.running {
             format!("Up {}", human::human_duration(human::seconds_since(&c.state.started_at)))
+        } else if c.state.status == "created" {
+            "Created".into()
         } else {
             format!("Exited ({}) {}", c.state.exit_code, human::ago(&c.state.finished_at))
         };
         let networks: Vec<&str> = c.network_settings.networks.keys().map(String::as_str).collect();
         PsRow {
-            command: format!("\"{command}\""),
+            command: super::template::go_quote(&command),
             created_at: human::go_time(&c.created, false),
             id,
             image: c.config.image.clone(),
@@ -314,6 +443,14 @@ impl PsRow {
             status,
         }
     }
+}
+
+/// Docker's `Command` of a container: the path, then each argument, in single quotes when it
+/// has a space.
+fn command_line(cmd: &[String]) -> String {
+    let quoted =
+        cmd.iter().enumerate().map(|(i, a)| if i > 0 && a.contains(' ') { format!("'{a}'") } else { a.clone() });
+    quoted.collect::<Vec<_>>().join(" ")
 }
 
 /// The PORTS column: the published ports of `NetworkSettings.Ports`, Docker's way.
@@ -454,8 +591,8 @@ mod tests {
                 "Status"
             ]
         );
-        assert!(PS_KEYS.iter().all(|k| keys.contains(k)));
-        assert_eq!(row["Command"], "\"sh -c sleep 600 && …\"");
+        assert!(PS_FORMAT.headers.iter().all(|(k, _)| keys.contains(k)));
+        assert_eq!(row["Command"], "\"sh -c 'sleep 600 &&…\"");
         assert_eq!(row["ID"], "cdcdcdcdcdcd");
         assert_eq!(row["Names"], "web");
         assert_eq!(row["Networks"], "n2,bridge");

@@ -252,6 +252,16 @@ pub struct PsArgs {
     pub format: Option<String>,
     #[arg(long)]
     pub no_trunc: bool,
+    /// KEY=VALUE: name, id, status, exited, network, label, ancestor, before, since, publish,
+    /// expose, health, is-task, volume, isolation.
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// Show the N last created containers (all states).
+    #[arg(short = 'n', long = "last", default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Show the latest created container (all states).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{
     batch::{fetch_all, for_each},
     human,
-    output::{print_inspect, print_rows},
+    output::{print_inspect, print_rows, Filters, ListFormat},
     NetworkCommand,
 };
 use crate::{
@@ -33,17 +33,18 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
             Ok(())
         }
         NetworkCommand::Ls { quiet, format, filters, no_trunc } => {
-            let mut list = client.networks().await?;
             let filters = parse_filters(&filters)?;
+            let mut list = client.networks().await?;
             list.retain(|n| network_matches(n, &filters));
             list.sort_by(|a, b| natural_cmp(&a.name, &b.name));
             let id = |n: &NetworkView| if no_trunc { n.id.clone() } else { n.id[..12].to_string() };
-            if quiet {
+            // As Docker: -q is the default format's; a --format wins.
+            if quiet && format.as_deref().is_none_or(str::is_empty) {
                 list.iter().for_each(|n| println!("{}", id(n)));
                 return Ok(());
             }
             let rows: Vec<NetworkRow> = list.iter().map(|n| NetworkRow::new(n, id(n))).collect();
-            print_rows(format.as_deref(), &LS_HEADER, &LS_KEYS, &rows)
+            print_rows(format.as_deref(), &LS_FORMAT, &rows)
         }
         NetworkCommand::Inspect { format, names } => {
             let found = fetch_all(&names, |name| async move { client.network(&name).await }).await;
@@ -86,9 +87,24 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
     }
 }
 
-/// `network ls`'s table: column titles and the row fields they show.
-const LS_HEADER: [&str; 4] = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"];
-const LS_KEYS: [&str; 4] = ["ID", "Name", "Driver", "Scope"];
+/// `network ls`'s formats as Docker's CLI has them: the default table and each field's
+/// column title.
+const LS_FORMAT: ListFormat = ListFormat {
+    default_table: "table {{.ID}}\\t{{.Name}}\\t{{.Driver}}\\t{{.Scope}}",
+    headers: &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+    ],
+    context_type: "*network.networkContext",
+    parse_error: "template parsing error: ",
+    exec_error: "template parsing error: ",
+};
 
 /// One `network ls` row: Docker's `--format` field names, in the order `--format json`
 /// prints them.
@@ -122,42 +138,33 @@ impl NetworkRow {
     }
 }
 
-fn parse_filters(filters: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    filters
-        .iter()
-        .map(|f| match f.split_once('=') {
-            Some((k, v)) if ["name", "id", "driver", "label", "type", "scope"].contains(&k) => {
-                Ok((k.to_string(), v.to_string()))
-            }
-            Some((k, _)) => bail!("invalid filter '{k}'"),
-            None => bail!("bad format of filter (expected name=value)"),
-        })
-        .collect()
+/// `network ls --filter`: Docker's keys, and its texts for values it refuses.
+fn parse_filters(args: &[String]) -> anyhow::Result<Filters> {
+    let filters = Filters::parse(args, "network ls", &["dangling", "driver", "id", "label", "name", "scope", "type"])?;
+    if let Some(t) = filters.get("type").into_iter().find(|t| !["custom", "builtin"].contains(t)) {
+        bail!("Error response from daemon: invalid filter: 'type'='{t}'");
+    }
+    if filters.get("dangling").iter().any(|d| !["true", "1", "false", "0"].contains(d)) {
+        bail!(
+            "Error response from daemon: invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")"
+        );
+    }
+    Ok(filters)
 }
 
-/// Docker's network filters: values of one key are alternatives; keys must all match.
-fn network_matches(n: &NetworkView, filters: &[(String, String)]) -> bool {
-    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (k, v) in filters {
-        by_key.entry(k).or_default().push(v);
-    }
-    by_key.iter().all(|(key, values)| {
-        values.iter().any(|v| match *key {
-            "name" => n.name.contains(v),
-            "id" => n.id.starts_with(v),
-            "driver" => n.driver == *v,
-            "scope" => n.scope == *v,
-            "type" => {
-                let builtin = ["bridge", "host", "none"].contains(&n.name.as_str());
-                (*v == "builtin") == builtin
-            }
-            "label" => match v.split_once('=') {
-                Some((k, val)) => n.labels.get(k).map(String::as_str) == Some(val),
-                None => n.labels.contains_key(*v),
-            },
-            _ => false,
-        })
-    })
+/// Docker's network filters: `name` and `id` are regular expressions searched for in the name
+/// and the full id, `driver` and `scope` exact, `type` builtin (bridge, host, none) or custom,
+/// `label` KEY or KEY=VALUE (all must hold); `dangling=true` the custom networks no container
+/// is attached to, `dangling=false` the others.
+fn network_matches(n: &NetworkView, filters: &Filters) -> bool {
+    let builtin = ["bridge", "host", "none"].contains(&n.name.as_str());
+    filters.any_regex("name", &n.name)
+        && filters.any_regex("id", &n.id)
+        && filters.any("driver", |v| n.driver == v)
+        && filters.any("scope", |v| n.scope == v)
+        && filters.any("type", |v| (v == "builtin") == builtin)
+        && filters.labels(&n.labels)
+        && filters.any("dangling", |v| ["true", "1"].contains(&v) == (!builtin && n.containers.is_empty()))
 }
 
 /// Docker's `sortorder.NaturalLess`: digit runs compare as numbers.
@@ -235,7 +242,7 @@ mod tests {
                 r#"{{"CreatedAt":"{created}","Driver":"bridge","ID":"abababababab","IPv6":"false","Internal":"true","Labels":"a=1,b=2","Name":"my-net","Scope":"local"}}"#
             )
         );
-        assert!(LS_KEYS.iter().all(|k| row.get(k).is_some()));
+        assert!(LS_FORMAT.headers.iter().all(|(k, _)| row.get(k).is_some()));
     }
 
     #[test]
@@ -248,12 +255,27 @@ mod tests {
             labels: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        let f = |s: &[&str]| parse_filters(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap();
-        assert!(network_matches(&n, &f(&["name=my"])));
-        assert!(!network_matches(&n, &f(&["name=other"])));
-        assert!(network_matches(&n, &f(&["name=other", "name=net"])));
-        assert!(network_matches(&n, &f(&["id=abc", "driver=bridge", "type=custom", "label=k", "label=k=v"])));
-        assert!(!network_matches(&n, &f(&["type=builtin"])));
-        assert!(parse_filters(&["bogus=1".into()]).is_err());
+        let f = |s: &[&str]| parse_filters(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        let matches = |s: &[&str]| network_matches(&n, &f(s).unwrap());
+        assert!(matches(&["name=my"]));
+        assert!(matches(&["name=^my-n.t$"]));
+        assert!(!matches(&["name=other"]));
+        assert!(!matches(&["name=["]));
+        assert!(matches(&["name=other", "name=net"]));
+        assert!(matches(&["id=abc", "driver=bridge", "type=custom", "label=k", "label=k=v"]));
+        assert!(matches(&["id=cde", " Name = my"]));
+        assert!(!matches(&["driver=bri"]));
+        assert!(!matches(&["label=k", "label=x"]));
+        assert!(!matches(&["type=builtin"]));
+        assert!(matches(&["type=builtin", "type=custom"]));
+        assert!(matches(&["dangling=true"]) && matches(&["dangling=1"]) && !matches(&["dangling=false"]));
+        for (filter, error) in [
+            ("bogus=1", "Invalid filter 'bogus'"),
+            ("=x", "Invalid filter ''"),
+            ("type=x", "invalid filter: 'type'='x'"),
+            ("dangling=x", "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")"),
+        ] {
+            assert_eq!(f(&[filter]).unwrap_err().to_string(), format!("Error response from daemon: {error}"));
+        }
     }
 }

@@ -4,6 +4,34 @@ use serde_json::Value;
 
 use super::{compare, exec_err, fmt, Result};
 
+/// The functions a template may name: text/template's and Docker's.
+pub(super) const NAMES: &[&str] = &[
+    "and", "or", "not", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "print", "printf", "println", "json",
+    "split", "join", "lower", "upper", "title", "truncate", "pad",
+];
+
+/// Docker's `HeaderFunctions`, which return their first argument in a table's header row.
+pub(super) const HEADER_NAMES: &[&str] = &["json", "split", "join", "title", "lower", "upper", "truncate", "pad"];
+
+/// Go's `encoding/json` text of a value; `escape_html` writes `<`, `>` and `&` as `\u003c`,
+/// `\u003e` and `\u0026` (json.Marshal's default; Docker's `json` function turns it off).
+/// U+2028 and U+2029 are always escaped.
+pub(super) fn go_json(v: &Value, escape_html: bool) -> String {
+    let text = serde_json::to_string(v).expect("JSON values serialize");
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' if escape_html => out.push_str("\\u003c"),
+            '>' if escape_html => out.push_str("\\u003e"),
+            '&' if escape_html => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
     let want = |n: usize| -> Result<()> {
         if args.len() == n {
@@ -16,7 +44,18 @@ pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
     Ok(match name {
         "json" => {
             want(1)?;
-            Value::from(serde_json::to_string(&args[0]).map_err(|e| exec_err(e.to_string()))?)
+            Value::from(go_json(&args[0], false))
+        }
+        // Docker's: the first N characters; spaces on both sides.
+        "truncate" => {
+            want(2)?;
+            let n = int_arg(&args[1])?;
+            Value::from(s(0).chars().take(n).collect::<String>())
+        }
+        "pad" => {
+            want(3)?;
+            let (left, right) = (int_arg(&args[1])?, int_arg(&args[2])?);
+            Value::from(format!("{}{}{}", " ".repeat(left), s(0), " ".repeat(right)))
         }
         "split" => {
             want(2)?;
@@ -37,7 +76,15 @@ pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
             let mut cur = args[0].clone();
             for key in &args[1..] {
                 cur = match (&cur, key) {
-                    (Value::Object(m), k) => m.get(&go_string(k)).cloned().unwrap_or(Value::Null),
+                    // A key that is not there: the zero value of the map's element type,
+                    // "" for Docker's maps of strings (Labels, Options).
+                    (Value::Object(m), k) => m.get(&go_string(k)).cloned().unwrap_or_else(|| {
+                        if m.values().all(Value::is_string) {
+                            Value::from("")
+                        } else {
+                            Value::Null
+                        }
+                    }),
                     (Value::Array(a), Value::Number(n)) => n
                         .as_u64()
                         .and_then(|i| a.get(i as usize).cloned())
@@ -129,6 +176,13 @@ pub(super) fn call(name: &str, args: &[Value]) -> Result<Value> {
         }
         other => return Err(exec_err(format!("function \"{other}\" not defined"))),
     })
+}
+
+/// A count argument (`truncate`, `pad`): a non-negative int.
+fn int_arg(v: &Value) -> Result<usize> {
+    v.as_u64()
+        .map(|n| n as usize)
+        .ok_or_else(|| exec_err(format!("wrong type for value; expected int; got {}", fmt::type_name(v))))
 }
 
 /// A comparison's result, its error worded as Go reports a function's error.

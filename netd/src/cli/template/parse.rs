@@ -17,7 +17,8 @@ pub(super) fn parse(src: &str) -> Result<Vec<Node>> {
 
 enum Piece {
     Text(String),
-    Action(String),
+    /// An action's text and its byte offset in the source.
+    Action(String, usize),
 }
 
 /// The white space that `{{- ` and ` -}}` trim, and that must follow or precede their dash.
@@ -66,7 +67,7 @@ fn split_actions(src: &str) -> Result<Vec<Piece>> {
         }
         let inner = inner.trim_matches(is_space);
         if !inner.starts_with("/*") {
-            pieces.push(Piece::Action(inner.to_string()));
+            pieces.push(Piece::Action(inner.to_string(), offset_in(src, inner)));
         }
         rest = &after[end + 2..];
     }
@@ -75,6 +76,11 @@ fn split_actions(src: &str) -> Result<Vec<Piece>> {
         pieces.push(Piece::Text(text.to_string()));
     }
     Ok(pieces)
+}
+
+/// The byte offset of `part` in `whole`, of which it is a slice.
+fn offset_in(whole: &str, part: &str) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
 /// The `}}` that closes an action, skipping string literals.
@@ -104,8 +110,9 @@ enum Terminator {
     End,
     /// `{{else}}`.
     Else,
-    /// `{{else if ...}}` or `{{else with ...}}`: the keyword and the rest of the action.
-    ElseChain(String, String),
+    /// `{{else if ...}}` or `{{else with ...}}`: the keyword, the rest of the action and its
+    /// offset in the source.
+    ElseChain(String, String, usize),
 }
 
 /// The first word of an action and the rest.
@@ -126,8 +133,10 @@ fn parse_nodes(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Terminat
                 nodes.push(Node::Text(t.clone()));
                 continue;
             }
-            Piece::Action(a) => a,
+            Piece::Action(a, at) => (a, *at),
         };
+        let (action, at) = action;
+        let offset = |part: &str| at + offset_in(action, part);
         let (word, rest) = split_word(action);
         match word {
             "end" if rest.is_empty() => return Ok((nodes, Terminator::End)),
@@ -135,14 +144,14 @@ fn parse_nodes(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Terminat
             "else" if rest.is_empty() => return Ok((nodes, Terminator::Else)),
             "else" => {
                 let (keyword, rest) = split_word(rest);
-                return Ok((nodes, Terminator::ElseChain(keyword.to_string(), rest.to_string())));
+                return Ok((nodes, Terminator::ElseChain(keyword.to_string(), rest.to_string(), offset(rest))));
             }
-            "range" | "if" | "with" => nodes.push(parse_block(word, rest, pieces, pos)?),
+            "range" | "if" | "with" => nodes.push(parse_block(word, rest, offset(rest), pieces, pos)?),
             "template" | "define" | "block" | "break" | "continue" => {
                 return Err(parse_err(format!("{{{{{word}}}}} is not supported")));
             }
             _ => {
-                let pipe = parse_pipeline(action)?;
+                let pipe = parse_pipeline(action, at)?;
                 if pipe.decl.len() > 1 {
                     return Err(parse_err(format!("too many declarations in {action:?}")));
                 }
@@ -154,8 +163,8 @@ fn parse_nodes(pieces: &[Piece], pos: &mut usize) -> Result<(Vec<Node>, Terminat
 }
 
 /// A `range`/`if`/`with` block, up to and including its `{{end}}`.
-fn parse_block(keyword: &str, rest: &str, pieces: &[Piece], pos: &mut usize) -> Result<Node> {
-    let pipe = parse_pipeline(rest)?;
+fn parse_block(keyword: &str, rest: &str, at: usize, pieces: &[Piece], pos: &mut usize) -> Result<Node> {
+    let pipe = parse_pipeline(rest, at)?;
     // `range $i, $v :=` declares two variables; `if`/`with` at most one.
     let max_declarations = if keyword == "range" { 2 } else { 1 };
     if pipe.decl.len() > max_declarations {
@@ -176,10 +185,10 @@ fn parse_block(keyword: &str, rest: &str, pieces: &[Piece], pos: &mut usize) -> 
         // `{{if A}}a{{else if B}}b{{end}}` is `{{if A}}a{{else}}{{if B}}b{{end}}{{end}}` written
         // with one `{{end}}`: the nested block consumes it. Go allows `else if` in `if` and
         // `else with` in `with` only.
-        Terminator::ElseChain(chained, rest) if chained == keyword && keyword != "range" => {
-            vec![parse_block(&chained, &rest, pieces, pos)?]
+        Terminator::ElseChain(chained, rest, at) if chained == keyword && keyword != "range" => {
+            vec![parse_block(&chained, &rest, at, pieces, pos)?]
         }
-        Terminator::ElseChain(chained, _) => {
+        Terminator::ElseChain(chained, ..) => {
             return Err(parse_err(format!("{{{{else {chained}}}}} is not allowed in {{{{{keyword}}}}}")));
         }
     };
@@ -192,7 +201,8 @@ fn parse_block(keyword: &str, rest: &str, pieces: &[Piece], pos: &mut usize) -> 
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
-    Word(String),
+    /// A word and its byte offset in the source.
+    Word(String, usize),
     Str(String),
     Pipe,
     Open,
@@ -201,7 +211,7 @@ enum Tok {
     Declare,
 }
 
-fn lex(s: &str) -> Result<Vec<Tok>> {
+fn lex(s: &str, at: usize) -> Result<Vec<Tok>> {
     let mut toks = Vec::new();
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -250,7 +260,8 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
                     }
                     i += 1;
                 }
-                toks.push(Tok::Word(chars[start..i].iter().collect()));
+                let offset = at + chars[..start].iter().map(|c| c.len_utf8()).sum::<usize>();
+                toks.push(Tok::Word(chars[start..i].iter().collect(), offset));
             }
         }
     }
@@ -315,8 +326,8 @@ fn quoted_string(chars: &[char], start: usize) -> Result<(String, usize)> {
     Ok((text, i))
 }
 
-fn parse_pipeline(s: &str) -> Result<Pipeline> {
-    let toks = lex(s)?;
+fn parse_pipeline(s: &str, at: usize) -> Result<Pipeline> {
+    let toks = lex(s, at)?;
     let mut pos = 0;
     let pipe = parse_pipe_toks(&toks, &mut pos)?;
     if pos != toks.len() {
@@ -333,7 +344,7 @@ fn parse_pipe_toks(toks: &[Tok], pos: &mut usize) -> Result<Pipeline> {
             .iter()
             .filter(|t| **t != Tok::Comma)
             .map(|t| match t {
-                Tok::Word(w) if w.starts_with('$') => Some(w.clone()),
+                Tok::Word(w, _) if w.starts_with('$') => Some(w.clone()),
                 _ => None,
             })
             .collect();
@@ -354,7 +365,7 @@ fn parse_pipe_toks(toks: &[Tok], pos: &mut usize) -> Result<Pipeline> {
                     return Err(parse_err("unclosed left paren"));
                 }
                 let path = match toks.get(*pos + 1) {
-                    Some(Tok::Word(w)) if w.starts_with('.') && w.len() > 1 => {
+                    Some(Tok::Word(w, _)) if w.starts_with('.') && w.len() > 1 => {
                         *pos += 1;
                         field_path(&w[1..], w)?
                     }
@@ -363,7 +374,7 @@ fn parse_pipe_toks(toks: &[Tok], pos: &mut usize) -> Result<Pipeline> {
                 cmds.last_mut().unwrap().args.push(Arg::Sub(sub, path));
             }
             Tok::Str(s) => cmds.last_mut().unwrap().args.push(Arg::Literal(Value::from(s.as_str()))),
-            Tok::Word(w) => cmds.last_mut().unwrap().args.push(parse_word(w)?),
+            Tok::Word(w, at) => cmds.last_mut().unwrap().args.push(parse_word(w, *at)?),
             Tok::Comma | Tok::Declare => return Err(parse_err("unexpected punctuation")),
         }
         *pos += 1;
@@ -377,9 +388,9 @@ fn parse_pipe_toks(toks: &[Tok], pos: &mut usize) -> Result<Pipeline> {
     Ok(Pipeline { decl, cmds })
 }
 
-fn parse_word(w: &str) -> Result<Arg> {
+fn parse_word(w: &str, at: usize) -> Result<Arg> {
     match w {
-        "." => return Ok(Arg::Field(vec![])),
+        "." => return Ok(Arg::Field(vec![], at)),
         "true" | "false" => return Ok(Arg::Literal(Value::Bool(w == "true"))),
         "nil" => return Ok(Arg::Literal(Value::Null)),
         _ => {}
@@ -388,7 +399,10 @@ fn parse_word(w: &str) -> Result<Arg> {
         return number(w).map(Arg::Literal);
     }
     if let Some(path) = w.strip_prefix('.') {
-        return Ok(Arg::Field(field_path(path, w)?));
+        let path = field_path(path, w)?;
+        // Go's parser makes `.A.B` a chain placed at its second field.
+        let at = if path.len() > 1 { at + 1 + path[0].len() } else { at };
+        return Ok(Arg::Field(path, at));
     }
     if let Some(var) = w.strip_prefix('$') {
         let (name, path) = match var.split_once('.') {
@@ -401,6 +415,10 @@ fn parse_word(w: &str) -> Result<Arg> {
         return Ok(Arg::Var(format!("${name}"), path));
     }
     if is_identifier(w) {
+        // Go checks functions when it parses.
+        if !super::funcs::NAMES.contains(&w) {
+            return Err(parse_err(format!("function {w:?} not defined")));
+        }
         return Ok(Arg::Func(w.to_string()));
     }
     Err(parse_err(format!("unexpected {w:?}")))

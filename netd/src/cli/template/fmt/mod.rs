@@ -148,6 +148,11 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> Result<String, FormatErro
     Ok(p.buf)
 }
 
+/// `strconv.Quote`.
+pub(in crate::cli) fn go_quote(s: &str) -> String {
+    quote(s, false)
+}
+
 /// `fmt.Sprint(args...)`: each operand as `%v`, with a space between two operands when
 /// neither is a string.
 pub(super) fn sprint(args: &[Value]) -> String {
@@ -343,6 +348,36 @@ impl Printer {
                     self.print_element(item, verb)?;
                 }
                 self.buf.push_str(close);
+            }
+            Operand::Map(map) if !self.flags.sharp_v && super::exec::is_struct(map) => {
+                // A Docker struct: its fields' values in order, `{a b}` (`%+v`: `{A:a B:b}`).
+                // An IPAM config has four fields whatever its JSON leaves out.
+                const IPAM_CONFIG: [&str; 4] = ["Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"];
+                let ipam_config = map.contains_key("Subnet") && map.keys().all(|k| IPAM_CONFIG.contains(&k.as_str()));
+                let fields: Vec<(&str, Value)> = if ipam_config {
+                    IPAM_CONFIG
+                        .iter()
+                        .map(|&k| {
+                            let missing =
+                                if k == "AuxiliaryAddresses" { Value::Object(Map::new()) } else { Value::from("") };
+                            (k, map.get(k).cloned().unwrap_or(missing))
+                        })
+                        .collect()
+                } else {
+                    map.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+                };
+                self.buf.push('{');
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(' ');
+                    }
+                    if self.flags.plus {
+                        self.buf.push_str(key);
+                        self.buf.push(':');
+                    }
+                    self.print_element(value, verb)?;
+                }
+                self.buf.push('}');
             }
             Operand::Map(map) => {
                 let (open, separator, close) =
