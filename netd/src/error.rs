@@ -24,8 +24,14 @@ pub enum Error {
         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
     )]
     PoolsExhausted,
-    #[error("invalid subnet {0}")]
+    #[error("Invalid subnet {0} : invalid CIDR address: {0}")]
     InvalidSubnet(String),
+    /// A subnet with no address left for the gateway (/31, /32).
+    #[error("failed to allocate gateway (): No available addresses on this pool")]
+    SubnetTooSmall(String),
+    /// An ip-range that is not a CIDR (Docker's CLI: Go's `net.ParseCIDR`).
+    #[error("invalid CIDR address: {0}")]
+    InvalidCidr(String),
     // Subnets and gateways that would take over the host's own addresses (netd's texts:
     // Docker 20.10 accepts these; docs/architecture.md, Departures).
     #[error("invalid subnet {subnet}: {kind} addresses ({range}) cannot be used for a network")]
@@ -38,15 +44,25 @@ pub enum Error {
     GatewayIsHostAddress { gateway: Ipv4Addr, dev: String },
     #[error("ip-range {range} contains {address}, already an address of this host (dev {dev})")]
     IpRangeHasHostAddress { range: Ipv4Network, address: Ipv4Addr, dev: String },
-    #[error("gateway {0} is not in subnet {1}")]
-    GatewayNotInSubnet(String, String),
-    #[error("ip-range {0} is not in subnet {1}")]
-    IpRangeNotInSubnet(String, String),
+    #[error("no matching subnet for gateway {0}")]
+    GatewayNotInSubnet(String),
+    #[error("no matching subnet for range {0}")]
+    IpRangeNotInSubnet(String),
+    #[error("every ip-range or gateway must have a corresponding subnet")]
+    NoSubnetForRangeOrGateway,
+    /// A gateway given as a CIDR.
+    #[error("invalid gateway address {0} in Ipam configuration")]
+    InvalidGateway(String),
+    /// The subnet's network or broadcast address as the gateway.
+    #[error("failed to allocate gateway ({0}): Address already in use")]
+    GatewayUnavailable(Ipv4Addr),
+    #[error("operation is not permitted on predefined {0} network")]
+    PredefinedNetwork(String),
     #[error("no available IPv4 addresses on this network's address pools: {name} ({id})")]
     NoAddresses { name: String, id: String },
     #[error("Address already in use")]
     AddressInUse(Ipv4Addr),
-    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    #[error("Invalid address {0}: It does not belong to any of this network's subnets")]
     AddressOutsideSubnet(Ipv4Addr),
     #[error("user specified IP address is supported on user defined networks only")]
     IpNeedsUserNetwork,
@@ -110,6 +126,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::NetworkNotFound(_) | Error::ContainerNotFound(_) => 404,
+            Error::PredefinedNetwork(_) => 403,
             Error::NetworkExists(_)
             | Error::ContainerExists { .. }
             | Error::NetworkInUse { .. }

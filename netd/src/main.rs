@@ -10,8 +10,7 @@ use netd::{
 fn main() {
     let cli = cli::parse();
     if let Err(e) = dispatch(cli) {
-        eprintln!("{e}");
-        std::process::exit(1);
+        cli::exit_with(e);
     }
 }
 

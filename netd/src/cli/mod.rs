@@ -96,12 +96,13 @@ pub enum NetworkCommand {
     Create {
         #[arg(short = 'd', long = "driver", default_value = "bridge")]
         driver: String,
+        /// Docker takes these repeated (one of each per subnet); netd's networks have one subnet.
         #[arg(long)]
-        subnet: Option<String>,
+        subnet: Vec<String>,
         #[arg(long = "ip-range")]
-        ip_range: Option<String>,
+        ip_range: Vec<String>,
         #[arg(long)]
-        gateway: Option<String>,
+        gateway: Vec<String>,
         #[arg(long)]
         internal: bool,
         #[arg(long = "label")]
@@ -287,30 +288,223 @@ pub struct NamesArgs {
     pub names: Vec<String>,
 }
 
+/// A failure the CLI reports with its own text and exit code (Docker's `cli.StatusError`):
+/// the text goes to stderr as it is (nothing when empty).
+#[derive(Debug)]
+pub struct Exit {
+    pub text: String,
+    pub code: i32,
+}
+
+impl Exit {
+    pub fn new(text: impl Into<String>, code: i32) -> Self {
+        Exit { text: text.into(), code }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Prints a command's error as Docker's CLI does and exits: an [`Exit`] with its code, any
+/// other error as one text with exit code 1.
+pub fn exit_with(e: anyhow::Error) -> ! {
+    let (text, code) = match e.downcast_ref::<Exit>() {
+        Some(x) => (x.text.clone(), x.code),
+        None => (e.to_string(), 1),
+    };
+    if !text.is_empty() {
+        eprintln!("{text}");
+    }
+    std::process::exit(code)
+}
+
 /// Parses the command line. A `--` that comes before any IMAGE of `run` starts CMD, so that
-/// `run -d --name x -- sleep 9` has no image and runs `sleep 9`.
+/// `run -d --name x -- sleep 9` has no image and runs `sleep 9`. Usage errors get the texts
+/// and exit codes of Docker's CLI (cobra), see [`usage_error`].
 pub fn parse() -> Cli {
     let argv: Vec<String> = std::env::args().collect();
-    parse_from(argv.clone()).unwrap_or_else(|e| match unknown_flag(&e, &argv) {
-        // Docker's (cobra's) text, with clap's exit code for usage errors.
-        Some(text) => {
-            eprintln!("{text}");
-            std::process::exit(e.exit_code());
+    parse_from(argv.clone()).unwrap_or_else(|e| match usage_error(&e, &argv) {
+        Some(x) => {
+            eprintln!("{}", x.text);
+            std::process::exit(x.code);
         }
         None => e.exit(),
     })
 }
 
+/// The canonical names of the subcommands in `argv` (`["network", "rm"]` for
+/// `netd --socket s network remove x`).
+fn command_path(argv: &[String]) -> Vec<String> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut path = Vec::new();
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--socket" {
+            args.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(a).cloned() else { break };
+        path.push(sub.get_name().to_string());
+        if sub.get_subcommands().next().is_none() {
+            break;
+        }
+        cmd = sub;
+    }
+    path
+}
+
+/// How many positionals a command takes, as cobra says it.
+#[derive(Clone, Copy)]
+enum Arity {
+    None,
+    Exactly(usize),
+    AtLeast(usize),
+    Between(usize, usize),
+}
+
+/// Docker's `Args` rule, usage line and description for the commands netd shares with it.
+fn docker_usage(path: &str) -> Option<(Arity, &'static str, &'static str)> {
+    use Arity::*;
+    const CONTAINERS: &str = "[OPTIONS] CONTAINER [CONTAINER...]";
+    Some(match path {
+        "network create" => (Exactly(1), "[OPTIONS] NETWORK", "Create a network"),
+        "network ls" => (None, "[OPTIONS]", "List networks"),
+        "network inspect" => {
+            (AtLeast(1), "[OPTIONS] NETWORK [NETWORK...]", "Display detailed information on one or more networks")
+        }
+        "network rm" => (AtLeast(1), "NETWORK [NETWORK...]", "Remove one or more networks"),
+        "network prune" => (None, "[OPTIONS]", "Remove all unused networks"),
+        "network connect" => (Exactly(2), "[OPTIONS] NETWORK CONTAINER", "Connect a container to a network"),
+        "network disconnect" => (Exactly(2), "[OPTIONS] NETWORK CONTAINER", "Disconnect a container from a network"),
+        "run" | "container run" => {
+            (AtLeast(1), "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Run a command in a new container")
+        }
+        "exec" | "container exec" => {
+            (AtLeast(2), "[OPTIONS] CONTAINER COMMAND [ARG...]", "Run a command in a running container")
+        }
+        "ps" | "container ls" => (None, "[OPTIONS]", "List containers"),
+        "inspect" => (AtLeast(1), "[OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on netd objects"),
+        "container inspect" => (AtLeast(1), CONTAINERS, "Display detailed information on one or more containers"),
+        "rm" | "container rm" => (AtLeast(1), CONTAINERS, "Remove one or more containers"),
+        "stop" | "container stop" => (AtLeast(1), CONTAINERS, "Stop one or more running containers"),
+        "start" | "container start" => (AtLeast(1), CONTAINERS, "Start one or more stopped containers"),
+        "port" | "container port" => (
+            Between(1, 2),
+            "CONTAINER [PRIVATE_PORT[/PROTO]]",
+            "List port mappings or a specific mapping for the container",
+        ),
+        _ => return Option::None,
+    })
+}
+
+/// cobra's text for a wrong number of positionals (exit code 1), e.g.
+/// `"netd network create" requires exactly 1 argument.`, the `See` line and the usage.
+fn arity_error(path: &str) -> Option<Exit> {
+    let (arity, usage, about) = docker_usage(path)?;
+    let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    let rule = match arity {
+        Arity::None => "accepts no arguments".to_string(),
+        Arity::Exactly(n) => format!("requires exactly {n} {}", plural(n)),
+        Arity::AtLeast(n) => format!("requires at least {n} {}", plural(n)),
+        Arity::Between(a, b) => format!("requires at least {a} and at most {b} {}", plural(b)),
+    };
+    Some(Exit::new(
+        format!("\"netd {path}\" {rule}.\nSee 'netd {path} --help'.\n\nUsage:  netd {path} {usage}\n\n{about}"),
+        1,
+    ))
+}
+
+/// Docker's (cobra's and pflag's) text and exit code for a command line that does not parse;
+/// `None` leaves it to clap (help, version, netd's own commands).
+fn usage_error(e: &clap::Error, argv: &[String]) -> Option<Exit> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let path = command_path(argv).join(" ");
+    let context = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => Option::None,
+    };
+    // Errors about one flag: pflag's text, the `See` line, exit code 125.
+    let flag_error = |text: String| Some(Exit::new(format!("{text}\nSee 'netd {path} --help'."), 125));
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = context(ContextKind::InvalidArg)?;
+            if arg.starts_with('-') && arg != "-" {
+                flag_error(unknown_flag(&arg, argv)?)
+            } else {
+                arity_error(&path)
+            }
+        }
+        ErrorKind::MissingRequiredArgument => arity_error(&path),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let (long, short) = flag_names(&context(ContextKind::InvalidArg)?, &path)?;
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            if value.is_empty() && e.kind() == ErrorKind::InvalidValue {
+                // The flag came last, without its value.
+                let word = argv.last().cloned().unwrap_or_default();
+                return flag_error(match short {
+                    Some(c) if !word.starts_with("--") => format!("flag needs an argument: '{c}' in {word}"),
+                    _ => format!("flag needs an argument: --{long}"),
+                });
+            }
+            match (path.as_str(), long.as_str()) {
+                // Docker's CLI passes --ip on to its daemon, which refuses it.
+                ("run" | "container run", "ip") => Some(Exit::new(
+                    format!("netd: Error response from daemon: invalid IPv4 address: {value}.\nSee 'netd run --help'."),
+                    125,
+                )),
+                ("network connect", "ip") => {
+                    Some(Exit::new(format!("Error response from daemon: Invalid IPv4 address: {value})"), 1))
+                }
+                _ => {
+                    let name = match short {
+                        Some(c) => format!("-{c}, --{long}"),
+                        None => format!("--{long}"),
+                    };
+                    let reason = match long.as_str() {
+                        "dns" => format!("{value} is not an ip address"),
+                        _ => std::error::Error::source(e)
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "invalid value".into()),
+                    };
+                    flag_error(format!("invalid argument \"{value}\" for \"{name}\" flag: {reason}"))
+                }
+            }
+        }
+        ErrorKind::InvalidSubcommand if path.is_empty() => {
+            let name = context(ContextKind::InvalidSubcommand)?;
+            Some(Exit::new(format!("netd: '{name}' is not a netd command.\nSee 'netd --help'"), 1))
+        }
+        _ => Option::None,
+    }
+}
+
+/// The long name and the short letter of the flag clap names as `--dns <IP>` or `-o <OPTIONS>`.
+fn flag_names(arg: &str, path: &str) -> Option<(String, Option<char>)> {
+    let name = arg.split_whitespace().next()?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    for part in path.split(' ').filter(|p| !p.is_empty()) {
+        cmd = cmd.find_subcommand(part)?.clone();
+    }
+    let found = cmd.get_arguments().find(|a| match name.strip_prefix("--") {
+        Some(long) => a.get_long() == Some(long),
+        None => name.strip_prefix('-').and_then(|s| s.chars().next()).is_some_and(|c| a.get_short() == Some(c)),
+    })?;
+    Some((found.get_long()?.to_string(), found.get_short()))
+}
+
 /// Docker's text for an unknown option: `unknown flag: --bogus`, or for a short one
 /// `unknown shorthand flag: 'x' in -dx` (the whole word it came in).
-fn unknown_flag(e: &clap::Error, argv: &[String]) -> Option<String> {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if e.kind() != ErrorKind::UnknownArgument {
-        return None;
-    }
-    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else { return None };
+fn unknown_flag(arg: &str, argv: &[String]) -> Option<String> {
     if arg.starts_with("--") {
-        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        let name = arg.split_once('=').map_or(arg, |(n, _)| n);
         return Some(format!("unknown flag: {name}"));
     }
     let c = arg.strip_prefix('-').and_then(|s| s.chars().next())?;
@@ -320,7 +514,7 @@ fn unknown_flag(e: &clap::Error, argv: &[String]) -> Option<String> {
         .take_while(|a| *a != "--")
         .find(|a| a.starts_with('-') && !a.starts_with("--") && a[1..].contains(c))
         .cloned()
-        .unwrap_or_else(|| arg.clone());
+        .unwrap_or_else(|| arg.to_string());
     Some(format!("unknown shorthand flag: '{c}' in {word}"))
 }
 
@@ -368,8 +562,8 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
     match command {
         Command::Network(cmd) => network::run(&client, cmd).await,
         Command::Container(cmd) => container_command(&client, cmd).await,
-        Command::Run(args) => container::run(&client, args).await,
-        Command::Exec(args) => container::exec(&client, args).await,
+        Command::Run(args) => container::run(&client, args).await.map_err(run_error),
+        Command::Exec(args) => exec(&client, args).await,
         Command::Ps(args) => container::ps(&client, args).await,
         Command::Inspect(args) => container::inspect(&client, args).await,
         Command::Rm(args) => container::rm(&client, args).await,
@@ -384,11 +578,48 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
     }
 }
 
+/// `exec`: a container the daemon does not know is `Error: No such container: X`.
+async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
+    let name = args.container.clone();
+    container::exec(client, args).await.map_err(|e| batch::no_such(e, "container", &name))
+}
+
+/// Docker's `reportError` for `run`: `netd: TEXT.` (with one period at the end), then
+/// `See 'netd run --help'.`, exit code 125. Errors that Docker's daemon only finds when it
+/// starts the container it has created have no `See` line.
+fn run_error(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<Exit>().is_some() {
+        return e;
+    }
+    let text = e.to_string();
+    let help = if is_start_error(&text) { "" } else { "\nSee 'netd run --help'." };
+    Exit::new(format!("netd: {}.{help}", text.strip_suffix('.').unwrap_or(&text)), 125).into()
+}
+
+/// The daemon errors that Docker 20.10 reports when it starts a container (after creating
+/// it), not when it creates it (measured: network/container lookups of --network, --ip,
+/// addresses, published ports).
+fn is_start_error(text: &str) -> bool {
+    let Some(message) = text.strip_prefix("Error response from daemon: ") else { return false };
+    (message.starts_with("network ") && message.ends_with(" not found"))
+        || [
+            "No such container: ",
+            "Address already in use",
+            "Invalid address ",
+            "user specified IP address is supported",
+            "no available IPv4 addresses",
+            "driver failed programming external connectivity",
+            "cannot join network of a non running container",
+        ]
+        .iter()
+        .any(|p| message.starts_with(p))
+}
+
 /// `netd container ...`: the same commands; `container inspect` looks for containers only.
 async fn container_command(client: &Client, cmd: ContainerCommand) -> anyhow::Result<()> {
     match cmd {
-        ContainerCommand::Run(args) => container::run(client, args).await,
-        ContainerCommand::Exec(args) => container::exec(client, args).await,
+        ContainerCommand::Run(args) => container::run(client, args).await.map_err(run_error),
+        ContainerCommand::Exec(args) => exec(client, args).await,
         ContainerCommand::Ls(args) => container::ps(client, args).await,
         ContainerCommand::Inspect(mut args) => {
             args.kind.get_or_insert_with(|| "container".into());
