@@ -94,7 +94,7 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> 
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
     let exe = std::env::current_exe().context("locate netd binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(enter.to_args());
+    cmd.args(enter.to_args()).env(super::EXEC_ERRORS, "1");
     if args.detach {
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         cmd.spawn().context("exec")?;

@@ -17,6 +17,31 @@ mod template;
 
 pub const DEFAULT_SOCKET: &str = "/run/netd/netd.sock";
 
+/// Set by `netd exec` for the `netd __enter` it becomes: a command that cannot be started is
+/// reported as `docker exec` does (see [`enter_failed`]).
+pub const EXEC_ERRORS: &str = "NETD_EXEC_ERRORS";
+
+/// How `netd __enter` reports a command it could not start: `docker exec`'s way (the text on
+/// stdout, exit code 126) when `exec` is true, else as Docker's `run` exits for it (127 for a
+/// command not found, 126 when it cannot be executed) with the text on stderr.
+pub fn enter_failed(e: &anyhow::Error, exec: bool) -> (String, i32, bool) {
+    let Some(errno) = e.downcast_ref::<nix::errno::Errno>() else { return (format!("{e:#}"), 1, false) };
+    let cmd = e.to_string();
+    let cmd = cmd.strip_prefix("exec ").unwrap_or(&cmd);
+    let (reason, code) = match errno {
+        nix::errno::Errno::ENOENT if !cmd.contains('/') => ("executable file not found in $PATH".to_string(), 127),
+        nix::errno::Errno::ENOENT => ("no such file or directory".to_string(), 127),
+        nix::errno::Errno::EACCES => ("permission denied".to_string(), 126),
+        other => (other.desc().to_lowercase(), 126),
+    };
+    let text = format!("exec failed: unable to start container process: exec: \"{cmd}\": {reason}");
+    if exec {
+        (text, 126, true)
+    } else {
+        (text, code, false)
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "netd", version, about = "Docker's networking model on an eBPF datapath")]
 pub struct Cli {
@@ -189,7 +214,7 @@ pub struct RunArgs {
     #[arg(long = "link")]
     pub links: Vec<String>,
     /// HOST:IP (or HOST:host-gateway): an extra /etc/hosts line.
-    #[arg(long = "add-host")]
+    #[arg(long = "add-host", value_parser = extra_host)]
     pub add_hosts: Vec<String>,
     /// A DNS server for the container (repeatable): the embedded DNS forwards to it on
     /// user-defined networks; elsewhere it is the container's resolv.conf.
@@ -321,6 +346,18 @@ pub fn exit_with(e: anyhow::Error) -> ! {
         eprintln!("{text}");
     }
     std::process::exit(code)
+}
+
+/// Docker's CLI check of `--add-host` (`ValidateExtraHost`): `HOST:IP` or `HOST:host-gateway`.
+fn extra_host(val: &str) -> Result<String, String> {
+    match val.split_once(':') {
+        Some((host, _)) if host.is_empty() => Err(format!("bad format for add-host: {val:?}")),
+        None => Err(format!("bad format for add-host: {val:?}")),
+        Some((_, ip)) if ip != "host-gateway" && ip.trim().parse::<std::net::IpAddr>().is_err() => {
+            Err(format!("invalid IP address in add-host: {ip:?}"))
+        }
+        Some(_) => Ok(val.to_string()),
+    }
 }
 
 /// Parses the command line. A `--` that comes before any IMAGE of `run` starts CMD, so that
@@ -648,6 +685,21 @@ mod tests {
     }
 
     #[test]
+    fn commands_that_cannot_start_exit_as_in_docker() {
+        let err = |errno, cmd: &str| anyhow::Error::new(errno).context(format!("exec {cmd}"));
+        let not_found = err(nix::errno::Errno::ENOENT, "nosuchcmd");
+        let text =
+            "exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH";
+        assert_eq!(enter_failed(&not_found, true), (text.to_string(), 126, true));
+        assert_eq!(enter_failed(&not_found, false), (text.to_string(), 127, false));
+        let denied = err(nix::errno::Errno::EACCES, "/etc");
+        let text = "exec failed: unable to start container process: exec: \"/etc\": permission denied";
+        assert_eq!(enter_failed(&denied, true), (text.to_string(), 126, true));
+        assert_eq!(enter_failed(&denied, false).1, 126);
+        assert_eq!(enter_failed(&anyhow::anyhow!("open netns x: gone"), true), ("open netns x: gone".into(), 1, false));
+    }
+
+    #[test]
     fn docker_spellings_parse() {
         let r = run_args(&["netd", "run", "-itd", "--name=db", "--net=my_bridge", "--", "sleep", "9"]);
         assert_eq!(r.network.as_deref(), Some("my_bridge"));
@@ -685,7 +737,98 @@ mod tests {
     /// What `netd` prints for an unknown option (`None`: it parses).
     fn unknown(args: &[&str]) -> Option<String> {
         let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        parse_from(argv.clone()).err().map(|e| unknown_flag(&e, &argv).unwrap_or_else(|| format!("other: {e}")))
+        parse_from(argv.clone()).err().map(|e| match usage_error(&e, &argv) {
+            Some(x) => x.text.lines().next().unwrap_or_default().to_string(),
+            None => format!("other: {e}"),
+        })
+    }
+
+    /// What `netd` prints for a command line that does not parse, and its exit code.
+    fn usage(args: &[&str]) -> (String, i32) {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let e = parse_from(argv.clone()).expect_err("parses");
+        let x = usage_error(&e, &argv).unwrap_or_else(|| panic!("clap's own: {e}"));
+        (x.text, x.code)
+    }
+
+    #[test]
+    fn usage_errors_get_cobras_texts_and_codes() {
+        assert_eq!(
+            usage(&["netd", "network", "create"]),
+            (
+                "\"netd network create\" requires exactly 1 argument.\nSee 'netd network create --help'.\n\n\
+                 Usage:  netd network create [OPTIONS] NETWORK\n\nCreate a network"
+                    .to_string(),
+                1
+            )
+        );
+        assert!(usage(&["netd", "network", "create", "a", "b"])
+            .0
+            .starts_with("\"netd network create\" requires exactly 1"));
+        assert!(usage(&["netd", "--socket", "/x", "network", "remove"])
+            .0
+            .starts_with("\"netd network rm\" requires at least 1 argument."));
+        assert!(usage(&["netd", "network", "connect", "x"])
+            .0
+            .starts_with("\"netd network connect\" requires exactly 2 arguments."));
+        assert!(usage(&["netd", "ps", "x"]).0.starts_with("\"netd ps\" accepts no arguments."));
+        assert!(usage(&["netd", "container", "list", "x"])
+            .0
+            .starts_with("\"netd container ls\" accepts no arguments."));
+        assert!(usage(&["netd", "exec", "x"]).0.starts_with("\"netd exec\" requires at least 2 arguments."));
+        assert!(usage(&["netd", "port", "a", "b", "c"])
+            .0
+            .starts_with("\"netd port\" requires at least 1 and at most 2 arguments."));
+        assert_eq!(
+            usage(&["netd", "rm", "--bogus", "x"]),
+            ("unknown flag: --bogus\nSee 'netd rm --help'.".into(), 125)
+        );
+        assert_eq!(
+            usage(&["netd", "network", "create", "--subnet"]),
+            ("flag needs an argument: --subnet\nSee 'netd network create --help'.".into(), 125)
+        );
+        assert_eq!(
+            usage(&["netd", "run", "-h"]),
+            ("flag needs an argument: 'h' in -h\nSee 'netd run --help'.".into(), 125)
+        );
+        assert_eq!(
+            usage(&["netd", "run", "--dns", "abc", "busybox"]),
+            (
+                "invalid argument \"abc\" for \"--dns\" flag: abc is not an ip address\nSee 'netd run --help'.".into(),
+                125
+            )
+        );
+        assert_eq!(
+            usage(&["netd", "run", "--add-host", "nocolon", "busybox"]),
+            (
+                "invalid argument \"nocolon\" for \"--add-host\" flag: bad format for add-host: \"nocolon\"\nSee 'netd run --help'."
+                    .into(),
+                125
+            )
+        );
+        assert_eq!(
+            usage(&["netd", "run", "--ip", "10.0.0.300", "busybox"]),
+            ("netd: Error response from daemon: invalid IPv4 address: 10.0.0.300.\nSee 'netd run --help'.".into(), 125)
+        );
+        assert_eq!(
+            usage(&["netd", "network", "connect", "--ip", "abc", "n", "c"]),
+            ("Error response from daemon: Invalid IPv4 address: abc)".into(), 1)
+        );
+        assert_eq!(usage(&["netd", "bogus"]), ("netd: 'bogus' is not a netd command.\nSee 'netd --help'".into(), 1));
+    }
+
+    #[test]
+    fn run_errors_are_reported_as_docker_run_does() {
+        let text = |e: &str| run_error(anyhow::anyhow!("{e}")).to_string();
+        assert_eq!(text("Invalid containerPort: abc"), "netd: Invalid containerPort: abc.\nSee 'netd run --help'.");
+        assert_eq!(
+            text("Error response from daemon: network nosuch not found"),
+            "netd: Error response from daemon: network nosuch not found."
+        );
+        assert_eq!(
+            text("Error response from daemon: Conflict. The container name \"/c1\" is already in use."),
+            "netd: Error response from daemon: Conflict. The container name \"/c1\" is already in use.\nSee 'netd run --help'."
+        );
     }
 
     #[test]

@@ -157,7 +157,8 @@ pub fn check_flags(subnets: &[&str], ranges: &[&str], gateways: &[&str]) -> Resu
 
 /// Parses a CIDR and normalises it to its network address, like Docker does.
 pub fn parse_subnet(s: &str) -> Result<Ipv4Network, Error> {
-    let net: Ipv4Network = s.parse().map_err(|_| Error::InvalidSubnet(s.into()))?;
+    // A CIDR needs its prefix length (Go's `net.ParseCIDR`).
+    let net: Ipv4Network = s.parse().ok().filter(|_| s.contains('/')).ok_or_else(|| Error::InvalidSubnet(s.into()))?;
     if net.prefix() > 30 {
         return Err(Error::SubnetTooSmall(s.into()));
     }
@@ -422,10 +423,11 @@ mod tests {
     #[test]
     fn subnets_are_parsed_and_normalised() {
         assert_eq!(parse_subnet("172.28.5.3/16").unwrap(), net("172.28.0.0/16"));
-        for bad in ["172.28.0.0", "300.1.0.0/16", "172.28.0.0/16x", "", "172.28.0.0/31"] {
+        for bad in ["172.28.0.0", "300.1.0.0/16", "172.28.0.0/16x", ""] {
             let err = parse_subnet(bad).unwrap_err();
-            assert_eq!(err.to_string(), format!("invalid subnet {bad}"));
+            assert_eq!(err.to_string(), format!("Invalid subnet {bad} : invalid CIDR address: {bad}"));
         }
+        assert!(matches!(parse_subnet("172.28.0.0/31"), Err(Error::SubnetTooSmall(_))));
     }
 
     #[test]
@@ -439,7 +441,10 @@ mod tests {
             assert!(matches!(check_requested(&cfg, taken, &used), Err(Error::AddressInUse(_))), "{taken}");
         }
         let outside = check_requested(&cfg, Ipv4Addr::new(10, 0, 0, 1), &used).unwrap_err();
-        assert_eq!(outside.to_string(), "no configured subnet or ip-range contain the IP address 10.0.0.1");
+        assert_eq!(
+            outside.to_string(),
+            "Invalid address 10.0.0.1: It does not belong to any of this network's subnets"
+        );
     }
 
     #[test]
