@@ -351,8 +351,7 @@ pub fn exit_with(e: anyhow::Error) -> ! {
 /// Docker's CLI check of `--add-host` (`ValidateExtraHost`): `HOST:IP` or `HOST:host-gateway`.
 fn extra_host(val: &str) -> Result<String, String> {
     match val.split_once(':') {
-        Some((host, _)) if host.is_empty() => Err(format!("bad format for add-host: {val:?}")),
-        None => Err(format!("bad format for add-host: {val:?}")),
+        Some(("", _)) | None => Err(format!("bad format for add-host: {val:?}")),
         Some((_, ip)) if ip != "host-gateway" && ip.trim().parse::<std::net::IpAddr>().is_err() => {
             Err(format!("invalid IP address in add-host: {ip:?}"))
         }
