@@ -16,6 +16,10 @@ pub enum Error {
     NetworkInUse { name: String, id: String },
     #[error("No such container: {0}")]
     ContainerNotFound(String),
+    /// `network disconnect -f` of a name that is no container (Docker then looks for an
+    /// endpoint of that name).
+    #[error("endpoint {0} not found")]
+    EndpointNotFound(String),
     #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     ContainerExists { name: String, id: String },
     #[error("Pool overlaps with other one on this address space")]
@@ -125,7 +129,7 @@ impl Error {
     /// HTTP status for the API.
     pub fn status(&self) -> u16 {
         match self {
-            Error::NetworkNotFound(_) | Error::ContainerNotFound(_) => 404,
+            Error::NetworkNotFound(_) | Error::ContainerNotFound(_) | Error::EndpointNotFound(_) => 404,
             Error::PredefinedNetwork(_) => 403,
             Error::NetworkExists(_)
             | Error::ContainerExists { .. }

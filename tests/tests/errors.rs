@@ -172,6 +172,13 @@ fn address_errors_are_dockers_and_change_nothing() {
         &["run", "-d", "--name", "x1", "--network-alias", "web"],
         "netd: Error response from daemon: network-scoped alias is supported only for containers in user defined networks.\nSee 'netd run --help'.",
     );
+    // Docker's CLI refuses aliases with a mode that is no user-defined network.
+    for mode in ["host", "none", "bridge", "container:c1"] {
+        host.fails_cleanly(
+            &["run", "-d", "--name", "x1", "--network", mode, "--network-alias", "web"],
+            "netd: network-scoped aliases are only supported for user-defined networks.\nSee 'netd run --help'.",
+        );
+    }
     host.fails_cleanly(
         &["run", "-d", "--name", "x1", "--network", "host", "--ip", "10.80.0.20"],
         "netd: Error response from daemon: user specified IP address is supported on user defined networks only.",
@@ -279,6 +286,11 @@ fn container_errors_are_dockers_and_change_nothing() {
         "netd: Error response from daemon: conflicting options: hostname and the network mode.\nSee 'netd run --help'.",
     );
 
+    // With -f Docker looks for an endpoint of that name.
+    host.fails_cleanly(
+        &["network", "disconnect", "-f", "en", "nosuch"],
+        "Error response from daemon: endpoint nosuch not found",
+    );
     // Connected twice; disconnected when not connected.
     host.fails_cleanly(
         &["network", "connect", "en", "c1"],

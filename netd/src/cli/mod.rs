@@ -514,12 +514,41 @@ fn usage_error(e: &clap::Error, argv: &[String]) -> Option<Exit> {
                 }
             }
         }
+        ErrorKind::ArgumentConflict if matches!(path.as_str(), "run" | "container run") => {
+            let (long, _) = flag_names(&context(ContextKind::InvalidArg)?, &path)?;
+            (long == "network").then(|| several_networks(argv))
+        }
         ErrorKind::InvalidSubcommand if path.is_empty() => {
             let name = context(ContextKind::InvalidSubcommand)?;
             Some(Exit::new(format!("netd: '{name}' is not a netd command.\nSee 'netd --help'"), 1))
         }
         _ => Option::None,
     }
+}
+
+/// `run` with `--network` given several times: Docker's CLI refuses a mix with a mode that is
+/// no user-defined network (`bridge`, `host`, `none`, `container:X`), its daemon any other.
+fn several_networks(argv: &[String]) -> Exit {
+    let mut networks = Vec::new();
+    let mut args = argv.iter().take_while(|a| *a != "--");
+    while let Some(a) = args.next() {
+        match a.split_once('=') {
+            Some(("--network" | "--net", v)) => networks.push(v.to_string()),
+            None if a == "--network" || a == "--net" => networks.extend(args.next().cloned()),
+            _ => {}
+        }
+    }
+    let user_defined =
+        |n: &String| !["default", "bridge", "host", "none"].contains(&n.as_str()) && !n.starts_with("container:");
+    let text = if networks.iter().all(user_defined) {
+        format!(
+            "netd: Error response from daemon: Container cannot be connected to network endpoints: {}.",
+            networks.join(", ")
+        )
+    } else {
+        "netd: conflicting options: cannot attach both user-defined and non-user-defined network-modes.".to_string()
+    };
+    Exit::new(format!("{text}\nSee 'netd run --help'."), 125)
 }
 
 /// The long name and the short letter of the flag clap names as `--dns <IP>` or `-o <OPTIONS>`.
@@ -598,7 +627,7 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
     match command {
         Command::Network(cmd) => network::run(&client, cmd).await,
         Command::Container(cmd) => container_command(&client, cmd).await,
-        Command::Run(args) => container::run(&client, args).await.map_err(run_error),
+        Command::Run(args) => run_checked(&client, args).await.map_err(run_error),
         Command::Exec(args) => exec(&client, args).await,
         Command::Ps(args) => container::ps(&client, args).await,
         Command::Inspect(args) => container::inspect(&client, args).await,
@@ -612,6 +641,15 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
             unreachable!("handled in main")
         }
     }
+}
+
+/// `run`, after the checks Docker's CLI makes itself (`parseNetworkOpts`).
+async fn run_checked(client: &Client, args: RunArgs) -> anyhow::Result<()> {
+    let user_defined = |n: &str| !["default", "bridge", "host", "none"].contains(&n) && !n.starts_with("container:");
+    if !args.aliases.is_empty() && args.network.as_deref().is_some_and(|n| !user_defined(n)) {
+        anyhow::bail!("network-scoped aliases are only supported for user-defined networks");
+    }
+    container::run(client, args).await
 }
 
 /// `exec`: a container the daemon does not know is `Error: No such container: X`.
@@ -654,7 +692,7 @@ fn is_start_error(text: &str) -> bool {
 /// `netd container ...`: the same commands; `container inspect` looks for containers only.
 async fn container_command(client: &Client, cmd: ContainerCommand) -> anyhow::Result<()> {
     match cmd {
-        ContainerCommand::Run(args) => container::run(client, args).await.map_err(run_error),
+        ContainerCommand::Run(args) => run_checked(client, args).await.map_err(run_error),
         ContainerCommand::Exec(args) => exec(client, args).await,
         ContainerCommand::Ls(args) => container::ps(client, args).await,
         ContainerCommand::Inspect(mut args) => {
@@ -812,6 +850,24 @@ mod tests {
         assert_eq!(
             usage(&["netd", "network", "connect", "--ip", "abc", "n", "c"]),
             ("Error response from daemon: Invalid IPv4 address: abc)".into(), 1)
+        );
+        assert_eq!(
+            usage(&["netd", "run", "-d", "--network", "en", "--net=auto", "busybox"]),
+            (
+                "netd: Error response from daemon: Container cannot be connected to network endpoints: en, auto.\n\
+                 See 'netd run --help'."
+                    .into(),
+                125
+            )
+        );
+        assert_eq!(
+            usage(&["netd", "run", "-d", "--network", "en", "--network", "container:c1", "busybox"]),
+            (
+                "netd: conflicting options: cannot attach both user-defined and non-user-defined network-modes.\n\
+                 See 'netd run --help'."
+                    .into(),
+                125
+            )
         );
         assert_eq!(usage(&["netd", "bogus"]), ("netd: 'bogus' is not a netd command.\nSee 'netd --help'".into(), 1));
     }
