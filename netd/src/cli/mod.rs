@@ -522,8 +522,36 @@ fn usage_error(e: &clap::Error, argv: &[String]) -> Option<Exit> {
             let name = context(ContextKind::InvalidSubcommand)?;
             Some(Exit::new(format!("netd: '{name}' is not a netd command.\nSee 'netd --help'"), 1))
         }
+        // A group without a known command: cobra's listing of the group, on stderr.
+        ErrorKind::InvalidSubcommand => group_usage(&path, 1),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => group_usage(&path, 0),
         _ => Option::None,
     }
+}
+
+/// cobra's usage of a command group (`netd network`): its commands, sorted, with Docker's
+/// descriptions (netd's own commands of the group only).
+fn group_usage(path: &str, code: i32) -> Option<Exit> {
+    let about = match path {
+        "network" => "Manage networks",
+        "container" => "Manage containers",
+        _ => return Option::None,
+    };
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd = cmd.find_subcommand(path)?.clone();
+    let mut names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    names.sort();
+    let lines: Vec<String> = names
+        .iter()
+        .filter_map(|n| docker_usage(&format!("{path} {n}")).map(|(_, _, short)| format!("  {n:<11} {short}")))
+        .collect();
+    Some(Exit::new(
+        format!(
+            "\nUsage:  netd {path} COMMAND\n\n{about}\n\nCommands:\n{}\n\nRun 'netd {path} COMMAND --help' for more information on a command.",
+            lines.join("\n")
+        ),
+        code,
+    ))
 }
 
 /// `run` with `--network` given several times: Docker's CLI refuses a mix with a mode that is
@@ -869,6 +897,17 @@ mod tests {
                 125
             )
         );
+        let network = "\nUsage:  netd network COMMAND\n\nManage networks\n\nCommands:\n\
+            \x20 connect     Connect a container to a network\n\
+            \x20 create      Create a network\n\
+            \x20 disconnect  Disconnect a container from a network\n\
+            \x20 inspect     Display detailed information on one or more networks\n\
+            \x20 ls          List networks\n\
+            \x20 prune       Remove all unused networks\n\
+            \x20 rm          Remove one or more networks\n\n\
+            Run 'netd network COMMAND --help' for more information on a command.";
+        assert_eq!(usage(&["netd", "network", "bogus"]), (network.to_string(), 1));
+        assert_eq!(usage(&["netd", "network"]), (network.to_string(), 0));
         assert_eq!(usage(&["netd", "bogus"]), ("netd: 'bogus' is not a netd command.\nSee 'netd --help'".into(), 1));
     }
 
