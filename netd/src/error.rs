@@ -16,6 +16,10 @@ pub enum Error {
     NetworkInUse { name: String, id: String },
     #[error("No such container: {0}")]
     ContainerNotFound(String),
+    /// `network disconnect -f` of a name that is no container (Docker then looks for an
+    /// endpoint of that name).
+    #[error("endpoint {0} not found")]
+    EndpointNotFound(String),
     #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     ContainerExists { name: String, id: String },
     #[error("Pool overlaps with other one on this address space")]
@@ -24,8 +28,14 @@ pub enum Error {
         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
     )]
     PoolsExhausted,
-    #[error("invalid subnet {0}")]
+    #[error("Invalid subnet {0} : invalid CIDR address: {0}")]
     InvalidSubnet(String),
+    /// A subnet with no address left for the gateway (/31, /32).
+    #[error("failed to allocate gateway (): No available addresses on this pool")]
+    SubnetTooSmall(String),
+    /// An ip-range that is not a CIDR (Docker's CLI: Go's `net.ParseCIDR`).
+    #[error("invalid CIDR address: {0}")]
+    InvalidCidr(String),
     // Subnets and gateways that would take over the host's own addresses (netd's texts:
     // Docker 20.10 accepts these; docs/architecture.md, Departures).
     #[error("invalid subnet {subnet}: {kind} addresses ({range}) cannot be used for a network")]
@@ -38,15 +48,25 @@ pub enum Error {
     GatewayIsHostAddress { gateway: Ipv4Addr, dev: String },
     #[error("ip-range {range} contains {address}, already an address of this host (dev {dev})")]
     IpRangeHasHostAddress { range: Ipv4Network, address: Ipv4Addr, dev: String },
-    #[error("gateway {0} is not in subnet {1}")]
-    GatewayNotInSubnet(String, String),
-    #[error("ip-range {0} is not in subnet {1}")]
-    IpRangeNotInSubnet(String, String),
+    #[error("no matching subnet for gateway {0}")]
+    GatewayNotInSubnet(String),
+    #[error("no matching subnet for range {0}")]
+    IpRangeNotInSubnet(String),
+    #[error("every ip-range or gateway must have a corresponding subnet")]
+    NoSubnetForRangeOrGateway,
+    /// A gateway given as a CIDR.
+    #[error("invalid gateway address {0} in Ipam configuration")]
+    InvalidGateway(String),
+    /// The subnet's network or broadcast address as the gateway.
+    #[error("failed to allocate gateway ({0}): Address already in use")]
+    GatewayUnavailable(Ipv4Addr),
+    #[error("operation is not permitted on predefined {0} network")]
+    PredefinedNetwork(String),
     #[error("no available IPv4 addresses on this network's address pools: {name} ({id})")]
     NoAddresses { name: String, id: String },
     #[error("Address already in use")]
     AddressInUse(Ipv4Addr),
-    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    #[error("Invalid address {0}: It does not belong to any of this network's subnets")]
     AddressOutsideSubnet(Ipv4Addr),
     #[error("user specified IP address is supported on user defined networks only")]
     IpNeedsUserNetwork,
@@ -109,7 +129,8 @@ impl Error {
     /// HTTP status for the API.
     pub fn status(&self) -> u16 {
         match self {
-            Error::NetworkNotFound(_) | Error::ContainerNotFound(_) => 404,
+            Error::NetworkNotFound(_) | Error::ContainerNotFound(_) | Error::EndpointNotFound(_) => 404,
+            Error::PredefinedNetwork(_) => 403,
             Error::NetworkExists(_)
             | Error::ContainerExists { .. }
             | Error::NetworkInUse { .. }

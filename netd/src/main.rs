@@ -10,14 +10,24 @@ use netd::{
 fn main() {
     let cli = cli::parse();
     if let Err(e) = dispatch(cli) {
-        eprintln!("{e}");
-        std::process::exit(1);
+        cli::exit_with(e);
     }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Enter(args) => Err(process::enter_and_exec(&args)),
+        Command::Enter(args) => {
+            let exec = std::env::var_os(cli::EXEC_ERRORS).is_some();
+            // SAFETY: single-threaded here (no runtime yet); the command must not see it.
+            unsafe { std::env::remove_var(cli::EXEC_ERRORS) };
+            let (text, code, stdout) = cli::enter_failed(&process::enter_and_exec(&args), exec);
+            if stdout {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+            std::process::exit(code)
+        }
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netd", &mut std::io::stdout());
             Ok(())

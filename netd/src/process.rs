@@ -61,7 +61,8 @@ pub fn enter_and_exec(args: &EnterArgs) -> anyhow::Error {
     };
     match execvp(&argv[0], &argv) {
         Ok(never) => match never {},
-        Err(e) => anyhow::anyhow!("exec {}: {e}", args.cmd[0]),
+        // The errno stays reachable (`main` turns it into Docker's exit codes).
+        Err(e) => anyhow::Error::new(e).context(format!("exec {}", args.cmd[0])),
     }
 }
 

@@ -181,8 +181,8 @@ fn attached_interactive_and_auto_removed_runs() {
 fn host_mode_shares_the_daemons_netns() {
     let host = TestHost::start();
     let links_before = host.in_host_ok(&["ip", "-o", "link", "show"]);
-    let id = host.ok(&["run", "-d", "--name", "h", "--network", "host", "nginx"]).trim().to_string();
-    let h = &host.json(&["inspect", "h"])[0];
+    let id = host.ok(&["run", "-d", "--name", "h1", "--network", "host", "nginx"]).trim().to_string();
+    let h = &host.json(&["inspect", "h1"])[0];
     let sandbox = h["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_string();
     assert_eq!(Path::new(&sandbox), host.run_dir().join("host-netns"));
     assert_eq!(netns_inode(Path::new(&sandbox)), netns_inode(&host.netns_path(&host.host_ns)));
@@ -200,7 +200,7 @@ fn host_mode_shares_the_daemons_netns() {
         "--socket",
         host.socket().to_str().unwrap(),
         "exec",
-        "h",
+        "h1",
         "ip",
         "-br",
         "-4",
@@ -217,8 +217,8 @@ fn host_mode_shares_the_daemons_netns() {
     assert_eq!(host.ok(&["exec", "hc", "hostname"]), hostname);
     let listed = &host.json(&["network", "inspect", "host"])[0]["Containers"];
     assert_eq!(listed.as_object().unwrap().len(), 2);
-    assert_eq!(listed[&id]["Name"], "h");
-    host.ok(&["rm", "-f", "h", "hc"]);
+    assert_eq!(listed[&id]["Name"], "h1");
+    host.ok(&["rm", "-f", "h1", "hc"]);
     // The daemon's netns mount stays for the next host container.
     assert!(host.run_dir().join("host-netns").exists());
 }

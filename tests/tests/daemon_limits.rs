@@ -206,7 +206,7 @@ fn the_store_the_container_dirs_and_logs_are_root_only() {
         "run",
         "-d",
         "--name",
-        "c",
+        "c1",
         "--network",
         "my-net",
         "-e",
@@ -216,7 +216,7 @@ fn the_store_the_container_dirs_and_logs_are_root_only() {
         "-c",
         "echo started; sleep 600",
     ]);
-    let c = &host.json(&["inspect", "c"])[0];
+    let c = &host.json(&["inspect", "c1"])[0];
     let (log, resolv, hosts) = (path_of(&c["LogPath"]), path_of(&c["ResolvConfPath"]), path_of(&c["HostsPath"]));
     let container_dir = log.parent().unwrap().to_path_buf();
     let store = host.dir.join("state");
@@ -240,10 +240,10 @@ fn the_store_the_container_dirs_and_logs_are_root_only() {
     }
     // A container process that is not root still reads the files mounted over /etc: the bind
     // mounts do not go through the 0700 directory.
-    let ip = host.ip_of("c", "my-net");
+    let ip = host.ip_of("c1", "my-net");
     let nobody = [format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into()];
     let read_as_nobody = |file: &str| {
-        let mut cmd = vec!["exec", "c", "--", "setpriv"];
+        let mut cmd = vec!["exec", "c1", "--", "setpriv"];
         cmd.extend(nobody.iter().map(String::as_str));
         cmd.extend(["--", "cat", file]);
         host.ok(&cmd)
@@ -255,8 +255,8 @@ fn the_store_the_container_dirs_and_logs_are_root_only() {
 #[test]
 fn modes_an_older_version_left_open_are_tightened_at_start() {
     let mut host = TestHost::start();
-    host.ok(&["run", "-d", "--name", "c", "--", "sh", "-c", "echo started; sleep 600"]);
-    let c = &host.json(&["inspect", "c"])[0];
+    host.ok(&["run", "-d", "--name", "c1", "--", "sh", "-c", "echo started; sleep 600"]);
+    let c = &host.json(&["inspect", "c1"])[0];
     let log = path_of(&c["LogPath"]);
     let container_dir = log.parent().unwrap().to_path_buf();
     let store = host.dir.join("state");
@@ -286,8 +286,8 @@ fn a_daemon_started_under_umask_000_keeps_its_socket_and_state_private() {
     assert_socket_access(&host, expected);
     drop(lock);
     host.ok(&["network", "create", "my-net"]);
-    host.ok(&["run", "-d", "--name", "c", "--network", "my-net", "--", "sleep", "600"]);
-    let c = &host.json(&["inspect", "c"])[0];
+    host.ok(&["run", "-d", "--name", "c1", "--network", "my-net", "--", "sleep", "600"]);
+    let c = &host.json(&["inspect", "c1"])[0];
     let (log, resolv) = (path_of(&c["LogPath"]), path_of(&c["ResolvConfPath"]));
     assert_eq!(mode(&host.dir.join("state")), "700");
     assert_eq!(mode(&host.dir.join("state/netd.redb")), "600");

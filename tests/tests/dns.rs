@@ -341,8 +341,8 @@ fn dns_servers_of_a_container_replace_the_upstreams() {
         ["nameserver 198.51.100.3", "nameserver 198.51.100.1"]
     );
     assert_eq!(
-        host.fails(&["run", "-d", "--name", "x", "--network", "container:plain", "--dns", "198.51.100.3", "busybox"]),
-        "Error response from daemon: conflicting options: dns and the network mode"
+        host.fails(&["run", "-d", "--name", "x1", "--network", "container:plain", "--dns", "198.51.100.3", "busybox"]),
+        "netd: Error response from daemon: conflicting options: dns and the network mode.\nSee 'netd run --help'."
     );
 }
 

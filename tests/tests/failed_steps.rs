@@ -44,21 +44,21 @@ fn a_full_endpoint_map_fails_connect_and_run_cleanly() {
     let host = TestHost::start();
     host.ok(&["network", "create", "fm-one"]);
     host.ok(&["network", "create", "fm-two"]);
-    host.ok(&["run", "-d", "--name", "c", "--network", "fm-one"]);
+    host.ok(&["run", "-d", "--name", "c1", "--network", "fm-one"]);
     let filler = fill_endpoint_map(&host.bpffs);
     let (before, interfaces) = (host.snapshot(), interface_map_keys(&host.bpffs));
     for _ in 0..3 {
-        let err = host.fails(&["network", "connect", "fm-two", "c"]);
+        let err = host.fails(&["network", "connect", "fm-two", "c1"]);
         assert!(err.contains("endpoint map"), "{err}");
-        let err = host.fails(&["run", "-d", "--name", "d", "--network", "fm-two"]);
+        let err = host.fails(&["run", "-d", "--name", "d1", "--network", "fm-two"]);
         assert!(err.contains("endpoint map"), "{err}");
     }
     assert_eq!(host.snapshot(), before, "a failed connect or run changed something");
     assert_eq!(interface_map_keys(&host.bpffs), interfaces, "failed attempts left interface map entries");
-    let c = &host.json(&["inspect", "c"])[0];
+    let c = &host.json(&["inspect", "c1"])[0];
     assert_eq!(c["NetworkSettings"]["Networks"].as_object().unwrap().len(), 1, "half-connected: {c}");
     // With room again, both work.
     empty_endpoint_map(&host.bpffs, &filler);
-    host.ok(&["network", "connect", "fm-two", "c"]);
-    host.ok(&["run", "-d", "--name", "d", "--network", "fm-two"]);
+    host.ok(&["network", "connect", "fm-two", "c1"]);
+    host.ok(&["run", "-d", "--name", "d1", "--network", "fm-two"]);
 }

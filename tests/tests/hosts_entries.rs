@@ -52,23 +52,23 @@ fn bad_links_and_added_hosts_fail_cleanly() {
     host.ok(&["run", "-d", "--name", "target", "busybox"]);
     host.ok(&["network", "create", "other"]);
     host.fails_cleanly(
-        &["run", "-d", "--name", "x", "--link", "nope", "busybox"],
-        "Error response from daemon: could not get container for nope: No such container: nope",
+        &["run", "-d", "--name", "x1", "--link", "nope", "busybox"],
+        "netd: Error response from daemon: could not get container for nope: No such container: nope.\nSee 'netd run --help'.",
     );
     host.fails_cleanly(
-        &["run", "-d", "--name", "x", "--network", "other", "--link", "target", "busybox"],
-        "Error response from daemon: Cannot link to /target, as it does not belong to the network other",
+        &["run", "-d", "--name", "x1", "--network", "other", "--link", "target", "busybox"],
+        "netd: Error response from daemon: Cannot link to /target, as it does not belong to the network other.\nSee 'netd run --help'.",
     );
     host.fails_cleanly(
-        &["run", "-d", "--name", "x", "--network", "none", "--link", "target", "busybox"],
-        "Error response from daemon: Cannot link to /target, as it does not belong to the default network",
+        &["run", "-d", "--name", "x1", "--network", "none", "--link", "target", "busybox"],
+        "netd: Error response from daemon: Cannot link to /target, as it does not belong to the default network.\nSee 'netd run --help'.",
     );
     host.fails_cleanly(
-        &["run", "-d", "--name", "x", "--add-host", "nocolon", "busybox"],
-        "Error response from daemon: bad format for add-host: \"nocolon\"",
+        &["run", "-d", "--name", "x1", "--add-host", "nocolon", "busybox"],
+        "invalid argument \"nocolon\" for \"--add-host\" flag: bad format for add-host: \"nocolon\"\nSee 'netd run --help'.",
     );
     host.fails_cleanly(
-        &["run", "-d", "--name", "x", "--add-host", "h:not-an-ip", "busybox"],
-        "Error response from daemon: invalid IP address in add-host: \"not-an-ip\"",
+        &["run", "-d", "--name", "x1", "--add-host", "h:not-an-ip", "busybox"],
+        "invalid argument \"h:not-an-ip\" for \"--add-host\" flag: invalid IP address in add-host: \"not-an-ip\"\nSee 'netd run --help'.",
     );
 }

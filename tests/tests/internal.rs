@@ -56,26 +56,26 @@ fn gateway_in_inspect(host: &TestHost, container: &str, network: &str) -> Value 
 fn an_internal_network_has_no_default_route_but_peers_and_the_gateway_answer() {
     let mut host = TestHost::start();
     host.ok(&["network", "create", "--internal", "--subnet", "10.88.0.0/24", "sealed"]);
-    host.ok(&["run", "-d", "--name", "a", "--network", "sealed"]);
-    host.ok(&["run", "-d", "--name", "b", "--network", "sealed"]);
-    let (ip_a, ip_b) = (host.ip_of("a", "sealed"), host.ip_of("b", "sealed"));
+    host.ok(&["run", "-d", "--name", "a1", "--network", "sealed"]);
+    host.ok(&["run", "-d", "--name", "b1", "--network", "sealed"]);
+    let (ip_a, ip_b) = (host.ip_of("a1", "sealed"), host.ip_of("b1", "sealed"));
     let gateway = "10.88.0.1";
 
     // No default route: only the network's own connected route.
-    assert_eq!(default_routes(&host, "a"), "");
-    let routes = in_container_ok(&host, "a", &["ip", "-4", "route", "show"]);
+    assert_eq!(default_routes(&host, "a1"), "");
+    let routes = in_container_ok(&host, "a1", &["ip", "-4", "route", "show"]);
     assert!(routes.starts_with("10.88.0.0/24 dev eth0"), "{routes}");
     assert_eq!(routes.lines().count(), 1, "{routes}");
     // inspect: no gateway on the endpoint; network inspect keeps the pool's gateway.
-    assert_eq!(gateway_in_inspect(&host, "a", "sealed"), "");
+    assert_eq!(gateway_in_inspect(&host, "a1", "sealed"), "");
     let network = host.json(&["network", "inspect", "sealed"]);
     assert_eq!(network[0]["Internal"], true);
     assert_eq!(network[0]["IPAM"]["Config"][0]["Gateway"], gateway);
 
     // Peers and the gateway address (the host) answer: ICMP and TCP.
-    assert!(ping(&host, "a", &ip_b), "a cannot ping its peer");
-    assert!(ping(&host, "a", gateway), "a cannot ping the gateway address");
-    let (ns_a, ns_b) = (host.container_netns("a"), host.container_netns("b"));
+    assert!(ping(&host, "a1", &ip_b), "a cannot ping its peer");
+    assert!(ping(&host, "a1", gateway), "a cannot ping the gateway address");
+    let (ns_a, ns_b) = (host.container_netns("a1"), host.container_netns("b1"));
     assert_eq!(tcp_exchange(&ns_b, &ns_a, &ip_b, 7101, "to b"), "TO B");
     assert_eq!(tcp_exchange(&ns_a, &ns_b, &ip_a, 7102, "to a"), "TO A");
     let host_ns = host.netns_path(&host.host_ns);
@@ -83,23 +83,23 @@ fn an_internal_network_has_no_default_route_but_peers_and_the_gateway_answer() {
 
     // Nothing gets out: without a route the kernel refuses at once; with a default route
     // added by hand the datapath drops the packets and counts them.
-    assert!(!ping(&host, "a", OUTSIDE_ADDR));
-    in_container_ok(&host, "a", &["ip", "route", "add", "default", "via", gateway]);
+    assert!(!ping(&host, "a1", OUTSIDE_ADDR));
+    in_container_ok(&host, "a1", &["ip", "route", "add", "default", "via", gateway]);
     let before = internal_drops(&host);
-    assert!(!ping(&host, "a", OUTSIDE_ADDR), "an internal container reached the outside");
+    assert!(!ping(&host, "a1", OUTSIDE_ADDR), "an internal container reached the outside");
     assert!(internal_drops(&host) > before, "internal_network counter did not move");
 
     // After a kill -9 and restart the datapath still knows the network is internal (the
     // recovered entries carry the flag), and the hand-made default route is gone.
     host.stop_daemon(nix::sys::signal::Signal::SIGKILL);
     host.start_daemon();
-    assert_eq!(default_routes(&host, "a"), "");
-    assert!(ping(&host, "a", &ip_b), "peer traffic broken after the restart");
-    in_container_ok(&host, "a", &["ip", "route", "add", "default", "via", gateway]);
+    assert_eq!(default_routes(&host, "a1"), "");
+    assert!(ping(&host, "a1", &ip_b), "peer traffic broken after the restart");
+    in_container_ok(&host, "a1", &["ip", "route", "add", "default", "via", gateway]);
     let before = internal_drops(&host);
-    assert!(!ping(&host, "a", OUTSIDE_ADDR), "an internal container reached the outside after a restart");
+    assert!(!ping(&host, "a1", OUTSIDE_ADDR), "an internal container reached the outside after a restart");
     assert!(internal_drops(&host) > before, "internal_network counter did not move after the restart");
-    assert!(ping(&host, "a", gateway), "the gateway address stopped answering after the restart");
+    assert!(ping(&host, "a1", gateway), "the gateway address stopped answering after the restart");
 }
 
 #[test]

@@ -117,7 +117,7 @@ fn network_inspect_has_dockers_exact_shape() {
 
     // The predefined networks: host and none drivers, no IPAM config; their containers listed
     // without addresses.
-    let hid = host.ok(&["run", "-d", "--name", "h", "--network", "host"]).trim().to_string();
+    let hid = host.ok(&["run", "-d", "--name", "h1", "--network", "host"]).trim().to_string();
     let h = &host.json(&["network", "inspect", "host"])[0];
     assert_eq!((&h["Driver"], &h["IPAM"]["Config"]), (&"host".into(), &serde_json::json!([])));
     assert_eq!(keys(&h["Containers"][&hid]), ["Name", "EndpointID", "MacAddress", "IPv4Address", "IPv6Address"]);
@@ -186,13 +186,13 @@ fn network_ls_rm_and_prune() {
     // rm: several names, by id prefix; prints what it was given.
     let id2 = host.json(&["network", "inspect", "net2"])[0]["Id"].as_str().unwrap().to_string();
     assert_eq!(host.ok(&["network", "rm", "net1", &id2[..6]]), format!("net1\n{}\n", &id2[..6]));
-    assert!(host.fails(&["network", "inspect", "net1"]).ends_with("not found"));
-    assert!(host.fails(&["network", "inspect", "net2"]).ends_with("not found"));
+    assert_eq!(host.fails(&["network", "inspect", "net1"]), "Error: No such network: net1");
+    assert_eq!(host.fails(&["network", "inspect", "net2"]), "Error: No such network: net2");
 
     // prune: only unused user networks; without -f it asks (and "no" keeps everything).
     host.ok(&["network", "create", "used"]);
     host.ok(&["network", "create", "unused"]);
-    host.ok(&["run", "-d", "--name", "c", "--network", "used"]);
+    host.ok(&["run", "-d", "--name", "c1", "--network", "used"]);
     let asked = host.ok(&["network", "prune"]);
     assert!(asked.starts_with("WARNING! This will remove all custom networks not used by at least one container."));
     assert!(

@@ -33,25 +33,26 @@ fn bad_specs_and_unknown_flags_get_dockers_texts_and_change_nothing() {
         ("8080:", "No port specified: 8080:<empty>"),
         ("1.2.3:80:80", "Invalid ip address: 1.2.3"),
     ] {
-        host.fails_cleanly(&["run", "-d", "--name", "bad", "-p", spec], error);
-        host.fails_cleanly(&["run", "-d", "--name", "bad", &format!("--publish={spec}"), "busybox"], error);
+        let error = format!("netd: {error}.\nSee 'netd run --help'.");
+        host.fails_cleanly(&["run", "-d", "--name", "bad", "-p", spec], &error);
+        host.fails_cleanly(&["run", "-d", "--name", "bad", &format!("--publish={spec}"), "busybox"], &error);
     }
     for (args, error) in [
         (vec!["run", "-d", "--bogus", "busybox"], "unknown flag: --bogus"),
-        (vec!["run", "-d", "--name", "x", "--bogus=1", "--", "sleep", "9"], "unknown flag: --bogus"),
+        (vec!["run", "-d", "--name", "x1", "--bogus=1", "--", "sleep", "9"], "unknown flag: --bogus"),
         (vec!["run", "-x", "busybox"], "unknown shorthand flag: 'x' in -x"),
         (vec!["run", "-dx", "busybox"], "unknown shorthand flag: 'x' in -dx"),
     ] {
         let out = host.netd(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), error, "{args:?}");
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("{error}\nSee 'netd run --help'."), "{args:?}");
     }
     assert_eq!(host.ok(&["ps", "-aq"]), "");
     // `container:` refuses ports.
     host.ok(&["run", "-d", "--name", "owner"]);
     host.fails_cleanly(
         &["run", "-d", "--name", "sharer", "--network", "container:owner", "-p", "80"],
-        "Error response from daemon: conflicting options: port publishing and the container type network mode",
+        "netd: Error response from daemon: conflicting options: port publishing and the container type network mode.\nSee 'netd run --help'.",
     );
 }
 
@@ -99,30 +100,31 @@ fn no_option_ever_becomes_image() {
 fn conflicts_change_nothing() {
     let host = TestHost::start();
     host.ok(&["network", "create", "cn"]);
-    host.ok(&["run", "-d", "--name", "a", "--network", "cn", "-p", "8080:80", "-p", "127.0.0.1:8081:80"]);
+    host.ok(&["run", "-d", "--name", "a1", "--network", "cn", "-p", "8080:80", "-p", "127.0.0.1:8081:80"]);
     let (svc, rsvd) = (services(&host), reserved(&host));
     // The error names the endpoint the new container would have had: its name, an id.
     let refused = |args: &[&str], why: &str| {
         let before = host.snapshot();
         let err = host.fails(args);
-        let prefix = "Error response from daemon: driver failed programming external connectivity on endpoint b (";
+        let prefix =
+            "netd: Error response from daemon: driver failed programming external connectivity on endpoint b1 (";
         assert!(err.starts_with(prefix), "{err}");
         let (id, rest) = err[prefix.len()..].split_once("): ").unwrap();
         assert_eq!(id.len(), 64, "{err}");
-        assert_eq!(rest, why);
+        assert_eq!(rest, format!("{why}."));
         assert_eq!(host.snapshot(), before, "netd {args:?} failed but changed something");
         assert_eq!((services(&host), reserved(&host)), (svc.clone(), rsvd.clone()));
     };
     refused(
-        &["run", "-d", "--name", "b", "--network", "cn", "-p", "8080:80"],
+        &["run", "-d", "--name", "b1", "--network", "cn", "-p", "8080:80"],
         "Bind for 0.0.0.0:8080 failed: port is already allocated",
     );
     refused(
-        &["run", "-d", "--name", "b", "--network", "cn", "-p", "9000:90", "-p", "8081:80"],
+        &["run", "-d", "--name", "b1", "--network", "cn", "-p", "9000:90", "-p", "8081:80"],
         "Error starting userland proxy: listen tcp4 0.0.0.0:8081: bind: address already in use",
     );
     refused(
-        &["run", "-d", "--name", "b", "-p", "127.0.0.1:8080:80"],
+        &["run", "-d", "--name", "b1", "-p", "127.0.0.1:8080:80"],
         "Error starting userland proxy: listen tcp4 127.0.0.1:8080: bind: address already in use",
     );
     // A host process holds a port in the daemon's netns.
@@ -130,17 +132,17 @@ fn conflicts_change_nothing() {
     let listener = in_netns(&ns, || TcpListener::bind(("0.0.0.0", 18081)).expect("bind"));
     let socket = in_netns(&ns, || UdpSocket::bind(("127.0.0.1", 15353)).expect("bind"));
     refused(
-        &["run", "-d", "--name", "b", "-p", "18081:80"],
+        &["run", "-d", "--name", "b1", "-p", "18081:80"],
         "Error starting userland proxy: listen tcp4 0.0.0.0:18081: bind: address already in use",
     );
     refused(
-        &["run", "-d", "--name", "b", "-p", "15353:53/udp"],
+        &["run", "-d", "--name", "b1", "-p", "15353:53/udp"],
         "Error starting userland proxy: listen udp4 0.0.0.0:15353: bind: address already in use",
     );
     drop((listener, socket));
     // Once the host process is gone, the port publishes; other address or protocol: free.
-    host.ok(&["run", "-d", "--name", "b", "-p", "18081:80", "-p", "8080:80/udp", "-p", "127.0.0.2:8081:80"]);
-    assert_eq!(host.ok(&["port", "b"]), "80/tcp -> 0.0.0.0:18081\n80/tcp -> 127.0.0.2:8081\n80/udp -> 0.0.0.0:8080\n");
+    host.ok(&["run", "-d", "--name", "b1", "-p", "18081:80", "-p", "8080:80/udp", "-p", "127.0.0.2:8081:80"]);
+    assert_eq!(host.ok(&["port", "b1"]), "80/tcp -> 0.0.0.0:18081\n80/tcp -> 127.0.0.2:8081\n80/udp -> 0.0.0.0:8080\n");
 }
 
 #[test]
@@ -149,8 +151,8 @@ fn random_ports_ranges_and_rm() {
     let range = host.in_host_ok(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
     let mut bounds = range.split_whitespace().map(|p| p.parse::<u16>().unwrap());
     let (start, end) = (bounds.next().unwrap(), bounds.next().unwrap());
-    host.ok(&["run", "-d", "--name", "r", "-p", "80", "-p", "127.0.0.1::81/udp"]);
-    let lines = host.ok(&["port", "r"]);
+    host.ok(&["run", "-d", "--name", "r1", "-p", "80", "-p", "127.0.0.1::81/udp"]);
+    let lines = host.ok(&["port", "r1"]);
     let mut ports = Vec::new();
     for line in lines.lines() {
         let (_, hostport) = line.split_once(" -> ").unwrap();
@@ -163,28 +165,28 @@ fn random_ports_ranges_and_rm() {
     // Sequential: the second is after the first.
     assert!(ports[1] > ports[0] || ports[1] == start, "{ports:?}");
     // Re-picked at start, after the last one handed out.
-    host.ok(&["stop", "r"]);
-    assert_eq!(host.ok(&["port", "r"]), "");
-    assert_eq!(host.json(&["inspect", "r"])[0]["NetworkSettings"]["Ports"], serde_json::json!({}));
-    host.ok(&["start", "r"]);
-    let again: u16 = host.ok(&["port", "r", "80"]).trim().rsplit_once(':').unwrap().1.parse().unwrap();
+    host.ok(&["stop", "r1"]);
+    assert_eq!(host.ok(&["port", "r1"]), "");
+    assert_eq!(host.json(&["inspect", "r1"])[0]["NetworkSettings"]["Ports"], serde_json::json!({}));
+    host.ok(&["start", "r1"]);
+    let again: u16 = host.ok(&["port", "r1", "80"]).trim().rsplit_once(':').unwrap().1.parse().unwrap();
     assert_ne!(again, ports[0]);
 
     // Ranges: identity collapsed in ps; a host range for one port.
-    host.ok(&["run", "-d", "--name", "g", "-p", "9000-9002:9000-9002", "-p", "8000-8010:80"]);
+    host.ok(&["run", "-d", "--name", "g1", "-p", "9000-9002:9000-9002", "-p", "8000-8010:80"]);
     assert_eq!(
-        host.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]).lines().find(|l| l.starts_with("g ")),
-        Some("g 0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8000->80/tcp")
+        host.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]).lines().find(|l| l.starts_with("g1 ")),
+        Some("g1 0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8000->80/tcp")
     );
     assert_eq!(
-        host.json(&["inspect", "g"])[0]["HostConfig"]["PortBindings"]["80/tcp"],
+        host.json(&["inspect", "g1"])[0]["HostConfig"]["PortBindings"]["80/tcp"],
         serde_json::json!([{"HostIp": "", "HostPort": "8000-8010"}])
     );
     // Freed at rm: the same ports publish again at once.
-    host.ok(&["rm", "-f", "g"]);
+    host.ok(&["rm", "-f", "g1"]);
     assert!(!services(&host).iter().any(|s| (9000..=9002).contains(&s.1) || s.1 == 8000));
     host.ok(&["run", "-d", "--name", "g2", "-p", "9000-9002:9000-9002", "-p", "8000:80"]);
-    host.ok(&["rm", "-f", "g2", "r"]);
+    host.ok(&["rm", "-f", "g2", "r1"]);
     assert_eq!(services(&host), BTreeSet::new());
     assert_eq!(reserved(&host), BTreeSet::new());
 }
@@ -218,11 +220,11 @@ fn a_thousand_port_range_publishes_and_goes_quickly() {
 #[test]
 fn published_ports_survive_a_daemon_restart_exactly() {
     let mut host = TestHost::start();
-    host.ok(&["run", "-d", "--name", "k", "-p", "8080:80", "-p", "127.0.0.1::53/udp"]);
-    let before = (services(&host), reserved(&host), host.ok(&["port", "k"]));
+    host.ok(&["run", "-d", "--name", "k1", "-p", "8080:80", "-p", "127.0.0.1::53/udp"]);
+    let before = (services(&host), reserved(&host), host.ok(&["port", "k1"]));
     host.stop_daemon(nix::sys::signal::Signal::SIGKILL);
     host.start_daemon();
-    assert_eq!((services(&host), reserved(&host), host.ok(&["port", "k"])), before);
-    host.ok(&["rm", "-f", "k"]);
+    assert_eq!((services(&host), reserved(&host), host.ok(&["port", "k1"])), before);
+    host.ok(&["rm", "-f", "k1"]);
     assert!(services(&host).is_empty());
 }

@@ -362,7 +362,7 @@ fn seed_004_container_networking() {
     // Networks are not created on demand: the run fails until the network exists.
     assert_eq!(
         host.fails(&["run", "-d", "--name", "mongodb", "--network", "favorites-net", "mongo"]),
-        "Error response from daemon: network favorites-net not found"
+        "netd: Error response from daemon: network favorites-net not found."
     );
     host.ok(&["network", "create", "favorites-net"]);
     host.ok(&["run", "-d", "--name", "mongodb", "--network", "favorites-net", "mongo"]);
@@ -398,11 +398,11 @@ fn seed_004_container_networking() {
     assert_eq!(host.ok(&["network", "prune", "-f"]), "Deleted Networks:\nfavorites-net\n");
 
     // Two containers, the same container port on host ports 8080 and 8081.
-    host.ok(&["run", "-p", "8080:8080", "--name", "a", "containerA"]);
-    host.ok(&["run", "-p", "8081:8080", "--name", "b", "containerB"]);
+    host.ok(&["run", "-p", "8080:8080", "--name", "a1", "containerA"]);
+    host.ok(&["run", "-p", "8081:8080", "--name", "b1", "containerB"]);
     let ports = host.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
-    assert!(ports.lines().any(|l| l == "a 0.0.0.0:8080->8080/tcp"), "{ports}");
-    assert!(ports.lines().any(|l| l == "b 0.0.0.0:8081->8080/tcp"), "{ports}");
+    assert!(ports.lines().any(|l| l == "a1 0.0.0.0:8080->8080/tcp"), "{ports}");
+    assert!(ports.lines().any(|l| l == "b1 0.0.0.0:8081->8080/tcp"), "{ports}");
 }
 
 /// 001's three `-p` examples, one after the other: every host address, a random host port
@@ -417,7 +417,7 @@ fn seed_001_publishing() {
     // Another container cannot have the same port on any address.
     let err = host.fails(&["run", "-d", "-p", "127.0.0.1:80:80", "nginx"]);
     assert!(
-        err.ends_with("Error starting userland proxy: listen tcp4 127.0.0.1:80: bind: address already in use"),
+        err.ends_with("Error starting userland proxy: listen tcp4 127.0.0.1:80: bind: address already in use."),
         "{err}"
     );
     host.ok(&["rm", "-f", &c]);

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::{
-    batch::{fetch_all, for_each},
+    batch::{fetch_all, for_each, Report},
     human,
     output::{ellipsis, print_inspect, print_rows, Filters, ListFormat},
     ExecArgs, InspectArgs, PortArgs, PsArgs, RmArgs, RunArgs,
@@ -94,7 +94,7 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> 
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
     let exe = std::env::current_exe().context("locate netd binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(enter.to_args());
+    cmd.args(enter.to_args()).env(super::EXEC_ERRORS, "1");
     if args.detach {
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         cmd.spawn().context("exec")?;
@@ -108,7 +108,8 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> 
 pub(super) async fn rm(client: &Client, args: RmArgs) -> anyhow::Result<()> {
     let query = RemoveContainer { force: args.force };
     let query = &query;
-    for_each(&args.names, |name| async move {
+    let report = Report::AtTheEnd { no_such: Some("container"), force: args.force };
+    for_each(&args.names, report, |name| async move {
         client.remove_container(&name, query).await?;
         println!("{name}");
         Ok(())
@@ -118,7 +119,7 @@ pub(super) async fn rm(client: &Client, args: RmArgs) -> anyhow::Result<()> {
 
 /// `stop`: prints each name as given, like Docker.
 pub(super) async fn stop(client: &Client, names: &[String]) -> anyhow::Result<()> {
-    for_each(names, |name| async move {
+    for_each(names, Report::AtTheEnd { no_such: None, force: false }, |name| async move {
         client.stop(&name, &StopContainer {}).await?;
         println!("{name}");
         Ok(())
@@ -128,7 +129,7 @@ pub(super) async fn stop(client: &Client, names: &[String]) -> anyhow::Result<()
 
 /// `start`: prints each name as given, like Docker.
 pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<()> {
-    for_each(names, |name| async move {
+    for_each(names, Report::Start, |name| async move {
         client.start(&name).await?;
         println!("{name}");
         Ok(())
@@ -217,28 +218,22 @@ pub(super) async fn inspect(client: &Client, args: InspectArgs) -> anyhow::Resul
         None | Some("container") | Some("network") => {}
         Some(other) => bail!("\"{other}\" is not a valid value for --type"),
     }
-    let (found, errors) = fetch_all(&args.names, |name| {
+    // Docker's client: `No such container`/`network` with --type, else `No such object`.
+    let no_such = match kind.as_deref() {
+        Some("network") => "network",
+        Some(_) => "container",
+        None => "object",
+    };
+    let (found, errors) = fetch_all(&args.names, no_such, |name| {
         let kind = kind.clone();
         async move {
             let network = || async { client.network(&name).await.map(|n| Inspected::Network(Box::new(n))) };
             match kind.as_deref() {
                 Some("network") => network().await,
-                Some(_) => client.container(&name).await.map(|c| Inspected::Container(Box::new(c))).map_err(|e| {
-                    if DaemonError::is_not_found(&e) {
-                        anyhow::anyhow!("Error: No such container: {name}")
-                    } else {
-                        e
-                    }
-                }),
+                Some(_) => client.container(&name).await.map(|c| Inspected::Container(Box::new(c))),
                 None => match client.container(&name).await {
                     Ok(c) => Ok(Inspected::Container(Box::new(c))),
-                    Err(e) if DaemonError::is_not_found(&e) => network().await.map_err(|e| {
-                        if DaemonError::is_not_found(&e) {
-                            anyhow::anyhow!("Error: No such object: {name}")
-                        } else {
-                            e
-                        }
-                    }),
+                    Err(e) if DaemonError::is_not_found(&e) => network().await,
                     Err(e) => Err(e),
                 },
             }

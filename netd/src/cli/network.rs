@@ -6,7 +6,7 @@ use anyhow::bail;
 use serde::Serialize;
 
 use super::{
-    batch::{fetch_all, for_each},
+    batch::{fetch_all, for_each, Report},
     human,
     output::{print_inspect, print_rows, Filters, ListFormat},
     NetworkCommand,
@@ -19,12 +19,20 @@ use crate::{
 pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Create { driver, subnet, ip_range, gateway, internal, labels, options, name } => {
+            // Docker's CLI checks these itself, before it asks the daemon.
+            fn strs(v: &[String]) -> Vec<&str> {
+                v.iter().map(String::as_str).collect()
+            }
+            crate::ipam::check_flags(&strs(&subnet), &strs(&ip_range), &strs(&gateway))?;
+            if subnet.len() > 1 {
+                bail!("netd supports one subnet per network (--subnet given {} times)", subnet.len());
+            }
             let req = CreateNetwork {
                 name,
                 driver: Some(driver),
-                subnet,
-                ip_range,
-                gateway,
+                subnet: subnet.into_iter().next(),
+                ip_range: ip_range.into_iter().next(),
+                gateway: gateway.into_iter().next(),
                 internal,
                 labels: key_values(&labels),
                 options: key_values(&options),
@@ -47,11 +55,11 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
             print_rows(format.as_deref(), &LS_FORMAT, &rows)
         }
         NetworkCommand::Inspect { format, names } => {
-            let found = fetch_all(&names, |name| async move { client.network(&name).await }).await;
+            let found = fetch_all(&names, "network", |name| async move { client.network(&name).await }).await;
             print_inspect(found, format.as_deref())
         }
         NetworkCommand::Rm { names } => {
-            for_each(&names, |name| async move {
+            for_each(&names, Report::AsTheyCome { no_such: "network" }, |name| async move {
                 client.remove_network(&name).await?;
                 println!("{name}");
                 Ok(())

@@ -63,6 +63,7 @@ pub fn configure(
     host: &HostAddressing,
 ) -> Result<IpamConfig, Error> {
     let user_subnet = subnet.is_some();
+    check_flags(subnet.as_slice(), ip_range.as_slice(), gateway.as_slice())?;
     let (subnet, rule) = match subnet {
         Some(s) => {
             let net = parse_subnet(s)?;
@@ -72,28 +73,20 @@ pub fn configure(
             }
             (net, RouteRule::Explicit)
         }
-        None => {
-            if ip_range.is_some() || gateway.is_some() {
-                return Err(Error::InvalidArgument("ip-range and gateway need an explicit --subnet".into()));
-            }
-            (pick_subnet(networks, host, first_user_pool())?, RouteRule::Pool)
-        }
+        None => (pick_subnet(networks, host, first_user_pool())?, RouteRule::Pool),
     };
+    // A range may be wider than the subnet (as in Docker): addresses come from both.
     let ip_range = match ip_range {
-        Some(r) => {
-            let range = parse_subnet(r)?;
-            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-                return Err(Error::IpRangeNotInSubnet(r.into(), subnet.to_string()));
-            }
-            Some(range)
-        }
+        Some(r) => Some(r.parse::<Ipv4Network>().map_err(|_| Error::InvalidCidr(r.into()))?),
         None => None,
     };
+    let ip_range = ip_range.map(|r| Ipv4Network::new(r.network(), r.prefix()).expect("a parsed prefix is valid"));
     let gateway = match gateway {
+        Some(g) if g.contains('/') => return Err(Error::InvalidGateway(g.into())),
         Some(g) => {
-            let ip: Ipv4Addr = g.parse().map_err(|_| Error::InvalidArgument(format!("invalid gateway address {g}")))?;
-            if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
-                return Err(Error::GatewayNotInSubnet(g.into(), subnet.to_string()));
+            let ip: Ipv4Addr = g.parse().map_err(|_| Error::GatewayNotInSubnet(g.into()))?;
+            if ip == subnet.network() || ip == subnet.broadcast() {
+                return Err(Error::GatewayUnavailable(ip));
             }
             ip
         }
@@ -104,11 +97,70 @@ pub fn configure(
     Ok(cfg)
 }
 
+/// Docker's CLI checks of `--subnet`, `--ip-range` and `--gateway` before it asks its daemon
+/// (`consolidateIpam`), with its texts and in its order: every range and gateway needs a
+/// subnet that contains it (its address as written), at most one of each per subnet, and
+/// subnets must not overlap. The CLI runs them first; the daemon again for other clients.
+pub fn check_flags(subnets: &[&str], ranges: &[&str], gateways: &[&str]) -> Result<(), Error> {
+    if subnets.len() < ranges.len() || subnets.len() < gateways.len() {
+        return Err(Error::NoSubnetForRangeOrGateway);
+    }
+    // Go's `subnetMatches`: does `subnet` contain the address of `data` (a CIDR or an IP)?
+    let matches = |subnet: &str, data: &str| -> Result<bool, Error> {
+        let net: Ipv4Network = subnet
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("invalid subnet: invalid CIDR address: {subnet}")))?;
+        let net = Ipv4Network::new(net.network(), net.prefix()).expect("a parsed prefix is valid");
+        Ok(match data.split_once('/') {
+            Some(_) => net.contains(data.parse::<Ipv4Network>().map_err(|_| Error::InvalidCidr(data.into()))?.ip()),
+            None => data.parse::<Ipv4Addr>().is_ok_and(|ip| net.contains(ip)),
+        })
+    };
+    for (i, s) in subnets.iter().enumerate() {
+        for k in &subnets[..i] {
+            if matches(s, k)? || matches(k, s)? {
+                return Err(Error::InvalidArgument(
+                    "multiple overlapping subnet configuration is not supported".into(),
+                ));
+            }
+        }
+    }
+    for (items, what) in [(ranges, "range"), (gateways, "gateway")] {
+        let mut taken: Vec<Option<&str>> = vec![None; subnets.len()];
+        for item in items {
+            let mut found = false;
+            for (i, s) in subnets.iter().enumerate() {
+                if !matches(s, item)? {
+                    continue;
+                }
+                if let Some(before) = taken[i] {
+                    return Err(Error::InvalidArgument(match what {
+                        "range" => {
+                            format!("cannot configure multiple ranges ({item}, {before}) on the same subnet ({s})")
+                        }
+                        _ => format!("cannot configure multiple gateways ({item}, {before}) for the same subnet ({s})"),
+                    }));
+                }
+                taken[i] = Some(item);
+                found = true;
+            }
+            if !found {
+                return Err(match what {
+                    "range" => Error::IpRangeNotInSubnet(item.to_string()),
+                    _ => Error::GatewayNotInSubnet(item.to_string()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parses a CIDR and normalises it to its network address, like Docker does.
 pub fn parse_subnet(s: &str) -> Result<Ipv4Network, Error> {
-    let net: Ipv4Network = s.parse().map_err(|_| Error::InvalidSubnet(s.into()))?;
+    // A CIDR needs its prefix length (Go's `net.ParseCIDR`).
+    let net: Ipv4Network = s.parse().ok().filter(|_| s.contains('/')).ok_or_else(|| Error::InvalidSubnet(s.into()))?;
     if net.prefix() > 30 {
-        return Err(Error::InvalidSubnet(s.into()));
+        return Err(Error::SubnetTooSmall(s.into()));
     }
     Ipv4Network::new(net.network(), net.prefix()).map_err(|_| Error::InvalidSubnet(s.into()))
 }
@@ -175,14 +227,56 @@ mod tests {
             configure(Some("172.28.0.0/16"), None, None, &[net("172.28.5.0/24")], &no_host()),
             Err(Error::PoolOverlap)
         ));
-        assert!(matches!(
-            configure(Some("172.28.0.0/16"), None, Some("172.29.0.1"), &[], &no_host()),
-            Err(Error::GatewayNotInSubnet(..))
-        ));
-        assert!(matches!(
-            configure(Some("172.28.0.0/16"), Some("172.29.5.0/24"), None, &[], &no_host()),
-            Err(Error::IpRangeNotInSubnet(..))
-        ));
+        assert!(matches!(configure(Some("172.28.0.0/31"), None, None, &[], &no_host()), Err(Error::SubnetTooSmall(_))));
+        // Docker's texts, measured on Docker 20.10.24.
+        let text = |s: Option<&str>, r: Option<&str>, g: Option<&str>| {
+            configure(s, r, g, &[], &no_host()).map(|_| ()).unwrap_err().to_string()
+        };
+        let s = Some("172.28.0.0/16");
+        assert_eq!(
+            text(Some("300.1.0.0/16"), None, None),
+            "Invalid subnet 300.1.0.0/16 : invalid CIDR address: 300.1.0.0/16"
+        );
+        assert_eq!(text(s, None, Some("172.29.0.1")), "no matching subnet for gateway 172.29.0.1");
+        assert_eq!(text(s, None, Some("abc")), "no matching subnet for gateway abc");
+        assert_eq!(text(s, Some("172.29.5.0/24"), None), "no matching subnet for range 172.29.5.0/24");
+        assert_eq!(text(s, Some("172.28.1.0/33"), None), "invalid CIDR address: 172.28.1.0/33");
+        assert_eq!(text(None, None, Some("172.28.0.1")), "every ip-range or gateway must have a corresponding subnet");
+        assert_eq!(
+            text(None, Some("172.28.0.0/24"), None),
+            "every ip-range or gateway must have a corresponding subnet"
+        );
+        assert_eq!(text(Some("abc"), None, Some("1.2.3.4")), "invalid subnet: invalid CIDR address: abc");
+        assert_eq!(
+            text(s, None, Some("172.28.0.0")),
+            "failed to allocate gateway (172.28.0.0): Address already in use"
+        );
+        assert_eq!(
+            text(s, None, Some("172.28.255.255")),
+            "failed to allocate gateway (172.28.255.255): Address already in use"
+        );
+        assert_eq!(text(s, None, Some("172.28.0.1/24")), "invalid gateway address 172.28.0.1/24 in Ipam configuration");
+        assert_eq!(
+            text(Some("10.0.0.0/32"), None, None),
+            "failed to allocate gateway (): No available addresses on this pool"
+        );
+        let flags = |s: &[&str], r: &[&str], g: &[&str]| check_flags(s, r, g).unwrap_err().to_string();
+        assert_eq!(
+            flags(&["10.87.0.0/16", "10.88.0.0/16"], &[], &["10.87.0.2", "10.87.0.1"]),
+            "cannot configure multiple gateways (10.87.0.1, 10.87.0.2) for the same subnet (10.87.0.0/16)"
+        );
+        assert_eq!(
+            flags(&["10.86.0.0/16"], &["10.86.0.0/24", "10.86.1.0/24"], &[]),
+            "every ip-range or gateway must have a corresponding subnet"
+        );
+        assert_eq!(
+            flags(&["10.89.0.0/16", "10.89.1.0/24"], &[], &[]),
+            "multiple overlapping subnet configuration is not supported"
+        );
+        assert_eq!(flags(&["10.89.0.0/16", "abc"], &[], &[]), "invalid subnet: invalid CIDR address: abc");
+        // A range wider than its subnet, or with host bits, is taken as Docker takes it.
+        let cfg = configure(Some("10.81.0.0/24"), Some("10.81.0.0/23"), None, &[], &no_host()).unwrap();
+        assert_eq!(cfg.ip_range, Some(net("10.81.0.0/23")));
         let cfg =
             configure(Some("172.28.0.0/16"), Some("172.28.5.0/24"), Some("172.28.5.254"), &[], &no_host()).unwrap();
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 28, 5, 254));
@@ -329,10 +423,11 @@ mod tests {
     #[test]
     fn subnets_are_parsed_and_normalised() {
         assert_eq!(parse_subnet("172.28.5.3/16").unwrap(), net("172.28.0.0/16"));
-        for bad in ["172.28.0.0", "300.1.0.0/16", "172.28.0.0/16x", "", "172.28.0.0/31"] {
+        for bad in ["172.28.0.0", "300.1.0.0/16", "172.28.0.0/16x", ""] {
             let err = parse_subnet(bad).unwrap_err();
-            assert_eq!(err.to_string(), format!("invalid subnet {bad}"));
+            assert_eq!(err.to_string(), format!("Invalid subnet {bad} : invalid CIDR address: {bad}"));
         }
+        assert!(matches!(parse_subnet("172.28.0.0/31"), Err(Error::SubnetTooSmall(_))));
     }
 
     #[test]
@@ -346,7 +441,10 @@ mod tests {
             assert!(matches!(check_requested(&cfg, taken, &used), Err(Error::AddressInUse(_))), "{taken}");
         }
         let outside = check_requested(&cfg, Ipv4Addr::new(10, 0, 0, 1), &used).unwrap_err();
-        assert_eq!(outside.to_string(), "no configured subnet or ip-range contain the IP address 10.0.0.1");
+        assert_eq!(
+            outside.to_string(),
+            "Invalid address 10.0.0.1: It does not belong to any of this network's subnets"
+        );
     }
 
     #[test]

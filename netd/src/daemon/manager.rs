@@ -256,11 +256,15 @@ impl<K: Kernel> Manager<K> {
 
     pub async fn create_network(&self, req: CreateNetwork) -> Result<Network> {
         let mut state = self.state.lock().await;
+        if PREDEFINED.iter().any(|(n, _)| *n == req.name) {
+            return Err(Error::PredefinedNetwork(req.name));
+        }
         validate_name(&req.name)?;
         if state.networks.values().any(|n| n.name == req.name) {
             return Err(Error::NetworkExists(req.name));
         }
-        match req.driver.as_deref().unwrap_or("bridge") {
+        // An empty driver is the default one, as in Docker.
+        match req.driver.as_deref().filter(|d| !d.is_empty()).unwrap_or("bridge") {
             "bridge" => {}
             "host" | "null" => {
                 return Err(Error::Conflict(format!(

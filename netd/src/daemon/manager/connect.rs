@@ -145,10 +145,13 @@ impl<K: Kernel> Manager<K> {
     pub async fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
         let mut state = self.state.lock().await;
         // `-f` matters in Docker for endpoints out of step with the store; netd keeps them in
-        // step, so it changes nothing here.
-        let _ = force;
+        // step, so it changes only the error for an unknown container.
         let network = state.network(network)?.clone();
-        let mut container = state.container(container)?.clone();
+        // With -f Docker looks for a stale endpoint of that name: there is none.
+        let mut container = match state.container(container) {
+            Err(Error::ContainerNotFound(_)) if force => return Err(Error::EndpointNotFound(container.to_string())),
+            found => found?.clone(),
+        };
         let not_connected =
             || Error::Conflict(format!("container {} is not connected to network {}", container.id, network.name));
         match (&network.driver, &container.mode) {

@@ -373,8 +373,8 @@ impl<K: Kernel> Manager<K> {
     async fn remove_locked(&self, state: &mut State, container: &Container, force: bool) -> Result<()> {
         if container.running() && self.kernel.is_alive(&container.id) && !force {
             return Err(Error::Conflict(format!(
-                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                container.name
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                container.id
             )));
         }
         let mut sharers: Vec<String> = state.sharers(&container.id).iter().map(|c| c.name.clone()).collect();
@@ -458,10 +458,10 @@ impl<K: Kernel> Manager<K> {
     }
 }
 
-/// Docker's container name rule, `[a-zA-Z0-9][a-zA-Z0-9_.-]`, with its message (the name is
-/// also the file name of the container's netns mount). Unlike Docker, one character is enough.
+/// Docker's container name rule, `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$` (two characters at least),
+/// with its message (the name is also the file name of the container's netns mount).
 fn validate_container_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+    let ok = name.len() >= 2
         && name.len() <= 200
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));

@@ -380,73 +380,73 @@ async fn the_default_route_goes_through_the_normal_network_whose_name_sorts_firs
     };
 
     // Only on an internal network: no default route; the datapath knows it is internal.
-    fx.run("c", "int", &[]).await.unwrap();
-    assert_eq!(route("c"), None);
-    assert_eq!(datapath("c").await, [(i_int, true)]);
+    fx.run("cc", "int", &[]).await.unwrap();
+    assert_eq!(route("cc"), None);
+    assert_eq!(datapath("cc").await, [(i_int, true)]);
     // Inspect shows no gateway for the internal network (network inspect still has the pool's).
-    let view = crate::views::container(&fx.manager.container("c").await.unwrap(), &fx.dir.join("run"));
+    let view = crate::views::container(&fx.manager.container("cc").await.unwrap(), &fx.dir.join("run"));
     assert_eq!(view.network_settings.networks["int"].gateway, "");
     assert!(!view.network_settings.networks["int"].ip_address.is_empty());
     // A normal network connected later gives it its way out, whatever the order.
-    fx.connect("n1", "c").await.unwrap();
-    assert_eq!(route("c"), Some(g1));
-    assert_eq!(datapath("c").await, [(i_int, true), (i1, false)]);
-    let view = crate::views::container(&fx.manager.container("c").await.unwrap(), &fx.dir.join("run"));
+    fx.connect("n1", "cc").await.unwrap();
+    assert_eq!(route("cc"), Some(g1));
+    assert_eq!(datapath("cc").await, [(i_int, true), (i1, false)]);
+    let view = crate::views::container(&fx.manager.container("cc").await.unwrap(), &fx.dir.join("run"));
     assert_eq!(view.network_settings.networks["n1"].gateway, g1.to_string());
-    fx.connect("n2", "c").await.unwrap();
-    assert_eq!(route("c"), Some(g1), "a normal network that sorts after n1 does not take the route over");
+    fx.connect("n2", "cc").await.unwrap();
+    assert_eq!(route("cc"), Some(g1), "a normal network that sorts after n1 does not take the route over");
     // One that sorts first does (libnetwork's gateway endpoint); disconnected, it gives it back.
     fx.network("a0", None).await;
     let g_a0 = gateway("a0").await;
-    fx.connect("a0", "c").await.unwrap();
-    assert_eq!(route("c"), Some(g_a0));
-    fx.manager.disconnect("a0", "c", false).await.unwrap();
-    assert_eq!(route("c"), Some(g1));
+    fx.connect("a0", "cc").await.unwrap();
+    assert_eq!(route("cc"), Some(g_a0));
+    fx.manager.disconnect("a0", "cc", false).await.unwrap();
+    assert_eq!(route("cc"), Some(g1));
     // Disconnecting the network with the route moves it to the next normal one, then away.
-    fx.manager.disconnect("n1", "c", false).await.unwrap();
-    assert_eq!(route("c"), Some(g2));
-    fx.manager.disconnect("n2", "c", false).await.unwrap();
-    assert_eq!(route("c"), None);
+    fx.manager.disconnect("n1", "cc", false).await.unwrap();
+    assert_eq!(route("cc"), Some(g2));
+    fx.manager.disconnect("n2", "cc", false).await.unwrap();
+    assert_eq!(route("cc"), None);
     // Disconnecting an endpoint that never carried the route leaves the route alone.
-    fx.run("d", "n1", &[]).await.unwrap();
-    fx.connect("int", "d").await.unwrap();
-    assert_eq!(route("d"), Some(g1));
-    assert_eq!(datapath("d").await, [(i1, false), (i_int, true)]);
+    fx.run("dd", "n1", &[]).await.unwrap();
+    fx.connect("int", "dd").await.unwrap();
+    assert_eq!(route("dd"), Some(g1));
+    assert_eq!(datapath("dd").await, [(i1, false), (i_int, true)]);
     let before = fx.kernel().calls().len();
-    fx.manager.disconnect("int", "d", false).await.unwrap();
-    assert_eq!(route("d"), Some(g1));
+    fx.manager.disconnect("int", "dd", false).await.unwrap();
+    assert_eq!(route("dd"), Some(g1));
     assert!(!fx.kernel().calls()[before..].iter().any(|c| c.starts_with("set_default_route")));
-    fx.connect("int", "d").await.unwrap();
+    fx.connect("int", "dd").await.unwrap();
 
     // Stopped and started again with [int, n1], `start` gives the route to n1.
-    fx.connect("n1", "c").await.unwrap();
-    fx.manager.stop("c", None).await.unwrap();
-    fx.manager.start_container("c").await.unwrap();
-    assert_eq!(route("c"), Some(g1));
-    assert_eq!(datapath("c").await, [(i_int, true), (i1, false)]);
+    fx.connect("n1", "cc").await.unwrap();
+    fx.manager.stop("cc", None).await.unwrap();
+    fx.manager.start_container("cc").await.unwrap();
+    assert_eq!(route("cc"), Some(g1));
+    assert_eq!(datapath("cc").await, [(i_int, true), (i1, false)]);
 
     // A restart re-adopts the endpoints with their internal flag and repairs the routes: an
     // internal-only container loses a default route found there, the others get theirs.
-    fx.run("e", "int", &[]).await.unwrap();
-    fx.kernel().set_default_route(&netns_of(&fx.dir, "e"), Some(g_int)).await.unwrap();
-    fx.kernel().set_default_route(&netns_of(&fx.dir, "c"), None).await.unwrap();
-    fx.kernel().set_default_route(&netns_of(&fx.dir, "d"), Some(g_int)).await.unwrap();
+    fx.run("ee", "int", &[]).await.unwrap();
+    fx.kernel().set_default_route(&netns_of(&fx.dir, "ee"), Some(g_int)).await.unwrap();
+    fx.kernel().set_default_route(&netns_of(&fx.dir, "cc"), None).await.unwrap();
+    fx.kernel().set_default_route(&netns_of(&fx.dir, "dd"), Some(g_int)).await.unwrap();
     let fx = fx.restart().await;
     let route = |name: &str| fx.host().default_routes.get(&netns_of(&fx.dir, name)).copied();
-    assert_eq!((route("c"), route("d"), route("e")), (Some(g1), Some(g1), None));
+    assert_eq!((route("cc"), route("dd"), route("ee")), (Some(g1), Some(g1), None));
     let host = fx.host();
-    for (name, expected) in [("c", vec![(i_int, true), (i1, false)]), ("d", vec![(i1, false), (i_int, true)])] {
+    for (name, expected) in [("cc", vec![(i_int, true), (i1, false)]), ("dd", vec![(i1, false), (i_int, true)])] {
         let c = fx.manager.container(name).await.unwrap().container;
         let live: Vec<_> = c.endpoints.iter().map(|ep| host.datapath[&ep.host_ifname]).collect();
         assert_eq!(live, expected, "datapath entries of {name} after the restart");
     }
     // An internal endpoint whose veth was lost is made again as internal.
-    let c = fx.manager.container("c").await.unwrap().container;
+    let c = fx.manager.container("cc").await.unwrap().container;
     fx.kernel().lose_veth(&c.endpoints[0].host_ifname);
     let fx = fx.restart().await;
     assert!(fx.host().veths.contains_key(&c.endpoints[0].host_ifname));
     assert_eq!(fx.host().datapath[&c.endpoints[0].host_ifname], (i_int, true));
-    assert_eq!(fx.host().default_routes.get(&netns_of(&fx.dir, "c")), Some(&g1));
+    assert_eq!(fx.host().default_routes.get(&netns_of(&fx.dir, "cc")), Some(&g1));
 }
 
 fn netns_of(dir: &Path, name: &str) -> PathBuf {
@@ -613,7 +613,7 @@ async fn connect_publishes_the_bindings_no_endpoint_carries_all_or_nothing() {
 async fn conflicts_use_dockers_texts_and_change_nothing() {
     let fx = Fixture::new("conflicts").await;
     fx.network("n1", Some("10.10.0.0/24")).await;
-    fx.run_p("a", "n1", &["8080:80", "127.0.0.1:8081:80", "5353:53/udp"]).await.unwrap();
+    fx.run_p("aa", "n1", &["8080:80", "127.0.0.1:8081:80", "5353:53/udp"]).await.unwrap();
     let host = fx.host();
     let calls = fx.kernel().calls().len();
     let refused = |name: &str, err: Error, why: &str| {
@@ -638,30 +638,30 @@ async fn conflicts_use_dockers_texts_and_change_nothing() {
         // Twice in one container.
         (vec!["7000:70", "7000:71"], "Bind for 0.0.0.0:7000 failed: port is already allocated"),
     ] {
-        refused("b", fx.run_p("b", "n1", &specs).await.unwrap_err(), why);
+        refused("bb", fx.run_p("bb", "n1", &specs).await.unwrap_err(), why);
     }
     // A host socket holds a port.
     fx.kernel().bind_socket(Ipv4Addr::UNSPECIFIED, 7070, crate::ports::Proto::Tcp);
     refused(
-        "b",
-        fx.run_p("b", "n1", &["127.0.0.1:7070:80"]).await.unwrap_err(),
+        "bb",
+        fx.run_p("bb", "n1", &["127.0.0.1:7070:80"]).await.unwrap_err(),
         "Error starting userland proxy: listen tcp4 127.0.0.1:7070: bind: address already in use",
     );
     // Nothing changed: no kernel call, no container.
     assert_eq!(fx.host(), FakeHost { sockets: fx.host().sockets, ..host });
     assert_eq!(fx.kernel().calls().len(), calls);
-    assert_eq!(fx.names().await, ["a"]);
+    assert_eq!(fx.names().await, ["aa"]);
     // Another protocol, another address of the same port: free.
-    fx.run_p("c", "n1", &["8080:80/udp", "127.0.0.2:8081:80"]).await.unwrap();
+    fx.run_p("cc", "n1", &["8080:80/udp", "127.0.0.2:8081:80"]).await.unwrap();
     // `container:` refuses ports; `host` and `none` keep them and publish nothing.
-    let err = fx.run_p("d", "container:a", &["80"]).await.unwrap_err();
+    let err = fx.run_p("dd", "container:aa", &["80"]).await.unwrap_err();
     assert_eq!(err.to_string(), "conflicting options: port publishing and the container type network mode");
     let published = fx.host().published.len();
-    fx.run_p("h", "host", &["80"]).await.unwrap();
-    fx.run_p("n", "none", &["80"]).await.unwrap();
+    fx.run_p("hh", "host", &["80"]).await.unwrap();
+    fx.run_p("nn", "none", &["80"]).await.unwrap();
     assert_eq!(fx.host().published.len(), published);
-    assert!(fx.published("h").await.is_empty() && fx.published("n").await.is_empty());
-    assert_eq!(fx.manager.container("h").await.unwrap().container.ports.len(), 1);
+    assert!(fx.published("hh").await.is_empty() && fx.published("nn").await.is_empty());
+    assert_eq!(fx.manager.container("hh").await.unwrap().container.ports.len(), 1);
 }
 
 #[tokio::test]
@@ -670,21 +670,21 @@ async fn random_ports_come_sequentially_from_the_range_and_are_repicked_at_start
     fx.network("n1", Some("10.10.0.0/24")).await;
     fx.kernel().set_local_ports(crate::host_ports::LocalPorts { start: 40000, end: 40005, reserved: [40001].into() });
     fx.kernel().bind_socket(Ipv4Addr::UNSPECIFIED, 40002, crate::ports::Proto::Tcp);
-    fx.run_p("a", "n1", &["80", "81"]).await.unwrap();
+    fx.run_p("aa", "n1", &["80", "81"]).await.unwrap();
     // 40001 is reserved, 40002 held by a host socket.
-    assert_eq!(fx.published("a").await, [(Ipv4Addr::UNSPECIFIED, 40000, 80), (Ipv4Addr::UNSPECIFIED, 40003, 81)]);
-    fx.manager.stop("a", None).await.unwrap();
+    assert_eq!(fx.published("aa").await, [(Ipv4Addr::UNSPECIFIED, 40000, 80), (Ipv4Addr::UNSPECIFIED, 40003, 81)]);
+    fx.manager.stop("aa", None).await.unwrap();
     assert!(fx.host().published.is_empty());
-    fx.manager.start_container("a").await.unwrap();
+    fx.manager.start_container("aa").await.unwrap();
     // After the last one handed out, wrapping at the end.
-    assert_eq!(fx.published("a").await, [(Ipv4Addr::UNSPECIFIED, 40004, 80), (Ipv4Addr::UNSPECIFIED, 40005, 81)]);
-    fx.run_p("b", "n1", &["127.0.0.1::80", "8000-8003:90"]).await.unwrap();
+    assert_eq!(fx.published("aa").await, [(Ipv4Addr::UNSPECIFIED, 40004, 80), (Ipv4Addr::UNSPECIFIED, 40005, 81)]);
+    fx.run_p("bb", "n1", &["127.0.0.1::80", "8000-8003:90"]).await.unwrap();
     // Wrapped (40000 was freed by the stop), and a host range's first free port.
-    assert_eq!(fx.published("b").await, [(Ipv4Addr::LOCALHOST, 40000, 80), (Ipv4Addr::UNSPECIFIED, 8000, 90)]);
-    fx.run_p("c", "n1", &["8000-8003:90"]).await.unwrap();
-    assert_eq!(fx.published("c").await, [(Ipv4Addr::UNSPECIFIED, 8001, 90)]);
+    assert_eq!(fx.published("bb").await, [(Ipv4Addr::LOCALHOST, 40000, 80), (Ipv4Addr::UNSPECIFIED, 8000, 90)]);
+    fx.run_p("cc", "n1", &["8000-8003:90"]).await.unwrap();
+    assert_eq!(fx.published("cc").await, [(Ipv4Addr::UNSPECIFIED, 8001, 90)]);
     // Every port of the range taken.
-    let err = fx.run_p("d", "n1", &["80", "81", "82"]).await.unwrap_err();
+    let err = fx.run_p("dd", "n1", &["80", "81", "82"]).await.unwrap_err();
     assert!(err.to_string().ends_with("): all ports are allocated"), "{err}");
     assert_eq!(fx.host().published.len(), 5);
 }
@@ -693,12 +693,12 @@ async fn random_ports_come_sequentially_from_the_range_and_are_repicked_at_start
 async fn a_restart_keeps_exactly_the_running_containers_ports() {
     let fx = Fixture::new("keep-published").await;
     fx.network("n1", Some("10.10.0.0/24")).await;
-    fx.run_p("a", "n1", &["8080:80"]).await.unwrap();
-    fx.run_p("b", "n1", &["9090:90"]).await.unwrap();
+    fx.run_p("aa", "n1", &["8080:80"]).await.unwrap();
+    fx.run_p("bb", "n1", &["9090:90"]).await.unwrap();
     fx.run_p("gone", "n1", &["7070:70"]).await.unwrap();
-    let ip_a = fx.ip("a").await;
-    let ip_b = fx.ip("b").await;
-    fx.run_p("c", "n1", &["6060:60"]).await.unwrap();
+    let ip_a = fx.ip("aa").await;
+    let ip_b = fx.ip("bb").await;
+    fx.run_p("cc", "n1", &["6060:60"]).await.unwrap();
     fx.manager.remove_container("gone", true).await.unwrap();
     // A crash left an entry of a port nobody has (published before the commit).
     crate::kernel::Kernel::publish(
@@ -715,11 +715,11 @@ async fn a_restart_keeps_exactly_the_running_containers_ports() {
     let fx = fx.restart().await;
     let mut expected = entry(None, 8080, true, ip_a, 80);
     expected.extend(entry(None, 9090, true, ip_b, 90));
-    expected.extend(entry(None, 6060, true, fx.ip("c").await, 60));
+    expected.extend(entry(None, 6060, true, fx.ip("cc").await, 60));
     assert_eq!(fx.host().published, expected);
     assert!(fx.kernel().calls().iter().any(|c| c == "keep_published 3"), "{:?}", fx.kernel().calls());
     // Disconnecting the network the ports lead to unpublishes them.
-    fx.manager.disconnect("n1", "b", false).await.unwrap();
-    assert!(fx.published("b").await.is_empty());
+    fx.manager.disconnect("n1", "bb", false).await.unwrap();
+    assert!(fx.published("bb").await.is_empty());
     assert!(!fx.host().published.keys().any(|(_, port, _)| *port == 9090));
 }
