@@ -126,14 +126,24 @@ pub(super) async fn stop(client: &Client, names: &[String]) -> anyhow::Result<()
     .await
 }
 
-/// `start`: prints each name as given, like Docker.
+/// `start`: prints each name as given, like Docker; each failure on its own line, then
+/// Docker's `Error: failed to start containers: A, B` (exit 1).
 pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<()> {
-    for_each(names, |name| async move {
-        client.start(&name).await?;
-        println!("{name}");
-        Ok(())
-    })
-    .await
+    let mut failed = Vec::new();
+    for name in names {
+        match client.start(name).await {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                eprintln!("{e}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("Error: failed to start containers: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// `netd port NAME [PORT[/PROTO]]`: Docker's lines, `80/tcp -> 0.0.0.0:8080` for every

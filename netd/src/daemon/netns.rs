@@ -62,6 +62,22 @@ pub fn bind_own(path: &Path) -> Result<()> {
     })
 }
 
+/// Bind-mounts the network namespace mounted at `from` at `path` too: a second name for the
+/// same netns, which lives on after `from` is unmounted.
+pub fn bind_existing(from: &Path, path: &Path) -> Result<()> {
+    if !is_netns_mount(from) {
+        return Err(Error::Inconsistent(format!("no network namespace mounted at {}", from.display())));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
+    }
+    File::create(path).map_err(|e| Error::os("create netns file", e))?;
+    mount(Some(from), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::os("bind-mount netns", e)
+    })
+}
+
 /// Whether `path` is a mounted network namespace (and not just the empty mount point).
 pub fn is_netns_mount(path: &Path) -> bool {
     use nix::sys::statfs::{statfs, NSFS_MAGIC};

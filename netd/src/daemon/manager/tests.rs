@@ -237,8 +237,20 @@ async fn connect_and_disconnect_follow_dockers_rules_for_each_mode() {
     let netns = fx.dir.join("run/netns/own");
     let n2 = fx.manager.network("n2").await.unwrap().0;
     assert_eq!(fx.host().default_routes.get(&netns), Some(&n2.ipam.unwrap().gateway));
-    // The owner of a shared netns cannot go while its sharer lives.
-    assert!(text(fx.manager.remove_container(&own, true).await.map(|_| ())).contains("in use by shared"));
+    // The owner of a shared netns can go (Docker's): its running sharer keeps the netns, which
+    // is left with `lo` only, also after a restart; removed, it releases the netns.
+    fx.manager.remove_container(&own, true).await.unwrap();
+    let kept = fx.dir.join("run/netns/shared");
+    let shared = fx.manager.container("shared").await.unwrap().container;
+    assert_eq!((shared.running(), shared.netns.as_deref()), (true, kept.to_str()));
+    let host = fx.host();
+    assert!(host.netns.contains(&kept) && !host.netns.contains(&netns), "{host:?}");
+    assert!(host.veths.values().all(|(ns, _, _)| ns != &netns), "{host:?}");
+    let fx = fx.restart().await;
+    let shared = fx.manager.container("shared").await.unwrap().container;
+    assert_eq!((shared.running(), shared.netns.as_deref()), (true, kept.to_str()));
+    fx.manager.remove_container("shared", true).await.unwrap();
+    assert!(!fx.host().netns.contains(&kept));
 }
 
 #[tokio::test]
