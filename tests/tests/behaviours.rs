@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 const REMOVED: &str = "600.0731";
 const STOPPED: &str = "600.0732";
 const GONE: &str = "600.0733";
+const STACK: &str = "600.0734";
 
 fn netns_inode(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).ino()
@@ -140,4 +141,75 @@ fn start_after_the_network_was_removed_fails_like_dockers() {
         assert_eq!(host.json(&["inspect", "c1"])[0]["State"]["Status"], "exited");
     }
     assert_store_and_kernel_agree(&host, GONE);
+}
+
+/// `busybox ip addr` in a Docker container (default bridge, user network, `none`): IPv6 off
+/// (no `::1` on lo, no link-local on eth0, `disable_ipv6` 1 for all/default/lo/eth0), eth0's
+/// link an index that names nothing inside (`eth0@if13`, hence `M-DOWN`), no qlen (txqueuelen
+/// 0, on the host end too), MTU 1500; the default route and the subnet's; `/etc/hosts` ending
+/// with `IP\t<short id>`; resolv.conf the upstreams (bridge) or 127.0.0.11 + `options ndots:0`.
+#[test]
+fn a_containers_own_view_of_its_network_is_dockers() {
+    let host = TestHost::start();
+    host.ok(&["network", "create", "un"]);
+    host.ok(&["run", "-d", "--name", "b1", "--", "sleep", STACK]);
+    host.ok(&["run", "-d", "--name", "u1", "--network", "un", "--", "sleep", STACK]);
+    host.ok(&["run", "-d", "--name", "n1", "--network", "none", "--", "sleep", STACK]);
+    let lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n";
+    for (name, ip, gateway, subnet, resolv) in [
+        ("b1", "172.17.0.2", "172.17.0.1", "172.17.0.0/16", format!("nameserver {}\n", netd_tests::OUTSIDE_ADDR)),
+        ("u1", "172.18.0.2", "172.18.0.1", "172.18.0.0/16", "nameserver 127.0.0.11\noptions ndots:0\n".into()),
+    ] {
+        let c = &host.json(&["inspect", name])[0];
+        let (short, mac) = (
+            &c["Id"].as_str().unwrap()[..12],
+            c["NetworkSettings"]["Networks"].as_object().unwrap().values().next().unwrap()["MacAddress"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let addr = host.ok(&["exec", name, "busybox", "ip", "addr"]);
+        // `N: eth0@ifM:` — indexes vary; M names no link inside.
+        let (head, rest) = addr.strip_prefix(lo).unwrap_or_else(|| panic!("{addr}")).split_once(": eth0@if").unwrap();
+        let (peer, rest) = rest.split_once(':').unwrap();
+        assert!(head.parse::<u32>().is_ok() && peer.parse::<u32>().is_ok(), "{addr}");
+        assert_ne!(head, peer);
+        let brd = ip.rsplit_once('.').unwrap().0.rsplit_once('.').unwrap().0.to_string() + ".255.255";
+        assert_eq!(
+            rest,
+            format!(" <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1500 qdisc noqueue \n    link/ether {mac} brd ff:ff:ff:ff:ff:ff\n    inet {ip}/16 brd {brd} scope global eth0\n       valid_lft forever preferred_lft forever\n"),
+            "{addr}"
+        );
+        let sysctls = host.ok(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "cd /proc/sys/net/ipv6/conf && cat all/disable_ipv6 default/disable_ipv6 lo/disable_ipv6 eth0/disable_ipv6",
+        ]);
+        assert_eq!(sysctls, "1\n1\n1\n1\n");
+        assert!(host.ok(&["exec", name, "busybox", "ifconfig", "eth0"]).contains("collisions:0 txqueuelen:0 \n"));
+        assert_eq!(
+            host.ok(&["exec", name, "busybox", "ip", "route"]),
+            format!("default via {gateway} dev eth0 \n{subnet} dev eth0 scope link  src {ip} \n")
+        );
+        let hosts = host.ok(&["exec", name, "cat", "/etc/hosts"]);
+        assert!(hosts.ends_with(&format!("ff02::2\tip6-allrouters\n{ip}\t{short}\n")), "{hosts}");
+        assert_eq!(host.ok(&["exec", name, "cat", "/etc/resolv.conf"]), resolv);
+    }
+    assert_eq!(host.ok(&["exec", "n1", "busybox", "ip", "addr"]), lo);
+    // The host ends: txqueuelen 0 (`ip` prints no qlen then, as for Docker's).
+    let links: serde_json::Value =
+        serde_json::from_str(&host.in_host_ok(&["ip", "-j", "-d", "link", "show", "type", "veth"])).unwrap();
+    let netd_links: Vec<_> =
+        links.as_array().unwrap().iter().filter(|l| l["ifname"].as_str().unwrap().starts_with("nd")).collect();
+    assert_eq!(netd_links.len(), 2, "{links}");
+    for l in netd_links {
+        assert_eq!(
+            (l["txqlen"].as_u64().unwrap_or(0), l["mtu"].as_u64()),
+            (0, Some(1500)),
+            "{l}: no qlen printed is 0"
+        );
+    }
+    assert_store_and_kernel_agree(&host, STACK);
 }

@@ -190,12 +190,16 @@ fn container_errors_are_dockers_and_change_nothing() {
         vec!["network", "disconnect", "en", "nosuch"],
         vec!["rm", "nosuch"],
         vec!["stop", "nosuch"],
-        vec!["start", "nosuch"],
         vec!["exec", "nosuch", "true"],
         vec!["run", "-d", "--name", "x", "--network", "container:nosuch"],
     ] {
         host.fails_cleanly(&args, "Error response from daemon: No such container: nosuch");
     }
+    // `start` ends with Docker's batch line (measured).
+    host.fails_cleanly(
+        &["start", "nosuch"],
+        "Error response from daemon: No such container: nosuch\nError: failed to start containers: nosuch",
+    );
     host.fails_cleanly(&["inspect", "nosuch"], "Error: No such object: nosuch");
     host.fails_cleanly(&["container", "inspect", "nosuch"], "Error: No such container: nosuch");
 
