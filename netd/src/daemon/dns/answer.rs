@@ -13,7 +13,7 @@ use hickory_proto::{
         rdata::{A, PTR},
         DNSClass, Name, RData, Record, RecordType,
     },
-    serialize::binary::{BinDecodable, BinDecoder},
+    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding},
 };
 
 use super::{
@@ -43,7 +43,7 @@ pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Tra
             }
             let mut error = Message::error_msg(header.metadata.id, header.metadata.op_code, ResponseCode::FormErr);
             error.metadata.recursion_desired = header.metadata.recursion_desired;
-            return error.to_vec().ok();
+            return wire(&error);
         }
     };
     if query.metadata.message_type != MessageType::Query {
@@ -123,11 +123,23 @@ fn error(query: &Message, code: ResponseCode) -> Message {
 /// Encodes `response`; over UDP, one larger than the client takes is sent truncated (TC set,
 /// no records) so that the client asks again over TCP.
 fn encode(response: Message, query: &Message, transport: Transport) -> Option<Vec<u8>> {
-    let bytes = response.to_vec().ok()?;
+    let bytes = wire(&response)?;
     if transport == Transport::Udp && bytes.len() > usize::from(query.max_payload()) {
-        return response.truncate().to_vec().ok();
+        return wire(&response.truncate());
     }
     Some(bytes)
+}
+
+/// `message` as Docker's resolver (miekg/dns) writes it: names never compressed (a local A
+/// answer for `web` is 40 bytes, as dig measures Docker's, not 37).
+fn wire(message: &Message) -> Option<Vec<u8>> {
+    let mut buffer = Vec::with_capacity(512);
+    {
+        let mut encoder = BinEncoder::new(&mut buffer);
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+        message.emit(&mut encoder).ok()?;
+    }
+    Some(buffer)
 }
 
 #[cfg(test)]
@@ -193,6 +205,12 @@ mod tests {
         assert!(!reply.metadata.authoritative && reply.metadata.recursion_available, "Docker's flags: no AA");
         assert!(reply.edns.is_none());
         assert_eq!(reply.answers[0].ttl, TTL);
+        let mut query = Message::query();
+        query.add_query(Query::query(Name::from_ascii("web.").unwrap(), RecordType::A));
+        let mut response = super::reply(&query);
+        response.answers =
+            vec![Record::from_rdata(Name::from_ascii("web.").unwrap(), TTL, RData::A(A([1, 2, 3, 4].into())))];
+        assert_eq!(encode(response, &query, Transport::Udp).unwrap().len(), 40, "no name compression (Docker's size)");
         let first = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
         let second = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
         assert_eq!(first, ["172.18.0.3", "172.18.0.4"]);
