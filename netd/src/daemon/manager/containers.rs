@@ -412,6 +412,10 @@ impl<K: Kernel> Manager<K> {
         let Some(from) = owner.netns.as_deref().filter(|_| owner.mode != NetMode::Host) else {
             return Ok(vec![]);
         };
+        if !self.kernel.netns_alive(std::path::Path::new(from)) {
+            // Gone (a reboot): nothing to keep; recovery finds its sharers exited too.
+            return Ok(vec![]);
+        }
         let mut keepers: Vec<Container> = Vec::new();
         let from_files = ContainerFiles::new(&self.run_dir, &owner.id);
         for sharer in state.sharers(&owner.id).into_iter().filter(|s| s.running()) {

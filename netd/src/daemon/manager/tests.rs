@@ -342,6 +342,10 @@ async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
     fx.run("nonetns", "n1", &[]).await.unwrap();
     fx.run("noveth", "n1", &[]).await.unwrap();
     fx.run("fine", "n1", &["sleep", "600"]).await.unwrap();
+    // Sharers: of a container whose command ended (it keeps the netns), and of one whose netns
+    // vanished (it has exited too).
+    fx.run("keeper", "container:exited", &["sleep", "600"]).await.unwrap();
+    fx.run("lost", "container:nonetns", &["sleep", "600"]).await.unwrap();
     fx.kernel().exit(&exited);
     fx.kernel().lose_netns(&fx.dir.join("run/netns/nonetns"));
     let noveth = fx.manager.container("noveth").await.unwrap().container.endpoints[0].host_ifname.clone();
@@ -355,10 +359,15 @@ async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
     assert_eq!(exit_code("nonetns").await, Some(255), "its netns vanished");
     assert_eq!(exit_code("fine").await, None);
     assert_eq!(exit_code("noveth").await, None);
+    assert_eq!(exit_code("keeper").await, None);
+    assert_eq!(exit_code("lost").await, Some(255), "its target's netns vanished");
     let host = fx.host();
     assert!(host.veths.contains_key(&noveth), "the lost veth was not made again: {host:?}");
     assert_eq!(host.veths.len(), 2, "only fine and noveth have veths: {host:?}");
-    assert_eq!(host.processes.len(), 1, "{host:?}");
+    assert_eq!(host.processes.len(), 2, "fine and keeper: {host:?}");
+    assert!(
+        host.netns.contains(&fx.dir.join("run/netns/keeper")) && !host.netns.contains(&fx.dir.join("run/netns/exited"))
+    );
     assert!(!host.netns.contains(&fx.dir.join("run/netns/nonetns")));
 }
 
