@@ -386,3 +386,46 @@ fn dns_keeps_working_after_a_daemon_restart_and_a_container_restart() {
     assert_eq!(short(&host, "two", "one"), [host.ip_of("one", "my-net")]);
     drop(upstream);
 }
+
+/// Local answers as Docker 20.10's 127.0.0.11 gives them (measured with dig in a Docker
+/// container): flags `qr rd ra` (RD as asked), no AA, no EDNS OPT record although dig asks
+/// with one, TTL 600; AAAA of a container name is NOERROR without records; ANY is forwarded;
+/// busybox's nslookup says `Non-authoritative answer:`. A name no upstream answers gets no
+/// answer at all (the client times out), as in Docker.
+#[test]
+fn local_answers_carry_dockers_flags_and_unanswered_names_get_nothing() {
+    let host = TestHost::start();
+    host.ok(&["network", "create", "my-net"]);
+    host.ok(&["run", "-d", "--name", "one", "--network", "my-net", "busybox"]);
+    host.ok(&["run", "-d", "--name", "web", "--network", "my-net", "busybox"]);
+    let web = host.ip_of("web", "my-net");
+
+    let out = dig(&host, "one", &["+noall", "+comments", "+answer", "web"]);
+    assert!(out.contains("status: NOERROR") && out.contains("flags: qr rd ra;"), "{out}");
+    assert!(out.contains("ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 0") && !out.contains("OPT PSEUDOSECTION"), "{out}");
+    assert!(out.contains(&format!("web.\t\t\t600\tIN\tA\t{web}")), "{out}");
+    // Names not compressed, as Docker's (miekg/dns) answers: 40 bytes, as dig measured there.
+    let out = dig(&host, "one", &["+noall", "+stats", "web"]);
+    assert!(out.contains("MSG SIZE  rcvd: 40"), "{out}");
+    let out = dig(&host, "one", &["+noall", "+comments", "+norecurse", "web"]);
+    assert!(out.contains("flags: qr ra;"), "{out}");
+    let out = dig(&host, "one", &["+noall", "+comments", "web", "AAAA"]);
+    assert!(out.contains("status: NOERROR") && out.contains("ANSWER: 0,") && out.contains("flags: qr rd ra;"), "{out}");
+    let out = dig(&host, "one", &["+noall", "+comments", "+answer", "-x", &web]);
+    assert!(out.contains("flags: qr rd ra;") && out.contains("600\tIN\tPTR\tweb.my-net."), "{out}");
+    let nslookup = host.ok(&["exec", "one", "busybox", "nslookup", "web"]);
+    assert!(nslookup.contains(&format!("Non-authoritative answer:\nName:\tweb\nAddress: {web}\n")), "{nslookup}");
+
+    // No upstream runs: unknown names (and ANY) get no answer.
+    let out = host.netd(&["exec", "one", "--", "dig", "+time=1", "+tries=1", "nosuch.test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && stdout.contains("timed out") && !stdout.contains("status:"), "{stdout}");
+    let out = host.netd(&["exec", "one", "--", "dig", "+time=1", "+tries=1", "web", "ANY"]);
+    assert!(!out.status.success(), "ANY is forwarded: {}", String::from_utf8_lossy(&out.stdout));
+    // With one, ANY goes there.
+    let upstream = start_upstream(&host);
+    assert_eq!(status(&host, "one", "nosuch.test"), "NXDOMAIN");
+    let out = dig(&host, "one", &["+noall", "+comments", "web", "ANY"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(upstream.asked().iter().any(|(n, _)| n == "web."), "{:?}", upstream.asked());
+}

@@ -127,7 +127,8 @@ pub(super) async fn stop(client: &Client, names: &[String]) -> anyhow::Result<()
     .await
 }
 
-/// `start`: prints each name as given, like Docker.
+/// `start`: prints each name as given, like Docker; each failure on its own line, then
+/// Docker's `Error: failed to start containers: A, B` (exit 1).
 pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<()> {
     for_each(names, Report::Start, |name| async move {
         client.start(&name).await?;

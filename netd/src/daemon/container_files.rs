@@ -60,8 +60,25 @@ impl ContainerFiles {
             };
             return write(self.resolv_conf(), resolv);
         }
+        if matches!(container.mode, NetMode::Container(_)) && container.netns.is_some() {
+            // It kept the netns of its target, which went: it keeps the files it had then.
+            return Ok(());
+        }
         write(self.hosts(), hosts_file(container))?;
         write(self.resolv_conf(), resolv_conf(container, networks, upstreams))
+    }
+
+    /// `hosts` and `resolv.conf` as `other`'s are now (a `container:` sharer keeps them when
+    /// its target goes).
+    pub fn copy_from(&self, other: &ContainerFiles) -> Result<()> {
+        let io = |e| Error::os("copy container files", e);
+        access::private_dir(&self.dir).map_err(io)?;
+        for (from, to) in [(other.hosts(), self.hosts()), (other.resolv_conf(), self.resolv_conf())] {
+            // A file gone behind the daemon's back: the sharer gets an empty one.
+            let contents = std::fs::read_to_string(from).unwrap_or_default();
+            access::write_container_readable(&to, &contents).map_err(io)?;
+        }
+        Ok(())
     }
 
     pub fn remove(&self) {

@@ -32,6 +32,9 @@ pub trait Kernel: Send + Sync + 'static {
     /// A new netns for a container, with `lo` up.
     fn create_netns(&self, container_name: &str) -> impl Future<Output = Result<PathBuf>> + Send;
     fn remove_netns(&self, path: &Path) -> Result<()>;
+    /// Mounts the netns at `from` at `container_name`'s netns path too (a `container:`
+    /// sharer keeps the netns its owner gives up).
+    fn keep_netns(&self, from: &Path, container_name: &str) -> Result<PathBuf>;
     /// Whether a netns is mounted at `path`.
     fn netns_alive(&self, path: &Path) -> bool;
     /// The daemon's own netns, bind-mounted for `--network host` containers.
@@ -125,6 +128,9 @@ impl Kernel for HostKernel {
     }
     fn remove_netns(&self, path: &Path) -> Result<()> {
         self.plumber.remove_netns(path)
+    }
+    fn keep_netns(&self, from: &Path, container_name: &str) -> Result<PathBuf> {
+        self.plumber.keep_netns(from, container_name)
     }
     fn netns_alive(&self, path: &Path) -> bool {
         netns::is_netns_mount(path)

@@ -105,13 +105,14 @@ impl State {
     }
 
     /// The container whose netns and endpoints `c` uses: itself, or for `container:NAME` the
-    /// end of the chain, however long. A chain cannot loop (a target exists before its
-    /// sharer), but a corrupt store could: then the chain ends where it would repeat, at a
+    /// end of the chain, however long — or the first container on it with a netns of its own:
+    /// a running sharer keeps the netns its target gives up by stopping or going. A chain cannot loop (a target exists before
+    /// its sharer), but a corrupt store could: then the chain ends where it would repeat, at a
     /// container in `container:` mode, which owns no netns (callers refuse to run there).
     fn owner<'a>(&'a self, c: &'a Container) -> &'a Container {
         let mut current = c;
         let mut seen = BTreeSet::new();
-        while let NetMode::Container(id) = &current.mode {
+        while let (NetMode::Container(id), None) = (&current.mode, &current.netns) {
             match self.containers.get(id) {
                 Some(next) if seen.insert(next.id.as_str()) => current = next,
                 _ => break,

@@ -123,8 +123,11 @@ impl Netlink {
         .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("link {index} has no MAC address"))))
     }
 
-    /// Creates a veth pair whose peer is born inside the namespace `peer_netns` with its final
-    /// name and MAC, in one request.
+    /// Creates a veth pair as Docker does: both ends here with `txqueuelen` 0 (Docker's
+    /// `TxQLen: 0`; a container's `ifconfig` shows `txqueuelen:0`), the peer with its final MAC
+    /// under a temporary name, then moved into `peer_netns` and named `peer_name` in one
+    /// request. Moved, the peer keeps the ifindex it got here, so that inside, as in Docker,
+    /// its link (the host end's index) names no device there (`eth0@if13`).
     pub async fn create_veth(
         &self,
         host_name: &str,
@@ -133,19 +136,38 @@ impl Netlink {
         peer_netns: &Path,
     ) -> Result<u32> {
         let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
+        // At most 15 bytes (host names are 14); deleting the host end removes it anywhere.
+        let temporary = format!("{host_name}p");
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer_name.to_string())
+            .name(temporary.clone())
             .address(peer_mac.to_vec())
-            .setns_by_fd(ns.as_raw_fd())
+            .txqueuelen(0)
             .build();
         let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host_name.to_string())
+            .txqueuelen(0)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         self.handle.link().add(msg).execute().await.map_err(nl_err("create veth"))?;
-        self.link_index(host_name)
-            .await?
-            .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished"))))
+        let moved = async {
+            let peer_index = self
+                .link_index(&temporary)
+                .await?
+                .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth peer {temporary} vanished"))))?;
+            let to_netns =
+                LinkUnspec::new_with_index(peer_index).setns_by_fd(ns.as_raw_fd()).name(peer_name.to_string()).build();
+            self.handle.link().set(to_netns).execute().await.map_err(nl_err("move veth peer into the container"))?;
+            self.link_index(host_name)
+                .await?
+                .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished"))))
+        };
+        match moved.await {
+            Ok(index) => Ok(index),
+            Err(e) => {
+                let _ = self.delete_link(host_name).await;
+                Err(e)
+            }
+        }
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {

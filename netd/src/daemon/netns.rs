@@ -33,6 +33,7 @@ pub fn create(path: &Path) -> Result<()> {
     let target: PathBuf = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("unshare netns", e))?;
+        disable_ipv6()?;
         mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| Error::os("bind-mount netns", e))
     })
@@ -42,6 +43,22 @@ pub fn create(path: &Path) -> Result<()> {
         let _ = std::fs::remove_file(path);
     }
     made
+}
+
+/// IPv6 off in the calling thread's (new) netns, before any link is up, as Docker does for a
+/// container without `--ipv6`: `lo` has no `::1` and `eth0` no link-local address (`all`
+/// turns it off on every device there, `default` on those that come later). A kernel without
+/// IPv6 has no such files: nothing to do.
+fn disable_ipv6() -> Result<()> {
+    for conf in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
+        match std::fs::write(&path, "1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::os(format!("write {path}"), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Bind-mounts the calling process's own network namespace at `path` (the daemon's netns,
@@ -59,6 +76,22 @@ pub fn bind_own(path: &Path) -> Result<()> {
     mount(Some("/proc/self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
         let _ = std::fs::remove_file(path);
         Error::os("bind-mount the daemon's netns", e)
+    })
+}
+
+/// Bind-mounts the network namespace mounted at `from` at `path` too: a second name for the
+/// same netns, which lives on after `from` is unmounted.
+pub fn bind_existing(from: &Path, path: &Path) -> Result<()> {
+    if !is_netns_mount(from) {
+        return Err(Error::Inconsistent(format!("no network namespace mounted at {}", from.display())));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
+    }
+    File::create(path).map_err(|e| Error::os("create netns file", e))?;
+    mount(Some(from), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::os("bind-mount netns", e)
     })
 }
 

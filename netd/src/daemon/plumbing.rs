@@ -111,6 +111,14 @@ impl Plumber {
         Ok(path)
     }
 
+    /// The netns mounted at `from`, mounted at `container_name`'s path too.
+    pub fn keep_netns(&self, from: &Path, container_name: &str) -> Result<PathBuf> {
+        let path = self.netns_path(container_name);
+        self.forget_inside(&path);
+        netns::bind_existing(from, &path)?;
+        Ok(path)
+    }
+
     pub fn remove_netns(&self, path: &Path) -> Result<()> {
         self.forget_inside(path);
         netns::remove(path)

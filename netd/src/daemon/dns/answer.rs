@@ -1,14 +1,19 @@
 //! One query in, one answer out: names of containers on the asker's networks and
 //! `host.docker.internal` are answered here, everything else is forwarded upstream.
+//!
+//! Local answers are Docker 20.10's on the wire (measured with dig against its 127.0.0.11):
+//! QR, RD as asked, RA, never AA; no EDNS OPT record even when the query had one; TTL 600;
+//! NOERROR without records for the other types of a container name (AAAA, MX); ANY is
+//! forwarded. When no upstream answers, nothing is sent back (the client times out).
 use std::net::IpAddr;
 
 use hickory_proto::{
-    op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode},
+    op::{Header, Message, MessageType, OpCode, Query, ResponseCode},
     rr::{
         rdata::{A, PTR},
         DNSClass, Name, RData, Record, RecordType,
     },
-    serialize::binary::{BinDecodable, BinDecoder},
+    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding},
 };
 
 use super::{
@@ -18,8 +23,6 @@ use super::{
 
 /// TTL of local answers (Docker's).
 const TTL: u32 = 600;
-/// The UDP payload size local answers advertise with EDNS (the DNS flag day 2020 value).
-const EDNS_PAYLOAD: u16 = 1232;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -28,7 +31,7 @@ pub enum Transport {
 }
 
 /// The answer to `raw` from the listener of container `client_id`, or `None` when nothing
-/// should be sent back (not a query).
+/// should be sent back (not a query, or no upstream answered).
 pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
     let query = match Message::from_vec(raw) {
         Ok(query) => query,
@@ -40,7 +43,7 @@ pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Tra
             }
             let mut error = Message::error_msg(header.metadata.id, header.metadata.op_code, ResponseCode::FormErr);
             error.metadata.recursion_desired = header.metadata.recursion_desired;
-            return error.to_vec().ok();
+            return wire(&error);
         }
     };
     if query.metadata.message_type != MessageType::Query {
@@ -59,7 +62,6 @@ pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Tra
     };
     if let Some(answers) = local(&records, &shared.rotation, client, question) {
         let mut response = reply(&query);
-        response.metadata.authoritative = true;
         response.answers = answers;
         return encode(response, &query, transport);
     }
@@ -67,8 +69,9 @@ pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Tra
     match upstream::forward(raw, &query, servers, transport == Transport::Tcp, &shared.fd_budget).await {
         Ok(answer) => Some(answer),
         Err(e) => {
+            // Docker sends nothing back then either.
             tracing::debug!(name = %question.name(), error = %e, "dns: no upstream answer");
-            encode(error(&query, ResponseCode::ServFail), &query, transport)
+            None
         }
     }
 }
@@ -86,10 +89,13 @@ fn local(records: &Records, rotation: &Rotation, client: &Client, question: &Que
         let target = Name::from_ascii(format!("{}.", records.name_of(client, ip)?)).ok()?;
         return Some(vec![Record::from_rdata(qname.clone(), TTL, RData::PTR(PTR(target)))]);
     }
+    if question.query_type() == RecordType::ANY {
+        return None; // Docker forwards it.
+    }
     let name = qname.to_ascii().trim_end_matches('.').to_ascii_lowercase();
     let mut ips = records.addresses(client, &name)?;
     match question.query_type() {
-        RecordType::A | RecordType::ANY => {
+        RecordType::A => {
             rotation.rotate(&name, &mut ips);
             Some(ips.into_iter().map(|ip| Record::from_rdata(qname.clone(), TTL, RData::A(A(ip)))).collect())
         }
@@ -98,18 +104,13 @@ fn local(records: &Records, rotation: &Rotation, client: &Client, question: &Que
     }
 }
 
-/// A response to `query` with its question, before answers.
+/// A response to `query` with its question, before answers: no EDNS OPT record, as Docker's.
 fn reply(query: &Message) -> Message {
     let mut response = Message::response(query.metadata.id, query.metadata.op_code);
     response.metadata.recursion_desired = query.metadata.recursion_desired;
     response.metadata.recursion_available = true;
     response.metadata.checking_disabled = query.metadata.checking_disabled;
     response.queries = query.queries.clone();
-    if query.edns.is_some() {
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_PAYLOAD);
-        response.set_edns(edns);
-    }
     response
 }
 
@@ -122,11 +123,23 @@ fn error(query: &Message, code: ResponseCode) -> Message {
 /// Encodes `response`; over UDP, one larger than the client takes is sent truncated (TC set,
 /// no records) so that the client asks again over TCP.
 fn encode(response: Message, query: &Message, transport: Transport) -> Option<Vec<u8>> {
-    let bytes = response.to_vec().ok()?;
+    let bytes = wire(&response)?;
     if transport == Transport::Udp && bytes.len() > usize::from(query.max_payload()) {
-        return response.truncate().to_vec().ok();
+        return wire(&response.truncate());
     }
     Some(bytes)
+}
+
+/// `message` as Docker's resolver (miekg/dns) writes it: names never compressed (a local A
+/// answer for `web` is 40 bytes, as dig measures Docker's, not 37).
+fn wire(message: &Message) -> Option<Vec<u8>> {
+    let mut buffer = Vec::with_capacity(512);
+    {
+        let mut encoder = BinEncoder::new(&mut buffer);
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+        message.emit(&mut encoder).ok()?;
+    }
+    Some(buffer)
 }
 
 #[cfg(test)]
@@ -150,15 +163,23 @@ mod tests {
     }
 
     async fn ask(shared: &Shared, client: &str, name: &str, rtype: RecordType) -> Message {
+        ask_edns(shared, client, name, rtype, false).await.expect("an answer")
+    }
+
+    /// `None`: nothing sent back.
+    async fn ask_edns(shared: &Shared, client: &str, name: &str, rtype: RecordType, edns: bool) -> Option<Message> {
         let mut query = Message::query();
         query.metadata.recursion_desired = true;
         query.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        if edns {
+            query.set_edns(hickory_proto::op::Edns::new());
+        }
         let raw = query.to_vec().unwrap();
-        let reply = Message::from_vec(&answer(shared, &id(client), &raw, Transport::Udp).await.unwrap()).unwrap();
+        let reply = Message::from_vec(&answer(shared, &id(client), &raw, Transport::Udp).await?).unwrap();
         assert_eq!(reply.metadata.id, query.metadata.id);
         assert_eq!(reply.metadata.message_type, MessageType::Response);
         assert_eq!(reply.queries, query.queries);
-        reply
+        Some(reply)
     }
 
     fn addresses(reply: &Message) -> Vec<String> {
@@ -181,7 +202,15 @@ mod tests {
             (reply.metadata.response_code, addresses(&reply)),
             (ResponseCode::NoError, vec!["172.18.0.3".into()])
         );
-        assert!(reply.metadata.authoritative && reply.metadata.recursion_available);
+        assert!(!reply.metadata.authoritative && reply.metadata.recursion_available, "Docker's flags: no AA");
+        assert!(reply.edns.is_none());
+        assert_eq!(reply.answers[0].ttl, TTL);
+        let mut query = Message::query();
+        query.add_query(Query::query(Name::from_ascii("web.").unwrap(), RecordType::A));
+        let mut response = super::reply(&query);
+        response.answers =
+            vec![Record::from_rdata(Name::from_ascii("web.").unwrap(), TTL, RData::A(A([1, 2, 3, 4].into())))];
+        assert_eq!(encode(response, &query, Transport::Udp).unwrap().len(), 40, "no name compression (Docker's size)");
         let first = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
         let second = addresses(&ask(&shared, "a1", "web.", RecordType::A).await);
         assert_eq!(first, ["172.18.0.3", "172.18.0.4"]);
@@ -192,15 +221,23 @@ mod tests {
         assert_eq!(addresses(&host), ["172.18.0.1"]);
         let ptr = ask(&shared, "a1", "3.0.18.172.in-addr.arpa.", RecordType::PTR).await;
         assert_eq!(addresses(&ptr), ["two.my-net."]);
+        assert!(!ptr.metadata.authoritative && ptr.edns.is_none());
+        // A query with EDNS gets an answer without (Docker's).
+        let edns = ask_edns(&shared, "a1", "two.", RecordType::A, true).await.unwrap();
+        assert!(edns.edns.is_none() && !edns.metadata.authoritative);
+        assert_eq!(addresses(&edns), ["172.18.0.3"]);
+        let mx = ask(&shared, "a1", "two.my-net.", RecordType::MX).await;
+        assert_eq!((mx.metadata.response_code, mx.answers.len()), (ResponseCode::NoError, 0));
     }
 
     #[tokio::test]
     async fn other_names_go_upstream_and_fail_without_one() {
         let shared = shared();
-        let far = ask(&shared, "a1", "far.", RecordType::A).await;
-        assert_eq!(far.metadata.response_code, ResponseCode::ServFail);
-        let ptr = ask(&shared, "a1", "2.0.19.172.in-addr.arpa.", RecordType::PTR).await;
-        assert_eq!(ptr.metadata.response_code, ResponseCode::ServFail, "not a shared network's address");
+        // No upstream answer: nothing sent back, as Docker.
+        assert!(ask_edns(&shared, "a1", "far.", RecordType::A, false).await.is_none());
+        let ptr = ask_edns(&shared, "a1", "2.0.19.172.in-addr.arpa.", RecordType::PTR, false).await;
+        assert!(ptr.is_none(), "not a shared network's address: forwarded");
+        assert!(ask_edns(&shared, "a1", "two.", RecordType::ANY, false).await.is_none(), "ANY is forwarded");
         let unknown = ask(&shared, "zz", "two.", RecordType::A).await;
         assert_eq!(unknown.metadata.response_code, ResponseCode::Refused, "no listener of that container");
     }
@@ -209,8 +246,7 @@ mod tests {
     async fn with_no_fd_left_in_the_budget_forwarding_fails_at_once_and_local_names_still_work() {
         // TEST-NET-1: never contacted, the budget is spent before any socket is made.
         let shared = Shared { upstreams: vec!["192.0.2.1".parse().unwrap()], fd_budget: FdBudget::new(0), ..shared() };
-        let far = ask(&shared, "a1", "far.", RecordType::A).await;
-        assert_eq!(far.metadata.response_code, ResponseCode::ServFail);
+        assert!(ask_edns(&shared, "a1", "far.", RecordType::A, false).await.is_none());
         let two = ask(&shared, "a1", "two.", RecordType::A).await;
         assert_eq!(addresses(&two), ["172.18.0.3"]);
     }

@@ -57,8 +57,8 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 
 /// Asks `servers` in turn (UDP, or TCP when the client used TCP) until one answers `query`;
 /// returns the answer's bytes. `raw` is the query as the client sent it. One socket is open at
-/// a time, counted in `budget`; with none left the query fails at once (SERVFAIL) rather than
-/// wait.
+/// a time, counted in `budget`; with none left the query fails at once (no answer is sent back,
+/// as when no server answers) rather than wait.
 pub async fn forward(
     raw: &[u8],
     query: &Message,

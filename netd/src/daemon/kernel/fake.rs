@@ -157,6 +157,16 @@ impl Kernel for FakeKernel {
         inner.host.default_routes.remove(path);
         Ok(())
     }
+    fn keep_netns(&self, from: &Path, name: &str) -> Result<PathBuf> {
+        self.step("keep_netns", format!("keep_netns {} {name}", from.display()))?;
+        let path = self.run_dir.join("netns").join(name);
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.host.netns.contains(from) {
+            return Err(crate::error::Error::Inconsistent(format!("no netns at {}", from.display())));
+        }
+        inner.host.netns.insert(path.clone());
+        Ok(path)
+    }
     fn netns_alive(&self, path: &Path) -> bool {
         path == self.run_dir.join("host-netns") || self.inner.lock().unwrap().host.netns.contains(path)
     }

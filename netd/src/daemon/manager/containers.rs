@@ -304,16 +304,6 @@ impl<K: Kernel> Manager<K> {
         if !c.running() {
             return Ok(());
         }
-        let mut sharers: Vec<String> =
-            state.sharers(&c.id).iter().filter(|s| s.running()).map(|s| s.name.clone()).collect();
-        sharers.sort();
-        if !sharers.is_empty() {
-            return Err(Error::Conflict(format!(
-                "cannot stop container \"/{}\": its network namespace is in use by {}",
-                c.name,
-                sharers.join(", ")
-            )));
-        }
         let was_alive = self.kernel.is_alive(&c.id);
         let mut stopped = c.clone();
         stopped.endpoints.clear();
@@ -325,7 +315,17 @@ impl<K: Kernel> Manager<K> {
             exit_code: exit_code.unwrap_or(if was_alive { KILLED } else { 0 }),
             attachments: c.attachments(),
         });
-        self.commit_container(state, stopped.clone())?;
+        let keepers = self.keep_netns_for_sharers(state, c)?;
+        let changes =
+            Changes { put_containers: [vec![stopped.clone()], keepers.clone()].concat(), ..Default::default() };
+        if let Err(e) = self.store.commit(changes) {
+            self.unkeep(&keepers);
+            return Err(e);
+        }
+        for k in keepers {
+            state.containers.insert(k.id.clone(), k);
+        }
+        state.containers.insert(stopped.id.clone(), stopped.clone());
         state.awaiting_attach.remove(&c.id);
         crash::point("stop:commit");
         let errors = self.teardown(&state.networks, c).await;
@@ -377,16 +377,19 @@ impl<K: Kernel> Manager<K> {
                 container.id
             )));
         }
-        let mut sharers: Vec<String> = state.sharers(&container.id).iter().map(|c| c.name.clone()).collect();
-        sharers.sort();
-        if !sharers.is_empty() {
-            return Err(Error::Conflict(format!(
-                "cannot remove container \"/{}\": its network namespace is in use by {}",
-                container.name,
-                sharers.join(", ")
-            )));
+        let keepers = if container.running() { self.keep_netns_for_sharers(state, container)? } else { vec![] };
+        let changes = Changes {
+            del_containers: vec![container.id.clone()],
+            put_containers: keepers.clone(),
+            ..Default::default()
+        };
+        if let Err(e) = self.store.commit(changes) {
+            self.unkeep(&keepers);
+            return Err(e);
         }
-        self.store.commit(Changes { del_containers: vec![container.id.clone()], ..Default::default() })?;
+        for k in keepers {
+            state.containers.insert(k.id.clone(), k);
+        }
         state.containers.remove(&container.id);
         state.awaiting_attach.remove(&container.id);
         crash::point("rm:commit");
@@ -397,6 +400,46 @@ impl<K: Kernel> Manager<K> {
             self.cleanup_after(state, errors).await;
         }
         Ok(())
+    }
+
+    /// Before `owner` stops or goes: its running `container:` sharers keep its netns, as in
+    /// Docker, where their processes hold it — each gets its own mount of it and a copy of
+    /// the owner's hosts and resolv.conf (what they see at that moment; Docker's stay
+    /// mounted). Once the owner's teardown has removed its endpoints, only `lo` is left in
+    /// there. Returns the sharers to commit with the owner's change; on failure what was made
+    /// is undone.
+    fn keep_netns_for_sharers(&self, state: &State, owner: &Container) -> Result<Vec<Container>> {
+        let Some(from) = owner.netns.as_deref().filter(|_| owner.mode != NetMode::Host) else {
+            return Ok(vec![]);
+        };
+        if !self.kernel.netns_alive(std::path::Path::new(from)) {
+            // Gone (a reboot): nothing to keep; recovery finds its sharers exited too.
+            return Ok(vec![]);
+        }
+        let mut keepers: Vec<Container> = Vec::new();
+        let from_files = ContainerFiles::new(&self.run_dir, &owner.id);
+        for sharer in state.sharers(&owner.id).into_iter().filter(|s| s.running()) {
+            let kept = self.kernel.keep_netns(std::path::Path::new(from), &sharer.name).and_then(|path| {
+                let mut k = sharer.clone();
+                k.netns = Some(path.to_string_lossy().into_owned());
+                keepers.push(k);
+                ContainerFiles::new(&self.run_dir, &sharer.id).copy_from(&from_files)
+            });
+            if let Err(e) = kept {
+                self.unkeep(&keepers);
+                return Err(e);
+            }
+        }
+        Ok(keepers)
+    }
+
+    /// Undoes `keep_netns_for_sharers` (its change was not committed).
+    fn unkeep(&self, keepers: &[Container]) {
+        for k in keepers {
+            if let Some(netns) = &k.netns {
+                let _ = self.kernel.remove_netns(std::path::Path::new(netns));
+            }
+        }
     }
 
     /// Unpublishes the container's ports, ends its processes, removes its endpoints and the
@@ -415,7 +458,8 @@ impl<K: Kernel> Manager<K> {
             errors.extend(self.kernel.remove_endpoint(ep, datapath_network(networks, &ep.network)).await.err());
             crash::point("teardown:endpoint");
         }
-        if matches!(container.mode, NetMode::Own | NetMode::None) {
+        // Its own, or (a `container:` sharer) the one it kept when its target went.
+        if container.mode != NetMode::Host {
             if let Some(netns) = &container.netns {
                 errors.extend(self.kernel.remove_netns(std::path::Path::new(netns)).err());
             }
@@ -444,14 +488,10 @@ impl<K: Kernel> Manager<K> {
     }
 
     /// `c`'s command ended with `code` (also found at a restart): `--rm` removes it, else it
-    /// stops — unless other containers still use its netns, which then stays up.
+    /// stops (its running sharers keep its netns, without its endpoints, as in Docker).
     pub(super) async fn exited_locked(&self, state: &mut State, c: &Container, code: i32) -> Result<()> {
         if c.auto_remove {
             self.remove_locked(state, c, true).await
-        } else if state.sharers(&c.id).iter().any(|s| s.running()) {
-            let mut c = c.clone();
-            c.process = None;
-            self.commit_container(state, c)
         } else {
             self.stop_locked(state, c, Some(code)).await
         }

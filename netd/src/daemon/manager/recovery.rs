@@ -72,14 +72,13 @@ impl<K: Kernel> Manager<K> {
         repairs
     }
 
-    /// Whether the netns `c` runs in exists: its own mount, the end of its `container:`
-    /// chain's, or the daemon's for `--network host`.
+    /// Whether the netns `c` runs in exists: its own mount (or the one a `container:` sharer
+    /// kept), the end of its `container:` chain's, or the daemon's for `--network host`.
     fn netns_alive(&self, state: &State, c: &Container) -> bool {
         let owner = state.owner(c);
-        let own_netns = matches!(owner.mode, NetMode::Own | NetMode::None);
         owner.running()
-            && (!own_netns || owner.netns.as_deref().is_some_and(|p| self.kernel.netns_alive(Path::new(p))))
-            && !matches!(owner.mode, NetMode::Container(_))
+            && (owner.mode == NetMode::Host
+                || owner.netns.as_deref().is_some_and(|p| self.kernel.netns_alive(Path::new(p))))
     }
 
     /// Adopts the endpoints of a running container whose netns lives: each one's veth and /32

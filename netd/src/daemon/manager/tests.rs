@@ -237,8 +237,20 @@ async fn connect_and_disconnect_follow_dockers_rules_for_each_mode() {
     let netns = fx.dir.join("run/netns/own");
     let n2 = fx.manager.network("n2").await.unwrap().0;
     assert_eq!(fx.host().default_routes.get(&netns), Some(&n2.ipam.unwrap().gateway));
-    // The owner of a shared netns cannot go while its sharer lives.
-    assert!(text(fx.manager.remove_container(&own, true).await.map(|_| ())).contains("in use by shared"));
+    // The owner of a shared netns can go (Docker's): its running sharer keeps the netns, which
+    // is left with `lo` only, also after a restart; removed, it releases the netns.
+    fx.manager.remove_container(&own, true).await.unwrap();
+    let kept = fx.dir.join("run/netns/shared");
+    let shared = fx.manager.container("shared").await.unwrap().container;
+    assert_eq!((shared.running(), shared.netns.as_deref()), (true, kept.to_str()));
+    let host = fx.host();
+    assert!(host.netns.contains(&kept) && !host.netns.contains(&netns), "{host:?}");
+    assert!(host.veths.values().all(|(ns, _, _)| ns != &netns), "{host:?}");
+    let fx = fx.restart().await;
+    let shared = fx.manager.container("shared").await.unwrap().container;
+    assert_eq!((shared.running(), shared.netns.as_deref()), (true, kept.to_str()));
+    fx.manager.remove_container("shared", true).await.unwrap();
+    assert!(!fx.host().netns.contains(&kept));
 }
 
 #[tokio::test]
@@ -330,6 +342,10 @@ async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
     fx.run("nonetns", "n1", &[]).await.unwrap();
     fx.run("noveth", "n1", &[]).await.unwrap();
     fx.run("fine", "n1", &["sleep", "600"]).await.unwrap();
+    // Sharers: of a container whose command ended (it keeps the netns), and of one whose netns
+    // vanished (it has exited too).
+    fx.run("keeper", "container:exited", &["sleep", "600"]).await.unwrap();
+    fx.run("lost", "container:nonetns", &["sleep", "600"]).await.unwrap();
     fx.kernel().exit(&exited);
     fx.kernel().lose_netns(&fx.dir.join("run/netns/nonetns"));
     let noveth = fx.manager.container("noveth").await.unwrap().container.endpoints[0].host_ifname.clone();
@@ -343,10 +359,15 @@ async fn a_restart_finds_exited_commands_vanished_netns_and_lost_veths() {
     assert_eq!(exit_code("nonetns").await, Some(255), "its netns vanished");
     assert_eq!(exit_code("fine").await, None);
     assert_eq!(exit_code("noveth").await, None);
+    assert_eq!(exit_code("keeper").await, None);
+    assert_eq!(exit_code("lost").await, Some(255), "its target's netns vanished");
     let host = fx.host();
     assert!(host.veths.contains_key(&noveth), "the lost veth was not made again: {host:?}");
     assert_eq!(host.veths.len(), 2, "only fine and noveth have veths: {host:?}");
-    assert_eq!(host.processes.len(), 1, "{host:?}");
+    assert_eq!(host.processes.len(), 2, "fine and keeper: {host:?}");
+    assert!(
+        host.netns.contains(&fx.dir.join("run/netns/keeper")) && !host.netns.contains(&fx.dir.join("run/netns/exited"))
+    );
     assert!(!host.netns.contains(&fx.dir.join("run/netns/nonetns")));
 }
 
