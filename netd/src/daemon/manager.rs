@@ -52,6 +52,9 @@ struct State {
     awaiting_attach: BTreeSet<String>,
     /// Where random host ports continue from (`ports.rs`).
     port_cursor: ports::PortCursor,
+    /// Where the search for the next automatic subnet starts: after the pool the last
+    /// network took (in memory only, as Docker's; `None`: the first user pool).
+    next_pool: Option<ipnetwork::Ipv4Network>,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {
@@ -282,6 +285,7 @@ impl<K: Kernel> Manager<K> {
             req.gateway.as_deref(),
             &state.subnets(),
             &host,
+            state.next_pool.unwrap_or_else(ipam::first_user_pool),
         )?;
         let network = Network {
             id: new_id(),
@@ -299,6 +303,9 @@ impl<K: Kernel> Manager<K> {
         if let Err(e) = self.store.commit(Changes { put_networks: vec![network.clone()], ..Default::default() }) {
             let _ = self.kernel.remove_gateway(&ipam).await;
             return Err(e);
+        }
+        if req.subnet.is_none() {
+            state.next_pool = Some(ipam::pool_after(ipam.subnet));
         }
         state.networks.insert(network.id.clone(), network.clone());
         Ok(network)
