@@ -200,7 +200,7 @@ fn network_ls_rm_and_prune() {
         "prune without -f removed networks"
     );
     let pruned = host.ok(&["network", "prune", "-f"]);
-    assert_eq!(pruned, "Deleted Networks:\nnet10\nunused\n");
+    assert_eq!(pruned, "Deleted Networks:\nnet10\nunused\n\n");
     let names = host.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(names, "bridge\nhost\nnone\nused\n");
     // Nothing left to prune: nothing printed.

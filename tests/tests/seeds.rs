@@ -87,7 +87,7 @@ fn seed_000_docker_network() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] Deleted Networks:\nleftover\n"
+        "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] Deleted Networks:\nleftover\n\n"
     );
     let names: Vec<String> = ls_names(&host).into_iter().map(|n| n.0).collect();
     assert_eq!(names, ["bridge", "host", "none"]);
@@ -395,7 +395,7 @@ fn seed_004_container_networking() {
     assert!(host.fails(&["network", "rm", "favorites-net"]).ends_with("has active endpoints"));
     assert_eq!(host.ok(&["network", "rm", "my_network"]), "my_network\n");
     host.ok(&["rm", "-f", "mongodb", "favorites"]);
-    assert_eq!(host.ok(&["network", "prune", "-f"]), "Deleted Networks:\nfavorites-net\n");
+    assert_eq!(host.ok(&["network", "prune", "-f"]), "Deleted Networks:\nfavorites-net\n\n");
 
     // Two containers, the same container port on host ports 8080 and 8081.
     host.ok(&["run", "-p", "8080:8080", "--name", "a1", "containerA"]);

@@ -78,9 +78,11 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
                 }
             }
             let names = client.prune_networks().await?;
+            // Docker's CLI: the list, then an empty line (measured on 20.10.24).
             if !names.is_empty() {
                 println!("Deleted Networks:");
                 names.iter().for_each(|n| println!("{n}"));
+                println!();
             }
             Ok(())
         }
