@@ -21,8 +21,9 @@ use crate::{
 impl<K: Kernel> Manager<K> {
     pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
         let mut state = self.state.lock().await;
-        let network = state.network(network)?.clone();
+        // The container first: Docker reports a missing container before a missing network.
         let mut container = state.container(&req.container)?.clone();
+        let network = state.network(network)?.clone();
         if matches!(container.mode, NetMode::Container(_)) {
             return Err(Error::SharedNetwork);
         }
