@@ -1,7 +1,7 @@
 //! Docker-shaped views for the API, built from the internal model (kept apart from it, like
 //! netavark's types.rs vs internal_types.rs). The types, in Docker's key order, are in
 //! `api_types.rs`; the CLI reads the same types back. Every value here was measured against
-//! Docker 20.10.24 (`docs/docker-measurements.md`); where netd has no such thing the value is
+//! Docker 20.10.24 (`docs/docker-json.md`); where netd has no such thing the value is
 //! the one Docker shows for a container without it, or netd's own where they differ (marked
 //! "netd:").
 use std::{collections::BTreeMap, path::Path};
@@ -576,7 +576,7 @@ mod tests {
         at[last] = value;
     }
 
-    /// Docker's document with netd's documented departures (docs/docker-measurements.md):
+    /// Docker's document with netd's documented departures (docs/docker-json.md):
     /// what netd does not have (image, storage driver, hostname file, OCI runtime, log
     /// driver, IPv6), what it does differently (commands share the host's IPC and PID
     /// namespaces as root, nothing masked), and its own paths and process ids.
