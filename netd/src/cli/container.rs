@@ -87,9 +87,10 @@ fn enter_args(c: &ContainerView, netns: String, cmd: Vec<String>, extra_env: Vec
 
 pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     let c = client.container(&args.container).await?;
-    // A `container:` sharer has, as in Docker, no SandboxKey of its own: its target's.
+    // A `container:` sharer has, as in Docker, no SandboxKey of its own: its target's (a chain
+    // ends at a container with a netns; 64 links stop a corrupt loop).
     let mut sandbox = c.clone();
-    for _ in 0..16 {
+    for _ in 0..64 {
         match sandbox.host_config.network_mode.strip_prefix("container:") {
             Some(target) if c.state.running => sandbox = client.container(target).await?,
             _ => break,
