@@ -8,8 +8,8 @@
 //! - Responses accept unknown fields, so that a CLI reads a newer daemon's answers.
 //! - Views are Docker's JSON: field order is Docker's key order (serde_json's
 //!   `preserve_order` keeps it when the CLI turns a view into a `Value` for `--format`).
-//!   Docker's free-form maps are `BTreeMap`s (Go sorts map keys) except
-//!   `NetworkSettings.Networks`, which netd lists in attachment order.
+//!   Docker's maps are `BTreeMap`s: Go sorts map keys when it writes JSON (so
+//!   `NetworkSettings.Networks` is by network name, whatever the order of attachment).
 //!
 //! | Method and path                          | Request                    | Response             |
 //! |------------------------------------------|----------------------------|----------------------|
@@ -36,7 +36,6 @@ use std::{
     net::{IpAddr, Ipv4Addr},
 };
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 // ---- Requests ----
@@ -266,8 +265,9 @@ pub struct NetworkView {
 pub struct Ipam {
     #[serde(rename = "Driver")]
     pub driver: String,
+    /// `null` for the predefined networks, `{}` for user-defined ones.
     #[serde(rename = "Options")]
-    pub options: BTreeMap<String, String>,
+    pub options: Option<BTreeMap<String, String>>,
     #[serde(rename = "Config")]
     pub config: Vec<IpamPool>,
 }
@@ -306,112 +306,220 @@ pub struct NetworkMember {
     pub ipv6_address: String,
 }
 
-// ---- `inspect CONTAINER` (Docker's ContainerJSON, the parts netd has) ----
+// ---- `inspect CONTAINER` (Docker 20.10's ContainerJSON, every key in its order) ----
+//
+// Keys for what netd does not have (image layers, storage driver, mounts, cgroup limits, …)
+// are kept with the value Docker shows for a container that has none of it, so that templates
+// and tools find every key; `views.rs` says which values are netd's own.
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ContainerView {
-    #[serde(rename = "Id")]
     pub id: String,
-    #[serde(rename = "Created")]
     pub created: String,
-    #[serde(rename = "Path")]
     pub path: String,
-    #[serde(rename = "Args")]
     pub args: Vec<String>,
-    #[serde(rename = "State")]
     pub state: ContainerState,
-    /// Always empty (Docker's image id); the IMAGE argument is `Config.Image`.
-    #[serde(rename = "Image")]
+    /// Docker's image id; empty: netd runs commands from the host's filesystem.
     pub image: String,
-    #[serde(rename = "ResolvConfPath")]
     pub resolv_conf_path: String,
-    #[serde(rename = "HostsPath")]
+    /// Empty: netd sets the hostname (UTS namespace) and writes no hostname file.
+    pub hostname_path: String,
     pub hosts_path: String,
-    #[serde(rename = "LogPath")]
     pub log_path: String,
     /// `/NAME`, as Docker writes it.
-    #[serde(rename = "Name")]
     pub name: String,
-    #[serde(rename = "HostConfig")]
+    pub restart_count: u32,
+    /// The storage driver; empty: netd has none.
+    pub driver: String,
+    pub platform: String,
+    pub mount_label: String,
+    pub process_label: String,
+    pub app_armor_profile: String,
+    #[serde(rename = "ExecIDs")]
+    pub exec_ids: Option<Vec<String>>,
     pub host_config: HostConfig,
-    #[serde(rename = "Config")]
+    pub graph_driver: GraphDriver,
+    pub mounts: Vec<serde_json::Value>,
     pub config: ContainerConfig,
-    #[serde(rename = "NetworkSettings")]
     pub network_settings: NetworkSettings,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ContainerState {
     /// `running` or `exited`.
-    #[serde(rename = "Status")]
     pub status: String,
-    #[serde(rename = "Running")]
     pub running: bool,
-    #[serde(rename = "Paused")]
     pub paused: bool,
-    #[serde(rename = "Restarting")]
     pub restarting: bool,
     #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
-    #[serde(rename = "Dead")]
     pub dead: bool,
-    #[serde(rename = "Pid")]
     pub pid: u32,
-    #[serde(rename = "ExitCode")]
     pub exit_code: i32,
-    #[serde(rename = "Error")]
     pub error: String,
-    #[serde(rename = "StartedAt")]
     pub started_at: String,
     /// Go's zero time while running.
-    #[serde(rename = "FinishedAt")]
     pub finished_at: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostConfig {
-    /// A network name, `default`, `host`, `none` or `container:ID`.
-    #[serde(rename = "NetworkMode")]
-    pub network_mode: String,
-    /// `-p` as given, by `PORT/PROTO` (`HostIp`/`HostPort` empty when not given).
-    #[serde(rename = "PortBindings", default)]
-    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
-    #[serde(rename = "AutoRemove")]
-    pub auto_remove: bool,
-    #[serde(rename = "Dns")]
-    pub dns: Vec<IpAddr>,
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriver {
+    pub data: Option<BTreeMap<String, String>>,
+    pub name: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+/// Docker's HostConfig. `null` where Docker has a nil slice, `[]` where it has an empty one
+/// (as measured).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    pub binds: Option<Vec<String>>,
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: String,
+    pub log_config: LogConfig,
+    /// `--network` as given (`default` without it; `container:ID`).
+    pub network_mode: String,
+    /// `-p` as given, by `PORT/PROTO` (`HostIp`/`HostPort` empty when not given).
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    pub restart_policy: RestartPolicy,
+    pub auto_remove: bool,
+    pub volume_driver: String,
+    pub volumes_from: Option<Vec<String>>,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    pub cgroupns_mode: String,
+    pub dns: Vec<IpAddr>,
+    pub dns_options: Vec<String>,
+    pub dns_search: Vec<String>,
+    /// `--add-host` as given.
+    pub extra_hosts: Option<Vec<String>>,
+    pub group_add: Option<Vec<String>>,
+    pub ipc_mode: String,
+    pub cgroup: String,
+    /// Legacy links on the default bridge, `/TARGET:/NAME/ALIAS`.
+    pub links: Option<Vec<String>>,
+    pub oom_score_adj: i64,
+    pub pid_mode: String,
+    pub privileged: bool,
+    pub publish_all_ports: bool,
+    pub readonly_rootfs: bool,
+    pub security_opt: Option<Vec<String>>,
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    pub userns_mode: String,
+    pub shm_size: i64,
+    pub runtime: String,
+    pub console_size: [u32; 2],
+    pub isolation: String,
+    pub cpu_shares: i64,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub cgroup_parent: String,
+    pub blkio_weight: u16,
+    pub blkio_weight_device: Vec<serde_json::Value>,
+    pub blkio_device_read_bps: Option<Vec<serde_json::Value>>,
+    pub blkio_device_write_bps: Option<Vec<serde_json::Value>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<serde_json::Value>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<serde_json::Value>>,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpu_realtime_period: i64,
+    pub cpu_realtime_runtime: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub devices: Vec<serde_json::Value>,
+    pub device_cgroup_rules: Option<Vec<String>>,
+    pub device_requests: Option<Vec<serde_json::Value>>,
+    pub kernel_memory: i64,
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: i64,
+    pub memory_reservation: i64,
+    pub memory_swap: i64,
+    pub memory_swappiness: Option<i64>,
+    pub oom_kill_disable: bool,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Option<Vec<serde_json::Value>>,
+    pub cpu_count: i64,
+    pub cpu_percent: i64,
+    #[serde(rename = "IOMaximumIOps")]
+    pub io_maximum_iops: u64,
+    #[serde(rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: u64,
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
-    #[serde(rename = "Hostname")]
     pub hostname: String,
-    #[serde(rename = "Env")]
-    pub env: Vec<String>,
-    #[serde(rename = "Cmd")]
-    pub cmd: Vec<String>,
+    pub domainname: String,
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    /// The container ports of `-p`; absent without any (Docker's `omitempty`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, Empty>>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    /// `-e` as given; `null` without any.
+    pub env: Option<Vec<String>>,
+    /// `null` for a container without a command (a bare netns).
+    pub cmd: Option<Vec<String>>,
     /// The IMAGE argument of `run`.
-    #[serde(rename = "Image")]
     pub image: String,
+    pub volumes: Option<BTreeMap<String, Empty>>,
+    pub working_dir: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub on_build: Option<Vec<String>>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Docker fills the top-level addresses from the default bridge network only; empty strings
 /// and zeros otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct NetworkSettings {
-    #[serde(rename = "Bridge")]
     pub bridge: String,
     #[serde(rename = "SandboxID")]
     pub sandbox_id: String,
+    pub hairpin_mode: bool,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: u8,
     /// The published ports by `PORT/PROTO`, while running (random host ports resolved).
-    #[serde(rename = "Ports")]
     pub ports: BTreeMap<String, Vec<PortBinding>>,
     /// The netns path while running, or empty.
-    #[serde(rename = "SandboxKey")]
     pub sandbox_key: String,
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<serde_json::Value>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<serde_json::Value>>,
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,
-    #[serde(rename = "Gateway")]
     pub gateway: String,
     #[serde(rename = "GlobalIPv6Address")]
     pub global_ipv6_address: String,
@@ -423,11 +531,9 @@ pub struct NetworkSettings {
     pub ip_prefix_len: u8,
     #[serde(rename = "IPv6Gateway")]
     pub ipv6_gateway: String,
-    #[serde(rename = "MacAddress")]
     pub mac_address: String,
-    /// By network name, in the order the container was attached.
-    #[serde(rename = "Networks")]
-    pub networks: IndexMap<String, EndpointSettings>,
+    /// By network name (Go sorts map keys).
+    pub networks: BTreeMap<String, EndpointSettings>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -438,20 +544,18 @@ pub struct PortBinding {
     pub host_port: String,
 }
 
-/// Docker's EndpointSettings; `null` where Docker has a nil slice or pointer.
+/// Docker's EndpointSettings; `null` where Docker has a nil slice, map or pointer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointSettings {
-    /// Set when the address was asked for (`--ip`).
+    /// `--ip` of `run`; `{}` (or with the address) for a `network connect`.
     #[serde(rename = "IPAMConfig")]
     pub ipam_config: Option<EndpointIpamConfig>,
+    /// `--link` of `run` on a user-defined network, as given.
     #[serde(rename = "Links")]
     pub links: Option<Vec<String>>,
+    /// On user-defined networks: the aliases, then the short container id.
     #[serde(rename = "Aliases")]
     pub aliases: Option<Vec<String>>,
-    #[serde(rename = "MacAddress")]
-    pub mac_address: String,
-    #[serde(rename = "DriverOpts")]
-    pub driver_opts: Option<BTreeMap<String, String>>,
     #[serde(rename = "NetworkID")]
     pub network_id: String,
     #[serde(rename = "EndpointID")]
@@ -468,14 +572,17 @@ pub struct EndpointSettings {
     pub global_ipv6_address: String,
     #[serde(rename = "GlobalIPv6PrefixLen")]
     pub global_ipv6_prefix_len: u8,
-    /// The names the embedded DNS answers for it (user-defined networks, while connected).
-    #[serde(rename = "DNSNames")]
-    pub dns_names: Option<Vec<String>>,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    /// `{}` for a `network connect`.
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
 }
 
+/// Docker's EndpointIPAMConfig: `{}` when no address was asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address")]
+    #[serde(rename = "IPv4Address", default, skip_serializing_if = "String::is_empty")]
     pub ipv4_address: String,
 }
 
@@ -631,22 +738,36 @@ mod tests {
         round_trip(network);
         let settings = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig { ipv4_address: "10.9.0.5".into() }),
+            links: Some(vec!["db:d".into()]),
             aliases: Some(vec!["a".into()]),
-            dns_names: Some(vec!["one".into()]),
+            driver_opts: Some(BTreeMap::new()),
             ..Default::default()
         };
         let container = ContainerView {
             id: "c".into(),
             args: vec!["9".into()],
             state: ContainerState { running: true, pid: 42, ..Default::default() },
-            host_config: HostConfig { dns: vec!["10.0.0.2".parse().unwrap()], ..Default::default() },
+            exec_ids: Some(vec!["e".into()]),
+            host_config: HostConfig {
+                dns: vec!["10.0.0.2".parse().unwrap()],
+                extra_hosts: Some(vec!["h:1.2.3.4".into()]),
+                links: Some(vec!["/a:/c/b".into()]),
+                memory_swappiness: Some(60),
+                ..Default::default()
+            },
+            graph_driver: GraphDriver { data: Some([("k".to_string(), "v".to_string())].into()), name: "g".into() },
+            config: ContainerConfig {
+                exposed_ports: Some([("80/tcp".to_string(), Empty {})].into()),
+                env: Some(vec!["A=1".into()]),
+                cmd: Some(vec!["sleep".into(), "9".into()]),
+                ..Default::default()
+            },
             network_settings: NetworkSettings {
                 ports: [(
                     "80/tcp".to_string(),
                     vec![PortBinding { host_ip: "0.0.0.0".into(), host_port: "8080".into() }],
                 )]
                 .into(),
-                // Not in alphabetical order: the order of attachment is kept.
                 networks: [("z".to_string(), settings), ("a".to_string(), EndpointSettings::default())]
                     .into_iter()
                     .collect(),
@@ -655,6 +776,13 @@ mod tests {
             ..Default::default()
         };
         let json = round_trip(container);
-        assert!(json.contains(r#""Networks":{"z":{"#), "{json}");
+        // Go writes map keys sorted, whatever the order of attachment.
+        assert!(json.contains(r#""Networks":{"a":{"#), "{json}");
+        assert!(json.contains(r#""ExposedPorts":{"80/tcp":{}},"Tty""#), "{json}");
+        // `{}` and `null` IPAM configs read back as they were.
+        let connected = EndpointSettings { ipam_config: Some(EndpointIpamConfig::default()), ..Default::default() };
+        assert!(round_trip(connected).starts_with(r#"{"IPAMConfig":{},"Links":null,"#));
+        // No `-p`: no ExposedPorts key at all.
+        assert!(!round_trip(ContainerConfig::default()).contains("ExposedPorts"));
     }
 }

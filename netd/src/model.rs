@@ -131,6 +131,20 @@ pub struct Container {
     /// `start` picks random ones again, as Docker does).
     #[serde(default)]
     pub published: Vec<crate::ports::Published>,
+    /// `--network` as given (Docker's `HostConfig.NetworkMode`): `default` without it,
+    /// `container:ID` with the full id. Empty in stores of earlier versions.
+    #[serde(default)]
+    pub network_mode: String,
+    /// `--link` as Docker shows it: `/TARGET:/NAME/ALIAS` on the default bridge
+    /// (`HostConfig.Links`), as given on a user-defined network (its `EndpointSettings.Links`).
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--add-host` as given (Docker's `HostConfig.ExtraHosts`).
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
+    /// Made by `run` without `-d` (Docker's `Config.AttachStdout`/`AttachStderr`).
+    #[serde(default)]
+    pub attached: bool,
 }
 
 #[cfg(test)]
@@ -158,6 +172,10 @@ impl Container {
             dns: vec![],
             ports: vec![],
             published: vec![],
+            network_mode: String::new(),
+            links: vec![],
+            add_hosts: vec![],
+            attached: false,
         }
     }
 }
@@ -261,6 +279,29 @@ pub fn new_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Now in Go's `RFC3339Nano`, as Docker writes its times: UTC, the fraction without trailing
+/// zeros (none at all when zero).
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    go_rfc3339_nano(chrono::Utc::now())
+}
+
+pub fn go_rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+    let text = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let (fraction_start, z) = (text.len() - 11, text.len() - 1);
+    let fraction = text[fraction_start + 1..z].trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
+    format!("{}{dot}{fraction}Z", &text[..fraction_start])
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_are_gos_rfc3339_nano() {
+        let t = |nanos| super::go_rfc3339_nano(chrono::Utc.timestamp_opt(1_796_395_759, nanos).unwrap());
+        assert_eq!(t(14_910_129), "2026-12-04T14:49:19.014910129Z");
+        assert_eq!(t(14_910_000), "2026-12-04T14:49:19.01491Z");
+        assert_eq!(t(0), "2026-12-04T14:49:19Z");
+    }
 }

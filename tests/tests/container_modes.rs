@@ -257,7 +257,8 @@ fn container_mode_follows_its_target() {
     host.ok(&["run", "-itd", "--name", "targetcontainer", "--network", "container:sourcecontainer", "ubuntu:14.04"]);
     host.ok(&["run", "-d", "--name", "proc", "--network", "container:sourcecontainer", "--", "sleep", "600"]);
 
-    // Same netns (same eth0, IP and MAC), same hostname, its networks in inspect.
+    // Same netns (same eth0, IP and MAC), same hostname; in inspect, as in Docker 20.10, its
+    // files and hostname but no networks or sandbox of its own.
     let src_links = host.ok(&["exec", "sourcecontainer", "ip", "-o", "addr"]);
     assert_eq!(host.ok(&["exec", "targetcontainer", "ip", "-o", "addr"]), src_links);
     assert!(src_links.contains("172.18.0.2/16"));
@@ -269,19 +270,26 @@ fn container_mode_follows_its_target() {
     assert_eq!(host.ok(&["exec", "targetcontainer", "hostname"]).trim(), &src_id[..12]);
     let t = &host.json(&["inspect", "targetcontainer"])[0];
     assert_eq!(t["HostConfig"]["NetworkMode"], format!("container:{src_id}"));
-    assert_eq!(t["NetworkSettings"]["Networks"]["bridgetest"]["IPAddress"], "172.18.0.2");
-    assert_eq!(t["NetworkSettings"]["Networks"]["bridgetest"]["MacAddress"], "02:42:ac:12:00:02");
+    let s = &host.json(&["inspect", "sourcecontainer"])[0];
+    assert_eq!(t["NetworkSettings"]["Networks"], serde_json::json!({}));
+    assert_eq!((&t["NetworkSettings"]["SandboxID"], &t["NetworkSettings"]["SandboxKey"]), (&"".into(), &"".into()));
+    assert_eq!(t["NetworkSettings"]["IPAddress"], "");
+    assert_eq!(t["HostsPath"], s["HostsPath"]);
+    assert_eq!(t["Config"]["Hostname"], s["Config"]["Hostname"]);
+    assert_eq!(s["NetworkSettings"]["Networks"]["bridgetest"]["MacAddress"], "02:42:ac:12:00:02");
+    let ps = host.ok(&["ps", "--format", "{{.Names}}:{{.Networks}}"]);
+    assert!(ps.lines().any(|l| l == "targetcontainer:"), "{ps}");
     // Only the target has an endpoint on the network.
     let members = host.json(&["network", "inspect", "bridgetest"])[0]["Containers"].clone();
     assert_eq!(members.as_object().unwrap().keys().collect::<Vec<_>>(), [&src_id]);
 
     // Connecting the target shows in both; so does disconnecting.
     host.ok(&["network", "connect", "bridge", "sourcecontainer"]);
-    assert_eq!(host.ip_of("targetcontainer", "bridge"), "172.17.0.2");
+    assert_eq!(host.ip_of("sourcecontainer", "bridge"), "172.17.0.2");
     assert!(host.ok(&["exec", "targetcontainer", "ip", "-o", "addr"]).contains("172.17.0.2/16"));
     host.ok(&["network", "disconnect", "bridgetest", "sourcecontainer"]);
-    let nets = host.json(&["inspect", "targetcontainer"])[0]["NetworkSettings"]["Networks"].clone();
-    assert_eq!(nets.as_object().unwrap().keys().collect::<Vec<_>>(), ["bridge"]);
+    let addrs = host.ok(&["exec", "targetcontainer", "ip", "-o", "addr"]);
+    assert!(addrs.contains("172.17.0.2/16") && !addrs.contains("172.18.0.2/16"), "{addrs}");
 
     // The target can go while shared, as in Docker: the sharers stay up in its netns, which
     // is left with `lo` only (more in `behaviours.rs`).

@@ -50,9 +50,22 @@ fn network_inspect_has_dockers_exact_shape() {
         ]
     );
     assert_eq!(n["Id"], id.as_str());
+    // Go's RFC3339Nano, as Docker writes it: UTC, the fraction without trailing zeros
+    // ("2026-12-04T14:49:56.321422447Z", "…:56.3214Z", "…:56Z").
     let created = n["Created"].as_str().unwrap();
+    let body = created.strip_suffix('Z').unwrap_or_else(|| panic!("Created {created}"));
+    let (seconds, fraction) = body.split_once('.').unwrap_or((body, ""));
     assert!(
-        created.len() == "2022-08-02T09:05:20.250288712Z".len() && created.ends_with('Z') && &created[10..11] == "T",
+        seconds.len() == 19
+            && seconds.chars().enumerate().all(|(i, c)| match i {
+                4 | 7 => c == '-',
+                10 => c == 'T',
+                13 | 16 => c == ':',
+                _ => c.is_ascii_digit(),
+            })
+            && fraction.len() <= 9
+            && fraction.chars().all(|c| c.is_ascii_digit())
+            && !fraction.ends_with('0'),
         "Created {created}"
     );
     assert_eq!(
@@ -125,6 +138,28 @@ fn network_inspect_has_dockers_exact_shape() {
     assert_eq!(host.json(&["network", "inspect", "none"])[0]["Driver"], "null");
     let b = &host.json(&["network", "inspect", "bridge"])[0];
     assert_eq!(b["IPAM"]["Config"], serde_json::json!([{ "Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1" }]));
+    // Docker 20.10's default bridge options (netd has no bridge device: no name), and no
+    // IPAM options on the predefined networks (`{}` on user-defined ones, above).
+    assert_eq!(
+        b["Options"],
+        serde_json::json!({
+            "com.docker.network.bridge.default_bridge": "true",
+            "com.docker.network.bridge.enable_icc": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+            "com.docker.network.bridge.name": "",
+            "com.docker.network.driver.mtu": "1500"
+        })
+    );
+    for predefined in ["bridge", "host", "none"] {
+        let n = &host.json(&["network", "inspect", predefined])[0];
+        assert_eq!(n["IPAM"]["Options"], serde_json::Value::Null, "{predefined}");
+        assert_eq!(keys(&n["IPAM"]), ["Driver", "Options", "Config"]);
+    }
+    assert_eq!(
+        host.ok(&["network", "inspect", "-f", "{{json .IPAM.Options}} {{json .Options}}", "none", "my-net"]),
+        "null {}\n{} {}\n"
+    );
 
     // Several at once, any mix of names and ids; `--format` templates.
     let both = host.json(&["network", "inspect", "my-net", &id[..12], "bridge"]);
@@ -223,13 +258,61 @@ fn connect_and_disconnect_running_containers() {
     host.ok(&["network", "connect", "front", "web"]);
     host.ok(&["network", "connect", "--ip", "10.60.0.77", "--alias", "www", "--alias", "site", "back", "web"]);
     let web = &host.json(&["inspect", "web"])[0];
+    let short_id = &web["Id"].as_str().unwrap()[..12];
+    // Docker 20.10: `run` without --network is NetworkMode `default`; the networks by name
+    // (Go sorts map keys), each with EndpointSettings' keys in this order.
+    assert_eq!(web["HostConfig"]["NetworkMode"], "default");
     let nets = &web["NetworkSettings"]["Networks"];
-    assert_eq!(keys(nets), ["bridge", "front", "back"]);
+    assert_eq!(keys(nets), ["back", "bridge", "front"]);
+    for net in ["back", "bridge", "front"] {
+        assert_eq!(
+            keys(&nets[net]),
+            [
+                "IPAMConfig",
+                "Links",
+                "Aliases",
+                "NetworkID",
+                "EndpointID",
+                "Gateway",
+                "IPAddress",
+                "IPPrefixLen",
+                "IPv6Gateway",
+                "GlobalIPv6Address",
+                "GlobalIPv6PrefixLen",
+                "MacAddress",
+                "DriverOpts"
+            ],
+            "{net}"
+        );
+    }
     assert_eq!(nets["front"]["IPAddress"], "172.18.0.2");
     assert_eq!(nets["back"]["IPAddress"], "10.60.0.77");
-    assert_eq!(nets["back"]["Aliases"], serde_json::json!(["www", "site"]));
+    // On user-defined networks the aliases, then the short id; none on the default bridge.
+    assert_eq!(nets["back"]["Aliases"], serde_json::json!(["www", "site", short_id]));
+    assert_eq!(nets["front"]["Aliases"], serde_json::json!([short_id]));
+    assert_eq!(nets["bridge"]["Aliases"], serde_json::Value::Null);
     assert_eq!(nets["back"]["IPAMConfig"], serde_json::json!({ "IPv4Address": "10.60.0.77" }));
+    // `network connect` always sends an IPAM config and driver options; `run` did not.
+    assert_eq!(
+        (&nets["front"]["IPAMConfig"], &nets["front"]["DriverOpts"]),
+        (&serde_json::json!({}), &serde_json::json!({}))
+    );
+    assert_eq!(
+        (&nets["bridge"]["IPAMConfig"], &nets["bridge"]["DriverOpts"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
     assert_eq!(nets["back"]["MacAddress"], "02:42:0a:3c:00:4d");
+    // Templates over the same shapes, as in Docker: the top-level address is the default
+    // bridge's; `range` goes by network name.
+    assert_eq!(
+        host.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.IPAddress}}|{{range .NetworkSettings.Networks}}{{.IPAddress}},{{end}}",
+            "web"
+        ]),
+        "172.17.0.2|10.60.0.77,172.17.0.2,172.18.0.2,\n"
+    );
     // Docker fills the top-level addresses from the default bridge only.
     assert_eq!(web["NetworkSettings"]["IPAddress"], "172.17.0.2");
     assert_eq!(web["NetworkSettings"]["Gateway"], "172.17.0.1");

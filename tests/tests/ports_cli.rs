@@ -64,7 +64,8 @@ fn no_option_ever_becomes_image() {
     host.ok(&["run", "-d", "--name", "web", "-p", "8080:80", "--network", "pn"]);
     let c = &host.json(&["inspect", "web"])[0];
     assert_eq!(c["Config"]["Image"], "");
-    assert_eq!(c["Config"]["Cmd"], serde_json::json!([]));
+    // No command: Docker's nil Cmd.
+    assert_eq!(c["Config"]["Cmd"], serde_json::Value::Null);
     assert_eq!(c["HostConfig"]["NetworkMode"], "pn");
     assert_eq!(c["HostConfig"]["PortBindings"], serde_json::json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}));
     assert_eq!(

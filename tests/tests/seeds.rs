@@ -285,7 +285,12 @@ fn seed_003_bridge_host_none_container() {
     host.ok(&["run", "-itd", "--name", "nodectn", "--network", "container:sqlbridge", "nodebridge"]);
     let sandbox =
         |c: &str| PathBuf::from(host.json(&["inspect", c])[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
-    assert_eq!(tcp_exchange(&sandbox("sqlbridge"), &sandbox("nodectn"), "127.0.0.1", 3306, "select 1+1"), "SELECT 1+1");
+    // A `container:` sharer has no SandboxKey of its own (Docker 20.10): its commands run in
+    // sqlbridge's netns.
+    assert_eq!(sandbox("nodectn"), PathBuf::new());
+    let netns = sandbox("sqlbridge");
+    assert_eq!(tcp_exchange(&netns, &netns, "127.0.0.1", 3306, "select 1+1"), "SELECT 1+1");
+    assert_eq!(host.ok(&["exec", "nodectn", "ip", "-o", "addr"]), host.ok(&["exec", "sqlbridge", "ip", "-o", "addr"]));
     assert_eq!(host.ok(&["exec", "sqlbridge", "printenv", "MYSQL_ROOT_PASSWORD"]), "hoplin1234!\n");
 
     // Aliases on a user network, resolved by the embedded DNS at 127.0.0.11.
@@ -326,10 +331,15 @@ fn seed_003_bridge_host_none_container() {
     );
     host.ok(&["rm", "-f", "nodectn"]);
     host.ok(&["run", "-itd", "--name", "nodectn", "--network", "bridgetest", "--net-alias", "nodesql", "nodebridge"]);
-    let aliases =
-        |c: &str| host.json(&["inspect", c])[0]["NetworkSettings"]["Networks"]["bridgetest"]["Aliases"].clone();
-    assert_eq!(aliases("bridgeredis"), json!(["rediss"]));
-    assert_eq!(aliases("nodectn"), json!(["nodesql"]));
+    // Docker 20.10 lists the short id after the aliases given.
+    let aliases = |c: &str| {
+        let c = &host.json(&["inspect", c])[0];
+        (c["NetworkSettings"]["Networks"]["bridgetest"]["Aliases"].clone(), c["Id"].as_str().unwrap()[..12].to_string())
+    };
+    let (redis, id) = aliases("bridgeredis");
+    assert_eq!(redis, json!(["rediss", id]));
+    let (node, id) = aliases("nodectn");
+    assert_eq!(node, json!(["nodesql", id]));
     // `dig sqll` / `dig rediss` in nodectn: the aliased containers' addresses, from 127.0.0.11.
     for (alias, container) in [("sqll", sql), ("rediss", "bridgeredis")] {
         let dig = host.ok(&["exec", "nodectn", "dig", "+time=3", "+tries=2", alias]);

@@ -73,7 +73,7 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
 /// `netd __enter` arguments for a command in the container `c`, whose SandboxKey the caller
 /// checked.
 fn enter_args(c: &ContainerView, netns: String, cmd: Vec<String>, extra_env: Vec<String>) -> EnterArgs {
-    let mut env = c.config.env.clone();
+    let mut env = c.config.env.clone().unwrap_or_default();
     env.extend(extra_env);
     EnterArgs {
         netns,
@@ -87,8 +87,17 @@ fn enter_args(c: &ContainerView, netns: String, cmd: Vec<String>, extra_env: Vec
 
 pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     let c = client.container(&args.container).await?;
+    // A `container:` sharer has, as in Docker, no SandboxKey of its own: its target's (a chain
+    // ends at a container with a netns; 64 links stop a corrupt loop).
+    let mut sandbox = c.clone();
+    for _ in 0..64 {
+        match sandbox.host_config.network_mode.strip_prefix("container:") {
+            Some(target) if c.state.running => sandbox = client.container(target).await?,
+            _ => break,
+        }
+    }
     // Never run "in the container" without its netns: that would be the caller's netns.
-    let (Some(netns), true) = (non_empty(&c.network_settings.sandbox_key), c.state.running) else {
+    let (Some(netns), true) = (non_empty(&sandbox.network_settings.sandbox_key), c.state.running) else {
         bail!("Error response from daemon: Container {} is not running", c.id);
     };
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
@@ -412,7 +421,7 @@ struct PsRow {
 
 impl PsRow {
     fn new(c: &ContainerView, id: String, no_trunc: bool) -> Self {
-        let cmd = command_line(&c.config.cmd);
+        let cmd = command_line(c.config.cmd.as_deref().unwrap_or_default());
         let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
         let status = if c.state.running {
             format!("Up {}", human::human_duration(human::seconds_since(&c.state.started_at)))
@@ -554,7 +563,7 @@ mod tests {
             },
             config: ContainerConfig {
                 image: "busybox".into(),
-                cmd: ["sh", "-c", "sleep 600 && echo done"].map(String::from).to_vec(),
+                cmd: Some(["sh", "-c", "sleep 600 && echo done"].map(String::from).to_vec()),
                 ..Default::default()
             },
             network_settings: NetworkSettings {
@@ -591,7 +600,7 @@ mod tests {
         assert_eq!(row["Command"], "\"sh -c 'sleep 600 &&…\"");
         assert_eq!(row["ID"], "cdcdcdcdcdcd");
         assert_eq!(row["Names"], "web");
-        assert_eq!(row["Networks"], "n2,bridge");
+        assert_eq!(row["Networks"], "bridge,n2");
         assert_eq!(row["State"], "exited");
         assert!(row["Status"].as_str().unwrap().starts_with("Exited (137) "), "{}", row["Status"]);
     }

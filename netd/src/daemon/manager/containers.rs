@@ -124,6 +124,11 @@ impl<K: Kernel> Manager<K> {
             return Err(Error::DnsConflict);
         }
         check_mode(&mode, &req.ports)?;
+        let network_mode = match &mode {
+            NetMode::Container(target) => format!("container:{target}"),
+            _ => req.network.clone().unwrap_or_else(|| "default".into()),
+        };
+        let links = state.shown_links(&req.links, network.as_ref(), &name);
         let mut extra_hosts = state.link_entries(&req.links, network.as_ref())?;
         extra_hosts.extend(state.add_host_entries(&req.add_hosts)?);
         let id = new_id();
@@ -154,6 +159,10 @@ impl<K: Kernel> Manager<K> {
             dns: req.dns.clone(),
             ports: req.ports.clone(),
             published: vec![],
+            network_mode,
+            links,
+            add_hosts: req.add_hosts.clone(),
+            attached: req.attach,
         };
         let attachments: Vec<Attachment> = network
             .iter()

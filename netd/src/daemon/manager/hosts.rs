@@ -41,6 +41,23 @@ impl State {
             .collect()
     }
 
+    /// `--link`s as Docker's inspect shows them (`links` already checked by
+    /// [`Self::link_entries`]): `/TARGET:/NAME/ALIAS` on the default bridge, as given on a
+    /// user-defined network.
+    pub(super) fn shown_links(&self, links: &[String], network: Option<&Network>, name: &str) -> Vec<String> {
+        if network.is_some_and(|n| n.name != DEFAULT_BRIDGE) {
+            return links.to_vec();
+        }
+        links
+            .iter()
+            .map(|spec| {
+                let (target, alias) = spec.split_once(':').unwrap_or((spec, spec));
+                let target = self.container(target).map_or(target, |c| c.name.as_str());
+                format!("/{target}:/{name}/{alias}")
+            })
+            .collect()
+    }
+
     /// `HOST:IP` lines; `host-gateway` is the default bridge's gateway, as in Docker.
     pub(super) fn add_host_entries(&self, specs: &[String]) -> Result<Vec<HostEntry>> {
         specs
