@@ -39,19 +39,22 @@ pub struct Normaliser {
     program: &'static str,
     /// (first 12 hex digits, name) of every id a step created.
     names: Vec<(String, String)>,
+    /// Whether the last [`Normaliser::outcome`] collapsed table padding (it had durations).
+    pub collapsed: bool,
 }
 
 impl Normaliser {
     /// `program`: the engine's command name (`docker` or `netd`), which appears in its texts
     /// (`docker: Error …`, `See 'docker run --help'.`).
     pub fn new(program: &'static str) -> Self {
-        Self { program, names: Vec::new() }
+        Self { program, names: Vec::new(), collapsed: false }
     }
 
     pub fn outcome(&mut self, step: &Step, o: &Outcome) -> Outcome {
         if let (Some(name), Some(id)) = (created_name(&step.args), Some(o.stdout.trim()).filter(|s| is_full_id(s))) {
             self.names.push((id[..12].to_string(), name));
         }
+        self.collapsed = false;
         let mut stdout = self.text(&o.stdout);
         if step.unordered {
             let mut lines: Vec<&str> = stdout.lines().collect();
@@ -83,7 +86,8 @@ impl Normaliser {
         let s = DURATION.replace_all(&s, "<duration>");
         let s = PID.replace_all(&s, r#""Pid": <pid>"#);
         if had_durations {
-            PADDING.replace_all(&s, "  ").into_owned()
+            self.collapsed = true;
+            collapse_padding(&s)
         } else {
             s.into_owned()
         }
@@ -101,6 +105,12 @@ impl Normaliser {
         let once = re.replace_all(s, "${1}<prog>${2}");
         re.replace_all(&once, "${1}<prog>${2}").into_owned()
     }
+}
+
+/// Table padding reduced to two spaces: when one side's table had durations (whose widths
+/// set the columns'), the other side's is compared the same way.
+pub fn collapse_padding(s: &str) -> String {
+    PADDING.replace_all(s, "  ").into_owned()
 }
 
 fn is_full_id(s: &str) -> bool {

@@ -94,6 +94,14 @@ pub struct RunContainer {
     /// the attach socket (`Manager::start_attached`), not now.
     #[serde(default)]
     pub attach: bool,
+    /// `--label KEY=VALUE`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `-t` and `-i`, recorded for `inspect`.
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 /// `POST /networks/{name}/connect` (`network connect`).

@@ -22,7 +22,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             unsafe { std::env::remove_var(cli::EXEC_ERRORS) };
             let (text, code, stdout) = cli::enter_failed(&process::enter_and_exec(&args), exec);
             if stdout {
-                println!("{text}");
+                // Docker's exec ends this line with CRLF (measured on 20.10.24).
+                print!("{text}\r\n");
             } else {
                 eprintln!("{text}");
             }

@@ -145,6 +145,14 @@ pub struct Container {
     /// Made by `run` without `-d` (Docker's `Config.AttachStdout`/`AttachStderr`).
     #[serde(default)]
     pub attached: bool,
+    /// `--label KEY=VALUE` (Docker's `Config.Labels`; `ps --filter label=`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `-t` and `-i` as given (Docker's `Config.Tty` and `Config.OpenStdin`).
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 #[cfg(test)]

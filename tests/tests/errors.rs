@@ -556,7 +556,7 @@ fn exec_and_run_exit_codes_are_dockers() {
         outcome(&host, &["exec", "c1", "nosuchcmd"]),
         (
             126,
-            "exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH\n"
+            "exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH\r\n"
                 .to_string(),
             String::new()
         )

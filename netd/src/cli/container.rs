@@ -58,6 +58,9 @@ pub(super) async fn run(client: &Client, args: RunArgs) -> anyhow::Result<()> {
         dns: args.dns,
         ports,
         attach,
+        labels: super::network::key_values(&args.labels),
+        tty: args.tty,
+        open_stdin: args.interactive,
     };
     let id = client.run(&req).await?.id;
     if !attach {
@@ -317,7 +320,8 @@ fn ps_filters(args: &[String]) -> anyhow::Result<Filters> {
 /// `/NAME`, `id` a prefix, `network` a network name or a prefix of its id, `ancestor` the image
 /// reference (`busybox` = `busybox:latest`), `before`/`since` created before or after the
 /// container named, `publish`/`expose` a published host port or a container port
-/// (`80[/tcp]`). netd containers have no labels, volumes, health checks or tasks.
+/// (`80[/tcp]`), `label` KEY or KEY=VALUE. netd containers have no volumes, health checks or
+/// tasks.
 fn select_containers(list: Vec<ContainerView>, filters: &Filters, all: bool) -> anyhow::Result<Vec<ContainerView>> {
     let created_of = |key: &str| -> anyhow::Result<Option<String>> {
         let Some(name) = filters.get(key).last().copied() else {
@@ -344,7 +348,7 @@ fn select_containers(list: Vec<ContainerView>, filters: &Filters, all: bool) -> 
             && filters.any("id", |v| c.id.starts_with(v))
             && filters.any("status", |v| c.state.status == v)
             && filters.any("exited", |v| c.state.status == "exited" && v.parse() == Ok(c.state.exit_code))
-            && filters.labels(&Default::default())
+            && filters.labels(&c.config.labels)
             && filters.any("ancestor", |v| image_reference(v) == image_reference(&c.config.image))
             && filters.any("network", |v| {
                 networks.contains_key(v) || networks.values().any(|e| !v.is_empty() && e.network_id.starts_with(v))
@@ -436,7 +440,7 @@ impl PsRow {
             created_at: human::go_time(&c.created, false),
             id,
             image: c.config.image.clone(),
-            labels: String::new(),
+            labels: super::network::labels_string(&c.config.labels),
             local_volumes: "0".into(),
             mounts: String::new(),
             names: c.name.trim_start_matches('/').to_string(),

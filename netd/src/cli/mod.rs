@@ -223,6 +223,9 @@ pub struct RunArgs {
     /// KEY=VALUE (or KEY, taken from this environment) for the command.
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// KEY=VALUE (or KEY, with an empty value): a label of the container.
+    #[arg(short = 'l', long = "label")]
+    pub labels: Vec<String>,
     /// Publish a container's port(s) to the host: `[IP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp]`.
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,

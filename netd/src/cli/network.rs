@@ -206,7 +206,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// `--label`/`-o` values: `KEY=VALUE`, or `KEY` for an empty value.
-fn key_values(items: &[String]) -> BTreeMap<String, String> {
+pub(super) fn key_values(items: &[String]) -> BTreeMap<String, String> {
     items
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -217,7 +217,7 @@ fn key_values(items: &[String]) -> BTreeMap<String, String> {
 }
 
 /// `k=v,k2=v2`, sorted by key.
-fn labels_string(labels: &BTreeMap<String, String>) -> String {
+pub(super) fn labels_string(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 

@@ -163,6 +163,9 @@ impl<K: Kernel> Manager<K> {
             links,
             add_hosts: req.add_hosts.clone(),
             attached: req.attach,
+            labels: req.labels.clone(),
+            tty: req.tty,
+            open_stdin: req.open_stdin,
         };
         let attachments: Vec<Attachment> = network
             .iter()
