@@ -637,6 +637,9 @@ mod tests {
             dns: vec!["10.0.0.2".parse().unwrap(), "fd00::53".parse().unwrap()],
             ports: crate::ports::parse_specs(&["127.0.0.1:8000-8001:80-81/udp", "80", "[::1]:9000-9009:90"]).unwrap(),
             attach: true,
+            labels: [("role".to_string(), "web".to_string())].into(),
+            tty: true,
+            open_stdin: true,
         });
         round_trip(ConnectRequest {
             container: "c".into(),

@@ -184,6 +184,9 @@ impl Container {
             links: vec![],
             add_hosts: vec![],
             attached: false,
+            labels: BTreeMap::new(),
+            tty: false,
+            open_stdin: false,
         }
     }
 }
