@@ -96,6 +96,8 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ContainerCommand {
     Run(RunArgs),
     Exec(ExecArgs),
