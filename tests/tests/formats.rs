@@ -102,26 +102,11 @@ fn ps_tables_and_formats() {
     let json = host.ok(&["ps", "--format", "{{json .}}", "-f", "name=web"]);
     assert!(json.contains(r#""Ports":"0.0.0.0:8080-\u003e80/tcp""#), "{json}");
     let row: Value = serde_json::from_str(&json).unwrap();
+    // Docker's row keys in their (sorted) order; the full list is pinned by cli::container's
+    // unit test.
     let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "Command",
-            "CreatedAt",
-            "ID",
-            "Image",
-            "Labels",
-            "LocalVolumes",
-            "Mounts",
-            "Names",
-            "Networks",
-            "Ports",
-            "RunningFor",
-            "Size",
-            "State",
-            "Status"
-        ]
-    );
+    assert!(keys.is_sorted() && keys.len() == 14, "{keys:?}");
+    assert!(["Command", "Labels", "Names", "Networks", "Ports", "Status"].iter().all(|k| keys.contains(k)), "{keys:?}");
     assert_eq!((&row["Names"], &row["Networks"], &row["State"]), (&"web".into(), &"front".into(), &"running".into()));
     assert_eq!(host.ok(&["ps", "--format", "json", "-f", "name=web"]), json);
 
