@@ -23,6 +23,7 @@
 //! | `GET /containers`                        |                            | `Vec<ContainerView>` |
 //! | `POST /containers`                       | [`RunContainer`]           | [`ContainerView`]    |
 //! | `GET /containers/{name}`                 |                            | [`ContainerView`]    |
+//! | `GET /containers/{name}/netns`           |                            | [`ContainerNetns`]   |
 //! | `DELETE /containers/{name}?force=BOOL`   | [`RemoveContainer`] (query)| [`Removed`]          |
 //! | `POST /containers/{name}/stop`           | [`StopContainer`]          | [`ContainerView`]    |
 //! | `POST /containers/{name}/start`          | [`Empty`]                  | [`ContainerView`]    |
@@ -149,6 +150,15 @@ pub struct Empty {}
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
     pub message: String,
+}
+
+/// `GET /containers/{name}/netns`: the network namespace `exec` enters — the container's
+/// own, or for a `container:` sharer its target's (or the one it kept when its target went);
+/// `""` while it is not running. Not in Docker's inspect, where a sharer has no SandboxKey.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetns {
+    #[serde(rename = "Path")]
+    pub path: String,
 }
 
 /// What `network rm` and `rm` removed.

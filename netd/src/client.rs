@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::UnixStream;
 
 use crate::api_types::{
-    ConnectRequest, ContainerView, CreateNetwork, DisconnectRequest, Empty, ErrorResponse, NetworkView,
+    ConnectRequest, ContainerNetns, ContainerView, CreateNetwork, DisconnectRequest, Empty, ErrorResponse, NetworkView,
     RemoveContainer, Removed, RunContainer, Stats, StopContainer,
 };
 
@@ -81,6 +81,10 @@ impl Client {
 
     pub async fn container(&self, name: &str) -> anyhow::Result<ContainerView> {
         self.get(&format!("/containers/{}", segment(name))).await
+    }
+
+    pub async fn container_netns(&self, name: &str) -> anyhow::Result<ContainerNetns> {
+        self.get(&format!("/containers/{}/netns", segment(name))).await
     }
 
     pub async fn remove_container(&self, name: &str, query: &RemoveContainer) -> anyhow::Result<Removed> {

@@ -129,12 +129,12 @@ fn isolation_matrix_all_pairs() {
         ("b2", "iso-b"),
         ("c1", "iso-c"),
         ("c2", "iso-c"),
-        ("d", "iso-a"),
+        ("d1", "iso-a"),
     ];
     for (name, net) in members {
         run(&host, name, net);
     }
-    host.ok(&["network", "connect", "iso-b", "d"]);
+    host.ok(&["network", "connect", "iso-b", "d1"]);
 
     // Every endpoint: (owner, network, address), from what the daemon reports.
     let mut endpoints: Vec<(String, String, Ipv4Addr)> = Vec::new();
@@ -146,8 +146,8 @@ fn isolation_matrix_all_pairs() {
         }
     }
     let on: BTreeSet<(String, String)> = endpoints.iter().map(|(c, n, _)| (c.clone(), n.clone())).collect();
-    assert_eq!(on.len(), 8, "expected 8 endpoints (d on iso-a and iso-b): {endpoints:?}");
-    assert!(on.contains(&("d".into(), "iso-b".into())), "{endpoints:?}");
+    assert_eq!(on.len(), 8, "expected 8 endpoints (d1 on iso-a and iso-b): {endpoints:?}");
+    assert!(on.contains(&("d1".into(), "iso-b".into())), "{endpoints:?}");
 
     let _servers: Vec<TcpPeerServer> =
         members.iter().map(|(name, _)| TcpPeerServer::start(&host.container_netns(name), "0.0.0.0", PORT)).collect();
@@ -224,8 +224,8 @@ fn isolation_matrix_all_pairs() {
 fn egress_round(offload: bool) {
     let host = TestHost::start();
     host.ok(&["network", "create", "eg"]);
-    let c = run(&host, "c", "eg");
-    let c_ip = ip(&host, "c", "eg");
+    let c = run(&host, "cx", "eg");
+    let c_ip = ip(&host, "cx", "eg");
     let out = outside_ns(&host);
     if !offload {
         set_tx_checksum_offload(&c, "eth0", false);
@@ -319,7 +319,7 @@ fn egress_tcp_udp_icmp_without_tx_checksum_offload() {
 fn egress_flows_show_in_conntrack_and_nat_stats() {
     let host = TestHost::start();
     host.ok(&["network", "create", "ct"]);
-    let c = run(&host, "c", "ct");
+    let c = run(&host, "cx", "ct");
     let out = outside_ns(&host);
     let _tcp = TcpPeerServer::start(&out, OUTSIDE_ADDR, 8080);
     let _udp = UdpPeerServer::start(&out, OUTSIDE_ADDR, 8081);
@@ -347,7 +347,7 @@ fn egress_flows_show_in_conntrack_and_nat_stats() {
 fn refusals_come_back() {
     let host = TestHost::start();
     host.ok(&["network", "create", "rf"]);
-    let c = run(&host, "c", "rf");
+    let c = run(&host, "cx", "rf");
     match tcp_connect(&c, None, v4(OUTSIDE_ADDR, 8096), IO_TIMEOUT) {
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
         other => panic!("TCP to a closed outside port: {other:?}, not refused{}", diagnose(&host)),
@@ -373,8 +373,8 @@ fn refusals_come_back() {
 fn fragments_are_translated_or_counted() {
     let host = TestHost::start();
     host.ok(&["network", "create", "fr"]);
-    let c = run(&host, "c", "fr");
-    let c_ip = ip(&host, "c", "fr");
+    let c = run(&host, "cx", "fr");
+    let c_ip = ip(&host, "cx", "fr");
     let out = outside_ns(&host);
     let wire = FrameRecorder::start(&out);
     let server = UdpPeerServer::start(&out, OUTSIDE_ADDR, 8098);
@@ -498,7 +498,7 @@ fn host_socket_keeps_its_port() {
     const P: u16 = 42345;
     let host = TestHost::start();
     host.ok(&["network", "create", "hc"]);
-    let c = run(&host, "c", "hc");
+    let c = run(&host, "cx", "hc");
     let (out, hns) = (outside_ns(&host), host_ns(&host));
     let _tcp = TcpPeerServer::start(&out, OUTSIDE_ADDR, 8085);
     let _udp = UdpPeerServer::start(&out, OUTSIDE_ADDR, 8086);
@@ -619,8 +619,8 @@ fn internal_network() {
 fn nothing_enters_unasked() {
     let host = TestHost::start();
     host.ok(&["network", "create", "pub"]);
-    let t = run(&host, "t", "pub");
-    let t_ip = ip(&host, "t", "pub");
+    let t = run(&host, "tx", "pub");
+    let t_ip = ip(&host, "tx", "pub");
     let subnet =
         host.json(&["network", "inspect", "pub"])[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_string();
     let listener = TcpPeerServer::start(&t, "0.0.0.0", 8091);
@@ -674,7 +674,7 @@ fn kill_9_during_egress_stream() {
     const PHASE_BOUND: Duration = Duration::from_secs(15);
     let mut host = TestHost::start();
     host.ok(&["network", "create", "st"]);
-    let s = run(&host, "s", "st");
+    let s = run(&host, "sx", "st");
     let out = outside_ns(&host);
     let sink = TcpSink::start(&out, OUTSIDE_ADDR, 8093);
     let stream = tcp_connect(&s, None, v4(OUTSIDE_ADDR, 8093), IO_TIMEOUT)
@@ -761,7 +761,7 @@ fn host_untouched() {
     let root_before = root_forward();
     let host = TestHost::start();
     host.ok(&["network", "create", "ht"]);
-    let c = run(&host, "c", "ht");
+    let c = run(&host, "cx", "ht");
     let out = outside_ns(&host);
     let _tcp = TcpPeerServer::start(&out, OUTSIDE_ADDR, 8095);
     let (mut s, seen) = tcp_peer(&c, None, v4(OUTSIDE_ADDR, 8095), IO_TIMEOUT)

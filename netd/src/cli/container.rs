@@ -90,17 +90,11 @@ fn enter_args(c: &ContainerView, netns: String, cmd: Vec<String>, extra_env: Vec
 
 pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     let c = client.container(&args.container).await?;
-    // A `container:` sharer has, as in Docker, no SandboxKey of its own: its target's (a chain
-    // ends at a container with a netns; 64 links stop a corrupt loop).
-    let mut sandbox = c.clone();
-    for _ in 0..64 {
-        match sandbox.host_config.network_mode.strip_prefix("container:") {
-            Some(target) if c.state.running => sandbox = client.container(target).await?,
-            _ => break,
-        }
-    }
+    // The daemon knows which netns that is (a `container:` sharer has, as in Docker, no
+    // SandboxKey of its own in inspect).
+    let netns = client.container_netns(&c.id).await?.path;
     // Never run "in the container" without its netns: that would be the caller's netns.
-    let (Some(netns), true) = (non_empty(&sandbox.network_settings.sandbox_key), c.state.running) else {
+    let (Some(netns), true) = (non_empty(&netns), c.state.running) else {
         bail!("Error response from daemon: Container {} is not running", c.id);
     };
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));

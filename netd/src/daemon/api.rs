@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     api_types::{
-        ConnectRequest, ContainerView, CreateNetwork, DisconnectRequest, Empty, ErrorResponse, NetworkView,
-        RemoveContainer, Removed, RunContainer, Stats, StopContainer,
+        ConnectRequest, ContainerNetns, ContainerView, CreateNetwork, DisconnectRequest, Empty, ErrorResponse,
+        NetworkView, RemoveContainer, Removed, RunContainer, Stats, StopContainer,
     },
     error::Error,
     manager::{ContainerInfo, Manager},
@@ -82,6 +82,7 @@ pub fn router(api: Api) -> Router {
         .route("/networks/{name}/disconnect", post(disconnect))
         .route("/containers", get(list_containers).post(run_container))
         .route("/containers/{name}", get(inspect_container).delete(remove_container))
+        .route("/containers/{name}/netns", get(container_netns))
         .route("/containers/{name}/stop", post(stop_container))
         .route("/containers/{name}/start", post(start_container))
         .route("/stats", get(stats))
@@ -130,6 +131,12 @@ async fn run_container(State(api): State<Api>, JsonBody(req): JsonBody<RunContai
 async fn inspect_container(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<ContainerView> {
     let c = api.manager.container(&name).await?;
     Ok(Json(container_view(&api, &c)))
+}
+
+async fn container_netns(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<ContainerNetns> {
+    let c = api.manager.container(&name).await?;
+    let path = if c.container.running() { c.owner.netns.clone().unwrap_or_default() } else { String::new() };
+    Ok(Json(ContainerNetns { path }))
 }
 
 async fn stop_container(
