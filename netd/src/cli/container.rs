@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::{
-    batch::{fetch_all, for_each, Report},
+    batch::{fetch_all, for_each, no_such, Report},
     human,
     output::{ellipsis, print_inspect, print_rows, Filters, ListFormat},
     ExecArgs, InspectArgs, PortArgs, PsArgs, RmArgs, RunArgs,
@@ -90,11 +90,10 @@ fn enter_args(c: &ContainerView, netns: String, cmd: Vec<String>, extra_env: Vec
 
 pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     let c = client.container(&args.container).await?;
-    // The daemon knows which netns that is (a `container:` sharer has, as in Docker, no
-    // SandboxKey of its own in inspect).
-    let netns = client.container_netns(&c.id).await?.path;
-    // Never run "in the container" without its netns: that would be the caller's netns.
-    let (Some(netns), true) = (non_empty(&netns), c.state.running) else {
+    // The daemon names the netns (a `container:` sharer has, as in Docker, no SandboxKey of
+    // its own in inspect), `""` unless the container runs. Never run "in the container"
+    // without it: that would be the caller's netns.
+    let Some(netns) = non_empty(&client.container_netns(&c.id).await?.path) else {
         bail!("Error response from daemon: Container {} is not running", c.id);
     };
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
@@ -147,13 +146,7 @@ pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<(
 /// `netd port NAME [PORT[/PROTO]]`: Docker's lines, `80/tcp -> 0.0.0.0:8080` for every
 /// published port, or the host addresses of one port.
 pub(super) async fn port(client: &Client, args: PortArgs) -> anyhow::Result<()> {
-    let c = client.container(&args.container).await.map_err(|e| {
-        if DaemonError::is_not_found(&e) {
-            anyhow::anyhow!("Error: No such container: {}", args.container)
-        } else {
-            e
-        }
-    })?;
+    let c = client.container(&args.container).await.map_err(|e| no_such(e, "container", &args.container))?;
     print!("{}", port_lines(&c, &args.container, args.port.as_deref())?);
     Ok(())
 }

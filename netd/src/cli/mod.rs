@@ -591,9 +591,7 @@ fn several_networks(argv: &[String]) -> Exit {
             _ => {}
         }
     }
-    let user_defined =
-        |n: &String| !["default", "bridge", "host", "none"].contains(&n.as_str()) && !n.starts_with("container:");
-    let text = if networks.iter().all(user_defined) {
+    let text = if networks.iter().all(|n| names_user_network(n)) {
         format!(
             "netd: Error response from daemon: Container cannot be connected to network endpoints: {}.",
             networks.join(", ")
@@ -602,6 +600,12 @@ fn several_networks(argv: &[String]) -> Exit {
         "netd: conflicting options: cannot attach both user-defined and non-user-defined network-modes.".to_string()
     };
     Exit::new(format!("{text}\nSee 'netd run --help'."), 125)
+}
+
+/// Whether a `--network` value names a user-defined network, as Docker's CLI tells them apart:
+/// not the default bridge (`default`, `bridge`), `host`, `none` or `container:X`.
+fn names_user_network(network: &str) -> bool {
+    !["default", "bridge", "host", "none"].contains(&network) && !network.starts_with("container:")
 }
 
 /// The long name and the short letter of the flag clap names as `--dns <IP>` or `-o <OPTIONS>`.
@@ -698,8 +702,7 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
 
 /// `run`, after the checks Docker's CLI makes itself (`parseNetworkOpts`).
 async fn run_checked(client: &Client, args: RunArgs) -> anyhow::Result<()> {
-    let user_defined = |n: &str| !["default", "bridge", "host", "none"].contains(&n) && !n.starts_with("container:");
-    if !args.aliases.is_empty() && args.network.as_deref().is_some_and(|n| !user_defined(n)) {
+    if !args.aliases.is_empty() && args.network.as_deref().is_some_and(|n| !names_user_network(n)) {
         anyhow::bail!("network-scoped aliases are only supported for user-defined networks");
     }
     container::run(client, args).await

@@ -20,13 +20,7 @@ pub(super) fn print_inspect<T: Serialize>(
     let mut errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     match format {
         Some(f) if f != "json" => {
-            let tpl = match Template::parse(f) {
-                Ok(tpl) => tpl,
-                Err(e) => {
-                    eprintln!("template parsing error: {e}");
-                    std::process::exit(64);
-                }
-            };
+            let tpl = Template::parse(f).map_err(|e| super::Exit::new(format!("template parsing error: {e}"), 64))?;
             let mut out = String::new();
             for v in &found {
                 match tpl.execute(v) {
@@ -210,11 +204,11 @@ impl Filters {
         let mut filters = Vec::new();
         for arg in args {
             let Some((key, value)) = arg.split_once('=') else {
-                eprintln!(
+                let text = format!(
                     "invalid argument {arg:?} for \"-f, --filter\" flag: bad format of filter (expected name=value)\n\
                      See 'netd {command} --help'."
                 );
-                std::process::exit(125);
+                return Err(super::Exit::new(text, 125).into());
             };
             filters.push((key.trim().to_lowercase(), value.trim().to_string()));
         }
