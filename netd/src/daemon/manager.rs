@@ -109,9 +109,10 @@ impl State {
 
     /// The container whose netns and endpoints `c` uses: itself, or for `container:NAME` the
     /// end of the chain, however long — or the first container on it with a netns of its own:
-    /// a running sharer keeps the netns its target gives up by stopping or going. A chain cannot loop (a target exists before
-    /// its sharer), but a corrupt store could: then the chain ends where it would repeat, at a
-    /// container in `container:` mode, which owns no netns (callers refuse to run there).
+    /// a running sharer keeps the netns its target gives up by stopping or going. A chain
+    /// cannot loop (a target exists before its sharer), but a corrupt store could: then the
+    /// chain ends where it would repeat, at a container in `container:` mode, which owns no
+    /// netns (callers refuse to run there).
     fn owner<'a>(&'a self, c: &'a Container) -> &'a Container {
         let mut current = c;
         let mut seen = BTreeSet::new();

@@ -26,10 +26,7 @@ pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> Result<T> + Se
 
 /// Creates a new network namespace bind-mounted at `path` (like `ip netns add`).
 pub fn create(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
-    }
-    File::create(path).map_err(|e| Error::os("create netns file", e))?;
+    mount_point(path)?;
     let target: PathBuf = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("unshare netns", e))?;
@@ -67,16 +64,9 @@ pub fn bind_own(path: &Path) -> Result<()> {
     if is_netns_mount(path) {
         return Ok(());
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
-    }
-    File::create(path).map_err(|e| Error::os("create netns file", e))?;
     // /proc/self is the main thread's view; the daemon never moves its threads, so both name
     // the daemon's netns.
-    mount(Some("/proc/self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
-        let _ = std::fs::remove_file(path);
-        Error::os("bind-mount the daemon's netns", e)
-    })
+    bind_at(Path::new("/proc/self/ns/net"), path, "bind-mount the daemon's netns")
 }
 
 /// Bind-mounts the network namespace mounted at `from` at `path` too: a second name for the
@@ -85,13 +75,23 @@ pub fn bind_existing(from: &Path, path: &Path) -> Result<()> {
     if !is_netns_mount(from) {
         return Err(Error::Inconsistent(format!("no network namespace mounted at {}", from.display())));
     }
+    bind_at(from, path, "bind-mount netns")
+}
+
+/// An empty file at `path` (its directory made if needed) to mount a netns on.
+fn mount_point(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::os("create netns dir", e))?;
     }
-    File::create(path).map_err(|e| Error::os("create netns file", e))?;
-    mount(Some(from), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+    File::create(path).map(drop).map_err(|e| Error::os("create netns file", e))
+}
+
+/// Bind-mounts the netns file `source` at `path`; the mount point goes again on failure.
+fn bind_at(source: &Path, path: &Path, what: &str) -> Result<()> {
+    mount_point(path)?;
+    mount(Some(source), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
         let _ = std::fs::remove_file(path);
-        Error::os("bind-mount netns", e)
+        Error::os(what, e)
     })
 }
 

@@ -328,15 +328,8 @@ impl<K: Kernel> Manager<K> {
             attachments: c.attachments(),
         });
         let keepers = self.keep_netns_for_sharers(state, c)?;
-        let changes =
-            Changes { put_containers: [vec![stopped.clone()], keepers.clone()].concat(), ..Default::default() };
-        if let Err(e) = self.store.commit(changes) {
-            self.unkeep(&keepers);
-            return Err(e);
-        }
-        for k in keepers {
-            state.containers.insert(k.id.clone(), k);
-        }
+        let changes = Changes { put_containers: vec![stopped.clone()], ..Default::default() };
+        self.commit_keeping(state, changes, keepers)?;
         state.containers.insert(stopped.id.clone(), stopped.clone());
         state.awaiting_attach.remove(&c.id);
         crash::point("stop:commit");
@@ -390,18 +383,8 @@ impl<K: Kernel> Manager<K> {
             )));
         }
         let keepers = if container.running() { self.keep_netns_for_sharers(state, container)? } else { vec![] };
-        let changes = Changes {
-            del_containers: vec![container.id.clone()],
-            put_containers: keepers.clone(),
-            ..Default::default()
-        };
-        if let Err(e) = self.store.commit(changes) {
-            self.unkeep(&keepers);
-            return Err(e);
-        }
-        for k in keepers {
-            state.containers.insert(k.id.clone(), k);
-        }
+        let changes = Changes { del_containers: vec![container.id.clone()], ..Default::default() };
+        self.commit_keeping(state, changes, keepers)?;
         state.containers.remove(&container.id);
         state.awaiting_attach.remove(&container.id);
         crash::point("rm:commit");
@@ -443,6 +426,20 @@ impl<K: Kernel> Manager<K> {
             }
         }
         Ok(keepers)
+    }
+
+    /// Commits `changes` (an owner stopping or going) together with the sharers that keep its
+    /// netns, and takes those into the state; if the commit fails, undoes the keeping.
+    fn commit_keeping(&self, state: &mut State, mut changes: Changes, keepers: Vec<Container>) -> Result<()> {
+        changes.put_containers.extend(keepers.iter().cloned());
+        if let Err(e) = self.store.commit(changes) {
+            self.unkeep(&keepers);
+            return Err(e);
+        }
+        for k in keepers {
+            state.containers.insert(k.id.clone(), k);
+        }
+        Ok(())
     }
 
     /// Undoes `keep_netns_for_sharers` (its change was not committed).
