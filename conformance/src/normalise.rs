@@ -36,7 +36,8 @@ static PADDING: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" {2,}").unwrap()
 
 /// One engine's normaliser for one scenario: it learns the names of ids as steps create them.
 pub struct Normaliser {
-    program: &'static str,
+    /// The program's name where the CLI prints it (see [`Normaliser::program_name`]).
+    program: Regex,
     /// (first 12 hex digits, name) of every id a step created.
     names: Vec<(String, String)>,
     /// Whether the last [`Normaliser::outcome`] collapsed table padding (it had durations).
@@ -47,6 +48,7 @@ impl Normaliser {
     /// `program`: the engine's command name (`docker` or `netd`), which appears in its texts
     /// (`docker: Error …`, `See 'docker run --help'.`).
     pub fn new(program: &'static str) -> Self {
+        let program = Regex::new(&format!(r#"(^|[\s'"]){}([\s:])"#, regex::escape(program))).unwrap();
         Self { program, names: Vec::new(), collapsed: false }
     }
 
@@ -100,7 +102,7 @@ impl Normaliser {
     /// The program's name where the CLI prints it: `docker: ` at the start of a line, and
     /// `'docker run`, `"docker network create"`, `Usage:  docker …`.
     fn program_name(&self, s: &str) -> String {
-        let re = Regex::new(&format!(r#"(^|[\s'"]){}([\s:])"#, regex::escape(self.program))).unwrap();
+        let re = &self.program;
         // Twice: adjacent matches share the separator between them.
         let once = re.replace_all(s, "${1}<prog>${2}");
         re.replace_all(&once, "${1}<prog>${2}").into_owned()
