@@ -583,7 +583,10 @@ impl Datapath for EbpfDatapath {
         let mut ebpf = self.ebpf.lock().unwrap();
         // Unpinning drops the last reference to the tcx link, which detaches it.
         remove_pin(&self.link_pin(programs::ENDPOINT_INGRESS, &ep.host_ifname))?;
-        Self::remove_entries(&mut ebpf, ep)
+        Self::remove_entries(&mut ebpf, ep)?;
+        // Its flows go with it: the address is soon another endpoint's, which must not inherit
+        // them (the periodic GC only purges flows of addresses no endpoint has).
+        forget_flows_of(&mut ebpf, ip_key(ep.ip))
     }
 
     fn keep_exactly(&self, wanted: &[DatapathEndpoint]) -> Result<()> {
@@ -980,6 +983,20 @@ fn set_publishes_flags(ebpf: &mut Ebpf, only: Option<&HashSet<u32>>, backends: &
     for (ifindex, value) in changed {
         interfaces.insert(ifindex, value, 0).map_err(map_err("update interface map"))?;
     }
+    Ok(())
+}
+
+/// Removes the conntrack entries naming `addr` (either side) and the NAT mappings leading back
+/// to it.
+fn forget_flows_of(ebpf: &mut Ebpf, addr: u32) -> Result<()> {
+    for ct in [maps::CT_TCP, maps::CT_OTHER] {
+        remove_entries_except(&mut hash_map::<CtKey, CtEntry>(ebpf, ct)?, |key, _| {
+            key.saddr != addr && key.daddr != addr
+        });
+    }
+    remove_entries_except(&mut hash_map::<CtKey, NatReverse>(ebpf, maps::NAT)?, |key, value| {
+        value.addr != addr && key.saddr != addr
+    });
     Ok(())
 }
 
