@@ -16,6 +16,8 @@ use netd_cmd::Limit;
 use nix::sched::{setns, CloneFlags};
 
 pub mod agreement;
+pub mod flows;
+pub mod footprint;
 pub mod packet;
 pub mod probe;
 pub mod published;
