@@ -586,7 +586,7 @@ impl Datapath for EbpfDatapath {
         Self::remove_entries(&mut ebpf, ep)?;
         // Its flows go with it: the address is soon another endpoint's, which must not inherit
         // them (the periodic GC only purges flows of addresses no endpoint has).
-        forget_flows_of(&mut ebpf, ip_key(ep.ip))
+        forget_flows_of(&mut ebpf, &HashSet::from([ip_key(ep.ip)]))
     }
 
     fn keep_exactly(&self, wanted: &[DatapathEndpoint]) -> Result<()> {
@@ -608,7 +608,13 @@ impl Datapath for EbpfDatapath {
         self.keep_links(programs::ENDPOINT_INGRESS, |name| known.iter().any(|ep| ep.host_ifname == name))?;
         let ips: HashSet<u32> = known.iter().map(|ep| ip_key(ep.ip)).collect();
         let ifindexes: HashSet<u32> = known.iter().map(|ep| ep.host_ifindex).collect();
+        let gone: HashSet<u32> = hash_map::<u32, EndpointValue>(&mut ebpf, maps::ENDPOINTS)?
+            .keys()
+            .flatten()
+            .filter(|k| !ips.contains(k))
+            .collect();
         remove_entries_except(&mut hash_map::<u32, EndpointValue>(&mut ebpf, maps::ENDPOINTS)?, |k, _| ips.contains(k));
+        forget_flows_of(&mut ebpf, &gone)?;
         remove_entries_except(&mut hash_map::<u32, InterfaceValue>(&mut ebpf, maps::INTERFACES)?, |k, _| {
             ifindexes.contains(k)
         });
@@ -986,16 +992,19 @@ fn set_publishes_flags(ebpf: &mut Ebpf, only: Option<&HashSet<u32>>, backends: &
     Ok(())
 }
 
-/// Removes the conntrack entries naming `addr` (either side) and the NAT mappings leading back
-/// to it.
-fn forget_flows_of(ebpf: &mut Ebpf, addr: u32) -> Result<()> {
+/// Removes the conntrack entries naming one of `addrs` (either side) and the NAT mappings
+/// leading back to one.
+fn forget_flows_of(ebpf: &mut Ebpf, addrs: &HashSet<u32>) -> Result<()> {
+    if addrs.is_empty() {
+        return Ok(());
+    }
     for ct in [maps::CT_TCP, maps::CT_OTHER] {
         remove_entries_except(&mut hash_map::<CtKey, CtEntry>(ebpf, ct)?, |key, _| {
-            key.saddr != addr && key.daddr != addr
+            !addrs.contains(&key.saddr) && !addrs.contains(&key.daddr)
         });
     }
     remove_entries_except(&mut hash_map::<CtKey, NatReverse>(ebpf, maps::NAT)?, |key, value| {
-        value.addr != addr && key.saddr != addr
+        !addrs.contains(&value.addr) && !addrs.contains(&key.saddr)
     });
     Ok(())
 }
