@@ -23,9 +23,28 @@ impl LocalPorts {
     /// Reads `/proc/sys/net/ipv4/ip_local_port_range` and `ip_local_reserved_ports` of the
     /// calling thread's netns (the daemon's).
     pub fn read() -> Self {
-        let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap_or_default();
+        let read = |name: &str| read_sysctl(format!("/proc/sys/net/ipv4/{name}").as_ref()).unwrap_or_default();
         let (start, end) = parse_range(&read("ip_local_port_range")).unwrap_or(FALLBACK_RANGE);
         LocalPorts { start, end, reserved: parse_reserved(&read("ip_local_reserved_ports")) }
+    }
+}
+
+/// The text of a sysctl file, read in one `read` at offset 0: the kernel formats some (the
+/// large bitmap of `ip_local_reserved_ports`) only for a read at offset 0 and answers any
+/// later read with end-of-file, so a buffered reader's small first read would cut the list
+/// (`fs::read_to_string` reads 32 bytes first: `21000-21002,21004,...` came back as its first
+/// 32 bytes). The buffer grows until the text fits.
+pub fn read_sysctl(path: &std::path::Path) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = file.read_at(&mut buf, 0)?;
+        if n < buf.len() {
+            buf.truncate(n);
+            return String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+        buf.resize(buf.len() * 4, 0);
     }
 }
 
@@ -84,6 +103,16 @@ fn go_text(errno: nix::errno::Errno) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysctl_texts_are_read_whole_whatever_their_length() {
+        let path = std::env::temp_dir().join(format!("netd-read-sysctl-{}", std::process::id()));
+        let long: String = (1..=5000u32).map(|p| format!("{},", p * 2)).collect();
+        std::fs::write(&path, &long).unwrap();
+        let read = read_sysctl(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read.unwrap(), long);
+    }
 
     #[test]
     fn proc_texts_parse() {

@@ -866,7 +866,7 @@ impl EbpfDatapath {
     /// The ports in `ip_local_reserved_ports` now; None (logged) when it cannot be read — then
     /// netd leaves the sysctl alone.
     fn reserved_sysctl(&self) -> Option<BTreeSet<u16>> {
-        match fs::read_to_string(&self.reserved_ports_sysctl) {
+        match crate::daemon::host_ports::read_sysctl(&self.reserved_ports_sysctl) {
             Ok(text) => Some(parse_port_list(&text)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read ip_local_reserved_ports: published ports may be picked as ephemeral ports");
