@@ -23,11 +23,11 @@ const DEFAULT_CYCLES: usize = 100;
 /// caches and allocator arenas once.
 const WARM_UP: usize = 10;
 /// How much the daemon's RSS may grow between the end of the warm-up and the last cycle.
-/// Measured: the growth is within allocator noise (see docs/architecture.md, "Churn,
-/// concurrency and crash soak"); a leak of one container record, endpoint or connection per
-/// cycle (a few KiB each) exceeds it within the default cycles, and the soak's 500 cycles
-/// make any per-cycle leak larger still while the bound stays the same.
-const RSS_GROWTH_BOUND_KIB: u64 = 4 * 1024;
+/// Measured: +128 KiB over 20 cycles, +316 KiB over 490 (allocator noise, flattening out).
+/// The bound is about five times that; a leak of 16 KiB a cycle (a container record with its
+/// endpoint and ports, a buffer per connection) exceeds it within the default cycles, and of
+/// 3 KiB a cycle within the soak's 500.
+const RSS_GROWTH_BOUND_KIB: u64 = 1536;
 /// How often (in cycles) the whole kernel footprint is compared (conntrack and NAT are
 /// checked after every cycle).
 const FOOTPRINT_EVERY: usize = 10;
