@@ -1,4 +1,4 @@
-//! `cargo xtask setup|build|run|test|bench|conformance`: the one entry point for developers and CI.
+//! `cargo xtask setup|build|run|test|soak|bench|conformance`: the one entry point for developers and CI.
 mod bench;
 mod build;
 mod conformance;
@@ -6,6 +6,7 @@ mod paths;
 mod process;
 mod run;
 mod setup;
+mod soak;
 mod test;
 
 use std::{ffi::OsString, process::ExitCode};
@@ -37,6 +38,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Setup + build, then the long reliability tests: 500 churn cycles, more rounds of
+    /// parallel clients and of kill -9 under load (root).
+    Soak {
+        /// Extra arguments for `cargo test`, e.g. `-- kill_9`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Setup + build, then run the benchmarks (`netd-bench [ARGS]`) with NETD_BIN set (root).
     Bench {
         /// Arguments for netd-bench, e.g. `--quick` or `--rounds 5`.
@@ -65,6 +73,7 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
         Task::Build => build::run().map(drop),
         Task::Run { args } => run::run(&args),
         Task::Test { args } => test::run(&args),
+        Task::Soak { args } => soak::run(&args),
         Task::Bench { args } => bench::run(&args),
         Task::Conformance(args) => conformance::run(&args),
     }
@@ -80,7 +89,7 @@ mod tests {
 
     fn forwarded(task: Task) -> Vec<String> {
         let args = match task {
-            Task::Run { args } | Task::Test { args } | Task::Bench { args } => args,
+            Task::Run { args } | Task::Test { args } | Task::Soak { args } | Task::Bench { args } => args,
             other => panic!("no forwarded arguments in {other:?}"),
         };
         args.into_iter().map(|a| a.into_string().unwrap()).collect()
