@@ -107,7 +107,8 @@ fn kill_9_under_load_keeps_store_kernel_and_flows_agreeing() {
     println!("crash soak: seed {seed} (replay with NETD_CRASH_SEED={seed}), {rounds} rounds");
     let mut rng = Rng(seed | 1);
     let mut host = TestHost::start();
-    let marker = format!("600.{}", std::process::id());
+    // Each test its own marker: both run in this process.
+    let marker = format!("600.{}01", std::process::id());
     host.ok(&["network", "create", "cs-net"]);
     host.ok(&["run", "-d", "--name", "cs-server", "--network", "cs-net", "-p", "9000:80", "--", "sleep", &marker]);
     host.ok(&["run", "-d", "--name", "cs-client", "--network", "cs-net", "--", "sleep", &marker]);
@@ -174,7 +175,8 @@ fn kill_9_under_load_keeps_store_kernel_and_flows_agreeing() {
 #[test]
 fn after_a_host_reboot_containers_show_exited() {
     let mut host = TestHost::start();
-    let marker = format!("600.{}", std::process::id());
+    // Each test its own marker: both run in this process.
+    let marker = format!("600.{}02", std::process::id());
     host.ok(&["network", "create", "rb-net"]);
     host.ok(&["run", "-d", "--name", "rb-one", "--network", "rb-net", "-p", "9100:80", "--", "sleep", &marker]);
     host.ok(&["run", "-d", "--name", "rb-two", "--network", "rb-net"]);

@@ -783,6 +783,24 @@ fn a_second_container_with_the_same_source_port_gets_another_nat_port() {
 
 #[test]
 #[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
+fn removing_an_endpoint_forgets_its_flows_at_once_and_keeps_the_others() {
+    in_private_netns(|| {
+        let t = Nat::new("nat_forget");
+        let (a, b) = (alice(), bob());
+        t.assert_out(&from(&a, tcp(CPORT, 80, TCP_SYN)), &leaving(tcp(CPORT, 80, TCP_SYN)));
+        t.send_as(&b);
+        let port = t.nat_port_of(&from(&b, tcp(CPORT, 80, TCP_SYN)), &leaving(tcp(CPORT, 80, TCP_SYN)));
+        // Not left to the GC: alice's address may be the next endpoint's before it runs.
+        t.fx.datapath.remove_endpoint(&a).unwrap();
+        let flows: Vec<CtKey> = t.ct_entries().iter().map(|(k, _)| *k).collect();
+        assert_eq!(flows, vec![ct_key(b.ip, SERVER, CPORT, 80, IPPROTO_TCP)]);
+        let nat: Vec<(CtKey, u32)> = t.nat_entries().iter().map(|(k, v)| (*k, v.addr)).collect();
+        assert_eq!(nat, vec![(ct_key(SERVER, NAT_ADDR, 80, port, IPPROTO_TCP), key(b.ip))]);
+    })
+}
+
+#[test]
+#[ignore = "needs root (loads BPF programs, network namespaces); cargo xtask test runs it"]
 fn a_reserved_port_is_never_chosen() {
     in_private_netns(|| {
         let t = Nat::new("nat_reserved");

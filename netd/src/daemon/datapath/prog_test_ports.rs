@@ -472,10 +472,17 @@ fn garbage_collection_handles_published_port_flows() {
         assert_eq!((report.expired, report.stale, report.orphans), (1, 0, 0), "{report:?}");
         let keys: Vec<CtKey> = t.ct_entries().iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, vec![live]);
-        // The endpoint goes: its flows are stale.
-        t.fx.datapath.remove_endpoint(&a).unwrap();
+        // A flow of an address no endpoint has is stale.
+        t.fx.datapath.insert_for_test_into(
+            maps::CT_TCP,
+            ct_key(Ipv4Addr::new(10, 9, 9, 9), SERVER, 80, CLIENT_PORT, IPPROTO_TCP),
+            CtEntry { expires: u64::MAX, nat_addr: key(NAT_ADDR), nat_port: 8080, state: CT_OPEN, flags: CT_DNAT },
+        );
         let report = t.fx.datapath.collect_garbage().unwrap();
         assert_eq!((report.expired, report.stale, report.orphans), (0, 1, 0), "{report:?}");
+        assert_eq!(t.ct_entries().iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![live]);
+        // The endpoint goes: its flows go with it, before any GC.
+        t.fx.datapath.remove_endpoint(&a).unwrap();
         assert_eq!(t.ct_entries(), vec![]);
     })
 }
