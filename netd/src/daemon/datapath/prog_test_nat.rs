@@ -1355,8 +1355,16 @@ fn replies_that_cannot_be_delivered_are_dropped_at_the_uplink() {
         let error =
             L4::Error { ty: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, mtu: 0, quoted: leaving(udp(CPORT, 53)).ip() };
         let fragmented_error = dropped(arriving(error).frags(MORE_FRAGMENTS));
-        // The container is gone, its flow not yet collected.
+        // The container is gone and a reply comes before its flow is forgotten (removal
+        // purges the flow right after the endpoint's entries): the flow is put back.
+        let (flows, mappings) = (t.ct_entries(), t.nat_entries());
         t.fx.datapath.remove_endpoint(&a).expect("remove the endpoint");
+        for (key, entry) in flows {
+            t.fx.datapath.insert_for_test_into(maps::CT_OTHER, key, entry);
+        }
+        for (reply, to) in mappings {
+            t.fx.datapath.insert_for_test_into(maps::NAT, reply, to);
+        }
         let orphan = dropped(arriving(udp(53, CPORT)));
         t.assert_drops(&[
             (Hook::UplinkIngress, DropReason::TtlExceeded, &ttl),
