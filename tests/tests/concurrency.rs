@@ -1,9 +1,9 @@
 //! Concurrency (issue #13): [`CLIENTS`] parallel CLI clients against one daemon create and
 //! remove networks (some on the same subnet on purpose), run and remove containers publishing
-//! host ports (pairs of clients on the same port on purpose), and all connect and disconnect
-//! the same container. Every command is bounded by [`CALL_TIMEOUT`] (a hang fails the test);
+//! host ports (pairs of clients on the same port on purpose), all connect and disconnect the
+//! same container, and all create and remove a network and a container of the same name. Every command is bounded by [`CALL_TIMEOUT`] (a hang fails the test);
 //! every failure must be one of Docker's texts for the collisions the test provokes. Afterwards:
-//! no duplicate subnet, address, MAC or host port, every container a client ran and kept is
+//! no duplicate subnet, address, MAC, host port or name, every container a client ran and kept is
 //! listed, the daemon logged no error, and store, kernel and maps agree.
 //!
 //! `NETD_CONCURRENCY_ROUNDS` sets the rounds per client (default [`DEFAULT_ROUNDS`]).
@@ -32,6 +32,14 @@ const PORT_TAKEN: &str = "port is already allocated";
 const POOL_OVERLAP: &str = "Pool overlaps with other one on this address space";
 const ALREADY_CONNECTED: &str = "endpoint with name cc-target already exists in network cc-shared";
 const NOT_CONNECTED: &str = "is not connected to network cc-shared";
+/// The name of the network and of the container every client creates and removes.
+const SAME: &str = "cc-same";
+const NETWORK_EXISTS: &str = "network with name cc-same already exists";
+const NO_NETWORK: &str = "network cc-same not found";
+const NO_SUCH_NETWORK: &str = "Error: No such network: cc-same";
+const NETWORK_IN_USE: &str = "has active endpoints";
+const NAME_IN_USE: &str = "Conflict. The container name \"/cc-same\" is already in use by container";
+const NO_CONTAINER: &str = "No such container: cc-same";
 
 /// Refusals seen: the last round holds both of every colliding pair, so there are some.
 static PORT_REFUSALS: AtomicUsize = AtomicUsize::new(0);
@@ -62,15 +70,15 @@ fn must(host: &TestHost, args: &[&str]) -> String {
     call(host, args).unwrap_or_else(|e| panic!("netd {args:?} failed: {e}"))
 }
 
-/// `call` that may fail only with a daemon error containing one of `allowed`; returns whether
-/// it succeeded.
+/// `call` that may fail only with an error whose first line contains one of `allowed`;
+/// returns whether it succeeded.
 fn may_fail(host: &TestHost, args: &[&str], allowed: &[&str]) -> bool {
     match call(host, args) {
         Ok(_) => true,
         Err(stderr) => {
             let first = stderr.lines().next().unwrap_or("");
             assert!(
-                first.contains("Error response from daemon: ") && allowed.iter().any(|a| first.contains(a)),
+                allowed.iter().any(|a| first.contains(a)),
                 "netd {args:?} failed with an unexpected error (allowed: {allowed:?}):\n{stderr}"
             );
             false
@@ -130,6 +138,11 @@ fn client(host: &TestHost, t: usize, rounds: usize, marker: &str) -> Vec<String>
         // Everyone connects and disconnects the same container on the same network.
         may_fail(host, &["network", "connect", SHARED, TARGET], &[ALREADY_CONNECTED]);
         may_fail(host, &["network", "disconnect", SHARED, TARGET], &[NOT_CONNECTED]);
+        // Everyone creates and removes a network and a container of the same names.
+        may_fail(host, &["network", "create", SAME], &[NETWORK_EXISTS]);
+        may_fail(host, &["run", "-d", "--name", SAME, "--network", SAME], &[NAME_IN_USE, NO_NETWORK]);
+        may_fail(host, &["rm", "-f", SAME], &[NO_CONTAINER]);
+        may_fail(host, &["network", "rm", SAME], &[NO_SUCH_NETWORK, NETWORK_IN_USE]);
     }
     kept
 }
@@ -176,8 +189,11 @@ fn parallel_clients_never_duplicate_lose_or_hang() {
 /// containers a host port (per host address and protocol).
 fn assert_no_duplicates(host: &TestHost) {
     let mut subnets = BTreeMap::new();
+    let mut network_names = BTreeSet::new();
     for id in must(host, &["network", "ls", "-q", "--no-trunc"]).lines() {
         let n = &host.json(&["network", "inspect", id])[0];
+        let name = n["Name"].as_str().unwrap();
+        assert!(network_names.insert(name.to_string()), "two networks are named {name}");
         for cfg in n["IPAM"]["Config"].as_array().into_iter().flatten() {
             if let Some(subnet) = cfg["Subnet"].as_str() {
                 let name = n["Name"].as_str().unwrap().to_string();
@@ -188,9 +204,11 @@ fn assert_no_duplicates(host: &TestHost) {
         }
     }
     let (mut addrs, mut macs, mut ports) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut container_names = BTreeSet::new();
     for id in must(host, &["ps", "-aq", "--no-trunc"]).lines() {
         let c = &host.json(&["inspect", id])[0];
         let name = c["Name"].as_str().unwrap().to_string();
+        assert!(container_names.insert(name.clone()), "two containers are named {name}");
         for (net, ep) in c["NetworkSettings"]["Networks"].as_object().into_iter().flatten() {
             let what = format!("{name} on {net}");
             for (seen, field) in [(&mut addrs, "IPAddress"), (&mut macs, "MacAddress")] {
