@@ -6,8 +6,10 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::TcpStream,
+    os::unix::process::ExitStatusExt,
     path::Path,
     process::Command,
+    time::Duration,
 };
 
 use netd_tests::{
@@ -19,8 +21,10 @@ use netd_tests::{
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-/// In the command line of every container this test starts (agreement check).
-const MARKER: &str = "600.1308";
+/// In the command line of every container of one test (the agreement check looks for every
+/// process carrying it; tests run in parallel).
+const MIGRATED: &str = "600.1381";
+const KILLED_MIDWAY: &str = "600.1382";
 const UPLINK_ADDR: &str = "198.51.100.2";
 /// An endpoint entry of the old map whose interface entry is missing: it has no V2 value.
 const ORPHAN_KEY: [u8; 4] = [10, 99, 99, 99];
@@ -168,67 +172,121 @@ impl Flow {
     }
 }
 
+/// A host whose daemon was killed over two long-lived flows and whose pins were then turned
+/// into what an older netd leaves: its endpoint maps under the old names and layouts (plus one
+/// endpoint entry that has no V2 value), no V2 pin. Its programs are this build's, still
+/// attached through their pinned links — the programs of a real older build cannot be had
+/// here; what the new daemon must handle is the pins.
+struct OldLayout {
+    host: TestHost,
+    inner: Flow,
+    egress: Flow,
+    /// The V2 maps' entries before the kill: what the migration must end with.
+    endpoints: Entries,
+    interfaces: Entries,
+    marker: &'static str,
+    _servers: [TcpPeerServer; 2],
+}
+
+impl OldLayout {
+    fn make(marker: &'static str) -> Self {
+        let mut host = TestHost::start();
+        host.ok(&["network", "create", "mm-net"]);
+        host.ok(&["run", "-d", "--name", "ma", "--network", "mm-net", "--", "sleep", marker]);
+        host.ok(&["run", "-d", "--name", "mb", "--network", "mm-net", "--", "sleep", marker]);
+        let (ns_a, ns_b) = (host.container_netns("ma"), host.container_netns("mb"));
+        let ip_b = host.ip_of("mb", "mm-net");
+        let servers = [
+            TcpPeerServer::start(&ns_b, "0.0.0.0", 7301),
+            TcpPeerServer::start(&host.netns_path(&host.outside_ns), OUTSIDE_ADDR, 7302),
+        ];
+        let (mut inner, _) = Flow::open(&ns_a, &ip_b, 7301, "container to container");
+        let (mut egress, seen) = Flow::open(&ns_a, OUTSIDE_ADDR, 7302, "masqueraded to the outside");
+        assert_eq!(seen.ip().to_string(), UPLINK_ADDR, "the outside flow is not masqueraded");
+        inner.exchange("before");
+        egress.exchange("before");
+
+        let maps = host.bpffs.join("maps");
+        let (ep_v2, if_v2) = (maps.join("NETD_EP_V2"), maps.join("NETD_IF_V2"));
+        let (endpoints, interfaces) = (dump(&ep_v2), dump(&if_v2));
+        assert_eq!((endpoints.len(), interfaces.len()), (2, 2), "endpoint maps before the kill");
+        host.stop_daemon(Signal::SIGKILL);
+
+        let old_interfaces: Entries = interfaces.iter().map(|(k, v)| (k.clone(), interface_to_v1(v))).collect();
+        let mut old_endpoints: Entries = endpoints.iter().map(|(k, v)| (k.clone(), endpoint_to_v1(v))).collect();
+        let orphan_value = [999_999u32.to_ne_bytes().as_slice(), &[0; 12]].concat();
+        old_endpoints.insert(ORPHAN_KEY.to_vec(), orphan_value);
+        create_old_map(&maps.join("NETD_IF_V1"), 24, &old_interfaces);
+        create_old_map(&maps.join("NETD_EP_V1"), 16, &old_endpoints);
+        std::fs::remove_file(&ep_v2).unwrap();
+        std::fs::remove_file(&if_v2).unwrap();
+        inner.exchange("with the daemon dead");
+        egress.exchange("with the daemon dead");
+        Self { host, inner, egress, endpoints, interfaces, marker, _servers: servers }
+    }
+
+    fn exchange(&mut self, when: &str) {
+        self.inner.exchange(when);
+        self.egress.exchange(when);
+    }
+
+    /// The end every (possibly interrupted) migration must reach: no old pin, the V2 maps
+    /// holding the entries of before, every link on this daemon's programs, old and new flows
+    /// working, and store and kernel agreeing.
+    fn assert_migrated(&mut self) {
+        let host = &self.host;
+        let maps = host.bpffs.join("maps");
+        for old in ["NETD_EP_V1", "NETD_IF_V1"] {
+            assert!(!maps.join(old).exists(), "{old} still pinned: {:?}", pinned_map_ids(host));
+        }
+        assert_eq!(dump(&maps.join("NETD_EP_V2")), self.endpoints, "endpoint map after the migration");
+        assert_eq!(dump(&maps.join("NETD_IF_V2")), self.interfaces, "interface map after the migration");
+        assert_links_run_new_programs(host);
+        self.inner.exchange("after the migration");
+        self.egress.exchange("after the migration");
+
+        let (ns_a, ns_b) = (host.container_netns("ma"), host.container_netns("mb"));
+        let ip_b = host.ip_of("mb", "mm-net");
+        let (mut fresh_inner, _) = Flow::open(&ns_a, &ip_b, 7301, "new container to container");
+        fresh_inner.exchange("after the migration");
+        let (mut fresh_egress, seen) = Flow::open(&ns_b, OUTSIDE_ADDR, 7302, "new masqueraded");
+        assert_eq!(seen.ip().to_string(), UPLINK_ADDR);
+        fresh_egress.exchange("after the migration");
+        // The restarted daemon is fully in charge.
+        host.ok(&["run", "-d", "--name", "mc", "--network", "mm-net", "--", "sleep", self.marker]);
+        let (mut third, _) = Flow::open(&host.container_netns("mc"), &ip_b, 7301, "third container");
+        third.exchange("after");
+        assert_store_and_kernel_agree(host, self.marker);
+    }
+}
+
 #[test]
 fn restart_over_old_layout_pins_migrates_entries_and_keeps_flows() {
-    let mut host = TestHost::start();
-    host.ok(&["network", "create", "mm-net"]);
-    host.ok(&["run", "-d", "--name", "ma", "--network", "mm-net", "--", "sleep", MARKER]);
-    host.ok(&["run", "-d", "--name", "mb", "--network", "mm-net", "--", "sleep", MARKER]);
-    let (ns_a, ns_b) = (host.container_netns("ma"), host.container_netns("mb"));
-    let ip_b = host.ip_of("mb", "mm-net");
-    let outside_ns = host.netns_path(&host.outside_ns);
-
-    let _peer_b = TcpPeerServer::start(&ns_b, "0.0.0.0", 7301);
-    let _peer_out = TcpPeerServer::start(&outside_ns, OUTSIDE_ADDR, 7302);
-    let (mut inner, _) = Flow::open(&ns_a, &ip_b, 7301, "container to container");
-    let (mut egress, seen) = Flow::open(&ns_a, OUTSIDE_ADDR, 7302, "masqueraded to the outside");
-    assert_eq!(seen.ip().to_string(), UPLINK_ADDR, "the outside flow is not masqueraded");
-    inner.exchange("before");
-    egress.exchange("before");
-
-    let maps = host.bpffs.join("maps");
-    let (ep_v2, if_v2) = (maps.join("NETD_EP_V2"), maps.join("NETD_IF_V2"));
-    let (ep_v1, if_v1) = (maps.join("NETD_EP_V1"), maps.join("NETD_IF_V1"));
-    let (endpoints, interfaces) = (dump(&ep_v2), dump(&if_v2));
-    assert_eq!((endpoints.len(), interfaces.len()), (2, 2), "endpoint maps before the kill");
-    host.stop_daemon(Signal::SIGKILL);
-
-    // What an older netd leaves: its maps under the old names and layouts, no V2 pin. (Its
-    // programs are this build's, still attached through their pinned links: the programs of a
-    // real older build cannot be had here; what the new daemon must handle is the pins.)
-    let old_interfaces: Entries = interfaces.iter().map(|(k, v)| (k.clone(), interface_to_v1(v))).collect();
-    let mut old_endpoints: Entries = endpoints.iter().map(|(k, v)| (k.clone(), endpoint_to_v1(v))).collect();
-    let orphan_value = [999_999u32.to_ne_bytes().as_slice(), &[0; 12]].concat();
-    old_endpoints.insert(ORPHAN_KEY.to_vec(), orphan_value);
-    create_old_map(&if_v1, 24, &old_interfaces);
-    create_old_map(&ep_v1, 16, &old_endpoints);
-    std::fs::remove_file(&ep_v2).unwrap();
-    std::fs::remove_file(&if_v2).unwrap();
-    inner.exchange("with the daemon dead");
-    egress.exchange("with the daemon dead");
-
-    host.start_daemon();
-    let log = plain_log(&host);
+    let mut old = OldLayout::make(MIGRATED);
+    old.host.start_daemon();
+    let log = plain_log(&old.host);
     let ep_line = migration_line(&log, "NETD_EP_V1");
     assert!(ep_line.contains("copied=2 ") && ep_line.contains("unconvertible=1 "), "{ep_line}");
     let if_line = migration_line(&log, "NETD_IF_V1");
     assert!(if_line.contains("copied=2 ") && if_line.contains("unconvertible=0 "), "{if_line}");
-    assert!(!ep_v1.exists() && !if_v1.exists(), "old-layout pins left: {:?}", pinned_map_ids(&host));
-    assert_eq!(dump(&ep_v2), endpoints, "endpoint map after the migration");
-    assert_eq!(dump(&if_v2), interfaces, "interface map after the migration");
-    assert_links_run_new_programs(&host);
+    old.assert_migrated();
+}
 
-    inner.exchange("after the restart");
-    egress.exchange("after the restart");
-    let (mut fresh_inner, _) = Flow::open(&ns_a, &ip_b, 7301, "new container to container");
-    fresh_inner.exchange("after the restart");
-    let (mut fresh_egress, seen) = Flow::open(&ns_b, OUTSIDE_ADDR, 7302, "new masqueraded");
-    assert_eq!(seen.ip().to_string(), UPLINK_ADDR);
-    fresh_egress.exchange("after the restart");
-
-    // The restarted daemon is fully in charge.
-    host.ok(&["run", "-d", "--name", "mc", "--network", "mm-net", "--", "sleep", MARKER]);
-    let (mut third, _) = Flow::open(&host.container_netns("mc"), &ip_b, 7301, "third container");
-    third.exchange("after");
-    assert_store_and_kernel_agree(&host, MARKER);
+/// `kill -9` at each step of the migration (after the first map's copy, before the unpin, after
+/// the first unpin), one after the other on the same pins: the next start ends where an
+/// uninterrupted migration does, and the flows carry data after every crash.
+#[test]
+fn a_migration_killed_midway_ends_the_same() {
+    let mut old = OldLayout::make(KILLED_MIDWAY);
+    let maps = old.host.bpffs.join("maps");
+    for (point, old_pins_left) in [("migrate:copied", 2), ("migrate:unpin", 2), ("migrate:unpinned", 1)] {
+        old.host.start_daemon_with_env(&[("NETD_CRASH_AT", point)]);
+        let status = old.host.wait_daemon_exit(Duration::from_secs(60));
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32), "the daemon did not die at {point}");
+        let left = ["NETD_EP_V1", "NETD_IF_V1"].iter().filter(|p| maps.join(p).exists()).count();
+        assert_eq!(left, old_pins_left, "old pins left after a crash at {point}");
+        old.exchange(&format!("after a crash at {point}"));
+    }
+    old.host.start_daemon();
+    old.assert_migrated();
 }

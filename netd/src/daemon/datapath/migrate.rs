@@ -107,6 +107,7 @@ pub fn copy_retired(maps_dir: &Path, ebpf: &mut Ebpf) -> Result<Pending> {
             }
         }
         pending.pins.push(old_pin);
+        crate::crash::point("migrate:copied");
     }
     Ok(pending)
 }
@@ -116,6 +117,7 @@ impl Pending {
     /// until then an old program may still write to its old map, and a crash before this
     /// point must find the old pin to copy again.
     pub fn unpin(self) -> Result<()> {
+        crate::crash::point("migrate:unpin");
         for pin in self.pins {
             tracing::info!(pin = %pin.display(), "unpinning migrated map");
             match std::fs::remove_file(&pin) {
@@ -123,6 +125,7 @@ impl Pending {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(DatapathError::Io { op: "unpin migrated map", source }.into()),
             }
+            crate::crash::point("migrate:unpinned");
         }
         Ok(())
     }
