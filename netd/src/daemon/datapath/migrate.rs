@@ -54,7 +54,7 @@ pub struct Copied {
     pub present: u64,
     /// Entries with no counterpart in the new layout.
     pub unconvertible: u64,
-    /// Entries the new map refused (full).
+    /// Entries that could not be read, or that the new map refused (full).
     pub failed: u64,
 }
 
@@ -152,9 +152,14 @@ fn copy_entries<K: Pod, Old: Pod, New: Pod>(
     let mut new = HashMap::<&mut MapData, K, New>::try_from(new).map_err(map_err("open map"))?;
     let mut copied = Copied::default();
     for entry in old.iter() {
-        // An entry deleted while we iterate ends the walk from its key on; what was read stands.
-        let Ok((key, value)) = entry else {
-            continue;
+        // An entry deleted while we iterate is skipped by the iterator; a failed read is counted.
+        let (key, value) = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read an entry of a retired map");
+                copied.failed += 1;
+                continue;
+            }
         };
         let Some(value) = convert(&key, &value) else {
             copied.unconvertible += 1;
@@ -331,6 +336,7 @@ mod pinned_tests {
     }
 
     #[test]
+    #[ignore = "needs root (pins BPF maps); cargo xtask test runs it"]
     fn load_copies_old_entries_and_unpins_only_when_finished() {
         let dir = old_layout("migrate-copy");
         let datapath = load_retrying(&dir.0, &[], || {}).unwrap();
@@ -358,6 +364,7 @@ mod pinned_tests {
     /// what the new map already holds (entries written since are the fresher) and ending in
     /// the same result.
     #[test]
+    #[ignore = "needs root (pins BPF maps); cargo xtask test runs it"]
     fn an_interrupted_migration_is_copied_again() {
         let dir = old_layout("migrate-again");
         let first = load_retrying(&dir.0, &[], || {}).unwrap();
@@ -376,6 +383,7 @@ mod pinned_tests {
     }
 
     #[test]
+    #[ignore = "needs root (pins BPF maps); cargo xtask test runs it"]
     fn a_pin_netd_never_had_goes_at_load() {
         let dir = old_layout("migrate-unknown");
         let unknown = dir.0.join("maps/NETD_FOO_V9");
