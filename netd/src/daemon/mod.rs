@@ -96,8 +96,11 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     tracing::info!(?upstreams, "dns upstreams");
     let kernel = HostKernel::new(plumber, procs, addresses_changed);
     let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget)).await?);
-    // Recovery updated every endpoint link: no program of an older daemon runs any more.
-    ebpf_datapath.finish_migration()?;
+    // Recovery updated every endpoint link: no program of an older daemon runs any more. An
+    // old pin that cannot go is copied again (harmlessly) at the next start.
+    if let Err(e) = ebpf_datapath.finish_migration() {
+        tracing::warn!(error = %e, "cannot unpin a migrated map");
+    }
     drop(ebpf_datapath);
     tokio::spawn(watch_exits(manager.clone(), exits));
 
