@@ -3,9 +3,9 @@
 //! padding so both sides agree on the layout byte for byte.
 #![no_std]
 
-/// Pin names carry the layout version: a changed layout gets a new name (the daemon rebuilds
-/// the new map from its store and unpins the old one), never an in-place reshape. BPF object
-/// names are limited to 15 characters.
+/// Pin names carry the layout version: a changed layout gets a new name, never an in-place
+/// reshape; the old layout moves to [`legacy`] and the daemon copies its entries into the new
+/// map before unpinning it. BPF object names are limited to 15 characters.
 pub mod maps {
     /// EndpointValue by IPv4 address (the destination side of a forwarding decision).
     pub const ENDPOINTS: &str = "NETD_EP_V2";
@@ -393,6 +393,40 @@ drop_reasons! {
     MtuExceeded = 20 => "mtu_exceeded",
 }
 
+/// Layouts of maps that older netd versions pinned, kept so that a daemon starting over their
+/// pins can copy the entries into today's maps (the daemon's `datapath::migrate`). Never used by
+/// the programs; a layout stays here for as long as a pin of it may exist on some host.
+pub mod legacy {
+    /// Pin names of the retired layouts.
+    pub mod maps {
+        /// `EndpointV1` by IPv4 address; replaced by `NETD_EP_V2` (host-side MAC added).
+        pub const ENDPOINTS_V1: &str = "NETD_EP_V1";
+        /// `InterfaceV1` by host-side ifindex; replaced by `NETD_IF_V2` (flags added).
+        pub const INTERFACES_V1: &str = "NETD_IF_V1";
+    }
+
+    /// `NETD_EP_V1` value: an endpoint as the destination of a packet.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct EndpointV1 {
+        pub ifindex: u32,
+        pub network: u32,
+        pub mac: [u8; 6],
+        pub _pad: [u8; 2],
+    }
+
+    /// `NETD_IF_V1` value: an endpoint as the source of a packet.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct InterfaceV1 {
+        pub ip: u32,
+        pub gateway: u32,
+        pub network: u32,
+        pub mac: [u8; 6],
+        pub host_mac: [u8; 6],
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all are repr(C), Copy, and have no implicit padding.
@@ -410,6 +444,8 @@ mod pod {
     unsafe impl aya::Pod for super::SockRevValue {}
     unsafe impl aya::Pod for super::FragTarget {}
     unsafe impl aya::Pod for super::DropCounter {}
+    unsafe impl aya::Pod for super::legacy::EndpointV1 {}
+    unsafe impl aya::Pod for super::legacy::InterfaceV1 {}
 }
 
 #[cfg(test)]
@@ -432,6 +468,8 @@ mod tests {
         assert_eq!(size_of::<SockRevKey>(), 16);
         assert_eq!(size_of::<SockRevValue>(), 8);
         assert_eq!(size_of::<FragTarget>(), 16);
+        assert_eq!(size_of::<legacy::EndpointV1>(), 16);
+        assert_eq!(size_of::<legacy::InterfaceV1>(), 4 * 3 + 6 + 6);
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let datapath = EbpfDatapath::load(&args.bpffs)?;
     // Host clients of published ports (the socket-LB at the cgroup2 root, this netns only).
     datapath.attach_host_clients()?;
-    let datapath: Arc<dyn Datapath> = Arc::new(datapath);
+    let ebpf_datapath = Arc::new(datapath);
+    let datapath: Arc<dyn Datapath> = ebpf_datapath.clone();
     let host = Netlink::open()?;
     let uplinks = if args.uplink.is_empty() { host.default_route_devices().await? } else { args.uplink.clone() };
     if uplinks.is_empty() {
@@ -95,6 +96,12 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     tracing::info!(?upstreams, "dns upstreams");
     let kernel = HostKernel::new(plumber, procs, addresses_changed);
     let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget)).await?);
+    // Recovery updated every endpoint link: no program of an older daemon runs any more. An
+    // old pin that cannot go is copied again (harmlessly) at the next start.
+    if let Err(e) = ebpf_datapath.finish_migration() {
+        tracing::warn!(error = %e, "cannot unpin a migrated map");
+    }
+    drop(ebpf_datapath);
     tokio::spawn(watch_exits(manager.clone(), exits));
 
     let listener = api_server::bind(&socket)?;

@@ -32,7 +32,8 @@ use netd_common::{
 };
 
 use super::{
-    bpffs, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort, TableUsage, Uplink,
+    bpffs, migrate, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort,
+    TableUsage, Uplink,
 };
 use crate::error::{Error, Result};
 
@@ -70,6 +71,8 @@ pub struct EbpfDatapath {
     host_clients: AtomicBool,
     /// Where `ip_local_reserved_ports` is read and written (tests point it elsewhere).
     reserved_ports_sysctl: PathBuf,
+    /// Old pins `finish_migration` removes.
+    migrated: Mutex<Option<migrate::Pending>>,
 }
 
 fn program_err(op: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
@@ -151,6 +154,8 @@ impl EbpfDatapath {
             loader.map_max_entries(map, *entries);
         }
         let mut ebpf = loader.load(object()?).map_err(DatapathError::from)?;
+        // Before any program of this daemon is attached: the new maps hold the old entries.
+        let migrated = migrate::copy_retired(&dir.join("maps"), &mut ebpf)?;
         for (name, _) in PROGRAMS {
             let prog = ebpf.program_mut(name).ok_or(DatapathError::Missing(name))?;
             match prog {
@@ -166,17 +171,28 @@ impl EbpfDatapath {
             prog.pin(&pin).map_err(pin_err("pin program"))?;
             fs::create_dir_all(dir.join("links").join(name)).map_err(io_err("create pin dir"))?;
         }
-        // Maps of an older layout (another pin name) are rebuilt from the store by
-        // `keep_exactly`; their pins go.
+        // Retired layouts stay pinned until `finish_migration`; a name netd never had is no
+        // state this daemon can read (a newer netd's, after a downgrade): it goes.
         let current: HashSet<String> = ebpf.maps().map(|(name, _)| name.to_string()).collect();
-        remove_pins_except(&dir.join("maps"), |name| current.contains(name))?;
+        remove_pins_except(&dir.join("maps"), |name| current.contains(name) || migrate::is_retired(name))?;
         remove_pins_except(&dir.join("progs"), |name| PROGRAMS.iter().any(|(p, _)| *p == name))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             ebpf: Mutex::new(ebpf),
             host_clients: AtomicBool::new(false),
             reserved_ports_sysctl: PathBuf::from(RESERVED_PORTS_SYSCTL),
+            migrated: Mutex::new(Some(migrated)),
         })
+    }
+
+    /// Unpins the maps of retired layouts whose entries `load` copied. Call once every link
+    /// runs this daemon's programs (host clients attached, uplinks set, endpoints recovered);
+    /// a crash before leaves the old pins for the next start to copy again.
+    pub fn finish_migration(&self) -> Result<()> {
+        match self.migrated.lock().unwrap().take() {
+            Some(pending) => pending.unpin(),
+            None => Ok(()),
+        }
     }
 
     /// Attaches the socket-LB at the root of the cgroup2 hierarchy (found in

@@ -8,6 +8,7 @@ use crate::error::Result;
 
 mod bpffs;
 pub mod ebpf;
+mod migrate;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test;
 #[cfg(all(test, feature = "ebpf"))]
