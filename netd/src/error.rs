@@ -64,6 +64,9 @@ pub enum Error {
     PredefinedNetwork(String),
     #[error("no available IPv4 addresses on this network's address pools: {name} ({id})")]
     NoAddresses { name: String, id: String },
+    /// The datapath's maps are sized at daemon start (`netd daemon --max-endpoints …`).
+    #[error("netd's datapath holds at most {capacity} {what} (netd daemon {flag})")]
+    CapacityExceeded { what: &'static str, capacity: usize, flag: &'static str },
     #[error("Address already in use")]
     AddressInUse(Ipv4Addr),
     #[error("Invalid address {0}: It does not belong to any of this network's subnets")]

@@ -74,6 +74,8 @@ pub struct DaemonOptions {
     /// A second uplink `eth1` (203.0.113.2/24) to a second outside netns
     /// ([`TestHost::second_outside_ns`], 203.0.113.1); the daemon gets both uplinks.
     pub second_uplink: bool,
+    /// More `netd daemon` flags (map capacities, …).
+    pub daemon_args: &'static [&'static str],
 }
 
 /// The second outside netns' address (see [`DaemonOptions::second_uplink`]).
@@ -165,7 +167,7 @@ impl TestHost {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
         let mut command = netd_cmd::in_netns(&self.netns_path(&self.host_ns), netd_bin());
-        let DaemonOptions { umask, nofile, second_uplink } = self.options;
+        let DaemonOptions { umask, nofile, second_uplink, daemon_args } = self.options;
         // SAFETY: umask and setrlimit are async-signal-safe syscalls; nsenter execs netd, which
         // inherits both.
         unsafe {
@@ -194,6 +196,7 @@ impl TestHost {
             // Names the embedded DNS does not know go to the outside netns, never to the
             // machine's real resolvers (tests/tests/dns.rs runs a fake upstream there).
             .args(["--dns-upstream", OUTSIDE_ADDR])
+            .args(daemon_args)
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -740,6 +740,8 @@ fn is_start_error(text: &str) -> bool {
             "no available IPv4 addresses",
             "driver failed programming external connectivity",
             "cannot join network of a non running container",
+            // netd's own: a full endpoint or port map is found where Docker finds a full pool.
+            "netd's datapath holds at most ",
         ]
         .iter()
         .any(|p| message.starts_with(p))

@@ -78,6 +78,72 @@ pub fn dns_fd_budget(nofile: u64) -> u64 {
     nofile.saturating_sub(RESERVED_FDS).max(nofile / 16).min(DNS_FD_BUDGET_MAX)
 }
 
+// --- eBPF map capacities (`netd daemon --max-endpoints …`, `datapath/ebpf.rs`) ---
+
+/// How many entries the datapath's maps hold: fixed when a map is created (pinned maps keep
+/// their size across restarts), so that what would not fit is refused by the command that
+/// asks for it, never missed by the datapath. Hash and LRU maps preallocate every entry: the
+/// memory is taken at start, whatever is used (docs/architecture.md, "Map capacities").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacities {
+    /// Endpoints (container interfaces) on all networks: sizes the endpoint map (by address)
+    /// and the interface map (by host veth).
+    pub endpoints: u32,
+    /// Tracked flows, for TCP and for UDP/ICMP each (LRU: the least recently used flow makes
+    /// room, so established flows that carry traffic stay).
+    pub conntrack: u32,
+    /// Masqueraded flows' reverse mappings (a plain hash: when full a new masqueraded flow is
+    /// dropped and counted as `nat_full` in `netd stats`, rather than evicting the mapping of a
+    /// flow in use).
+    pub nat: u32,
+    /// Published (host address, host port, protocol) entries of all containers: sizes the
+    /// service map and the reserved-port map.
+    pub published_ports: u32,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        use netd_common::maps;
+        Self {
+            endpoints: maps::MAX_ENDPOINTS,
+            conntrack: maps::CT_TCP_ENTRIES,
+            nat: maps::NAT_ENTRIES,
+            published_ports: maps::MAX_SERVICES,
+        }
+    }
+}
+
+/// The smallest and largest capacity a flag takes: below 16 a map is useless, above 2^24
+/// entries one map alone would take gigabytes of kernel memory.
+pub const CAPACITY_RANGE: std::ops::RangeInclusive<i64> = 16..=(1 << 24);
+
+impl Capacities {
+    /// Each map's name with the size it gets.
+    pub fn map_sizes(&self) -> Vec<(&'static str, u32)> {
+        use netd_common::maps;
+        vec![
+            (maps::ENDPOINTS, self.endpoints),
+            (maps::INTERFACES, self.endpoints),
+            (maps::CT_TCP, self.conntrack),
+            (maps::CT_OTHER, self.conntrack),
+            (maps::NAT, self.nat),
+            (maps::SERVICES, self.published_ports),
+            (maps::RESERVED_PORTS, self.published_ports),
+        ]
+    }
+
+    /// The daemon flag that sizes `map`, for error messages.
+    pub fn flag_of(map: &str) -> &'static str {
+        use netd_common::maps;
+        match map {
+            m if m == maps::ENDPOINTS || m == maps::INTERFACES => "--max-endpoints",
+            m if m == maps::CT_TCP || m == maps::CT_OTHER => "--conntrack-entries",
+            m if m == maps::NAT => "--nat-entries",
+            _ => "--max-published-ports",
+        }
+    }
+}
+
 /// RLIMIT_NOFILE's soft limit before [`raise_nofile`], restored for container commands.
 static ORIGINAL_NOFILE_SOFT: AtomicU64 = AtomicU64::new(u64::MAX);
 
@@ -131,6 +197,17 @@ pub fn restore_for_child() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sized_map_has_its_flag_and_the_defaults_are_the_built_in_sizes() {
+        let caps = Capacities::default();
+        for (map, size) in caps.map_sizes() {
+            assert!(Capacities::flag_of(map).starts_with("--"), "{map}");
+            assert!(CAPACITY_RANGE.contains(&i64::from(size)), "{map}: {size}");
+        }
+        assert_eq!(Capacities::flag_of(netd_common::maps::NAT), "--nat-entries");
+        assert_eq!(Capacities::flag_of(netd_common::maps::SERVICES), "--max-published-ports");
+    }
 
     #[test]
     fn the_dns_budget_is_what_the_reserve_leaves() {

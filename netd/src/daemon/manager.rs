@@ -55,6 +55,8 @@ struct State {
     /// Where the search for the next automatic subnet starts: after the pool the last
     /// network took (in memory only, as Docker's; `None`: the first user pool).
     next_pool: Option<ipnetwork::Ipv4Network>,
+    /// What the datapath's maps hold: commands that would exceed it are refused up front.
+    capacities: crate::limits::Capacities,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {
@@ -97,6 +99,27 @@ impl State {
 
     fn endpoints(&self) -> impl Iterator<Item = (&Container, &Endpoint)> {
         self.containers.values().flat_map(|c| c.endpoints.iter().map(move |ep| (c, ep)))
+    }
+
+    /// Refuses `adding` more endpoints when the endpoint maps could not hold them.
+    fn check_endpoint_capacity(&self, adding: usize) -> Result<()> {
+        let in_use = self.endpoints().count();
+        let capacity = self.capacities.endpoints as usize;
+        match in_use + adding > capacity {
+            true => Err(Error::CapacityExceeded { what: "endpoints", capacity, flag: "--max-endpoints" }),
+            false => Ok(()),
+        }
+    }
+
+    /// Refuses `adding` more published ports (besides those `except` has now) when the service
+    /// map could not hold them.
+    fn check_published_capacity(&self, except: &str, adding: usize) -> Result<()> {
+        let in_use: usize = self.containers.values().filter(|c| c.id != except).map(|c| c.published.len()).sum();
+        let capacity = self.capacities.published_ports as usize;
+        match in_use + adding > capacity {
+            true => Err(Error::CapacityExceeded { what: "published ports", capacity, flag: "--max-published-ports" }),
+            false => Ok(()),
+        }
     }
 
     fn subnets(&self) -> Vec<ipnetwork::Ipv4Network> {
@@ -170,8 +193,14 @@ fn find<'a, T>(map: &'a BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &St
 impl<K: Kernel> Manager<K> {
     /// Loads the store, creates the predefined networks if missing, and makes the
     /// store and the kernel agree (gateways, endpoints, pinned datapath, processes, files).
-    pub async fn start(store: Store, kernel: K, run_dir: &Path, dns: Dns) -> Result<Self> {
-        let mut state = State::default();
+    pub async fn start(
+        store: Store,
+        kernel: K,
+        run_dir: &Path,
+        dns: Dns,
+        capacities: crate::limits::Capacities,
+    ) -> Result<Self> {
+        let mut state = State { capacities, ..State::default() };
         for n in store.networks()? {
             state.networks.insert(n.id.clone(), n);
         }

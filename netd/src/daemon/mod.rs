@@ -57,6 +57,38 @@ pub struct DaemonArgs {
     /// `--dns`). Default: the nameservers of /etc/resolv.conf.
     #[arg(long = "dns-upstream", value_name = "IP")]
     pub dns_upstream: Vec<std::net::IpAddr>,
+    /// Endpoints on all networks together (2 maps, 200 B of kernel memory per endpoint:
+    /// 12.5 MiB at the default).
+    /// A `run` or `network connect` that would exceed it is refused.
+    #[arg(long, value_name = "N", default_value_t = limits::Capacities::default().endpoints,
+          value_parser = clap::value_parser!(u32).range(limits::CAPACITY_RANGE))]
+    pub max_endpoints: u32,
+    /// Tracked flows, for TCP and for UDP/ICMP each (LRU; 2 maps, 96 B per entry each: 48 MiB
+    /// at the default). When full, the least recently used flow makes room.
+    #[arg(long, value_name = "N", default_value_t = limits::Capacities::default().conntrack,
+          value_parser = clap::value_parser!(u32).range(limits::CAPACITY_RANGE))]
+    pub conntrack_entries: u32,
+    /// Masqueraded flows (96 B per entry: 48 MiB at the default). When full, new masqueraded
+    /// flows are dropped (`netd stats`: nat_table_full); flows in use keep their mapping.
+    #[arg(long, value_name = "N", default_value_t = limits::Capacities::default().nat,
+          value_parser = clap::value_parser!(u32).range(limits::CAPACITY_RANGE))]
+    pub nat_entries: u32,
+    /// Published (host address, port, protocol) entries of all containers (2 maps, 160 B per
+    /// port: 10 MiB at the default). A `run -p` that would exceed it is refused.
+    #[arg(long, value_name = "N", default_value_t = limits::Capacities::default().published_ports,
+          value_parser = clap::value_parser!(u32).range(limits::CAPACITY_RANGE))]
+    pub max_published_ports: u32,
+}
+
+impl DaemonArgs {
+    pub fn capacities(&self) -> limits::Capacities {
+        limits::Capacities {
+            endpoints: self.max_endpoints,
+            conntrack: self.conntrack_entries,
+            nat: self.nat_entries,
+            published_ports: self.max_published_ports,
+        }
+    }
 }
 
 pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
@@ -71,7 +103,8 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     access::run_dir(&args.run_dir).context("create run dir")?;
     access::tighten_container_dirs(&args.run_dir).context("make container dirs private")?;
     let store = Store::open(&args.state_dir)?;
-    let datapath = EbpfDatapath::load(&args.bpffs)?;
+    let capacities = args.capacities();
+    let datapath = EbpfDatapath::load(&args.bpffs, &capacities)?;
     // Host clients of published ports (the socket-LB at the cgroup2 root, this netns only).
     datapath.attach_host_clients()?;
     let ebpf_datapath = Arc::new(datapath);
@@ -95,7 +128,8 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     };
     tracing::info!(?upstreams, "dns upstreams");
     let kernel = HostKernel::new(plumber, procs, addresses_changed);
-    let manager = Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget)).await?);
+    let manager =
+        Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget), capacities).await?);
     // Recovery updated every endpoint link: no program of an older daemon runs any more. An
     // old pin that cannot go is copied again (harmlessly) at the next start.
     if let Err(e) = ebpf_datapath.finish_migration() {

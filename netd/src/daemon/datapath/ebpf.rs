@@ -35,7 +35,10 @@ use super::{
     bpffs, migrate, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort,
     TableUsage, Uplink,
 };
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    limits::Capacities,
+};
 
 /// Where a program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,8 +137,12 @@ fn monotonic_ns() -> u64 {
 impl EbpfDatapath {
     /// Loads the programs, re-using maps already pinned under `dir` (a restarted daemon keeps
     /// the live forwarding and connection state).
-    pub fn load(dir: &Path) -> Result<Self> {
-        Self::load_with(dir, &[])
+    /// Maps are sized by `capacities`; a map pinned with another size refuses the start
+    /// (its entries are live state that a resize would have to copy).
+    pub fn load(dir: &Path, capacities: &Capacities) -> Result<Self> {
+        let sizes = capacities.map_sizes();
+        check_pinned_sizes(&dir.join("maps"), &sizes)?;
+        Self::load_with(dir, &sizes)
     }
 
     /// `load`, with some maps sized differently (tests fill a small NAT map).
@@ -569,6 +576,23 @@ fn remove_entries_except<K: Pod + Eq + Hash, V: Pod>(
 ) -> usize {
     let stale: Vec<K> = map.iter().flatten().filter(|(k, v)| !keep(k, v)).map(|(k, _)| k).collect();
     stale.iter().filter(|k| map.remove(k).is_ok()).count()
+}
+
+/// Refuses sizes that differ from those of maps already pinned in `maps_dir` (aya re-uses a
+/// pin as it is, whatever size the loader asks for).
+fn check_pinned_sizes(maps_dir: &Path, sizes: &[(&'static str, u32)]) -> Result<()> {
+    for &(name, wanted) in sizes {
+        let pin = maps_dir.join(name);
+        if !pin.exists() {
+            continue;
+        }
+        let pinned =
+            MapData::from_pin(&pin).and_then(|map| map.info()).map_err(map_err("open pinned map"))?.max_entries();
+        if pinned != wanted {
+            return Err(DatapathError::PinnedSize { map: name, pinned, wanted, flag: Capacities::flag_of(name) }.into());
+        }
+    }
+    Ok(())
 }
 
 /// Entries of the map `name` against its capacity.

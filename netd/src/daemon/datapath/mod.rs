@@ -43,6 +43,13 @@ pub enum DatapathError {
     /// A pin left by a crash holds a link that is not where it should be.
     #[error("pinned link {pin} is not attached to {ifname}")]
     NotAttached { pin: String, ifname: String },
+    /// A map pinned by an earlier start has another size than this start's flags ask for.
+    #[error(
+        "map {map} is pinned with {pinned} entries but {flag} asks for {wanted}: start with \
+         {flag} {pinned}, or run `netd system reset` (removes every container and network) to \
+         apply the new size"
+    )]
+    PinnedSize { map: &'static str, pinned: u32, wanted: u32, flag: &'static str },
     #[error("netd was built without its eBPF programs (cargo feature `ebpf`)")]
     BuiltWithout,
 }

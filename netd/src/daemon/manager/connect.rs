@@ -67,6 +67,7 @@ impl<K: Kernel> Manager<K> {
             return self.commit_container(&mut state, container);
         }
         let slot = (0..).find(|i| !container.endpoints.iter().any(|ep| ep.ifname == format!("eth{i}"))).unwrap();
+        state.check_endpoint_capacity(1)?;
         let ep = allocate_endpoint(&state, &network, req.ip, &req.aliases, slot)?;
         let netns = container
             .netns
@@ -94,6 +95,7 @@ impl<K: Kernel> Manager<K> {
                 host_ports.iter().map(|h| h.published(ep.ip)).collect()
             }
         };
+        state.check_published_capacity(&container.id, moved.len())?;
         let old_entries: Vec<_> =
             if carries_ports { container.published.iter().map(|p| p.datapath()).collect() } else { vec![] };
         let entries: Vec<_> = moved.iter().map(|p| p.datapath()).collect();

@@ -193,10 +193,12 @@ impl<K: Kernel> Manager<K> {
         let gateway = gateway_slot(attachments, &state.networks);
         let backend = gateway.filter(|_| container.mode == NetMode::Own && !container.ports.is_empty());
         let backend_id = new_id();
+        state.check_endpoint_capacity(attachments.len())?;
         let host_ports = match backend {
             Some(_) => self.resolve_ports(state, container, &backend_id)?,
             None => vec![],
         };
+        state.check_published_capacity(&container.id, host_ports.len())?;
         let mut undo = Undo::default();
         let applied: Result<()> = async {
             container.netns = match &container.mode {

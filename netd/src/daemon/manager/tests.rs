@@ -42,7 +42,7 @@ impl Fixture {
 
     async fn start(dir: &Path, kernel: FakeKernel) -> Manager<FakeKernel> {
         let store = Store::open(&dir.join("state")).unwrap();
-        Manager::start(store, kernel, &dir.join("run"), Dns::new(vec![], 64)).await.unwrap()
+        Manager::start(store, kernel, &dir.join("run"), Dns::new(vec![], 64), Default::default()).await.unwrap()
     }
 
     /// Stops the manager (as a crash would: nothing is torn down) and starts a new one on the
