@@ -10,6 +10,16 @@ use nix::{
     unistd::{execvp, sethostname},
 };
 
+/// A command running this very binary: `/proc/self/exe`, which the kernel resolves to the
+/// running executable even when its file was replaced or deleted on disk (an upgrade while the
+/// daemon runs), so the helper is always the daemon's own version. argv[0] stays `netd`.
+pub fn own_binary() -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0("netd");
+    cmd
+}
+
 /// What `__enter` needs to become the container.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EnterArgs {

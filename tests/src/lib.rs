@@ -76,6 +76,8 @@ pub struct DaemonOptions {
     pub second_uplink: bool,
     /// More `netd daemon` flags (map capacities, …).
     pub daemon_args: &'static [&'static str],
+    /// The binary the daemon runs (default: [`netd_bin`]).
+    pub binary: Option<&'static Path>,
 }
 
 /// The second outside netns' address (see [`DaemonOptions::second_uplink`]).
@@ -166,8 +168,9 @@ impl TestHost {
         assert!(self.daemon.is_none(), "daemon already running");
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = File::options().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
-        let mut command = netd_cmd::in_netns(&self.netns_path(&self.host_ns), netd_bin());
-        let DaemonOptions { umask, nofile, second_uplink, daemon_args } = self.options;
+        let DaemonOptions { umask, nofile, second_uplink, daemon_args, binary } = self.options;
+        let mut command =
+            netd_cmd::in_netns(&self.netns_path(&self.host_ns), binary.map_or_else(netd_bin, Path::to_path_buf));
         // SAFETY: umask and setrlimit are async-signal-safe syscalls; nsenter execs netd, which
         // inherits both.
         unsafe {

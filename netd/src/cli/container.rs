@@ -97,8 +97,7 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> 
         bail!("Error response from daemon: Container {} is not running", c.id);
     };
     let enter = enter_args(&c, netns, args.cmd, resolve_env(&args.env));
-    let exe = std::env::current_exe().context("locate netd binary")?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = crate::process::own_binary();
     cmd.args(enter.to_args()).env(super::EXEC_ERRORS, "1");
     if args.detach {
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());

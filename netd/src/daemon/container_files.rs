@@ -24,6 +24,11 @@ impl ContainerFiles {
         Self { dir: run_dir.join("containers").join(container_id) }
     }
 
+    /// Whether the container has files (from an earlier run) already.
+    pub fn exists(&self) -> bool {
+        self.dir.exists()
+    }
+
     pub fn hosts(&self) -> PathBuf {
         self.dir.join("hosts")
     }

@@ -8,6 +8,7 @@ pub mod datapath;
 pub mod dns;
 pub mod egress;
 pub mod host_ports;
+pub mod instance_lock;
 pub mod ipam;
 pub mod kernel;
 pub mod limits;
@@ -101,6 +102,14 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         tracing::warn!(nofile, "RLIMIT_NOFILE is too low for the API's connections and the embedded DNS");
     }
     access::run_dir(&args.run_dir).context("create run dir")?;
+    access::private_dir(&args.state_dir).context("create state dir")?;
+    datapath::bpffs::ensure(&args.bpffs)?;
+    // Before anything of another daemon's could be touched (`instance_lock.rs`).
+    let _locks = instance_lock::lock_all(&[
+        ("state dir", &args.state_dir),
+        ("run dir", &args.run_dir),
+        ("bpffs dir", &args.bpffs),
+    ])?;
     access::tighten_container_dirs(&args.run_dir).context("make container dirs private")?;
     let store = Store::open(&args.state_dir)?;
     let capacities = args.capacities();

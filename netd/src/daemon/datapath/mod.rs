@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use crate::error::Result;
 
-mod bpffs;
+pub(crate) mod bpffs;
 pub mod ebpf;
 mod migrate;
 #[cfg(all(test, feature = "ebpf"))]

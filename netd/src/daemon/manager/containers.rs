@@ -200,6 +200,10 @@ impl<K: Kernel> Manager<K> {
         };
         state.check_published_capacity(&container.id, host_ports.len())?;
         let mut undo = Undo::default();
+        // A start finds the files of the container's earlier runs (its log above all): they
+        // stay whatever happens; only a first run's files go with a failure.
+        let files = ContainerFiles::new(&self.run_dir, &container.id);
+        let first_files = !files.exists();
         let applied: Result<()> = async {
             container.netns = match &container.mode {
                 NetMode::Host => Some(self.kernel.host_netns()?.to_string_lossy().into_owned()),
@@ -239,9 +243,10 @@ impl<K: Kernel> Manager<K> {
                 container.published = published;
                 crash::point("run:publish");
             }
-            let files = ContainerFiles::new(&self.run_dir, &container.id);
             files.write(container, &state.networks, self.dns.upstreams())?;
-            undo.files = Some(files.clone());
+            if first_files {
+                undo.files = Some(files.clone());
+            }
             crash::point("run:files");
             if spawn && !container.cmd.is_empty() {
                 let args = self.enter_args(state, container, container.cmd.clone())?;
@@ -258,6 +263,10 @@ impl<K: Kernel> Manager<K> {
             container.published.clear();
             container.netns = None;
             container.process = None;
+            if !first_files {
+                // Back to what the stopped container's files said.
+                let _ = files.write(container, &state.networks, self.dns.upstreams());
+            }
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container.clone());

@@ -17,7 +17,7 @@ use std::{
         unix::{fs::OpenOptionsExt, process::CommandExt},
     },
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
     sync::{Arc, Mutex},
 };
 
@@ -73,18 +73,12 @@ impl Supervisor {
             let what = what.to_string();
             move |e: std::io::Error| Error::os(what.clone(), e)
         };
-        let exe = std::env::current_exe().map_err(fail("locate netd binary"))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = crate::process::own_binary();
         cmd.args(args.to_args());
         match io {
             CommandIo::Log(path) => {
-                let log = File::options()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(fail("create log"))?;
+                let log =
+                    File::options().create(true).append(true).mode(0o600).open(path).map_err(fail("create log"))?;
                 // `mode` applies to new files only: a log of an older version may be 0644.
                 log.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(fail("create log"))?;
                 let log2 = log.try_clone().map_err(fail("create log"))?;
