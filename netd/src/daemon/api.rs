@@ -87,7 +87,23 @@ pub fn router(api: Api) -> Router {
         .route("/containers/{name}/start", post(start_container))
         .route("/stats", get(stats))
         .route("/system/reset", post(reset))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(unknown_method)
         .with_state(api)
+}
+
+/// Unknown paths and methods are answered in the shape of every other error (axum's own
+/// answers have an empty body, which the CLI could not print).
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    refusal(StatusCode::NOT_FOUND, format!("page not found: {}", uri.path()))
+}
+
+async fn unknown_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    refusal(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed on {}", uri.path()))
+}
+
+fn refusal(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorResponse { message })).into_response()
 }
 
 async fn list_networks(State(api): State<Api>) -> ApiResult<Vec<NetworkView>> {

@@ -31,6 +31,7 @@ use crate::{
     kernel::{HostKernel, Kernel},
     model::{new_id, now_rfc3339, Container, Driver, Endpoint, IpamConfig, NetMode, Network},
     store::{Changes, Store},
+    validate,
 };
 
 mod connect;
@@ -293,7 +294,7 @@ impl<K: Kernel> Manager<K> {
         if PREDEFINED.iter().any(|(n, _)| *n == req.name) {
             return Err(Error::PredefinedNetwork(req.name));
         }
-        validate_name(&req.name)?;
+        validate::create_network(&req)?;
         if state.networks.values().any(|n| n.name == req.name) {
             return Err(Error::NetworkExists(req.name));
         }
@@ -491,17 +492,6 @@ fn combine(errors: Vec<Error>) -> Result<()> {
         0 => Ok(()),
         1 => Err(errors.into_iter().next().unwrap()),
         _ => Err(Error::Several(errors)),
-    }
-}
-
-fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!("Invalid name \"{name}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")))
     }
 }
 

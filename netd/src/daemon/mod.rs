@@ -20,6 +20,7 @@ pub mod plumbing;
 pub mod store;
 pub mod supervisor;
 pub mod sweep;
+pub mod validate;
 pub mod views;
 
 use std::{path::PathBuf, sync::Arc};

@@ -16,10 +16,12 @@ use crate::{
     model::{gateway_order, new_id, Attachment, Driver, NetMode},
     ports::Published,
     store::Changes,
+    validate,
 };
 
 impl<K: Kernel> Manager<K> {
     pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
+        validate::aliases(&req.aliases)?;
         let mut state = self.state.lock().await;
         // The container first: Docker reports a missing container before a missing network.
         let mut container = state.container(&req.container)?.clone();

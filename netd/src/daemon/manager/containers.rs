@@ -19,6 +19,7 @@ use crate::{
     process::EnterArgs,
     store::Changes,
     supervisor::{CommandIo, Exit},
+    validate,
 };
 
 /// A container with what its views need: the container whose netns and endpoints it uses
@@ -98,10 +99,10 @@ impl<K: Kernel> Manager<K> {
     }
 
     pub async fn run(&self, req: RunContainer) -> Result<ContainerInfo> {
+        validate::run_container(&req)?;
         let mut state = self.state.lock().await;
         let name = match req.name.clone() {
             Some(name) => {
-                validate_container_name(&name)?;
                 if let Some(c) = state.containers.values().find(|c| c.name == name) {
                     return Err(Error::ContainerExists { name, id: c.id.clone() });
                 }
@@ -515,22 +516,6 @@ impl<K: Kernel> Manager<K> {
         } else {
             self.stop_locked(state, c, Some(code)).await
         }
-    }
-}
-
-/// Docker's container name rule, `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$` (two characters at least),
-/// with its message (the name is also the file name of the container's netns mount).
-fn validate_container_name(name: &str) -> Result<()> {
-    let ok = name.len() >= 2
-        && name.len() <= 200
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
     }
 }
 
