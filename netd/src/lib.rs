@@ -23,6 +23,8 @@ pub use daemon::{
     names, netlink, netns, plumbing, store, supervisor, sweep, validate, views,
 };
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod model;
 pub mod ports;
 pub mod process;

@@ -155,7 +155,7 @@ pub struct Container {
     pub open_stdin: bool,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Container {
     /// A running container of its own netns with no endpoints, for unit tests; callers set the
     /// fields their test is about.

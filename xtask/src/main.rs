@@ -1,7 +1,8 @@
-//! `cargo xtask setup|build|run|test|soak|bench|conformance`: the one entry point for developers and CI.
+//! `cargo xtask setup|build|run|test|soak|fuzz|bench|conformance`: the one entry point for developers and CI.
 mod bench;
 mod build;
 mod conformance;
+mod fuzz;
 mod paths;
 mod process;
 mod run;
@@ -45,6 +46,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// The cargo-fuzz targets (`fuzz/`), each for `--seconds` (installs cargo-fuzz if missing).
+    Fuzz(fuzz::FuzzArgs),
     /// Setup + build, then run the benchmarks (`netd-bench [ARGS]`) with NETD_BIN set (root).
     Bench {
         /// Arguments for netd-bench, e.g. `--quick` or `--rounds 5`.
@@ -74,6 +77,7 @@ fn dispatch(task: Task) -> anyhow::Result<()> {
         Task::Run { args } => run::run(&args),
         Task::Test { args } => test::run(&args),
         Task::Soak { args } => soak::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::Bench { args } => bench::run(&args),
         Task::Conformance(args) => conformance::run(&args),
     }

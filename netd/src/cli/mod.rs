@@ -13,7 +13,7 @@ mod human;
 mod network;
 mod output;
 mod system;
-mod template;
+pub(crate) mod template;
 
 pub const DEFAULT_SOCKET: &str = "/run/netd/netd.sock";
 

@@ -33,47 +33,71 @@ pub enum Transport {
 /// The answer to `raw` from the listener of container `client_id`, or `None` when nothing
 /// should be sent back (not a query, or no upstream answered).
 pub async fn answer(shared: &Shared, client_id: &str, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    match decide(&shared.records(), &shared.rotation, &shared.upstreams, client_id, raw, transport) {
+        Decision::Reply(reply) => reply,
+        Decision::Forward { query, servers } => {
+            match upstream::forward(raw, &query, &servers, transport == Transport::Tcp, &shared.fd_budget).await {
+                Ok(answer) => Some(answer),
+                Err(e) => {
+                    // Docker sends nothing back then either.
+                    let name = query.queries.first().map(|q| q.name().to_string()).unwrap_or_default();
+                    tracing::debug!(%name, error = %e, "dns: no upstream answer");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// What to do with one query: everything but the upstream round trip, with no I/O.
+pub enum Decision {
+    /// Send this back (`None`: nothing).
+    Reply(Option<Vec<u8>>),
+    /// Not a name of ours: ask `servers` (the container's `--dns` or the daemon's upstreams).
+    Forward { query: Message, servers: Vec<IpAddr> },
+}
+
+pub fn decide(
+    records: &Records,
+    rotation: &Rotation,
+    upstreams: &[IpAddr],
+    client_id: &str,
+    raw: &[u8],
+    transport: Transport,
+) -> Decision {
     let query = match Message::from_vec(raw) {
         Ok(query) => query,
         Err(_) => {
             // Answer FORMERR when at least the header is readable, as resolvers do.
-            let header = Header::read(&mut BinDecoder::new(raw)).ok()?;
+            let Ok(header) = Header::read(&mut BinDecoder::new(raw)) else { return Decision::Reply(None) };
             if header.metadata.message_type != MessageType::Query {
-                return None;
+                return Decision::Reply(None);
             }
             let mut error = Message::error_msg(header.metadata.id, header.metadata.op_code, ResponseCode::FormErr);
             error.metadata.recursion_desired = header.metadata.recursion_desired;
-            return wire(&error);
+            return Decision::Reply(wire(&error));
         }
     };
     if query.metadata.message_type != MessageType::Query {
-        return None;
+        return Decision::Reply(None);
     }
     if query.metadata.op_code != OpCode::Query {
-        return encode(error(&query, ResponseCode::NotImp), &query, transport);
+        return Decision::Reply(encode(error(&query, ResponseCode::NotImp), &query, transport));
     }
     let [question] = query.queries.as_slice() else {
-        return encode(error(&query, ResponseCode::FormErr), &query, transport);
+        return Decision::Reply(encode(error(&query, ResponseCode::FormErr), &query, transport));
     };
-    let records = shared.records();
     let Some(client) = records.client(client_id) else {
         // The listener is going away (its container left its last user network).
-        return encode(error(&query, ResponseCode::Refused), &query, transport);
+        return Decision::Reply(encode(error(&query, ResponseCode::Refused), &query, transport));
     };
-    if let Some(answers) = local(&records, &shared.rotation, client, question) {
+    if let Some(answers) = local(records, rotation, client, question) {
         let mut response = reply(&query);
         response.answers = answers;
-        return encode(response, &query, transport);
+        return Decision::Reply(encode(response, &query, transport));
     }
-    let servers = if client.servers.is_empty() { &shared.upstreams } else { &client.servers };
-    match upstream::forward(raw, &query, servers, transport == Transport::Tcp, &shared.fd_budget).await {
-        Ok(answer) => Some(answer),
-        Err(e) => {
-            // Docker sends nothing back then either.
-            tracing::debug!(name = %question.name(), error = %e, "dns: no upstream answer");
-            None
-        }
-    }
+    let servers = if client.servers.is_empty() { upstreams.to_vec() } else { client.servers.clone() };
+    Decision::Forward { query, servers }
 }
 
 /// The local answer to `question`: `Some` (possibly without records: the name exists but has

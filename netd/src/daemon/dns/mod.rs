@@ -32,6 +32,35 @@ mod records;
 mod server;
 mod upstream;
 
+/// The DNS fuzz target's entry (`fuzz/fuzz_targets/dns.rs`): one query from a container of a
+/// fixed set of networks and containers, decided with no I/O (never forwarded).
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_query(raw: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    use hickory_proto::op::Message;
+    let (networks, containers) = records::tests::state();
+    let records = records::Records::build(&networks, &containers);
+    let transport = if tcp { answer::Transport::Tcp } else { answer::Transport::Udp };
+    let upstreams = ["192.0.2.53".parse().unwrap()];
+    match answer::decide(&records, &records::Rotation::default(), &upstreams, &records::tests::id("a1"), raw, transport)
+    {
+        answer::Decision::Reply(reply) => {
+            if let Some(bytes) = &reply {
+                let response = Message::from_vec(bytes).expect("a reply netd sends parses");
+                assert_eq!(response.metadata.message_type, hickory_proto::op::MessageType::Response);
+                if !tcp {
+                    let asked = Message::from_vec(raw).map(|q| q.max_payload()).unwrap_or(512);
+                    assert!(bytes.len() <= usize::from(asked.max(512)), "UDP reply larger than the client takes");
+                }
+            }
+            reply
+        }
+        answer::Decision::Forward { servers, .. } => {
+            assert!(!servers.is_empty());
+            None
+        }
+    }
+}
+
 pub use server::DNS_ADDRESS;
 pub use upstream::nameservers;
 

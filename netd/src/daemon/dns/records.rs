@@ -152,7 +152,8 @@ impl Rotation {
     }
 }
 
-#[cfg(test)]
+// The fixture is also what the DNS fuzz target (`fuzz/`, feature `fuzzing`) answers from.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(super) mod tests {
     use super::*;
     use crate::model::{Driver, Endpoint, IpamConfig, Stopped};

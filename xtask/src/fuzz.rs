@@ -1,0 +1,53 @@
+//! `cargo xtask fuzz [--seconds N] [TARGET]`: the cargo-fuzz targets in `fuzz/` (the `-p`
+//! parser, network IPAM flags, `--format` templates, the embedded DNS's answers, API request
+//! bodies), each for N seconds (default 300), one after another; stops at the first crash
+//! (the input is left under fuzz/artifacts/TARGET/). Installs cargo-fuzz when missing.
+use anyhow::{bail, Result};
+
+use crate::{
+    paths,
+    process::{probe, run_step},
+};
+
+pub const TARGETS: [&str; 5] = ["publish_spec", "network_ipam", "template", "dns_query", "api_request"];
+
+#[derive(Debug, clap::Args)]
+pub struct FuzzArgs {
+    /// How long each target runs.
+    #[arg(long, default_value_t = 300)]
+    seconds: u64,
+    /// One target (default: all).
+    target: Option<String>,
+}
+
+pub fn run(args: &FuzzArgs) -> Result<()> {
+    let targets: Vec<&str> = match &args.target {
+        Some(t) if TARGETS.contains(&t.as_str()) => vec![t.as_str()],
+        Some(t) => bail!("no fuzz target {t}: one of {}", TARGETS.join(", ")),
+        None => TARGETS.to_vec(),
+    };
+    ensure_cargo_fuzz()?;
+    let root = paths::workspace_root();
+    for target in targets {
+        // New inputs go to the (ignored) corpus dir; the committed seeds are read only.
+        let corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        run_step(
+            &format!("fuzz {target}"),
+            paths::command("rustup")
+                .args(["run", "nightly", "cargo", "fuzz", "run", "--fuzz-dir", "fuzz", target])
+                .arg(&corpus)
+                .arg(root.join("fuzz/seeds").join(target))
+                .args(["--", &format!("-max_total_time={}", args.seconds), "-rss_limit_mb=4096"])
+                .current_dir(&root),
+        )?;
+    }
+    Ok(())
+}
+
+fn ensure_cargo_fuzz() -> Result<()> {
+    if probe(paths::command("rustup").args(["run", "nightly", "cargo", "fuzz", "--version"])).is_some() {
+        return Ok(());
+    }
+    run_step("fuzz: install cargo-fuzz", paths::cargo().args(["install", "cargo-fuzz", "--locked"]))
+}
