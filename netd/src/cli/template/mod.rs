@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn an_empty_action_word_has_a_position_fuzz_crash() {
         let src = "{{range }}{{\u{714}\0\0\0\0\0\0\ttworkSettings.Networks}}{${k}}={{$v.IPAddreys}} {{end}}";
-        let err = Template::parse(src).err().expect("not a valid template").to_string();
+        let err = Template::parse(src).expect_err("not a valid template").to_string();
         assert_eq!(err, "template: :1: missing value for command");
     }
 
