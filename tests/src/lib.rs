@@ -259,6 +259,37 @@ impl TestHost {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
+    /// One more `netd daemon` in this host's netns, on the given dirs, that is expected to
+    /// refuse to start; bounded: one that started after all is stopped by the limit and shows
+    /// as a failure of the caller's assertions.
+    pub fn daemon_expected_to_refuse(&self, state: &Path, run: &Path, bpffs: &Path, args: &[&str]) -> Output {
+        let mut cmd = netd_cmd::in_netns(&self.netns_path(&self.host_ns), netd_bin());
+        cmd.args(["daemon", "--uplink", "eth0", "--dns-upstream", OUTSIDE_ADDR])
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--run-dir")
+            .arg(run)
+            .arg("--bpffs")
+            .arg(bpffs)
+            .args(args);
+        netd_cmd::output(&mut cmd, netd_cmd::Limit::new(Duration::from_secs(30))).expect("run netd daemon")
+    }
+
+    /// [`TestHost::daemon_log`] without tracing's ANSI colours, for matching `key=value`.
+    pub fn plain_daemon_log(&self) -> String {
+        let log = self.daemon_log();
+        let mut plain = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    }
+
     /// Runs the netd CLI against this host's daemon.
     pub fn netd(&self, args: &[&str]) -> Output {
         netd_cmd::output(&mut self.cli(args), LIMIT).unwrap_or_else(|e| panic!("run netd CLI: {}", why(&e)))

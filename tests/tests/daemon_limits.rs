@@ -465,18 +465,9 @@ fn a_container_flooding_its_embedded_dns_starves_no_one() {
     drop(flood);
 }
 
-/// The number after `key=` in the daemon's log (tracing's colours taken out).
-fn logged_number(log: &str, key: &str) -> u64 {
-    let mut plain = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    let log = plain.as_str();
+/// The number after `key=` in the daemon's log.
+fn logged_number(host: &TestHost, key: &str) -> u64 {
+    let log = host.plain_daemon_log();
     let at = log.find(&format!("{key}=")).unwrap_or_else(|| panic!("no {key} in the daemon log:\n{log}"));
     let digits: String = log[at + key.len() + 1..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap()
@@ -497,7 +488,7 @@ fn floods_from_several_containers_stay_within_the_daemon_wide_budget() {
     // containers would hold 4 × (2 listener fds + 32 connections) = 136 on their own.
     let host = TestHost::start_with(DaemonOptions { nofile: Some((512, 1100)), ..Default::default() });
     assert_eq!(nofile_of(host.daemon_pid()), (1100, 1100), "the daemon raised its soft limit");
-    let budget = logged_number(&host.daemon_log(), "dns_fd_budget") as usize;
+    let budget = logged_number(&host, "dns_fd_budget") as usize;
     let flooders = ["f1", "f2", "f3", "f4"];
     assert!(budget < flooders.len() * (2 + DNS_TCP_CONNECTIONS), "the flood must exceed the budget of {budget}");
 

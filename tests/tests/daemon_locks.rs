@@ -9,20 +9,10 @@ use std::{
     time::Duration,
 };
 
-use netd_tests::{netd_bin, tcp_exchange, TestHost, OUTSIDE_ADDR};
+use netd_tests::{tcp_exchange, TestHost};
 
-/// A second `netd daemon` in `host`'s netns with these dirs; bounded: a daemon that started
-/// after all is stopped by the limit and fails the test.
 fn second_daemon(host: &TestHost, state: &Path, run: &Path, bpffs: &Path) -> Output {
-    let mut cmd = netd_cmd::in_netns(&host.netns_path(&host.host_ns), netd_bin());
-    cmd.args(["daemon", "--uplink", "eth0", "--dns-upstream", OUTSIDE_ADDR])
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--run-dir")
-        .arg(run)
-        .arg("--bpffs")
-        .arg(bpffs);
-    netd_cmd::output(&mut cmd, netd_cmd::Limit::new(Duration::from_secs(30))).expect("run netd daemon")
+    host.daemon_expected_to_refuse(state, run, bpffs, &[])
 }
 
 /// Removes the second daemon's own bpffs dir even on panic.

@@ -112,21 +112,9 @@ fn a_full_conntrack_table_makes_room_by_lru_and_live_flows_go_on() {
     long.assert_unbroken();
 }
 
-/// `netd daemon` with `args` in the host netns of `host` (whose daemon is down), on its dirs.
+/// `netd daemon` with `args` on `host`'s own dirs (its daemon is down).
 fn daemon_once(host: &TestHost, args: &[&str]) -> std::process::Output {
-    let mut cmd = netd_cmd::in_netns(&host.netns_path(&host.host_ns), netd_tests::netd_bin());
-    cmd.args(["daemon", "--uplink", "eth0", "--dns-upstream", OUTSIDE_ADDR])
-        .arg("--state-dir")
-        .arg(host.dir.join("state"))
-        .arg("--run-dir")
-        .arg(host.run_dir())
-        .arg("--bpffs")
-        .arg(&host.bpffs)
-        .arg("--socket")
-        .arg(host.socket())
-        .args(args);
-    // A daemon that started after all would be stopped by this limit and fail the test.
-    netd_cmd::output(&mut cmd, netd_cmd::Limit::new(Duration::from_secs(30))).expect("run netd daemon")
+    host.daemon_expected_to_refuse(&host.dir.join("state"), &host.run_dir(), &host.bpffs, args)
 }
 
 #[test]

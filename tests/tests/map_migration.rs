@@ -88,21 +88,6 @@ fn endpoint_to_v1(v2: &[u8]) -> Vec<u8> {
     [&v2[..14], &[0, 0]].concat()
 }
 
-/// The daemon log without ANSI colours.
-fn plain_log(host: &TestHost) -> String {
-    let log = host.daemon_log();
-    let mut plain = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-}
-
 /// The `migrated map layout` line of `old` in the log.
 fn migration_line(log: &str, old: &str) -> String {
     log.lines()
@@ -264,7 +249,7 @@ impl OldLayout {
 fn restart_over_old_layout_pins_migrates_entries_and_keeps_flows() {
     let mut old = OldLayout::make(MIGRATED);
     old.host.start_daemon();
-    let log = plain_log(&old.host);
+    let log = old.host.plain_daemon_log();
     let ep_line = migration_line(&log, "NETD_EP_V1");
     assert!(ep_line.contains("copied=2 ") && ep_line.contains("unconvertible=1 "), "{ep_line}");
     let if_line = migration_line(&log, "NETD_IF_V1");
