@@ -227,6 +227,7 @@ fn the_store_the_container_dirs_and_logs_are_root_only() {
     assert_eq!(mode(&host.run_dir().join("containers")), "700");
     assert_eq!(mode(&container_dir), "700", "{}", container_dir.display());
     assert_eq!(mode(&log), "600");
+    assert_eq!(mode(&host.bpffs), "700", "pinned maps hold every container's addresses and flows");
     assert_eq!([mode(&resolv), mode(&hosts)], ["644", "644"], "read by container processes");
 
     for secret in [store.join("netd.redb"), log.clone()] {
@@ -268,6 +269,7 @@ fn modes_an_older_version_left_open_are_tightened_at_start() {
         (host.run_dir().join("containers"), 0o755),
         (container_dir.clone(), 0o755),
         (log.clone(), 0o644),
+        (host.bpffs.clone(), 0o755),
     ];
     for (path, bits) in &open {
         use std::os::unix::fs::PermissionsExt;
@@ -275,7 +277,7 @@ fn modes_an_older_version_left_open_are_tightened_at_start() {
     }
     host.start_daemon();
     let modes: Vec<String> = open.iter().map(|(path, _)| mode(path)).collect();
-    assert_eq!(modes, ["700", "600", "755", "700", "700", "600"], "{open:?}");
+    assert_eq!(modes, ["700", "600", "755", "700", "700", "600", "700"], "{open:?}");
 }
 
 #[test]
@@ -293,6 +295,7 @@ fn a_daemon_started_under_umask_000_keeps_its_socket_and_state_private() {
     assert_eq!(mode(&host.dir.join("state/netd.redb")), "600");
     assert_eq!(mode(&host.run_dir()), "755");
     assert_eq!(mode(log.parent().unwrap()), "700");
+    assert_eq!(mode(&host.bpffs), "700");
     assert_eq!(mode(&resolv), "644", "not world-writable");
 }
 

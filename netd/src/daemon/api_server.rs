@@ -75,7 +75,11 @@ pub async fn serve(listener: UnixListener, app: Router, shutdown: impl Future<Ou
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits::API_HEADER_READ_TIMEOUT)
-        .max_buf_size(limits::API_READ_BUFFER);
+        .max_buf_size(limits::API_READ_BUFFER)
+        // A client may shut its writing side once the request is sent (`nc -N`): it still
+        // gets its answer. Without this, hyper drops the connection when it reads the end of
+        // the stream before it has read the whole request.
+        .half_close(true);
     let slots = Arc::new(Semaphore::new(limits::API_MAX_CONNECTIONS));
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = pin!(shutdown);

@@ -21,7 +21,8 @@ fn on_bpffs(path: &Path) -> bool {
     })
 }
 
-/// Mounts bpffs at /sys/fs/bpf when nothing covers `dir`, then creates `dir`.
+/// Mounts bpffs at /sys/fs/bpf when nothing covers `dir`, then creates `dir` as 0700 (or
+/// tightens an existing one): pinned maps hold every container's addresses and flows.
 pub fn ensure(dir: &Path) -> Result<()> {
     if !on_bpffs(dir) {
         let root = if dir.starts_with("/sys/fs/bpf") { Path::new("/sys/fs/bpf") } else { dir };
@@ -29,5 +30,5 @@ pub fn ensure(dir: &Path) -> Result<()> {
         mount(Some("bpf"), root, Some("bpf"), MsFlags::empty(), Some("mode=0700"))
             .map_err(|e| Error::os(format!("mount bpffs at {}", root.display()), e))?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::os("create bpffs dir", e))
+    crate::daemon::access::private_dir(dir).map_err(|e| Error::os("create bpffs dir", e))
 }
