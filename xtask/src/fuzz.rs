@@ -2,6 +2,7 @@
 //! parser, network IPAM flags, `--format` templates, the embedded DNS's answers, API request
 //! bodies), each for N seconds (default 300), one after another; stops at the first crash
 //! (the input is left under fuzz/artifacts/TARGET/). Installs cargo-fuzz when missing.
+//! `cargo xtask test` runs each target for [`SECONDS_IN_TEST`] after the tests.
 use anyhow::{bail, Result};
 
 use crate::{
@@ -10,6 +11,13 @@ use crate::{
 };
 
 pub const TARGETS: [&str; 5] = ["publish_spec", "network_ipam", "template", "dns_query", "api_request"];
+
+/// How long `cargo xtask test` fuzzes each target: long enough to replay the seeds and the
+/// corpus and to mutate beyond them, short enough for CI (the build takes minutes).
+pub const SECONDS_IN_TEST: u64 = 12;
+
+/// The cargo-fuzz `cargo xtask setup` installs (builds with stable Rust).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 #[derive(Debug, clap::Args)]
 pub struct FuzzArgs {
@@ -26,9 +34,18 @@ pub fn run(args: &FuzzArgs) -> Result<()> {
         Some(t) => bail!("no fuzz target {t}: one of {}", TARGETS.join(", ")),
         None => TARGETS.to_vec(),
     };
+    fuzz(&targets, args.seconds)
+}
+
+/// Every target for `seconds` each.
+pub fn run_all(seconds: u64) -> Result<()> {
+    fuzz(&TARGETS, seconds)
+}
+
+fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
     ensure_cargo_fuzz()?;
     let root = paths::workspace_root();
-    for target in targets {
+    for &target in targets {
         // New inputs go to the (ignored) corpus dir; the committed seeds are read only.
         let corpus = root.join("fuzz/corpus").join(target);
         std::fs::create_dir_all(&corpus)?;
@@ -38,16 +55,21 @@ pub fn run(args: &FuzzArgs) -> Result<()> {
                 .args(["run", "nightly", "cargo", "fuzz", "run", "--fuzz-dir", "fuzz", target])
                 .arg(&corpus)
                 .arg(root.join("fuzz/seeds").join(target))
-                .args(["--", &format!("-max_total_time={}", args.seconds), "-rss_limit_mb=4096"])
+                .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"])
                 .current_dir(&root),
         )?;
     }
     Ok(())
 }
 
-fn ensure_cargo_fuzz() -> Result<()> {
-    if probe(paths::command("rustup").args(["run", "nightly", "cargo", "fuzz", "--version"])).is_some() {
+/// Installs cargo-fuzz unless some version of it is there.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    if let Some(version) = probe(paths::command("rustup").args(["run", "nightly", "cargo", "fuzz", "--version"])) {
+        println!("[setup] cargo-fuzz: {}", version.trim());
         return Ok(());
     }
-    run_step("fuzz: install cargo-fuzz", paths::cargo().args(["install", "cargo-fuzz", "--locked"]))
+    run_step(
+        "setup: install cargo-fuzz",
+        paths::cargo().args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]),
+    )
 }

@@ -38,7 +38,9 @@ const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 /// `cargo xtask setup`.
 pub fn run() -> Result<()> {
     paths::require_root("cargo xtask setup")?;
-    ensure()
+    ensure()?;
+    // Only `cargo xtask test` and `fuzz` need it: `run` and `build` do not wait for it.
+    crate::fuzz::ensure_cargo_fuzz()
 }
 
 /// Detects every prerequisite, installs the missing ones (which needs root), and checks

@@ -1,9 +1,10 @@
-//! `cargo xtask test`: builds, then runs every test with NETD_BIN pointing at the build.
+//! `cargo xtask test`: builds, then runs every test with NETD_BIN pointing at the build, then
+//! (when no test was named) a short run of every fuzz target.
 use std::ffi::OsString;
 
 use anyhow::Result;
 
-use crate::{build, paths, process::run_step};
+use crate::{build, fuzz, paths, process::run_step};
 
 /// `cargo test --release --no-fail-fast [args] -- --include-ignored`: every suite runs even
 /// after a failure, and xtask fails (with cargo's exit code) when any test failed. Tests that
@@ -11,6 +12,7 @@ use crate::{build, paths, process::run_step};
 pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
     paths::require_root("cargo xtask test")?;
     let netd = build::run()?;
+    fuzz::ensure_cargo_fuzz()?;
     lint()?;
     run_step(
         "test",
@@ -18,7 +20,12 @@ pub fn run(cargo_test_args: &[OsString]) -> Result<()> {
             .args(["test", "--release", "--no-fail-fast"])
             .args(with_ignored(cargo_test_args))
             .env("NETD_BIN", netd),
-    )
+    )?;
+    // `cargo xtask test --test NAME` is for one suite: the fuzz run belongs to the whole one.
+    match cargo_test_args.is_empty() {
+        true => fuzz::run_all(fuzz::SECONDS_IN_TEST),
+        false => Ok(()),
+    }
 }
 
 /// The habits CI holds the tree to: rustfmt (nightly: rustfmt.toml groups imports with

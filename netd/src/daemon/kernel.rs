@@ -58,6 +58,13 @@ pub trait Kernel: Send + Sync + 'static {
         default_route: bool,
     ) -> impl Future<Output = Result<DatapathEndpoint>> + Send;
     fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> impl Future<Output = Result<()>> + Send;
+    /// Makes an endpoint whose netns goes too (stop, rm) unreachable and its address reusable
+    /// at once, and removes its veth pair in the background (see `reaper`).
+    fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> impl Future<Output = Result<()>> + Send;
+    /// Released endpoints whose veths are not removed yet.
+    fn endpoints_being_removed(&self) -> usize;
+    /// Waits until every released endpoint's veth is removed.
+    fn removals_settled(&self) -> impl Future<Output = ()> + Send;
     /// The datapath's view of an endpoint whose veth exists, else `None`.
     fn existing_entry(
         &self,
@@ -165,6 +172,15 @@ impl Kernel for HostKernel {
     }
     async fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
         self.plumber.remove_endpoint(ep, network).await
+    }
+    async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        self.plumber.release_endpoint(ep, network).await
+    }
+    fn endpoints_being_removed(&self) -> usize {
+        self.plumber.endpoints_being_removed()
+    }
+    async fn removals_settled(&self) {
+        self.plumber.removals_settled().await
     }
     async fn existing_entry(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<Option<DatapathEndpoint>> {
         self.plumber.existing_entry(ep, network).await

@@ -452,9 +452,12 @@ impl<K: Kernel> Manager<K> {
         let mut containers: Vec<_> = containers.into_values().collect();
         containers.sort_by_key(|c| !matches!(c.mode, NetMode::Container(_)));
         for c in &containers {
-            errors.extend(self.teardown(&networks, c).await);
+            // Sharers first: every netns goes with its owner.
+            errors.extend(self.teardown(&networks, c, true).await);
             ContainerFiles::new(&self.run_dir, &c.id).remove();
         }
+        // The pins and links go below: nothing may be left in the background.
+        self.kernel.removals_settled().await;
         for ipam in networks.values().filter_map(|n| n.ipam.as_ref()) {
             errors.extend(self.kernel.remove_gateway(ipam).await.err());
         }

@@ -17,6 +17,7 @@ pub mod names;
 pub mod netlink;
 pub mod netns;
 pub mod plumbing;
+pub mod reaper;
 pub mod store;
 pub mod supervisor;
 pub mod sweep;

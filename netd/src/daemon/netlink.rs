@@ -241,6 +241,21 @@ impl Netlink {
         }
     }
 
+    /// `ip route del DEST/32 dev INDEX proto 78`: the route [`Self::add_host_route`] made;
+    /// already gone is success.
+    pub async fn delete_host_route(&self, dest: Ipv4Addr, index: u32) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, 32)
+            .output_interface(index)
+            .protocol(ROUTE_PROTOCOL.into())
+            .build();
+        match self.handle.route().del(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
+            Err(e) => Err(nl_err("delete route")(e)),
+        }
+    }
+
     fn unreachable_route(subnet: ipnetwork::Ipv4Network) -> RouteMessage {
         RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(subnet.network(), subnet.prefix())

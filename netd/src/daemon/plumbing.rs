@@ -12,6 +12,7 @@ use crate::{
     model::{Endpoint, IpamConfig},
     netlink::{LabelledAdd, LinkCounters, Netlink},
     netns,
+    reaper::Reaper,
 };
 
 /// Gateway addresses live on `lo` as /32s (no dummy driver in these kernels); each subnet gets
@@ -30,6 +31,8 @@ pub struct Plumber {
     /// One netlink socket per container netns, opened once and reused (it stays bound to the
     /// netns it was opened in); dropped when netd removes the netns.
     inside: std::sync::Mutex<std::collections::HashMap<PathBuf, Netlink>>,
+    /// Removes the veths of released endpoints in the background.
+    reaper: Reaper,
 }
 
 /// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
@@ -53,8 +56,10 @@ pub fn is_host_ifname(name: &str) -> bool {
 }
 
 impl Plumber {
+    /// Needs a tokio runtime (the reaper's task).
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self {
+            reaper: Reaper::start(host.clone(), datapath.clone()),
             host,
             netns_dir: run_dir.join("netns"),
             host_netns: run_dir.join("host-netns"),
@@ -260,6 +265,30 @@ impl Plumber {
             self.datapath.remove_endpoint(&entry)?;
         }
         self.host.delete_link(&host_ifname(&ep.id)).await
+    }
+
+    /// Makes the endpoint unreachable and its address reusable at once — map entries, flows
+    /// and the /32 route — and leaves its veth pair and program link to the reaper. Only for
+    /// an endpoint whose netns is going too (stop, rm): the container-side name stays taken in
+    /// it until the reaper is done.
+    pub async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        let host_ifname = host_ifname(&ep.id);
+        if let Some(entry) = self.existing_entry(ep, network).await? {
+            self.datapath.forget_endpoint(&entry)?;
+            self.host.delete_host_route(ep.ip, entry.host_ifindex).await?;
+        }
+        self.reaper.reap(host_ifname);
+        Ok(())
+    }
+
+    /// Released endpoints whose veths are not removed yet.
+    pub fn endpoints_being_removed(&self) -> usize {
+        self.reaper.pending()
+    }
+
+    /// Waits until every released endpoint's veth and link are gone.
+    pub async fn removals_settled(&self) {
+        self.reaper.settled().await
     }
 
     /// The counters of the interface `ifname` inside the container netns at `netns`, as the

@@ -619,14 +619,17 @@ impl Datapath for EbpfDatapath {
         Ok(())
     }
 
-    fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
+    fn forget_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
-        // Unpinning drops the last reference to the tcx link, which detaches it.
-        remove_pin(&self.link_pin(programs::ENDPOINT_INGRESS, &ep.host_ifname))?;
         Self::remove_entries(&mut ebpf, ep)?;
         // Its flows go with it: the address is soon another endpoint's, which must not inherit
         // them (the periodic GC only purges flows of addresses no endpoint has).
         forget_flows_of(&mut ebpf, &HashSet::from([ip_key(ep.ip)]))
+    }
+
+    fn release_link(&self, host_ifname: &str) -> Result<()> {
+        // Unpinning drops the last reference to the tcx link, which detaches it.
+        remove_pin(&self.link_pin(programs::ENDPOINT_INGRESS, host_ifname))
     }
 
     fn keep_exactly(&self, wanted: &[DatapathEndpoint]) -> Result<()> {

@@ -167,7 +167,17 @@ pub trait Datapath: Send + Sync {
     /// entries. All or nothing.
     fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
     /// Removes what `add_endpoint` created; already gone is success.
-    fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
+    fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
+        self.forget_endpoint(ep)?;
+        self.release_link(&ep.host_ifname)
+    }
+    /// Removes the endpoint's map entries and flows, and leaves its program attached to its
+    /// veth (pinned) until [`Self::release_link`]: the veth is about to go, and detaching a
+    /// tcx link from a live device waits for an RCU grace period.
+    fn forget_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
+    /// Unpins the program link of the endpoint whose host-side veth is `host_ifname`; already
+    /// gone is success.
+    fn release_link(&self, host_ifname: &str) -> Result<()>;
     /// Makes the pinned state match exactly `endpoints`: re-adopts pinned links of known
     /// endpoints (same link, this daemon's program) and removes links and map entries nobody
     /// knows. An endpoint that cannot be adopted is logged and left out.

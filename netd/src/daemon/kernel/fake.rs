@@ -222,6 +222,14 @@ impl Kernel for FakeKernel {
         }
         Ok(())
     }
+    /// The fake has no background removal: released is removed.
+    async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        self.remove_endpoint(ep, network).await
+    }
+    fn endpoints_being_removed(&self) -> usize {
+        0
+    }
+    async fn removals_settled(&self) {}
     async fn existing_entry(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<Option<DatapathEndpoint>> {
         let exists = self.inner.lock().unwrap().host.veths.contains_key(&crate::plumbing::host_ifname(&ep.id));
         Ok(exists.then(|| Self::entry(ep, network)))

@@ -340,12 +340,13 @@ impl<K: Kernel> Manager<K> {
             attachments: c.attachments(),
         });
         let keepers = self.keep_netns_for_sharers(state, c)?;
+        let netns_goes = keepers.is_empty();
         let changes = Changes { put_containers: vec![stopped.clone()], ..Default::default() };
         self.commit_keeping(state, changes, keepers)?;
         state.containers.insert(stopped.id.clone(), stopped.clone());
         state.awaiting_attach.remove(&c.id);
         crash::point("stop:commit");
-        let errors = self.teardown(&state.networks, c).await;
+        let errors = self.teardown(&state.networks, c, netns_goes).await;
         // The files stay: `inspect` shows their paths and the log is kept, as in Docker.
         let files = ContainerFiles::new(&self.run_dir, &c.id).write(&stopped, &state.networks, self.dns.upstreams());
         self.sync_dns(state);
@@ -395,12 +396,13 @@ impl<K: Kernel> Manager<K> {
             )));
         }
         let keepers = if container.running() { self.keep_netns_for_sharers(state, container)? } else { vec![] };
+        let netns_goes = keepers.is_empty();
         let changes = Changes { del_containers: vec![container.id.clone()], ..Default::default() };
         self.commit_keeping(state, changes, keepers)?;
         state.containers.remove(&container.id);
         state.awaiting_attach.remove(&container.id);
         crash::point("rm:commit");
-        let errors = self.teardown(&state.networks, container).await;
+        let errors = self.teardown(&state.networks, container, netns_goes).await;
         ContainerFiles::new(&self.run_dir, &container.id).remove();
         self.sync_dns(state);
         if !errors.is_empty() {
@@ -465,8 +467,14 @@ impl<K: Kernel> Manager<K> {
 
     /// Unpublishes the container's ports, ends its processes, removes its endpoints and the
     /// netns of its own. Keeps going after an error and returns every one. Files are left to
-    /// the caller.
-    pub(super) async fn teardown(&self, networks: &BTreeMap<String, Network>, container: &Container) -> Vec<Error> {
+    /// the caller. `netns_goes`: no sharer keeps the netns, so its veths may go in the
+    /// background (unreachable at once); otherwise they go now, as the sharers see them.
+    pub(super) async fn teardown(
+        &self,
+        networks: &BTreeMap<String, Network>,
+        container: &Container,
+        netns_goes: bool,
+    ) -> Vec<Error> {
         let mut errors = Vec::new();
         if !container.published.is_empty() {
             let entries: Vec<_> = container.published.iter().map(|p| p.datapath()).collect();
@@ -476,7 +484,12 @@ impl<K: Kernel> Manager<K> {
         errors.extend(self.kernel.kill(&container.id).await.err());
         crash::point("teardown:processes");
         for ep in &container.endpoints {
-            errors.extend(self.kernel.remove_endpoint(ep, datapath_network(networks, &ep.network)).await.err());
+            let network = datapath_network(networks, &ep.network);
+            let removed = match netns_goes {
+                true => self.kernel.release_endpoint(ep, network).await,
+                false => self.kernel.remove_endpoint(ep, network).await,
+            };
+            errors.extend(removed.err());
             crash::point("teardown:endpoint");
         }
         // Its own, or (a `container:` sharer) the one it kept when its target went.
