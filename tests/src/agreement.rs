@@ -94,6 +94,7 @@ fn reported(host: &TestHost) -> Reported {
 /// in the command line of every container command the test started (e.g. `sleep 600.0417`):
 /// no process carrying it may run outside a running container.
 pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
+    host.wait_for_removals();
     let r = reported(host);
     let ctx = |what: &str| format!("{what} (daemon log:\n{})", tail(&host.daemon_log()));
 

@@ -40,6 +40,7 @@ pub struct DaemonFootprint {
 
 impl KernelFootprint {
     pub fn of(host: &TestHost) -> Self {
+        host.wait_for_removals();
         let links = host
             .in_host_ok(&["ip", "-o", "link", "show"])
             .lines()

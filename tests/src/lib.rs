@@ -223,6 +223,25 @@ impl TestHost {
         }
     }
 
+    /// Waits (bounded) until the daemon has removed, in the background, the veths of stopped
+    /// and removed containers (`endpoints_being_removed` in `netd stats`), so that the host
+    /// can be compared with an earlier state. Nothing to wait for without a daemon.
+    pub fn wait_for_removals(&self) {
+        if self.daemon.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.netd(&["stats", "--format", "{{.endpoints_being_removed}}"]);
+            let pending = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() || pending == "0" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{pending} endpoints still being removed after 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The daemon's pid (nsenter execs it: the child is the daemon itself).
     pub fn daemon_pid(&self) -> u32 {
         self.daemon.as_ref().expect("daemon running").id()
@@ -375,6 +394,7 @@ impl TestHost {
     /// host netns' links, addresses and routes, the netns mounts, the pinned links, and what
     /// `network ls` and `ps -a` show.
     pub fn snapshot(&self) -> Snapshot {
+        self.wait_for_removals();
         let dir_listing = |dir: PathBuf| -> Vec<String> {
             let mut names: Vec<String> = std::fs::read_dir(dir)
                 .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())

@@ -100,6 +100,7 @@ mod tests {
                 other: TableFill { entries: 0, capacity: 262_144 },
             },
             nat: TableFill { entries: 1, capacity: 524_288 },
+            endpoints_being_removed: 0,
             warnings: vec![],
         };
         assert_eq!(

@@ -423,6 +423,7 @@ impl<K: Kernel> Manager<K> {
             endpoints,
             conntrack: ConntrackUsage { tcp: flows.conntrack_tcp.into(), other: flows.conntrack_other.into() },
             nat: flows.nat.into(),
+            endpoints_being_removed: self.kernel.endpoints_being_removed() as u64,
             warnings: if flows.host_clients {
                 vec![]
             } else {

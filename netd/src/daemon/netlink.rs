@@ -123,11 +123,12 @@ impl Netlink {
         .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("link {index} has no MAC address"))))
     }
 
-    /// Creates a veth pair as Docker does: both ends here with `txqueuelen` 0 (Docker's
-    /// `TxQLen: 0`; a container's `ifconfig` shows `txqueuelen:0`), the peer with its final MAC
-    /// under a temporary name, then moved into `peer_netns` and named `peer_name` in one
-    /// request. Moved, the peer keeps the ifindex it got here, so that inside, as in Docker,
-    /// its link (the host end's index) names no device there (`eth0@if13`).
+    /// Creates a veth pair as Docker does (`txqueuelen` 0 on both ends: Docker's `TxQLen: 0`;
+    /// a container's `ifconfig` shows `txqueuelen:0`), the peer made directly inside
+    /// `peer_netns` as `peer_name` with its final MAC: moving a device between namespaces
+    /// afterwards waits for RCU callbacks under the rtnl lock (≈15 ms,
+    /// docs/control-plane-latency.md). Inside, as in Docker, the peer's link (the host end's
+    /// index) names no device there (`eth0@if13`). Returns the host end's index.
     pub async fn create_veth(
         &self,
         host_name: &str,
@@ -136,12 +137,11 @@ impl Netlink {
         peer_netns: &Path,
     ) -> Result<u32> {
         let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
-        // At most 15 bytes (host names are 14); deleting the host end removes it anywhere.
-        let temporary = format!("{host_name}p");
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(temporary.clone())
+            .name(peer_name.to_string())
             .address(peer_mac.to_vec())
             .txqueuelen(0)
+            .setns_by_fd(ns.as_raw_fd())
             .build();
         let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host_name.to_string())
@@ -149,23 +149,14 @@ impl Netlink {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         self.handle.link().add(msg).execute().await.map_err(nl_err("create veth"))?;
-        let moved = async {
-            let peer_index = self
-                .link_index(&temporary)
-                .await?
-                .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth peer {temporary} vanished"))))?;
-            let to_netns =
-                LinkUnspec::new_with_index(peer_index).setns_by_fd(ns.as_raw_fd()).name(peer_name.to_string()).build();
-            self.handle.link().set(to_netns).execute().await.map_err(nl_err("move veth peer into the container"))?;
-            self.link_index(host_name)
-                .await?
-                .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished"))))
-        };
-        match moved.await {
-            Ok(index) => Ok(index),
-            Err(e) => {
+        match self.link_index(host_name).await {
+            Ok(Some(index)) => Ok(index),
+            found => {
+                // Deleting the host end removes the peer wherever it is.
                 let _ = self.delete_link(host_name).await;
-                Err(e)
+                Err(found
+                    .err()
+                    .unwrap_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished")))))
             }
         }
     }

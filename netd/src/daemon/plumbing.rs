@@ -56,10 +56,9 @@ pub fn is_host_ifname(name: &str) -> bool {
 }
 
 impl Plumber {
-    /// Needs a tokio runtime (the reaper's task).
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self {
-            reaper: Reaper::start(host.clone(), datapath.clone()),
+            reaper: Reaper::new(host.clone(), datapath.clone()),
             host,
             netns_dir: run_dir.join("netns"),
             host_netns: run_dir.join("host-netns"),

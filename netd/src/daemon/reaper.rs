@@ -6,52 +6,74 @@
 //! goes, the container-side name is in a netns no one can enter) and the host-side name is
 //! unique to the endpoint.
 //!
+//! Normally the kernel removes the veth itself when the netns ends (the peer's namespace goes,
+//! and the pair with it); the reaper then only unpins the program link.
+//!
 //! A crash with doomed veths still queued leaves links and pins the store does not know: the
 //! next start's sweep removes them, as any leftover. `settled` waits until the queue is empty
 //! (`system reset`, and tests that compare the host before and after).
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::{datapath::Datapath, netlink::Netlink};
+
+/// How long a released endpoint's veth may take to go with its netns before the reaper
+/// deletes it itself (something else holds the netns: a `container:` sharer's process, a
+/// shell an operator entered it with). Checked with a growing interval from 2 ms.
+const NATURAL_END: Duration = Duration::from_secs(2);
+const FIRST_CHECK: Duration = Duration::from_millis(2);
 
 /// The background remover; cheap to clone.
 #[derive(Clone)]
 pub struct Reaper {
-    doomed: mpsc::UnboundedSender<String>,
+    host: Netlink,
+    datapath: Arc<dyn Datapath>,
     /// Veths queued or being removed.
     pending: Arc<watch::Sender<usize>>,
 }
 
 impl Reaper {
-    /// Starts the task that removes veths (by host-side name) and then their links' pins. Needs
-    /// a tokio runtime.
-    pub fn start(host: Netlink, datapath: Arc<dyn Datapath>) -> Self {
-        let (doomed, mut queue) = mpsc::unbounded_channel::<String>();
-        let pending = Arc::new(watch::Sender::new(0usize));
-        let counter = pending.clone();
-        tokio::spawn(async move {
-            while let Some(host_ifname) = queue.recv().await {
-                // The peer and the /32 route (already deleted) go with the host end.
-                if let Err(e) = host.delete_link(&host_ifname).await {
-                    tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
-                }
-                // Detaching from a device that is gone does not wait for a grace period.
-                if let Err(e) = datapath.release_link(&host_ifname) {
-                    tracing::warn!(veth = %host_ifname, error = %e, "cannot unpin the link of a removed endpoint");
-                }
-                counter.send_modify(|n| *n = n.saturating_sub(1));
-            }
-        });
-        Self { doomed, pending }
+    pub fn new(host: Netlink, datapath: Arc<dyn Datapath>) -> Self {
+        Self { host, datapath, pending: Arc::new(watch::Sender::new(0)) }
     }
 
-    /// Queues the veth whose host end is `host_ifname`, and its program link.
+    /// Removes the veth whose host end is `host_ifname` (and its program link) in the
+    /// background: normally the kernel does, when the netns of its peer ends (one batch for
+    /// many, no rtnl-held wait per device); after [`NATURAL_END`] the reaper deletes it.
+    /// Needs a tokio runtime.
     pub fn reap(&self, host_ifname: String) {
         self.pending.send_modify(|n| *n += 1);
-        if self.doomed.send(host_ifname).is_err() {
-            // The task ended with the runtime: the next start's sweep removes the veth.
-            self.pending.send_modify(|n| *n = n.saturating_sub(1));
+        let reaper = self.clone();
+        tokio::spawn(async move {
+            reaper.remove(&host_ifname).await;
+            reaper.pending.send_modify(|n| *n = n.saturating_sub(1));
+        });
+    }
+
+    async fn remove(&self, host_ifname: &str) {
+        let deadline = Instant::now() + NATURAL_END;
+        let mut interval = FIRST_CHECK;
+        loop {
+            tokio::time::sleep(interval).await;
+            match self.host.link_index(host_ifname).await {
+                Ok(None) => break,
+                Ok(Some(_)) if Instant::now() < deadline => interval = (interval * 2).min(NATURAL_END / 4),
+                // Still there (or cannot tell): delete it; the peer goes with it.
+                _ => {
+                    if let Err(e) = self.host.delete_link(host_ifname).await {
+                        tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
+                    }
+                    break;
+                }
+            }
+        }
+        // Detaching from a device that is gone does not wait for a grace period.
+        if let Err(e) = self.datapath.release_link(host_ifname) {
+            tracing::warn!(veth = %host_ifname, error = %e, "cannot unpin the link of a removed endpoint");
         }
     }
 
