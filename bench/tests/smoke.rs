@@ -87,7 +87,7 @@ fn harness_writes_results_of_the_expected_shape() {
 /// output dir (kept alive for the caller) and the bench's pid.
 fn run_bench(args: &[&str], netd: Option<&Path>) -> (serde_json::Value, tempfile::TempDir, u32) {
     let out = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_netd-bench"));
+    let mut command = Command::new(build_dir().join("netd-bench"));
     command.args(args).args(["--no-install", "--out-dir"]).arg(out.path());
     if let Some(netd) = netd {
         command.env("NETD_BIN", netd);
@@ -130,11 +130,17 @@ fn assert_nothing_left(pid: u32) {
     assert!(!mounts.contains(&tag), "mounts left behind: {mounts}");
 }
 
+/// The directory of this build's binaries (target/release), found from this test's own
+/// path (target/release/deps/smoke-…), not from paths compiled in: a target/ dir copied from
+/// another clone must not run that clone's binaries.
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps").to_path_buf()
+}
+
 /// The netd binary the bench would use, if there is one.
 fn netd_binary() -> PathBuf {
-    let path = std::env::var_os("NETD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd"));
+    let path = std::env::var_os("NETD_BIN").map(PathBuf::from).unwrap_or_else(|| build_dir().join("netd"));
     assert!(path.is_file(), "no netd binary at {}: set NETD_BIN or build it (cargo xtask build)", path.display());
     path
 }

@@ -28,11 +28,12 @@ const HOST_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 const HOST_PORT: u16 = 17000;
 const CONTAINER_PORT: u16 = 7000;
 
-/// Where the netd binary is: $NETD_BIN, else the workspace's target/release/netd.
+/// Where the netd binary is: $NETD_BIN, else beside this binary (the same cargo build:
+/// target/release/netd next to target/release/netd-bench).
 pub fn netd_binary() -> Result<PathBuf> {
     let path = match std::env::var_os("NETD_BIN") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd"),
+        None => std::env::current_exe().context("locating netd-bench")?.with_file_name("netd"),
     };
     if !path.exists() {
         bail!("netd binary not found at {} (build it: cargo build --release -p netd, or set NETD_BIN)", path.display());
@@ -311,14 +312,14 @@ impl Topology for NetdNetwork {
         }
     }
     fn info(&self) -> BTreeMap<String, String> {
-        // Which source the binary most likely came from (the working tree may differ from HEAD).
-        let head = sys::run(sys::command("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args([
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ]))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+        // Which source the binary most likely came from (the working tree may differ from HEAD):
+        // the checkout the bench runs from.
+        let head = crate::checkout::current()
+            .and_then(|root| {
+                sys::run(sys::command("git").arg("-C").arg(root).args(["rev-parse", "--short", "HEAD"])).ok()
+            })
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         BTreeMap::from([
             ("netd_version".to_string(), self.version.clone()),
             ("netd_binary".to_string(), self.daemon().bin.display().to_string()),
