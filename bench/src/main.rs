@@ -4,6 +4,7 @@
 mod checkout;
 mod cleanup;
 mod conformance;
+mod goals;
 mod load;
 mod plot;
 mod probe;
@@ -149,6 +150,7 @@ fn bench(args: RunArgs) -> Result<()> {
         probes,
         pinnings: Pinning::defaults(),
         attach_per_round: runner::ATTACH_SAMPLES.div_ceil(rounds),
+        cycles_per_round: runner::RUN_RM_SAMPLES.div_ceil(rounds),
         endpoints: args.endpoints.unwrap_or(if args.quick { 200 } else { 1000 }),
         opt_in: args.probes.is_some(),
     };

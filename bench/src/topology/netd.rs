@@ -18,8 +18,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, PublishedPort,
-    Target, Topology, Unsupported, OUTSIDE_IP,
+    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, Network,
+    PublishedPort, Target, Topology, Unsupported, OUTSIDE_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -331,13 +331,14 @@ impl Topology for NetdNetwork {
 }
 
 impl ControlPlane for NetdNetwork {
-    fn attach_once(&self) -> Result<Duration> {
+    fn attach_once(&self) -> Result<(Duration, Duration)> {
         let (net, ctr) = self.attach.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
         let t0 = std::time::Instant::now();
         sys::run(self.daemon().cli().args(["network", "connect", net, ctr]))?;
-        let took = t0.elapsed();
+        let connect = t0.elapsed();
+        let t0 = std::time::Instant::now();
         sys::run(self.daemon().cli().args(["network", "disconnect", net, ctr]))?;
-        Ok(took)
+        Ok((connect, t0.elapsed()))
     }
 
     fn daemon_rss(&self) -> Result<u64> {
@@ -372,20 +373,21 @@ impl ControlPlane for NetdNetwork {
         res.map(|_| (took, rm.map(|_| rm_took)))
     }
 
-    fn endpoint_name(&self, i: usize) -> String {
-        format!("{}-e{i:04}", self.tag)
+    fn container_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.tag)
     }
 
-    fn create_endpoint(&self, name: &str) -> Result<()> {
-        let network = self.networks.first().context("no network")?;
-        sys::run_timeout(
-            self.daemon().cli().args(["run", "-d", "--name", name, "--network", network]),
-            Duration::from_secs(60),
-        )
-        .map(drop)
+    fn run_command(&self, name: &str, network: Network) -> Result<Command> {
+        let network = match network {
+            Network::None => "none",
+            Network::Topology => self.networks.first().context("no network")?,
+        };
+        let mut cmd = self.daemon().cli();
+        cmd.args(["run", "-d", "--name", name, "--network", network]);
+        Ok(cmd)
     }
 
-    fn remove_endpoints(&self, names: &[String], timeout: Duration) -> Result<()> {
+    fn remove_containers(&self, names: &[String], timeout: Duration) -> Result<()> {
         sys::run_cleanup(self.daemon().cli().args(["rm", "-f"]).args(names), timeout).map(drop)
     }
 
