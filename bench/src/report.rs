@@ -402,7 +402,18 @@ pub fn markdown(r: &Results) -> String {
         s.push_str(&format!("- Daemon RSS counts {}.\n", rss.join("; ")));
     }
     let plan = &r.settings.plan;
-    if r.rows.iter().any(|row| row.probe == Probe::Attach) {
+    // Results of schema 2 (rewritten by `report`) had no detach rows: disconnect was not timed.
+    let detach_timed = r.rows.iter().any(|row| row.id.starts_with("detach."));
+    if r.rows.iter().any(|row| row.probe == Probe::Attach) && !detach_timed {
+        s.push_str(&format!(
+            "- Attach: wall time of the CLI's `network connect` (a spare container to a spare network; `disconnect` not timed), {} per round × {} rounds = {} per topology; p50/p99 over all {} of them, [min–max] of all of them.\n",
+            plan.attach_per_round,
+            plan.rounds,
+            plan.attach_per_round * plan.rounds,
+            plan.attach_per_round * plan.rounds,
+        ));
+    }
+    if detach_timed {
         s.push_str(&format!(
             "- Attach/detach: wall time of the CLI's `network connect` of a spare container to a spare network, and of the `network disconnect` after it, {} per round × {} rounds = {} of each per topology; p50/p99 over all {} of them, [min–max] of all of them.\n",
             plan.attach_per_round,
