@@ -1,8 +1,10 @@
 //! netd-bench: netd vs Docker's docker0 vs a bare veth pair, in one run of interleaved rounds.
 //! See DESIGN.md §7 and bench/README.md. `cargo xtask bench [--quick] [--rounds N]` runs it.
 
+mod checkout;
 mod cleanup;
 mod conformance;
+mod goals;
 mod load;
 mod plot;
 mod probe;
@@ -40,9 +42,10 @@ enum Command {
     Cleanup,
     /// Rewrite results.md and results.png from a results.json (no measuring).
     Report {
-        /// The results.json to read; the .md and .png are written beside it.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.json"))]
-        json: PathBuf,
+        /// The results.json to read; the .md and .png are written beside it [default:
+        /// bench/results.json of the checkout around the current directory].
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Docker's side of the Docker-fidelity suite: runs tests/conformance/scenarios against a
     /// real dockerd and records every command's exit code and output.
@@ -84,9 +87,10 @@ struct RunArgs {
     /// Containers the rss1000 probe creates (default 1,000, or 200 with --quick).
     #[arg(long)]
     endpoints: Option<usize>,
-    /// Where results.json, results.md and results.png go.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR")))]
-    out_dir: PathBuf,
+    /// Where results.json, results.md and results.png go [default: bench/ of the netd
+    /// checkout around the current directory, never the one the binary was built in].
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
     /// Do not install missing tools with apt-get.
     #[arg(long)]
     no_install: bool,
@@ -96,7 +100,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Cleanup) => cleanup::run(),
-        Some(Command::Report { json }) => rewrite_report(&json),
+        Some(Command::Report { json: Some(json) }) => rewrite_report(&json),
+        Some(Command::Report { json: None }) => {
+            checkout::results_dir().and_then(|dir| rewrite_report(&dir.join("results.json")))
+        }
         Some(Command::Conformance(a)) => conformance::record(a),
         Some(Command::Serve(a)) => load::serve(&a),
         Some(Command::Rr(a)) => print_report(load::ClientKind::Rr, &a),
@@ -143,6 +150,7 @@ fn bench(args: RunArgs) -> Result<()> {
         probes,
         pinnings: Pinning::defaults(),
         attach_per_round: runner::ATTACH_SAMPLES.div_ceil(rounds),
+        cycles_per_round: runner::RUN_RM_SAMPLES.div_ceil(rounds),
         endpoints: args.endpoints.unwrap_or(if args.quick { 200 } else { 1000 }),
         opt_in: args.probes.is_some(),
     };
@@ -152,7 +160,11 @@ fn bench(args: RunArgs) -> Result<()> {
     if !(1..=5000).contains(&plan.endpoints) {
         bail!("--endpoints must be in 1..=5000");
     }
-    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let out_dir = match &args.out_dir {
+        Some(dir) => dir.clone(),
+        None => checkout::results_dir()?,
+    };
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     let mut progress = Progress::new(0);
     let stale = cleanup::stale_runs();
@@ -243,7 +255,7 @@ fn bench(args: RunArgs) -> Result<()> {
         rows,
         errors: collected.errors,
     };
-    write_outputs(&results, &args.out_dir, true)?;
+    write_outputs(&results, &out_dir, true)?;
 
     progress.note("cleaning up…");
     drop(refs);

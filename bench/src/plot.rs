@@ -81,6 +81,9 @@ where
         topologies.iter().map(|t| row.results.get(t.name.name()).and_then(|s| s.as_ref())).collect();
     let top = summaries.iter().flatten().map(|s| s.max).fold(0.0_f64, f64::max);
     let y_max = if top > 0.0 { top * 1.22 } else { 1.0 };
+    // A derived difference (a network's cost) can come out below zero on a noisy machine.
+    let bottom = summaries.iter().flatten().map(|s| s.min).fold(0.0_f64, f64::min);
+    let y_min = if bottom < 0.0 { bottom * 1.22 } else { 0.0 };
     let arrow = if row.higher_is_better { "↑ higher is better" } else { "↓ lower is better" };
     let pin = match row.pinning.as_deref() {
         Some("same_cpu") => " · same CPU",
@@ -94,7 +97,7 @@ where
         .margin(10)
         .x_label_area_size(26)
         .y_label_area_size(60)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y_max)?;
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), y_min..y_max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()

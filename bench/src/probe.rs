@@ -10,7 +10,7 @@ use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::Stdio,
-    sync::atomic::{AtomicU16, Ordering},
+    sync::atomic::{AtomicU16, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
@@ -21,7 +21,7 @@ use crate::{
     load::{ClientKind, LoadReport},
     runner::Plan,
     sys::{self, ChildGuard},
-    topology::{ControlPlane, Endpoint, Topology},
+    topology::{ControlPlane, Endpoint, Network, Topology},
 };
 
 /// One reported number: a row of the table (per pinning).
@@ -37,28 +37,107 @@ pub struct Quantity {
     /// None: one value per round, summarised as the median over rounds. Some(p): every
     /// sample of every round pooled, summarised as their p-th percentile (p in 0..=1).
     pub pooled: Option<f64>,
+    /// Some: no samples of its own; computed in the report from the headline numbers of two
+    /// rows of the same probe (listed before it).
+    pub derived: Option<Derived>,
 }
 
-pub const TCP_STREAM_GBPS: Quantity =
-    Quantity { id: "tcp_stream.gbps", metric: "TCP_STREAM", unit: "Gbit/s", higher_is_better: true, pooled: None };
-pub const TCP_RR_TPS: Quantity =
-    Quantity { id: "tcp_rr.tps", metric: "TCP_RR", unit: "trans/s", higher_is_better: true, pooled: None };
-pub const TCP_RR_P50: Quantity =
-    Quantity { id: "tcp_rr.p50_us", metric: "TCP_RR", unit: "p50 latency µs", higher_is_better: false, pooled: None };
-pub const TCP_RR_P99: Quantity =
-    Quantity { id: "tcp_rr.p99_us", metric: "TCP_RR", unit: "p99 latency µs", higher_is_better: false, pooled: None };
-pub const TCP_CRR_CPS: Quantity =
-    Quantity { id: "tcp_crr.cps", metric: "TCP_CRR", unit: "conn/s", higher_is_better: true, pooled: None };
-pub const UDP_RR_TPS: Quantity =
-    Quantity { id: "udp_rr.tps", metric: "UDP_RR", unit: "trans/s", higher_is_better: true, pooled: None };
-pub const UDP_RR_P50: Quantity =
-    Quantity { id: "udp_rr.p50_us", metric: "UDP_RR", unit: "p50 latency µs", higher_is_better: false, pooled: None };
+/// How a derived row's number comes from two other rows' headline numbers (medians, or the
+/// pooled percentile).
+#[derive(Debug, PartialEq)]
+pub enum Derived {
+    /// `a − b`: e.g. the network's cost of `run -d` (on a network minus `--network none`).
+    Difference(&'static Quantity, &'static Quantity),
+    /// `a / b`: e.g. how much faster 32 clients at once are than one after another.
+    Ratio(&'static Quantity, &'static Quantity),
+}
+
+impl Derived {
+    pub fn apply(&self, a: f64, b: f64) -> Option<f64> {
+        match self {
+            Derived::Difference(..) => Some(a - b),
+            Derived::Ratio(..) => (b != 0.0).then(|| a / b),
+        }
+    }
+
+    pub fn operands(&self) -> (&'static Quantity, &'static Quantity) {
+        match *self {
+            Derived::Difference(a, b) | Derived::Ratio(a, b) => (a, b),
+        }
+    }
+
+    /// How the report says it was computed, e.g. `run.net_ms − run.none_ms`.
+    pub fn describe(&self) -> String {
+        match self {
+            Derived::Difference(a, b) => format!("{} − {}", a.id, b.id),
+            Derived::Ratio(a, b) => format!("{} / {}", a.id, b.id),
+        }
+    }
+}
+
+pub const TCP_STREAM_GBPS: Quantity = Quantity {
+    id: "tcp_stream.gbps",
+    metric: "TCP_STREAM",
+    unit: "Gbit/s",
+    higher_is_better: true,
+    pooled: None,
+    derived: None,
+};
+pub const TCP_RR_TPS: Quantity = Quantity {
+    id: "tcp_rr.tps",
+    metric: "TCP_RR",
+    unit: "trans/s",
+    higher_is_better: true,
+    pooled: None,
+    derived: None,
+};
+pub const TCP_RR_P50: Quantity = Quantity {
+    id: "tcp_rr.p50_us",
+    metric: "TCP_RR",
+    unit: "p50 latency µs",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
+pub const TCP_RR_P99: Quantity = Quantity {
+    id: "tcp_rr.p99_us",
+    metric: "TCP_RR",
+    unit: "p99 latency µs",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
+pub const TCP_CRR_CPS: Quantity = Quantity {
+    id: "tcp_crr.cps",
+    metric: "TCP_CRR",
+    unit: "conn/s",
+    higher_is_better: true,
+    pooled: None,
+    derived: None,
+};
+pub const UDP_RR_TPS: Quantity = Quantity {
+    id: "udp_rr.tps",
+    metric: "UDP_RR",
+    unit: "trans/s",
+    higher_is_better: true,
+    pooled: None,
+    derived: None,
+};
+pub const UDP_RR_P50: Quantity = Quantity {
+    id: "udp_rr.p50_us",
+    metric: "UDP_RR",
+    unit: "p50 latency µs",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
 pub const PUBLISHED_RR_TPS: Quantity = Quantity {
     id: "published_tcp_rr.tps",
     metric: "TCP_RR outside→published port",
     unit: "trans/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 pub const PUBLISHED_CRR_CPS: Quantity = Quantity {
     id: "published_tcp_crr.cps",
@@ -66,6 +145,7 @@ pub const PUBLISHED_CRR_CPS: Quantity = Quantity {
     unit: "conn/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 pub const LOCALHOST_RR_TPS: Quantity = Quantity {
     id: "localhost_tcp_rr.tps",
@@ -73,6 +153,7 @@ pub const LOCALHOST_RR_TPS: Quantity = Quantity {
     unit: "trans/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 pub const LOCALHOST_CRR_CPS: Quantity = Quantity {
     id: "localhost_tcp_crr.cps",
@@ -80,6 +161,7 @@ pub const LOCALHOST_CRR_CPS: Quantity = Quantity {
     unit: "conn/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 pub const EGRESS_STREAM_GBPS: Quantity = Quantity {
     id: "egress_tcp_stream.gbps",
@@ -87,6 +169,7 @@ pub const EGRESS_STREAM_GBPS: Quantity = Quantity {
     unit: "Gbit/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 pub const EGRESS_RR_TPS: Quantity = Quantity {
     id: "egress_tcp_rr.tps",
@@ -94,6 +177,7 @@ pub const EGRESS_RR_TPS: Quantity = Quantity {
     unit: "trans/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 pub const EGRESS_CRR_CPS: Quantity = Quantity {
     id: "egress_tcp_crr.cps",
@@ -101,6 +185,7 @@ pub const EGRESS_CRR_CPS: Quantity = Quantity {
     unit: "conn/s",
     higher_is_better: true,
     pooled: None,
+    derived: None,
 };
 
 pub const ATTACH_P50_MS: Quantity = Quantity {
@@ -109,6 +194,7 @@ pub const ATTACH_P50_MS: Quantity = Quantity {
     unit: "p50 ms",
     higher_is_better: false,
     pooled: Some(0.50),
+    derived: None,
 };
 pub const ATTACH_P99_MS: Quantity = Quantity {
     id: "attach.p99_ms",
@@ -116,13 +202,106 @@ pub const ATTACH_P99_MS: Quantity = Quantity {
     unit: "p99 ms",
     higher_is_better: false,
     pooled: Some(0.99),
+    derived: None,
 };
+pub const DETACH_P50_MS: Quantity = Quantity {
+    id: "detach.p50_ms",
+    metric: "detach endpoint (network disconnect)",
+    unit: "p50 ms",
+    higher_is_better: false,
+    pooled: Some(0.50),
+    derived: None,
+};
+pub const DETACH_P99_MS: Quantity = Quantity {
+    id: "detach.p99_ms",
+    metric: "detach endpoint (network disconnect)",
+    unit: "p99 ms",
+    higher_is_better: false,
+    pooled: Some(0.99),
+    derived: None,
+};
+
+pub const RUN_NONE_MS: Quantity = Quantity {
+    id: "run.none_ms",
+    metric: "run -d --network none",
+    unit: "p50 ms",
+    higher_is_better: false,
+    pooled: Some(0.50),
+    derived: None,
+};
+pub const RUN_NET_MS: Quantity = Quantity {
+    id: "run.net_ms",
+    metric: "run -d --network NET",
+    unit: "p50 ms",
+    higher_is_better: false,
+    pooled: Some(0.50),
+    derived: None,
+};
+pub const RUN_NET_COST_MS: Quantity = Quantity {
+    id: "run.network_cost_ms",
+    metric: "network cost of run -d (NET − none)",
+    unit: "ms",
+    higher_is_better: false,
+    pooled: None,
+    derived: Some(Derived::Difference(&RUN_NET_MS, &RUN_NONE_MS)),
+};
+pub const RM_NONE_MS: Quantity = Quantity {
+    id: "rm.none_ms",
+    metric: "rm -f of a --network none container",
+    unit: "p50 ms",
+    higher_is_better: false,
+    pooled: Some(0.50),
+    derived: None,
+};
+pub const RM_NET_MS: Quantity = Quantity {
+    id: "rm.net_ms",
+    metric: "rm -f of a container with one endpoint",
+    unit: "p50 ms",
+    higher_is_better: false,
+    pooled: Some(0.50),
+    derived: None,
+};
+pub const RM_NET_COST_MS: Quantity = Quantity {
+    id: "rm.network_cost_ms",
+    metric: "network cost of rm -f (one endpoint − none)",
+    unit: "ms",
+    higher_is_better: false,
+    pooled: None,
+    derived: Some(Derived::Difference(&RM_NET_MS, &RM_NONE_MS)),
+};
+
+pub const PARALLEL_SEQUENTIAL_S: Quantity = Quantity {
+    id: "parallel.sequential_s",
+    metric: "32 run -d --network NET one after another",
+    unit: "s",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
+pub const PARALLEL_AT_ONCE_S: Quantity = Quantity {
+    id: "parallel.at_once_s",
+    metric: "32 run -d --network NET at once (32 CLI clients)",
+    unit: "s",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
+pub const PARALLEL_SPEEDUP: Quantity = Quantity {
+    id: "parallel.speedup",
+    metric: "32 parallel run -d clients: one after another / at once",
+    unit: "×",
+    higher_is_better: true,
+    pooled: None,
+    derived: Some(Derived::Ratio(&PARALLEL_SEQUENTIAL_S, &PARALLEL_AT_ONCE_S)),
+};
+
 pub const DAEMON_RSS_MIB: Quantity = Quantity {
     id: "daemon.rss_mib",
     metric: "daemon RSS (idle, 3 containers)",
     unit: "MiB",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 
 /// `{n}` in a metric stands for the plan's endpoint count (`Plan::metric`).
@@ -132,6 +311,7 @@ pub const ENDPOINTS_RSS_MIB: Quantity = Quantity {
     unit: "MiB",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 pub const ENDPOINTS_CREATE_S: Quantity = Quantity {
     id: "endpoints.create_s",
@@ -139,6 +319,7 @@ pub const ENDPOINTS_CREATE_S: Quantity = Quantity {
     unit: "s",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 pub const ENDPOINTS_REMOVE_S: Quantity = Quantity {
     id: "endpoints.remove_s",
@@ -146,6 +327,7 @@ pub const ENDPOINTS_REMOVE_S: Quantity = Quantity {
     unit: "s",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 
 pub const RUN_0_MS: Quantity = Quantity {
@@ -154,6 +336,7 @@ pub const RUN_0_MS: Quantity = Quantity {
     unit: "ms",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 pub const RUN_10_MS: Quantity = Quantity {
     id: "publish.run_10_ms",
@@ -161,6 +344,7 @@ pub const RUN_10_MS: Quantity = Quantity {
     unit: "ms",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 pub const RUN_100_MS: Quantity = Quantity {
     id: "publish.run_100_ms",
@@ -168,6 +352,7 @@ pub const RUN_100_MS: Quantity = Quantity {
     unit: "ms",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 pub const RUN_1000_MS: Quantity = Quantity {
     id: "publish.run_1000_ms",
@@ -175,6 +360,7 @@ pub const RUN_1000_MS: Quantity = Quantity {
     unit: "ms",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 pub const RM_1000_MS: Quantity = Quantity {
     id: "publish.rm_1000_ms",
@@ -182,6 +368,7 @@ pub const RM_1000_MS: Quantity = Quantity {
     unit: "ms",
     higher_is_better: false,
     pooled: None,
+    derived: None,
 };
 
 /// The data-plane probes. Control-plane probes (publish N ports, attach time, daemon RSS)
@@ -216,8 +403,16 @@ pub enum Probe {
     /// conntrack/NAT entry, per transaction).
     EgressCrr,
     /// Control plane: CLI wall time of `network connect` (a spare container to a spare
-    /// network), repeated `attach_per_round` times per round; p50/p99 over all of them.
+    /// network) and of the `network disconnect` after it, repeated `attach_per_round` times
+    /// per round; p50/p99 over all of them.
     Attach,
+    /// Control plane: CLI wall time of `run -d --network none` and `run -d --network NET`,
+    /// then of their `rm -f`, `cycles_per_round` pairs per round; p50 over all of them, and
+    /// the network's cost of each (the difference of the two p50s).
+    RunRm,
+    /// Control plane: wall time of 32 CLI `run -d --network NET` one after another, then of
+    /// 32 started at once, and the ratio of the two (how well the daemon overlaps clients).
+    Parallel,
     /// Control plane: resident memory of the daemon(s).
     Rss,
     /// Control plane: wall time of `run -d` with 0, 10 and 100 published ports.
@@ -235,7 +430,7 @@ pub enum Probe {
 
 impl Probe {
     /// The default set (every probe; `rss1000` without docker0).
-    pub const DEFAULT: [Probe; 16] = [
+    pub const DEFAULT: [Probe; 18] = [
         Probe::Stream,
         Probe::Rr,
         Probe::Crr,
@@ -248,6 +443,8 @@ impl Probe {
         Probe::EgressRr,
         Probe::EgressCrr,
         Probe::Attach,
+        Probe::RunRm,
+        Probe::Parallel,
         Probe::Rss,
         Probe::Publish,
         Probe::Publish1000,
@@ -275,7 +472,9 @@ impl Probe {
             Probe::EgressStream => "TCP_STREAM container→outside",
             Probe::EgressRr => "TCP_RR container→outside",
             Probe::EgressCrr => "TCP_CRR container→outside",
-            Probe::Attach => "attach endpoint",
+            Probe::Attach => "attach/detach endpoint",
+            Probe::RunRm => "run -d / rm -f with and without a network",
+            Probe::Parallel => "32 run -d clients, one after another and at once",
             Probe::Rss => "daemon RSS",
             Probe::Publish => "run -d publishing 0/10/100 ports",
             Probe::Publish1000 => "run -d publishing 1,000 ports",
@@ -285,7 +484,16 @@ impl Probe {
 
     /// Whether the probe needs the topology's daemon (control-plane probes).
     pub fn needs_control_plane(self) -> bool {
-        matches!(self, Probe::Attach | Probe::Rss | Probe::Publish | Probe::Publish1000 | Probe::Rss1000)
+        matches!(
+            self,
+            Probe::Attach
+                | Probe::RunRm
+                | Probe::Parallel
+                | Probe::Rss
+                | Probe::Publish
+                | Probe::Publish1000
+                | Probe::Rss1000
+        )
     }
 
     /// Whether the probe needs the daemon to publish ports.
@@ -316,7 +524,9 @@ impl Probe {
             Probe::EgressStream => &[&EGRESS_STREAM_GBPS],
             Probe::EgressRr => &[&EGRESS_RR_TPS],
             Probe::EgressCrr => &[&EGRESS_CRR_CPS],
-            Probe::Attach => &[&ATTACH_P50_MS, &ATTACH_P99_MS],
+            Probe::Attach => &[&ATTACH_P50_MS, &ATTACH_P99_MS, &DETACH_P50_MS, &DETACH_P99_MS],
+            Probe::RunRm => &[&RUN_NONE_MS, &RUN_NET_MS, &RUN_NET_COST_MS, &RM_NONE_MS, &RM_NET_MS, &RM_NET_COST_MS],
+            Probe::Parallel => &[&PARALLEL_SEQUENTIAL_S, &PARALLEL_AT_ONCE_S, &PARALLEL_SPEEDUP],
             Probe::Rss => &[&DAEMON_RSS_MIB],
             Probe::Publish => &[&RUN_0_MS, &RUN_10_MS, &RUN_100_MS],
             Probe::Publish1000 => &[&RUN_1000_MS, &RM_1000_MS],
@@ -452,16 +662,25 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
         }
         Probe::Attach => {
             let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
-            // Every attach is a sample of both rows: their percentiles are taken over all the
-            // attaches of all rounds (`Quantity::pooled`).
-            let mut out = Vec::with_capacity(2 * plan.attach_per_round);
+            // Every attach (and detach) is a sample of both its rows: their percentiles are
+            // taken over all the attaches of all rounds (`Quantity::pooled`).
+            let mut out = Vec::with_capacity(4 * plan.attach_per_round);
             for _ in 0..plan.attach_per_round.max(1) {
                 sys::check_interrupted()?;
-                let ms = cp.attach_once()?.as_secs_f64() * 1000.0;
-                out.push((&ATTACH_P50_MS, ms));
-                out.push((&ATTACH_P99_MS, ms));
+                let (connect, disconnect) = cp.attach_once()?;
+                let (connect, disconnect) = (ms(connect), ms(disconnect));
+                out.extend([(&ATTACH_P50_MS, connect), (&ATTACH_P99_MS, connect)]);
+                out.extend([(&DETACH_P50_MS, disconnect), (&DETACH_P99_MS, disconnect)]);
             }
             Ok(out)
+        }
+        Probe::RunRm => {
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            run_rm_cycles(cp, plan.cycles_per_round.max(1))
+        }
+        Probe::Parallel => {
+            let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
+            parallel_clients(cp, PARALLEL_CLIENTS)
         }
         Probe::Rss => {
             let cp = topo.control_plane().map_err(|e| anyhow::anyhow!("no control plane: {e:?}"))?;
@@ -488,6 +707,105 @@ pub fn measure(probe: Probe, topo: &dyn Topology, pin: &Pinning, plan: &Plan, to
             Ok(vec![(&RUN_1000_MS, run.as_secs_f64() * 1000.0), (&RM_1000_MS, rm.as_secs_f64() * 1000.0)])
         }
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Clients of the parallel probe (the 32).
+pub const PARALLEL_CLIENTS: usize = 32;
+
+static NEXT_BATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// A number unique to this run for the names of one batch of containers.
+fn next_batch() -> usize {
+    NEXT_BATCH.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `cycles` times: `run -d` of a `--network none` container and of one on the topology's
+/// network (which goes first alternates), then `rm -f` of each in the same order; every one
+/// timed on its own, CLI included. What a user's loop of run and rm sees, kernel work the
+/// daemon defers included.
+fn run_rm_cycles(cp: &dyn ControlPlane, cycles: usize) -> Result<Vec<Sample>> {
+    let mut out = Vec::with_capacity(4 * cycles);
+    for i in 0..cycles {
+        sys::check_interrupted()?;
+        let batch = next_batch();
+        let none = (cp.container_name(&format!("n{batch}")), Network::None, &RUN_NONE_MS, &RM_NONE_MS);
+        let net = (cp.container_name(&format!("t{batch}")), Network::Topology, &RUN_NET_MS, &RM_NET_MS);
+        let order = if i % 2 == 0 { [none, net] } else { [net, none] };
+        let mut made = Containers::new(cp, Duration::from_secs(120));
+        for (name, network, run_q, _) in &order {
+            made.names.push(name.clone()); // listed first: a CLI killed half-way may have made it
+            let t0 = Instant::now();
+            cp.run_detached(name, *network).with_context(|| format!("run -d --network {}", network.label()))?;
+            out.push((*run_q, ms(t0.elapsed())));
+        }
+        for (name, network, _, rm_q) in &order {
+            let t0 = Instant::now();
+            cp.remove_containers(std::slice::from_ref(name), Duration::from_secs(120))
+                .with_context(|| format!("rm -f of the --network {} container", network.label()))?;
+            out.push((*rm_q, ms(t0.elapsed())));
+            made.names.retain(|n| n != name);
+        }
+    }
+    Ok(out)
+}
+
+/// Wall time of `clients` CLI `run -d` on the topology's network one after another, then of
+/// as many started at once (from the moment all their threads are released to the last
+/// one's exit). Each batch is removed (not timed) and the kernel's tear-down of its
+/// namespaces waited for (≤ 20 s) before what follows.
+fn parallel_clients(cp: &dyn ControlPlane, clients: usize) -> Result<Vec<Sample>> {
+    let batch = next_batch();
+    let names = |what: &str| -> Vec<String> {
+        (0..clients).map(|i| cp.container_name(&format!("{what}{batch}-{i:02}"))).collect()
+    };
+    let bound = Duration::from_secs(30) + cp.endpoint_budget() * clients as u32;
+
+    let netns_before = sys::net_namespaces();
+    let mut made = Containers::new(cp, bound);
+    made.names = names("s");
+    let t0 = Instant::now();
+    for name in made.names.clone() {
+        sys::check_interrupted()?;
+        cp.run_detached(&name, Network::Topology).context("run -d (one after another)")?;
+    }
+    let sequential = t0.elapsed();
+    made.remove()?;
+    sys::settle_netns(netns_before, Duration::from_secs(20));
+
+    let netns_before = sys::net_namespaces();
+    made.names = names("p");
+    let commands = made.names.iter().map(|name| cp.run_command(name, Network::Topology)).collect::<Result<Vec<_>>>()?;
+    let start = std::sync::Barrier::new(clients + 1);
+    let (at_once, results) = std::thread::scope(|scope| {
+        let threads: Vec<_> = commands
+            .into_iter()
+            .map(|mut cmd| {
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    sys::run_timeout(&mut cmd, bound).map(drop)
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        let results: Vec<Result<()>> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked"))))
+            .collect();
+        (t0.elapsed(), results)
+    });
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(e.context(format!("{failed} of {clients} parallel run -d failed")));
+    }
+    made.remove()?;
+    sys::settle_netns(netns_before, Duration::from_secs(20));
+    Ok(vec![(&PARALLEL_SEQUENTIAL_S, sequential.as_secs_f64()), (&PARALLEL_AT_ONCE_S, at_once.as_secs_f64())])
 }
 
 /// TCP_STREAM with iperf3: the server in `server`'s netns, the client in `client_netns`;
@@ -528,7 +846,7 @@ fn endpoints_at_scale(cp: &dyn ControlPlane, n: usize) -> Result<Vec<Sample>> {
     let n = n.max(1);
     let bound = Duration::from_secs(30) + cp.endpoint_budget() * n as u32;
     let netns_before = sys::net_namespaces();
-    let mut batch = Endpoints { cp, names: Vec::with_capacity(n), bound };
+    let mut batch = Containers::new(cp, bound);
     let t0 = Instant::now();
     for i in 0..n {
         sys::check_interrupted()?;
@@ -538,13 +856,13 @@ fn endpoints_at_scale(cp: &dyn ControlPlane, n: usize) -> Result<Vec<Sample>> {
         let name = cp.endpoint_name(i);
         // Listed before it exists: a CLI killed half-way may still have made it.
         batch.names.push(name.clone());
-        cp.create_endpoint(&name).with_context(|| format!("creating endpoint {} of {n}", i + 1))?;
+        cp.run_detached(&name, Network::Topology).with_context(|| format!("creating endpoint {} of {n}", i + 1))?;
     }
     let create = t0.elapsed();
     let rss = cp.daemon_rss()?;
     let names = std::mem::take(&mut batch.names);
     let t1 = Instant::now();
-    let removed = cp.remove_endpoints(&names, bound);
+    let removed = cp.remove_containers(&names, bound);
     let remove = t1.elapsed();
     if let Err(e) = removed {
         batch.names = names; // the guard tries once more
@@ -559,20 +877,35 @@ fn endpoints_at_scale(cp: &dyn ControlPlane, n: usize) -> Result<Vec<Sample>> {
     ])
 }
 
-/// The scale probe's containers not yet removed; removes them when dropped.
-struct Endpoints<'a> {
+/// A probe's containers not yet removed; removes them when dropped (error, interrupt, panic).
+struct Containers<'a> {
     cp: &'a dyn ControlPlane,
     names: Vec<String>,
     bound: Duration,
 }
 
-impl Drop for Endpoints<'_> {
+impl<'a> Containers<'a> {
+    fn new(cp: &'a dyn ControlPlane, bound: Duration) -> Self {
+        Self { cp, names: Vec::new(), bound }
+    }
+
+    /// One `rm -f` of all of them (not timed); on failure they stay listed for the drop.
+    fn remove(&mut self) -> Result<()> {
+        if !self.names.is_empty() {
+            self.cp.remove_containers(&self.names, self.bound).context("rm -f of the batch")?;
+            self.names.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Containers<'_> {
     fn drop(&mut self) {
         if self.names.is_empty() {
             return;
         }
-        eprintln!("cleanup: removing {} endpoints", self.names.len());
-        if let Err(e) = self.cp.remove_endpoints(&self.names, self.bound) {
+        eprintln!("cleanup: removing {} containers", self.names.len());
+        if let Err(e) = self.cp.remove_containers(&self.names, self.bound) {
             eprintln!("cleanup: {e:#}");
         }
     }

@@ -6,14 +6,16 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    probe::Probe,
+    goals::{self, Goal},
+    probe::{Probe, Quantity},
     runner::{row_key, Collected, Plan, SampleError},
     stats::{self, Summary},
     topology::{Kind, Role},
 };
 
 /// 2: rows have `aggregate`; the attach rows are percentiles of pooled samples; rss1000.
-pub const SCHEMA: u32 = 2;
+/// 3: rows have `goal` and `goal_met`; derived rows (`aggregate` says `a − b` or `a / b`).
+pub const SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
@@ -81,6 +83,13 @@ pub struct Row {
     pub results: BTreeMap<String, Option<Summary>>,
     /// `netd/docker0` and `netd/veth`: ratios of medians (null when either is missing).
     pub ratios: BTreeMap<String, Option<f64>>,
+    /// netd's goal for this row (issue #14), if it has one.
+    #[serde(default)]
+    pub goal: Option<Goal>,
+    /// Whether netd's headline number meets `goal`; null without a goal, without a netd
+    /// number, or when the goal is set for another endpoint count than the run's.
+    #[serde(default)]
+    pub goal_met: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -155,49 +164,82 @@ impl Machine {
 const RATIOS: [(Role, Role); 2] = [(Role::Netd, Role::Docker), (Role::Netd, Role::Floor)];
 
 pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStatus]) -> Vec<Row> {
-    plan.rows()
-        .into_iter()
-        .map(|(probe, q, pin)| {
-            let key = row_key(q, pin);
-            let per_topo = collected.samples.get(&key);
-            let results: BTreeMap<String, Option<Summary>> = topologies
-                .iter()
-                .map(|t| {
-                    let s = per_topo.and_then(|m| m.get(&t.name)).and_then(|v| match q.pooled {
-                        Some(p) => Summary::pooled(v, p),
-                        None => Summary::of(v),
-                    });
-                    (t.name.name().to_string(), s)
-                })
-                .collect();
-            let by_role = |role: Role| topologies.iter().find(|t| t.role == role).map(|t| t.name.name());
-            let mut ratios = BTreeMap::new();
-            for (num, den) in RATIOS {
-                if let (Some(n), Some(d)) = (by_role(num), by_role(den)) {
-                    let r = stats::ratio(results[n].as_ref(), results[d].as_ref());
-                    ratios.insert(format!("{n}/{d}"), r);
-                }
+    let mut rows: Vec<Row> = Vec::new();
+    for (probe, q, pin) in plan.rows() {
+        let id = |q: &Quantity| match pin {
+            Some(p) => format!("{}.{}", q.id, p.id),
+            None => q.id.to_string(),
+        };
+        let results: BTreeMap<String, Option<Summary>> = match &q.derived {
+            // From the two rows it is derived from, built before it (same probe).
+            Some(derived) => {
+                let (a, b) = derived.operands();
+                let headline = |q: &Quantity, topo: &str| {
+                    rows.iter()
+                        .find(|r| r.id == id(q))
+                        .and_then(|r| r.results.get(topo).cloned().flatten())
+                        .map(|s| s.median)
+                };
+                topologies
+                    .iter()
+                    .map(|t| {
+                        let topo = t.name.name();
+                        let v = headline(a, topo)
+                            .zip(headline(b, topo))
+                            .and_then(|(a, b)| derived.apply(a, b))
+                            .and_then(|v| Summary::of(&[v]));
+                        (topo.to_string(), v)
+                    })
+                    .collect()
             }
-            Row {
-                id: match pin {
-                    Some(p) => format!("{}.{}", q.id, p.id),
-                    None => q.id.to_string(),
-                },
-                probe,
-                metric: plan.metric(q.metric),
-                unit: q.unit.to_string(),
-                pinning: pin.map(|p| p.id.clone()),
-                higher_is_better: q.higher_is_better,
-                aggregate: match (q.pooled, probe.once()) {
-                    (Some(p), _) => format!("p{:.0} of all samples", p * 100.0),
-                    (None, true) => "once".to_string(),
-                    (None, false) => "median of rounds".to_string(),
-                },
-                results,
-                ratios,
+            None => {
+                let per_topo = collected.samples.get(&row_key(q, pin));
+                topologies
+                    .iter()
+                    .map(|t| {
+                        let s = per_topo.and_then(|m| m.get(&t.name)).and_then(|v| match q.pooled {
+                            Some(p) => Summary::pooled(v, p),
+                            None => Summary::of(v),
+                        });
+                        (t.name.name().to_string(), s)
+                    })
+                    .collect()
             }
-        })
-        .collect()
+        };
+        let by_role = |role: Role| topologies.iter().find(|t| t.role == role).map(|t| t.name.name());
+        let mut ratios = BTreeMap::new();
+        for (num, den) in RATIOS {
+            if let (Some(n), Some(d)) = (by_role(num), by_role(den)) {
+                let r = stats::ratio(results[n].as_ref(), results[d].as_ref());
+                ratios.insert(format!("{n}/{d}"), r);
+            }
+        }
+        let goal = goals::for_quantity(q.id);
+        let goal_met = goal.as_ref().and_then(|g| {
+            let netd = topologies.iter().find(|t| t.role == Role::Netd)?;
+            let value = results.get(netd.name.name())?.as_ref()?.median;
+            g.met(value, plan.endpoints)
+        });
+        rows.push(Row {
+            id: id(q),
+            probe,
+            metric: plan.metric(q.metric),
+            unit: q.unit.to_string(),
+            pinning: pin.map(|p| p.id.clone()),
+            higher_is_better: q.higher_is_better,
+            aggregate: match (&q.derived, q.pooled, probe.once()) {
+                (Some(d), ..) => d.describe(),
+                (None, Some(p), _) => format!("p{:.0} of all samples", p * 100.0),
+                (None, None, true) => "once".to_string(),
+                (None, None, false) => "median of rounds".to_string(),
+            },
+            results,
+            ratios,
+            goal,
+            goal_met,
+        });
+    }
+    rows
 }
 
 pub fn write_json(results: &Results, path: &Path) -> Result<()> {
@@ -296,6 +338,8 @@ pub fn markdown(r: &Results) -> String {
     ));
     let names: Vec<&TopologyStatus> = r.topologies.iter().collect();
     let ratio_names: Vec<String> = r.rows.first().map(|row| row.ratios.keys().cloned().collect()).unwrap_or_default();
+    // The goal column only when some row has a goal (control-plane rows).
+    let with_goals = r.rows.iter().any(|row| row.goal.is_some());
     s.push_str("| Metric | CPUs |");
     for t in &names {
         let extra = if t.role == Role::Floor { " (floor)" } else { "" };
@@ -304,9 +348,15 @@ pub fn markdown(r: &Results) -> String {
     for rn in &ratio_names {
         s.push_str(&format!(" {rn} |"));
     }
+    if with_goals {
+        s.push_str(" netd goal |");
+    }
     s.push_str("\n|---|---|");
     for _ in 0..names.len() + ratio_names.len() {
         s.push_str("---:|");
+    }
+    if with_goals {
+        s.push_str("---|");
     }
     s.push('\n');
     for row in &r.rows {
@@ -320,9 +370,15 @@ pub fn markdown(r: &Results) -> String {
             let cell = row.ratios.get(rn).copied().flatten().map(ratio_text).unwrap_or_else(|| "–".into());
             s.push_str(&format!(" {cell} |"));
         }
+        if with_goals {
+            s.push_str(&format!(" {} |", goal_cell(row)));
+        }
         s.push('\n');
     }
     s.push('\n');
+    if with_goals {
+        s.push_str(&goals_line(r));
+    }
     for t in &r.topologies {
         if let Some(reason) = &t.reason {
             s.push_str(&format!("- {} unavailable: {reason}\n", t.name));
@@ -345,14 +401,39 @@ pub fn markdown(r: &Results) -> String {
     if !rss.is_empty() && r.rows.iter().any(|row| row.probe == Probe::Rss) {
         s.push_str(&format!("- Daemon RSS counts {}.\n", rss.join("; ")));
     }
-    if r.rows.iter().any(|row| row.probe == Probe::Attach) {
-        let plan = &r.settings.plan;
+    let plan = &r.settings.plan;
+    // Results of schema 2 (rewritten by `report`) had no detach rows: disconnect was not timed.
+    let detach_timed = r.rows.iter().any(|row| row.id.starts_with("detach."));
+    if r.rows.iter().any(|row| row.probe == Probe::Attach) && !detach_timed {
         s.push_str(&format!(
             "- Attach: wall time of the CLI's `network connect` (a spare container to a spare network; `disconnect` not timed), {} per round × {} rounds = {} per topology; p50/p99 over all {} of them, [min–max] of all of them.\n",
             plan.attach_per_round,
             plan.rounds,
             plan.attach_per_round * plan.rounds,
             plan.attach_per_round * plan.rounds,
+        ));
+    }
+    if detach_timed {
+        s.push_str(&format!(
+            "- Attach/detach: wall time of the CLI's `network connect` of a spare container to a spare network, and of the `network disconnect` after it, {} per round × {} rounds = {} of each per topology; p50/p99 over all {} of them, [min–max] of all of them.\n",
+            plan.attach_per_round,
+            plan.rounds,
+            plan.attach_per_round * plan.rounds,
+            plan.attach_per_round * plan.rounds,
+        ));
+    }
+    if r.rows.iter().any(|row| row.probe == Probe::RunRm) {
+        s.push_str(&format!(
+            "- run/rm: wall time of the CLI's `run -d --network none` and `run -d --network NET` (netd: its user-defined network; docker0: the default bridge, image + `sleep`), then of each one's `rm -f`, back to back; {} pairs per round × {} rounds = {} of each; p50 over all of them, [min–max] of all of them. Network cost = p50 with NET − p50 with none.\n",
+            plan.cycles_per_round,
+            plan.rounds,
+            plan.cycles_per_round * plan.rounds,
+        ));
+    }
+    if r.rows.iter().any(|row| row.probe == Probe::Parallel) {
+        s.push_str(&format!(
+            "- Parallel clients: wall time of {n} CLI `run -d --network NET` one after another, then of {n} started at once (from their release to the last one's exit), once per round, each batch removed and the kernel's namespace tear-down waited for before the next; median of rounds. The ratio is of the medians.\n",
+            n = crate::probe::PARALLEL_CLIENTS,
         ));
     }
     if r.rows.iter().any(|row| row.probe == Probe::Rss1000) {
@@ -374,6 +455,48 @@ pub fn markdown(r: &Results) -> String {
         s.push_str(&format!("- Workspace HEAD during the run: {head} (netd itself is the binary NETD_BIN named).\n"));
     }
     s
+}
+
+/// The goal column's cell: `≤ 8 ✓`, `≤ 8 ✗`, unchecked (`≤ 5 at 1,000`) or empty.
+fn goal_cell(row: &Row) -> String {
+    let Some(goal) = &row.goal else { return String::new() };
+    match row.goal_met {
+        Some(true) => format!("{} ✓", goal.text()),
+        Some(false) => format!("{} ✗", goal.text()),
+        None => goal.text(),
+    }
+}
+
+/// The line under the table that sums up netd's goals: how many are met, which are not.
+fn goals_line(r: &Results) -> String {
+    let with_goal: Vec<&Row> = r.rows.iter().filter(|row| row.goal.is_some()).collect();
+    let checked: Vec<&Row> = with_goal.iter().copied().filter(|row| row.goal_met.is_some()).collect();
+    let netd = r.topologies.iter().find(|t| t.role == Role::Netd).map(|t| t.name.name()).unwrap_or("netd");
+    let missed: Vec<String> = checked
+        .iter()
+        .filter(|row| row.goal_met == Some(false))
+        .map(|row| {
+            let value = row.results.get(netd).cloned().flatten().map(|s| fmt_value(s.median)).unwrap_or_default();
+            let goal = row.goal.as_ref().map(Goal::text).unwrap_or_default();
+            format!("{} {value} {} (goal {goal})", row.metric, row.unit)
+        })
+        .collect();
+    let source = with_goal.first().and_then(|row| row.goal.as_ref()).map(|g| g.source.as_str()).unwrap_or("");
+    let mut line = format!(
+        "- netd goals ({source}): {} of {} met{}",
+        checked.len() - missed.len(),
+        checked.len(),
+        if missed.is_empty() { String::new() } else { format!("; missed: {}", missed.join("; ")) }
+    );
+    let unchecked = with_goal.len() - checked.len();
+    if unchecked > 0 {
+        line.push_str(&format!(
+            "; {unchecked} not checked (no netd number, or set for another endpoint count than this run's {})",
+            crate::runner::fmt_count(r.settings.plan.endpoints)
+        ));
+    }
+    line.push_str(". Medians include the CLI process.\n");
+    line
 }
 
 /// The note under the table about the "container → outside" rows.
@@ -448,6 +571,8 @@ mod tests {
             aggregate: String::new(),
             results: results.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             ratios: BTreeMap::new(),
+            goal: None,
+            goal_met: None,
         }
     }
 
@@ -488,6 +613,7 @@ mod tests {
             probes: vec![Probe::Attach, Probe::Rss1000],
             pinnings: Vec::new(),
             attach_per_round: 20,
+            cycles_per_round: 4,
             endpoints: 200,
             opt_in: false,
         };
@@ -506,5 +632,84 @@ mod tests {
         let rss = by_id("endpoints.rss_mib");
         assert_eq!(rss.metric, "daemon RSS with 200 endpoints");
         assert_eq!(rss.aggregate, "once");
+    }
+
+    #[test]
+    fn derived_rows_come_from_the_headlines_and_goals_are_checked_for_netd() {
+        use crate::{
+            probe::{
+                ENDPOINTS_CREATE_S, ENDPOINTS_REMOVE_S, PARALLEL_AT_ONCE_S, PARALLEL_SEQUENTIAL_S, RM_NET_MS,
+                RM_NONE_MS, RUN_NET_MS, RUN_NONE_MS,
+            },
+            runner::{row_key, Collected},
+        };
+        let mut plan = Plan {
+            rounds: 3,
+            secs: 1.0,
+            probes: vec![Probe::RunRm, Probe::Parallel, Probe::Rss1000],
+            pinnings: Vec::new(),
+            attach_per_round: 34,
+            cycles_per_round: 7,
+            endpoints: 1000,
+            opt_in: true,
+        };
+        let mut collected = Collected::default();
+        let mut put = |q: &Quantity, kind: Kind, v: &[f64]| {
+            collected.samples.entry(row_key(q, None)).or_default().insert(kind, v.to_vec());
+        };
+        put(&RUN_NONE_MS, Kind::Netd, &[10.0, 8.0, 9.0]);
+        put(&RUN_NET_MS, Kind::Netd, &[14.0, 12.0, 13.0]);
+        put(&RUN_NONE_MS, Kind::Docker0, &[200.0]);
+        put(&RUN_NET_MS, Kind::Docker0, &[250.0]);
+        put(&RM_NONE_MS, Kind::Netd, &[7.0]);
+        put(&RM_NET_MS, Kind::Netd, &[20.0]);
+        put(&PARALLEL_SEQUENTIAL_S, Kind::Netd, &[1.0]);
+        put(&PARALLEL_AT_ONCE_S, Kind::Netd, &[0.4]);
+        put(&ENDPOINTS_CREATE_S, Kind::Netd, &[4.0]);
+        put(&ENDPOINTS_REMOVE_S, Kind::Netd, &[3.5]);
+        let topologies = [status(Kind::Netd, &[]), status(Kind::Docker0, &[])];
+        let rows = build_rows(&plan, &collected, &topologies);
+        let by_id = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+        let headline = |row: &Row, topo: &str| row.results[topo].as_ref().map(|s| s.median);
+
+        let run_cost = by_id("run.network_cost_ms");
+        assert_eq!(run_cost.aggregate, "run.net_ms − run.none_ms");
+        assert_eq!((headline(&run_cost, "netd"), headline(&run_cost, "docker0")), (Some(4.0), Some(50.0)));
+        assert_eq!(run_cost.ratios["netd/docker0"], Some(0.08));
+        assert_eq!(run_cost.goal_met, Some(true));
+        let rm_cost = by_id("rm.network_cost_ms");
+        assert_eq!((headline(&rm_cost, "netd"), headline(&rm_cost, "docker0")), (Some(13.0), None));
+        assert_eq!(rm_cost.goal_met, Some(false));
+        let speedup = by_id("parallel.speedup");
+        assert_eq!(headline(&speedup, "netd"), Some(2.5));
+        assert!(speedup.higher_is_better);
+        assert_eq!(speedup.goal_met, Some(true));
+        assert_eq!(by_id("endpoints.create_s").goal_met, Some(true));
+        assert_eq!(by_id("endpoints.remove_s").goal_met, Some(false));
+        assert_eq!(by_id("endpoints.rss_mib").goal_met, None, "no number");
+        assert_eq!(by_id("run.none_ms").goal, None);
+
+        let results = |rows: Vec<Row>, plan: Plan| Results {
+            schema: SCHEMA,
+            date: "2026-12-04T00:00:00Z".into(),
+            duration_secs: 1.0,
+            machine: Machine::default(),
+            settings: Settings { quick: false, plan, method: String::new() },
+            topologies: topologies.to_vec(),
+            rows,
+            errors: Vec::new(),
+        };
+        let md = markdown(&results(rows.clone(), plan.clone()));
+        assert!(md.contains("| netd/docker0 | netd goal |"), "{md}");
+        assert!(md.contains("| network cost of run -d (NET − none) ms ↓ | – | 4.00 | 50.0 | 0.080 | ≤ 5 ✓ |"), "{md}");
+        assert!(md.contains("| rm -f of a --network none container p50 ms ↓ | – | 7.00 | failed | – |  |"), "{md}");
+        assert!(md.contains("- netd goals (issue #14): 3 of 5 met; missed: network cost of rm -f (one endpoint − none) 13.0 ms (goal ≤ 5); remove 1,000 endpoints (one rm -f of all) 3.50 s (goal ≤ 3 at 1,000); 1 not checked"), "{md}");
+
+        // Another endpoint count: the scale goals are shown, not checked.
+        plan.endpoints = 200;
+        let rows = build_rows(&plan, &collected, &topologies);
+        let create = rows.iter().find(|r| r.id == "endpoints.create_s").unwrap();
+        assert_eq!(create.goal_met, None);
+        assert!(markdown(&results(rows.clone(), plan)).contains("| ≤ 5 at 1,000 |"));
     }
 }

@@ -23,6 +23,9 @@ pub struct Plan {
     pub pinnings: Vec<Pinning>,
     /// `network connect` operations timed per round by the attach probe (≥100 in all).
     pub attach_per_round: usize,
+    /// run/rm cycles per round of the run-rm probe (≥[`RUN_RM_SAMPLES`] in all).
+    #[serde(default)]
+    pub cycles_per_round: usize,
     /// Containers the scale probe (`rss1000`) creates: 1,000, fewer with --quick.
     #[serde(default)]
     pub endpoints: usize,
@@ -34,6 +37,10 @@ pub struct Plan {
 
 /// Attach samples wanted in all, over every round.
 pub const ATTACH_SAMPLES: usize = 100;
+
+/// run/rm cycles (each: run -d and rm -f of a `--network none` container and of one on the
+/// network) wanted in all, over every round: ≈1.5 s each on docker0, ≈0.1 s on netd.
+pub const RUN_RM_SAMPLES: usize = 20;
 
 /// `1000` → `1,000`.
 pub fn fmt_count(n: usize) -> String {
@@ -295,7 +302,7 @@ mod tests {
     }
 
     impl ControlPlane for Fake {
-        fn attach_once(&self) -> Result<Duration> {
+        fn attach_once(&self) -> Result<(Duration, Duration)> {
             unreachable!("the scale-probe tests never call this")
         }
         fn daemon_rss(&self) -> Result<u64> {
@@ -310,13 +317,13 @@ mod tests {
         fn run_publishing(&self, _: u16) -> Result<(Duration, Result<Duration>)> {
             unreachable!("the scale-probe tests never call this")
         }
-        fn endpoint_name(&self, i: usize) -> String {
-            format!("e{i}")
+        fn container_name(&self, suffix: &str) -> String {
+            suffix.to_string()
         }
-        fn create_endpoint(&self, _: &str) -> Result<()> {
+        fn run_command(&self, _: &str, _: crate::topology::Network) -> Result<std::process::Command> {
             unreachable!("the scale-probe tests never call this")
         }
-        fn remove_endpoints(&self, _: &[String], _: Duration) -> Result<()> {
+        fn remove_containers(&self, _: &[String], _: Duration) -> Result<()> {
             unreachable!("the scale-probe tests never call this")
         }
         fn endpoint_budget(&self) -> Duration {
@@ -334,6 +341,7 @@ mod tests {
             probes: probes.to_vec(),
             pinnings: Pinning::defaults(),
             attach_per_round: ATTACH_SAMPLES.div_ceil(5),
+            cycles_per_round: RUN_RM_SAMPLES.div_ceil(5),
             endpoints: 1000,
             opt_in,
         }
@@ -370,6 +378,7 @@ mod tests {
         let netd = Fake::new(false);
         assert_eq!(plan(&[Probe::Rss1000], false).measurements(&netd), 1);
         assert_eq!(plan(&[Probe::Rss, Probe::Attach], false).measurements(&netd), 10);
+        assert_eq!(plan(&[Probe::RunRm, Probe::Parallel], false).measurements(&netd), 10);
         assert_eq!(plan(&[Probe::Rss1000], false).measurements(&Fake::new(true)), 0);
     }
 
@@ -377,6 +386,7 @@ mod tests {
     fn attach_samples_reach_a_hundred_whatever_the_rounds() {
         for rounds in [1, 3, 5, 7, 9, 100] {
             assert!(ATTACH_SAMPLES.div_ceil(rounds) * rounds >= 100, "{rounds} rounds");
+            assert!(RUN_RM_SAMPLES.div_ceil(rounds) * rounds >= RUN_RM_SAMPLES, "{rounds} rounds");
         }
     }
 
@@ -416,6 +426,7 @@ mod tests {
             probes: Probe::DEFAULT.to_vec(),
             pinnings: pins,
             attach_per_round: 1,
+            cycles_per_round: 1,
             endpoints: 1000,
             opt_in: false,
         };

@@ -17,7 +17,7 @@ use std::{
 fn harness_writes_results_of_the_expected_shape() {
     let forwarding = root_ip_forward();
     let (json, out, pid) = run_bench(&["--topologies", "veth", "--rounds", "1", "--secs", "0.3"], None);
-    assert_eq!(json["schema"], 2);
+    assert_eq!(json["schema"], 3);
     assert!(json["date"].as_str().unwrap().ends_with('Z'));
     assert!(json["machine"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     assert!(json["machine"]["cpus"].as_u64().unwrap() >= 1);
@@ -87,7 +87,7 @@ fn harness_writes_results_of_the_expected_shape() {
 /// output dir (kept alive for the caller) and the bench's pid.
 fn run_bench(args: &[&str], netd: Option<&Path>) -> (serde_json::Value, tempfile::TempDir, u32) {
     let out = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_netd-bench"));
+    let mut command = Command::new(build_dir().join("netd-bench"));
     command.args(args).args(["--no-install", "--out-dir"]).arg(out.path());
     if let Some(netd) = netd {
         command.env("NETD_BIN", netd);
@@ -130,11 +130,17 @@ fn assert_nothing_left(pid: u32) {
     assert!(!mounts.contains(&tag), "mounts left behind: {mounts}");
 }
 
+/// The directory of this build's binaries (target/release), found from this test's own
+/// path (target/release/deps/smoke-…), not from paths compiled in: a target/ dir copied from
+/// another clone must not run that clone's binaries.
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps").to_path_buf()
+}
+
 /// The netd binary the bench would use, if there is one.
 fn netd_binary() -> PathBuf {
-    let path = std::env::var_os("NETD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd"));
+    let path = std::env::var_os("NETD_BIN").map(PathBuf::from).unwrap_or_else(|| build_dir().join("netd"));
     assert!(path.is_file(), "no netd binary at {}: set NETD_BIN or build it (cargo xtask build)", path.display());
     path
 }
@@ -143,7 +149,8 @@ fn netd_binary() -> PathBuf {
 #[ignore = "needs root (creates network namespaces) and a netd build; cargo xtask test runs it"]
 fn control_plane_rows_on_netd() {
     let netd = netd_binary();
-    let args = ["--topologies", "netd", "--probes", "attach,rss,rss1000", "--rounds", "2", "--endpoints", "3"];
+    let probes = "attach,run-rm,parallel,rss,rss1000";
+    let args = ["--topologies", "netd", "--probes", probes, "--rounds", "2", "--endpoints", "3"];
     let (json, out, pid) = run_bench(&args, Some(&netd));
     let netd_status = &json["topologies"][0];
     assert_eq!(netd_status["name"], "netd");
@@ -154,16 +161,45 @@ fn control_plane_rows_on_netd() {
     let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("row {id} missing"));
     let samples = |id: &str| row(id)["results"]["netd"]["samples"].as_array().unwrap().len();
 
-    // Attach: percentiles over every attach of both rounds (≥100 in all).
+    let headline = |id: &str| row(id)["results"]["netd"]["median"].as_f64().unwrap();
+
+    // Attach and detach: percentiles over every attach (detach) of both rounds (≥100 in all).
     let attaches = json["settings"]["attach_per_round"].as_u64().unwrap() as usize * 2;
     assert!(attaches >= 100);
-    for (id, aggregate) in [("attach.p50_ms", "p50 of all samples"), ("attach.p99_ms", "p99 of all samples")] {
-        assert_eq!(row(id)["aggregate"], aggregate);
-        assert_eq!(samples(id), attaches, "{id}");
+    for op in ["attach", "detach"] {
+        for p in ["p50", "p99"] {
+            let id = format!("{op}.{p}_ms");
+            assert_eq!(row(&id)["aggregate"], format!("{p} of all samples"));
+            assert_eq!(samples(&id), attaches, "{id}");
+        }
+        let (p50, p99) = (headline(&format!("{op}.p50_ms")), headline(&format!("{op}.p99_ms")));
+        assert!(0.0 < p50 && p50 <= p99, "{op}: p50 {p50}, p99 {p99}");
     }
-    let p50 = row("attach.p50_ms")["results"]["netd"]["median"].as_f64().unwrap();
-    let p99 = row("attach.p99_ms")["results"]["netd"]["median"].as_f64().unwrap();
-    assert!(0.0 < p50 && p50 <= p99, "p50 {p50}, p99 {p99}");
+
+    // run/rm with and without a network: p50 of every cycle of both rounds; the network's
+    // cost is the difference of the two p50s (whatever its sign on a noisy machine).
+    let cycles = json["settings"]["cycles_per_round"].as_u64().unwrap() as usize * 2;
+    assert!(cycles >= 20);
+    for (op, cost) in [("run", "run.network_cost_ms"), ("rm", "rm.network_cost_ms")] {
+        let (none, net) = (format!("{op}.none_ms"), format!("{op}.net_ms"));
+        for id in [&none, &net] {
+            assert_eq!(samples(id), cycles, "{id}");
+            assert!(headline(id) > 0.0, "{id}");
+        }
+        assert_eq!(row(cost)["aggregate"], format!("{net} − {none}"));
+        assert!((headline(cost) - (headline(&net) - headline(&none))).abs() < 1e-9, "{cost}");
+        assert_eq!(row(cost)["goal"]["value"], 5.0, "{cost}");
+        assert_eq!(row(cost)["goal_met"].as_bool(), Some(headline(cost) <= 5.0), "{cost}");
+    }
+
+    // 32 clients one after another and at once: one sample each per round, and their ratio.
+    for id in ["parallel.sequential_s", "parallel.at_once_s"] {
+        assert_eq!(samples(id), 2, "{id}");
+        assert!(headline(id) > 0.0, "{id}");
+    }
+    let speedup = headline("parallel.speedup");
+    assert!((speedup - headline("parallel.sequential_s") / headline("parallel.at_once_s")).abs() < 1e-9);
+    assert_eq!(row("parallel.speedup")["goal_met"].as_bool(), Some(speedup >= 2.0));
 
     // Idle RSS: one sample per round; the scale probe: once, labelled with its count.
     assert_eq!(samples("daemon.rss_mib"), 2);
@@ -173,9 +209,14 @@ fn control_plane_rows_on_netd() {
         assert!(row(id)["metric"].as_str().unwrap().contains("3 endpoints"));
         assert_eq!(samples(id), 1, "{id}");
         assert!(row(id)["results"]["netd"]["median"].as_f64().unwrap() > 0.0);
+        // The goals are set for 1,000 endpoints: shown, not checked with 3.
+        assert_eq!(row(id)["goal"]["endpoints"], 1000, "{id}");
+        assert!(row(id)["goal_met"].is_null(), "{id}");
     }
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     assert!(md.contains("daemon RSS with 3 endpoints MiB"), "{md}");
+    assert!(md.contains(" netd goal |"), "{md}");
+    assert!(md.contains("- netd goals (issue #14): "), "{md}");
 
     assert_nothing_left(pid);
 }

@@ -22,8 +22,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, PublishedPort,
-    Target, Topology, Unsupported, HOST_UPLINK_IP,
+    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, Network,
+    PublishedPort, Target, Topology, Unsupported, HOST_UPLINK_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -385,13 +385,14 @@ impl Topology for DockerBridge {
 }
 
 impl ControlPlane for DockerBridge {
-    fn attach_once(&self) -> Result<Duration> {
+    fn attach_once(&self) -> Result<(Duration, Duration)> {
         let (net, ctr) = self.attach.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
         let t0 = std::time::Instant::now();
         sys::run(self.dockerd.cli().args(["network", "connect", net, ctr]))?;
-        let took = t0.elapsed();
+        let connect = t0.elapsed();
+        let t0 = std::time::Instant::now();
         sys::run(self.dockerd.cli().args(["network", "disconnect", net, ctr]))?;
-        Ok(took)
+        Ok((connect, t0.elapsed()))
     }
 
     fn daemon_rss(&self) -> Result<u64> {
@@ -429,24 +430,22 @@ impl ControlPlane for DockerBridge {
         res.map(|_| (took, rm.map(|_| rm_took)))
     }
 
-    fn endpoint_name(&self, i: usize) -> String {
-        format!("{}-e{i:04}", self.tag)
+    fn container_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.tag)
     }
 
-    fn create_endpoint(&self, name: &str) -> Result<()> {
+    fn run_command(&self, name: &str, network: Network) -> Result<Command> {
         let image = self.image.as_deref().context("no image")?;
-        sys::run_timeout(
-            self.dockerd.cli().args(["run", "-d", "--network", "bridge", "--name", name]).args([
-                image,
-                "/bin/sleep",
-                "86400",
-            ]),
-            Duration::from_secs(120),
-        )
-        .map(drop)
+        let network = match network {
+            Network::None => "none",
+            Network::Topology => "bridge",
+        };
+        let mut cmd = self.dockerd.cli();
+        cmd.args(["run", "-d", "--network", network, "--name", name, image, "/bin/sleep", "86400"]);
+        Ok(cmd)
     }
 
-    fn remove_endpoints(&self, names: &[String], timeout: Duration) -> Result<()> {
+    fn remove_containers(&self, names: &[String], timeout: Duration) -> Result<()> {
         sys::run_cleanup(self.dockerd.cli().args(["rm", "-f"]).args(names), timeout).map(drop)
     }
 

@@ -113,11 +113,31 @@ pub enum Unsupported {
     Skipped(String),
 }
 
+/// Which network a new container joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// `--network none`: a network namespace with only `lo`, no endpoint.
+    None,
+    /// The topology's network (netd: its user-defined network; docker0: Docker's default
+    /// bridge): one endpoint.
+    Topology,
+}
+
+impl Network {
+    /// As the report names it: `none` or `NET`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Topology => "NET",
+        }
+    }
+}
+
 /// Control-plane operations of a topology's daemon, driven through its CLI like a user would.
 pub trait ControlPlane {
-    /// Connects a spare container to a spare network (timed: the CLI's wall time), then
-    /// disconnects it again (not timed).
-    fn attach_once(&self) -> anyhow::Result<std::time::Duration>;
+    /// Connects a spare container to a spare network, then disconnects it again: the CLI's
+    /// wall time of each, (connect, disconnect).
+    fn attach_once(&self) -> anyhow::Result<(std::time::Duration, std::time::Duration)>;
     /// Resident memory of the daemon process(es), in bytes.
     fn daemon_rss(&self) -> anyhow::Result<u64>;
     /// What `daemon_rss` counts, e.g. "dockerd + containerd".
@@ -127,13 +147,22 @@ pub trait ControlPlane {
     /// Wall time of the CLI's `run -d` of a fresh container publishing `ports` ports
     /// (`-p P-Q:P-Q`, none when 0), and of its `rm -f` afterwards (an error if that failed).
     fn run_publishing(&self, ports: u16) -> anyhow::Result<(std::time::Duration, anyhow::Result<std::time::Duration>)>;
+    /// A container name unique to this run, ending in `suffix`.
+    fn container_name(&self, suffix: &str) -> String;
     /// The name of the `i`th scale-probe endpoint (unique to this run).
-    fn endpoint_name(&self, i: usize) -> String;
-    /// `run -d` of one more container `name` on the topology's network, like a user's loop.
-    fn create_endpoint(&self, name: &str) -> anyhow::Result<()>;
+    fn endpoint_name(&self, i: usize) -> String {
+        self.container_name(&format!("e{i:04}"))
+    }
+    /// The CLI command of `run -d` of a container `name` on `network` (the docker0 topology
+    /// gives it its image and a `sleep`; netd's needs no command).
+    fn run_command(&self, name: &str, network: Network) -> anyhow::Result<std::process::Command>;
+    /// `run -d` of one more container `name` on `network`, like a user's loop (≤ 2 minutes).
+    fn run_detached(&self, name: &str, network: Network) -> anyhow::Result<()> {
+        crate::sys::run_timeout(&mut self.run_command(name, network)?, std::time::Duration::from_secs(120)).map(drop)
+    }
     /// One `rm -f` of all `names`, bounded by `timeout`. Runs also after an interrupt (it is
     /// clean-up too).
-    fn remove_endpoints(&self, names: &[String], timeout: std::time::Duration) -> anyhow::Result<()>;
+    fn remove_containers(&self, names: &[String], timeout: std::time::Duration) -> anyhow::Result<()>;
     /// A generous bound on creating (and on removing) one endpoint; the scale probe gives up
     /// after `30 s + N × this`.
     fn endpoint_budget(&self) -> std::time::Duration;

@@ -18,8 +18,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, PublishedPort,
-    Target, Topology, Unsupported, OUTSIDE_IP,
+    checked_egress, connect_uplink, publish_base, rss_of, ControlPlane, Egress, Endpoint, Kind, Names, Network,
+    PublishedPort, Target, Topology, Unsupported, OUTSIDE_IP,
 };
 use crate::sys::{self, ChildGuard, Netns};
 
@@ -28,11 +28,12 @@ const HOST_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 const HOST_PORT: u16 = 17000;
 const CONTAINER_PORT: u16 = 7000;
 
-/// Where the netd binary is: $NETD_BIN, else the workspace's target/release/netd.
+/// Where the netd binary is: $NETD_BIN, else beside this binary (the same cargo build:
+/// target/release/netd next to target/release/netd-bench).
 pub fn netd_binary() -> Result<PathBuf> {
     let path = match std::env::var_os("NETD_BIN") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd"),
+        None => std::env::current_exe().context("locating netd-bench")?.with_file_name("netd"),
     };
     if !path.exists() {
         bail!("netd binary not found at {} (build it: cargo build --release -p netd, or set NETD_BIN)", path.display());
@@ -311,14 +312,14 @@ impl Topology for NetdNetwork {
         }
     }
     fn info(&self) -> BTreeMap<String, String> {
-        // Which source the binary most likely came from (the working tree may differ from HEAD).
-        let head = sys::run(sys::command("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args([
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ]))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+        // Which source the binary most likely came from (the working tree may differ from HEAD):
+        // the checkout the bench runs from.
+        let head = crate::checkout::current()
+            .and_then(|root| {
+                sys::run(sys::command("git").arg("-C").arg(root).args(["rev-parse", "--short", "HEAD"])).ok()
+            })
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         BTreeMap::from([
             ("netd_version".to_string(), self.version.clone()),
             ("netd_binary".to_string(), self.daemon().bin.display().to_string()),
@@ -330,13 +331,14 @@ impl Topology for NetdNetwork {
 }
 
 impl ControlPlane for NetdNetwork {
-    fn attach_once(&self) -> Result<Duration> {
+    fn attach_once(&self) -> Result<(Duration, Duration)> {
         let (net, ctr) = self.attach.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
         let t0 = std::time::Instant::now();
         sys::run(self.daemon().cli().args(["network", "connect", net, ctr]))?;
-        let took = t0.elapsed();
+        let connect = t0.elapsed();
+        let t0 = std::time::Instant::now();
         sys::run(self.daemon().cli().args(["network", "disconnect", net, ctr]))?;
-        Ok(took)
+        Ok((connect, t0.elapsed()))
     }
 
     fn daemon_rss(&self) -> Result<u64> {
@@ -371,20 +373,21 @@ impl ControlPlane for NetdNetwork {
         res.map(|_| (took, rm.map(|_| rm_took)))
     }
 
-    fn endpoint_name(&self, i: usize) -> String {
-        format!("{}-e{i:04}", self.tag)
+    fn container_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.tag)
     }
 
-    fn create_endpoint(&self, name: &str) -> Result<()> {
-        let network = self.networks.first().context("no network")?;
-        sys::run_timeout(
-            self.daemon().cli().args(["run", "-d", "--name", name, "--network", network]),
-            Duration::from_secs(60),
-        )
-        .map(drop)
+    fn run_command(&self, name: &str, network: Network) -> Result<Command> {
+        let network = match network {
+            Network::None => "none",
+            Network::Topology => self.networks.first().context("no network")?,
+        };
+        let mut cmd = self.daemon().cli();
+        cmd.args(["run", "-d", "--name", name, "--network", network]);
+        Ok(cmd)
     }
 
-    fn remove_endpoints(&self, names: &[String], timeout: Duration) -> Result<()> {
+    fn remove_containers(&self, names: &[String], timeout: Duration) -> Result<()> {
         sys::run_cleanup(self.daemon().cli().args(["rm", "-f"]).args(names), timeout).map(drop)
     }
 
