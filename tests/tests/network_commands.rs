@@ -348,6 +348,8 @@ fn connect_and_disconnect_running_containers() {
     assert!(container_routes(&host, "web").starts_with("default via 10.60.0.1 dev eth2"));
     host.ok(&["network", "disconnect", "back", "web"]);
     assert_eq!(container_routes(&host, "web"), "");
+    // The veth goes in the background (down, without addresses, at once).
+    host.wait_for_removals();
     assert_eq!(host.ok(&["exec", "web", "ip", "-br", "link"]).lines().count(), 1);
     // ... and connecting again starts at eth0 with the default route, reusing the address.
     host.ok(&["network", "connect", "bridge", "web"]);

@@ -102,6 +102,8 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
         "STARTED"
     );
     host.ok(&["rm", "-f", "five", "one"]);
+    // The veths and their links go in the background.
+    host.wait_for_removals();
     assert!(!host.bpffs.join(ENDPOINT_LINKS).join(ifname_of(&views_before, "one")).exists(), "pin of one left behind");
     assert_eq!(tcp_exchange(&ns2, &host.container_netns("three"), "10.77.0.2", 7102, "still"), "STILL");
 }
@@ -217,6 +219,8 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
     let log = host.daemon_log();
     assert!(log.contains("veth is gone") && log.contains("netns is gone"), "no warnings about lost endpoints:\n{log}");
     // noveth: its endpoint is back, with the same veth name, address and MAC, and forwards.
+    // (nons's veth goes in the background.)
+    host.wait_for_removals();
     let links = host.in_host_ok(&["ip", "-o", "link", "show"]);
     assert!(links.contains(&noveth), "the vanished veth was not made again:\n{links}");
     assert_eq!(host.ip_of("noveth", "vn-net"), ip_noveth);

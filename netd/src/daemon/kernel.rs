@@ -61,6 +61,15 @@ pub trait Kernel: Send + Sync + 'static {
     /// Makes an endpoint whose netns goes too (stop, rm) unreachable and its address reusable
     /// at once, and removes its veth pair in the background (see `reaper`).
     fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> impl Future<Output = Result<()>> + Send;
+    /// Takes an endpoint out of a running container (disconnect): unreachable and its address
+    /// reusable at once, gone from the container's view of its addresses and routes; its veth
+    /// is deleted in the background.
+    fn detach_endpoint(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        network: DatapathNetwork,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Released endpoints whose veths are not removed yet.
     fn endpoints_being_removed(&self) -> usize;
     /// Waits until every released endpoint's veth is removed.
@@ -175,6 +184,9 @@ impl Kernel for HostKernel {
     }
     async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
         self.plumber.release_endpoint(ep, network).await
+    }
+    async fn detach_endpoint(&self, netns: &Path, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        self.plumber.detach_endpoint(netns, ep, network).await
     }
     fn endpoints_being_removed(&self) -> usize {
         self.plumber.endpoints_being_removed()

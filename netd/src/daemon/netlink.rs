@@ -111,6 +111,12 @@ impl Netlink {
         }
     }
 
+    /// The highest ifindex in this netns (0 when it has no link).
+    pub async fn max_link_index(&self) -> Result<u32> {
+        let links: Vec<_> = self.handle.link().get().execute().try_collect().await.map_err(nl_err("list links"))?;
+        Ok(links.iter().map(|l| l.header.index).max().unwrap_or(0))
+    }
+
     pub async fn link_mac(&self, index: u32) -> Result<[u8; 6]> {
         let mut links = self.handle.link().get().match_index(index).execute();
         let link = links.try_next().await.map_err(nl_err("get link"))?;
@@ -127,28 +133,44 @@ impl Netlink {
     /// a container's `ifconfig` shows `txqueuelen:0`), the peer made directly inside
     /// `peer_netns` as `peer_name` with its final MAC: moving a device between namespaces
     /// afterwards waits for RCU callbacks under the rtnl lock (≈15 ms,
-    /// docs/control-plane-latency.md). Inside, as in Docker, the peer's link (the host end's
-    /// index) names no device there (`eth0@if13`). Returns the host end's index.
+    /// docs/control-plane-latency.md). The host end gets the index `host_index` (0: the
+    /// kernel's choice; taken: one above the highest here) and the peer the one below it, as a
+    /// peer made here and moved in would (Docker's `12: eth0@if13`), so that the peer's link —
+    /// the host end's index — names no device inside. Returns the host end's index.
     pub async fn create_veth(
         &self,
         host_name: &str,
         peer_name: &str,
         peer_mac: [u8; 6],
         peer_netns: &Path,
+        host_index: u32,
     ) -> Result<u32> {
         let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
-        let peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer_name.to_string())
-            .address(peer_mac.to_vec())
-            .txqueuelen(0)
-            .setns_by_fd(ns.as_raw_fd())
-            .build();
-        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(host_name.to_string())
-            .txqueuelen(0)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .build();
-        self.handle.link().add(msg).execute().await.map_err(nl_err("create veth"))?;
+        // The kernel takes the peer's index only when the host end's is given too.
+        let request = |host_index: u32| {
+            let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                .index(host_index.saturating_sub(1))
+                .name(peer_name.to_string())
+                .address(peer_mac.to_vec())
+                .txqueuelen(0)
+                .setns_by_fd(ns.as_raw_fd())
+                .build();
+            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+                .index(host_index)
+                .name(host_name.to_string())
+                .txqueuelen(0)
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .build()
+        };
+        match self.handle.link().add(request(host_index)).execute().await {
+            // Taken here since the caller looked (or it names an existing link: then this
+            // fails the same way).
+            Err(e) if host_index > 2 && is_errno(&e, libc::EEXIST) => {
+                let above = self.max_link_index().await? + 2;
+                self.handle.link().add(request(above)).execute().await.map_err(nl_err("create veth"))?
+            }
+            created => created.map_err(nl_err("create veth"))?,
+        }
         match self.link_index(host_name).await {
             Ok(Some(index)) => Ok(index),
             found => {
@@ -159,6 +181,36 @@ impl Netlink {
                     .unwrap_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished")))))
             }
         }
+    }
+
+    /// Takes a link down (its routes go with it) and renames it, in two requests: a link that
+    /// is up cannot be renamed.
+    pub async fn set_down_and_rename(&self, index: u32, name: &str) -> Result<()> {
+        let down = LinkUnspec::new_with_index(index).down().build();
+        self.handle.link().set(down).execute().await.map_err(nl_err("set link down"))?;
+        let renamed = LinkUnspec::new_with_index(index).name(name.to_string()).build();
+        self.handle.link().set(renamed).execute().await.map_err(nl_err("rename link"))
+    }
+
+    /// Removes every address of a link; none there is success.
+    pub async fn flush_addresses(&self, index: u32) -> Result<()> {
+        let addrs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl_err("list addresses"))?;
+        for msg in addrs.into_iter().filter(|m| m.header.index == index) {
+            match self.handle.address().del(msg).execute().await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
+                Err(e) => return Err(nl_err("delete address")(e)),
+            }
+        }
+        Ok(())
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {

@@ -33,11 +33,20 @@ pub struct Plumber {
     inside: std::sync::Mutex<std::collections::HashMap<PathBuf, Netlink>>,
     /// Removes the veths of released endpoints in the background.
     reaper: Reaper,
+    /// The highest host ifindex netd has seen (0: not looked up yet): the next veth's host end
+    /// gets one two above it, its peer the one between.
+    last_host_index: std::sync::atomic::AtomicU32,
 }
 
 /// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
 pub fn host_ifname(endpoint_id: &str) -> String {
     format!("nd{}", &endpoint_id[..12])
+}
+
+/// A disconnected endpoint's container-side name until its veth is deleted: "nx" + the first
+/// 12 characters of the endpoint id.
+fn departing_ifname(endpoint_id: &str) -> String {
+    format!("nx{}", &endpoint_id[..12])
 }
 
 /// Whether `name` has the shape of [`host_ifname`] (ids are lowercase hex).
@@ -59,6 +68,7 @@ impl Plumber {
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self {
             reaper: Reaper::new(host.clone(), datapath.clone()),
+            last_host_index: Default::default(),
             host,
             netns_dir: run_dir.join("netns"),
             host_netns: run_dir.join("host-netns"),
@@ -182,7 +192,7 @@ impl Plumber {
         default_route: bool,
     ) -> Result<DatapathEndpoint> {
         let host_ifname = host_ifname(&ep.id);
-        let host_ifindex = self.host.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
+        let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
         let configured = async {
             enable_forwarding(&host_ifname)?;
             let entry = DatapathEndpoint {
@@ -209,6 +219,19 @@ impl Plumber {
                 Err(e)
             }
         }
+    }
+
+    /// The veth pair of an endpoint; the host end's index one above the highest netd has seen
+    /// here (the peer gets the one below it: see `Netlink::create_veth`).
+    async fn create_veth(&self, host_ifname: &str, peer: &str, mac: [u8; 6], netns: &Path) -> Result<u32> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.last_host_index.load(Relaxed) == 0 {
+            self.last_host_index.fetch_max(self.host.max_link_index().await?, Relaxed);
+        }
+        let host_index = self.last_host_index.load(Relaxed) + 2;
+        let index = self.host.create_veth(host_ifname, peer, mac, netns, host_index).await?;
+        self.last_host_index.fetch_max(index, Relaxed);
+        Ok(index)
     }
 
     async fn configure_container_side(&self, netns: &Path, ep: &Endpoint, default_route: bool) -> Result<()> {
@@ -277,6 +300,25 @@ impl Plumber {
             self.host.delete_host_route(ep.ip, entry.host_ifindex).await?;
         }
         self.reaper.reap(host_ifname);
+        Ok(())
+    }
+
+    /// Takes an endpoint out of a container that keeps running (disconnect): unreachable and
+    /// its address reusable at once (map entries, flows, the /32 route), its container side
+    /// without addresses, down (its routes go) and renamed out of the way of the next `ethN`;
+    /// the veth itself is deleted in the background (a deletion waits for RCU callbacks).
+    pub async fn detach_endpoint(&self, netns: &Path, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        let host_ifname = host_ifname(&ep.id);
+        if let Some(entry) = self.existing_entry(ep, network).await? {
+            self.datapath.forget_endpoint(&entry)?;
+            self.host.delete_host_route(ep.ip, entry.host_ifindex).await?;
+        }
+        let inside = self.inside(netns)?;
+        if let Some(index) = inside.link_index(&ep.ifname).await? {
+            inside.flush_addresses(index).await?;
+            inside.set_down_and_rename(index, &departing_ifname(&ep.id)).await?;
+        }
+        self.reaper.delete(host_ifname);
         Ok(())
     }
 

@@ -54,6 +54,20 @@ impl Reaper {
         });
     }
 
+    /// Deletes the veth whose host end is `host_ifname` (and its program link) in the
+    /// background, without waiting for its netns to end (a disconnect: the netns stays).
+    pub fn delete(&self, host_ifname: String) {
+        self.pending.send_modify(|n| *n += 1);
+        let reaper = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = reaper.host.delete_link(&host_ifname).await {
+                tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
+            }
+            reaper.unpin(&host_ifname);
+            reaper.pending.send_modify(|n| *n = n.saturating_sub(1));
+        });
+    }
+
     async fn remove(&self, host_ifname: &str) {
         let deadline = Instant::now() + NATURAL_END;
         let mut interval = FIRST_CHECK;
@@ -71,7 +85,11 @@ impl Reaper {
                 }
             }
         }
-        // Detaching from a device that is gone does not wait for a grace period.
+        self.unpin(host_ifname);
+    }
+
+    /// Detaching from a device that is gone does not wait for a grace period.
+    fn unpin(&self, host_ifname: &str) {
         if let Err(e) = self.datapath.release_link(host_ifname) {
             tracing::warn!(veth = %host_ifname, error = %e, "cannot unpin the link of a removed endpoint");
         }

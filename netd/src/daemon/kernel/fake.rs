@@ -226,6 +226,9 @@ impl Kernel for FakeKernel {
     async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
         self.remove_endpoint(ep, network).await
     }
+    async fn detach_endpoint(&self, _netns: &Path, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        self.remove_endpoint(ep, network).await
+    }
     fn endpoints_being_removed(&self) -> usize {
         0
     }

@@ -207,7 +207,11 @@ impl<K: Kernel> Manager<K> {
         if !moved.is_empty() {
             errors.extend(self.kernel.publish(&moved).err());
         }
-        errors.extend(self.kernel.remove_endpoint(&ep, (&network).into()).await.err());
+        let removed = match &container.netns {
+            Some(netns) => self.kernel.detach_endpoint(Path::new(netns), &ep, (&network).into()).await,
+            None => self.kernel.remove_endpoint(&ep, (&network).into()).await,
+        };
+        errors.extend(removed.err());
         if let (true, Some(netns)) = (carried_default_route, &container.netns) {
             let next = container.default_route_endpoint(&state.networks).map(|next| next.gateway);
             errors.extend(self.kernel.set_default_route(Path::new(netns), next).await.err());
