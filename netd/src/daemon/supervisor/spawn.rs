@@ -14,7 +14,7 @@ use std::{
         fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
         unix::{ffi::OsStringExt, process::CommandExt},
     },
-    process::Stdio,
+    process::{Command, Stdio},
 };
 
 use super::pidfd::{Pidfd, ProcessIdentity};
@@ -55,12 +55,14 @@ pub(super) fn start(
 ) -> io::Result<(Pidfd, ProcessIdentity)> {
     let stdio = stdio.map(above_stdio).into_iter().collect::<io::Result<Vec<_>>>()?;
     let stdio: [OwnedFd; 3] = stdio.try_into().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let plan = ExecPlan::new(args, &stdio)?;
+    let plan = ExecPlan::new(PROGRAM, ARGV0, args, &stdio)?;
     match clone_into_cgroup(&plan, cgroup_dir) {
         Ok((pidfd, pid)) => Pidfd::of_child(pidfd, pid),
         Err(e) if kernel_lacks_clone_into_cgroup(&e) => {
             tracing::debug!(error = %e, "clone3 into a cgroup unavailable; forking and joining the cgroup instead");
-            fork_then_join(args, stdio, procs()?)
+            let mut cmd = crate::process::own_binary();
+            cmd.args(args);
+            fork_then_join(cmd, stdio, procs()?)
         }
         Err(e) => Err(e),
     }
@@ -94,9 +96,9 @@ struct ExecPlan {
 }
 
 impl ExecPlan {
-    fn new(args: &[String], stdio: &[OwnedFd; 3]) -> io::Result<Self> {
+    fn new(program: &str, argv0: &str, args: &[String], stdio: &[OwnedFd; 3]) -> io::Result<Self> {
         let cstring = |bytes: Vec<u8>| CString::new(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
-        let argv = std::iter::once(ARGV0.to_string()).chain(args.iter().cloned()).map(|a| cstring(a.into_bytes()));
+        let argv = std::iter::once(argv0.to_string()).chain(args.iter().cloned()).map(|a| cstring(a.into_bytes()));
         let argv = argv.collect::<io::Result<Vec<_>>>()?;
         // The daemon's environment, as std's Command would pass it.
         let envp = std::env::vars_os()
@@ -112,7 +114,7 @@ impl ExecPlan {
         };
         let (argv_ptrs, envp_ptrs) = (pointers(&argv), pointers(&envp));
         Ok(Self {
-            program: cstring(PROGRAM.into())?,
+            program: cstring(program.into())?,
             _strings: argv.into_iter().chain(envp).collect(),
             argv: argv_ptrs,
             envp: envp_ptrs,
@@ -225,11 +227,10 @@ fn read_report(pipe: &OwnedFd) -> io::Result<Option<i32>> {
 }
 
 /// Kernels without `CLONE_INTO_CGROUP`: fork, and the child writes "0" to `cgroup.procs`
-/// before it execs (it joins before anything of the command runs).
-fn fork_then_join(args: &[String], stdio: [OwnedFd; 3], procs: File) -> io::Result<(Pidfd, ProcessIdentity)> {
-    let mut cmd = crate::process::own_binary();
+/// before it execs `cmd` (it joins before anything of the command runs).
+fn fork_then_join(mut cmd: Command, stdio: [OwnedFd; 3], procs: File) -> io::Result<(Pidfd, ProcessIdentity)> {
     let [stdin, stdout, stderr] = stdio;
-    cmd.args(args).stdin(Stdio::from(stdin)).stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr));
+    cmd.stdin(Stdio::from(stdin)).stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr));
     let procs_fd = procs.as_raw_fd();
     // SAFETY: between fork and exec only async-signal-safe calls: write(2), umask(2),
     // get/setrlimit(2), setsid(2).
@@ -276,7 +277,7 @@ mod tests {
     #[test]
     fn the_plan_passes_argv0_the_args_and_the_environment() {
         let fds = [0, 1, 2].map(|_| File::open("/dev/null").unwrap().into());
-        let plan = ExecPlan::new(&["__enter".into(), "--".into(), "true".into()], &fds).unwrap();
+        let plan = ExecPlan::new(PROGRAM, ARGV0, &["__enter".into(), "--".into(), "true".into()], &fds).unwrap();
         // SAFETY: the pointers point into `plan`'s own strings.
         let argv: Vec<_> = plan.argv[..plan.argv.len() - 1]
             .iter()
@@ -285,6 +286,77 @@ mod tests {
         assert_eq!(argv, ["netd", "__enter", "--", "true"]);
         assert!(plan.argv.last().unwrap().is_null() && plan.envp.last().unwrap().is_null());
         assert_eq!(plan.envp.len(), std::env::vars_os().count() + 1);
-        assert!(ExecPlan::new(&["a\0b".into()], &fds).is_err(), "a NUL byte cannot be passed");
+        assert!(ExecPlan::new(PROGRAM, ARGV0, &["a\0b".into()], &fds).is_err(), "a NUL byte cannot be passed");
+    }
+
+    /// A cgroup of this test's own under the daemon's layout, removed (processes and all) on drop.
+    struct TestCgroup(super::super::cgroup::Cgroups, &'static str);
+
+    impl TestCgroup {
+        fn new(name: &'static str) -> Self {
+            let run_dir = std::env::temp_dir().join(format!("netd-spawn-test-{}", std::process::id()));
+            let cgroups =
+                super::super::cgroup::Cgroups::open(&run_dir, &format!("unit-{}", std::process::id())).unwrap();
+            Self(cgroups, name)
+        }
+    }
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            let _ = self.0.kill(self.1);
+            self.0.remove_dir();
+        }
+    }
+
+    /// Runs `sh -c SCRIPT` in a new cgroup through `path`; returns its stdout and exit code.
+    fn run_in_cgroup(name: &'static str, script: &str, clone3: bool) -> (String, String, i32) {
+        let cgroup = TestCgroup::new(name);
+        let dir = cgroup.0.create(name).unwrap();
+        let (out_read, out_write) = pipe().unwrap();
+        let null: OwnedFd = File::open("/dev/null").unwrap().into();
+        let stdio = [null, out_write.try_clone().unwrap(), out_write];
+        let (pidfd, identity) = match clone3 {
+            true => {
+                let plan = ExecPlan::new("/bin/sh", "sh", &["-c".into(), script.into()], &stdio).unwrap();
+                let (fd, pid) = clone_into_cgroup(&plan, &dir).unwrap();
+                drop(stdio);
+                Pidfd::of_child(fd, pid).unwrap()
+            }
+            false => {
+                let mut cmd = Command::new("/bin/sh");
+                cmd.args(["-c", script]);
+                fork_then_join(cmd, stdio, cgroup.0.procs(name).unwrap()).unwrap()
+            }
+        };
+        assert_eq!(identity.pid, pidfd.pid());
+        let mut out = String::new();
+        io::Read::read_to_string(&mut File::from(out_read), &mut out).unwrap();
+        let code =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(pidfd.wait_exit());
+        let expected = format!("/netd/unit-{}/{name}", std::process::id());
+        (out, expected, code)
+    }
+
+    #[test]
+    #[ignore = "needs root (creates cgroups); cargo xtask test runs it"]
+    fn both_ways_start_the_command_in_its_cgroup_with_its_stdio_and_exit_code() {
+        let script = "read -r cg < /proc/self/cgroup; cat /proc/self/cgroup; exit 3";
+        for (clone3, name) in [(true, "by-clone3"), (false, "by-fork")] {
+            let (out, cgroup, code) = run_in_cgroup(name, script, clone3);
+            let line = out.lines().find(|l| l.starts_with("0::")).unwrap_or_else(|| panic!("{name}: {out:?}"));
+            assert!(line.ends_with(&cgroup), "{name}: {line} is not {cgroup}");
+            assert_eq!(code, 3, "{name}");
+        }
+    }
+
+    #[test]
+    #[ignore = "needs root (creates cgroups); cargo xtask test runs it"]
+    fn a_failed_exec_is_reported_with_its_errno() {
+        let cgroup = TestCgroup::new("exec-fails");
+        let dir = cgroup.0.create("exec-fails").unwrap();
+        let stdio = [0, 1, 2].map(|_| File::open("/dev/null").unwrap().into());
+        let plan = ExecPlan::new("/nonexistent/program", "x", &[], &stdio).unwrap();
+        let err = clone_into_cgroup(&plan, &dir).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
     }
 }
