@@ -296,7 +296,7 @@ mod tests {
         fn new(name: &'static str) -> Self {
             let run_dir = std::env::temp_dir().join(format!("netd-spawn-test-{}", std::process::id()));
             let cgroups =
-                super::super::cgroup::Cgroups::open(&run_dir, &format!("unit-{}", std::process::id())).unwrap();
+                super::super::cgroup::Cgroups::open(&run_dir, &format!("unit-{}-{name}", std::process::id())).unwrap();
             Self(cgroups, name)
         }
     }
@@ -308,7 +308,8 @@ mod tests {
         }
     }
 
-    /// Runs `sh -c SCRIPT` in a new cgroup through `path`; returns its stdout and exit code.
+    /// Runs `sh -c SCRIPT` in a new cgroup by clone3 or by fork; returns its stdout, the
+    /// cgroup's path and the exit code.
     fn run_in_cgroup(name: &'static str, script: &str, clone3: bool) -> (String, String, i32) {
         let cgroup = TestCgroup::new(name);
         let dir = cgroup.0.create(name).unwrap();
@@ -333,14 +334,14 @@ mod tests {
         io::Read::read_to_string(&mut File::from(out_read), &mut out).unwrap();
         let code =
             tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(pidfd.wait_exit());
-        let expected = format!("/netd/unit-{}/{name}", std::process::id());
+        let expected = format!("/netd/unit-{}-{name}/{name}", std::process::id());
         (out, expected, code)
     }
 
     #[test]
     #[ignore = "needs root (creates cgroups); cargo xtask test runs it"]
     fn both_ways_start_the_command_in_its_cgroup_with_its_stdio_and_exit_code() {
-        let script = "read -r cg < /proc/self/cgroup; cat /proc/self/cgroup; exit 3";
+        let script = "cat /proc/self/cgroup; exit 3";
         for (clone3, name) in [(true, "by-clone3"), (false, "by-fork")] {
             let (out, cgroup, code) = run_in_cgroup(name, script, clone3);
             let line = out.lines().find(|l| l.starts_with("0::")).unwrap_or_else(|| panic!("{name}: {out:?}"));
