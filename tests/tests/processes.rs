@@ -305,10 +305,10 @@ fn a_command_is_in_its_containers_cgroup_from_the_start_and_rm_leaves_no_cgroup(
         "--",
         "sh",
         "-c",
-        "sleep 600.301 & sleep 600.302 & exec sleep 600.303",
+        "sleep 600.511 & sleep 600.512 & exec sleep 600.513",
     ]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while processes_with("600.302").is_empty() {
+    while processes_with("600.512").is_empty() {
         assert!(Instant::now() < deadline, "the command's children did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -317,7 +317,7 @@ fn a_command_is_in_its_containers_cgroup_from_the_start_and_rm_leaves_no_cgroup(
     assert!(dir.join("cgroup.procs").exists(), "{} missing", dir.display());
     host.ok(&["rm", "-f", "cg-many"]);
     assert!(!dir.exists(), "{} left after rm -f", dir.display());
-    for tag in ["600.301", "600.302", "600.303"] {
+    for tag in ["600.511", "600.512", "600.513"] {
         assert!(processes_with(tag).is_empty(), "a process of the container ({tag}) outlived rm -f");
     }
 }
