@@ -273,3 +273,51 @@ fn an_attached_run_gets_its_exit_code_and_forwards_signals() {
     assert_eq!(c["State"]["ExitCode"], 130, "{c}");
     assert!(Path::new(&host.socket()).exists());
 }
+
+/// The cgroup2 directory of process `pid`.
+fn cgroup_dir(pid: u32) -> std::path::PathBuf {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup2 path").to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find(|l| l.split(" - ").nth(1).is_some_and(|fs| fs.starts_with("cgroup2 ")))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("a cgroup2 mount");
+    Path::new(mount).join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn a_command_is_in_its_containers_cgroup_from_the_start_and_rm_leaves_no_cgroup() {
+    let host = TestHost::start();
+    // Reading its own cgroup is the command's first action: it was created in the cgroup.
+    let out = host.ok(&["run", "--name", "cg-first", "--network", "none", "--", "cat", "/proc/self/cgroup"]);
+    let id = host.json(&["inspect", "cg-first"])[0]["Id"].as_str().unwrap().to_string();
+    let line = out.lines().find(|l| l.starts_with("0::")).unwrap_or_else(|| panic!("no cgroup2 line in {out:?}"));
+    assert!(line.contains("/netd/") && line.ends_with(&format!("/{id}")), "not in its container's cgroup: {line}");
+
+    // rm -f returns once every process of the container is gone and its cgroup removed.
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cg-many",
+        "--",
+        "sh",
+        "-c",
+        "sleep 600.511 & sleep 600.512 & exec sleep 600.513",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with("600.512").is_empty() {
+        assert!(Instant::now() < deadline, "the command's children did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let main = pid_of(&host, "cg-many");
+    let dir = cgroup_dir(main);
+    assert!(dir.join("cgroup.procs").exists(), "{} missing", dir.display());
+    host.ok(&["rm", "-f", "cg-many"]);
+    assert!(!dir.exists(), "{} left after rm -f", dir.display());
+    for tag in ["600.511", "600.512", "600.513"] {
+        assert!(processes_with(tag).is_empty(), "a process of the container ({tag}) outlived rm -f");
+    }
+}

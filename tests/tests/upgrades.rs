@@ -46,12 +46,23 @@ fn wait_exited(host: &TestHost, name: &str) {
     }
 }
 
+/// The container runs and its main process becomes the command: `run -d` returns once
+/// `netd __enter` has started (as Docker's returns once runc's init has), and `__enter` execs
+/// the command a moment later, so wait for that (bounded).
 fn assert_running_command(host: &TestHost, name: &str) {
     let c = &host.json(&["inspect", name])[0];
     assert_eq!(c["State"]["Running"], true, "{name}: {c}");
     let pid = c["State"]["Pid"].as_u64().unwrap();
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-    assert_eq!(comm.trim(), "sleep", "{name}'s main process");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        match comm.trim() {
+            "sleep" => return,
+            // The daemon's binary as `netd __enter`, still entering the container.
+            "exe" if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            other => panic!("{name}'s main process is {other:?}, not sleep"),
+        }
+    }
 }
 
 #[test]

@@ -6,6 +6,10 @@
 use std::{
     fs::File,
     io::{self, BufRead},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{FileExt, OpenOptionsExt},
+    },
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -14,6 +18,8 @@ use super::pidfd::Pidfd;
 
 /// How long `kill` waits for the killed processes to be gone before giving up on the rmdir.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// Without cgroup.kill: how long to wait for the signalled members before signalling again.
+const MEMBERS_ROUND: Duration = Duration::from_millis(50);
 
 pub struct Cgroups {
     /// `<cgroup2 mount>/netd/<instance>`.
@@ -37,8 +43,8 @@ impl Cgroups {
         self.dir.join(container)
     }
 
-    /// Creates the container's cgroup (empty: a new command) and returns its `cgroup.procs`,
-    /// opened for the child to write "0" to between fork and exec (it joins before it runs).
+    /// Creates the container's cgroup (empty: a new command) and returns it opened as a
+    /// directory, for `clone3(CLONE_INTO_CGROUP)` to start the command in.
     pub fn create(&self, container: &str) -> io::Result<File> {
         let path = self.path(container);
         match std::fs::create_dir(&path) {
@@ -47,7 +53,13 @@ impl Cgroups {
             Err(e) => return Err(e),
         }
         std::fs::create_dir_all(&path)?;
-        File::options().write(true).open(path.join("cgroup.procs"))
+        File::options().read(true).custom_flags(libc::O_DIRECTORY).open(path)
+    }
+
+    /// The container's `cgroup.procs`, opened for a forked child to write "0" to between fork
+    /// and exec (kernels without `CLONE_INTO_CGROUP`).
+    pub fn procs(&self, container: &str) -> io::Result<File> {
+        File::options().write(true).open(self.path(container).join("cgroup.procs"))
     }
 
     /// Whether `pid` is in the container's cgroup.
@@ -66,21 +78,34 @@ impl Cgroups {
         if !path.exists() {
             return Ok(());
         }
+        let deadline = Instant::now() + KILL_WAIT;
         match std::fs::write(path.join("cgroup.kill"), "1") {
-            Ok(()) => {}
+            Ok(()) => wait_unpopulated(&path, deadline)?,
             // Kernels before 5.14 have no cgroup.kill: signal each member through a pidfd,
-            // checking after opening it that the process is still a member.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.kill_members(container),
+            // checking after opening it that the process is still a member; again for what
+            // a member forked meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => loop {
+                self.kill_members(container);
+                let round = deadline.min(Instant::now() + MEMBERS_ROUND);
+                match wait_unpopulated(&path, round) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut && Instant::now() < deadline => {}
+                    Err(e) => return Err(e),
+                }
+            },
             Err(e) => return Err(e),
         }
-        let deadline = Instant::now() + KILL_WAIT;
+        // Empty now; the kernel may still be finishing the last exit (EBUSY) for a moment.
+        let mut pause = Duration::from_micros(100);
         loop {
             match std::fs::remove_dir(&path) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                // EBUSY while the killed processes are still exiting.
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) if Instant::now() >= deadline || e.raw_os_error() != Some(libc::EBUSY) => return Err(e),
+                Err(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
             }
         }
     }
@@ -113,6 +138,48 @@ impl Cgroups {
             let _ = std::fs::remove_dir(parent);
         }
     }
+}
+
+/// Waits until no process is left in the cgroup at `path` or its descendants (`cgroup.events`
+/// says `populated 0`), sleeping in poll(2): the kernel notifies the file with POLLPRI on every
+/// change, and a change after the last read wakes the next poll at once. Gone is empty.
+fn wait_unpopulated(path: &Path, deadline: Instant) -> io::Result<()> {
+    let events = match File::open(path.join("cgroup.events")) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 256];
+    loop {
+        // Read from the start each time: reading is what re-arms the notification.
+        let n = match events.read_at(&mut buf, 0) {
+            Ok(n) => n,
+            // Removed meanwhile (by a concurrent kill): nothing left in it.
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !is_populated(&String::from_utf8_lossy(&buf[..n])) {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "processes of the container did not exit"));
+        }
+        let mut fds = [libc::pollfd { fd: events.as_raw_fd(), events: libc::POLLPRI, revents: 0 }];
+        let timeout_ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for an fd `events` keeps open.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout_ms) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// `populated 1` in a `cgroup.events` text (this cgroup or a descendant has a process).
+fn is_populated(events: &str) -> bool {
+    events.lines().any(|line| line.split_whitespace().eq(["populated", "1"]))
 }
 
 /// Where cgroup2 is mounted, from /proc/self/mountinfo (hybrid hosts have it at
@@ -152,5 +219,12 @@ mod tests {
         let unified = "30 1 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         assert_eq!(cgroup2_mount(unified), Some(PathBuf::from("/sys/fs/cgroup")));
         assert_eq!(cgroup2_mount("27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw\n"), None);
+    }
+
+    #[test]
+    fn reads_populated_from_cgroup_events() {
+        assert!(is_populated("populated 1\nfrozen 0\n"));
+        assert!(!is_populated("populated 0\nfrozen 0\n"));
+        assert!(!is_populated("frozen 1\n"), "no populated line: nothing to wait for");
     }
 }

@@ -1,9 +1,9 @@
 //! Container commands, supervised without ever trusting a bare pid.
 //!
 //! - Only the daemon starts them (`netd __enter …`, detached with a log, or attached to the
-//!   stdio a CLI passed over the attach socket). Between fork and exec the child joins its
-//!   container's cgroup (`cgroup.rs`), so every process it ever starts is found there — also
-//!   by a restarted daemon, also after a crash before the store knew about it.
+//!   stdio a CLI passed over the attach socket). It is created inside its container's cgroup
+//!   (`cgroup.rs`, `spawn.rs`), so every process it ever starts is found there — also by a
+//!   restarted daemon, also after a crash before the store knew about it.
 //! - The command's main process is held by a pidfd (`pidfd.rs`): its exit is awaited through
 //!   it and signals go through it. Across restarts it is re-acquired from the pid, start time
 //!   and boot id the store keeps, or the container counts as exited.
@@ -12,12 +12,8 @@
 use std::{
     collections::{BTreeSet, HashMap},
     fs::File,
-    os::{
-        fd::{AsRawFd, OwnedFd},
-        unix::{fs::OpenOptionsExt, process::CommandExt},
-    },
+    os::{fd::OwnedFd, unix::fs::OpenOptionsExt},
     path::{Path, PathBuf},
-    process::Stdio,
     sync::{Arc, Mutex},
 };
 
@@ -30,6 +26,7 @@ use crate::{
 
 pub(crate) mod cgroup;
 mod pidfd;
+mod spawn;
 
 use cgroup::Cgroups;
 use pidfd::Pidfd;
@@ -73,59 +70,27 @@ impl Supervisor {
             let what = what.to_string();
             move |e: std::io::Error| Error::os(what.clone(), e)
         };
-        let mut cmd = crate::process::own_binary();
-        cmd.args(args.to_args());
-        match io {
+        let stdio: [OwnedFd; 3] = match io {
             CommandIo::Log(path) => {
                 let log =
                     File::options().create(true).append(true).mode(0o600).open(path).map_err(fail("create log"))?;
                 // `mode` applies to new files only: a log of an older version may be 0644.
                 log.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(fail("create log"))?;
                 let log2 = log.try_clone().map_err(fail("create log"))?;
-                cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+                let null = File::open("/dev/null").map_err(fail("open /dev/null"))?;
+                [null.into(), log.into(), log2.into()]
             }
-            CommandIo::Attached([stdin, stdout, stderr]) => {
-                cmd.stdin(stdin).stdout(stdout).stderr(stderr);
-            }
-        }
-        let procs = self.cgroups.create(container).map_err(fail("create container cgroup"))?;
-        let procs_fd = procs.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls: write(2), umask(2),
-        // get/setrlimit(2), setsid(2).
-        unsafe {
-            cmd.pre_exec(move || {
-                // Join the container's cgroup before anything of the command runs.
-                if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The daemon's own umask and raised fd limit are not the command's.
-                crate::limits::restore_for_child()?;
-                // Its own session: the daemon's terminal signals are not the command's.
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = self.cgroups.kill(container);
-                return Err(Error::os("start container command", e));
-            }
+            CommandIo::Attached(fds) => fds,
         };
-        drop(procs);
-        // The child is reaped through its pidfd; std's handle neither waits nor kills on drop.
-        let pid = child.id();
-        drop(child);
-        match Pidfd::for_child(pid) {
+        let cgroup = self.cgroups.create(container).map_err(fail("create container cgroup"))?;
+        match spawn::start(&args.to_args(), stdio, &cgroup, || self.cgroups.procs(container)) {
             Ok((pidfd, identity)) => {
                 self.watch(container, pidfd);
                 Ok(identity)
             }
             Err(e) => {
                 let _ = self.cgroups.kill(container);
-                Err(Error::os("watch container command", e))
+                Err(Error::os("start container command", e))
             }
         }
     }

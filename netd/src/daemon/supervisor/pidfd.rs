@@ -37,6 +37,13 @@ impl Pidfd {
         Ok((pidfd, identity))
     }
 
+    /// Takes the pidfd `clone3(CLONE_PIDFD)` returned for the daemon's own child `pid` (not yet
+    /// waited for) and reads its identity.
+    pub fn of_child(fd: OwnedFd, pid: u32) -> io::Result<(Self, ProcessIdentity)> {
+        let identity = ProcessIdentity { pid, start_time: start_time(pid)?, boot_id: boot_id()? };
+        Ok((Self { fd, pid }, identity))
+    }
+
     /// Opens a pidfd for the process `identity` describes, or `None` when that process is gone
     /// (the pid may now be another process's: the start time and boot tell them apart). The
     /// identity is checked after the pidfd is open, so the pidfd is the identified process.
