@@ -69,11 +69,26 @@ pub fn enter_and_exec(args: &EnterArgs) -> anyhow::Error {
         Ok(v) => v,
         Err(e) => return e.into(),
     };
+    if let Err(e) = default_signals() {
+        return anyhow::Error::new(e).context("reset signal dispositions");
+    }
     match execvp(&argv[0], &argv) {
         Ok(never) => match never {},
         // The errno stays reachable (`main` turns it into Docker's exit codes).
         Err(e) => anyhow::Error::new(e).context(format!("exec {}", args.cmd[0])),
     }
+}
+
+/// Every signal at its default and none blocked, as a Docker container's command starts: an
+/// ignored signal stays ignored across exec, and Rust's runtime ignores SIGPIPE here (a
+/// daemon started from a shell's background job may ignore SIGINT and SIGQUIT too).
+fn default_signals() -> nix::Result<()> {
+    use nix::sys::signal::{sigprocmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: SIG_DFL installs no handler.
+        unsafe { signal(sig, SigHandler::SigDfl) }?;
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
 fn enter(args: &EnterArgs) -> anyhow::Result<()> {

@@ -321,3 +321,14 @@ fn a_command_is_in_its_containers_cgroup_from_the_start_and_rm_leaves_no_cgroup(
         assert!(processes_with(tag).is_empty(), "a process of the container ({tag}) outlived rm -f");
     }
 }
+
+#[test]
+fn a_command_starts_with_no_signal_ignored_as_in_docker() {
+    let host = TestHost::start();
+    // `SigIgn` is the mask of ignored signals (Docker's commands: 0). netd's `__enter` is a Rust
+    // program, whose runtime ignores SIGPIPE (bit 12): it must not reach the command.
+    let out = host.ok(&["run", "--name", "sp-first", "--network", "none", "--", "grep", "SigIgn", "/proc/self/status"]);
+    let mask = out.trim().strip_prefix("SigIgn:").unwrap_or_else(|| panic!("{out:?}")).trim();
+    let mask = u64::from_str_radix(mask, 16).unwrap_or_else(|e| panic!("{mask}: {e}"));
+    assert_eq!(mask, 0, "signals ignored in the command: SigIgn {mask:x}");
+}
