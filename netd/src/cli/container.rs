@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::{
-    batch::{fetch_all, for_each, no_such, Report},
+    batch::{fetch_all, for_each, no_such, Report, DOCKER_PARALLEL},
     human,
     output::{ellipsis, print_inspect, print_rows, Filters, ListFormat},
     ExecArgs, InspectArgs, PortArgs, PsArgs, RmArgs, RunArgs,
@@ -113,33 +113,29 @@ pub(super) async fn rm(client: &Client, args: RmArgs) -> anyhow::Result<()> {
     let query = RemoveContainer { force: args.force };
     let query = &query;
     let report = Report::AtTheEnd { no_such: Some("container"), force: args.force };
-    for_each(&args.names, report, |name| async move {
-        client.remove_container(&name, query).await?;
-        println!("{name}");
-        Ok(())
+    // Up to 50 removals at once, as Docker's CLI: their kernel waits overlap.
+    for_each(&args.names, DOCKER_PARALLEL, report, |name| async move {
+        client.remove_container(&name, query).await.map(drop)
     })
     .await
 }
 
-/// `stop`: prints each name as given, like Docker.
+/// `stop`: prints each name as given, like Docker, which also stops up to 50 at once.
 pub(super) async fn stop(client: &Client, names: &[String]) -> anyhow::Result<()> {
-    for_each(names, Report::AtTheEnd { no_such: None, force: false }, |name| async move {
-        client.stop(&name, &StopContainer {}).await?;
-        println!("{name}");
-        Ok(())
-    })
+    let report = Report::AtTheEnd { no_such: None, force: false };
+    for_each(
+        names,
+        DOCKER_PARALLEL,
+        report,
+        |name| async move { client.stop(&name, &StopContainer {}).await.map(drop) },
+    )
     .await
 }
 
 /// `start`: prints each name as given, like Docker; each failure on its own line, then
-/// Docker's `Error: failed to start containers: A, B` (exit 1).
+/// Docker's `Error: failed to start containers: A, B` (exit 1). One after another, as Docker.
 pub(super) async fn start(client: &Client, names: &[String]) -> anyhow::Result<()> {
-    for_each(names, Report::Start, |name| async move {
-        client.start(&name).await?;
-        println!("{name}");
-        Ok(())
-    })
-    .await
+    for_each(names, 1, Report::Start, |name| async move { client.start(&name).await.map(drop) }).await
 }
 
 /// `netd port NAME [PORT[/PROTO]]`: Docker's lines, `80/tcp -> 0.0.0.0:8080` for every

@@ -59,10 +59,9 @@ pub(super) async fn run(client: &Client, cmd: NetworkCommand) -> anyhow::Result<
             print_inspect(found, format.as_deref())
         }
         NetworkCommand::Rm { names } => {
-            for_each(&names, Report::AsTheyCome { no_such: "network" }, |name| async move {
-                client.remove_network(&name).await?;
-                println!("{name}");
-                Ok(())
+            // One after another, as Docker's CLI.
+            for_each(&names, 1, Report::AsTheyCome { no_such: "network" }, |name| async move {
+                client.remove_network(&name).await.map(drop)
             })
             .await
         }

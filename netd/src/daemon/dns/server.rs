@@ -74,18 +74,20 @@ pub async fn serve(sockets: Sockets, shared: Arc<Shared>, client_id: String) -> 
     let connections = Arc::new(Semaphore::new(DNS_TCP_CONNECTIONS));
     let mut refused_any = false;
     let mut tasks = JoinSet::new();
-    let mut buf = vec![0u8; u16::MAX as usize];
     loop {
         tokio::select! {
-            received = udp.recv_from(&mut buf) => {
-                let (n, peer) = match received {
-                    Ok(r) => r,
+            ready = udp.readable() => {
+                let received = ready.and_then(|()| receive_datagram(&udp));
+                let (query, peer) = match received {
+                    Ok(Some(r)) => r,
+                    // Readiness that was spurious.
+                    Ok(None) => continue,
                     // E.g. ECONNREFUSED left by an ICMP error for an earlier reply.
                     Err(e) => { tracing::debug!(error = %e, "dns udp receive"); continue; }
                 };
                 // Dropped when too many are in flight: the client retries.
                 let Ok(slot) = queries.clone().try_acquire_owned() else { continue };
-                let (query, udp, shared, client_id) = (buf[..n].to_vec(), udp.clone(), shared.clone(), client_id.clone());
+                let (udp, shared, client_id) = (udp.clone(), shared.clone(), client_id.clone());
                 tasks.spawn(async move {
                     let _slot = slot;
                     if let Some(reply) = answer(&shared, &client_id, &query, Transport::Udp).await {
@@ -118,6 +120,20 @@ pub async fn serve(sockets: Sockets, shared: Arc<Shared>, client_id: String) -> 
             // Reap finished tasks so the set does not grow.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
+    }
+}
+
+/// One waiting datagram, read whole whatever its size (up to UDP's 65,535 bytes), or `None`
+/// when there is none after all. The 64 KiB buffer lives only for this read (the kernel writes
+/// only the datagram into it) and the query is copied out at its own size: a zeroed buffer kept
+/// per listener cost 25 MiB of RSS with 1,000 containers (docs/architecture.md, "Daemon
+/// memory").
+fn receive_datagram(udp: &UdpSocket) -> std::io::Result<Option<(Vec<u8>, SocketAddr)>> {
+    let mut buf = Vec::with_capacity(usize::from(u16::MAX));
+    match udp.try_recv_buf_from(&mut buf) {
+        Ok((n, peer)) => Ok(Some((buf[..n].to_vec(), peer))),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
