@@ -83,7 +83,7 @@ pub fn enter_and_exec(args: &EnterArgs) -> anyhow::Error {
 /// ignored signal stays ignored across exec, and Rust's runtime ignores SIGPIPE here (a
 /// daemon started from a shell's background job may ignore SIGINT and SIGQUIT too).
 fn default_signals() -> nix::Result<()> {
-    use nix::sys::signal::{sigprocmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
     for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
         // SAFETY: SIG_DFL installs no handler.
         unsafe { signal(sig, SigHandler::SigDfl) }?;

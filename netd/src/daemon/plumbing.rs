@@ -30,7 +30,7 @@ pub struct Plumber {
     datapath: Arc<dyn Datapath>,
     /// One netlink socket per container netns, opened once and reused (it stays bound to the
     /// netns it was opened in); dropped when netd removes the netns.
-    inside: std::sync::Mutex<std::collections::HashMap<PathBuf, Netlink>>,
+    inside: std::sync::Mutex<InsideSockets>,
     /// Removes the veths of released endpoints in the background.
     reaper: Reaper,
     /// The highest host ifindex netd has seen (0: not looked up yet): the next veth's host end
@@ -41,6 +41,41 @@ pub struct Plumber {
 /// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
 pub fn host_ifname(endpoint_id: &str) -> String {
     format!("nd{}", &endpoint_id[..12])
+}
+
+/// The netlink sockets of the container netns used last. A command configures one netns in a
+/// burst of requests (a run: `lo`, each endpoint, the default route); keeping every one open
+/// would cost ≈80 KiB of buffers per container (docs/architecture.md, "Daemon memory") and
+/// keep each netns alive after its mount is gone until the socket is freed.
+#[derive(Default)]
+struct InsideSockets {
+    /// Most recently used last.
+    open: std::collections::VecDeque<(PathBuf, Netlink)>,
+}
+
+impl InsideSockets {
+    /// How many stay open.
+    const KEPT: usize = 4;
+
+    fn get(&mut self, netns: &Path) -> Option<Netlink> {
+        let at = self.open.iter().position(|(path, _)| path == netns)?;
+        let entry = self.open.remove(at)?;
+        let nl = entry.1.clone();
+        self.open.push_back(entry);
+        Some(nl)
+    }
+
+    fn insert(&mut self, netns: PathBuf, nl: Netlink) {
+        self.remove(&netns);
+        if self.open.len() == Self::KEPT {
+            self.open.pop_front();
+        }
+        self.open.push_back((netns, nl));
+    }
+
+    fn remove(&mut self, netns: &Path) {
+        self.open.retain(|(path, _)| path != netns);
+    }
 }
 
 /// A disconnected endpoint's container-side name until its veth is deleted: "nx" + the first
@@ -86,7 +121,7 @@ impl Plumber {
     fn inside(&self, netns: &Path) -> Result<Netlink> {
         let mut sockets = self.inside.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(nl) = sockets.get(netns) {
-            return Ok(nl.clone());
+            return Ok(nl);
         }
         let nl = Netlink::open_in(netns)?;
         sockets.insert(netns.to_path_buf(), nl.clone());
