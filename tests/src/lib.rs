@@ -532,6 +532,19 @@ pub fn tcx_ingress_programs(ns: &Path, ifname: &str) -> Vec<String> {
 }
 
 /// Waits (bounded by `timeout`) until process `pid` is gone from /proc: ended and reaped.
+/// The cgroup2 directory of process `pid`.
+pub fn cgroup_dir(pid: u32) -> PathBuf {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup2 path").to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find(|l| l.split(" - ").nth(1).is_some_and(|fs| fs.starts_with("cgroup2 ")))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("a cgroup2 mount");
+    PathBuf::from(mount).join(path.trim_start_matches('/'))
+}
+
 pub fn wait_process_gone(pid: u32, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Path::new(&format!("/proc/{pid}")).exists() {

@@ -13,7 +13,6 @@
 //! the state dir kept) containers show `Exited`, not `Up`, and start again.
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
-    path::PathBuf,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
@@ -21,6 +20,7 @@ use std::{
 use netd_cmd::Limit;
 use netd_tests::{
     agreement::assert_store_and_kernel_agree,
+    cgroup_dir,
     flows::{echo_once, LongFlow},
     TestHost, OUTSIDE_ADDR,
 };
@@ -231,17 +231,4 @@ fn after_a_host_reboot_containers_show_exited() {
     let reply =
         echo_once(&host.container_netns("rb-one"), 80, &outside, SocketAddrV4::new(HOST_ADDR, 9100), "after reboot");
     assert_eq!(reply, "after reboot", "the published port after the restart");
-}
-
-/// The cgroup2 directory of process `pid`.
-fn cgroup_dir(pid: u32) -> PathBuf {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup2 path").to_string();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mount = mountinfo
-        .lines()
-        .find(|l| l.split(" - ").nth(1).is_some_and(|fs| fs.starts_with("cgroup2 ")))
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("a cgroup2 mount");
-    PathBuf::from(mount).join(path.trim_start_matches('/'))
 }

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netd_tests::{agreement::processes_with, TestHost};
+use netd_tests::{agreement::processes_with, cgroup_dir, TestHost};
 use nix::sys::signal::Signal;
 
 /// Raw HTTP on the daemon's API socket; returns the status code.
@@ -272,19 +272,6 @@ fn an_attached_run_gets_its_exit_code_and_forwards_signals() {
     let c = &host.json(&["inspect", "sig"])[0];
     assert_eq!(c["State"]["ExitCode"], 130, "{c}");
     assert!(Path::new(&host.socket()).exists());
-}
-
-/// The cgroup2 directory of process `pid`.
-fn cgroup_dir(pid: u32) -> std::path::PathBuf {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup2 path").to_string();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mount = mountinfo
-        .lines()
-        .find(|l| l.split(" - ").nth(1).is_some_and(|fs| fs.starts_with("cgroup2 ")))
-        .and_then(|l| l.split(' ').nth(4))
-        .expect("a cgroup2 mount");
-    Path::new(mount).join(path.trim_start_matches('/'))
 }
 
 #[test]
