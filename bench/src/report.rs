@@ -511,12 +511,12 @@ fn endpoints_note(r: &Results) -> String {
     let mut s = format!(
         "- {n} endpoints (probe rss1000, once per run, after the rounds): `run -d` of {n} containers on the topology's network one after another (create), the daemon's RSS with all of them, then one `rm -f` of all {n} (remove"
     );
-    if ran(Kind::Netd) {
-        s.push_str("; netd's CLI removes them one by one");
+    if ran(Kind::Netd) || ran(Kind::Docker0) {
+        s.push_str("; the CLI sends up to 50 requests at once: Docker's `parallelOperation`, which netd's CLI follows");
     }
     if ran(Kind::Docker0) {
         s.push_str(&format!(
-            "; Docker's CLI 50 at a time). docker0's RSS counts dockerd + containerd, not the {n} containerd-shims (≈2.5 MiB PSS each"
+            "). docker0's RSS counts dockerd + containerd, not the {n} containerd-shims (≈2.5 MiB PSS each"
         ));
     }
     s.push_str(").");
