@@ -38,8 +38,7 @@ use netd_common::{
 use super::{
     bpffs, migrate,
     tc_filter::{self, Slot},
-    Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort,
-    TableUsage, Uplink,
+    Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort, TableUsage, Uplink,
 };
 use crate::{
     error::{Error, Result},

@@ -9,7 +9,6 @@ use crate::error::Result;
 pub(crate) mod bpffs;
 pub mod ebpf;
 mod migrate;
-mod tc_filter;
 #[cfg(all(test, feature = "ebpf"))]
 mod prog_test;
 #[cfg(all(test, feature = "ebpf"))]
@@ -22,6 +21,7 @@ mod prog_test_ports;
 mod prog_test_support;
 #[cfg(all(test, feature = "ebpf"))]
 mod publish_test;
+mod tc_filter;
 
 /// What can fail in the eBPF datapath: aya's errors with what netd was doing, and pin files.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@
 use std::io;
 
 use rtnetlink::{
-    packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST},
+    packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST},
     packet_route::{
         tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcHeader, TcMessage, TcOption},
         AddressFamily, RouteNetlinkMessage,
@@ -53,31 +53,43 @@ impl Filter {
 pub enum Slot {
     Empty,
     Filter(Filter),
-    /// Another classifier's filters hold netd's priority with another protocol (the kernel
-    /// refuses to look at the slot: EINVAL).
+    /// Filters of another classifier or protocol hold netd's priority: no filter of netd's
+    /// can be added there.
     Foreign,
 }
 
-/// The filter at netd's priority and handle at ingress of `ifindex`.
+/// The filter at netd's priority and handle at ingress of `ifindex`. A dump of the ingress
+/// filters, not a get of the slot: a get answers EINVAL both for "no clsact qdisc" and for
+/// "another protocol at this priority".
 pub fn get(ifindex: u32) -> io::Result<Slot> {
-    match request(RouteNetlinkMessage::GetTrafficFilter(message(ifindex))) {
-        Ok(replies) => Ok(replies
-            .into_iter()
-            .find_map(|reply| match reply {
-                RouteNetlinkMessage::NewTrafficFilter(tc) => Some(Slot::Filter(filter_of(&tc))),
-                _ => None,
-            })
-            .unwrap_or(Slot::Empty)),
-        // No qdisc, no filter at the priority, or none with the handle.
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Slot::Empty),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Slot::Foreign),
-        Err(e) => Err(e),
+    let mut dump = message(ifindex);
+    dump.header.handle = TcHandle::UNSPEC;
+    dump.header.info = 0;
+    let replies = match request(RouteNetlinkMessage::GetTrafficFilter(dump), NLM_F_DUMP) {
+        Ok(replies) => replies,
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(Slot::Empty),
+        Err(e) => return Err(e),
+    };
+    let mut slot = Slot::Empty;
+    for reply in replies {
+        let RouteNetlinkMessage::NewTrafficFilter(tc) = reply else { continue };
+        if tc.header.info >> 16 != u32::from(PRIORITY) {
+            continue;
+        }
+        let filter = filter_of(&tc);
+        if tc.header.info & 0xffff != ETH_P_ALL_BE || filter.kind != "bpf" {
+            return Ok(Slot::Foreign);
+        }
+        if u32::from(tc.header.handle) == HANDLE {
+            slot = Slot::Filter(filter);
+        }
     }
+    Ok(slot)
 }
 
 /// Deletes the filter at netd's priority and handle at ingress of `ifindex`; none is success.
 pub fn delete(ifindex: u32) -> io::Result<()> {
-    match request(RouteNetlinkMessage::DelTrafficFilter(message(ifindex))) {
+    match request(RouteNetlinkMessage::DelTrafficFilter(message(ifindex)), 0) {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV)) => Ok(()),
         Err(e) => Err(e),
@@ -117,13 +129,13 @@ fn filter_of(tc: &TcMessage) -> Filter {
 }
 
 /// Sends one request on a fresh rtnetlink socket (in the calling thread's netns) and returns
-/// the messages that came back before its acknowledgement.
-fn request(message: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+/// the messages that came back before its acknowledgement (or the end of the dump).
+fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     header.sequence_number = 1;
     let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
     packet.finalize();
@@ -131,8 +143,8 @@ fn request(message: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>>
     packet.serialize(&mut buf);
     socket.send(&buf, 0)?;
     let mut replies = Vec::new();
-    // Bounded: the kernel answers a non-dump request with at most the object and the ack.
-    for _ in 0..16 {
+    // Bounded: a device's ingress filters fit in a few reads.
+    for _ in 0..1024 {
         let (data, _) = socket.recv_from_full()?;
         let mut offset = 0;
         while offset < data.len() {
