@@ -512,6 +512,19 @@ impl EbpfDatapath {
         }
     }
 
+    /// The id of this datapath's endpoint program.
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn endpoint_program_id_for_test(&self) -> u32 {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        classifier(&mut ebpf, programs::ENDPOINT_INGRESS).unwrap().info().unwrap().id()
+    }
+
+    /// The bpffs directory the datapath pins under.
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn pin_dir_for_test(&self) -> &Path {
+        &self.dir
+    }
+
     #[cfg(all(test, feature = "ebpf"))]
     pub(crate) fn insert_for_test(&self, ep: &DatapathEndpoint) {
         let mut ebpf = self.ebpf.lock().unwrap();

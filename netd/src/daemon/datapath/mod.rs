@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 
 use crate::error::Result;
 
+#[cfg(all(test, feature = "ebpf"))]
+mod attach_test;
 pub(crate) mod bpffs;
 pub mod ebpf;
 mod migrate;
