@@ -1,7 +1,8 @@
 //! "Store, kernel and processes agree": what the daemon reports (`ps -a`, `inspect`, `network
-//! inspect`) must be exactly what exists in the test host's kernel — veths, pinned links, map
-//! entries, routes, gateway addresses, netns mounts, published ports (service and reserved-port
-//! maps, `ip_local_reserved_ports`) — and in the process table and run dir.
+//! inspect`) must be exactly what exists in the test host's kernel — veths and their program
+//! filters, pinned uplink links, map entries, routes, gateway addresses, netns mounts,
+//! published ports (service and reserved-port maps, `ip_local_reserved_ports`) — and in the
+//! process table and run dir.
 //! Used after crashes and restarts, where any half-done operation shows up as a difference.
 use std::{collections::BTreeSet, path::Path, process::Command};
 
@@ -108,8 +109,16 @@ pub fn assert_store_and_kernel_agree(host: &TestHost, marker: &str) {
     let veths: BTreeSet<String> = netd_links.iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
     assert_eq!(veths, r.veths, "{}", ctx("host veths vs the endpoints the daemon reports"));
 
-    let pins = dir_names(&host.bpffs.join(crate::ENDPOINT_LINKS));
-    assert_eq!(pins, r.veths, "{}", ctx("pinned links vs endpoints"));
+    // Each endpoint veth runs the daemon's current program as netd's one filter; no link pin
+    // of the tcx layout is left.
+    let program = program_id(&host.bpffs.join("progs").join(crate::ENDPOINT_PROGRAM));
+    let host_ns = host.netns_path(&host.host_ns);
+    for veth in &veths {
+        let filters = crate::ingress_filters(&host_ns, veth);
+        let netds: Vec<_> = filters.iter().filter(|f| f.is_netds() && f.prog_id == program).collect();
+        assert_eq!(netds.len(), 1, "{}", ctx(&format!("netd's filter on {veth} (program {program}): {filters:?}")));
+    }
+    assert!(!host.bpffs.join(crate::LEGACY_ENDPOINT_LINKS).exists(), "{}", ctx("endpoint link pins of the tcx layout"));
     // The test host's one uplink keeps its ingress program whatever happened to containers.
     let uplink_pins = dir_names(&host.bpffs.join("links/netd_up_ingress"));
     assert_eq!(uplink_pins, BTreeSet::from(["eth0".to_string()]), "{}", ctx("pinned uplink links"));
@@ -215,6 +224,14 @@ const RESERVED_MAP: &str = "maps/NETD_RSVD_V1";
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The id of the program pinned at `pin`.
+fn program_id(pin: &Path) -> u64 {
+    let out = Command::new("bpftool").args(["-j", "prog", "show", "pinned"]).arg(pin).output().expect("run bpftool");
+    assert!(out.status.success(), "bpftool prog show {}: {}", pin.display(), String::from_utf8_lossy(&out.stderr));
+    let prog: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    prog["id"].as_u64().unwrap_or_else(|| panic!("no id in {prog}"))
 }
 
 fn dir_names(dir: &Path) -> BTreeSet<String> {

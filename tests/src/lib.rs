@@ -40,8 +40,15 @@ pub const OUTSIDE_ADDR: &str = "198.51.100.1";
 /// relative to the daemon's bpffs directory.
 pub const ENDPOINT_MAP: &str = "maps/NETD_EP_V2";
 pub const INTERFACE_MAP: &str = "maps/NETD_IF_V2";
-/// Where the daemon pins the tcx links of its endpoint program, one per host-side veth.
-pub const ENDPOINT_LINKS: &str = "links/netd_ep_ingress";
+/// Where netd up to issue 14 pinned the tcx links of its endpoint program, one per host-side
+/// veth; the endpoint program is now a cls_bpf filter (no pin) and a start removes these.
+pub const LEGACY_ENDPOINT_LINKS: &str = "links/netd_ep_ingress";
+/// netd's slot for the endpoint program's filter at clsact ingress of a host-side veth
+/// (docs/architecture.md): priority and handle.
+pub const ENDPOINT_FILTER_PREF: u64 = 78;
+pub const ENDPOINT_FILTER_HANDLE: &str = "0x4e";
+/// The endpoint program.
+pub const ENDPOINT_PROGRAM: &str = "netd_ep_ingress";
 
 /// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`) or the release build.
 pub fn netd_bin() -> PathBuf {
@@ -390,8 +397,36 @@ impl TestHost {
         self.run_dir().join("netns").join(name)
     }
 
+    /// The host netns's endpoint veths (`nd` + 12 hex digits).
+    pub fn endpoint_veths(&self) -> Vec<String> {
+        let links: serde_json::Value = serde_json::from_str(&self.in_host_ok(&["ip", "-j", "link", "show"])).unwrap();
+        let mut names: Vec<String> = links
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["ifname"].as_str())
+            .filter(|n| n.starts_with("nd") && n.len() == 14 && n[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Every endpoint veth's ingress filters, one `veth pref handle name prog-id` line each.
+    pub fn endpoint_filters(&self) -> Vec<String> {
+        let ns = self.netns_path(&self.host_ns);
+        self.endpoint_veths()
+            .iter()
+            .flat_map(|veth| {
+                ingress_filters(&ns, veth)
+                    .into_iter()
+                    .map(move |f| format!("{veth} {} {} {} {}", f.pref, f.handle, f.bpf_name, f.prog_id))
+            })
+            .collect()
+    }
+
     /// Everything a netd command may change, for "a failed command changes nothing": the
-    /// host netns' links, addresses and routes, the netns mounts, the pinned links, and what
+    /// host netns' links, addresses and routes, the netns mounts, the endpoint filters, and what
     /// `network ls` and `ps -a` show.
     pub fn snapshot(&self) -> Snapshot {
         self.wait_for_removals();
@@ -413,7 +448,7 @@ impl TestHost {
             addrs: self.in_host_ok(&["ip", "-o", "-4", "addr", "show"]),
             routes: self.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]),
             netns: dir_listing(self.run_dir().join("netns")),
-            link_pins: dir_listing(self.bpffs.join(ENDPOINT_LINKS)),
+            endpoint_filters: self.endpoint_filters(),
             networks: self.ok(&["network", "ls", "--no-trunc"]),
             containers: self.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Networks}} {{.State}}"]),
         }
@@ -436,7 +471,9 @@ pub struct Snapshot {
     pub addrs: String,
     pub routes: String,
     pub netns: Vec<String>,
-    pub link_pins: Vec<String>,
+    /// Every host veth's ingress filters, `veth pref handle program` (see
+    /// [`TestHost::endpoint_filters`]).
+    pub endpoint_filters: Vec<String>,
     pub networks: String,
     pub containers: String,
 }
@@ -519,6 +556,87 @@ pub fn tcp_exchange(server: &Path, client: &Path, addr: &str, port: u16, request
     });
     serve.join().unwrap();
     reply
+}
+
+/// One filter at ingress of a device (`tc -j filter show`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressFilter {
+    pub pref: u64,
+    pub kind: String,
+    pub handle: String,
+    /// `TCA_BPF_NAME` of a bpf filter.
+    pub bpf_name: String,
+    pub prog_id: u64,
+    pub direct_action: bool,
+}
+
+impl IngressFilter {
+    /// netd's endpoint filter: its program, at its slot, direct action.
+    pub fn is_netds(&self) -> bool {
+        self.kind == "bpf"
+            && self.pref == ENDPOINT_FILTER_PREF
+            && self.handle == ENDPOINT_FILTER_HANDLE
+            && self.bpf_name == ENDPOINT_PROGRAM
+            && self.direct_action
+    }
+}
+
+/// The filters at clsact ingress of `ifname` in the netns `ns` (none without a clsact qdisc).
+pub fn ingress_filters(ns: &Path, ifname: &str) -> Vec<IngressFilter> {
+    let net = format!("--net={}", ns.display());
+    let out = sh(&["nsenter", &net, "tc", "-j", "filter", "show", "dev", ifname, "ingress"]);
+    let filters: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("tc -j: {e}: {out}"));
+    filters
+        .as_array()
+        .unwrap_or_else(|| panic!("tc -j: not a list: {out}"))
+        .iter()
+        // tc prints a header object per priority, then one object per filter (with options).
+        .filter(|f| f.get("options").is_some())
+        .map(|f| {
+            let options = &f["options"];
+            IngressFilter {
+                pref: f["pref"].as_u64().unwrap_or(0),
+                kind: f["kind"].as_str().unwrap_or("").to_string(),
+                handle: options["handle"].as_str().unwrap_or("").to_string(),
+                bpf_name: options["bpf_name"].as_str().unwrap_or("").to_string(),
+                prog_id: options["prog"]["id"].as_u64().unwrap_or(0),
+                direct_action: options["direct-action"].as_bool().unwrap_or(false),
+            }
+        })
+        .collect()
+}
+
+/// Attaches the daemon's pinned endpoint program with tcx at ingress of `ifname` in the host
+/// netns and pins the link as `links/netd_ep_ingress/<pin_name>`: how netd up to issue 14
+/// attached endpoints (or what a daemon of that layout that died mid-operation left).
+pub fn pin_tcx_link(host: &TestHost, ifname: &str, pin_name: &str) {
+    use aya::programs::{
+        links::{FdLink, LinkOrder},
+        tc::TcAttachOptions,
+        SchedClassifier, TcAttachType,
+    };
+    let prog_pin = host.bpffs.join("progs").join(ENDPOINT_PROGRAM);
+    let links = host.bpffs.join(LEGACY_ENDPOINT_LINKS);
+    std::fs::create_dir_all(&links).unwrap();
+    let link_pin = links.join(pin_name);
+    let ifname = ifname.to_string();
+    in_netns(&host.netns_path(&host.host_ns), move || {
+        let mut prog = SchedClassifier::from_pin(&prog_pin).expect("open pinned program");
+        let id = prog
+            .attach_with_options(&ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .expect("attach tcx");
+        let link = FdLink::try_from(prog.take_link(id).unwrap()).expect("tcx link");
+        link.pin(&link_pin).expect("pin link");
+    });
+}
+
+/// Turns the endpoint veth `veth`'s filter into the previous layout's pinned tcx link, with no
+/// moment without a program (the link first: tcx runs ahead of clsact), then removes the
+/// clsact qdisc (the filter with it), which that layout never had. Only while no daemon runs.
+pub fn endpoint_filter_to_tcx_link(host: &TestHost, veth: &str) {
+    pin_tcx_link(host, veth, veth);
+    host.in_host_ok(&["tc", "qdisc", "del", "dev", veth, "clsact"]);
+    assert!(ingress_filters(&host.netns_path(&host.host_ns), veth).is_empty(), "filter left on {veth}");
 }
 
 /// Names of the programs attached with tcx at ingress of `ifname` in the netns `ns`.

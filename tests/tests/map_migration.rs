@@ -1,8 +1,10 @@
 //! Map layout migration (issue 13 item 8), end to end: a daemon starts over the pins an older
 //! netd left — its endpoint maps under the retired names and layouts `NETD_EP_V1`/`NETD_IF_V1`
-//! — copies their entries into `NETD_EP_V2`/`NETD_IF_V2`, switches every link to its own
-//! programs, unpins the old maps, and long-lived flows (container ↔ container and masqueraded
-//! to the outside) carry data throughout.
+//! — copies their entries into `NETD_EP_V2`/`NETD_IF_V2`, switches every link and endpoint
+//! filter to its own programs, unpins the old maps, and long-lived flows (container ↔
+//! container and masqueraded to the outside) carry data throughout. The same over the
+//! previous netd's endpoint programs, tcx links pinned under `links/netd_ep_ingress/`: each
+//! becomes netd's cls_bpf filter and the pins go.
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::TcpStream,
@@ -14,9 +16,10 @@ use std::{
 
 use netd_tests::{
     agreement::assert_store_and_kernel_agree,
+    endpoint_filter_to_tcx_link, ingress_filters,
     probe::{exchange, tcp_peer, v4, IO_TIMEOUT},
     servers::TcpPeerServer,
-    TestHost, OUTSIDE_ADDR,
+    tcx_ingress_programs, TestHost, ENDPOINT_PROGRAM, LEGACY_ENDPOINT_LINKS, OUTSIDE_ADDR,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -25,6 +28,7 @@ use serde_json::Value;
 /// process carrying it; tests run in parallel).
 const MIGRATED: &str = "600.1381";
 const KILLED_MIDWAY: &str = "600.1382";
+const TCX_LINKS: &str = "600.1383";
 const UPLINK_ADDR: &str = "198.51.100.2";
 /// An endpoint entry of the old map whose interface entry is missing: it has no V2 value.
 const ORPHAN_KEY: [u8; 4] = [10, 99, 99, 99];
@@ -108,22 +112,40 @@ fn pinned_map_ids(host: &TestHost) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Every pinned link runs the pinned program of its directory (this daemon's), and every
-/// netd map that program uses is one pinned now: no program of the old layout is left.
+/// Every pinned link runs the pinned program of its directory (this daemon's), every endpoint
+/// veth's filter runs this daemon's endpoint program, and every netd map those programs use
+/// is one pinned now: no program of the old layout is left.
 fn assert_links_run_new_programs(host: &TestHost) {
     let pinned = pinned_map_ids(host);
     let pinned_ids: BTreeSet<u64> = pinned.values().copied().collect();
+    let prog_of =
+        |program: &str| bpftool(&["prog", "show", "pinned", &host.bpffs.join("progs").join(program).to_string_lossy()]);
     let mut links = 0;
     for program_dir in std::fs::read_dir(host.bpffs.join("links")).unwrap() {
         let program_dir = program_dir.unwrap();
         let program = program_dir.file_name().to_string_lossy().into_owned();
-        let prog = bpftool(&["prog", "show", "pinned", &host.bpffs.join("progs").join(&program).to_string_lossy()]);
+        let prog = prog_of(&program);
         for link in std::fs::read_dir(program_dir.path()).unwrap() {
             let link = link.unwrap().path();
             let info = bpftool(&["link", "show", "pinned", &link.to_string_lossy()]);
             assert_eq!(info["prog_id"], prog["id"], "{} does not run this daemon's {program}", link.display());
             links += 1;
         }
+    }
+    let endpoint_prog = prog_of(ENDPOINT_PROGRAM);
+    let host_ns = host.netns_path(&host.host_ns);
+    for veth in host.endpoint_veths() {
+        let filters = ingress_filters(&host_ns, &veth);
+        assert!(
+            filters.len() == 1 && filters[0].is_netds() && Some(filters[0].prog_id) == endpoint_prog["id"].as_u64(),
+            "{veth} does not run this daemon's {ENDPOINT_PROGRAM} as netd's filter: {filters:?}"
+        );
+        assert!(tcx_ingress_programs(&host_ns, &veth).is_empty(), "tcx program left on {veth}");
+        links += 1;
+    }
+    for program in std::fs::read_dir(host.bpffs.join("progs")).unwrap() {
+        let program = program.unwrap().file_name().to_string_lossy().into_owned();
+        let prog = prog_of(&program);
         for map_id in prog["map_ids"].as_array().into_iter().flatten() {
             let map = bpftool(&["map", "show", "id", &map_id.to_string()]);
             let name = map["name"].as_str().unwrap_or_default();
@@ -135,7 +157,7 @@ fn assert_links_run_new_programs(host: &TestHost) {
             }
         }
     }
-    assert!(links >= 3, "expected links of two endpoints and the uplink, found {links}");
+    assert!(links >= 3, "expected filters of two endpoints and the uplink's link, found {links}");
 }
 
 /// A long-lived connection through the datapath.
@@ -215,6 +237,19 @@ impl OldLayout {
         self.egress.exchange(when);
     }
 
+    /// Turns the endpoints' filters into what the previous netd attached instead: tcx links
+    /// pinned under `links/netd_ep_ingress/` (each link before its filter goes: the flows see
+    /// no moment without a program).
+    fn with_tcx_endpoint_links(mut self) -> Self {
+        let veths = self.host.endpoint_veths();
+        assert_eq!(veths.len(), 2, "endpoint veths: {veths:?}");
+        for veth in &veths {
+            endpoint_filter_to_tcx_link(&self.host, veth);
+        }
+        self.exchange("in the tcx layout");
+        self
+    }
+
     /// The end every (possibly interrupted) migration must reach: no old pin, the V2 maps
     /// holding the entries of before, every link on this daemon's programs, old and new flows
     /// working, and store and kernel agreeing.
@@ -227,6 +262,7 @@ impl OldLayout {
         assert_eq!(dump(&maps.join("NETD_EP_V2")), self.endpoints, "endpoint map after the migration");
         assert_eq!(dump(&maps.join("NETD_IF_V2")), self.interfaces, "interface map after the migration");
         assert_links_run_new_programs(host);
+        assert!(!host.bpffs.join(LEGACY_ENDPOINT_LINKS).exists(), "endpoint link pins of the tcx layout left");
         self.inner.exchange("after the migration");
         self.egress.exchange("after the migration");
 
@@ -273,5 +309,16 @@ fn a_migration_killed_midway_ends_the_same() {
         old.exchange(&format!("after a crash at {point}"));
     }
     old.host.start_daemon();
+    old.assert_migrated();
+}
+
+/// The previous netd's state as a whole: retired map layouts and the endpoint programs as pinned
+/// tcx links. The new daemon attaches each endpoint's filter before it unpins its link; the
+/// long-lived flows carry data before, in the old layout with no daemon, and after.
+#[test]
+fn restart_over_tcx_link_pins_moves_endpoints_to_filters_and_keeps_flows() {
+    let mut old = OldLayout::make(TCX_LINKS).with_tcx_endpoint_links();
+    old.host.start_daemon();
+    old.exchange("right after the start");
     old.assert_migrated();
 }

@@ -1,6 +1,7 @@
 //! Daemon restarts (DESIGN §2). After SIGTERM and after `kill -9` the restarted daemon shows the
-//! same state, traffic between containers never stops, the pinned links and maps are adopted
-//! rather than re-created, and kernel objects the store does not know are removed.
+//! same state, traffic between containers never stops, the endpoint filters and pinned maps
+//! are adopted rather than re-created (a filter's program replaced in place), and kernel
+//! objects the store does not know are removed.
 use std::{
     collections::BTreeMap,
     io::{Read, Write},
@@ -15,11 +16,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netd_tests::{in_netns, tcp_exchange, tcx_ingress_programs, TestHost, ENDPOINT_LINKS, ENDPOINT_MAP, INTERFACE_MAP};
+use netd_tests::{
+    endpoint_filter_to_tcx_link, in_netns, ingress_filters, pin_tcx_link, tcp_exchange, tcx_ingress_programs,
+    IngressFilter, TestHost, ENDPOINT_MAP, ENDPOINT_PROGRAM as PROGRAM, INTERFACE_MAP, LEGACY_ENDPOINT_LINKS,
+};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-const PROGRAM: &str = "netd_ep_ingress";
 /// Every map the daemon pins: a restart keeps each one (conntrack and NAT included).
 const MAPS: [&str; 8] = [
     "NETD_EP_V2",
@@ -77,18 +80,19 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
     let (sent, received) = ping_result(ping);
     assert_eq!(received, sent, "ping across the restart lost packets");
 
-    // Same state, same kernel objects, and the pinned links now run the new daemon's program.
+    // Same state, same kernel objects, and each endpoint's filter, in the same slot, now runs
+    // the new daemon's program (the old daemon's ran there before; a clean exit left it too).
     assert_same_views(&views(&host), &views_before);
     assert_eq!(kernel(&host), kernel_before, "kernel objects changed across the restart");
     let pins_after = pins(&host);
     assert_eq!(pins_after.maps, pins_before.maps, "maps were re-created instead of adopted");
     assert_ne!(pins_after.program, pins_before.program, "the program pin still holds the old daemon's program");
-    assert_eq!(pins_after.links.len(), 5, "one pinned link per endpoint: {:?}", pins_after.links);
-    for (ifname, link) in &pins_after.links {
-        let old = &pins_before.links[ifname];
-        assert_eq!(link.id, old.id, "{ifname}: link re-created instead of adopted");
-        assert_eq!(link.prog_id, pins_after.program, "{ifname}: link does not run the new program");
-        assert_eq!(tcx_ingress_programs(&host.netns_path(&host.host_ns), ifname), [PROGRAM], "on {ifname}");
+    assert_eq!(pins_after.filters.len(), 5, "one filter per endpoint: {:?}", pins_after.filters);
+    assert_eq!(pins_after.filters.keys().collect::<Vec<_>>(), pins_before.filters.keys().collect::<Vec<_>>());
+    for (ifname, filter) in &pins_after.filters {
+        assert_eq!(pins_before.filters[ifname].prog_id, pins_before.program, "{ifname}: before the restart");
+        assert_eq!(filter.prog_id, pins_after.program, "{ifname}: filter does not run the new program");
+        assert!(tcx_ingress_programs(&host.netns_path(&host.host_ns), ifname).is_empty(), "tcx on {ifname}");
     }
 
     // The restarted daemon is fully in charge: new containers talk, removals clean up.
@@ -102,9 +106,11 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
         "STARTED"
     );
     host.ok(&["rm", "-f", "five", "one"]);
-    // The veths and their links go in the background.
+    // The veths (and their filters) go in the background.
     host.wait_for_removals();
-    assert!(!host.bpffs.join(ENDPOINT_LINKS).join(ifname_of(&views_before, "one")).exists(), "pin of one left behind");
+    assert!(!host.bpffs.join(LEGACY_ENDPOINT_LINKS).exists(), "endpoint link pins");
+    let links = host.in_host_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains(&ifname_of(&views_before, "one")), "veth of one left behind:\n{links}");
     assert_eq!(tcp_exchange(&ns2, &host.container_netns("three"), "10.77.0.2", 7102, "still"), "STILL");
 }
 
@@ -127,8 +133,9 @@ fn restart_removes_objects_the_store_does_not_know() {
     host.in_host_ok(&["ip", "link", "add", &foreign_veth, "type", "veth", "peer", "name", &format!("v{tag}kp")]);
     let lookalike = "ndnotanendpoint";
     host.in_host_ok(&["ip", "link", "add", lookalike, "type", "veth", "peer", "name", &format!("l{tag}p")]);
+    // Pins of the previous (tcx) layout: an unknown endpoint's, and one under an unknown
+    // endpoint's name that holds a link on a foreign device.
     pin_tcx_link(&host, stray_veth, stray_veth);
-    // A pin under an unknown endpoint's name that holds a link on a foreign device.
     pin_tcx_link(&host, &foreign_veth, "ndffffffffffff");
     let stray_netns = host.run_dir().join("netns").join("ghost");
     std::fs::File::create(&stray_netns).unwrap();
@@ -159,8 +166,7 @@ fn restart_removes_objects_the_store_does_not_know() {
     assert!(links.contains(&foreign_veth) && links.contains(lookalike), "foreign veths removed:\n{links}");
     let host_ns = host.netns_path(&host.host_ns);
     assert!(tcx_ingress_programs(&host_ns, &foreign_veth).is_empty(), "stale pinned link still attached");
-    let pinned = pinned_link_names(&host);
-    assert!(!pinned.iter().any(|n| n == stray_veth || n == "ndffffffffffff"), "stale pins left: {pinned:?}");
+    assert!(!host.bpffs.join(LEGACY_ENDPOINT_LINKS).exists(), "stale link pins left");
     assert!(!stray_netns.exists(), "stale netns mount left");
     assert!(!map_has(&ep_map, &stray_ip_key), "stale endpoint map entry left");
     assert!(!map_has(&if_map, &stray_ifindex_key), "stale interface map entry left");
@@ -177,10 +183,8 @@ fn restart_removes_objects_the_store_does_not_know() {
     // What the store knows is untouched.
     assert_same_views(&views(&host), &views_before);
     let pins_after = pins(&host);
-    assert_eq!(pins_after.links.keys().collect::<Vec<_>>(), pins_before.links.keys().collect::<Vec<_>>());
-    for (ifname, link) in &pins_after.links {
-        assert_eq!(link.id, pins_before.links[ifname].id, "{ifname}: known link re-created");
-    }
+    assert_eq!(pins_after.filters.keys().collect::<Vec<_>>(), pins_before.filters.keys().collect::<Vec<_>>());
+    assert!(pins_after.filters.values().all(|f| f.prog_id == pins_after.program), "{:?}", pins_after.filters);
     let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
     assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7200, "known"), "KNOWN");
 
@@ -233,8 +237,8 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
     assert_eq!(nons["State"]["ExitCode"], 255, "{nons}");
     assert!(!links.contains(&ifname_of(&views_before, "nons")), "veth of the lost netns left:\n{links}");
     netd_tests::wait_process_gone(nons_pid as u32, Duration::from_secs(10));
-    let pinned = pinned_link_names(&host);
-    assert_eq!(pinned.len(), 3, "the three live endpoints keep pinned links: {pinned:?}");
+    let filters = pins(&host).filters;
+    assert_eq!(filters.len(), 3, "the three live endpoints keep their filters: {filters:?}");
     let ep_map = host.bpffs.join(ENDPOINT_MAP);
     let key: Vec<String> = ip_nons.split('.').map(|b| format!("{:02x}", b.parse::<u8>().unwrap())).collect();
     assert!(!map_has(&ep_map, &key), "map entry of the lost endpoint {ip_nons} left");
@@ -243,43 +247,42 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
     assert_eq!(host.ok(&["ps", "-aq"]).lines().count(), 2);
 }
 
+/// One endpoint's filter was deleted by hand: the restart attaches it again. Another's slot
+/// holds someone else's filter: the restart refuses to replace it, says so, and leaves it.
 #[test]
-fn restart_repairs_missing_and_misplaced_link_pins() {
+fn restart_repairs_a_missing_filter_and_leaves_a_foreign_one() {
     let mut host = TestHost::start();
     host.ok(&["network", "create", "lp-net"]);
     host.ok(&["run", "-d", "--name", "one", "--network", "lp-net"]);
     host.ok(&["run", "-d", "--name", "two", "--network", "lp-net"]);
+    host.ok(&["run", "-d", "--name", "three", "--network", "lp-net"]);
     let views_before = views(&host);
     let (veth1, veth2) = (ifname_of(&views_before, "one"), ifname_of(&views_before, "two"));
-    let (ip1, ip2) = (host.ip_of("one", "lp-net"), host.ip_of("two", "lp-net"));
+    let (ip1, ip3) = (host.ip_of("one", "lp-net"), host.ip_of("three", "lp-net"));
     host.stop_daemon(Signal::SIGKILL);
 
-    // one's pin is gone (its program detached with it); two's pin holds another device's link.
-    let links = host.bpffs.join(ENDPOINT_LINKS);
-    std::fs::remove_file(links.join(&veth1)).unwrap();
-    std::fs::remove_file(links.join(&veth2)).unwrap();
-    let foreign = format!("v{}f", host.tag);
-    host.in_host_ok(&["ip", "link", "add", &foreign, "type", "veth", "peer", "name", &format!("v{}g", host.tag)]);
-    pin_tcx_link(&host, &foreign, &veth2);
-    let misplaced = bpftool(&["link", "show", "pinned", &links.join(&veth2).to_string_lossy()])["id"].clone();
+    let slot = ["ingress", "pref", "78", "handle", "0x4e", "bpf"];
+    host.in_host_ok(&[&["tc", "filter", "del", "dev", &veth1][..], &slot].concat());
+    // A classic BPF filter (accept all) in netd's slot: someone else's.
+    host.in_host_ok(&[&["tc", "filter", "del", "dev", &veth2][..], &slot].concat());
+    let foreign = [&["tc", "filter", "add", "dev", &veth2][..], &slot, &["bytecode", "1,6 0 0 4294967295"]].concat();
+    host.in_host_ok(&foreign);
+    let host_ns = host.netns_path(&host.host_ns);
+    let foreign_before = ingress_filters(&host_ns, &veth2);
 
     host.start_daemon();
-    let host_ns = host.netns_path(&host.host_ns);
-    for veth in [&veth1, &veth2] {
-        assert_eq!(tcx_ingress_programs(&host_ns, veth), [PROGRAM], "on {veth}");
-    }
-    assert!(tcx_ingress_programs(&host_ns, &foreign).is_empty(), "the misplaced link is still attached");
-    // (This bpftool does not decode tcx links' devices: the ids tell the links apart.)
     let pins = pins(&host);
-    let mut expected = vec![veth1.clone(), veth2.clone()];
-    expected.sort();
-    assert_eq!(pins.links.keys().cloned().collect::<Vec<_>>(), expected);
-    assert_ne!(Some(pins.links[&veth2].id), misplaced.as_u64(), "the misplaced link was kept");
-    assert!(pins.links.values().all(|l| l.prog_id == pins.program), "pinned links run another program");
-    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
-    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7400, "to two"), "TO TWO");
-    assert_eq!(tcp_exchange(&ns1, &ns2, &ip1, 7401, "to one"), "TO ONE");
-    host.in_host_ok(&["ip", "link", "del", &foreign]);
+    assert_eq!(pins.filters[&veth1].prog_id, pins.program, "one's filter was not attached again");
+    assert!(!pins.filters.contains_key(&veth2), "netd took over a foreign filter: {:?}", pins.filters);
+    assert_eq!(ingress_filters(&host_ns, &veth2), foreign_before, "the foreign filter was touched");
+    let log = host.plain_daemon_log();
+    assert!(
+        log.lines().any(|l| l.contains("cannot adopt endpoint") && l.contains(&veth2) && l.contains("not netd's")),
+        "no refusal in the log:\n{log}"
+    );
+    let (ns1, ns3) = (host.container_netns("one"), host.container_netns("three"));
+    assert_eq!(tcp_exchange(&ns3, &ns1, &ip3, 7400, "to three"), "TO THREE");
+    assert_eq!(tcp_exchange(&ns1, &ns3, &ip1, 7401, "to one"), "TO ONE");
 }
 
 // --- what the user sees -----------------------------------------------------------------------
@@ -293,11 +296,13 @@ struct Views {
     containers: Value,
 }
 
-/// A daemon of the previous layout left its endpoint links straight under `links/` and its
-/// maps under older names: the new daemon moves the links under their program (same link,
-/// never detached: traffic flows throughout), unpins the old maps and refills the new ones.
+/// Daemons of earlier layouts left the endpoints' programs as pinned tcx links — one straight
+/// under `links/` (the oldest layout), one under `links/netd_ep_ingress/` — and a map under an
+/// older name: the new daemon attaches each endpoint's filter, then unpins its link (traffic
+/// flows throughout: the old daemon's kill, the old layout, the new daemon's start), leaves no
+/// link pin, and unpins the old map.
 #[test]
-fn restart_migrates_the_previous_pin_layout() {
+fn restart_migrates_the_previous_pin_layouts() {
     let mut host = TestHost::start();
     host.ok(&["network", "create", "mg-net"]);
     host.ok(&["run", "-d", "--name", "one", "--network", "mg-net"]);
@@ -305,13 +310,19 @@ fn restart_migrates_the_previous_pin_layout() {
     let views_before = views(&host);
     let (veth1, veth2) = (ifname_of(&views_before, "one"), ifname_of(&views_before, "two"));
     let ip2 = host.ip_of("two", "mg-net");
-    let before = pins(&host);
+    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    let traffic = Traffic::start(&ns2, &ns1, &ip2, 7401);
+    traffic.wait_for_rounds(5);
     host.stop_daemon(Signal::SIGKILL);
+    traffic.next_phase();
 
+    let host_ns = host.netns_path(&host.host_ns);
     let links = host.bpffs.join("links");
     for veth in [&veth1, &veth2] {
-        std::fs::rename(host.bpffs.join(ENDPOINT_LINKS).join(veth), links.join(veth)).unwrap();
+        endpoint_filter_to_tcx_link(&host, veth);
+        assert_eq!(tcx_ingress_programs(&host_ns, veth), [PROGRAM], "old layout on {veth}");
     }
+    std::fs::rename(host.bpffs.join(LEGACY_ENDPOINT_LINKS).join(&veth1), links.join(&veth1)).unwrap();
     let old_map = host.bpffs.join("maps/NETD_EP_V1");
     let created = Command::new("bpftool")
         .args(["map", "create", &old_map.to_string_lossy(), "type", "hash", "key", "4", "value", "16"])
@@ -320,15 +331,20 @@ fn restart_migrates_the_previous_pin_layout() {
         .unwrap();
     assert!(created.status.success(), "bpftool map create: {}", String::from_utf8_lossy(&created.stderr));
     // The old layout still forwards while no daemon runs.
-    let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
-    assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7401, "old"), "OLD");
+    traffic.wait_for_rounds(10);
 
     host.start_daemon();
+    traffic.next_phase();
+    traffic.wait_for_rounds(10);
+    let per_phase = traffic.stop();
+    assert!(per_phase.iter().all(|n| *n > 0), "rounds per phase (before, old layout, after): {per_phase:?}");
     let after = pins(&host);
     for veth in [&veth1, &veth2] {
-        assert!(!links.join(veth).exists(), "{veth} still pinned in the old place");
-        assert_eq!(after.links[veth.as_str()].id, before.links[veth.as_str()].id, "{veth} got another link");
+        assert!(tcx_ingress_programs(&host_ns, veth).is_empty(), "{veth} still has its tcx link");
+        assert_eq!(after.filters[veth.as_str()].prog_id, after.program, "{veth}: filter of another program");
     }
+    assert!(!links.join(&veth1).exists(), "{veth1} still pinned in the oldest place");
+    assert!(!host.bpffs.join(LEGACY_ENDPOINT_LINKS).exists(), "link pins of the tcx layout left");
     assert!(!old_map.exists(), "the old map is still pinned");
     assert_eq!(tcp_exchange(&ns2, &ns1, &ip2, 7402, "new"), "NEW");
     assert_same_views(&views(&host), &views_before);
@@ -444,27 +460,25 @@ fn kernel(host: &TestHost) -> Kernel {
     }
 }
 
-#[derive(Debug)]
-struct LinkPin {
-    id: u64,
-    prog_id: u64,
-}
-
-/// Ids of the pinned objects: per-endpoint tcx links, the program, the maps.
+/// Ids of the pinned objects and what runs on each endpoint veth: netd's filter.
 struct Pins {
-    links: BTreeMap<String, LinkPin>,
+    /// netd's filter of each endpoint veth that has one.
+    filters: BTreeMap<String, IngressFilter>,
     program: u64,
     maps: BTreeMap<String, u64>,
 }
 
 fn pins(host: &TestHost) -> Pins {
     let id = |v: &Value, key: &str| v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"));
-    let links = pinned_link_names(host)
+    let host_ns = host.netns_path(&host.host_ns);
+    let filters = host
+        .endpoint_veths()
         .into_iter()
-        .map(|name| {
-            let link =
-                bpftool(&["link", "show", "pinned", &host.bpffs.join(ENDPOINT_LINKS).join(&name).to_string_lossy()]);
-            (name, LinkPin { id: id(&link, "id"), prog_id: id(&link, "prog_id") })
+        .filter_map(|veth| {
+            let netds: Vec<IngressFilter> =
+                ingress_filters(&host_ns, &veth).into_iter().filter(|f| f.is_netds()).collect();
+            assert!(netds.len() <= 1, "{veth}: {netds:?}");
+            netds.into_iter().next().map(|f| (veth, f))
         })
         .collect();
     let prog = bpftool(&["prog", "show", "pinned", &host.bpffs.join("progs").join(PROGRAM).to_string_lossy()]);
@@ -475,16 +489,7 @@ fn pins(host: &TestHost) -> Pins {
             (m.to_string(), id(&map, "id"))
         })
         .collect();
-    Pins { links, program: id(&prog, "id"), maps }
-}
-
-fn pinned_link_names(host: &TestHost) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(host.bpffs.join(ENDPOINT_LINKS))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    Pins { filters, program: id(&prog, "id"), maps }
 }
 
 fn bpftool(args: &[&str]) -> Value {
@@ -515,27 +520,6 @@ fn map_has(map: &Path, key: &[String]) -> bool {
     args.extend(["key", "hex"]);
     args.extend(key.iter().map(String::as_str));
     Command::new("bpftool").args(&args).output().unwrap().status.success()
-}
-
-/// Attaches netd's pinned program (tcx ingress) to `ifname` in the host netns and pins the
-/// link as `links/<pin_name>`, as a daemon that died mid-operation would have left it.
-fn pin_tcx_link(host: &TestHost, ifname: &str, pin_name: &str) {
-    use aya::programs::{
-        links::{FdLink, LinkOrder},
-        tc::TcAttachOptions,
-        SchedClassifier, TcAttachType,
-    };
-    let prog_pin = host.bpffs.join("progs").join(PROGRAM);
-    let link_pin = host.bpffs.join(ENDPOINT_LINKS).join(pin_name);
-    let ifname = ifname.to_string();
-    in_netns(&host.netns_path(&host.host_ns), move || {
-        let mut prog = SchedClassifier::from_pin(&prog_pin).expect("open pinned program");
-        let id = prog
-            .attach_with_options(&ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
-            .expect("attach tcx");
-        let link = FdLink::try_from(prog.take_link(id).unwrap()).expect("tcx link");
-        link.pin(&link_pin).expect("pin link");
-    });
 }
 
 // --- traffic across the restart ---------------------------------------------------------------

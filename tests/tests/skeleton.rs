@@ -1,6 +1,6 @@
 //! The walking skeleton end to end: one network, two containers, real traffic through the eBPF
 //! datapath, and nothing of netd left behind.
-use netd_tests::{tcp_exchange, tcx_ingress_programs, TestHost, ENDPOINT_LINKS};
+use netd_tests::{ingress_filters, tcp_exchange, tcx_ingress_programs, TestHost, LEGACY_ENDPOINT_LINKS};
 
 #[test]
 fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
@@ -31,7 +31,8 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     assert!(!iptables.lines().any(|l| l.starts_with("-A")), "iptables rules found:\n{iptables}");
     assert_eq!(host.in_host_ok(&["sysctl", "-n", "net.ipv4.ip_forward"]).trim(), "0");
 
-    // The forwarding program is attached (tcx) at ingress of both host-side veths.
+    // The forwarding program is attached at ingress of both host-side veths: netd's cls_bpf
+    // filter (direct action, at its priority and handle), no tcx link and no pin.
     let inspect = host.json(&["network", "inspect", "skel-net"]);
     let endpoints: Vec<String> = inspect[0]["Containers"]
         .as_object()
@@ -42,9 +43,11 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     assert_eq!(endpoints.len(), 2);
     for ep in &endpoints {
         let ifname = format!("nd{}", &ep[..12]);
-        assert_eq!(tcx_ingress_programs(&host_ns, &ifname), ["netd_ep_ingress"], "on {ifname}");
-        assert!(host.bpffs.join(ENDPOINT_LINKS).join(&ifname).exists(), "link of {ifname} is not pinned");
+        let filters = ingress_filters(&host_ns, &ifname);
+        assert!(filters.len() == 1 && filters[0].is_netds(), "on {ifname}: {filters:?}");
+        assert!(tcx_ingress_programs(&host_ns, &ifname).is_empty(), "tcx program on {ifname}");
     }
+    assert!(!host.bpffs.join(LEGACY_ENDPOINT_LINKS).exists(), "endpoint link pins");
 
     host.ok(&["rm", "-f", "one", "two"]);
     host.ok(&["network", "rm", "skel-net"]);
@@ -52,8 +55,7 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     assert_eq!(host.in_host_ok(&["ip", "-o", "link", "show"]), links_before);
     assert_eq!(host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]), routes_before);
     assert_eq!(host.in_host_ok(&["ip", "-o", "-4", "addr", "show"]), addrs_before);
-    let pinned_links: Vec<_> = std::fs::read_dir(host.bpffs.join(ENDPOINT_LINKS)).unwrap().collect();
-    assert!(pinned_links.is_empty(), "link pins left behind: {pinned_links:?}");
+    assert!(host.endpoint_veths().is_empty(), "endpoint veths left behind");
     // The uplink keeps its program for as long as the daemon runs.
     assert_eq!(tcx_ingress_programs(&host_ns, "eth0"), ["netd_up_ingress"]);
 
@@ -61,8 +63,12 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     // run dir) and stops the daemon, whose state is gone.
     host.ok(&["system", "reset"]);
     assert!(!host.bpffs.exists(), "pins left after system reset");
-    assert!(tcx_ingress_programs(&host_ns, "eth0").is_empty(), "the uplink program outlived system reset");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Unpinning the uplink's tcx link releases it in a kernel worker (after a grace period).
+    while !tcx_ingress_programs(&host_ns, "eth0").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(tcx_ingress_programs(&host_ns, "eth0").is_empty(), "the uplink program outlived system reset");
     while host.run_dir().exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

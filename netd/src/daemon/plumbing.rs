@@ -102,7 +102,7 @@ pub fn is_host_ifname(name: &str) -> bool {
 impl Plumber {
     pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self {
-            reaper: Reaper::new(host.clone(), datapath.clone()),
+            reaper: Reaper::new(host.clone()),
             last_host_index: Default::default(),
             host,
             netns_dir: run_dir.join("netns"),
@@ -325,7 +325,8 @@ impl Plumber {
     }
 
     /// Makes the endpoint unreachable and its address reusable at once — map entries, flows
-    /// and the /32 route — and leaves its veth pair and program link to the reaper. Only for
+    /// and the /32 route — and leaves its veth pair (and the program filter on it) to the
+    /// reaper. Only for
     /// an endpoint whose netns is going too (stop, rm): the container-side name stays taken in
     /// it until the reaper is done.
     pub async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {

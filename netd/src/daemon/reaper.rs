@@ -1,15 +1,15 @@
-//! Removes, in the background, the veth pairs and program links of endpoints that nothing uses
-//! any more: those of a container that stops or goes. Deleting a veth and detaching its tcx
-//! link each wait for RCU grace periods (tens of milliseconds, docs/control-plane-latency.md);
-//! no one needs to wait for them, because `stop`/`rm` first make the endpoint unreachable and
-//! its address reusable (map entries, flows and the /32 route go at once, the netns mount
-//! goes, the container-side name is in a netns no one can enter) and the host-side name is
-//! unique to the endpoint.
+//! Removes, in the background, the veth pairs of endpoints that nothing uses any more: those
+//! of a container that stops or goes, or that a `disconnect` took out. Deleting a veth waits
+//! for RCU callbacks (tens of milliseconds, docs/control-plane-latency.md); no one needs to
+//! wait for it, because `stop`/`rm`/`disconnect` first make the endpoint unreachable and its
+//! address reusable (map entries, flows and the /32 route go at once; the netns mount goes, or
+//! the container side is renamed out of the way) and the host-side name is unique to the
+//! endpoint. The endpoint's program filter goes with its veth.
 //!
 //! Normally the kernel removes the veth itself when the netns ends (the peer's namespace goes,
-//! and the pair with it); the reaper then only unpins the program link.
+//! and the pair with it).
 //!
-//! A crash with doomed veths still queued leaves links and pins the store does not know: the
+//! A crash with doomed veths still queued leaves links the store does not know: the
 //! next start's sweep removes them, as any leftover. `settled` waits until the queue is empty
 //! (`system reset`, and tests that compare the host before and after).
 use std::{
@@ -19,7 +19,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use crate::{datapath::Datapath, netlink::Netlink};
+use crate::netlink::Netlink;
 
 /// How long a released endpoint's veth may take to go with its netns before the reaper
 /// deletes it itself (something else holds the netns: a `container:` sharer's process, a
@@ -31,18 +31,16 @@ const FIRST_CHECK: Duration = Duration::from_millis(2);
 #[derive(Clone)]
 pub struct Reaper {
     host: Netlink,
-    datapath: Arc<dyn Datapath>,
     /// Veths queued or being removed.
     pending: Arc<watch::Sender<usize>>,
 }
 
 impl Reaper {
-    pub fn new(host: Netlink, datapath: Arc<dyn Datapath>) -> Self {
-        Self { host, datapath, pending: Arc::new(watch::Sender::new(0)) }
+    pub fn new(host: Netlink) -> Self {
+        Self { host, pending: Arc::new(watch::Sender::new(0)) }
     }
 
-    /// Removes the veth whose host end is `host_ifname` (and its program link) in the
-    /// background: normally the kernel does, when the netns of its peer ends (one batch for
+    /// Removes the veth whose host end is `host_ifname` in the background: normally the kernel does, when the netns of its peer ends (one batch for
     /// many, no rtnl-held wait per device); after [`NATURAL_END`] the reaper deletes it.
     /// Needs a tokio runtime.
     pub fn reap(&self, host_ifname: String) {
@@ -54,8 +52,7 @@ impl Reaper {
         });
     }
 
-    /// Deletes the veth whose host end is `host_ifname` (and its program link) in the
-    /// background, without waiting for its netns to end (a disconnect: the netns stays).
+    /// Deletes the veth whose host end is `host_ifname` in the background, without waiting for its netns to end (a disconnect: the netns stays).
     pub fn delete(&self, host_ifname: String) {
         self.pending.send_modify(|n| *n += 1);
         let reaper = self.clone();
@@ -63,7 +60,6 @@ impl Reaper {
             if let Err(e) = reaper.host.delete_link(&host_ifname).await {
                 tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
             }
-            reaper.unpin(&host_ifname);
             reaper.pending.send_modify(|n| *n = n.saturating_sub(1));
         });
     }
@@ -84,14 +80,6 @@ impl Reaper {
                     break;
                 }
             }
-        }
-        self.unpin(host_ifname);
-    }
-
-    /// Detaching from a device that is gone does not wait for a grace period.
-    fn unpin(&self, host_ifname: &str) {
-        if let Err(e) = self.datapath.release_link(host_ifname) {
-            tracing::warn!(veth = %host_ifname, error = %e, "cannot unpin the link of a removed endpoint");
         }
     }
 

@@ -1,9 +1,13 @@
-//! The eBPF datapath: loads netd-ebpf, pins maps, programs and tcx links under the daemon's
-//! bpffs directory, and keeps the maps in step with the endpoints and uplinks.
+//! The eBPF datapath: loads netd-ebpf, pins maps, programs and the uplinks' and socket-LB's
+//! links under the daemon's bpffs directory, attaches the endpoint program as a cls_bpf filter
+//! (`tc_filter.rs`: no pin, it belongs to the veth's qdisc), and keeps the maps in step with the
+//! endpoints and uplinks.
 //!
 //! Layout under the directory: `maps/<MAP>`, `progs/<program>`, `links/<program>/<target>` (an
-//! interface name for the TC programs, `cgroup2-root` for the socket-LB) — a link pin is keyed
-//! by the program and its target, so each program's links are reconciled on their own.
+//! uplink's name for its tcx link, `cgroup2-root` for the socket-LB) — a link pin is keyed by
+//! the program and its target, so each program's links are reconciled on their own. Older
+//! netds pinned the endpoints' tcx links as `links/netd_ep_ingress/<host veth>`: a start
+//! replaces each by a filter and removes the pins (`attach_endpoint`, `keep_exactly`).
 use std::{
     collections::{BTreeSet, HashSet},
     fs,
@@ -20,7 +24,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray},
     programs::{
         links::{CgroupAttachMode, FdLink, LinkOrder, PinnedLink},
-        tc::{SchedClassifierLink, TcAttachOptions},
+        tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
         Program, SchedClassifier, TcAttachType,
     },
     Ebpf, EbpfLoader, Pod,
@@ -32,8 +36,9 @@ use netd_common::{
 };
 
 use super::{
-    bpffs, migrate, Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort,
-    TableUsage, Uplink,
+    bpffs, migrate,
+    tc_filter::{self, Slot},
+    Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort, TableUsage, Uplink,
 };
 use crate::{
     error::{Error, Result},
@@ -43,8 +48,11 @@ use crate::{
 /// Where a program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AttachPoint {
-    /// A tcx hook of a device (the link target is the interface name).
+    /// A tcx hook of a device (the link target is the interface name): the uplinks.
     Tc(TcAttachType),
+    /// netd's cls_bpf filter at clsact ingress of a device (`tc_filter.rs`; no link, no pin):
+    /// the endpoints' host-side veths.
+    ClsactIngress,
     /// The root of the cgroup2 hierarchy (link target `CGROUP_ROOT`), multi-attach: every
     /// process's sockets, scoped to the daemon's netns by the programs themselves.
     CgroupRoot,
@@ -52,7 +60,7 @@ enum AttachPoint {
 
 /// Every program netd attaches, with the hook it runs at.
 const PROGRAMS: [(&str, AttachPoint); 7] = [
-    (programs::ENDPOINT_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
+    (programs::ENDPOINT_INGRESS, AttachPoint::ClsactIngress),
     (programs::UPLINK_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
     (programs::SOCK_CONNECT4, AttachPoint::CgroupRoot),
     (programs::SOCK_SENDMSG4, AttachPoint::CgroupRoot),
@@ -76,6 +84,9 @@ pub struct EbpfDatapath {
     reserved_ports_sysctl: PathBuf,
     /// Old pins `finish_migration` removes.
     migrated: Mutex<Option<migrate::Pending>>,
+    /// Host-side veths this daemon attached its endpoint filter to and has not released: the
+    /// filters have no pin, so `purge` deletes them by this list.
+    endpoint_filters: Mutex<BTreeSet<String>>,
 }
 
 fn program_err(op: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
@@ -176,7 +187,9 @@ impl EbpfDatapath {
             // The previous daemon's program stays alive through its links until they are updated.
             remove_pin(&pin)?;
             prog.pin(&pin).map_err(pin_err("pin program"))?;
-            fs::create_dir_all(dir.join("links").join(name)).map_err(io_err("create pin dir"))?;
+            if hook_of(name) != Some(AttachPoint::ClsactIngress) {
+                fs::create_dir_all(dir.join("links").join(name)).map_err(io_err("create pin dir"))?;
+            }
         }
         // Retired layouts stay pinned until `finish_migration`; a name netd never had is no
         // state this daemon can read (a newer netd's, after a downgrade): it goes.
@@ -189,6 +202,7 @@ impl EbpfDatapath {
             host_clients: AtomicBool::new(false),
             reserved_ports_sysctl: PathBuf::from(RESERVED_PORTS_SYSCTL),
             migrated: Mutex::new(Some(migrated)),
+            endpoint_filters: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -289,7 +303,8 @@ impl EbpfDatapath {
     }
 
     /// Before programs had their own link directories, endpoint links were pinned straight
-    /// under `links/`: move them where `attach` adopts them.
+    /// under `links/`: move them where the tcx layout kept them, which `attach_endpoint`
+    /// replaces by filters.
     fn move_legacy_link_pins(dir: &Path) -> Result<()> {
         let links = dir.join("links");
         let endpoint_links = links.join(programs::ENDPOINT_INGRESS);
@@ -397,6 +412,79 @@ impl EbpfDatapath {
         FdLink::try_from(link).map_err(link_err("tcx link"))
     }
 
+    /// Attaches the endpoint program at ingress of `ifname` as netd's cls_bpf filter
+    /// (`tc_filter::PRIORITY`/`HANDLE`, direct action), or — a previous daemon's filter being
+    /// there — replaces its program in place: one `RTM_NEWTFILTER` on the same slot, atomic,
+    /// no moment without a program. A filter at that slot that is not netd's program is
+    /// refused, not replaced. Then the tcx link an older netd pinned for the veth goes: the
+    /// filter runs first (tcx, ahead of clsact, keeps the packets until its link is unpinned),
+    /// so traffic never stops.
+    ///
+    /// aya keeps the link it returns and deletes the filter when that is dropped; the filter
+    /// must outlive the daemon, so the link is taken out and forgotten (it holds no fd).
+    fn attach_endpoint(&self, ebpf: &mut Ebpf, ifname: &str) -> Result<()> {
+        let program = programs::ENDPOINT_INGRESS;
+        let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|e| io_err("find veth")(e.into()))?;
+        let replace = match tc_filter::get(ifindex).map_err(io_err("read endpoint filter"))? {
+            Slot::Empty => false,
+            Slot::Filter(filter) if filter.is_program(program) => true,
+            Slot::Filter(filter) => {
+                return Err(foreign_filter(ifname, &format!("{} {}", filter.kind, filter.name.unwrap_or_default())))
+            }
+            Slot::Foreign => return Err(foreign_filter(ifname, "filters of another protocol")),
+        };
+        let prog = classifier(ebpf, program)?;
+        let handle = TcHandle::from(tc_filter::HANDLE);
+        let id = if replace {
+            let link = SchedClassifierLink::attached(ifname, TcAttachType::Ingress, tc_filter::PRIORITY, handle, None)
+                .map_err(io_err("find veth"))?;
+            prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?
+        } else {
+            add_clsact(ifname)?;
+            let options = NlOptions { priority: tc_filter::PRIORITY, handle, classid: None };
+            prog.attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::Netlink(options))
+                .map_err(program_err("attach endpoint filter"))?
+        };
+        std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
+        self.endpoint_filters.lock().unwrap().insert(ifname.to_string());
+        remove_pin(&self.legacy_endpoint_pin(ifname))
+    }
+
+    /// Deletes netd's endpoint filter at ingress of `ifname` if it is there and runs netd's
+    /// program; a device that is gone took its filter with it.
+    fn detach_endpoint(&self, ifname: &str) -> Result<()> {
+        self.endpoint_filters.lock().unwrap().remove(ifname);
+        let ifindex = match nix::net::if_::if_nametoindex(ifname) {
+            Ok(ifindex) => ifindex,
+            Err(nix::errno::Errno::ENODEV) => return Ok(()),
+            Err(e) => return Err(io_err("find veth")(e.into())),
+        };
+        match tc_filter::get(ifindex).map_err(io_err("read endpoint filter"))? {
+            Slot::Filter(filter) if filter.is_program(programs::ENDPOINT_INGRESS) => {
+                tc_filter::delete(ifindex).map_err(io_err("delete endpoint filter"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the tcx layout pinned the endpoint link of `ifname`.
+    fn legacy_endpoint_pin(&self, ifname: &str) -> PathBuf {
+        self.link_pin(programs::ENDPOINT_INGRESS, ifname)
+    }
+
+    /// Removes every endpoint link pin of the tcx layout, and its directory: those of adopted
+    /// endpoints went as their filters were attached; the rest are leftovers (unpinning
+    /// detaches them).
+    fn remove_legacy_endpoint_links(&self) -> Result<()> {
+        let dir = self.dir.join("links").join(programs::ENDPOINT_INGRESS);
+        remove_pins_except(&dir, |_| false)?;
+        match fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove legacy link dir")(e)),
+        }
+    }
+
     /// Unpins the links of `program` whose target `keep` refuses; unpinning drops the last
     /// reference to a tcx link, which detaches it.
     fn keep_links(&self, program: &str, keep: impl Fn(&str) -> bool) -> Result<()> {
@@ -422,6 +510,19 @@ impl EbpfDatapath {
             Err(ProgramError::SyscallError(e)) => Err(e.io_error),
             Err(e) => Err(std::io::Error::other(e)),
         }
+    }
+
+    /// The id of this datapath's endpoint program.
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn endpoint_program_id_for_test(&self) -> u32 {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        classifier(&mut ebpf, programs::ENDPOINT_INGRESS).unwrap().info().unwrap().id()
+    }
+
+    /// The bpffs directory the datapath pins under.
+    #[cfg(all(test, feature = "ebpf"))]
+    pub(crate) fn pin_dir_for_test(&self) -> &Path {
+        &self.dir
     }
 
     #[cfg(all(test, feature = "ebpf"))]
@@ -476,6 +577,26 @@ fn object() -> Result<&'static [u8]> {
 #[cfg(not(feature = "ebpf"))]
 fn object() -> Result<&'static [u8]> {
     Err(DatapathError::BuiltWithout.into())
+}
+
+/// Adds the clsact qdisc to `ifname`; one already there (a previous daemon's, or left by a
+/// failed attach) is fine.
+fn add_clsact(ifname: &str) -> Result<()> {
+    match aya::programs::tc::qdisc_add_clsact(ifname) {
+        Ok(()) => Ok(()),
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(program_err("add clsact qdisc")(e.into())),
+    }
+}
+
+fn foreign_filter(ifname: &str, found: &str) -> Error {
+    DatapathError::ForeignFilter {
+        ifname: ifname.to_string(),
+        priority: tc_filter::PRIORITY,
+        handle: tc_filter::HANDLE,
+        found: found.to_string(),
+    }
+    .into()
 }
 
 fn hook_of(program: &str) -> Option<AttachPoint> {
@@ -612,7 +733,7 @@ impl Datapath for EbpfDatapath {
         let mut ebpf = self.ebpf.lock().unwrap();
         let backends = published_backends(&mut ebpf)?;
         Self::insert_entries(&mut ebpf, ep, &backends)?;
-        if let Err(e) = self.attach(&mut ebpf, programs::ENDPOINT_INGRESS, &ep.host_ifname) {
+        if let Err(e) = self.attach_endpoint(&mut ebpf, &ep.host_ifname) {
             let _ = Self::remove_entries(&mut ebpf, ep);
             return Err(e);
         }
@@ -622,33 +743,41 @@ impl Datapath for EbpfDatapath {
     fn forget_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         Self::remove_entries(&mut ebpf, ep)?;
+        // Its filter goes with its veth, which goes next (`reaper.rs`).
+        self.endpoint_filters.lock().unwrap().remove(&ep.host_ifname);
         // Its flows go with it: the address is soon another endpoint's, which must not inherit
         // them (the periodic GC only purges flows of addresses no endpoint has).
         forget_flows_of(&mut ebpf, &HashSet::from([ip_key(ep.ip)]))
     }
 
     fn release_link(&self, host_ifname: &str) -> Result<()> {
-        // Unpinning drops the last reference to the tcx link, which detaches it.
-        remove_pin(&self.link_pin(programs::ENDPOINT_INGRESS, host_ifname))
+        self.detach_endpoint(host_ifname)
     }
 
     fn keep_exactly(&self, wanted: &[DatapathEndpoint]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
-        // Entries are rewritten with the same values and links updated in place: live traffic
-        // never sees a gap. An endpoint that cannot be adopted is left out, not fatal.
+        // Entries are rewritten with the same values and filters replaced in place: live
+        // traffic never sees a gap. An endpoint that cannot be adopted is left out, not fatal;
+        // its filter, if netd's, goes (as its pin did in the tcx layout).
         let mut known = Vec::with_capacity(wanted.len());
         // Endpoints with published ports keep IF_PUBLISHES throughout (hairpin replies).
         let backends = published_backends(&mut ebpf)?;
         for ep in wanted {
             let adopted = Self::insert_entries(&mut ebpf, ep, &backends)
-                .and_then(|()| self.attach(&mut ebpf, programs::ENDPOINT_INGRESS, &ep.host_ifname));
+                .and_then(|()| self.attach_endpoint(&mut ebpf, &ep.host_ifname));
             match adopted {
                 Ok(()) => known.push(ep),
-                Err(e) => tracing::warn!(veth = %ep.host_ifname, error = %e, "cannot adopt endpoint; leaving it out"),
+                Err(e) => {
+                    tracing::warn!(veth = %ep.host_ifname, error = %e, "cannot adopt endpoint; leaving it out");
+                    if let Err(e) = self.detach_endpoint(&ep.host_ifname) {
+                        tracing::warn!(veth = %ep.host_ifname, error = %e, "cannot detach the endpoint's filter");
+                    }
+                }
             }
         }
-        // Pins and entries that no adopted endpoint accounts for are leftovers.
-        self.keep_links(programs::ENDPOINT_INGRESS, |name| known.iter().any(|ep| ep.host_ifname == name))?;
+        // Filters of unknown veths go with them (the sweep deletes the veths); link pins of the
+        // tcx layout and entries that no adopted endpoint accounts for are leftovers.
+        self.remove_legacy_endpoint_links()?;
         let ips: HashSet<u32> = known.iter().map(|ep| ip_key(ep.ip)).collect();
         let ifindexes: HashSet<u32> = known.iter().map(|ep| ep.host_ifindex).collect();
         let gone: HashSet<u32> = hash_map::<u32, EndpointValue>(&mut ebpf, maps::ENDPOINTS)?
@@ -831,8 +960,15 @@ impl Datapath for EbpfDatapath {
     }
 
     fn purge(&self) -> Result<()> {
-        // netd's ports leave ip_local_reserved_ports; unpinning the links detaches every
+        // netd's ports leave ip_local_reserved_ports; endpoint filters still attached (their
+        // veths normally went first) are deleted; unpinning the links detaches every other
         // program, the socket-LB's at the cgroup2 root too.
+        let attached: Vec<String> = self.endpoint_filters.lock().unwrap().iter().cloned().collect();
+        for ifname in attached {
+            if let Err(e) = self.detach_endpoint(&ifname) {
+                tracing::warn!(veth = %ifname, error = %e, "cannot detach an endpoint filter");
+            }
+        }
         {
             let mut ebpf = self.ebpf.lock().unwrap();
             let mut sysctl = self.reserved_sysctl();

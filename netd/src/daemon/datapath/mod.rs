@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 
 use crate::error::Result;
 
+#[cfg(all(test, feature = "ebpf"))]
+mod attach_test;
 pub(crate) mod bpffs;
 pub mod ebpf;
 mod migrate;
@@ -21,6 +23,7 @@ mod prog_test_ports;
 mod prog_test_support;
 #[cfg(all(test, feature = "ebpf"))]
 mod publish_test;
+mod tc_filter;
 
 /// What can fail in the eBPF datapath: aya's errors with what netd was doing, and pin files.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub enum DatapathError {
     /// A pin left by a crash holds a link that is not where it should be.
     #[error("pinned link {pin} is not attached to {ifname}")]
     NotAttached { pin: String, ifname: String },
+    /// Someone else's filter holds netd's slot at ingress of an endpoint's veth.
+    #[error("ingress of {ifname} has a filter that is not netd's at priority {priority} handle {handle}: {found}")]
+    ForeignFilter { ifname: String, priority: u16, handle: u32, found: String },
     /// A map pinned by an earlier start has another size than this start's flags ask for.
     #[error(
         "map {map} is pinned with {pinned} entries but {flag} asks for {wanted}: start with \
@@ -163,8 +169,8 @@ pub struct GcReport {
 }
 
 pub trait Datapath: Send + Sync {
-    /// Attaches the programs to the endpoint's host-side veth (pinned) and adds its map
-    /// entries. All or nothing.
+    /// Attaches the program to the endpoint's host-side veth (a cls_bpf filter, which outlives
+    /// the daemon with no pin) and adds its map entries. All or nothing.
     fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
     /// Removes what `add_endpoint` created; already gone is success.
     fn remove_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
@@ -172,15 +178,15 @@ pub trait Datapath: Send + Sync {
         self.release_link(&ep.host_ifname)
     }
     /// Removes the endpoint's map entries and flows, and leaves its program attached to its
-    /// veth (pinned) until [`Self::release_link`]: the veth is about to go, and detaching a
-    /// tcx link from a live device waits for an RCU grace period.
+    /// veth until [`Self::release_link`]: the veth is about to go and takes the filter with it.
     fn forget_endpoint(&self, ep: &DatapathEndpoint) -> Result<()>;
-    /// Unpins the program link of the endpoint whose host-side veth is `host_ifname`; already
-    /// gone is success.
+    /// Deletes the program filter of the endpoint whose host-side veth is `host_ifname` if the
+    /// veth still exists; a veth that is gone (or a filter already gone) is success.
     fn release_link(&self, host_ifname: &str) -> Result<()>;
-    /// Makes the pinned state match exactly `endpoints`: re-adopts pinned links of known
-    /// endpoints (same link, this daemon's program) and removes links and map entries nobody
-    /// knows. An endpoint that cannot be adopted is logged and left out.
+    /// Makes the datapath state match exactly `endpoints`: re-adopts the filters of known
+    /// endpoints (same slot, this daemon's program, replaced in place; an older netd's pinned
+    /// tcx link is replaced by a filter, then unpinned) and removes link pins and map entries
+    /// nobody knows. An endpoint that cannot be adopted is logged and left out.
     fn keep_exactly(&self, endpoints: &[DatapathEndpoint]) -> Result<()>;
     /// Makes the uplinks exactly `uplinks`: their ingress programs attached (pinned, adopted
     /// after a restart) and their masquerade addresses current; others detached.
@@ -204,6 +210,6 @@ pub trait Datapath: Send + Sync {
     /// Removes expired conntrack entries, NAT entries without a flow, and flows of addresses
     /// that are no longer endpoints.
     fn collect_garbage(&self) -> Result<GcReport>;
-    /// Unpins everything (maps, programs, links).
+    /// Unpins everything (maps, programs, links) and deletes the endpoint filters still attached.
     fn purge(&self) -> Result<()>;
 }
