@@ -81,12 +81,21 @@ pub fn enter_and_exec(args: &EnterArgs) -> anyhow::Error {
 
 /// Every signal at its default and none blocked, as a Docker container's command starts: an
 /// ignored signal stays ignored across exec, and Rust's runtime ignores SIGPIPE here (a
-/// daemon started from a shell's background job may ignore SIGINT and SIGQUIT too).
+/// daemon started from a shell's background job may ignore SIGINT and SIGQUIT too; a test
+/// harness was seen ignoring signal 32).
 fn default_signals() -> nix::Result<()> {
-    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
-    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
-        // SAFETY: SIG_DFL installs no handler.
-        unsafe { signal(sig, SigHandler::SigDfl) }?;
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    // The raw syscall: glibc's sigaction refuses the signals it keeps for itself (32, 33).
+    // All zero is SIG_DFL, no flags, no mask, in every architecture's kernel `sigaction`.
+    let default = [0u64; 4];
+    for sig in (1..=64).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP) {
+        // SAFETY: `default` outlives the call and is at least the kernel's `sigaction` size;
+        // no old action is asked for; 8 is the kernel's sigset size.
+        let set =
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), std::ptr::null::<u64>(), 8usize) };
+        if set != 0 {
+            return Err(nix::errno::Errno::last());
+        }
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }

@@ -52,6 +52,8 @@ fn two_containers_talk_through_the_ebpf_datapath_and_leave_nothing_behind() {
     host.ok(&["rm", "-f", "one", "two"]);
     host.ok(&["network", "rm", "skel-net"]);
     assert!(!ns1.exists() && !ns2.exists(), "container netns left behind");
+    // The veths go in the background, with their netns.
+    host.wait_for_removals();
     assert_eq!(host.in_host_ok(&["ip", "-o", "link", "show"]), links_before);
     assert_eq!(host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]), routes_before);
     assert_eq!(host.in_host_ok(&["ip", "-o", "-4", "addr", "show"]), addrs_before);

@@ -213,6 +213,15 @@ impl Netlink {
         Ok(())
     }
 
+    pub async fn set_txqueuelen(&self, index: u32, len: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).txqueuelen(len).build())
+            .execute()
+            .await
+            .map_err(nl_err("set txqueuelen"))
+    }
+
     pub async fn set_up(&self, index: u32) -> Result<()> {
         self.handle
             .link()

@@ -244,6 +244,12 @@ impl Plumber {
             self.host.set_up(host_ifindex).await?;
             self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
             self.datapath.add_endpoint(&entry)?;
+            // Adding the clsact qdisc gave the device the default txqueuelen (1000): back to
+            // Docker's 0.
+            if let Err(e) = self.host.set_txqueuelen(host_ifindex, 0).await {
+                let _ = self.datapath.remove_endpoint(&entry);
+                return Err(e);
+            }
             Ok(entry)
         };
         match configured.await {
