@@ -427,7 +427,9 @@ impl<K: Kernel> Manager<K> {
         }
         let mut keepers: Vec<Container> = Vec::new();
         let from_files = ContainerFiles::new(&self.run_dir, &owner.id);
-        for sharer in state.sharers(&owner.id).into_iter().filter(|s| s.running()) {
+        // A sharer that kept an earlier netns of the owner (the owner stopped and started again)
+        // is not in this one.
+        for sharer in state.sharers(&owner.id).into_iter().filter(|s| s.running() && s.netns.is_none()) {
             let kept = self.kernel.keep_netns(std::path::Path::new(from), &sharer.name).and_then(|path| {
                 let mut k = sharer.clone();
                 k.netns = Some(path.to_string_lossy().into_owned());
