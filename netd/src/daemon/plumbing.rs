@@ -28,8 +28,8 @@ pub struct Plumber {
     /// The daemon's own netns, bind-mounted for `--network host` containers.
     host_netns: PathBuf,
     datapath: Arc<dyn Datapath>,
-    /// One netlink socket per container netns, opened once and reused (it stays bound to the
-    /// netns it was opened in); dropped when netd removes the netns.
+    /// Netlink sockets inside container netns (each stays bound to the netns it was opened
+    /// in), reused while they are among the last used; dropped when netd removes the netns.
     inside: std::sync::Mutex<InsideSockets>,
     /// Removes the veths of released endpoints in the background.
     reaper: Reaper,
@@ -332,16 +332,11 @@ impl Plumber {
 
     /// Makes the endpoint unreachable and its address reusable at once — map entries, flows
     /// and the /32 route — and leaves its veth pair (and the program filter on it) to the
-    /// reaper. Only for
-    /// an endpoint whose netns is going too (stop, rm): the container-side name stays taken in
-    /// it until the reaper is done.
+    /// reaper. Only for an endpoint whose netns is going too (stop, rm): the container-side
+    /// name stays taken in it until the reaper is done.
     pub async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
-        let host_ifname = host_ifname(&ep.id);
-        if let Some(entry) = self.existing_entry(ep, network).await? {
-            self.datapath.forget_endpoint(&entry)?;
-            self.host.delete_host_route(ep.ip, entry.host_ifindex).await?;
-        }
-        self.reaper.reap(host_ifname);
+        self.make_unreachable(ep, network).await?;
+        self.reaper.reap(host_ifname(&ep.id));
         Ok(())
     }
 
@@ -350,17 +345,22 @@ impl Plumber {
     /// without addresses, down (its routes go) and renamed out of the way of the next `ethN`;
     /// the veth itself is deleted in the background (a deletion waits for RCU callbacks).
     pub async fn detach_endpoint(&self, netns: &Path, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
-        let host_ifname = host_ifname(&ep.id);
-        if let Some(entry) = self.existing_entry(ep, network).await? {
-            self.datapath.forget_endpoint(&entry)?;
-            self.host.delete_host_route(ep.ip, entry.host_ifindex).await?;
-        }
+        self.make_unreachable(ep, network).await?;
         let inside = self.inside(netns)?;
         if let Some(index) = inside.link_index(&ep.ifname).await? {
             inside.flush_addresses(index).await?;
             inside.set_down_and_rename(index, &departing_ifname(&ep.id)).await?;
         }
-        self.reaper.delete(host_ifname);
+        self.reaper.delete(host_ifname(&ep.id));
+        Ok(())
+    }
+
+    /// Removes the endpoint's map entries, flows and /32 route, leaving its veth as it is.
+    async fn make_unreachable(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
+        if let Some(entry) = self.existing_entry(ep, network).await? {
+            self.datapath.forget_endpoint(&entry)?;
+            self.host.delete_host_route(ep.ip, entry.host_ifindex).await?;
+        }
         Ok(())
     }
 
@@ -369,7 +369,7 @@ impl Plumber {
         self.reaper.pending()
     }
 
-    /// Waits until every released endpoint's veth and link are gone.
+    /// Waits until every released endpoint's veth is gone.
     pub async fn removals_settled(&self) {
         self.reaper.settled().await
     }

@@ -40,45 +40,48 @@ impl Reaper {
         Self { host, pending: Arc::new(watch::Sender::new(0)) }
     }
 
-    /// Removes the veth whose host end is `host_ifname` in the background: normally the kernel does, when the netns of its peer ends (one batch for
-    /// many, no rtnl-held wait per device); after [`NATURAL_END`] the reaper deletes it.
-    /// Needs a tokio runtime.
+    /// Removes the veth whose host end is `host_ifname` in the background: normally the kernel
+    /// does, when the netns of its peer ends (one batch for many, no rtnl-held wait per
+    /// device); after [`NATURAL_END`] the reaper deletes it. Needs a tokio runtime.
     pub fn reap(&self, host_ifname: String) {
-        self.pending.send_modify(|n| *n += 1);
         let reaper = self.clone();
-        tokio::spawn(async move {
-            reaper.remove(&host_ifname).await;
-            reaper.pending.send_modify(|n| *n = n.saturating_sub(1));
-        });
+        self.track(async move { reaper.remove(&host_ifname).await });
     }
 
-    /// Deletes the veth whose host end is `host_ifname` in the background, without waiting for its netns to end (a disconnect: the netns stays).
+    /// Deletes the veth whose host end is `host_ifname` in the background, without waiting for
+    /// its netns to end (a disconnect: the netns stays).
     pub fn delete(&self, host_ifname: String) {
-        self.pending.send_modify(|n| *n += 1);
         let reaper = self.clone();
+        self.track(async move { reaper.delete_now(&host_ifname).await });
+    }
+
+    /// Runs `removal` as a task counted in [`Self::pending`] until it ends.
+    fn track(&self, removal: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.pending.send_modify(|n| *n += 1);
+        let pending = self.pending.clone();
         tokio::spawn(async move {
-            if let Err(e) = reaper.host.delete_link(&host_ifname).await {
-                tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
-            }
-            reaper.pending.send_modify(|n| *n = n.saturating_sub(1));
+            removal.await;
+            pending.send_modify(|n| *n = n.saturating_sub(1));
         });
     }
 
+    async fn delete_now(&self, host_ifname: &str) {
+        if let Err(e) = self.host.delete_link(host_ifname).await {
+            tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
+        }
+    }
+
+    /// Waits for the veth to go with its netns, and deletes it after [`NATURAL_END`].
     async fn remove(&self, host_ifname: &str) {
         let deadline = Instant::now() + NATURAL_END;
         let mut interval = FIRST_CHECK;
         loop {
             tokio::time::sleep(interval).await;
             match self.host.link_index(host_ifname).await {
-                Ok(None) => break,
+                Ok(None) => return,
                 Ok(Some(_)) if Instant::now() < deadline => interval = (interval * 2).min(NATURAL_END / 4),
                 // Still there (or cannot tell): delete it; the peer goes with it.
-                _ => {
-                    if let Err(e) = self.host.delete_link(host_ifname).await {
-                        tracing::warn!(veth = %host_ifname, error = %e, "cannot remove the veth of a removed endpoint");
-                    }
-                    break;
-                }
+                _ => return self.delete_now(host_ifname).await,
             }
         }
     }

@@ -28,9 +28,7 @@ pub fn network_name(name: &str) -> Result<()> {
             name.len()
         )));
     }
-    let ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+    if has_docker_name_chars(name) {
         Ok(())
     } else {
         Err(invalid(format!("Invalid name \"{}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", shown(name))))
@@ -119,15 +117,17 @@ pub fn labels(labels: &BTreeMap<String, String>) -> Result<()> {
 /// with its message, at most 200 characters (the name is also the file name of the
 /// container's netns mount, so `/` and `..` must never pass).
 pub fn container_name(name: &str) -> Result<()> {
-    let ok = name.len() >= 2
-        && name.len() <= 200
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+    if (2..=200).contains(&name.len()) && has_docker_name_chars(name) {
         Ok(())
     } else {
         Err(invalid(format!("Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", shown(name))))
     }
+}
+
+/// Docker's name characters, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (`/` and `..` never pass).
+fn has_docker_name_chars(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Every free-form string of a `run` request, before anything is looked up or changed.
