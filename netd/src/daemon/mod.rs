@@ -120,14 +120,14 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     datapath.attach_host_clients()?;
     let ebpf_datapath = Arc::new(datapath);
     let datapath: Arc<dyn Datapath> = ebpf_datapath.clone();
-    let host = Netlink::open()?;
+    let host = Netlink::open_on_own_thread("netlink-host")?;
     let uplinks = if args.uplink.is_empty() { host.default_route_devices().await? } else { args.uplink.clone() };
     if uplinks.is_empty() {
         tracing::warn!("no uplink (no default route and no --uplink): containers reach only the host");
     }
     let addresses_changed = Arc::new(tokio::sync::Notify::new());
     let egress_task = egress::start(Netlink::open()?, uplinks, datapath.clone(), addresses_changed.clone()).await?;
-    let plumber = Plumber::new(host, &args.run_dir, datapath);
+    let plumber = Plumber::new(host, Netlink::open_on_own_thread("netlink-reaper")?, &args.run_dir, datapath);
     // `--network host` containers (and `netd exec` into them from any netns) use the
     // daemon's netns through this mount.
     plumber.host_netns()?;

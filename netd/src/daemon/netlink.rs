@@ -90,6 +90,42 @@ impl Netlink {
         Ok(Self { handle })
     }
 
+    /// Opens a netlink socket in the calling thread's namespace whose requests are sent from
+    /// an OS thread of its own (`name`). The kernel handles a request inside the `sendto` that
+    /// carries it, and some take tens of milliseconds (deleting a veth waits for RCU
+    /// callbacks): on a thread of its own that wait stalls neither tokio's workers nor the
+    /// requests of other sockets.
+    pub fn open_on_own_thread(name: &str) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::os("netlink runtime", e))?;
+        let (opened, handle) = std::sync::mpsc::sync_channel(1);
+        // A new thread starts in its creator's namespace. The connection ends, and the thread
+        // with it, when the last handle is dropped.
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                rt.block_on(async move {
+                    match rtnetlink::new_connection() {
+                        Ok((conn, handle, _)) => {
+                            let _ = opened.send(Ok(handle));
+                            conn.await
+                        }
+                        Err(e) => {
+                            let _ = opened.send(Err(e));
+                        }
+                    }
+                })
+            })
+            .map_err(|e| Error::os("netlink thread", e))?;
+        let handle = handle
+            .recv()
+            .map_err(|_| Error::Netlink(NetlinkError::Unexpected("netlink thread ended".into())))?
+            .map_err(|e| Error::Netlink(NetlinkError::Socket(e)))?;
+        Ok(Self { handle })
+    }
+
     /// Opens a netlink socket inside the namespace at `path`.
     pub fn open_in(path: &Path) -> Result<Self> {
         let rt = tokio::runtime::Handle::current();

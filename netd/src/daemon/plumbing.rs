@@ -100,9 +100,11 @@ pub fn is_host_ifname(name: &str) -> bool {
 }
 
 impl Plumber {
-    pub fn new(host: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
+    /// `reaper_socket`: the background remover's own socket, so that its deletions (which
+    /// wait for RCU callbacks inside `sendto`) never hold up `host`'s requests.
+    pub fn new(host: Netlink, reaper_socket: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self {
-            reaper: Reaper::new(host.clone()),
+            reaper: Reaper::new(reaper_socket),
             last_host_index: Default::default(),
             host,
             netns_dir: run_dir.join("netns"),
