@@ -14,8 +14,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex, RwLock},
 };
 
@@ -95,9 +94,10 @@ impl Shared {
 /// (they would otherwise keep the netns alive).
 struct Listener {
     netns: PathBuf,
-    /// The netns' identity (device, inode): a container that got a new netns at the same
-    /// path (stop, start) needs a new listener.
-    identity: (u64, u64),
+    /// The start of the container it was made for (`Client::started`): a container that got
+    /// a new netns at the same path (stop, start) needs a new listener. Compared instead of
+    /// the netns' inode so that a sync makes no system call per container.
+    started: String,
     task: JoinHandle<()>,
 }
 
@@ -132,15 +132,21 @@ impl Dns {
     /// made is logged and tried again at the next sync; the containers' other networking
     /// does not depend on it. Must run inside the tokio runtime.
     pub fn sync(&self, networks: &BTreeMap<String, Network>, containers: &BTreeMap<String, Container>) {
-        let records = Arc::new(records::Records::build(networks, containers));
-        self.shared.rotation.retain(&records);
-        *self.shared.records.write().unwrap_or_else(|e| e.into_inner()) = records.clone();
+        let records = {
+            let mut current = self.shared.records.write().unwrap_or_else(|e| e.into_inner());
+            // In place, unless a query holds this version: then on a copy.
+            let changed = Arc::make_mut(&mut current).update(networks, containers);
+            if changed {
+                self.shared.rotation.retain(&current);
+            }
+            current.clone()
+        };
 
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         listeners.retain(|id, l| {
-            let keep = records.client(id).is_some_and(|client| {
-                client.netns == l.netns && identity(&client.netns) == Some(l.identity) && !l.task.is_finished()
-            });
+            let keep = records
+                .client(id)
+                .is_some_and(|client| client.netns == l.netns && client.started == l.started && !l.task.is_finished());
             if !keep {
                 tracing::debug!(container = %id, netns = %l.netns.display(), "dns listener stopped");
             }
@@ -150,8 +156,10 @@ impl Dns {
             if listeners.contains_key(id) {
                 continue;
             }
-            let Some(ident) = identity(&client.netns) else { continue }; // its netns is gone
-            match self.start_listener(id, &client.netns, ident) {
+            if !netns::is_netns_mount(&client.netns) {
+                continue; // its netns is gone
+            }
+            match self.start_listener(id, client) {
                 Ok(listener) => {
                     tracing::debug!(container = %id, netns = %client.netns.display(), "dns listener started");
                     listeners.insert(id.clone(), listener);
@@ -161,22 +169,14 @@ impl Dns {
         }
     }
 
-    fn start_listener(&self, id: &str, netns_path: &Path, identity: (u64, u64)) -> Result<Listener, DnsError> {
-        let sockets = server::bind_in(netns_path, &self.shared.fd_budget)?;
+    fn start_listener(&self, id: &str, client: &records::Client) -> Result<Listener, DnsError> {
+        let sockets = server::bind_in(&client.netns, &self.shared.fd_budget)?;
         let (shared, client_id) = (self.shared.clone(), id.to_string());
         let task = tokio::spawn(async move {
             if let Err(e) = server::serve(sockets, shared, client_id.clone()).await {
                 tracing::warn!(container = %client_id, error = %e, "embedded DNS stopped");
             }
         });
-        Ok(Listener { netns: netns_path.to_path_buf(), identity, task })
+        Ok(Listener { netns: client.netns.clone(), started: client.started.clone(), task })
     }
-}
-
-/// (device, inode) of a mounted netns, `None` when nothing is mounted there.
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    if !netns::is_netns_mount(path) {
-        return None;
-    }
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }

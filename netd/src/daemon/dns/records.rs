@@ -1,6 +1,10 @@
-//! What the embedded DNS knows, rebuilt from the manager's state after every change: the
-//! names on each user-defined network, and for each listener (a container netns) the networks
-//! it may see, its gateway and its own upstream servers.
+//! What the embedded DNS knows: the names on each user-defined network, and for each listener
+//! (a container netns) the networks it may see, its gateway and its own upstream servers.
+//!
+//! Kept up to date from the manager's state after every change. Only the containers that
+//! changed since the last sync are recomputed (their old names out, their new names in), so a
+//! command costs the same with 1,000 containers as with 10; a change to the networks rebuilds
+//! everything.
 use std::{
     collections::{BTreeMap, HashMap},
     net::{IpAddr, Ipv4Addr},
@@ -8,7 +12,7 @@ use std::{
     sync::Mutex,
 };
 
-use crate::model::{Container, NetMode, Network};
+use crate::model::{gateway_order, Container, Endpoint, NetMode, Network};
 
 /// Answered with the asking container's gateway: the way to the host.
 pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
@@ -19,6 +23,9 @@ pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
 pub struct Client {
     /// The bind-mounted netns the listener lives in.
     pub netns: PathBuf,
+    /// When the container last started: every start makes a new netns at the same path, so a
+    /// listener made before it is in the old one.
+    pub started: String,
     /// Ids of its user-defined networks, in endpoint order (a name found on several of them
     /// is answered from the first, as Docker does).
     pub networks: Vec<String>,
@@ -30,69 +37,239 @@ pub struct Client {
     pub servers: Vec<IpAddr>,
 }
 
+/// Where a container sorts among those holding a name: creation time, then id.
+type CreationOrder = (String, String);
+
 /// One user-defined network's names.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct NetworkNames {
     /// Lowercase name → addresses, in container creation order, without repeats.
     forward: BTreeMap<String, Vec<Ipv4Addr>>,
     /// Address → `name.network` (PTR).
     reverse: HashMap<Ipv4Addr, String>,
+    /// Address → the container holding it, which places it in `forward`'s lists.
+    holder: HashMap<Ipv4Addr, CreationOrder>,
 }
 
-/// The names and clients at one moment. Immutable; replaced as a whole on every change.
-#[derive(Debug, Default)]
+/// What of a container its names and its listener follow from: a sync recomputes a
+/// container only when one of these changed.
+#[derive(Clone, Debug)]
+struct Inputs {
+    running: bool,
+    created: String,
+    name: String,
+    hostname: String,
+    mode: NetMode,
+    netns: Option<String>,
+    started: String,
+    dns: Vec<IpAddr>,
+    endpoints: Vec<Endpoint>,
+}
+
+impl Inputs {
+    fn of(c: &Container) -> Self {
+        Self {
+            running: c.running(),
+            created: c.created.clone(),
+            name: c.name.clone(),
+            hostname: c.hostname.clone(),
+            mode: c.mode.clone(),
+            netns: c.netns.clone(),
+            started: c.started.clone(),
+            dns: c.dns.clone(),
+            endpoints: c.endpoints.clone(),
+        }
+    }
+
+    /// Compares without allocating: this runs for every container on every sync.
+    fn matches(&self, c: &Container) -> bool {
+        self.running == c.running()
+            && self.created == c.created
+            && self.name == c.name
+            && self.hostname == c.hostname
+            && self.mode == c.mode
+            && self.netns == c.netns
+            && self.started == c.started
+            && self.dns == c.dns
+            && self.endpoints == c.endpoints
+    }
+
+    /// The names it has on `network` (lowercase, each once), for an endpoint there.
+    fn names(&self, id: &str, ep: &Endpoint, network: &Network) -> Vec<String> {
+        let short_id = &id[..id.len().min(12)];
+        let mut names: Vec<String> = Vec::with_capacity(5 + 2 * ep.aliases.len());
+        let mut add = |name: String| {
+            let name = name.to_ascii_lowercase();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        };
+        for name in [self.name.as_str(), self.hostname.as_str(), short_id] {
+            add(name.to_string());
+        }
+        for name in std::iter::once(&self.name).chain(&ep.aliases) {
+            add(name.clone());
+            add(format!("{name}.{}", network.name));
+        }
+        names
+    }
+}
+
+/// What of a network the names follow from; any change rebuilds every record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NetworkInputs {
+    id: String,
+    name: String,
+    user_defined: bool,
+    internal: bool,
+}
+
+impl NetworkInputs {
+    fn matches(&self, n: &Network) -> bool {
+        self.id == n.id
+            && self.name == n.name
+            && self.user_defined == n.is_user_defined()
+            && self.internal == n.internal
+    }
+}
+
+/// The names and clients at one moment; listeners read a shared copy, the daemon updates it
+/// in place (`Arc::make_mut`) between queries.
+#[derive(Clone, Debug, Default)]
 pub struct Records {
     networks: HashMap<String, NetworkNames>,
     /// By the id of the container that owns the netns.
     clients: BTreeMap<String, Client>,
+    /// Every container of the state last synced, by id, as its records were computed.
+    containers: HashMap<String, Inputs>,
+    /// The networks of the state last synced.
+    network_inputs: Vec<NetworkInputs>,
 }
 
 impl Records {
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn build(networks: &BTreeMap<String, Network>, containers: &BTreeMap<String, Container>) -> Self {
         let mut records = Records::default();
-        let mut running: Vec<&Container> = containers.values().filter(|c| c.running()).collect();
-        running.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
-        for c in running {
+        records.update(networks, containers);
+        records
+    }
+
+    /// Brings the records in line with `networks` and `containers`, recomputing only the
+    /// containers that changed. Returns whether anything changed.
+    pub fn update(&mut self, networks: &BTreeMap<String, Network>, containers: &BTreeMap<String, Container>) -> bool {
+        let same_networks = self.network_inputs.len() == networks.len()
+            && self.network_inputs.iter().zip(networks.values()).all(|(old, n)| old.matches(n));
+        if !same_networks {
+            *self = Records {
+                network_inputs: networks
+                    .values()
+                    .map(|n| NetworkInputs {
+                        id: n.id.clone(),
+                        name: n.name.clone(),
+                        user_defined: n.is_user_defined(),
+                        internal: n.internal,
+                    })
+                    .collect(),
+                ..Records::default()
+            };
+        }
+        let mut changed = !same_networks;
+        if self.containers.len() != containers.len() || !self.containers.keys().all(|id| containers.contains_key(id)) {
+            let gone: Vec<String> =
+                self.containers.keys().filter(|id| !containers.contains_key(*id)).cloned().collect();
+            for id in gone {
+                self.remove(&id, networks);
+                changed = true;
+            }
+        }
+        for (id, c) in containers {
+            if self.containers.get(id).is_some_and(|old| old.matches(c)) {
+                continue;
+            }
+            self.remove(id, networks);
+            self.add(id, Inputs::of(c), networks);
+            changed = true;
+        }
+        changed
+    }
+
+    fn add(&mut self, id: &str, c: Inputs, networks: &BTreeMap<String, Network>) {
+        if c.running {
             let mut client_networks = Vec::new();
             for ep in &c.endpoints {
                 let Some(network) = networks.get(&ep.network).filter(|n| n.is_user_defined()) else {
                     continue;
                 };
                 client_networks.push(network.id.clone());
-                let names = records.networks.entry(network.id.clone()).or_default();
-                let short_id = &c.id[..c.id.len().min(12)];
-                let mut add = |name: &str| {
-                    let ips = names.forward.entry(name.to_ascii_lowercase()).or_default();
-                    if !ips.contains(&ep.ip) {
-                        ips.push(ep.ip);
+                let names = self.networks.entry(network.id.clone()).or_default();
+                let order: CreationOrder = (c.created.clone(), id.to_string());
+                for name in c.names(id, ep, network) {
+                    let ips = names.forward.entry(name).or_default();
+                    if ips.contains(&ep.ip) {
+                        continue;
                     }
-                };
-                for name in [c.name.as_str(), c.hostname.as_str(), short_id] {
-                    add(name);
-                }
-                for name in std::iter::once(&c.name).chain(&ep.aliases) {
-                    add(name);
-                    add(&format!("{name}.{}", network.name));
+                    let at = ips.partition_point(|ip| names.holder.get(ip).is_some_and(|h| *h < order));
+                    ips.insert(at, ep.ip);
                 }
                 names
                     .reverse
                     .entry(ep.ip)
                     .or_insert_with(|| format!("{}.{}", c.name, network.name).to_ascii_lowercase());
+                names.holder.entry(ep.ip).or_insert(order);
             }
             let netns = c.netns.as_ref().filter(|_| c.mode == NetMode::Own);
             if let (Some(netns), false) = (netns, client_networks.is_empty()) {
-                records.clients.insert(
-                    c.id.clone(),
+                let gateway = c
+                    .endpoints
+                    .iter()
+                    .filter(|ep| !networks.get(&ep.network).is_some_and(|n| n.internal))
+                    .min_by_key(|ep| gateway_order(networks, &ep.network))
+                    .unwrap_or(&c.endpoints[0])
+                    .gateway;
+                self.clients.insert(
+                    id.to_string(),
                     Client {
                         netns: PathBuf::from(netns),
+                        started: if c.started.is_empty() { c.created.clone() } else { c.started.clone() },
                         networks: client_networks,
-                        gateway: c.default_route_endpoint(networks).unwrap_or(&c.endpoints[0]).gateway,
+                        gateway,
                         servers: c.dns.clone(),
                     },
                 );
             }
         }
-        records
+        self.containers.insert(id.to_string(), c);
+    }
+
+    /// Takes out what [`Self::add`] put in for container `id` (with the same `networks`: a
+    /// change to them rebuilds everything instead).
+    fn remove(&mut self, id: &str, networks: &BTreeMap<String, Network>) {
+        let Some(c) = self.containers.remove(id) else { return };
+        self.clients.remove(id);
+        if !c.running {
+            return;
+        }
+        for ep in &c.endpoints {
+            let Some(network) = networks.get(&ep.network).filter(|n| n.is_user_defined()) else {
+                continue;
+            };
+            let Some(names) = self.networks.get_mut(&ep.network) else { continue };
+            // Its address only if it holds it (addresses are unique on a network; this
+            // keeps a record of another container safe should two ever claim one).
+            if names.holder.get(&ep.ip).is_none_or(|(_, holder)| holder != id) {
+                continue;
+            }
+            names.holder.remove(&ep.ip);
+            names.reverse.remove(&ep.ip);
+            for name in c.names(id, ep, network) {
+                if let Some(ips) = names.forward.get_mut(&name) {
+                    ips.retain(|ip| *ip != ep.ip);
+                    if ips.is_empty() {
+                        names.forward.remove(&name);
+                    }
+                }
+            }
+        }
     }
 
     pub fn clients(&self) -> &BTreeMap<String, Client> {
@@ -299,5 +476,64 @@ pub(super) mod tests {
         let mut again = ips.clone();
         rotation.rotate("web", &mut again);
         assert_eq!(again[0], ips[0], "the name is gone from the records, so is its counter");
+    }
+
+    /// What answers depend on, for comparing two `Records`.
+    type View = (Vec<(String, Vec<(String, Vec<Ipv4Addr>)>, Vec<(Ipv4Addr, String)>)>, Vec<(String, Client)>);
+
+    fn view(r: &Records) -> View {
+        let mut networks: Vec<_> = r
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.forward.is_empty() || !n.reverse.is_empty())
+            .map(|(id, n)| {
+                let mut reverse: Vec<_> = n.reverse.iter().map(|(ip, name)| (*ip, name.clone())).collect();
+                reverse.sort();
+                (id.clone(), n.forward.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), reverse)
+            })
+            .collect();
+        networks.sort();
+        (networks, r.clients.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    #[test]
+    fn updating_in_place_gives_what_a_rebuild_gives() {
+        let (mut networks, mut containers) = state();
+        let mut records = Records::build(&networks, &containers);
+        fn check(
+            records: &mut Records,
+            networks: &BTreeMap<String, Network>,
+            containers: &BTreeMap<String, Container>,
+            what: &str,
+        ) {
+            assert!(records.update(networks, containers), "{what}: a change is seen");
+            assert!(!records.update(networks, containers), "{what}: nothing more to do");
+            assert_eq!(view(records), view(&Records::build(networks, containers)), "{what}");
+        }
+        // An older container joins "web" after newer ones: its address goes first.
+        let zero = container("z0", "zero", "0", vec![endpoint("n1", "172.18.0.9", "172.18.0.1", &["web"])]);
+        containers.insert(zero.id.clone(), zero);
+        check(&mut records, &networks, &containers, "an older container with a shared alias");
+        assert_eq!(
+            records.addresses(records.client(&id("a1")).unwrap(), "web").unwrap()[0],
+            "172.18.0.9".parse::<Ipv4Addr>().unwrap()
+        );
+        let b2 = id("b2");
+        containers.get_mut(&b2).unwrap().stopped =
+            Some(Stopped { at: String::new(), exit_code: 0, attachments: vec![] });
+        check(&mut records, &networks, &containers, "a container stops");
+        containers.get_mut(&b2).unwrap().stopped = None;
+        containers.get_mut(&b2).unwrap().started = "later".into();
+        check(&mut records, &networks, &containers, "it starts again");
+        containers.get_mut(&id("c3")).unwrap().endpoints[0].aliases = vec!["db".into()];
+        check(&mut records, &networks, &containers, "aliases change");
+        containers.get_mut(&id("a1")).unwrap().endpoints.push(endpoint("n2", "172.19.0.7", "172.19.0.1", &[]));
+        check(&mut records, &networks, &containers, "a connect");
+        containers.remove(&id("d4"));
+        check(&mut records, &networks, &containers, "a container goes");
+        networks.insert("n3".into(), network("n3", "third"));
+        check(&mut records, &networks, &containers, "a network comes");
+        networks.get_mut("n1").unwrap().internal = true;
+        check(&mut records, &networks, &containers, "a network's gateway rule changes");
     }
 }
