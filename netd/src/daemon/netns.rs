@@ -47,15 +47,82 @@ pub fn create(path: &Path) -> Result<()> {
 /// turns it off on every device there, `default` on those that come later). A kernel without
 /// IPv6 has no such files: nothing to do.
 fn disable_ipv6() -> Result<()> {
+    let proc = PrivateProc::open();
     for conf in ["all", "default"] {
-        let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
-        match std::fs::write(&path, "1") {
+        let path = format!("sys/net/ipv6/conf/{conf}/disable_ipv6");
+        match proc.write(&path, "1") {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::os(format!("write {path}"), e)),
+            Err(e) => return Err(Error::os(format!("write /proc/{path}"), e)),
         }
     }
     Ok(())
+}
+
+/// A procfs instance of the calling thread's own (a detached `fsopen`/`fsmount`), for sysctls
+/// of a new netns. Through the shared `/proc`, the first lookup of `sys/net` from a new netns
+/// compares one cached entry per netns that looked there before (≈1.2 ms with 1,000
+/// containers, measured); a fresh procfs has only its own. Falls back to `/proc` where the
+/// kernel has no new mount API.
+enum PrivateProc {
+    Own(std::os::fd::OwnedFd),
+    Shared,
+}
+
+impl PrivateProc {
+    fn open() -> Self {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // From <linux/mount.h> (not in the libc crate).
+        const FSOPEN_CLOEXEC: libc::c_uint = 1;
+        const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+        const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+        // SAFETY: plain system calls on fds this function owns; a negative return is an error.
+        unsafe {
+            let fs = libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC);
+            if fs < 0 {
+                return Self::Shared;
+            }
+            let fs = OwnedFd::from_raw_fd(fs as i32);
+            let created = libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            );
+            if created < 0 {
+                return Self::Shared;
+            }
+            let mnt = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0);
+            if mnt < 0 {
+                return Self::Shared;
+            }
+            Self::Own(OwnedFd::from_raw_fd(mnt as i32))
+        }
+    }
+
+    /// Writes `value` to `path`, relative to the procfs root.
+    fn write(&self, path: &str, value: &str) -> std::io::Result<()> {
+        use std::{
+            io::Write,
+            os::fd::{AsRawFd, FromRawFd},
+        };
+        let mut file: std::fs::File = match self {
+            Self::Own(root) => {
+                let path = std::ffi::CString::new(path).map_err(std::io::Error::other)?;
+                // SAFETY: a NUL-terminated path and a live directory fd; the result is checked.
+                let fd = unsafe { libc::openat(root.as_raw_fd(), path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // SAFETY: a fresh fd nothing else owns.
+                unsafe { std::fs::File::from_raw_fd(fd) }
+            }
+            Self::Shared => std::fs::OpenOptions::new().write(true).open(format!("/proc/{path}"))?,
+        };
+        file.write_all(value.as_bytes())
+    }
 }
 
 /// Bind-mounts the calling process's own network namespace at `path` (the daemon's netns,

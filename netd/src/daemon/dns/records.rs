@@ -174,20 +174,21 @@ impl Records {
             };
         }
         let mut changed = !same_networks;
-        if self.containers.len() != containers.len() || !self.containers.keys().all(|id| containers.contains_key(id)) {
-            let gone: Vec<String> =
-                self.containers.keys().filter(|id| !containers.contains_key(*id)).cloned().collect();
-            for id in gone {
-                self.remove(&id, networks);
-                changed = true;
-            }
-        }
         for (id, c) in containers {
             if self.containers.get(id).is_some_and(|old| old.matches(c)) {
                 continue;
             }
             self.remove(id, networks);
             self.add(id, Inputs::of(c), networks);
+            changed = true;
+        }
+        // Every id of `containers` is known now: more known ids means some went.
+        if self.containers.len() != containers.len() {
+            let gone: Vec<String> =
+                self.containers.keys().filter(|id| !containers.contains_key(*id)).cloned().collect();
+            for id in gone {
+                self.remove(&id, networks);
+            }
             changed = true;
         }
         changed
