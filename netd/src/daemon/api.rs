@@ -74,6 +74,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 
 /// The routes; `api_types.rs` lists each one's request and response types.
 pub fn router(api: Api) -> Router {
+    let durable = axum::middleware::from_fn_with_state(api.manager.clone(), answer_when_durable);
     Router::new()
         .route("/networks", get(list_networks).post(create_network))
         .route("/networks/prune", post(prune_networks))
@@ -89,7 +90,25 @@ pub fn router(api: Api) -> Router {
         .route("/system/reset", post(reset))
         .fallback(unknown_path)
         .method_not_allowed_fallback(unknown_method)
+        .layer(durable)
         .with_state(api)
+}
+
+/// A command that may have changed the state answers only once its commit is on disk
+/// (`store.rs`, group commit): the client's answer stands after a crash.
+async fn answer_when_durable(
+    State(manager): State<Arc<Manager>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = request.method() != axum::http::Method::GET;
+    let response = next.run(request).await;
+    if changes {
+        if let Err(e) = manager.durable().await {
+            return e.into_response();
+        }
+    }
+    response
 }
 
 /// Unknown paths and methods are answered in the shape of every other error (axum's own

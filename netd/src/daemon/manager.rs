@@ -271,6 +271,17 @@ impl<K: Kernel> Manager<K> {
         Ok(())
     }
 
+    /// Commits from now on are made durable in the background, shared by the commands that
+    /// come together ([`crate::store::Store::group_commits`]).
+    pub fn group_commits(&self) {
+        self.store.group_commits();
+    }
+
+    /// Waits until every change committed so far is on disk.
+    pub async fn durable(&self) -> Result<()> {
+        self.store.durable().await
+    }
+
     /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
     /// change to containers or their endpoints.
     fn sync_dns(&self, state: &State) {

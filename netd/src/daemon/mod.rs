@@ -147,6 +147,7 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "cannot unpin a migrated map");
     }
     drop(ebpf_datapath);
+    manager.group_commits();
     tokio::spawn(watch_exits(manager.clone(), exits));
 
     let listener = api_server::bind(&socket)?;
@@ -155,13 +156,17 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let attach_task = tokio::spawn(attach::serve(api_server::bind(&attach_socket)?, manager.clone()));
     tracing::info!(socket = %socket.display(), "netd daemon ready");
     let stop = Arc::new(tokio::sync::Notify::new());
-    let app = api::router(Api { manager, run_dir: args.run_dir.clone(), stop: stop.clone() });
+    let app = api::router(Api { manager: manager.clone(), run_dir: args.run_dir.clone(), stop: stop.clone() });
     let (reset_tx, reset_rx) = tokio::sync::oneshot::channel();
     let shutdown = async move {
         let _ = reset_tx.send(shutdown_signal(stop).await);
     };
     api_server::serve(listener, app, shutdown).await;
     attach_task.abort();
+    // Commits no command waited for (a container's exit) are on disk before the daemon goes.
+    if let Err(e) = manager.durable().await {
+        tracing::error!(error = %e, "state store not flushed at exit");
+    }
     egress_task.abort();
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&attach_socket);

@@ -2,10 +2,25 @@
 //! Each API mutation writes all of its changes in one transaction. The store holds `-e`
 //! values: its directory is 0700 and its file 0600 (`access.rs`), also when an older version
 //! made them more open.
-use std::path::Path;
+//!
+//! Group commit: once the daemon calls [`Store::group_commits`], a transaction commits without
+//! waiting for the disk (under the manager's lock), and a background flush makes everything
+//! committed so far durable with one fsync; a command answers only after [`Store::durable`]
+//! (`api.rs`). Clients that arrive together share a flush instead of each waiting for its own
+//! under the lock. A crash before the flush loses only changes no client was told about: the
+//! store is back at the last flush, and the restart's recovery handles the kernel side as for
+//! any crash between a step and its commit (docs/architecture.md, "Crash safety").
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, OnceLock,
+    },
+};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::{watch, Notify};
 
 use crate::{
     error::{Error, Result},
@@ -18,7 +33,18 @@ const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("container
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
+    /// Set by [`Store::group_commits`]; until then every commit waits for the disk itself.
+    flusher: OnceLock<Arc<Flusher>>,
+}
+
+/// The background flush's bookkeeping.
+struct Flusher {
+    /// Commits made so far.
+    made: AtomicU64,
+    /// How many of them are durable, and the error of the last flush if it failed.
+    durable: watch::Sender<(u64, Option<String>)>,
+    wake: Notify,
 }
 
 /// A set of changes that is committed at once.
@@ -37,6 +63,8 @@ pub enum StoreError {
     Redb(#[from] redb::Error),
     #[error("state store: corrupt record: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("state store: cannot write to disk: {0}")]
+    Flush(String),
 }
 
 fn db_err(e: impl Into<redb::Error>) -> Error {
@@ -45,6 +73,16 @@ fn db_err(e: impl Into<redb::Error>) -> Error {
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::Store(StoreError::Json(e))
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Wakes the flush so that it can see the store gone and end (it holds no reference
+        // that would keep the database open).
+        if let Some(flusher) = self.flusher.get() {
+            flusher.wake.notify_one();
+        }
+    }
 }
 
 impl Store {
@@ -58,7 +96,33 @@ impl Store {
         tx.open_table(CONTAINERS).map_err(db_err)?;
         tx.open_table(META).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db), flusher: OnceLock::new() })
+    }
+
+    /// From now on, commits are made durable by a background flush (see the module's doc).
+    /// Needs a tokio runtime.
+    pub fn group_commits(&self) {
+        let flusher =
+            Arc::new(Flusher { made: AtomicU64::new(0), durable: watch::Sender::new((0, None)), wake: Notify::new() });
+        if self.flusher.set(flusher.clone()).is_ok() {
+            tokio::spawn(flush_loop(Arc::downgrade(&self.db), flusher));
+        }
+    }
+
+    /// Waits until every commit made before this call is on disk.
+    pub async fn durable(&self) -> Result<()> {
+        let Some(flusher) = self.flusher.get() else { return Ok(()) };
+        let target = flusher.made.load(Ordering::SeqCst);
+        flusher.wake.notify_one();
+        let mut durable = flusher.durable.subscribe();
+        let state = durable
+            .wait_for(|(done, failed)| *done >= target || failed.is_some())
+            .await
+            .map_err(|_| Error::Store(StoreError::Flush("the flush stopped".into())))?;
+        match &*state {
+            (done, _) if *done >= target => Ok(()),
+            (_, failed) => Err(Error::Store(StoreError::Flush(failed.clone().unwrap_or_default()))),
+        }
     }
 
     /// A random id made once per store: the name of this daemon's container cgroups, stable
@@ -101,7 +165,10 @@ impl Store {
     }
 
     pub fn commit(&self, changes: Changes) -> Result<()> {
-        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        if self.flusher.get().is_some() {
+            tx.set_durability(Durability::None).map_err(db_err)?;
+        }
         {
             let mut networks = tx.open_table(NETWORKS).map_err(db_err)?;
             for n in &changes.put_networks {
@@ -118,10 +185,102 @@ impl Store {
                 containers.remove(id.as_str()).map_err(db_err)?;
             }
         }
-        tx.commit().map_err(db_err)
+        tx.commit().map_err(db_err)?;
+        if let Some(flusher) = self.flusher.get() {
+            flusher.made.fetch_add(1, Ordering::SeqCst);
+            flusher.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Makes the commits durable: one empty durable transaction (redb writes everything committed
+/// before it) whenever there are commits it has not covered.
+/// Ends when the store is dropped.
+async fn flush_loop(db: std::sync::Weak<Database>, flusher: Arc<Flusher>) {
+    loop {
+        if db.strong_count() == 0 {
+            return;
+        }
+        let target = flusher.made.load(Ordering::SeqCst);
+        if target <= flusher.durable.borrow().0 {
+            flusher.wake.notified().await;
+            continue;
+        }
+        let Some(db) = db.upgrade() else { return };
+        let flushed = tokio::task::spawn_blocking(move || -> std::result::Result<(), redb::Error> {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::Immediate)?;
+            Ok(tx.commit()?)
+        })
+        .await;
+        match flushed {
+            Ok(Ok(())) => flusher.durable.send_modify(|state| *state = (target, None)),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "state store: flush failed");
+                flusher.durable.send_modify(|state| state.1 = Some(e.to_string()));
+                // Tried again at the next commit or wait, not in a tight loop.
+                flusher.wake.notified().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "state store: flush task failed");
+                flusher.durable.send_modify(|state| state.1 = Some(e.to_string()));
+                flusher.wake.notified().await;
+            }
+        }
     }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(json_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a directory of its own, removed at the end.
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn put(store: &Store, id: &str) {
+        let changes = Changes { put_containers: vec![Container::fixture(id, id)], ..Changes::default() };
+        store.commit(changes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn grouped_commits_are_all_there_after_a_reopen() {
+        let dir =
+            Dir(std::env::temp_dir().join(format!("netd-store-{}-{}", std::process::id(), crate::model::new_id())));
+        let store = Store::open(&dir.0).unwrap();
+        store.group_commits();
+        put(&store, "a");
+        put(&store, "b");
+        store.durable().await.unwrap();
+        // Nothing to flush: returns at once.
+        store.durable().await.unwrap();
+        put(&store, "c");
+        store.durable().await.unwrap();
+        drop(store);
+        let reopened = Store::open(&dir.0).unwrap();
+        let mut ids: Vec<String> = reopened.containers().unwrap().into_iter().map(|c| c.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn without_group_commit_durable_has_nothing_to_wait_for() {
+        let dir =
+            Dir(std::env::temp_dir().join(format!("netd-store-{}-{}", std::process::id(), crate::model::new_id())));
+        let store = Store::open(&dir.0).unwrap();
+        put(&store, "a");
+        store.durable().await.unwrap();
+        drop(store);
+        assert_eq!(Store::open(&dir.0).unwrap().containers().unwrap().len(), 1);
+    }
 }
