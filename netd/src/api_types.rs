@@ -184,6 +184,9 @@ pub struct Stats {
     /// Endpoints of stopped or removed containers whose veths the kernel is still removing in
     /// the background (unreachable already; `daemon/reaper.rs`).
     pub endpoints_being_removed: u64,
+    /// Network namespaces being made ahead of `run`, or removed after use
+    /// (`daemon/netns_pool.rs`); 0 when idle.
+    pub netns_being_prepared: u64,
     /// What does not work on this host (e.g. host clients of published ports without a cgroup2
     /// mount). Left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -718,6 +721,7 @@ mod tests {
             },
             nat: TableFill { entries: 7, capacity: 524_288 },
             endpoints_being_removed: 8,
+            netns_being_prepared: 9,
             warnings: vec![],
         };
         // The shape other tools parse (`netd stats --format json`), key for key.
@@ -728,10 +732,10 @@ mod tests {
                 r#""endpoints":[{"container":"c1","network":"n1","interface":"eth0","ip":"172.18.0.2","#,
                 r#""rx_packets":1,"rx_bytes":2,"tx_packets":3,"tx_bytes":4}],"#,
                 r#""conntrack":{"tcp":{"entries":5,"capacity":262144},"other":{"entries":6,"capacity":262144}},"#,
-                r#""nat":{"entries":7,"capacity":524288},"endpoints_being_removed":8}"#
+                r#""nat":{"entries":7,"capacity":524288},"endpoints_being_removed":8,"netns_being_prepared":9}"#
             )
         );
-        let empty = r#"{"drops":[],"endpoints":[],"conntrack":{"tcp":{"entries":0,"capacity":0},"other":{"entries":0,"capacity":0}},"nat":{"entries":0,"capacity":0},"endpoints_being_removed":0}"#;
+        let empty = r#"{"drops":[],"endpoints":[],"conntrack":{"tcp":{"entries":0,"capacity":0},"other":{"entries":0,"capacity":0}},"nat":{"entries":0,"capacity":0},"endpoints_being_removed":0,"netns_being_prepared":0}"#;
         assert_eq!(round_trip(Stats::default()), empty);
         // A field missing from the daemon's answer is an error, not a silent zero.
         assert!(serde_json::from_str::<Stats>(r#"{"drops":[],"endpoints":[],"nat":{"entries":0,"capacity":0}}"#)

@@ -20,7 +20,7 @@ pub mod daemon;
 // (`crate::manager`, `crate::store`, …).
 pub use daemon::{
     access, api, api_server, container_files, crash, datapath, dns, egress, host_ports, ipam, kernel, limits, manager,
-    names, netlink, netns, plumbing, reaper, store, supervisor, sweep, validate, views,
+    names, netlink, netns, netns_pool, plumbing, reaper, store, supervisor, sweep, validate, views,
 };
 pub mod error;
 #[cfg(feature = "fuzzing")]

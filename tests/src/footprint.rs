@@ -20,8 +20,11 @@ pub struct KernelFootprint {
     pub addrs: String,
     pub routes: String,
     pub reserved_ports: String,
-    /// Mounts under the test host's directory (container netns mounts, the host-netns mount).
+    /// Mounts under the test host's directory (container netns mounts, the host-netns mount),
+    /// but for the namespaces the daemon made ahead of `run`, which are counted instead (their
+    /// names change as they are used).
     pub mounts: BTreeSet<String>,
+    pub ready_netns: usize,
     /// Every path under the test host's bpffs directory.
     pub pins: BTreeSet<String>,
     /// Entries of every map pinned under `maps/`, by pin name.
@@ -47,13 +50,14 @@ impl KernelFootprint {
             .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap().to_string()))
             .collect();
         let dir = host.dir.to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        let ready_dir = host.run_dir().join("netns-ready").to_string_lossy().into_owned();
+        let (ready, mounts): (Vec<String>, Vec<String>) = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
             .filter(|m| m.starts_with(&dir))
             .map(str::to_string)
-            .collect();
+            .partition(|m| m.starts_with(&ready_dir));
         let mut pins = BTreeSet::new();
         walk(&host.bpffs, &host.bpffs, &mut pins);
         let map_entries = std::fs::read_dir(host.bpffs.join("maps"))
@@ -67,7 +71,8 @@ impl KernelFootprint {
             addrs: host.in_host_ok(&["ip", "-o", "-4", "addr", "show"]),
             routes: host.in_host_ok(&["ip", "-4", "route", "show", "table", "all"]),
             reserved_ports: host.in_host_ok(&["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"]),
-            mounts,
+            mounts: mounts.into_iter().collect(),
+            ready_netns: ready.len(),
             pins,
             map_entries,
         }

@@ -239,12 +239,13 @@ impl TestHost {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let out = self.netd(&["stats", "--format", "{{.endpoints_being_removed}}"]);
+            // The namespaces made ahead of `run` too: a snapshot never catches one half made.
+            let out = self.netd(&["stats", "--format", "{{.endpoints_being_removed}} {{.netns_being_prepared}}"]);
             let pending = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !out.status.success() || pending == "0" {
+            if !out.status.success() || pending == "0 0" {
                 return;
             }
-            assert!(Instant::now() < deadline, "{pending} endpoints still being removed after 30 s");
+            assert!(Instant::now() < deadline, "endpoints being removed, netns being made: {pending} after 30 s");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -484,10 +485,13 @@ impl Drop for TestHost {
             let _ = self.netd(&["system", "reset"]);
         }
         self.stop_daemon(nix::sys::signal::Signal::SIGKILL);
-        // Whatever the reset could not remove: container netns mounts, namespaces, pins.
-        if let Ok(entries) = std::fs::read_dir(self.run_dir().join("netns")) {
-            for e in entries.flatten() {
-                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+        // Whatever the reset could not remove: container netns mounts, the namespaces made
+        // ahead (after a kill), namespaces, pins.
+        for dir in ["netns", "netns-ready"] {
+            if let Ok(entries) = std::fs::read_dir(self.run_dir().join(dir)) {
+                for e in entries.flatten() {
+                    let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                }
             }
         }
         let _ = nix::mount::umount2(&self.run_dir().join("host-netns"), nix::mount::MntFlags::MNT_DETACH);

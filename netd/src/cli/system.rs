@@ -101,6 +101,7 @@ mod tests {
             },
             nat: TableFill { entries: 1, capacity: 524_288 },
             endpoints_being_removed: 0,
+            netns_being_prepared: 0,
             warnings: vec![],
         };
         assert_eq!(

@@ -72,6 +72,12 @@ pub trait Kernel: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     /// Released endpoints whose veths are not removed yet.
     fn endpoints_being_removed(&self) -> usize;
+    /// Starts making namespaces ahead of `run` (after recovery's sweep).
+    fn prepare_netns_ahead(&self);
+    /// Stops making namespaces ahead and removes the ready ones (the daemon is stopping).
+    fn stop_preparing_netns(&self);
+    /// Namespaces being made ahead, or removed after use.
+    fn netns_being_prepared(&self) -> usize;
     /// Waits until every released endpoint's veth is removed.
     fn removals_settled(&self) -> impl Future<Output = ()> + Send;
     /// The datapath's view of an endpoint whose veth exists, else `None`.
@@ -190,6 +196,15 @@ impl Kernel for HostKernel {
     }
     fn endpoints_being_removed(&self) -> usize {
         self.plumber.endpoints_being_removed()
+    }
+    fn prepare_netns_ahead(&self) {
+        self.plumber.prepare_netns_ahead()
+    }
+    fn stop_preparing_netns(&self) {
+        self.plumber.stop_preparing_netns()
+    }
+    fn netns_being_prepared(&self) -> usize {
+        self.plumber.netns_being_prepared()
     }
     async fn removals_settled(&self) {
         self.plumber.removals_settled().await

@@ -277,6 +277,16 @@ impl<K: Kernel> Manager<K> {
         self.store.group_commits();
     }
 
+    /// Starts making namespaces ahead of `run` (`netns_pool.rs`).
+    pub fn prepare_netns_ahead(&self) {
+        self.kernel.prepare_netns_ahead();
+    }
+
+    /// Stops making namespaces ahead and removes the ready ones (the daemon is stopping).
+    pub fn stop_preparing_netns(&self) {
+        self.kernel.stop_preparing_netns();
+    }
+
     /// Waits until every change committed so far is on disk.
     pub async fn durable(&self) -> Result<()> {
         self.store.durable().await
@@ -435,6 +445,7 @@ impl<K: Kernel> Manager<K> {
             conntrack: ConntrackUsage { tcp: flows.conntrack_tcp.into(), other: flows.conntrack_other.into() },
             nat: flows.nat.into(),
             endpoints_being_removed: self.kernel.endpoints_being_removed() as u64,
+            netns_being_prepared: self.kernel.netns_being_prepared() as u64,
             warnings: if flows.host_clients {
                 vec![]
             } else {

@@ -16,6 +16,7 @@ pub mod manager;
 pub mod names;
 pub mod netlink;
 pub mod netns;
+pub mod netns_pool;
 pub mod plumbing;
 pub mod reaper;
 pub mod store;
@@ -148,6 +149,7 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     }
     drop(ebpf_datapath);
     manager.group_commits();
+    manager.prepare_netns_ahead();
     tokio::spawn(watch_exits(manager.clone(), exits));
 
     let listener = api_server::bind(&socket)?;
@@ -163,6 +165,7 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     };
     api_server::serve(listener, app, shutdown).await;
     attach_task.abort();
+    manager.stop_preparing_netns();
     // Commits no command waited for (a container's exit) are on disk before the daemon goes.
     if let Err(e) = manager.durable().await {
         tracing::error!(error = %e, "state store not flushed at exit");
@@ -198,7 +201,7 @@ async fn shutdown_signal(stop: Arc<tokio::sync::Notify>) -> bool {
 
 /// After a reset only empty directories can remain in the run dir; remove them.
 fn remove_empty_run_dirs(run_dir: &std::path::Path) {
-    for sub in ["netns", "containers"] {
+    for sub in ["netns", "netns-ready", "containers"] {
         let _ = std::fs::remove_dir(run_dir.join(sub));
     }
     let _ = std::fs::remove_dir(run_dir);

@@ -26,11 +26,23 @@ pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> Result<T> + Se
 
 /// Creates a new network namespace bind-mounted at `path` (like `ip netns add`).
 pub fn create(path: &Path) -> Result<()> {
+    make(path, false)
+}
+
+/// [`create`], with `lo` up too (a netns made ahead, `netns_pool.rs`).
+pub fn create_with_lo_up(path: &Path) -> Result<()> {
+    make(path, true)
+}
+
+fn make(path: &Path, lo_up: bool) -> Result<()> {
     mount_point(path)?;
     let target: PathBuf = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("unshare netns", e))?;
         disable_ipv6()?;
+        if lo_up {
+            loopback_up()?;
+        }
         mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| Error::os("bind-mount netns", e))
     })
@@ -54,6 +66,35 @@ fn disable_ipv6() -> Result<()> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::os(format!("write /proc/{path}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Sets `lo` up in the calling thread's netns. The interface-flags ioctl: one flag on a device
+/// every netns has, with no netlink socket to open in a netns nothing else uses yet.
+fn loopback_up() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::os("socket for lo", e))?;
+    // SAFETY: an all-zero ifreq is valid; the name is NUL-terminated ("lo" in 16 bytes).
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in request.ifr_name.iter_mut().zip(b"lo") {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq passed, which lives on.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) < 0 {
+            return Err(Error::os("get lo flags", std::io::Error::last_os_error()));
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &request) < 0 {
+            return Err(Error::os("set lo up", std::io::Error::last_os_error()));
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ use crate::{
     model::{Endpoint, IpamConfig},
     netlink::{LabelledAdd, LinkCounters, Netlink},
     netns,
+    netns_pool::NetnsPool,
     reaper::Reaper,
 };
 
@@ -33,6 +34,8 @@ pub struct Plumber {
     inside: std::sync::Mutex<InsideSockets>,
     /// Removes the veths of released endpoints in the background.
     reaper: Reaper,
+    /// Namespaces made ahead of `run`.
+    netns_pool: NetnsPool,
     /// The highest host ifindex netd has seen (0: not looked up yet): the next veth's host end
     /// gets one two above it, its peer the one between.
     last_host_index: std::sync::atomic::AtomicU32,
@@ -105,6 +108,7 @@ impl Plumber {
     pub fn new(host: Netlink, reaper_socket: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
         Self {
             reaper: Reaper::new(reaper_socket),
+            netns_pool: NetnsPool::new(run_dir.join("netns-ready")),
             last_host_index: Default::default(),
             host,
             netns_dir: run_dir.join("netns"),
@@ -143,13 +147,38 @@ impl Plumber {
         &self.netns_dir
     }
 
+    /// Where the namespaces made ahead are mounted (all of them leftovers at a start).
+    pub fn ready_netns_dir(&self) -> &Path {
+        self.netns_pool.dir()
+    }
+
+    /// Starts making namespaces ahead of `run` (after the start-up sweep).
+    pub fn prepare_netns_ahead(&self) {
+        self.netns_pool.start();
+    }
+
+    /// Stops making namespaces ahead and removes the ready ones (the daemon is stopping).
+    pub fn stop_preparing_netns(&self) {
+        self.netns_pool.stop();
+    }
+
+    /// Namespaces being made ahead or removed after use.
+    pub fn netns_being_prepared(&self) -> usize {
+        self.netns_pool.pending()
+    }
+
     pub fn netns_path(&self, container_name: &str) -> PathBuf {
         self.netns_dir.join(container_name)
     }
 
-    /// A new netns with `lo` up.
+    /// A new netns with `lo` up: one made ahead if one is ready.
     pub async fn create_netns(&self, container_name: &str) -> Result<PathBuf> {
         let path = self.netns_path(container_name);
+        if let Some(mounted) = self.netns_pool.take_into(&path) {
+            mounted?;
+            self.forget_inside(&path);
+            return Ok(path);
+        }
         netns::create(&path)?;
         // A new netns at this path: a socket of an earlier one must not be reused.
         self.forget_inside(&path);

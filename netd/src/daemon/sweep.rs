@@ -39,6 +39,8 @@ pub async fn remove_leftovers(
     errors.extend(live.iter().filter_map(|ep| crate::plumbing::enable_forwarding(&ep.host_ifname).err()));
     remove_stale_veths(host, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
+    // Namespaces a previous daemon made ahead: no container has one.
+    remove_stale_netns(plumber.ready_netns_dir(), &[], &mut errors);
     remove_stale_gateways(host, networks, &mut errors).await;
     remove_stale_routes(host, networks, live, &mut errors).await;
     errors

@@ -232,6 +232,12 @@ impl Kernel for FakeKernel {
     fn endpoints_being_removed(&self) -> usize {
         0
     }
+    /// The fake makes each netns when asked.
+    fn prepare_netns_ahead(&self) {}
+    fn stop_preparing_netns(&self) {}
+    fn netns_being_prepared(&self) -> usize {
+        0
+    }
     async fn removals_settled(&self) {}
     async fn existing_entry(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<Option<DatapathEndpoint>> {
         let exists = self.inner.lock().unwrap().host.veths.contains_key(&crate::plumbing::host_ifname(&ep.id));
