@@ -190,8 +190,11 @@ fn after_a_host_reboot_containers_show_exited() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     netd_tests::wait_process_gone(pid, Duration::from_secs(10));
     std::fs::remove_dir(&cgroup).unwrap_or_else(|e| panic!("rmdir {}: {e}", cgroup.display()));
-    for entry in std::fs::read_dir(host.run_dir().join("netns")).unwrap().flatten() {
-        nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    // Every mount goes with a reboot: the containers' netns and those made ahead of `run`.
+    for dir in ["netns", "netns-ready"] {
+        for entry in std::fs::read_dir(host.run_dir().join(dir)).unwrap().flatten() {
+            nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        }
     }
     nix::mount::umount2(&host.run_dir().join("host-netns"), nix::mount::MntFlags::MNT_DETACH).ok();
     std::fs::remove_dir_all(host.run_dir()).unwrap();
