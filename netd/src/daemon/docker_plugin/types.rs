@@ -4,7 +4,7 @@
 //! empty, and fields netd does not use are ignored.
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// Docker's key for `-o k=v` of `docker network create`.
@@ -16,6 +16,11 @@ pub const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 pub const PORT_MAP: &str = "com.docker.network.portmap";
 /// RequestAddress's option value for the gateway's address.
 pub const GATEWAY_REQUEST: &str = "com.docker.network.gateway";
+
+/// Go marshals a nil map or slice as `null`: read it as empty.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 /// `{"Err":"…"}`: what Docker reads from a non-200 reply.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,10 +48,13 @@ pub struct Capabilities {
 pub struct CreateNetwork {
     #[serde(rename = "NetworkID")]
     pub network_id: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub options: BTreeMap<String, Value>,
     #[serde(rename = "IPv4Data")]
+    #[serde(deserialize_with = "null_as_empty")]
     pub ipv4_data: Vec<IpamData>,
     #[serde(rename = "IPv6Data")]
+    #[serde(deserialize_with = "null_as_empty")]
     pub ipv6_data: Vec<IpamData>,
 }
 
@@ -80,6 +88,7 @@ pub struct CreateEndpoint {
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,
     pub interface: Option<EndpointInterface>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub options: BTreeMap<String, Value>,
 }
 
@@ -114,6 +123,7 @@ pub struct Join {
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,
     pub sandbox_key: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub options: BTreeMap<String, Value>,
 }
 
@@ -140,6 +150,7 @@ pub struct ProgramExternalConnectivity {
     pub network_id: String,
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub options: BTreeMap<String, Value>,
 }
 
@@ -186,6 +197,7 @@ pub struct RequestPool {
     pub address_space: String,
     pub pool: String,
     pub sub_pool: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub options: BTreeMap<String, String>,
     #[serde(rename = "V6")]
     pub v6: bool,
@@ -197,6 +209,7 @@ pub struct RequestPoolReply {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
     pub pool: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub data: BTreeMap<String, String>,
 }
 
@@ -213,6 +226,7 @@ pub struct RequestAddress {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
     pub address: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub options: BTreeMap<String, String>,
 }
 
@@ -221,6 +235,7 @@ pub struct RequestAddress {
 pub struct RequestAddressReply {
     /// CIDR: the pool's prefix is what lands on the interface.
     pub address: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub data: BTreeMap<String, String>,
 }
 

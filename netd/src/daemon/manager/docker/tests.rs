@@ -290,7 +290,8 @@ async fn pools_skip_netd_networks_held_pools_and_are_never_repeated() {
         )
         .await;
     assert_eq!(gw["Address"], "10.5.0.1/16");
-    let a = fx.call("IpamDriver.RequestAddress", json!({"PoolID":id})).await;
+    // Go sends a nil map as null.
+    let a = fx.call("IpamDriver.RequestAddress", json!({"PoolID":id,"Address":"","Options":null})).await;
     // As netd's own IPAM (and Docker's): the range's first address, in a /16 a host address.
     assert_eq!(a["Address"], "10.5.1.0/16");
     assert!(fx.fails("IpamDriver.RequestPool", json!({"V6":true})).await.contains("IPv4"));
