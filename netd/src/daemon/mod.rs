@@ -86,8 +86,8 @@ pub struct DaemonArgs {
     /// --ipam-driver netd`): dockerd looks for `/run/docker/plugins/<name>.sock`.
     #[arg(long, value_name = "PATH", default_value = docker_plugin::DEFAULT_SOCKET)]
     pub docker_plugin_socket: PathBuf,
-    /// Serve no Docker plugin socket.
-    #[arg(long, conflicts_with = "docker_plugin_socket")]
+    /// Serve no Docker plugin socket (`--docker-plugin-socket` is then ignored).
+    #[arg(long)]
     pub no_docker_plugin: bool,
 }
 
