@@ -296,3 +296,95 @@ fn the_socket_is_root_only_and_off_with_no_docker_plugin() {
     let host = TestHost::start_with(netd_tests::DaemonOptions { daemon_args: OFF, ..Default::default() });
     assert!(!host.docker_plugin_socket().exists());
 }
+
+/// Sends one call to a daemon that is to die at its crash point: no reply is expected.
+fn call_into_crash(socket: &Path, method: &str, body: Value) {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.to_string();
+    let request = format!("POST /{method} HTTP/1.1\r\nHost: netd\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(reply.is_empty(), "{method} answered although the daemon was to die: {reply}");
+}
+
+/// `kill -9` at each crash point of the Docker operations: after a restart the store and the
+/// kernel agree, what Docker saw succeed exists and what it saw fail does not, and the whole
+/// sequence can run on.
+#[test]
+fn crash_points_of_docker_operations_leave_store_and_kernel_agreeing() {
+    use std::os::unix::process::ExitStatusExt;
+    // (crash point, the call that hits it, how many set-up steps run first)
+    let cases: [(&str, &str, usize); 6] = [
+        ("docker-network-create:gateway", "NetworkDriver.CreateNetwork", 0),
+        ("docker-endpoint-create:veth", "NetworkDriver.CreateEndpoint", 1),
+        ("docker-program:publish", "NetworkDriver.ProgramExternalConnectivity", 2),
+        ("docker-revoke:commit", "NetworkDriver.RevokeExternalConnectivity", 3),
+        ("docker-endpoint-rm:commit", "NetworkDriver.DeleteEndpoint", 2),
+        ("docker-network-rm:commit", "NetworkDriver.DeleteNetwork", 1),
+    ];
+    for (point, method, setup) in cases {
+        let mut host = TestHost::start();
+        let socket = host.docker_plugin_socket();
+        let (network, endpoint) = (docker_id(&host.tag, 0xaa), docker_id(&host.tag, 0xbb));
+        let create_network = json!({"NetworkID":network,"Options":{},
+            "IPv4Data":[{"AddressSpace":"LocalDefault","Pool":"10.91.0.0/24","Gateway":"10.91.0.1/24"}]});
+        let create_endpoint =
+            json!({"NetworkID":network,"EndpointID":endpoint,"Interface":{"Address":"10.91.0.2/24","MacAddress":""}});
+        let portmap = json!([{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]);
+        let program =
+            json!({"NetworkID":network,"EndpointID":endpoint,"Options":{"com.docker.network.portmap":portmap}});
+        let ids = json!({"NetworkID":network,"EndpointID":endpoint});
+        let steps = [
+            ("NetworkDriver.CreateNetwork", create_network),
+            ("NetworkDriver.CreateEndpoint", create_endpoint),
+            ("NetworkDriver.ProgramExternalConnectivity", program),
+        ];
+        for (m, body) in steps.iter().take(setup) {
+            ok(&socket, m, body.clone());
+        }
+        let body = match method {
+            "NetworkDriver.RevokeExternalConnectivity" | "NetworkDriver.DeleteEndpoint" => ids.clone(),
+            "NetworkDriver.DeleteNetwork" => json!({"NetworkID":network}),
+            m => steps.iter().find(|(s, _)| *s == m).unwrap().1.clone(),
+        };
+        host.stop_daemon(Signal::SIGTERM);
+        host.start_daemon_with_env(&[("NETD_CRASH_AT", point)]);
+        host.wait_for_api();
+        call_into_crash(&socket, method, body);
+        let status = host.wait_daemon_exit(Duration::from_secs(30));
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "did not die at {point}\n{}", host.daemon_log());
+        host.start_daemon();
+        let network_known = host.netd(&["network", "inspect", &network]).status.success();
+        let endpoints = if network_known {
+            host.json(&["network", "inspect", &network])[0]["Containers"].clone()
+        } else {
+            json!({})
+        };
+        let endpoint_known = endpoints.get(&endpoint).is_some();
+        let published = !connect_refused_or_timeout(&host.netns_path(&host.outside_ns), HOST_ADDR, 8080);
+        let state = (network_known, endpoint_known, published);
+        // Creates commit last (a crash undoes them), removes commit first (a crash completes them).
+        let expected = match method {
+            "NetworkDriver.CreateNetwork" => (false, false, false),
+            "NetworkDriver.CreateEndpoint" => (true, false, false),
+            "NetworkDriver.ProgramExternalConnectivity" => (true, true, false),
+            "NetworkDriver.RevokeExternalConnectivity" => (true, true, false),
+            "NetworkDriver.DeleteEndpoint" => (true, false, false),
+            "NetworkDriver.DeleteNetwork" => (false, false, false),
+            _ => unreachable!(),
+        };
+        assert_eq!(state, expected, "after a crash at {point}: (network, endpoint, published)");
+        assert_store_and_kernel_agree(&host, "no-container-commands");
+        // Docker goes on: whatever is left is removed the usual way, and nothing remains.
+        if endpoint_known {
+            ok(&socket, "NetworkDriver.DeleteEndpoint", ids.clone());
+        }
+        if network_known {
+            ok(&socket, "NetworkDriver.DeleteNetwork", json!({"NetworkID":network}));
+        }
+        assert!(host.endpoint_veths().is_empty(), "veths left after {point}: {:?}", host.endpoint_veths());
+        assert_store_and_kernel_agree(&host, "no-container-commands");
+    }
+}
