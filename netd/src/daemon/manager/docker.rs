@@ -280,7 +280,17 @@ impl<K: Kernel> Manager<K> {
             errors.extend(self.kernel.unpublish(&ports).err());
         }
         let dp = datapath_network(&state.networks, network_id);
-        errors.extend(self.kernel.remove_endpoint(&d.endpoint, dp).await.err());
+        match self.kernel.existing_entry(&d.endpoint, dp).await {
+            Ok(Some(_)) => errors.extend(self.kernel.remove_endpoint(&d.endpoint, dp).await.err()),
+            // The veth went with a sandbox that died with the peer in it: its map entries can
+            // no longer be found by its interface, so the datapath is made to hold exactly the
+            // live endpoints (recovery's sweep).
+            Ok(None) => {
+                tracing::info!(endpoint = %endpoint_id, "Docker endpoint's veth is gone already");
+                self.cleanup_after(&state, vec![]).await;
+            }
+            Err(e) => errors.push(e),
+        }
         if !errors.is_empty() {
             self.cleanup_after(&state, errors).await;
         }
