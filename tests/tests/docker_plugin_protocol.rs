@@ -224,6 +224,16 @@ fn dockerd_call_sequence_runs_traffic_publishes_survives_kill_9_and_leaves_nothi
     assert_eq!(client_address_seen(&sandboxes[1].path(), &sandboxes[0].path(), &ip(1), 7001), ip(0));
     // Egress to the outside netns, masqueraded.
     assert!(sandboxes[0].ping(OUTSIDE_ADDR), "no egress");
+    // `netd stats` counts Docker's endpoints as their containers do.
+    let stats = host.stats();
+    let row = stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ip"] == ip(0).as_str())
+        .unwrap_or_else(|| panic!("no stats row for {}: {stats}", ip(0)))
+        .clone();
+    assert!(row["tx_packets"].as_u64().unwrap() >= 3 && row["rx_packets"].as_u64().unwrap() >= 3, "{row}");
     assert_store_and_kernel_agree(&host, "no-container-commands");
 
     // `-p 8080:8080` and `-p 8081` (netd picks the host port).

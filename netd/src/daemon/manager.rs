@@ -431,6 +431,7 @@ impl<K: Kernel> Manager<K> {
                 });
             }
         }
+        endpoints.extend(self.docker_endpoint_counts(&state).await);
         drop(state);
         let flows = self.kernel.flow_tables()?;
         Ok(Stats {

@@ -366,6 +366,38 @@ impl<K: Kernel> Manager<K> {
         Ok(())
     }
 
+    /// `netd stats` rows of Docker's endpoints, as their containers count: the host end's
+    /// counters with receive and transmit swapped (the peer is in a sandbox netd never sees).
+    /// The container column names the endpoint: netd never learns the container.
+    pub(super) async fn docker_endpoint_counts(&self, state: &State) -> Vec<crate::api_types::EndpointCount> {
+        let Ok(own_netns) = self.kernel.host_netns() else { return vec![] };
+        let mut rows = Vec::new();
+        for n in state.networks.values() {
+            for d in n.docker_endpoints() {
+                let ep = &d.endpoint;
+                let counters = match self.kernel.link_counters(&own_netns, &ep.host_ifname).await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(endpoint = %ep.id, error = %e, "cannot read counters");
+                        continue;
+                    }
+                };
+                rows.push(crate::api_types::EndpointCount {
+                    container: format!("docker-endpoint-{}", &ep.id[..12]),
+                    network: n.name.clone(),
+                    interface: "eth".into(),
+                    ip: ep.ip,
+                    rx_packets: counters.tx_packets,
+                    rx_bytes: counters.tx_bytes,
+                    tx_packets: counters.rx_packets,
+                    tx_bytes: counters.rx_bytes,
+                });
+            }
+        }
+        rows
+    }
+
     /// The veths and ports of every Docker endpoint in `networks` (`system reset`, after the
     /// commit).
     pub(super) async fn remove_docker_endpoints(

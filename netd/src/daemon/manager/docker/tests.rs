@@ -355,3 +355,20 @@ async fn a_restarted_daemon_keeps_docker_networks_endpoints_pools_and_ports() {
     let host = fx.manager.kernel.host();
     assert!(host.veths.is_empty() && host.published.is_empty(), "{host:?}");
 }
+
+#[tokio::test]
+async fn a_veth_gone_with_its_sandbox_is_deleted_cleanly() {
+    let fx = Fixture::new("gone").await;
+    let (pool_id, _) = fx.network(NET).await;
+    fx.endpoint(&pool_id, EP1).await;
+    fx.endpoint(&pool_id, EP2).await;
+    let veth = format!("nd{}", &EP1[..12]);
+    fx.manager.kernel.lose_veth(&veth);
+    assert!(fx.manager.kernel.host().datapath.contains_key(&veth));
+    fx.call("NetworkDriver.Leave", json!({"NetworkID":NET,"EndpointID":EP1})).await;
+    fx.call("NetworkDriver.DeleteEndpoint", json!({"NetworkID":NET,"EndpointID":EP1})).await;
+    let host = fx.manager.kernel.host();
+    // Its datapath entry went; the other endpoint's stayed.
+    assert_eq!(host.datapath.keys().collect::<Vec<_>>(), [&format!("nd{}", &EP2[..12])]);
+    assert_eq!(fx.manager.network(NET).await.unwrap().0.docker_endpoints().count(), 1);
+}
