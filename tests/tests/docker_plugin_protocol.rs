@@ -36,6 +36,11 @@ fn call(socket: &Path, method: &str, body: Option<Value>) -> (u16, Value) {
     (status, json)
 }
 
+/// Whether a command succeeded (bounded by its own timeouts).
+fn sh_status(cmd: &[&str]) -> bool {
+    std::process::Command::new(cmd[0]).args(&cmd[1..]).output().unwrap().status.success()
+}
+
 /// A call that must succeed (200).
 fn ok(socket: &Path, method: &str, body: Value) -> Value {
     let (status, reply) = call(socket, method, Some(body));
@@ -234,6 +239,18 @@ fn dockerd_call_sequence_runs_traffic_publishes_survives_kill_9_and_leaves_nothi
         .unwrap_or_else(|| panic!("no stats row for {}: {stats}", ip(0)))
         .clone();
     assert!(row["tx_packets"].as_u64().unwrap() >= 3 && row["rx_packets"].as_u64().unwrap() >= 3, "{row}");
+    // Isolated from netd's own networks, both ways.
+    host.ok(&["network", "create", "dp-iso"]);
+    host.ok(&["run", "-d", "--name", "dp-iso1", "--network", "dp-iso"]);
+    let iso_ip = host.ip_of("dp-iso1", "dp-iso");
+    let iso_ns = host.container_netns("dp-iso1");
+    let net = format!("--net={}", iso_ns.display());
+    assert!(sh_status(&["nsenter", &net, "ping", "-c1", "-W2", OUTSIDE_ADDR]), "the netd container has no network");
+    let ping_from_iso = sh_status(&["nsenter", &net, "ping", "-c1", "-W1", &ip(0)]);
+    assert!(!ping_from_iso, "a netd network reaches a Docker network");
+    assert!(!sandboxes[0].ping(&iso_ip), "a Docker network reaches a netd network");
+    host.ok(&["rm", "-f", "dp-iso1"]);
+    host.ok(&["network", "rm", "dp-iso"]);
     assert_store_and_kernel_agree(&host, "no-container-commands");
 
     // `-p 8080:8080` and `-p 8081` (netd picks the host port).
