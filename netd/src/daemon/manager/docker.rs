@@ -267,7 +267,8 @@ impl<K: Kernel> Manager<K> {
         let mut state = self.state.lock().await;
         let (network, d) = match state.docker_endpoint(network_id, endpoint_id) {
             Ok((n, d)) => (n.clone(), d.clone()),
-            Err(Error::EndpointNotFound(_)) => return Ok(()),
+            // Gone already (after `netd system reset` the network too): Docker's clean-up ends.
+            Err(Error::EndpointNotFound(_) | Error::NetworkNotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
         let updated = with_endpoints(&network, |eps| eps.retain(|e| e.endpoint.id != endpoint_id));
@@ -345,7 +346,8 @@ impl<K: Kernel> Manager<K> {
         let mut state = self.state.lock().await;
         let (network, d) = match state.docker_endpoint(network_id, endpoint_id) {
             Ok((n, d)) => (n.clone(), d.clone()),
-            Err(Error::EndpointNotFound(_)) => return Ok(()),
+            // Gone already (after `netd system reset` the network too): Docker's clean-up ends.
+            Err(Error::EndpointNotFound(_) | Error::NetworkNotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
         if d.published.is_empty() {
@@ -503,10 +505,11 @@ impl<K: Kernel> Manager<K> {
         Ipv4Network::new(ip, prefix).map_err(|e| Error::Inconsistent(e.to_string()))
     }
 
-    /// ReleaseAddress: one not handed out is released already.
+    /// ReleaseAddress: one not handed out (or of a pool netd no longer holds, as after `netd
+    /// system reset`) is released already.
     pub async fn docker_release_address(&self, pool_id: &str, address: Ipv4Addr) -> Result<()> {
         let mut state = self.state.lock().await;
-        let mut p = state.docker_pools.get(pool_id).cloned().ok_or_else(|| pool_not_found(pool_id))?;
+        let Some(mut p) = state.docker_pools.get(pool_id).cloned() else { return Ok(()) };
         if p.addresses.remove(&address) {
             self.store.commit(Changes { put_pools: vec![p.clone()], ..Default::default() })?;
             state.docker_pools.insert(p.id.clone(), p);

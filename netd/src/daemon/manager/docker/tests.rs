@@ -354,6 +354,11 @@ async fn a_restarted_daemon_keeps_docker_networks_endpoints_pools_and_ports() {
     fx.manager.reset().await.unwrap();
     let host = fx.manager.kernel.host();
     assert!(host.veths.is_empty() && host.published.is_empty(), "{host:?}");
+    // Docker's own clean-up of what the reset removed still finishes.
+    fx.call("NetworkDriver.DeleteEndpoint", json!({"NetworkID":NET,"EndpointID":EP1})).await;
+    fx.call("NetworkDriver.DeleteNetwork", json!({"NetworkID":NET})).await;
+    fx.call("IpamDriver.ReleaseAddress", json!({"PoolID":pool_id,"Address":"172.18.0.2"})).await;
+    fx.call("IpamDriver.ReleasePool", json!({"PoolID":pool_id})).await;
 }
 
 #[tokio::test]
