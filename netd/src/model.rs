@@ -25,6 +25,19 @@ impl Network {
     pub fn is_user_defined(&self) -> bool {
         self.driver == Driver::Bridge && self.name != DEFAULT_BRIDGE
     }
+
+    /// The endpoints of a Docker-owned network (none for netd's own).
+    pub fn docker_endpoints(&self) -> impl Iterator<Item = &DockerEndpoint> {
+        self.docker.iter().flat_map(|d| &d.endpoints)
+    }
+
+    /// The driver name users see: `netd` for the networks Docker made through netd's plugin.
+    pub fn driver_name(&self) -> &'static str {
+        match self.docker {
+            Some(_) => "netd",
+            None => self.driver.as_str(),
+        }
+    }
 }
 
 impl Driver {
@@ -52,6 +65,46 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
     /// RFC 3339.
     pub created: String,
+    /// Set for a network Docker created through netd's plugin (`docker network create -d
+    /// netd`): Docker owns it, and its endpoints are Docker's (`daemon/docker_plugin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerOwned>,
+}
+
+/// What netd keeps of a Docker-owned network: dockerd never replays its creates, so every
+/// endpoint (and its published ports) must survive a restart of netd.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DockerOwned {
+    /// The IPAM pool of netd's IpamDriver the network's subnet came from (`None`: Docker's own
+    /// IPAM chose it).
+    #[serde(default)]
+    pub pool: Option<String>,
+    pub endpoints: Vec<DockerEndpoint>,
+}
+
+/// A Docker endpoint: a veth pair netd made in its own netns; Docker moves the peer into the
+/// container's sandbox (which netd never sees), so everything is keyed on the host end.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DockerEndpoint {
+    /// `ifname` is the peer's name in netd's netns until Docker moves it (Join's `SrcName`).
+    pub endpoint: Endpoint,
+    /// Ports published by ProgramExternalConnectivity (none before it and after Revoke).
+    #[serde(default)]
+    pub published: Vec<crate::ports::Published>,
+}
+
+/// A pool handed out by netd's IpamDriver (RequestPool), kept until ReleasePool.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DockerPool {
+    /// The PoolID Docker uses in later calls.
+    pub id: String,
+    pub pool: Ipv4Network,
+    /// `--ip-range`: where addresses without a requested one come from.
+    pub sub_pool: Option<Ipv4Network>,
+    /// The pool was asked for with `--subnet`.
+    pub user: bool,
+    /// Addresses handed out (the gateway included).
+    pub addresses: std::collections::BTreeSet<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -81,6 +81,16 @@ fn reported(host: &TestHost) -> Reported {
     }
     for id in host.ok(&["network", "ls", "-q", "--no-trunc"]).lines().filter(|l| !l.is_empty()) {
         let n = &host.json(&["network", "inspect", id])[0];
+        // Docker's endpoints on the networks it owns (driver `netd`): veths and addresses. Their
+        // published ports are Docker's to report; netd's CLI does not show them.
+        if n["Driver"] == "netd" {
+            for ep in n["Containers"].as_object().into_iter().flatten().map(|(_, e)| e) {
+                let id = ep["EndpointID"].as_str().unwrap_or("");
+                r.veths.insert(format!("nd{}", &id[..12]));
+                let ip = ep["IPv4Address"].as_str().unwrap_or("").split('/').next().unwrap_or("");
+                r.endpoint_ips.insert(ip.to_string());
+            }
+        }
         for cfg in n["IPAM"]["Config"].as_array().into_iter().flatten() {
             if let (Some(subnet), Some(gateway)) = (cfg["Subnet"].as_str(), cfg["Gateway"].as_str()) {
                 r.subnets.insert(subnet.to_string());

@@ -159,6 +159,14 @@ impl TestHost {
         self.dir.join("run")
     }
 
+    /// The daemon's Docker plugin socket: one per test host, never the machine's
+    /// /run/docker/plugins/netd.sock (outside the run dir, which `system reset` removes when
+    /// empty). A dockerd for this host sees it as /run/docker/plugins/netd.sock through a bind
+    /// mount of its directory.
+    pub fn docker_plugin_socket(&self) -> PathBuf {
+        self.dir.join("docker-plugins/netd.sock")
+    }
+
     pub fn netns_path(&self, ns: &str) -> PathBuf {
         PathBuf::from("/run/netns").join(ns)
     }
@@ -203,6 +211,8 @@ impl TestHost {
             .arg(self.run_dir())
             .arg("--bpffs")
             .arg(&self.bpffs)
+            .arg("--docker-plugin-socket")
+            .arg(self.docker_plugin_socket())
             // Names the embedded DNS does not know go to the outside netns, never to the
             // machine's real resolvers (tests/tests/dns.rs runs a fake upstream there).
             .args(["--dns-upstream", OUTSIDE_ADDR])
@@ -298,6 +308,8 @@ impl TestHost {
             .arg(run)
             .arg("--bpffs")
             .arg(bpffs)
+            .arg("--docker-plugin-socket")
+            .arg(run.join("docker-plugins/netd.sock"))
             .args(args);
         netd_cmd::output(&mut cmd, netd_cmd::Limit::new(Duration::from_secs(30))).expect("run netd daemon")
     }

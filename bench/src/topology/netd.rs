@@ -128,6 +128,9 @@ impl NetdNetwork {
             .arg(&run)
             .arg("--bpffs")
             .arg(&daemon.bpffs)
+            // Never the machine's /run/docker/plugins/netd.sock.
+            .arg("--docker-plugin-socket")
+            .arg(dir.join("docker-plugins/netd.sock"))
             .arg("--uplink")
             .arg(&h_if)
             .stdout(Stdio::from(logf.try_clone()?))

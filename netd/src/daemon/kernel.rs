@@ -58,6 +58,13 @@ pub trait Kernel: Send + Sync + 'static {
         default_route: bool,
     ) -> impl Future<Output = Result<DatapathEndpoint>> + Send;
     fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> impl Future<Output = Result<()>> + Send;
+    /// A Docker endpoint: veth pair with both ends in the daemon's netns (the peer named
+    /// `ep.ifname`, Docker moves it), host end configured, datapath entries; all or nothing.
+    fn add_docker_endpoint(
+        &self,
+        ep: &Endpoint,
+        network: DatapathNetwork,
+    ) -> impl Future<Output = Result<DatapathEndpoint>> + Send;
     /// Makes an endpoint whose netns goes too (stop, rm) unreachable and its address reusable
     /// at once, and removes its veth pair in the background (see `reaper`).
     fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> impl Future<Output = Result<()>> + Send;
@@ -187,6 +194,9 @@ impl Kernel for HostKernel {
     }
     async fn remove_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
         self.plumber.remove_endpoint(ep, network).await
+    }
+    async fn add_docker_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<DatapathEndpoint> {
+        self.plumber.add_docker_endpoint(ep, network).await
     }
     async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
         self.plumber.release_endpoint(ep, network).await

@@ -36,6 +36,7 @@ use crate::{
 
 mod connect;
 mod containers;
+pub mod docker;
 mod hosts;
 mod ports;
 mod recovery;
@@ -58,6 +59,8 @@ struct State {
     next_pool: Option<ipnetwork::Ipv4Network>,
     /// What the datapath's maps hold: commands that would exceed it are refused up front.
     capacities: crate::limits::Capacities,
+    /// Pools netd's Docker IpamDriver handed out, by PoolID (`docker.rs`).
+    docker_pools: BTreeMap<String, crate::model::DockerPool>,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {
@@ -104,7 +107,7 @@ impl State {
 
     /// Refuses `adding` more endpoints when the endpoint maps could not hold them.
     fn check_endpoint_capacity(&self, adding: usize) -> Result<()> {
-        let in_use = self.endpoints().count();
+        let in_use = self.endpoints().count() + self.docker_endpoint_count();
         let capacity = self.capacities.endpoints as usize;
         match in_use + adding > capacity {
             true => Err(Error::CapacityExceeded { what: "endpoints", capacity, flag: "--max-endpoints" }),
@@ -115,7 +118,9 @@ impl State {
     /// Refuses `adding` more published ports (besides those `except` has now) when the service
     /// map could not hold them.
     fn check_published_capacity(&self, except: &str, adding: usize) -> Result<()> {
-        let in_use: usize = self.containers.values().filter(|c| c.id != except).map(|c| c.published.len()).sum();
+        let docker: usize = self.networks.values().flat_map(|n| n.docker_endpoints()).map(|d| d.published.len()).sum();
+        let in_use: usize =
+            self.containers.values().filter(|c| c.id != except).map(|c| c.published.len()).sum::<usize>() + docker;
         let capacity = self.capacities.published_ports as usize;
         match in_use + adding > capacity {
             true => Err(Error::CapacityExceeded { what: "published ports", capacity, flag: "--max-published-ports" }),
@@ -123,8 +128,10 @@ impl State {
         }
     }
 
+    /// Subnets in use: every network's and every pool Docker holds of netd's IpamDriver.
     fn subnets(&self) -> Vec<ipnetwork::Ipv4Network> {
-        self.networks.values().filter_map(|n| n.ipam.as_ref().map(|i| i.subnet)).collect()
+        let networks = self.networks.values().filter_map(|n| n.ipam.as_ref().map(|i| i.subnet));
+        networks.chain(self.docker_pools.values().map(|p| p.pool)).collect()
     }
 
     fn next_network_index(&self) -> u32 {
@@ -208,6 +215,9 @@ impl<K: Kernel> Manager<K> {
         for c in store.containers()? {
             state.containers.insert(c.id.clone(), c);
         }
+        for p in store.docker_pools()? {
+            state.docker_pools.insert(p.id.clone(), p);
+        }
         let manager = Self {
             state: Mutex::new(state),
             store,
@@ -242,6 +252,7 @@ impl<K: Kernel> Manager<K> {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 created: now_rfc3339(),
+                docker: None,
             };
             self.store.commit(Changes { put_networks: vec![network.clone()], ..Default::default() })?;
             state.networks.insert(network.id.clone(), network);
@@ -349,6 +360,7 @@ impl<K: Kernel> Manager<K> {
             labels: req.labels,
             options: req.options,
             created: now_rfc3339(),
+            docker: None,
         };
         self.kernel.add_gateway(&ipam).await?;
         crash::point("network-create:gateway");
@@ -373,6 +385,9 @@ impl<K: Kernel> Manager<K> {
         if PREDEFINED.iter().any(|(n, _)| *n == network.name) {
             return Err(Error::Conflict(format!("{} is a pre-defined network and cannot be removed", network.name)));
         }
+        if network.docker.is_some() {
+            return Err(docker::owned_by_docker(&network));
+        }
         if state.endpoints().any(|(_, ep)| ep.network == network.id) {
             return Err(Error::NetworkInUse { name: network.name, id: network.id });
         }
@@ -393,7 +408,7 @@ impl<K: Kernel> Manager<K> {
         let mut candidates: Vec<(String, String)> = state
             .networks
             .values()
-            .filter(|n| !PREDEFINED.iter().any(|(p, _)| *p == n.name))
+            .filter(|n| !PREDEFINED.iter().any(|(p, _)| *p == n.name) && n.docker.is_none())
             .filter(|n| !state.endpoints().any(|(_, ep)| ep.network == n.id))
             .map(|n| (n.name.clone(), n.id.clone()))
             .collect();
@@ -437,6 +452,7 @@ impl<K: Kernel> Manager<K> {
                 });
             }
         }
+        endpoints.extend(self.docker_endpoint_counts(&state).await);
         drop(state);
         let flows = self.kernel.flow_tables()?;
         Ok(Stats {
@@ -462,11 +478,13 @@ impl<K: Kernel> Manager<K> {
         let changes = Changes {
             del_networks: state.networks.keys().cloned().collect(),
             del_containers: state.containers.keys().cloned().collect(),
+            del_pools: state.docker_pools.keys().cloned().collect(),
             ..Default::default()
         };
         self.store.commit(changes)?;
         let networks = std::mem::take(&mut state.networks);
         let containers = std::mem::take(&mut state.containers);
+        state.docker_pools.clear();
         state.awaiting_attach.clear();
         self.sync_dns(&state);
         crash::point("reset:commit");
@@ -479,6 +497,7 @@ impl<K: Kernel> Manager<K> {
             errors.extend(self.teardown(&networks, c, true).await);
             ContainerFiles::new(&self.run_dir, &c.id).remove();
         }
+        errors.extend(self.remove_docker_endpoints(&networks).await);
         // The pins and links go below: nothing may be left in the background.
         self.kernel.removals_settled().await;
         for ipam in networks.values().filter_map(|n| n.ipam.as_ref()) {
@@ -524,6 +543,9 @@ fn combine(errors: Vec<Error>) -> Result<()> {
 /// Rejects `--ip`/`--alias` where Docker does: only user-defined bridge networks take
 /// aliases, and only those with a user-configured subnet take a fixed address.
 fn check_endpoint_options(network: &Network, ip: Option<Ipv4Addr>, aliases: &[String]) -> Result<()> {
+    if network.docker.is_some() {
+        return Err(docker::owned_by_docker(network));
+    }
     let user_defined = network.is_user_defined();
     if ip.is_some() {
         if !user_defined {

@@ -6,6 +6,7 @@ pub mod container_files;
 pub mod crash;
 pub mod datapath;
 pub mod dns;
+pub mod docker_plugin;
 pub mod egress;
 pub mod host_ports;
 pub mod instance_lock;
@@ -82,6 +83,13 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N", default_value_t = limits::Capacities::default().published_ports,
           value_parser = clap::value_parser!(u32).range(limits::CAPACITY_RANGE))]
     pub max_published_ports: u32,
+    /// Where Docker finds netd's network and IPAM driver (`docker network create -d netd
+    /// --ipam-driver netd`): dockerd looks for `/run/docker/plugins/<name>.sock`.
+    #[arg(long, value_name = "PATH", default_value = docker_plugin::DEFAULT_SOCKET)]
+    pub docker_plugin_socket: PathBuf,
+    /// Serve no Docker plugin socket (`--docker-plugin-socket` is then ignored).
+    #[arg(long)]
+    pub no_docker_plugin: bool,
 }
 
 impl DaemonArgs {
@@ -156,8 +164,17 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     // The attach socket gets the API socket's owner and mode: whoever may run may attach.
     let attach_socket = attach::socket_path(&socket);
     let attach_task = tokio::spawn(attach::serve(api_server::bind(&attach_socket)?, manager.clone()));
+    let docker_plugin = match args.no_docker_plugin {
+        true => None,
+        false => Some(docker_plugin::bind(&args.docker_plugin_socket)?),
+    };
     tracing::info!(socket = %socket.display(), "netd daemon ready");
     let stop = Arc::new(tokio::sync::Notify::new());
+    // The plugin socket closes with the API socket (its server stops with the process).
+    let plugin_task = docker_plugin.map(|listener| {
+        let app = docker_plugin::router(manager.clone());
+        tokio::spawn(api_server::serve(listener, app, std::future::pending()))
+    });
     let app = api::router(Api { manager: manager.clone(), run_dir: args.run_dir.clone(), stop: stop.clone() });
     let (reset_tx, reset_rx) = tokio::sync::oneshot::channel();
     let shutdown = async move {
@@ -165,6 +182,10 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     };
     api_server::serve(listener, app, shutdown).await;
     attach_task.abort();
+    if let Some(task) = plugin_task {
+        task.abort();
+        let _ = std::fs::remove_file(&args.docker_plugin_socket);
+    }
     manager.stop_preparing_netns();
     // Commits no command waited for (a container's exit) are on disk before the daemon goes.
     if let Err(e) = manager.durable().await {

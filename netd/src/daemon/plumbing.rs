@@ -293,6 +293,44 @@ impl Plumber {
         }
     }
 
+    /// A Docker endpoint (`docker_plugin`): the veth pair with both ends in the daemon's netns
+    /// — Docker moves the peer (`ep.ifname`) into the container's sandbox after Join and
+    /// configures it there — and the host end's forwarding, /32 route and datapath entries,
+    /// none of which depend on the container's netns. All or nothing.
+    pub async fn add_docker_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<DatapathEndpoint> {
+        let host_ifname = host_ifname(&ep.id);
+        let own_netns = self.host_netns()?;
+        let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, &own_netns).await?;
+        let configured = async {
+            enable_forwarding(&host_ifname)?;
+            let entry = DatapathEndpoint {
+                ip: ep.ip,
+                gateway: ep.gateway,
+                network_index: network.index,
+                internal: network.internal,
+                mac: ep.mac,
+                host_mac: self.host.link_mac(host_ifindex).await?,
+                host_ifname: host_ifname.clone(),
+                host_ifindex,
+            };
+            self.host.set_up(host_ifindex).await?;
+            self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
+            self.datapath.add_endpoint(&entry)?;
+            if let Err(e) = self.host.set_txqueuelen(host_ifindex, 0).await {
+                let _ = self.datapath.remove_endpoint(&entry);
+                return Err(e);
+            }
+            Ok(entry)
+        };
+        match configured.await {
+            Ok(entry) => Ok(entry),
+            Err(e) => {
+                let _ = self.host.delete_link(&host_ifname).await;
+                Err(e)
+            }
+        }
+    }
+
     /// The veth pair of an endpoint; the host end's index one above the highest netd has seen
     /// here (the peer gets the one below it: see `Netlink::create_veth`).
     async fn create_veth(&self, host_ifname: &str, peer: &str, mac: [u8; 6], netns: &Path) -> Result<u32> {

@@ -24,11 +24,13 @@ use tokio::sync::{watch, Notify};
 
 use crate::{
     error::{Error, Result},
-    model::{Container, Network},
+    model::{Container, DockerPool, Network},
 };
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+/// Pools of netd's Docker IpamDriver by PoolID (`docker_plugin`).
+const DOCKER_POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("docker_pools");
 /// Facts about this store itself (`instance`: the id that tells this daemon's cgroups apart).
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
@@ -54,6 +56,8 @@ pub struct Changes {
     pub del_networks: Vec<String>,
     pub put_containers: Vec<Container>,
     pub del_containers: Vec<String>,
+    pub put_pools: Vec<DockerPool>,
+    pub del_pools: Vec<String>,
 }
 
 /// What can fail in the state store.
@@ -94,6 +98,7 @@ impl Store {
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(NETWORKS).map_err(db_err)?;
         tx.open_table(CONTAINERS).map_err(db_err)?;
+        tx.open_table(DOCKER_POOLS).map_err(db_err)?;
         tx.open_table(META).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db), flusher: OnceLock::new() })
@@ -153,6 +158,10 @@ impl Store {
         self.load_all(CONTAINERS)
     }
 
+    pub fn docker_pools(&self) -> Result<Vec<DockerPool>> {
+        self.load_all(DOCKER_POOLS)
+    }
+
     fn load_all<T: DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>) -> Result<Vec<T>> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(table).map_err(db_err)?;
@@ -183,6 +192,13 @@ impl Store {
             }
             for id in &changes.del_containers {
                 containers.remove(id.as_str()).map_err(db_err)?;
+            }
+            let mut pools = tx.open_table(DOCKER_POOLS).map_err(db_err)?;
+            for p in &changes.put_pools {
+                pools.insert(p.id.as_str(), to_json(p)?.as_slice()).map_err(db_err)?;
+            }
+            for id in &changes.del_pools {
+                pools.remove(id.as_str()).map_err(db_err)?;
             }
         }
         tx.commit().map_err(db_err)?;

@@ -37,7 +37,7 @@ pub async fn remove_leftovers(
     errors.extend(plumber.datapath().keep_exactly(live).err());
     // Veths made before netd masqueraded lack per-device forwarding (the route lookup needs it).
     errors.extend(live.iter().filter_map(|ep| crate::plumbing::enable_forwarding(&ep.host_ifname).err()));
-    remove_stale_veths(host, containers, &mut errors).await;
+    remove_stale_veths(host, networks, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
     // Namespaces a previous daemon made ahead: no container has one.
     remove_stale_netns(plumber.ready_netns_dir(), &[], &mut errors);
@@ -47,9 +47,12 @@ pub async fn remove_leftovers(
 }
 
 /// Host-side veths named like netd's that belong to no endpoint in the store.
-async fn remove_stale_veths(host: &Netlink, containers: &[Container], errors: &mut Vec<Error>) {
+/// Docker's endpoints (in the networks it owns) are known too: their peers may be in sandboxes
+/// netd never sees, or back in this netns under their `SrcName` after a Leave.
+async fn remove_stale_veths(host: &Netlink, networks: &[Network], containers: &[Container], errors: &mut Vec<Error>) {
+    let docker = networks.iter().flat_map(|n| n.docker_endpoints()).map(|d| &d.endpoint);
     let known: BTreeSet<String> =
-        containers.iter().flat_map(|c| &c.endpoints).map(|ep| plumbing::host_ifname(&ep.id)).collect();
+        containers.iter().flat_map(|c| &c.endpoints).chain(docker).map(|ep| plumbing::host_ifname(&ep.id)).collect();
     let veths = match host.link_names_of_kind(InfoKind::Veth).await {
         Ok(v) => v,
         Err(e) => return errors.push(e),

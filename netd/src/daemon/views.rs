@@ -72,6 +72,7 @@ pub fn network(n: &Network, members: &[Member]) -> NetworkView {
             };
             (c.id.clone(), entry)
         })
+        .chain(docker_members(n))
         .collect();
     let mut options = n.options.clone();
     if n.driver == Driver::Bridge && n.name == DEFAULT_BRIDGE {
@@ -82,9 +83,9 @@ pub fn network(n: &Network, members: &[Member]) -> NetworkView {
         id: n.id.clone(),
         created: n.created.clone(),
         scope: "local".into(),
-        driver: n.driver.as_str().into(),
+        driver: n.driver_name().into(),
         enable_ipv6: false,
-        ipam: Ipam { driver: "default".into(), options: (!predefined(n)).then(BTreeMap::new), config },
+        ipam: Ipam { driver: ipam_driver(n).into(), options: (!predefined(n)).then(BTreeMap::new), config },
         internal: n.internal,
         attachable: false,
         ingress: false,
@@ -93,6 +94,30 @@ pub fn network(n: &Network, members: &[Member]) -> NetworkView {
         containers,
         options,
         labels: n.labels.clone(),
+    }
+}
+
+/// The endpoints Docker made on a network it owns, keyed by endpoint id: netd never learns
+/// which container Docker joins them to.
+fn docker_members(n: &Network) -> impl Iterator<Item = (String, NetworkMember)> + '_ {
+    n.docker.iter().flat_map(|d| &d.endpoints).map(|d| {
+        let ep = &d.endpoint;
+        let member = NetworkMember {
+            name: String::new(),
+            endpoint_id: ep.id.clone(),
+            mac_address: format_mac(&ep.mac),
+            ipv4_address: format!("{}/{}", ep.ip, ep.prefix),
+            ipv6_address: String::new(),
+        };
+        (ep.id.clone(), member)
+    })
+}
+
+/// `netd` when netd's IpamDriver gave a Docker-owned network its pool.
+fn ipam_driver(n: &Network) -> &'static str {
+    match &n.docker {
+        Some(d) if d.pool.is_some() => "netd",
+        _ => "default",
     }
 }
 
@@ -471,6 +496,7 @@ mod tests {
             // The default bridge's options are netd's own, not stored.
             options: if predefined { BTreeMap::new() } else { map(&doc["Options"]) },
             created: str_of(&doc["Created"]),
+            docker: None,
         }
     }
 

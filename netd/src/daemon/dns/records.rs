@@ -352,6 +352,7 @@ pub(super) mod tests {
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
             created: String::new(),
+            docker: None,
         }
     }
 

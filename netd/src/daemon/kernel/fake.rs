@@ -222,6 +222,14 @@ impl Kernel for FakeKernel {
         }
         Ok(())
     }
+    async fn add_docker_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<DatapathEndpoint> {
+        self.step("add_docker_endpoint", format!("add_docker_endpoint {} {}", ep.ifname, ep.ip))?;
+        let mut inner = self.inner.lock().unwrap();
+        let entry = Self::entry(ep, network);
+        inner.host.veths.insert(entry.host_ifname.clone(), (self.run_dir.join("host-netns"), ep.ifname.clone(), ep.ip));
+        inner.host.datapath.insert(entry.host_ifname.clone(), (network.index, network.internal));
+        Ok(entry)
+    }
     /// The fake has no background removal: released is removed.
     async fn release_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<()> {
         self.remove_endpoint(ep, network).await
@@ -264,8 +272,13 @@ impl Kernel for FakeKernel {
     }
     async fn sweep(&self, networks: &[Network], containers: &[Container], live: &[DatapathEndpoint]) -> Vec<Error> {
         let gateways: BTreeSet<Ipv4Addr> = networks.iter().filter_map(|n| n.ipam.as_ref().map(|i| i.gateway)).collect();
-        let veths: BTreeSet<String> =
-            containers.iter().flat_map(|c| &c.endpoints).map(|ep| crate::plumbing::host_ifname(&ep.id)).collect();
+        let docker = networks.iter().flat_map(|n| n.docker_endpoints()).map(|d| &d.endpoint);
+        let veths: BTreeSet<String> = containers
+            .iter()
+            .flat_map(|c| &c.endpoints)
+            .chain(docker)
+            .map(|ep| crate::plumbing::host_ifname(&ep.id))
+            .collect();
         let netns: BTreeSet<PathBuf> = containers.iter().filter_map(|c| c.netns.as_ref().map(PathBuf::from)).collect();
         let mut inner = self.inner.lock().unwrap();
         inner.calls.push("sweep".into());

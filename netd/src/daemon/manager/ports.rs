@@ -74,13 +74,15 @@ fn overlaps(a: Ipv4Addr, b: Ipv4Addr) -> bool {
 }
 
 impl State {
-    /// Host ports held by running containers other than `except`: (port, proto) → addresses.
+    /// Host ports held by running containers and Docker endpoints other than `except` (a
+    /// container or Docker endpoint id): (port, proto) → addresses.
     fn held_ports(&self, except: &str) -> HashMap<(u16, Proto), Vec<Ipv4Addr>> {
         let mut held: HashMap<(u16, Proto), Vec<Ipv4Addr>> = HashMap::new();
-        for c in self.containers.values().filter(|c| c.id != except && c.running()) {
-            for p in &c.published {
-                held.entry((p.host_port, p.proto)).or_default().push(p.host_ip);
-            }
+        let containers = self.containers.values().filter(|c| c.id != except && c.running()).flat_map(|c| &c.published);
+        let docker = self.networks.values().flat_map(|n| n.docker_endpoints());
+        let docker = docker.filter(|d| d.endpoint.id != except).flat_map(|d| &d.published);
+        for p in containers.chain(docker) {
+            held.entry((p.host_port, p.proto)).or_default().push(p.host_ip);
         }
         held
     }
@@ -94,10 +96,23 @@ impl<K: Kernel> Manager<K> {
     /// listen failed). Random ports: the next free one after the cursor in the ephemeral range,
     /// skipping `ip_local_reserved_ports`; a host range: its first free port.
     pub(super) fn resolve_ports(&self, state: &mut State, c: &Container, endpoint_id: &str) -> Result<Vec<HostPort>> {
-        let mut held = state.held_ports(&c.id);
+        self.resolve_mappings(state, &c.id, &c.name, &c.ports, endpoint_id)
+    }
+
+    /// [`Self::resolve_ports`] for the `mappings` of `owner` (a container or Docker endpoint
+    /// id; `name` is for the error texts).
+    pub(super) fn resolve_mappings(
+        &self,
+        state: &mut State,
+        owner: &str,
+        name: &str,
+        mappings: &[PortMapping],
+        endpoint_id: &str,
+    ) -> Result<Vec<HostPort>> {
+        let mut held = state.held_ports(owner);
         let local = self.kernel.local_ports();
-        let mut chosen = Vec::with_capacity(c.ports.len());
-        for m in &c.ports {
+        let mut chosen = Vec::with_capacity(mappings.len());
+        for m in mappings {
             let host_ip = match m.host_ip {
                 None => Ipv4Addr::UNSPECIFIED,
                 Some(IpAddr::V4(ip)) => ip,
@@ -120,13 +135,13 @@ impl<K: Kernel> Manager<K> {
             let port = match m.host_ports {
                 Some((a, b)) if a == b && a != 0 => {
                     if let Some(why) = refusal(&held, a) {
-                        return Err(driver_failed(&c.name, endpoint_id, why));
+                        return Err(driver_failed(name, endpoint_id, why));
                     }
                     a
                 }
                 Some((a, b)) if a != 0 => (a..=b)
                     .find(|&p| refusal(&held, p).is_none())
-                    .ok_or_else(|| driver_failed(&c.name, endpoint_id, "all ports are allocated".into()))?,
+                    .ok_or_else(|| driver_failed(name, endpoint_id, "all ports are allocated".into()))?,
                 _ => {
                     let (start, end) = (local.start, local.end);
                     let last = state.port_cursor.last.get(&m.proto).copied().unwrap_or(end);
@@ -135,7 +150,7 @@ impl<K: Kernel> Manager<K> {
                     let port = (0..span)
                         .map(|i| (start as u32 + (u32::from(first - start) + i) % span) as u16)
                         .find(|p| !local.reserved.contains(p) && refusal(&held, *p).is_none())
-                        .ok_or_else(|| driver_failed(&c.name, endpoint_id, "all ports are allocated".into()))?;
+                        .ok_or_else(|| driver_failed(name, endpoint_id, "all ports are allocated".into()))?;
                     state.port_cursor.last.insert(m.proto, port);
                     port
                 }

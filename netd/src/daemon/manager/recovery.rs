@@ -57,6 +57,23 @@ impl<K: Kernel> Manager<K> {
             live.extend(self.adopt_endpoints(state, c, &mut repairs.errors).await);
             published.extend(c.published.iter().map(|p| p.datapath()));
         }
+        // Docker's endpoints: their veths are adopted as they are (the peer may be in a
+        // sandbox netd never sees); one whose veth is gone (its sandbox went with the peer)
+        // stays until Docker's DeleteEndpoint.
+        for n in state.networks.values() {
+            for d in n.docker_endpoints() {
+                let network = datapath_network(&state.networks, &n.id);
+                match self.kernel.existing_entry(&d.endpoint, network).await {
+                    Ok(Some(entry)) => match self.kernel.add_host_route(&d.endpoint, &entry).await {
+                        Ok(()) => live.push(entry),
+                        Err(e) => repairs.errors.push(e),
+                    },
+                    Ok(None) => tracing::warn!(endpoint = %d.endpoint.id, "Docker endpoint's veth is gone"),
+                    Err(e) => repairs.errors.push(e),
+                }
+                published.extend(d.published.iter().map(|p| p.datapath()));
+            }
+        }
         // Objects of exited containers still count as known: their stop releases them.
         let containers: Vec<Container> = state.containers.values().cloned().collect();
         let networks: Vec<_> = state.networks.values().cloned().collect();
