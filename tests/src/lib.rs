@@ -16,6 +16,7 @@ use netd_cmd::Limit;
 use nix::sched::{setns, CloneFlags};
 
 pub mod agreement;
+pub mod dockerd;
 pub mod flows;
 pub mod footprint;
 pub mod packet;

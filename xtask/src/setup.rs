@@ -28,6 +28,10 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
     "dnsutils",
     "iperf3",
+    // A real dockerd for the Docker remote-driver tests (tests/tests/docker_driver.rs), with a
+    // busybox image made from busybox-static.
+    "docker.io",
+    "busybox-static",
 ];
 
 /// llvm-sys finds `llvm-config` (and so `-lLLVM`) through PATH.
