@@ -58,6 +58,9 @@ pub mod maps {
 pub mod programs {
     /// TC ingress of an endpoint's host-side veth: everything a container sends.
     pub const ENDPOINT_INGRESS: &str = "netd_ep_ingress";
+    /// TC egress of an endpoint's host-side veth: what the host stack sends into a container
+    /// (netd's own traffic is redirected into the peer and never passes there).
+    pub const ENDPOINT_EGRESS: &str = "netd_ep_egress";
     /// TC ingress of an uplink: replies of masqueraded flows, published ports, and what must
     /// not enter.
     pub const UPLINK_INGRESS: &str = "netd_up_ingress";
@@ -299,15 +302,17 @@ pub struct DropCounter {
 pub enum Hook {
     EndpointIngress = 0,
     UplinkIngress = 1,
+    EndpointEgress = 2,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 2] = [Hook::EndpointIngress, Hook::UplinkIngress];
+    pub const ALL: [Hook; 3] = [Hook::EndpointIngress, Hook::UplinkIngress, Hook::EndpointEgress];
 
     pub const fn name(self) -> &'static str {
         match self {
             Hook::EndpointIngress => "endpoint_ingress",
             Hook::UplinkIngress => "uplink_ingress",
+            Hook::EndpointEgress => "endpoint_egress",
         }
     }
 }
@@ -391,6 +396,9 @@ drop_reasons! {
     IcmpErrorInvalid = 19 => "icmp_error_invalid",
     /// A packet without DF too big for the uplink (netd does not fragment).
     MtuExceeded = 20 => "mtu_exceeded",
+    /// A packet the host stack forwarded towards an endpoint from a device that is not netd's
+    /// (docker0 or another bridge): the networks stay isolated as Docker's bridges are.
+    ForwardedToEndpoint = 21 => "forwarded_to_endpoint",
 }
 
 /// Layouts of maps that older netd versions pinned, kept so that a daemon starting over their

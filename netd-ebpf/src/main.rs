@@ -34,6 +34,13 @@ pub fn netd_ep_ingress(ctx: TcContext) -> i32 {
     verdict::finish(&ctx, Hook::EndpointIngress, forward::endpoint_ingress(&ctx))
 }
 
+/// TC egress on the host side of an endpoint's veth: what the host stack sends into a
+/// container.
+#[classifier]
+pub fn netd_ep_egress(ctx: TcContext) -> i32 {
+    verdict::finish(&ctx, Hook::EndpointEgress, Ok(policy::endpoint_egress(&ctx)))
+}
+
 /// TC ingress on an uplink: every packet that arrives from outside.
 #[classifier]
 pub fn netd_up_ingress(ctx: TcContext) -> i32 {

@@ -1,11 +1,32 @@
 //! Who may send what: anti-spoofing of endpoints and of what arrives on an uplink,
 //! `--internal` networks, and what may enter from an uplink.
+use aya_ebpf::programs::TcContext;
 use netd_common::{DropReason, InterfaceValue, IF_INTERNAL};
 
 use crate::{
-    maps::{ENDPOINTS_BY_IP, HOST_ADDRS},
+    maps::{ENDPOINTS_BY_IFINDEX, ENDPOINTS_BY_IP, HOST_ADDRS},
     packet::is_loopback,
+    verdict::Verdict,
 };
+
+/// What the host stack sends into a container, at egress of its host-side veth. netd's own
+/// traffic to endpoints is redirected into their peers and never passes here; what does is the
+/// host's own (no ingress device: its processes, its ARP, its ICMP errors), let through as
+/// docker0 lets the host reach its containers, or a packet the host forwarded from another
+/// device. Forwarded from one of netd's endpoints (only what netd handed to the stack) it goes
+/// on; from any other device (docker0, another bridge, an uplink) it is dropped, as Docker
+/// isolates its bridges from each other.
+#[inline(always)]
+pub fn endpoint_egress(ctx: &TcContext) -> Verdict {
+    // SAFETY: reading a field of the context the program was given.
+    let from = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    // SAFETY: the value is only tested for presence.
+    if from == 0 || unsafe { ENDPOINTS_BY_IFINDEX.get(from) }.is_some() {
+        Verdict::Pass
+    } else {
+        Verdict::Drop(DropReason::ForwardedToEndpoint)
+    }
+}
 
 /// A frame from an endpoint must carry the endpoint's MAC (every ethertype).
 #[inline(always)]

@@ -145,13 +145,21 @@ fn docker_containers_talk_publish_and_reach_out_on_a_netd_network() {
     assert_eq!(fetch_from_outside(&host, 8080), "hello from web");
     assert_eq!(egress_source(&host, &d, "cli", 9301), "198.51.100.2");
 
-    // Isolation from docker0 (a container on Docker's default bridge): netd's containers do
-    // not reach it. The other way is open today — the host forwards from docker0 to netd's
-    // /32 routes (dockerd turns ip_forward on) and netd has no program on that path; see
-    // docs/architecture.md, "Docker's networks".
+    // Isolation from docker0 (a container on Docker's default bridge) both ways.
     d.ok(&["run", "-d", "--name", "plain", IMAGE, "sleep", "600"]);
     let plain = d.ip_of("plain", "bridge");
+    let web = d.ip_of("web", "dnet");
     assert!(!pings(&d, "cli", &plain), "a netd container reached docker0's {plain}");
+    assert!(!pings(&d, "plain", &web), "a docker0 container reached netd's {web}");
+    let stats = host.json(&["stats", "--format", "json"]);
+    let forwarded = stats["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["reason"] == "forwarded_to_endpoint" && d["hook"] == "endpoint_egress")
+        .map(|d| d["packets"].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(forwarded > 0, "docker0's ping was not dropped by netd's endpoint egress: {stats}");
 
     // connect/disconnect live: plain joins dnet, reaches web by name, leaves again.
     d.ok(&["network", "connect", "dnet", "plain"]);
@@ -160,6 +168,7 @@ fn docker_containers_talk_publish_and_reach_out_on_a_netd_network() {
     let out = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "plain"]);
     assert!(!out.contains("dnet") && out.contains("bridge"), "after disconnect: {out}");
     assert!(!pings(&d, "cli", &plain), "after disconnect, cli reaches plain's docker0 address");
+    assert!(!pings(&d, "plain", &web), "after disconnect, plain still reaches {web}");
 
     // docker restart: same network, still reachable by name.
     d.ok(&["restart", "-t", "1", "web"]);

@@ -37,7 +37,7 @@ use netd_common::{
 
 use super::{
     bpffs, migrate,
-    tc_filter::{self, Slot},
+    tc_filter::{self, Side, Slot},
     Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort, TableUsage, Uplink,
 };
 use crate::{
@@ -50,17 +50,18 @@ use crate::{
 enum AttachPoint {
     /// A tcx hook of a device (the link target is the interface name): the uplinks.
     Tc(TcAttachType),
-    /// netd's cls_bpf filter at clsact ingress of a device (`tc_filter.rs`; no link, no pin):
-    /// the endpoints' host-side veths.
-    ClsactIngress,
+    /// netd's cls_bpf filters on the clsact qdisc of a device (`tc_filter.rs`; no link, no
+    /// pin): the endpoints' host-side veths.
+    Clsact,
     /// The root of the cgroup2 hierarchy (link target `CGROUP_ROOT`), multi-attach: every
     /// process's sockets, scoped to the daemon's netns by the programs themselves.
     CgroupRoot,
 }
 
 /// Every program netd attaches, with the hook it runs at.
-const PROGRAMS: [(&str, AttachPoint); 7] = [
-    (programs::ENDPOINT_INGRESS, AttachPoint::ClsactIngress),
+const PROGRAMS: [(&str, AttachPoint); 8] = [
+    (programs::ENDPOINT_INGRESS, AttachPoint::Clsact),
+    (programs::ENDPOINT_EGRESS, AttachPoint::Clsact),
     (programs::UPLINK_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
     (programs::SOCK_CONNECT4, AttachPoint::CgroupRoot),
     (programs::SOCK_SENDMSG4, AttachPoint::CgroupRoot),
@@ -187,7 +188,7 @@ impl EbpfDatapath {
             // The previous daemon's program stays alive through its links until they are updated.
             remove_pin(&pin)?;
             prog.pin(&pin).map_err(pin_err("pin program"))?;
-            if hook_of(name) != Some(AttachPoint::ClsactIngress) {
+            if hook_of(name) != Some(AttachPoint::Clsact) {
                 fs::create_dir_all(dir.join("links").join(name)).map_err(io_err("create pin dir"))?;
             }
         }
@@ -412,46 +413,25 @@ impl EbpfDatapath {
         FdLink::try_from(link).map_err(link_err("tcx link"))
     }
 
-    /// Attaches the endpoint program at ingress of `ifname` as netd's cls_bpf filter
-    /// (`tc_filter::PRIORITY`/`HANDLE`, direct action), or — a previous daemon's filter being
-    /// there — replaces its program in place: one `RTM_NEWTFILTER` on the same slot, atomic,
+    /// Attaches the endpoint programs to `ifname` as netd's cls_bpf filters
+    /// (`tc_filter::PRIORITY`/`HANDLE`, direct action): at ingress (what the container sends)
+    /// and at egress (what the host stack sends into it). A previous daemon's filter being
+    /// there, its program is replaced in place: one `RTM_NEWTFILTER` on the same slot, atomic,
     /// no moment without a program. A filter at that slot that is not netd's program is
     /// refused, not replaced. Then the tcx link an older netd pinned for the veth goes: the
     /// filter runs first (tcx, ahead of clsact, keeps the packets until its link is unpinned),
     /// so traffic never stops.
-    ///
-    /// aya keeps the link it returns and deletes the filter when that is dropped; the filter
-    /// must outlive the daemon, so the link is taken out and forgotten (it holds no fd).
     fn attach_endpoint(&self, ebpf: &mut Ebpf, ifname: &str) -> Result<()> {
-        let program = programs::ENDPOINT_INGRESS;
         let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|e| io_err("find veth")(e.into()))?;
-        let replace = match tc_filter::get(ifindex).map_err(io_err("read endpoint filter"))? {
-            Slot::Empty => false,
-            Slot::Filter(filter) if filter.is_program(program) => true,
-            Slot::Filter(filter) => {
-                return Err(foreign_filter(ifname, &format!("{} {}", filter.kind, filter.name.unwrap_or_default())))
-            }
-            Slot::Foreign => return Err(foreign_filter(ifname, "filters of another protocol")),
-        };
-        let prog = classifier(ebpf, program)?;
-        let handle = TcHandle::from(tc_filter::HANDLE);
-        let id = if replace {
-            let link = SchedClassifierLink::attached(ifname, TcAttachType::Ingress, tc_filter::PRIORITY, handle, None)
-                .map_err(io_err("find veth"))?;
-            prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?
-        } else {
-            add_clsact(ifname)?;
-            let options = NlOptions { priority: tc_filter::PRIORITY, handle, classid: None };
-            prog.attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::Netlink(options))
-                .map_err(program_err("attach endpoint filter"))?
-        };
-        std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
+        for (program, side) in ENDPOINT_FILTERS {
+            attach_filter(ebpf, ifname, ifindex, program, side)?;
+        }
         self.endpoint_filters.lock().unwrap().insert(ifname.to_string());
         remove_pin(&self.legacy_endpoint_pin(ifname))
     }
 
-    /// Deletes netd's endpoint filter at ingress of `ifname` if it is there and runs netd's
-    /// program; a device that is gone took its filter with it.
+    /// Deletes netd's endpoint filters of `ifname` that are there and run netd's programs; a
+    /// device that is gone took its filters with it.
     fn detach_endpoint(&self, ifname: &str) -> Result<()> {
         self.endpoint_filters.lock().unwrap().remove(ifname);
         let ifindex = match nix::net::if_::if_nametoindex(ifname) {
@@ -459,12 +439,15 @@ impl EbpfDatapath {
             Err(nix::errno::Errno::ENODEV) => return Ok(()),
             Err(e) => return Err(io_err("find veth")(e.into())),
         };
-        match tc_filter::get(ifindex).map_err(io_err("read endpoint filter"))? {
-            Slot::Filter(filter) if filter.is_program(programs::ENDPOINT_INGRESS) => {
-                tc_filter::delete(ifindex).map_err(io_err("delete endpoint filter"))
+        for (program, side) in ENDPOINT_FILTERS {
+            match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
+                Slot::Filter(filter) if filter.is_program(program) => {
+                    tc_filter::delete_at(ifindex, side).map_err(io_err("delete endpoint filter"))?
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Where the tcx layout pinned the endpoint link of `ifname`.
@@ -581,6 +564,43 @@ fn object() -> Result<&'static [u8]> {
 
 /// Adds the clsact qdisc to `ifname`; one already there (a previous daemon's, or left by a
 /// failed attach) is fine.
+/// The endpoint programs and the side of the veth's clsact qdisc each runs at.
+const ENDPOINT_FILTERS: [(&str, Side); 2] =
+    [(programs::ENDPOINT_INGRESS, Side::Ingress), (programs::ENDPOINT_EGRESS, Side::Egress)];
+
+/// Attaches (or replaces in place) netd's filter running `program` at `side` of `ifname`.
+///
+/// aya keeps the link it returns and deletes the filter when that is dropped; the filter
+/// must outlive the daemon, so the link is taken out and forgotten (it holds no fd).
+fn attach_filter(ebpf: &mut Ebpf, ifname: &str, ifindex: u32, program: &'static str, side: Side) -> Result<()> {
+    let replace = match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
+        Slot::Empty => false,
+        Slot::Filter(filter) if filter.is_program(program) => true,
+        Slot::Filter(filter) => {
+            return Err(foreign_filter(ifname, &format!("{} {}", filter.kind, filter.name.unwrap_or_default())))
+        }
+        Slot::Foreign => return Err(foreign_filter(ifname, "filters of another protocol")),
+    };
+    let attach_type = match side {
+        Side::Ingress => TcAttachType::Ingress,
+        Side::Egress => TcAttachType::Egress,
+    };
+    let prog = classifier(ebpf, program)?;
+    let handle = TcHandle::from(tc_filter::HANDLE);
+    let id = if replace {
+        let link = SchedClassifierLink::attached(ifname, attach_type, tc_filter::PRIORITY, handle, None)
+            .map_err(io_err("find veth"))?;
+        prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?
+    } else {
+        add_clsact(ifname)?;
+        let options = NlOptions { priority: tc_filter::PRIORITY, handle, classid: None };
+        prog.attach_with_options(ifname, attach_type, TcAttachOptions::Netlink(options))
+            .map_err(program_err("attach endpoint filter"))?
+    };
+    std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
+    Ok(())
+}
+
 fn add_clsact(ifname: &str) -> Result<()> {
     match aya::programs::tc::qdisc_add_clsact(ifname) {
         Ok(()) => Ok(()),

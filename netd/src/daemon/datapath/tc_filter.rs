@@ -1,5 +1,6 @@
-//! The endpoint program's attachment: a cls_bpf filter in direct-action mode on the clsact
-//! qdisc of the host-side veth, at ingress, at netd's own priority and handle.
+//! The endpoint programs' attachment: cls_bpf filters in direct-action mode on the clsact
+//! qdisc of the host-side veth, at ingress (what the container sends) and at egress (what the
+//! host stack sends into it), each at netd's own priority and handle.
 //!
 //! Why not a tcx link (as the uplinks have): attaching and detaching a tcx link each wait for
 //! a normal RCU grace period under rtnl (6–15 ms, docs/control-plane-latency.md), and a netns
@@ -29,6 +30,13 @@ pub const HANDLE: u32 = 78;
 
 /// `ETH_P_ALL` in network byte order, the protocol aya attaches the filter with.
 const ETH_P_ALL_BE: u32 = (libc::ETH_P_ALL as u16).to_be() as u32;
+
+/// Which side of the clsact qdisc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Ingress,
+    Egress,
+}
 
 /// What sits at netd's priority and handle.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,8 +69,14 @@ pub enum Slot {
 /// The filter at netd's priority and handle at ingress of `ifindex`. A dump of the ingress
 /// filters, not a get of the slot: a get answers EINVAL both for "no clsact qdisc" and for
 /// "another protocol at this priority".
+#[cfg(test)]
 pub fn get(ifindex: u32) -> io::Result<Slot> {
-    let mut dump = message(ifindex);
+    get_at(ifindex, Side::Ingress)
+}
+
+/// [`get`] at either side.
+pub fn get_at(ifindex: u32, side: Side) -> io::Result<Slot> {
+    let mut dump = message(ifindex, side);
     dump.header.handle = TcHandle::UNSPEC;
     dump.header.info = 0;
     let replies = match request(RouteNetlinkMessage::GetTrafficFilter(dump), NLM_F_DUMP) {
@@ -87,22 +101,26 @@ pub fn get(ifindex: u32) -> io::Result<Slot> {
     Ok(slot)
 }
 
-/// Deletes the filter at netd's priority and handle at ingress of `ifindex`; none is success.
-pub fn delete(ifindex: u32) -> io::Result<()> {
-    match request(RouteNetlinkMessage::DelTrafficFilter(message(ifindex)), 0) {
+/// Deletes the filter at netd's priority and handle at `side` of `ifindex`; none is success.
+pub fn delete_at(ifindex: u32, side: Side) -> io::Result<()> {
+    match request(RouteNetlinkMessage::DelTrafficFilter(message(ifindex, side)), 0) {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV)) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// The request naming netd's slot: clsact ingress, priority, protocol, handle.
-fn message(ifindex: u32) -> TcMessage {
+/// The request naming netd's slot: clsact side, priority, protocol, handle.
+fn message(ifindex: u32, side: Side) -> TcMessage {
+    let minor = match side {
+        Side::Ingress => TcHandle::MIN_INGRESS,
+        Side::Egress => TcHandle::MIN_EGRESS,
+    };
     let header = TcHeader {
         family: AddressFamily::Unspec,
         index: ifindex as i32,
         handle: TcHandle::from(HANDLE),
-        parent: TcHandle { major: TcHandle::CLSACT.major, minor: TcHandle::MIN_INGRESS },
+        parent: TcHandle { major: TcHandle::CLSACT.major, minor },
         info: (u32::from(PRIORITY) << 16) | ETH_P_ALL_BE,
     };
     TcMessage::from_parts(header, Vec::new())
@@ -172,13 +190,14 @@ mod tests {
 
     #[test]
     fn the_slot_is_clsact_ingress_at_netds_priority_for_every_protocol() {
-        let m = message(7);
+        let m = message(7, Side::Ingress);
         assert_eq!(m.header.index, 7);
         assert_eq!(u32::from(m.header.parent), 0xffff_fff2);
         assert_eq!(u32::from(m.header.handle), HANDLE);
         // tcm_info: priority in the upper half, htons(ETH_P_ALL) in the lower.
         assert_eq!(m.header.info >> 16, u32::from(PRIORITY));
         assert_eq!(m.header.info & 0xffff, u32::from(0x0003u16.to_be()));
+        assert_eq!(u32::from(message(7, Side::Egress).header.parent), 0xffff_fff3);
     }
 
     #[test]
