@@ -341,6 +341,8 @@ fn call_into_crash(socket: &Path, method: &str, body: Value) {
 /// sequence can run on.
 #[test]
 fn crash_points_of_docker_operations_leave_store_and_kernel_agreeing() {
+    /// (network known, endpoint known, port published)
+    type State = (bool, bool, bool);
     use std::os::unix::process::ExitStatusExt;
     // (crash point, the call that hits it, how many set-up steps run first)
     let cases: [(&str, &str, usize); 6] = [
@@ -392,17 +394,29 @@ fn crash_points_of_docker_operations_leave_store_and_kernel_agreeing() {
         let endpoint_known = endpoints.get(&endpoint).is_some();
         let published = !connect_refused_or_timeout(&host.netns_path(&host.outside_ns), HOST_ADDR, 8080);
         let state = (network_known, endpoint_known, published);
-        // Creates commit last (a crash undoes them), removes commit first (a crash completes them).
-        let expected = match method {
-            "NetworkDriver.CreateNetwork" => (false, false, false),
-            "NetworkDriver.CreateEndpoint" => (true, false, false),
-            "NetworkDriver.ProgramExternalConnectivity" => (true, true, false),
-            "NetworkDriver.RevokeExternalConnectivity" => (true, true, false),
-            "NetworkDriver.DeleteEndpoint" => (true, false, false),
-            "NetworkDriver.DeleteNetwork" => (false, false, false),
+        // Creates commit last: a crash undoes them. Removes commit first, but the commit is
+        // on disk only once the group commit's flush ran (docs/architecture.md, "Crash
+        // safety"), and the crash point comes before the answer that waits for it: a crash
+        // there either completes the remove or leaves it not done at all, never half.
+        let (expected, before): (State, Option<State>) = match method {
+            "NetworkDriver.CreateNetwork" => ((false, false, false), None),
+            "NetworkDriver.CreateEndpoint" => ((true, false, false), None),
+            "NetworkDriver.ProgramExternalConnectivity" => ((true, true, false), None),
+            "NetworkDriver.RevokeExternalConnectivity" => ((true, true, false), Some((true, true, true))),
+            "NetworkDriver.DeleteEndpoint" => ((true, false, false), Some((true, true, false))),
+            "NetworkDriver.DeleteNetwork" => ((false, false, false), Some((true, false, false))),
             _ => unreachable!(),
         };
-        assert_eq!(state, expected, "after a crash at {point}: (network, endpoint, published)");
+        assert!(
+            state == expected || Some(state) == before,
+            "after a crash at {point}: (network, endpoint, published) = {state:?}, expected {expected:?} or {before:?}"
+        );
+        if method == "NetworkDriver.RevokeExternalConnectivity" {
+            // The revoke may not have happened (above), and netd's CLI, which the agreement
+            // check reads, does not list Docker's ports: revoke again first (a no-op when it
+            // did happen), as Docker's clean-up after the failed call removes them too.
+            ok(&socket, "NetworkDriver.RevokeExternalConnectivity", ids.clone());
+        }
         assert_store_and_kernel_agree(&host, "no-container-commands");
         // Docker goes on: whatever is left is removed the usual way, and nothing remains.
         if endpoint_known {
