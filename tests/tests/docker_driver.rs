@@ -27,32 +27,43 @@ fn run_server(d: &Dockerd, name: &str, network: &str, extra: &[&str]) {
     d.ok(&args);
 }
 
-/// What `from` gets connecting to `target` port 80 (`nc` inside it), retried while the server
-/// loop is between two connections.
+/// What `from` gets connecting to `target` port 80.
 fn fetch(d: &Dockerd, from: &str, target: &str) -> String {
+    fetch_port(d, from, target, 80)
+}
+
+/// What `from` gets connecting to `target:port`, retried while the server loop is between
+/// two connections.
+fn fetch_port(d: &Dockerd, from: &str, target: &str, port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let out = d.docker(&["exec", from, "sh", "-c", &format!("nc -w 3 {target} 80 </dev/null")]);
+        let out = d.docker(&["exec", from, "sh", "-c", &format!("nc -w 3 {target} {port} </dev/null")]);
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !text.is_empty() {
             return text;
         }
-        assert!(Instant::now() < deadline, "{from} → {target}:80: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(Instant::now() < deadline, "{from} → {target}:{port}: {}", String::from_utf8_lossy(&out.stderr));
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-/// Whether `from` can ping `target` (one probe, bounded).
-fn pings(d: &Dockerd, from: &str, target: &str) -> bool {
-    d.docker(&["exec", from, "ping", "-c", "1", "-W", "2", target]).status.success()
+/// What a client in the outside netns reads from the host's uplink address at `port`.
+fn fetch_from_outside(host: &TestHost, port: u16) -> String {
+    fetch_in(&host.netns_path(&host.outside_ns), "198.51.100.2", port)
 }
 
-/// The first line a client in the outside netns reads from the host's `port`.
-fn fetch_from_outside(host: &TestHost, port: u16) -> String {
-    let target: SocketAddr = format!("198.51.100.2:{port}").parse().unwrap();
+/// What a client in the host netns reads from `addr:port`.
+fn fetch_from_host(host: &TestHost, addr: &str, port: u16) -> String {
+    fetch_in(&host.netns_path(&host.host_ns), addr, port)
+}
+
+/// What a client in the netns at `netns` reads from `addr:port`, retried while the server
+/// loop is between two connections.
+fn fetch_in(netns: &std::path::Path, addr: &str, port: u16) -> String {
+    let target: SocketAddr = format!("{addr}:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let got = in_netns(&host.netns_path(&host.outside_ns), move || -> std::io::Result<String> {
+        let got = in_netns(netns, move || -> std::io::Result<String> {
             let mut conn = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
             conn.set_read_timeout(Some(Duration::from_secs(3)))?;
             let mut text = String::new();
@@ -61,10 +72,15 @@ fn fetch_from_outside(host: &TestHost, port: u16) -> String {
         });
         match got {
             Ok(text) if !text.trim().is_empty() => return text.trim().to_string(),
-            other => assert!(Instant::now() < deadline, "outside → {target}: {other:?}"),
+            other => assert!(Instant::now() < deadline, "{} → {target}: {other:?}", netns.display()),
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Whether `from` can ping `target` (one probe, bounded).
+fn pings(d: &Dockerd, from: &str, target: &str) -> bool {
+    d.docker(&["exec", from, "ping", "-c", "1", "-W", "2", target]).status.success()
 }
 
 /// Connects from container `from` to a server in the outside netns; returns the peer address
@@ -97,22 +113,17 @@ fn egress_source(host: &TestHost, d: &Dockerd, from: &str, port: u16) -> String 
 
 /// netd's view of a Docker network: subnet and the IPv4 addresses of its endpoints.
 fn netd_view(host: &TestHost, docker_id: &str) -> (String, Vec<String>) {
-    let networks = host.json(&["network", "inspect", docker_id]);
-    let n = &networks[0];
-    let subnet = n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default().to_string();
-    let mut ips: Vec<String> = n["Containers"]
-        .as_object()
-        .map(|m| m.values().map(|c| c["IPv4Address"].as_str().unwrap_or_default().to_string()).collect())
-        .unwrap_or_default();
-    ips.sort();
-    (subnet, ips)
+    subnet_and_addresses(&host.json(&["network", "inspect", docker_id])[0])
 }
 
 /// Docker's view of the same network.
 fn docker_view(d: &Dockerd, network: &str) -> (String, Vec<String>) {
-    let out = d.ok(&["network", "inspect", network]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let n = &v[0];
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", network])).unwrap();
+    subnet_and_addresses(&v[0])
+}
+
+/// From `network inspect`'s JSON (the same shape in Docker and netd).
+fn subnet_and_addresses(n: &serde_json::Value) -> (String, Vec<String>) {
     let subnet = n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default().to_string();
     let mut ips: Vec<String> = n["Containers"]
         .as_object()
@@ -141,8 +152,13 @@ fn docker_containers_talk_publish_and_reach_out_on_a_netd_network() {
     assert_eq!(docker.1.len(), 2, "{docker:?}");
     assert_eq!(netd_view(&host, &id), docker, "netd and Docker disagree on the network");
 
-    // -p from the outside netns, and egress masqueraded to the host's uplink address.
+    // -p from the outside netns, from the host (loopback and its own address), by hairpin
+    // (a container to the host's address), and egress masqueraded to the uplink address.
     assert_eq!(fetch_from_outside(&host, 8080), "hello from web");
+    for addr in ["127.0.0.1", "198.51.100.2"] {
+        assert_eq!(fetch_from_host(&host, addr, 8080), "hello from web", "host → {addr}:8080");
+    }
+    assert_eq!(fetch_port(&d, "cli", "198.51.100.2", 8080), "hello from web", "hairpin");
     assert_eq!(egress_source(&host, &d, "cli", 9301), "198.51.100.2");
 
     // Isolation from docker0 (a container on Docker's default bridge) both ways.

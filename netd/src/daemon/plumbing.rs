@@ -257,6 +257,28 @@ impl Plumber {
         network: DatapathNetwork,
         default_route: bool,
     ) -> Result<DatapathEndpoint> {
+        self.add_veth_endpoint(netns, ep, network, Some(default_route)).await
+    }
+
+    /// A Docker endpoint (`docker_plugin`): the veth pair with both ends in the daemon's netns
+    /// — Docker moves the peer (`ep.ifname`) into the container's sandbox after Join and
+    /// configures it there — and the host end's forwarding, /32 route and datapath entries,
+    /// none of which depend on the container's netns. All or nothing.
+    pub async fn add_docker_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<DatapathEndpoint> {
+        let own_netns = self.host_netns()?;
+        self.add_veth_endpoint(&own_netns, ep, network, None).await
+    }
+
+    /// The veth pair with its peer in `netns`, the host end configured and registered with the
+    /// datapath; the container side too when `container_side` says whether it gets the default
+    /// route (`None`: someone else configures it, Docker). All or nothing.
+    async fn add_veth_endpoint(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        network: DatapathNetwork,
+        container_side: Option<bool>,
+    ) -> Result<DatapathEndpoint> {
         let host_ifname = host_ifname(&ep.id);
         let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
         let configured = async {
@@ -271,7 +293,9 @@ impl Plumber {
                 host_ifname: host_ifname.clone(),
                 host_ifindex,
             };
-            self.configure_container_side(netns, ep, default_route).await?;
+            if let Some(default_route) = container_side {
+                self.configure_container_side(netns, ep, default_route).await?;
+            }
             self.host.set_up(host_ifindex).await?;
             self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
             self.datapath.add_endpoint(&entry)?;
@@ -287,44 +311,6 @@ impl Plumber {
             Ok(entry) => Ok(entry),
             Err(e) => {
                 // Deleting the host end removes the peer and the route with it.
-                let _ = self.host.delete_link(&host_ifname).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// A Docker endpoint (`docker_plugin`): the veth pair with both ends in the daemon's netns
-    /// — Docker moves the peer (`ep.ifname`) into the container's sandbox after Join and
-    /// configures it there — and the host end's forwarding, /32 route and datapath entries,
-    /// none of which depend on the container's netns. All or nothing.
-    pub async fn add_docker_endpoint(&self, ep: &Endpoint, network: DatapathNetwork) -> Result<DatapathEndpoint> {
-        let host_ifname = host_ifname(&ep.id);
-        let own_netns = self.host_netns()?;
-        let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, &own_netns).await?;
-        let configured = async {
-            enable_forwarding(&host_ifname)?;
-            let entry = DatapathEndpoint {
-                ip: ep.ip,
-                gateway: ep.gateway,
-                network_index: network.index,
-                internal: network.internal,
-                mac: ep.mac,
-                host_mac: self.host.link_mac(host_ifindex).await?,
-                host_ifname: host_ifname.clone(),
-                host_ifindex,
-            };
-            self.host.set_up(host_ifindex).await?;
-            self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
-            self.datapath.add_endpoint(&entry)?;
-            if let Err(e) = self.host.set_txqueuelen(host_ifindex, 0).await {
-                let _ = self.datapath.remove_endpoint(&entry);
-                return Err(e);
-            }
-            Ok(entry)
-        };
-        match configured.await {
-            Ok(entry) => Ok(entry),
-            Err(e) => {
                 let _ = self.host.delete_link(&host_ifname).await;
                 Err(e)
             }
