@@ -174,10 +174,14 @@ impl Plumber {
     /// A new netns with `lo` up: one made ahead if one is ready.
     pub async fn create_netns(&self, container_name: &str) -> Result<PathBuf> {
         let path = self.netns_path(container_name);
-        if let Some(mounted) = self.netns_pool.take_into(&path) {
-            mounted?;
-            self.forget_inside(&path);
-            return Ok(path);
+        match self.netns_pool.take_into(&path) {
+            Some(Ok(())) => {
+                self.forget_inside(&path);
+                return Ok(path);
+            }
+            // The ready one could not be mounted there (and is removed): make one here.
+            Some(Err(e)) => tracing::warn!(netns = %path.display(), error = %e, "cannot use a netns made ahead"),
+            None => {}
         }
         netns::create(&path)?;
         // A new netns at this path: a socket of an earlier one must not be reused.
