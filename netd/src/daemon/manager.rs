@@ -391,15 +391,23 @@ impl<K: Kernel> Manager<K> {
         if state.endpoints().any(|(_, ep)| ep.network == network.id) {
             return Err(Error::NetworkInUse { name: network.name, id: network.id });
         }
+        self.delete_network(state, &network, "network-rm:commit").await?;
+        Ok(network)
+    }
+
+    /// Removes a network its caller found free: commit first, then its gateway goes (a step
+    /// that fails is logged and cleaned up as every teardown). `crash_point`: where a crash
+    /// test may stop the daemon after the commit.
+    async fn delete_network(&self, state: &mut State, network: &Network, crash_point: &str) -> Result<()> {
         self.store.commit(Changes { del_networks: vec![network.id.clone()], ..Default::default() })?;
         state.networks.remove(&network.id);
-        crash::point("network-rm:commit");
+        crash::point(crash_point);
         if let Some(ipam) = &network.ipam {
             if let Err(e) = self.kernel.remove_gateway(ipam).await {
                 self.cleanup_after(state, vec![e]).await;
             }
         }
-        Ok(network)
+        Ok(())
     }
 
     /// Removes every user network without endpoints; returns their names.

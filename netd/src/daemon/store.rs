@@ -229,18 +229,15 @@ async fn flush_loop(db: std::sync::Weak<Database>, flusher: Arc<Flusher>) {
             tx.set_durability(Durability::Immediate)?;
             Ok(tx.commit()?)
         })
-        .await;
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|flushed| flushed.map_err(|e| e.to_string()));
         match flushed {
-            Ok(Ok(())) => flusher.durable.send_modify(|state| *state = (target, None)),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "state store: flush failed");
-                flusher.durable.send_modify(|state| state.1 = Some(e.to_string()));
-                // Tried again at the next commit or wait, not in a tight loop.
-                flusher.wake.notified().await;
-            }
+            Ok(()) => flusher.durable.send_modify(|state| *state = (target, None)),
             Err(e) => {
-                tracing::error!(error = %e, "state store: flush task failed");
-                flusher.durable.send_modify(|state| state.1 = Some(e.to_string()));
+                tracing::error!(error = %e, "state store: flush failed");
+                flusher.durable.send_modify(|state| state.1 = Some(e));
+                // Tried again at the next commit or wait, not in a tight loop.
                 flusher.wake.notified().await;
             }
         }
@@ -269,10 +266,15 @@ mod tests {
         store.commit(changes).unwrap();
     }
 
+    impl Dir {
+        fn new() -> Self {
+            Dir(std::env::temp_dir().join(format!("netd-store-{}-{}", std::process::id(), crate::model::new_id())))
+        }
+    }
+
     #[tokio::test]
     async fn grouped_commits_are_all_there_after_a_reopen() {
-        let dir =
-            Dir(std::env::temp_dir().join(format!("netd-store-{}-{}", std::process::id(), crate::model::new_id())));
+        let dir = Dir::new();
         let store = Store::open(&dir.0).unwrap();
         store.group_commits();
         put(&store, "a");
@@ -291,8 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_group_commit_durable_has_nothing_to_wait_for() {
-        let dir =
-            Dir(std::env::temp_dir().join(format!("netd-store-{}-{}", std::process::id(), crate::model::new_id())));
+        let dir = Dir::new();
         let store = Store::open(&dir.0).unwrap();
         put(&store, "a");
         store.durable().await.unwrap();

@@ -84,6 +84,20 @@ impl State {
         Ok((network, ep.ok_or_else(|| Error::EndpointNotFound(endpoint_id.into()))?))
     }
 
+    /// [`Self::docker_endpoint`], copied; `None` when it is gone already (after `netd system
+    /// reset` its network too): Docker's clean-up of it then ends without an error.
+    fn docker_endpoint_if_known(
+        &self,
+        network_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<(Network, DockerEndpoint)>> {
+        match self.docker_endpoint(network_id, endpoint_id) {
+            Ok((n, d)) => Ok(Some((n.clone(), d.clone()))),
+            Err(Error::EndpointNotFound(_) | Error::NetworkNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Docker endpoints on all networks.
     pub(super) fn docker_endpoint_count(&self) -> usize {
         self.networks.values().map(|n| n.docker_endpoints().count()).sum()
@@ -175,15 +189,7 @@ impl<K: Kernel> Manager<K> {
         if network.docker_endpoints().next().is_some() {
             return Err(Error::NetworkInUse { name: network.name, id: network.id });
         }
-        self.store.commit(Changes { del_networks: vec![network.id.clone()], ..Default::default() })?;
-        state.networks.remove(&network.id);
-        crash::point("docker-network-rm:commit");
-        if let Some(ipam) = &network.ipam {
-            if let Err(e) = self.kernel.remove_gateway(ipam).await {
-                self.cleanup_after(&state, vec![e]).await;
-            }
-        }
-        Ok(())
+        self.delete_network(&mut state, &network, "docker-network-rm:commit").await
     }
 
     /// CreateEndpoint: the veth pair (host end, forwarding, /32 route, datapath entries) at
@@ -265,11 +271,8 @@ impl<K: Kernel> Manager<K> {
     /// not know is gone already.
     pub async fn docker_delete_endpoint(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
         let mut state = self.state.lock().await;
-        let (network, d) = match state.docker_endpoint(network_id, endpoint_id) {
-            Ok((n, d)) => (n.clone(), d.clone()),
-            // Gone already (after `netd system reset` the network too): Docker's clean-up ends.
-            Err(Error::EndpointNotFound(_) | Error::NetworkNotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some((network, d)) = state.docker_endpoint_if_known(network_id, endpoint_id)? else {
+            return Ok(());
         };
         let updated = with_endpoints(&network, |eps| eps.retain(|e| e.endpoint.id != endpoint_id));
         self.store.commit(Changes { put_networks: vec![updated.clone()], ..Default::default() })?;
@@ -344,11 +347,8 @@ impl<K: Kernel> Manager<K> {
     /// RevokeExternalConnectivity: commit, then the endpoint's ports leave the datapath.
     pub async fn docker_revoke(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
         let mut state = self.state.lock().await;
-        let (network, d) = match state.docker_endpoint(network_id, endpoint_id) {
-            Ok((n, d)) => (n.clone(), d.clone()),
-            // Gone already (after `netd system reset` the network too): Docker's clean-up ends.
-            Err(Error::EndpointNotFound(_) | Error::NetworkNotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some((network, d)) = state.docker_endpoint_if_known(network_id, endpoint_id)? else {
+            return Ok(());
         };
         if d.published.is_empty() {
             return Ok(());
