@@ -169,12 +169,32 @@ impl PrivateProc {
 /// Bind-mounts the calling process's own network namespace at `path` (the daemon's netns,
 /// for `--network host` containers and `netd exec` into them from anywhere). Idempotent.
 pub fn bind_own(path: &Path) -> Result<()> {
-    if is_netns_mount(path) {
-        return Ok(());
-    }
     // /proc/self is the main thread's view; the daemon never moves its threads, so both name
     // the daemon's netns.
-    bind_at(Path::new("/proc/self/ns/net"), path, "bind-mount the daemon's netns")
+    let own = Path::new("/proc/self/ns/net");
+    // A mount left by a daemon that ran in another netns (its run dir outlived that netns, or
+    // it was started elsewhere) names the wrong namespace: Docker's veths and `--network host`
+    // containers would land there. Unmounted (each stacked mount) and bound again.
+    for _ in 0..8 {
+        if !is_netns_mount(path) {
+            break;
+        }
+        if same_namespace(path, own) {
+            return Ok(());
+        }
+        tracing::warn!(path = %path.display(), "the daemon's netns mount names another network namespace; binding it again");
+        umount2(path, MntFlags::MNT_DETACH).map_err(|e| Error::os(format!("unmount {}", path.display()), e))?;
+    }
+    bind_at(own, path, "bind-mount the daemon's netns")
+}
+
+/// Whether two nsfs files name the same namespace (same device and inode).
+fn same_namespace(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Bind-mounts the network namespace mounted at `from` at `path` too: a second name for the
@@ -222,5 +242,31 @@ pub fn remove(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::os("remove netns file", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs root (creates a network namespace); cargo xtask test runs it"]
+    fn a_mount_of_another_netns_is_replaced_by_the_daemons_own() {
+        let dir = std::env::temp_dir().join(format!("netd-netns-{}-{}", std::process::id(), crate::model::new_id()));
+        let path = dir.join("host-netns");
+        create(&path).unwrap();
+        assert!(!same_namespace(&path, Path::new("/proc/self/ns/net")));
+        bind_own(&path).unwrap();
+        let own = same_namespace(&path, Path::new("/proc/self/ns/net"));
+        // Idempotent once right: no second mount stacked on it.
+        bind_own(&path).unwrap();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let stacked = mounts.lines().filter(|l| l.contains(&*path.to_string_lossy())).count();
+        while is_netns_mount(&path) {
+            umount2(&path, MntFlags::MNT_DETACH).unwrap();
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(own, "the mount still names the other netns");
+        assert_eq!(stacked, 1, "one mount at the path");
     }
 }
