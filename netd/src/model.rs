@@ -11,6 +11,36 @@ use serde::{Deserialize, Serialize};
 /// The name of the default bridge network, Docker's docker0 (`bridge`).
 pub const DEFAULT_BRIDGE: &str = "bridge";
 
+/// Docker's `-o com.docker.network.driver.mtu=N`: the MTU of the network's veths.
+pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
+/// The MTU set in a network's `options`, read as Docker 20.10 reads it (Go's `strconv.Atoi`,
+/// then `< 0` refused; docs/docker-measurements.md, "MTU option"): `Ok(None)` when unset or 0
+/// (the kernel's default), Err with Docker's message. Values the kernel refuses (67, 65536)
+/// pass here as in Docker, and fail when a veth is made.
+pub fn mtu_option(options: &BTreeMap<String, String>) -> Result<Option<u32>, String> {
+    let Some(value) = options.get(MTU_OPTION) else {
+        return Ok(None);
+    };
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "failed to parse {MTU_OPTION} value: {value} (strconv.Atoi: parsing {value:?}: invalid syntax)"
+        ));
+    }
+    let Ok(mtu) = value.parse::<i64>() else {
+        return Err(format!(
+            "failed to parse {MTU_OPTION} value: {value} (strconv.Atoi: parsing {value:?}: value out of range)"
+        ));
+    };
+    match mtu {
+        ..0 => Err(format!("invalid MTU number: {mtu}")),
+        0 => Ok(None),
+        // Beyond u32 the kernel refuses it as it refuses 65536: at the veth.
+        _ => Ok(Some(u32::try_from(mtu).unwrap_or(u32::MAX))),
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
@@ -29,6 +59,12 @@ impl Network {
     /// The endpoints of a Docker-owned network (none for netd's own).
     pub fn docker_endpoints(&self) -> impl Iterator<Item = &DockerEndpoint> {
         self.docker.iter().flat_map(|d| &d.endpoints)
+    }
+
+    /// The MTU of the network's veths (`-o com.docker.network.driver.mtu`); `None`: the kernel's
+    /// default. Checked at create: a stored value always parses.
+    pub fn mtu(&self) -> Option<u32> {
+        mtu_option(&self.options).ok().flatten()
     }
 
     /// The driver name users see: `netd` for the networks Docker made through netd's plugin.
@@ -359,7 +395,30 @@ pub fn go_rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mtu_is_read_as_docker_reads_it() {
+        let read = |v: &str| mtu_option(&BTreeMap::from([(MTU_OPTION.to_string(), v.to_string())]));
+        assert_eq!(mtu_option(&BTreeMap::new()), Ok(None));
+        assert_eq!(read("1400"), Ok(Some(1400)));
+        assert_eq!(read("+1400"), Ok(Some(1400)), "Atoi takes a sign");
+        assert_eq!(read("0"), Ok(None), "0: the kernel's default");
+        assert_eq!(read("-0"), Ok(None));
+        assert_eq!(read("67"), Ok(Some(67)), "the kernel refuses it at the veth, not here");
+        assert_eq!(read("4294967296"), Ok(Some(u32::MAX)));
+        assert_eq!(read("-1"), Err("invalid MTU number: -1".into()));
+        for bad in ["abc", "", " 1400", "1400 ", "14.0", "+", "0x10"] {
+            let err = read(bad).unwrap_err();
+            assert_eq!(
+                err,
+                format!("failed to parse {MTU_OPTION} value: {bad} (strconv.Atoi: parsing {bad:?}: invalid syntax)")
+            );
+        }
+        assert!(read("99999999999999999999").unwrap_err().ends_with(": value out of range)"));
+    }
     use chrono::TimeZone;
+
+    use super::*;
 
     #[test]
     fn times_are_gos_rfc3339_nano() {

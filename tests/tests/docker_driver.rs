@@ -1,6 +1,7 @@
 //! Docker's own containers on netd (issue 15): a real dockerd 20.10 (`tests/src/dockerd.rs`)
 //! uses netd as its remote network and IPAM driver. Names through Docker's DNS, container to
-//! container, egress through netd's masquerade, `-p` from outside, isolation from docker0,
+//! container, egress through netd's masquerade, `-p` from outside (the client's address kept),
+//! `-o com.docker.network.driver.mtu`, isolation from docker0,
 //! `connect`/`disconnect`, `docker restart`, netd `kill -9` with containers running, a dockerd
 //! restart, and `docker network rm` leaving nothing of netd.
 use std::{
@@ -111,6 +112,37 @@ fn egress_source(host: &TestHost, d: &Dockerd, from: &str, port: u16) -> String 
     peer.expect("the outside saw no connection")
 }
 
+/// Holds a connection from the outside netns to the host's uplink address at `port` (published
+/// by `container`, whose server keeps connections open) and returns the peer address
+/// `container`'s netstat shows for it.
+fn client_seen_behind_port(host: &TestHost, d: &Dockerd, container: &str, port: u16) -> String {
+    let target: SocketAddr = format!("198.51.100.2:{port}").parse().unwrap();
+    let outside = host.netns_path(&host.outside_ns);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let _conn = loop {
+        match in_netns(&outside, move || TcpStream::connect_timeout(&target, Duration::from_secs(3))) {
+            Ok(conn) => break conn,
+            Err(e) => assert!(Instant::now() < deadline, "outside → {target}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    loop {
+        // busybox netstat -tn: "tcp 0 0 ::ffff:LOCAL:81 ::ffff:PEER:PORT STATE" (busybox nc
+        // listens on ::; it may have closed its side already: FIN_WAIT2).
+        let table = d.ok(&["exec", container, "netstat", "-tn"]);
+        let peer = table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[0] == "tcp" && f[3].ends_with(":81")).then(|| f[4].to_string())
+        });
+        if let Some(peer) = peer {
+            let addr = peer.rsplit_once(':').unwrap().0;
+            return addr.strip_prefix("::ffff:").unwrap_or(addr).to_string();
+        }
+        assert!(Instant::now() < deadline, "no connection to :81 in {container}: {table}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// netd's view of a Docker network: subnet and the IPv4 addresses of its endpoints.
 fn netd_view(host: &TestHost, docker_id: &str) -> (String, Vec<String>) {
     subnet_and_addresses(&host.json(&["network", "inspect", docker_id])[0])
@@ -161,6 +193,24 @@ fn docker_containers_talk_publish_and_reach_out_on_a_netd_network() {
     assert_eq!(fetch_port(&d, "cli", "198.51.100.2", 8080), "hello from web", "hairpin");
     assert_eq!(egress_source(&host, &d, "cli", 9301), "198.51.100.2");
 
+    // -o com.docker.network.driver.mtu reaches the veths; behind -p the container sees the
+    // outside client's own address (no proxy, no SNAT).
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "netd",
+        "--ipam-driver",
+        "netd",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "dmtu",
+    ]);
+    let hold = "while true; do nc -l -p 81 >/dev/null; done";
+    d.ok(&["run", "-d", "--name", "held", "--network", "dmtu", "-p", "8082:81", IMAGE, "sh", "-c", hold]);
+    assert_eq!(d.ok(&["exec", "held", "cat", "/sys/class/net/eth0/mtu"]).trim(), "1400");
+    assert_eq!(client_seen_behind_port(&host, &d, "held", 8082), "198.51.100.1");
+
     // Isolation from docker0 (a container on Docker's default bridge) both ways.
     d.ok(&["run", "-d", "--name", "plain", IMAGE, "sleep", "600"]);
     let plain = d.ip_of("plain", "bridge");
@@ -204,8 +254,8 @@ fn docker_containers_talk_publish_and_reach_out_on_a_netd_network() {
     assert!(!pings(&d, "cli", &d.ip_of("far", "dnet2")), "two netd networks are not isolated");
 
     // Everything goes: nothing of netd is left.
-    d.ok(&["rm", "-f", "web", "cli", "plain", "far"]);
-    d.ok(&["network", "rm", "dnet", "dnet2"]);
+    d.ok(&["rm", "-f", "web", "cli", "plain", "far", "held"]);
+    d.ok(&["network", "rm", "dnet", "dnet2", "dmtu"]);
     host.wait_for_removals();
     let names = host.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!names.lines().any(|n| n.starts_with("docker-")), "Docker's networks left in netd: {names}");

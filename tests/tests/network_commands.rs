@@ -388,3 +388,68 @@ fn automatic_subnets_skip_host_routes() {
     let bridge = &host.json(&["network", "inspect", "bridge"])[0]["IPAM"]["Config"][0];
     assert_eq!(bridge, &serde_json::json!({ "Subnet": "172.19.0.0/16", "Gateway": "172.19.0.1" }));
 }
+
+/// The MTU of `ifname` inside the netns at `ns`.
+fn mtu_in(ns: &std::path::Path, ifname: &str) -> u64 {
+    let out = netd_tests::sh(&["nsenter", &format!("--net={}", ns.display()), "ip", "-j", "link", "show", ifname]);
+    let links: Value = serde_json::from_str(&out).unwrap();
+    links[0]["mtu"].as_u64().unwrap_or_else(|| panic!("no mtu in {out}"))
+}
+
+#[test]
+fn mtu_option_sets_both_ends_of_every_veth_and_bad_values_get_dockers_errors() {
+    let host = TestHost::start();
+    // Docker 20.10 reads the value with Go's strconv.Atoi and refuses a negative one
+    // (docs/docker-measurements.md, "MTU option"); nothing is created.
+    for (value, error) in [
+        ("abc", "failed to parse com.docker.network.driver.mtu value: abc (strconv.Atoi: parsing \"abc\": invalid syntax)"),
+        ("", "failed to parse com.docker.network.driver.mtu value:  (strconv.Atoi: parsing \"\": invalid syntax)"),
+        ("-1", "invalid MTU number: -1"),
+        (
+            "99999999999999999999",
+            "failed to parse com.docker.network.driver.mtu value: 99999999999999999999 (strconv.Atoi: parsing \"99999999999999999999\": value out of range)",
+        ),
+    ] {
+        let opt = format!("com.docker.network.driver.mtu={value}");
+        host.fails_cleanly(&["network", "create", "-o", &opt, "bad"], &format!("Error response from daemon: {error}"));
+    }
+
+    host.ok(&["network", "create", "-o", "com.docker.network.driver.mtu=1400", "small"]);
+    host.ok(&["network", "create", "-o", "com.docker.network.driver.mtu=0", "zero"]);
+    host.ok(&["run", "-d", "--name", "ma", "--network", "small"]);
+    host.ok(&["run", "-d", "--name", "mb", "--network", "zero"]);
+    host.ok(&["network", "connect", "small", "mb"]);
+    let host_ns = host.netns_path(&host.host_ns);
+    let (a, b) = (host.container_netns("ma"), host.container_netns("mb"));
+    assert_eq!(mtu_in(&a, "eth0"), 1400);
+    assert_eq!(mtu_in(&b, "eth0"), 1500, "0 is the kernel's default, as in Docker");
+    assert_eq!(mtu_in(&b, "eth1"), 1400, "connect makes the veth with the network's MTU");
+    let mut host_mtus: Vec<u64> = host.endpoint_veths().iter().map(|v| mtu_in(&host_ns, v)).collect();
+    host_mtus.sort();
+    assert_eq!(host_mtus, [1400, 1400, 1500], "the host ends match their peers");
+    // The inspect shows the option as given, as Docker's does.
+    let v = host.json(&["network", "inspect", "small"]);
+    assert_eq!(v[0]["Options"]["com.docker.network.driver.mtu"], "1400");
+
+    // A value Docker takes at create but the kernel refuses fails at run and at connect, with
+    // Docker's text, and leaves nothing behind.
+    host.ok(&["network", "create", "-o", "com.docker.network.driver.mtu=67", "tiny"]);
+    let refused = |args: &[&str], prefix: &str, suffix: &str| {
+        let before = host.snapshot();
+        let err = host.fails(args);
+        // The host end's name (nd + 12 hex digits) is the endpoint's.
+        let name = err.strip_prefix(prefix).and_then(|e| e.strip_suffix(suffix)).unwrap_or_else(|| panic!("{err:?}"));
+        assert!(name.len() == 14 && name.starts_with("nd"), "{err:?}");
+        assert_eq!(before, host.snapshot(), "netd {args:?} failed but changed something");
+    };
+    refused(
+        &["run", "-d", "--name", "mc", "--network", "tiny"],
+        "netd: Error response from daemon: failed to create endpoint mc on network tiny: failed to set MTU on host interface ",
+        ": invalid argument.\nSee 'netd run --help'.",
+    );
+    refused(
+        &["network", "connect", "tiny", "ma"],
+        "Error response from daemon: failed to create endpoint ma on network tiny: failed to set MTU on host interface ",
+        ": invalid argument",
+    );
+}

@@ -604,6 +604,17 @@ fn allocate_endpoint(
     })
 }
 
+/// A refusal of the endpoint's settings (an MTU the kernel does not take) as Docker words it
+/// at `run` and `connect`: "failed to create endpoint CONTAINER on network NETWORK: …".
+fn endpoint_error(e: Error, container: &str, network: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => {
+            Error::InvalidArgument(format!("failed to create endpoint {container} on network {network}: {m}"))
+        }
+        e => e,
+    }
+}
+
 /// What the datapath needs of the network `id`; one missing from the store (corrupt) is index
 /// 0, not internal.
 fn datapath_network(networks: &BTreeMap<String, Network>, id: &str) -> DatapathNetwork {

@@ -172,7 +172,8 @@ impl Netlink {
     /// docs/control-plane-latency.md). The host end gets the index `host_index` (0: the
     /// kernel's choice; taken: one above the highest here) and the peer the one below it, as a
     /// peer made here and moved in would (Docker's `12: eth0@if13`), so that the peer's link —
-    /// the host end's index — names no device inside. Returns the host end's index.
+    /// the host end's index — names no device inside. `mtu` (both ends; `None`: the kernel's
+    /// default) the kernel refuses is Docker's error. Returns the host end's index.
     pub async fn create_veth(
         &self,
         host_name: &str,
@@ -180,25 +181,34 @@ impl Netlink {
         peer_mac: [u8; 6],
         peer_netns: &Path,
         host_index: u32,
+        mtu: Option<u32>,
     ) -> Result<u32> {
         let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
         // The kernel takes the peer's index only when the host end's is given too.
         let request = |host_index: u32| {
-            let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
                 .index(host_index.saturating_sub(1))
                 .name(peer_name.to_string())
                 .address(peer_mac.to_vec())
                 .txqueuelen(0)
-                .setns_by_fd(ns.as_raw_fd())
-                .build();
-            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+                .setns_by_fd(ns.as_raw_fd());
+            let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
                 .index(host_index)
                 .name(host_name.to_string())
-                .txqueuelen(0)
-                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-                .build()
+                .txqueuelen(0);
+            if let Some(mtu) = mtu {
+                peer = peer.mtu(mtu);
+                host = host.mtu(mtu);
+            }
+            host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build()
         };
+        let refused_mtu = |e: &rtnetlink::Error| mtu.is_some() && is_errno(e, libc::EINVAL);
         match self.handle.link().add(request(host_index)).execute().await {
+            Err(e) if refused_mtu(&e) => {
+                return Err(Error::InvalidArgument(format!(
+                    "failed to set MTU on host interface {host_name}: invalid argument"
+                )))
+            }
             // Taken here since the caller looked (or it names an existing link: then this
             // fails the same way).
             Err(e) if host_index > 2 && is_errno(&e, libc::EEXIST) => {

@@ -284,7 +284,7 @@ impl Plumber {
         container_side: Option<bool>,
     ) -> Result<DatapathEndpoint> {
         let host_ifname = host_ifname(&ep.id);
-        let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, netns).await?;
+        let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, netns, network.mtu).await?;
         let configured = async {
             enable_forwarding(&host_ifname)?;
             let entry = DatapathEndpoint {
@@ -323,13 +323,20 @@ impl Plumber {
 
     /// The veth pair of an endpoint; the host end's index one above the highest netd has seen
     /// here (the peer gets the one below it: see `Netlink::create_veth`).
-    async fn create_veth(&self, host_ifname: &str, peer: &str, mac: [u8; 6], netns: &Path) -> Result<u32> {
+    async fn create_veth(
+        &self,
+        host_ifname: &str,
+        peer: &str,
+        mac: [u8; 6],
+        netns: &Path,
+        mtu: Option<u32>,
+    ) -> Result<u32> {
         use std::sync::atomic::Ordering::Relaxed;
         if self.last_host_index.load(Relaxed) == 0 {
             self.last_host_index.fetch_max(self.host.max_link_index().await?, Relaxed);
         }
         let host_index = self.last_host_index.load(Relaxed) + 2;
-        let index = self.host.create_veth(host_ifname, peer, mac, netns, host_index).await?;
+        let index = self.host.create_veth(host_ifname, peer, mac, netns, host_index, mtu).await?;
         self.last_host_index.fetch_max(index, Relaxed);
         Ok(index)
     }

@@ -150,7 +150,8 @@ pub fn create_network(req: &CreateNetwork) -> Result<()> {
     network_name(&req.name)?;
     labels(&req.labels)?;
     labels(&req.options)
-        .map_err(|_| invalid("invalid network option: an empty key, a control character or a NUL byte".into()))
+        .map_err(|_| invalid("invalid network option: an empty key, a control character or a NUL byte".into()))?;
+    crate::model::mtu_option(&req.options).map(drop).map_err(invalid)
 }
 
 fn invalid(message: String) -> Error {

@@ -67,11 +67,13 @@ pub struct DatapathNetwork {
     pub index: u32,
     /// The network is `--internal`: nothing leaves it but to peers and the host.
     pub internal: bool,
+    /// Its veths' MTU (`-o com.docker.network.driver.mtu`); `None`: the kernel's default.
+    pub mtu: Option<u32>,
 }
 
 impl From<&crate::model::Network> for DatapathNetwork {
     fn from(n: &crate::model::Network) -> Self {
-        DatapathNetwork { index: n.index, internal: n.internal }
+        DatapathNetwork { index: n.index, internal: n.internal, mtu: n.mtu() }
     }
 }
 

@@ -49,6 +49,7 @@ pub fn network_request(req: CreateNetwork) -> Result<DockerNetworkRequest, Plugi
         }
         Some(other) => return Err(PluginError::bad(format!("{GENERIC_OPTIONS} is not an object: {other}"))),
     };
+    crate::model::mtu_option(&options).map_err(PluginError::bad)?;
     Ok(DockerNetworkRequest { id: req.network_id, subnet, gateway, internal, options })
 }
 

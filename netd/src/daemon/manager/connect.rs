@@ -7,7 +7,7 @@
 //! when a connect gives the container a gateway endpoint.
 use std::path::Path;
 
-use super::{allocate_endpoint, check_endpoint_options, ports::is_gateway_network, Kernel, Manager};
+use super::{allocate_endpoint, check_endpoint_options, endpoint_error, ports::is_gateway_network, Kernel, Manager};
 use crate::{
     api_types::ConnectRequest,
     container_files::ContainerFiles,
@@ -102,7 +102,10 @@ impl<K: Kernel> Manager<K> {
             if carries_ports { container.published.iter().map(|p| p.datapath()).collect() } else { vec![] };
         let entries: Vec<_> = moved.iter().map(|p| p.datapath()).collect();
         let netns = Path::new(&netns);
-        self.kernel.add_endpoint(netns, &ep, (&network).into(), becomes_gateway && old_gateway.is_none()).await?;
+        self.kernel
+            .add_endpoint(netns, &ep, (&network).into(), becomes_gateway && old_gateway.is_none())
+            .await
+            .map_err(|e| endpoint_error(e, &container.name, &network.name))?;
         crash::point("connect:endpoint");
         let old_route = old_gateway.as_ref().map(|g| g.gateway);
         let undo =

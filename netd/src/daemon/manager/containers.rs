@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
 use super::{
-    allocate_endpoint, check_endpoint_options, datapath_network,
+    allocate_endpoint, check_endpoint_options, datapath_network, endpoint_error,
     ports::{check_mode, gateway_slot},
     Kernel, Manager, State, Undo, DEFAULT_BRIDGE,
 };
@@ -229,7 +229,10 @@ impl<K: Kernel> Manager<K> {
                 }
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
                 let default_route = gateway == Some(slot);
-                self.kernel.add_endpoint(&netns, &ep, (&network).into(), default_route).await?;
+                self.kernel
+                    .add_endpoint(&netns, &ep, (&network).into(), default_route)
+                    .await
+                    .map_err(|e| endpoint_error(e, &container.name, &network.name))?;
                 undo.endpoints.push((ep.clone(), (&network).into()));
                 container.endpoints.push(ep);
                 crash::point("run:endpoint");
