@@ -57,10 +57,10 @@ fn comm(pid: u32) -> String {
 pub fn clean_run(pid: u32) -> Result<()> {
     let tag = format!("nb-{pid}");
     let tmp = std::env::temp_dir();
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&tmp)
+    // netd's bpffs dirs: nb-<pid> (netd topology), nb-<pid>-dn (docker-netd).
+    let dirs: Vec<PathBuf> = [tmp.as_path(), Path::new("/sys/fs/bpf")]
         .into_iter()
-        .flatten()
-        .flatten()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{tag}-")))
         .map(|e| e.path())
         .chain([PathBuf::from("/run/netd-bench").join(&tag), PathBuf::from("/sys/fs/bpf").join(&tag)])

@@ -294,6 +294,7 @@ fn topology_setup(kind: Kind, names: &Names) -> Result<Box<dyn Topology>> {
     Ok(match kind {
         Kind::Veth => Box::new(topology::veth::VethPair::setup(names)?),
         Kind::Netd => Box::new(topology::netd::NetdNetwork::setup(names)?),
-        Kind::Docker0 => Box::new(topology::docker::DockerBridge::setup(names)?),
+        Kind::Docker0 => Box::new(topology::docker::DockerBridge::setup(names, topology::docker::Driver::Docker0)?),
+        Kind::DockerNetd => Box::new(topology::docker::DockerBridge::setup(names, topology::docker::Driver::Netd)?),
     })
 }

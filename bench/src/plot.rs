@@ -38,6 +38,7 @@ fn color(role: Role) -> RGBColor {
         Role::Floor => RGBColor(150, 150, 150),
         Role::Netd => RGBColor(31, 119, 180),
         Role::Docker => RGBColor(255, 127, 14),
+        Role::DockerOnNetd => RGBColor(44, 160, 44),
     }
 }
 

@@ -160,8 +160,10 @@ impl Machine {
     }
 }
 
-/// The ratios reported per row, as (label, numerator role, denominator role).
-const RATIOS: [(Role, Role); 2] = [(Role::Netd, Role::Docker), (Role::Netd, Role::Floor)];
+/// The ratios reported per row, as (numerator role, denominator role): netd against Docker
+/// and the floor, and Docker's own containers on netd against the same on docker0.
+const RATIOS: [(Role, Role); 3] =
+    [(Role::Netd, Role::Docker), (Role::Netd, Role::Floor), (Role::DockerOnNetd, Role::Docker)];
 
 pub fn build_rows(plan: &Plan, collected: &Collected, topologies: &[TopologyStatus]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
@@ -387,6 +389,9 @@ pub fn markdown(r: &Results) -> String {
             s.push_str(&format!("- {}: {} unavailable: {why}\n", t.name, probes.join(", ")));
         }
     }
+    if r.topologies.iter().any(|t| t.name == Kind::DockerNetd) {
+        s.push_str(DOCKER_NETD_NOTE);
+    }
     if r.rows.iter().any(|row| row.probe.needs_egress()) {
         s.push_str(EGRESS_NOTE);
     } else if r.settings.quick && !r.settings.plan.opt_in {
@@ -424,7 +429,7 @@ pub fn markdown(r: &Results) -> String {
     }
     if r.rows.iter().any(|row| row.probe == Probe::RunRm) {
         s.push_str(&format!(
-            "- run/rm: wall time of the CLI's `run -d --network none` and `run -d --network NET` (netd: its user-defined network; docker0: the default bridge, image + `sleep`), then of each one's `rm -f`, back to back; {} pairs per round × {} rounds = {} of each; p50 over all of them, [min–max] of all of them. Network cost = p50 with NET − p50 with none.\n",
+            "- run/rm: wall time of the CLI's `run -d --network none` and `run -d --network NET` (netd: its user-defined network; docker0: the default bridge, image + `sleep`; docker-netd: its netd network), then of each one's `rm -f`, back to back; {} pairs per round × {} rounds = {} of each; p50 over all of them, [min–max] of all of them. Network cost = p50 with NET − p50 with none.\n",
             plan.cycles_per_round,
             plan.rounds,
             plan.cycles_per_round * plan.rounds,
@@ -442,12 +447,15 @@ pub fn markdown(r: &Results) -> String {
     if !r.errors.is_empty() {
         s.push_str(&format!("- {} measurement(s) failed; see `errors` in results.json.\n", r.errors.len()));
     }
-    let versions: Vec<String> = r
+    let mut versions: Vec<String> = r
         .topologies
         .iter()
         .flat_map(|t| t.info.iter().filter(|(k, _)| k.ends_with("_version")).map(|(k, v)| format!("{k} {v}")))
         .chain(r.machine.tools.values().cloned())
         .collect();
+    // docker0 and docker-netd run the same dockerd; netd and docker-netd the same netd.
+    let mut seen = std::collections::BTreeSet::new();
+    versions.retain(|v| seen.insert(v.clone()));
     if !versions.is_empty() {
         s.push_str(&format!("- Versions: {}.\n", versions.join(", ")));
     }
@@ -498,6 +506,9 @@ fn goals_line(r: &Results) -> String {
     line.push_str(". Medians include the CLI process.\n");
     line
 }
+
+/// The note under the table about Docker's containers on netd.
+const DOCKER_NETD_NOTE: &str = "- docker-netd: docker0's dockerd, image and commands, with the containers on a `docker network create -d netd --ipam-driver netd` network (netd's remote driver; netd runs beside dockerd, in its netns, with the same uplink): container↔container through netd's eBPF forwarding, `-p` through netd's in-kernel publish, container→outside through netd's masquerade. docker-netd/docker0 is Docker on netd against Docker on docker0. Its network is a user-defined one, for which Docker also sets up its embedded DNS (docker0 has none): its run and connect rows include that.\n";
 
 /// The note under the table about the "container → outside" rows.
 const EGRESS_NOTE: &str = "- container→outside: the client to a server in an \"outside\" netns (198.51.100.1) — netd: the client container through the daemon's `--uplink`, masqueraded to 198.51.100.2 in eBPF; docker0: the client container through dockerd's netns, iptables MASQUERADE + nf_conntrack; veth (floor): a client netns → veth → a router netns with forwarding on → veth → the outside netns, no NAT.\n";

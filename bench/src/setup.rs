@@ -10,7 +10,7 @@ use crate::{sys, topology::Kind};
 /// (command that must exist, Debian package providing it)
 fn needed(kinds: &[Kind]) -> Vec<(&'static str, &'static str)> {
     let mut v = vec![("iperf3", "iperf3"), ("nsenter", "util-linux"), ("taskset", "util-linux"), ("ip", "iproute2")];
-    if kinds.contains(&Kind::Docker0) {
+    if kinds.contains(&Kind::Docker0) || kinds.contains(&Kind::DockerNetd) {
         v.extend([("dockerd", "docker.io"), ("busybox", "busybox-static"), ("tar", "tar"), ("iptables", "iptables")]);
     }
     v

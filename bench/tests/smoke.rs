@@ -1,7 +1,9 @@
 //! Smoke tests: the whole harness on tiny settings (one round of short measurements on the
 //! veth topology, its routed "container → outside" floor included; two rounds of the
 //! control-plane probes on netd with 3 endpoints; one round of the "container → outside" rows
-//! on veth and netd; no docker, no installs), checking the shape of what it writes, that
+//! on veth and netd; one round of container↔container, published-port and "container → outside"
+//! rows on Docker's containers on docker0 and on a netd network, with dockerds of the bench's
+//! own; no installs), checking the shape of what it writes, that
 //! nothing is left behind and that the root netns's forwarding setting is untouched. They
 //! never assert a timing: numbers on a shared CI machine mean nothing.
 
@@ -269,6 +271,49 @@ fn egress_rows_on_veth_and_netd() {
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     assert!(md.contains("| TCP_RR container→outside trans/s ↑ | same |"), "{md}");
     assert!(md.contains("| netd/veth |"), "{md}");
+
+    assert_nothing_left(pid);
+    assert_eq!(root_ip_forward(), forwarding, "the root netns's net.ipv4.ip_forward changed");
+}
+
+#[test]
+#[ignore = "needs root, docker.io (cargo xtask test installs it) and a netd build; cargo xtask test runs it"]
+fn docker_containers_on_netd_beside_docker0() {
+    let netd = netd_binary();
+    let forwarding = root_ip_forward();
+    let args = ["--topologies", "docker0,docker-netd", "--probes", "rr,pub-rr,egress-rr", "--rounds", "1"];
+    let (json, out, pid) = run_bench(&[&args[..], &["--secs", "0.3"]].concat(), Some(&netd));
+    let topologies = json["topologies"].as_array().unwrap();
+    let status_of = |name: &str| topologies.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{name}"));
+    let (docker0, on_netd) = (status_of("docker0"), status_of("docker-netd"));
+    for t in [docker0, on_netd] {
+        // Both have every probe asked for: no cell may be unavailable.
+        assert_eq!(t["available"], true, "{t}");
+        assert!(t["unsupported"].as_object().unwrap().is_empty(), "{t}");
+    }
+    assert_eq!(on_netd["role"], "docker_on_netd");
+    // The containers are on a netd network of the run's, not on docker0.
+    let network = on_netd["info"]["network"].as_str().unwrap();
+    assert!(network.starts_with(&format!("nb-{pid}-")), "{on_netd}");
+    assert_eq!(docker0["info"]["network"], "bridge");
+
+    let rows = json["rows"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for want in ["tcp_rr.tps.same_cpu", "published_tcp_rr.tps.same_cpu", "egress_tcp_rr.tps.same_cpu"] {
+        assert!(ids.contains(&want), "row {want} missing from {ids:?}");
+    }
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        for name in ["docker0", "docker-netd"] {
+            let cell = &row["results"][name];
+            assert_eq!(cell["samples"].as_array().unwrap().len(), 1, "row {id}, {name}");
+            assert!(cell["median"].as_f64().is_some_and(|v| v > 0.0), "row {id}, {name}: {cell}");
+        }
+        let ratio = row["ratios"]["docker-netd/docker0"].as_f64();
+        assert!(ratio.is_some_and(|r| r > 0.0), "row {id}: {}", row["ratios"]);
+    }
+    let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
+    assert!(md.contains("| docker0 | docker-netd | docker-netd/docker0 |"), "{md}");
 
     assert_nothing_left(pid);
     assert_eq!(root_ip_forward(), forwarding, "the root netns's net.ipv4.ip_forward changed");

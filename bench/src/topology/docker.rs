@@ -31,6 +31,26 @@ use crate::sys::{self, ChildGuard, Netns};
 const HOST_PORT: u16 = 17000;
 const CONTAINER_PORT: u16 = 7000;
 
+/// Which network driver the containers of a [`DockerBridge`] use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Docker's default bridge, docker0 (Docker's own datapath).
+    Docker0,
+    /// A `docker network create -d netd --ipam-driver netd` network: netd's remote driver,
+    /// netd's eBPF datapath, the very same Docker containers.
+    Netd,
+}
+
+/// With [`Driver::Netd`], dockerd runs in a mount namespace of its own whose `/run` is a tmpfs
+/// holding only `/run/docker/plugins` = netd's plugin socket directory (`$0`), so that it finds
+/// that netd and nothing of the machine's `/run` is touched.
+const PLUGIN_DIR_SCRIPT: &str =
+    "mount -t tmpfs nb-plugins /run && mkdir -p /run/docker/plugins && mount --bind \"$0\" /run/docker/plugins && exec \"$@\"";
+
+/// docker0's address when netd runs beside dockerd: away from netd's own default bridge
+/// (172.17.0.0/16), which Docker does not see.
+const DOCKER0_BIP_BESIDE_NETD: &str = "172.31.250.1/24";
+
 /// A dockerd process of our own; stopping it (by its PID) and removing its directories on drop.
 pub struct Dockerd {
     cli: PathBuf,
@@ -40,6 +60,8 @@ pub struct Dockerd {
     run_dir: PathBuf,
     process: Option<ChildGuard>,
     pub version: String,
+    /// The netd daemon whose plugin this dockerd uses ([`Driver::Netd`]); stopped after dockerd.
+    netd: Option<super::netd::Daemon>,
     // Dropped after the daemon has stopped (fields drop in order, after Drop::drop).
     netns: Netns,
     outside: Netns,
@@ -56,7 +78,14 @@ impl Drop for TempDirPath {
 }
 
 impl Dockerd {
+    /// A dockerd with Docker's defaults (docker0).
     pub fn start(names: &Names) -> Result<Self> {
+        Self::start_for(names, Driver::Docker0)
+    }
+
+    /// A dockerd for `driver`: with [`Driver::Netd`], a netd daemon first, in the same netns
+    /// with the same uplink, whose plugin socket dockerd finds at /run/docker/plugins.
+    pub fn start_for(names: &Names, driver: Driver) -> Result<Self> {
         let dockerd = netd_cmd::which("dockerd").context("dockerd not found (package docker.io)")?;
         // Debian's CLI from the same package, matching the daemon's API version.
         let cli = ["/usr/bin/docker"]
@@ -72,7 +101,11 @@ impl Dockerd {
             .keep();
         let dir = TempDirPath(dir);
         // The socket path is the documented one, made unique per run.
-        let run_dir = PathBuf::from("/run/netd-bench").join(&names.tag);
+        let run_dir = match driver {
+            Driver::Docker0 => PathBuf::from("/run/netd-bench").join(&names.tag),
+            // dockerd's /run is private (below): its socket lives in the run's directory.
+            Driver::Netd => dir.0.join("run"),
+        };
         std::fs::create_dir_all(&run_dir)?;
         let netns = Netns::create(&names.netns("docker"))?;
         // Belt and braces: the namespace has no uplink at all; a blackhole for Docker's
@@ -84,13 +117,29 @@ impl Dockerd {
         let (h_if, o_if) = (names.ifname("dh"), names.ifname("do"));
         connect_uplink(&netns, &outside, &h_if, &o_if)?;
 
+        let netd = match driver {
+            Driver::Docker0 => None,
+            Driver::Netd => Some(super::netd::Daemon::start(&netns, &dir.0.join("netd"), &names.netns("dn"), &h_if)?),
+        };
+
         let exec_root = dir.0.join("exec");
         let data_root = dir.0.join("data");
         let config = dir.0.join("daemon.json");
         std::fs::write(&config, "{}\n")?;
-        let socket = run_dir.join("docker.sock");
         let log = std::fs::File::create(dir.0.join("dockerd.log"))?;
-        let mut cmd = sys::netns_command(&netns.path(), None, &dockerd);
+        let socket = run_dir.join("docker.sock");
+        let mut cmd = match &netd {
+            None => sys::netns_command(&netns.path(), None, &dockerd),
+            Some(netd) => {
+                let plugins = netd.plugin_socket.parent().context("plugin socket path")?;
+                let mut cmd = sys::netns_command(&netns.path(), None, "unshare");
+                cmd.args(["--mount", "--propagation", "private", "sh", "-c", PLUGIN_DIR_SCRIPT])
+                    .arg(plugins)
+                    .arg(&dockerd)
+                    .args(["--bip", DOCKER0_BIP_BESIDE_NETD]);
+                cmd
+            }
+        };
         cmd.arg("--config-file")
             .arg(&config)
             .arg("--data-root")
@@ -116,6 +165,7 @@ impl Dockerd {
             run_dir,
             process: Some(process),
             version: String::new(),
+            netd,
             netns,
             outside,
             _dir: dir,
@@ -169,8 +219,12 @@ impl Dockerd {
         }
         sys::unmount_all_under(&self.exec_root);
         sys::unmount_all_under(&self.data_root);
+        // netd last: dockerd's clean-up of its networks and endpoints called its plugin.
+        drop(self.netd.take());
         let _ = std::fs::remove_dir_all(&self.run_dir);
-        let _ = std::fs::remove_dir(self.run_dir.parent().unwrap_or(Path::new("/nonexistent")));
+        if self.run_dir.starts_with("/run/netd-bench") {
+            let _ = std::fs::remove_dir(self.run_dir.parent().unwrap_or(Path::new("/nonexistent")));
+        }
     }
 }
 
@@ -255,7 +309,12 @@ fn copy_shared_libs(bin: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Two Docker containers on docker0 ([`Driver::Docker0`]) or on a netd network
+/// ([`Driver::Netd`]): the same dockerd, image and commands either way.
 pub struct DockerBridge {
+    driver: Driver,
+    /// The containers' network: `bridge` (docker0) or the netd network's name.
+    network: String,
     server: Endpoint,
     client: Endpoint,
     published: Option<PublishedPort>,
@@ -271,9 +330,17 @@ pub struct DockerBridge {
 }
 
 impl DockerBridge {
-    pub fn setup(names: &Names) -> Result<Self> {
-        let dockerd = Dockerd::start(names)?;
+    pub fn setup(names: &Names, driver: Driver) -> Result<Self> {
+        // Both topologies may run in one bench run: their names (netns, interfaces,
+        // containers, image) must differ.
+        let names = &match driver {
+            Driver::Docker0 => names.clone(),
+            Driver::Netd => names.variant("n"),
+        };
+        let dockerd = Dockerd::start_for(names, driver)?;
         let mut t = Self {
+            driver,
+            network: "bridge".into(),
             server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             client: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
             published: None,
@@ -288,14 +355,17 @@ impl DockerBridge {
         let image = format!("{}-image:latest", names.tag);
         import_image(&t.dockerd, &image, &[])?;
         t.image = Some(image.clone());
+        if driver == Driver::Netd {
+            t.network = names.netns("dnet");
+            t.create_network(&t.network.clone())?;
+        }
         let publish = format!("{HOST_PORT}:{CONTAINER_PORT}");
         t.server = t.start_container(&names.netns("srv"), &image, &["-p", &publish])?;
         t.client = t.start_container(&names.netns("cli"), &image, &[])?;
         t.egress = checked_egress(t.client.netns.clone(), &t.dockerd.outside);
         // A spare container and a spare (user-defined bridge) network for the attach probe.
         let (att_net, att_ctr) = (names.netns("attnet"), names.netns("att"));
-        sys::run(t.dockerd.cli().args(["network", "create", &att_net])).context("docker network create")?;
-        t.networks.push(att_net.clone());
+        t.create_network(&att_net)?;
         t.start_container(&att_ctr, &image, &[])?;
         t.attach = Ok((att_net, att_ctr));
         t.published = Some(PublishedPort {
@@ -312,20 +382,31 @@ impl DockerBridge {
         Ok(t)
     }
 
+    /// A user-defined network: Docker's bridge driver, or netd's driver and IPAM.
+    fn create_network(&mut self, name: &str) -> Result<()> {
+        let mut cmd = self.dockerd.cli();
+        cmd.args(["network", "create"]);
+        if self.driver == Driver::Netd {
+            cmd.args(["-d", "netd", "--ipam-driver", "netd"]);
+        }
+        sys::run(cmd.arg(name)).with_context(|| format!("docker network create {name}"))?;
+        self.networks.push(name.to_string());
+        Ok(())
+    }
+
     fn start_container(&mut self, name: &str, image: &str, extra: &[&str]) -> Result<Endpoint> {
-        sys::run(self.dockerd.cli().args(["run", "-d", "--network", "bridge", "--name", name]).args(extra).args([
-            image,
-            "/bin/sleep",
-            "86400",
-        ]))
+        sys::run(
+            self.dockerd.cli().args(["run", "-d", "--network", &self.network, "--name", name]).args(extra).args([
+                image,
+                "/bin/sleep",
+                "86400",
+            ]),
+        )
         .with_context(|| format!("docker run {name}"))?;
         self.containers.push(name.to_string());
-        let out = sys::run(self.dockerd.cli().args([
-            "inspect",
-            "-f",
-            "{{.State.Pid}} {{.NetworkSettings.IPAddress}}",
-            name,
-        ]))?;
+        let format =
+            format!("{{{{.State.Pid}}}} {{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", self.network);
+        let out = sys::run(self.dockerd.cli().args(["inspect", "-f", &format, name]))?;
         let mut f = out.split_whitespace();
         let (Some(pid), Some(ip)) = (f.next(), f.next()) else {
             bail!("docker inspect {name}: unexpected output {out:?}");
@@ -343,7 +424,7 @@ impl Drop for DockerBridge {
         if !self.containers.is_empty() {
             sys::run_quiet(self.dockerd.cli().args(["rm", "-f"]).args(&self.containers));
         }
-        for net in &self.networks {
+        for net in self.networks.iter().rev() {
             sys::run_quiet(self.dockerd.cli().args(["network", "rm", net]));
         }
         if let Some(image) = &self.image {
@@ -354,7 +435,10 @@ impl Drop for DockerBridge {
 
 impl Topology for DockerBridge {
     fn kind(&self) -> Kind {
-        Kind::Docker0
+        match self.driver {
+            Driver::Docker0 => Kind::Docker0,
+            Driver::Netd => Kind::DockerNetd,
+        }
     }
     fn server(&self) -> &Endpoint {
         &self.server
@@ -378,6 +462,7 @@ impl Topology for DockerBridge {
         BTreeMap::from([
             ("docker_version".to_string(), self.dockerd.version.clone()),
             ("dockerd_netns".to_string(), self.dockerd.netns.name.clone()),
+            ("network".to_string(), self.network.clone()),
             ("server_ip".to_string(), self.server.ip.to_string()),
             ("client_ip".to_string(), self.client.ip.to_string()),
         ])
@@ -400,11 +485,15 @@ impl ControlPlane for DockerBridge {
         let containerd = std::fs::read_to_string(self.dockerd.exec_root.join("containerd/containerd.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
-        Ok(rss_of(dockerd)? + containerd.map(rss_of).transpose()?.unwrap_or(0))
+        let netd = self.dockerd.netd.as_ref().map(|d| d.pid().and_then(rss_of)).transpose()?;
+        Ok(rss_of(dockerd)? + containerd.map(rss_of).transpose()?.unwrap_or(0) + netd.unwrap_or(0))
     }
 
     fn daemon_label(&self) -> &'static str {
-        "dockerd + containerd"
+        match self.driver {
+            Driver::Docker0 => "dockerd + containerd",
+            Driver::Netd => "dockerd + containerd + netd",
+        }
     }
 
     fn can_publish(&self) -> Result<(), Unsupported> {
@@ -415,7 +504,7 @@ impl ControlPlane for DockerBridge {
         let image = self.image.as_deref().context("no image")?;
         let name = format!("{}-pub{ports}", self.tag);
         let mut cmd = self.dockerd.cli();
-        cmd.args(["run", "-d", "--network", "bridge", "--name", &name]);
+        cmd.args(["run", "-d", "--network", &self.network, "--name", &name]);
         if ports > 0 {
             let (a, b) = (publish_base(ports), publish_base(ports) + ports - 1);
             cmd.arg("-p").arg(format!("{a}-{b}:{a}-{b}"));
@@ -438,7 +527,7 @@ impl ControlPlane for DockerBridge {
         let image = self.image.as_deref().context("no image")?;
         let network = match network {
             Network::None => "none",
-            Network::Topology => "bridge",
+            Network::Topology => &self.network,
         };
         let mut cmd = self.dockerd.cli();
         cmd.args(["run", "-d", "--network", network, "--name", name, image, "/bin/sleep", "86400"]);

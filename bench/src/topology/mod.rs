@@ -25,6 +25,8 @@ pub enum Role {
     Floor,
     Netd,
     Docker,
+    /// Docker's containers on netd's remote driver: compared with Docker on docker0.
+    DockerOnNetd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize, Deserialize)]
@@ -36,16 +38,21 @@ pub enum Kind {
     Netd,
     /// Two containers on Docker's default bridge (docker0), real dockerd.
     Docker0,
+    /// The same Docker containers on a `docker network create -d netd` network (netd's
+    /// remote driver and eBPF datapath).
+    #[serde(rename = "docker-netd")]
+    DockerNetd,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Veth, Kind::Netd, Kind::Docker0];
+    pub const ALL: [Kind; 4] = [Kind::Veth, Kind::Netd, Kind::Docker0, Kind::DockerNetd];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Veth => "veth",
             Kind::Netd => "netd",
             Kind::Docker0 => "docker0",
+            Kind::DockerNetd => "docker-netd",
         }
     }
 
@@ -54,6 +61,7 @@ impl Kind {
             Kind::Veth => Role::Floor,
             Kind::Netd => Role::Netd,
             Kind::Docker0 => Role::Docker,
+            Kind::DockerNetd => Role::DockerOnNetd,
         }
     }
 }
@@ -229,6 +237,14 @@ impl Names {
     pub fn for_this_process() -> Self {
         let pid = std::process::id();
         Self { tag: format!("nb-{pid}"), short: format!("nb{pid}") }
+    }
+
+    /// Names for a second instance of something in the same run (`nb-<pid>-<v>`,
+    /// `nb<pid><v>`): still the run's, for the clean-up. `v` is one byte, so that
+    /// [`Self::ifname`] still fits.
+    pub fn variant(&self, v: &str) -> Self {
+        debug_assert_eq!(v.len(), 1);
+        Self { tag: format!("{}-{v}", self.tag), short: format!("{}{v}", self.short) }
     }
 
     pub fn netns(&self, what: &str) -> String {

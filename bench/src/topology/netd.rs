@@ -41,15 +41,74 @@ pub fn netd_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-struct Daemon {
+/// A netd daemon of the bench's own, in a netns the bench made, with its state, run and bpffs
+/// directories and its Docker plugin socket under a directory of the run.
+pub(super) struct Daemon {
     bin: PathBuf,
     socket: PathBuf,
     bpffs: PathBuf,
+    /// Never the machine's /run/docker/plugins/netd.sock: a dockerd of the bench's own sees
+    /// this one's directory as its /run/docker/plugins (docker-netd topology).
+    pub(super) plugin_socket: PathBuf,
     process: Option<ChildGuard>,
     log: PathBuf,
 }
 
 impl Daemon {
+    /// Starts netd in `host` with `uplink` as its `--uplink`, its directories under `dir`, and
+    /// waits until its API answers.
+    /// Its bpffs is `/sys/fs/bpf/<bpffs_name>` (a name carrying the run's tag).
+    pub(super) fn start(host: &Netns, dir: &Path, bpffs_name: &str, uplink: &str) -> Result<Self> {
+        let bin = netd_binary()?;
+        let (state, run) = (dir.join("state"), dir.join("run"));
+        std::fs::create_dir_all(&state)?;
+        std::fs::create_dir_all(&run)?;
+        let log = dir.join("netd.log");
+        let mut daemon = Daemon {
+            bin: bin.clone(),
+            socket: run.join("netd.sock"),
+            bpffs: PathBuf::from("/sys/fs/bpf").join(bpffs_name),
+            plugin_socket: dir.join("docker-plugins/netd.sock"),
+            process: None,
+            log: log.clone(),
+        };
+        let logf = std::fs::File::create(&log)?;
+        let mut cmd = sys::netns_command(&host.path(), None, &bin);
+        cmd.arg("--socket")
+            .arg(&daemon.socket)
+            .arg("daemon")
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--run-dir")
+            .arg(&run)
+            .arg("--bpffs")
+            .arg(&daemon.bpffs)
+            .arg("--docker-plugin-socket")
+            .arg(&daemon.plugin_socket)
+            .arg("--uplink")
+            .arg(uplink)
+            .stdout(Stdio::from(logf.try_clone()?))
+            .stderr(Stdio::from(logf));
+        daemon.process = Some(ChildGuard::spawn(&mut cmd, "netd daemon", Duration::from_secs(10))?);
+        daemon.wait_ready()?;
+        Ok(daemon)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let res = sys::wait_until(Duration::from_secs(30), "netd daemon", || {
+            if let Some(status) = self.process.as_mut().unwrap().try_wait()? {
+                bail!("netd daemon exited ({status})");
+            }
+            Ok(self.socket.exists() && sys::run(self.cli().args(["network", "ls", "-q"])).is_ok())
+        });
+        res.with_context(|| format!("daemon log: {}", self.log_tail()))
+    }
+
+    /// The daemon's PID, for its RSS.
+    pub(super) fn pid(&self) -> Result<u32> {
+        Ok(self.process.as_ref().context("netd daemon not running")?.pid())
+    }
+
     fn cli(&self) -> Command {
         let mut c = sys::command(&self.bin);
         c.arg("--socket").arg(&self.socket);
@@ -98,7 +157,6 @@ pub struct NetdNetwork {
 
 impl NetdNetwork {
     pub fn setup(names: &Names) -> Result<Self> {
-        let bin = netd_binary()?;
         let host = Netns::create(&names.netns("host"))?;
         let outside = Netns::create(&names.netns("out"))?;
         let (h_if, o_if) = (names.ifname("uh"), names.ifname("uo"));
@@ -106,36 +164,15 @@ impl NetdNetwork {
         host.ip(&["route", "add", "default", "via", &OUTSIDE_IP.to_string()])?;
 
         let dir = tempfile::Builder::new().prefix(&format!("{}-netd-", names.tag)).tempdir()?.keep();
-        let (state, run) = (dir.join("state"), dir.join("run"));
-        std::fs::create_dir_all(&state)?;
-        std::fs::create_dir_all(&run)?;
-        let log = dir.join("netd.log");
-        let mut daemon = Daemon {
-            bin: bin.clone(),
-            socket: run.join("netd.sock"),
-            bpffs: PathBuf::from("/sys/fs/bpf").join(&names.tag),
-            process: None,
-            log: log.clone(),
+        let run = dir.join("run");
+        let daemon = match Daemon::start(&host, &dir, &names.tag, &h_if) {
+            Ok(d) => d,
+            Err(e) => {
+                sys::remove_tree(&dir);
+                return Err(e);
+            }
         };
-        let logf = std::fs::File::create(&log)?;
-        let mut cmd = sys::netns_command(&host.path(), None, &bin);
-        cmd.arg("--socket")
-            .arg(&daemon.socket)
-            .arg("daemon")
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--run-dir")
-            .arg(&run)
-            .arg("--bpffs")
-            .arg(&daemon.bpffs)
-            // Never the machine's /run/docker/plugins/netd.sock.
-            .arg("--docker-plugin-socket")
-            .arg(dir.join("docker-plugins/netd.sock"))
-            .arg("--uplink")
-            .arg(&h_if)
-            .stdout(Stdio::from(logf.try_clone()?))
-            .stderr(Stdio::from(logf));
-        daemon.process = Some(ChildGuard::spawn(&mut cmd, "netd daemon", Duration::from_secs(10))?);
+        let bin = daemon.bin.clone();
         let version = sys::run(sys::command(&bin).arg("--version")).unwrap_or_default().trim().to_string();
         let mut t = Self {
             server: Endpoint { netns: PathBuf::new(), ip: Ipv4Addr::UNSPECIFIED },
@@ -153,7 +190,6 @@ impl NetdNetwork {
             _outside: outside,
             _host: host,
         };
-        t.wait_ready()?;
         let network = names.netns("net");
         sys::run(t.daemon().cli().args(["network", "create", &network])).context("netd network create")?;
         t.networks.push(network.clone());
@@ -208,17 +244,6 @@ impl NetdNetwork {
 
     fn daemon(&self) -> &Daemon {
         self.daemon.as_ref().expect("daemon present until drop")
-    }
-
-    fn wait_ready(&mut self) -> Result<()> {
-        let d = self.daemon.as_mut().expect("daemon present until drop");
-        let res = sys::wait_until(Duration::from_secs(30), "netd daemon", || {
-            if let Some(status) = d.process.as_mut().unwrap().try_wait()? {
-                bail!("netd daemon exited ({status})");
-            }
-            Ok(d.socket.exists() && sys::run(d.cli().args(["network", "ls", "-q"])).is_ok())
-        });
-        res.with_context(|| format!("daemon log: {}", d.log_tail()))
     }
 
     /// `netd port NAME` must list the mapping (`7000/tcp -> 0.0.0.0:17000`).
@@ -345,8 +370,7 @@ impl ControlPlane for NetdNetwork {
     }
 
     fn daemon_rss(&self) -> Result<u64> {
-        let pid = self.daemon().process.as_ref().context("daemon not running")?.pid();
-        rss_of(pid)
+        rss_of(self.daemon().pid()?)
     }
 
     fn daemon_label(&self) -> &'static str {
