@@ -32,6 +32,10 @@ pub mod maps {
     pub const FRAGMENTS: &str = "NETD_FRAG_V1";
     /// Per-CPU drop counters indexed by `metric_slot(reason, hook)`.
     pub const METRICS: &str = "NETD_METRICS_V1";
+    /// RemoteEndpointValue by IPv4 address: overlay endpoints on other hosts.
+    pub const REMOTE_ENDPOINTS: &str = "NETD_REMOTE_V1";
+    /// Network index (u32) by VNI: this host's overlay networks, for VXLAN packets that arrive.
+    pub const TUNNEL_NETWORKS: &str = "NETD_VNI_V1";
 
     pub const MAX_ENDPOINTS: u32 = 65_536;
     pub const MAX_UPLINKS: u32 = 64;
@@ -46,6 +50,8 @@ pub mod maps {
     pub const MAX_SERVICES: u32 = 65_536;
     pub const SOCK_REVERSE_ENTRIES: u32 = 65_536;
     pub const MAX_HOST_ADDRS: u32 = 1_024;
+    pub const MAX_REMOTE_ENDPOINTS: u32 = 65_536;
+    pub const MAX_TUNNEL_NETWORKS: u32 = 4_096;
     /// Datagrams being fragmented at once (LRU: a datagram's fragments arrive within moments).
     pub const FRAGMENT_ENTRIES: u32 = 8_192;
     /// Slots per hook in the metrics array (codes are below this).
@@ -64,6 +70,9 @@ pub mod programs {
     /// TC ingress of an uplink: replies of masqueraded flows, published ports, and what must
     /// not enter.
     pub const UPLINK_INGRESS: &str = "netd_up_ingress";
+    /// TC ingress of the host's VXLAN device (external mode): packets from overlay peers on
+    /// other hosts, decapsulated, go straight into the local endpoint.
+    pub const TUNNEL_INGRESS: &str = "netd_tun_ingress";
     /// cgroup socket-LB for host clients of published ports (cgroup2 root, scoped by netns
     /// cookie): connect4, sendmsg4, recvmsg4, getpeername4; post_bind4 keeps host processes
     /// off published ports.
@@ -126,6 +135,23 @@ pub struct EndpointValue {
     pub mac: [u8; 6],
     /// Host-side veth MAC: the source MAC of frames netd delivers from outside the network.
     pub host_mac: [u8; 6],
+}
+
+/// An overlay endpoint on another host, keyed by its IPv4 address (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteEndpointValue {
+    /// The other host's underlay address (network order): the VXLAN packet's destination.
+    pub host: u32,
+    /// VXLAN network identifier of the endpoint's network.
+    pub vni: u32,
+    /// The network's index on this host (isolation compares it like a local endpoint's).
+    pub network_index: u32,
+    /// ifindex of this host's VXLAN device (external mode) that carries the packet.
+    pub tunnel_ifindex: u32,
+    /// MAC of the container-side interface (ARP answers and the inner destination MAC).
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
 }
 
 /// `InterfaceValue::flags`: the endpoint's network is `--internal` (no way out).
@@ -303,16 +329,19 @@ pub enum Hook {
     EndpointIngress = 0,
     UplinkIngress = 1,
     EndpointEgress = 2,
+    /// TC ingress of the host's VXLAN device: packets from overlay peers on other hosts.
+    TunnelIngress = 3,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 3] = [Hook::EndpointIngress, Hook::UplinkIngress, Hook::EndpointEgress];
+    pub const ALL: [Hook; 4] = [Hook::EndpointIngress, Hook::UplinkIngress, Hook::EndpointEgress, Hook::TunnelIngress];
 
     pub const fn name(self) -> &'static str {
         match self {
             Hook::EndpointIngress => "endpoint_ingress",
             Hook::UplinkIngress => "uplink_ingress",
             Hook::EndpointEgress => "endpoint_egress",
+            Hook::TunnelIngress => "tunnel_ingress",
         }
     }
 }
@@ -399,6 +428,11 @@ drop_reasons! {
     /// A packet the host stack forwarded towards an endpoint from a device that is not netd's
     /// (docker0 or another bridge): the networks stay isolated as Docker's bridges are.
     ForwardedToEndpoint = 21 => "forwarded_to_endpoint",
+    /// A VXLAN packet whose VNI is not one of this host's overlay networks.
+    TunnelUnknownNetwork = 22 => "tunnel_unknown_network",
+    /// A VXLAN packet whose inner source is not an endpoint of that network on the host it came
+    /// from, or whose inner destination is not a local endpoint of that network.
+    TunnelUnknownEndpoint = 23 => "tunnel_unknown_endpoint",
 }
 
 /// Layouts of maps that older netd versions pinned, kept so that a daemon starting over their
@@ -441,6 +475,7 @@ mod pod {
     unsafe impl aya::Pod for super::EndpointValue {}
     unsafe impl aya::Pod for super::InterfaceValue {}
     unsafe impl aya::Pod for super::UplinkValue {}
+    unsafe impl aya::Pod for super::RemoteEndpointValue {}
     unsafe impl aya::Pod for super::CtKey {}
     unsafe impl aya::Pod for super::CtEntry {}
     unsafe impl aya::Pod for super::NatReverse {}
@@ -466,6 +501,7 @@ mod tests {
         assert_eq!(size_of::<EndpointValue>(), 4 + 4 + 6 + 6);
         assert_eq!(size_of::<InterfaceValue>(), 4 * 4 + 6 + 6);
         assert_eq!(size_of::<UplinkValue>(), 8);
+        assert_eq!(size_of::<RemoteEndpointValue>(), 4 * 4 + 6 + 2);
         assert_eq!(size_of::<CtKey>(), 16);
         assert_eq!(size_of::<CtEntry>(), 16);
         assert_eq!(size_of::<NatReverse>(), 16);

@@ -1,10 +1,11 @@
 //! ARP answered in the kernel from the endpoint maps: a peer on the same network gets the
-//! peer's MAC, the gateway gets the host-side veth MAC. Nothing is flooded.
+//! peer's MAC (an overlay peer on another host too), the gateway gets the host-side veth MAC.
+//! Nothing is flooded.
 use aya_ebpf::{helpers::bpf_redirect, programs::TcContext};
 use netd_common::{DropReason, InterfaceValue};
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
-use crate::{maps::ENDPOINTS_BY_IP, packet::ptr_at, verdict::Verdict};
+use crate::{maps::ENDPOINTS_BY_IP, packet::ptr_at, tunnel, verdict::Verdict};
 
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
@@ -32,7 +33,12 @@ pub fn handle(ctx: &TcContext, src: &InterfaceValue) -> Result<Verdict, ()> {
         // SAFETY: read-only lookup of a plain-old-data value.
         match unsafe { ENDPOINTS_BY_IP.get(target) } {
             Some(peer) if peer.network_index == src.network_index => peer.mac,
-            _ => return Ok(Verdict::Drop(DropReason::ArpUnknownTarget)),
+            Some(_) => return Ok(Verdict::Drop(DropReason::ArpUnknownTarget)),
+            // An overlay peer on another host answers from here too.
+            None => match tunnel::remote_endpoint(target) {
+                Some(peer) if peer.network_index == src.network_index => peer.mac,
+                _ => return Ok(Verdict::Drop(DropReason::ArpUnknownTarget)),
+            },
         }
     };
 

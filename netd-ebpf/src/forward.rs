@@ -2,7 +2,8 @@
 //!
 //! ARP requests are answered in place; IPv4 to an endpoint on a shared network is redirected
 //! straight into that endpoint's netns (`bpf_redirect_peer`), to one on another network dropped
-//! (isolation); to a published port of this host it is translated to the endpoint behind it
+//! (isolation); to an overlay peer on another host it goes through the VXLAN device
+//! (`tunnel`); to a published port of this host it is translated to the endpoint behind it
 //! (hairpin, `publish`), to anything else of this host it goes to the host stack; to anywhere
 //! else it is masqueraded to the uplink the route leaves by and sent there without the host
 //! stack (`egress`).
@@ -16,6 +17,7 @@ use crate::{
     packet::{ipv4, is_never_routed, ptr_at, Ipv4Packet},
     policy, publish,
     route::{self, Route},
+    tunnel,
     verdict::Verdict,
 };
 
@@ -66,6 +68,12 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
         unsafe { (*eth).dst_addr = dst.mac };
         // SAFETY: plain helper call with the peer's host-side ifindex.
         return Ok(Verdict::Redirect(unsafe { bpf_redirect_peer(dst.ifindex, 0) }));
+    }
+    if let Some(dst) = tunnel::remote_endpoint(pkt.daddr) {
+        if dst.network_index != src.network_index {
+            return Ok(Verdict::Drop(DropReason::Isolation));
+        }
+        return tunnel::to_remote(ctx, eth, &dst);
     }
     if is_never_routed(pkt.daddr) {
         // What a bridge would flood, and 0.0.0.0/8, are the host's to see (as on docker0); the

@@ -1,7 +1,7 @@
 //! netd's datapath programs. Entry points stay thin: each calls its subsystem and hands the
 //! verdict to `verdict::finish`, where every drop is counted. Subsystems live in their own
 //! modules (Cilium's bpf/lib layout): forwarding, arp, policy, egress/nat/conntrack, route,
-//! uplink, metrics; checksum rewrites in csum.
+//! uplink, tunnel (overlay networks across hosts), metrics; checksum rewrites in csum.
 #![no_std]
 #![no_main]
 
@@ -19,6 +19,7 @@ mod policy;
 mod publish;
 mod route;
 mod sock;
+mod tunnel;
 mod uplink;
 mod verdict;
 
@@ -45,6 +46,12 @@ pub fn netd_ep_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netd_up_ingress(ctx: TcContext) -> i32 {
     verdict::finish(&ctx, Hook::UplinkIngress, uplink::uplink_ingress(&ctx))
+}
+
+/// TC ingress on the host's VXLAN device: packets from overlay peers on other hosts.
+#[classifier]
+pub fn netd_tun_ingress(ctx: TcContext) -> i32 {
+    verdict::finish(&ctx, Hook::TunnelIngress, tunnel::tunnel_ingress(&ctx))
 }
 
 /// Socket-LB (cgroup2 root; `sock` explains the netns scoping): a host client's connect to

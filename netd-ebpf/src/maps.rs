@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use netd_common::{
     maps::*, CtEntry, CtKey, DropCounter, EndpointValue, FragKey, FragTarget, InterfaceValue, NatReverse, PortKey,
-    ServiceKey, ServiceValue, SockRevKey, SockRevValue, UplinkValue,
+    RemoteEndpointValue, ServiceKey, ServiceValue, SockRevKey, SockRevValue, UplinkValue,
 };
 
 #[map(name = "NETD_EP_V2")]
@@ -42,6 +42,12 @@ pub static HOST_ADDRS: HashMap<u32, u8> = HashMap::pinned(MAX_HOST_ADDRS, 0);
 #[map(name = "NETD_FRAG_V1")]
 pub static FRAGMENTS: LruHashMap<FragKey, FragTarget> = LruHashMap::pinned(FRAGMENT_ENTRIES, 0);
 
+#[map(name = "NETD_REMOTE_V1")]
+pub static REMOTE_ENDPOINTS: HashMap<u32, RemoteEndpointValue> = HashMap::pinned(MAX_REMOTE_ENDPOINTS, 0);
+
+#[map(name = "NETD_VNI_V1")]
+pub static TUNNEL_NETWORKS: HashMap<u32, u32> = HashMap::pinned(MAX_TUNNEL_NETWORKS, 0);
+
 #[map(name = "NETD_METRICS_V1")]
 pub static METRICS: PerCpuArray<DropCounter> = PerCpuArray::pinned(METRIC_SLOTS, 0);
 
@@ -59,6 +65,8 @@ const _: () = {
     assert!(eq(netd_common::maps::SERVICES.as_bytes(), b"NETD_SVC_V1"));
     assert!(eq(netd_common::maps::SOCK_REVERSE.as_bytes(), b"NETD_SOCKREV_V1"));
     assert!(eq(netd_common::maps::HOST_ADDRS.as_bytes(), b"NETD_HOSTIP_V1"));
+    assert!(eq(netd_common::maps::REMOTE_ENDPOINTS.as_bytes(), b"NETD_REMOTE_V1"));
+    assert!(eq(netd_common::maps::TUNNEL_NETWORKS.as_bytes(), b"NETD_VNI_V1"));
 };
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {

@@ -9,7 +9,7 @@
 //! netds pinned the endpoints' tcx links as `links/netd_ep_ingress/<host veth>`: a start
 //! replaces each by a filter and removes the pins (`attach_endpoint`, `keep_exactly`).
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap as HashMap_, HashSet},
     fs,
     hash::Hash,
     net::Ipv4Addr,
@@ -31,14 +31,15 @@ use aya::{
 };
 use netd_common::{
     maps, metric_slot, programs, timeouts, CtEntry, CtKey, DropCounter, DropReason, EndpointValue, Hook,
-    InterfaceValue, NatReverse, PortKey, ServiceKey, ServiceValue, UplinkValue, CT_DNAT, IF_INTERNAL, IF_PUBLISHES,
-    RSVD_PUBLISHED, RSVD_SYSCTL_OWNED,
+    InterfaceValue, NatReverse, PortKey, RemoteEndpointValue, ServiceKey, ServiceValue, UplinkValue, CT_DNAT,
+    IF_INTERNAL, IF_PUBLISHES, RSVD_PUBLISHED, RSVD_SYSCTL_OWNED,
 };
 
 use super::{
     bpffs, migrate,
     tc_filter::{self, Side, Slot},
-    Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, PublishedPort, TableUsage, Uplink,
+    Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, OverlayNetwork, PublishedPort,
+    RemoteEndpoint, TableUsage, Tunnel, Uplink,
 };
 use crate::{
     error::{Error, Result},
@@ -59,10 +60,11 @@ enum AttachPoint {
 }
 
 /// Every program netd attaches, with the hook it runs at.
-const PROGRAMS: [(&str, AttachPoint); 8] = [
+const PROGRAMS: [(&str, AttachPoint); 9] = [
     (programs::ENDPOINT_INGRESS, AttachPoint::Clsact),
     (programs::ENDPOINT_EGRESS, AttachPoint::Clsact),
     (programs::UPLINK_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
+    (programs::TUNNEL_INGRESS, AttachPoint::Tc(TcAttachType::Ingress)),
     (programs::SOCK_CONNECT4, AttachPoint::CgroupRoot),
     (programs::SOCK_SENDMSG4, AttachPoint::CgroupRoot),
     (programs::SOCK_RECVMSG4, AttachPoint::CgroupRoot),
@@ -910,6 +912,52 @@ impl Datapath for EbpfDatapath {
         Ok(())
     }
 
+    fn set_tunnel(&self, tunnel: Option<&Tunnel>) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        if let Some(tunnel) = tunnel {
+            self.attach(&mut ebpf, programs::TUNNEL_INGRESS, &tunnel.ifname)?;
+        }
+        self.keep_links(programs::TUNNEL_INGRESS, |name| tunnel.is_some_and(|t| t.ifname == name))
+    }
+
+    fn set_overlay_networks(&self, networks: &[OverlayNetwork]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let mut map = hash_map::<u32, u32>(&mut ebpf, maps::TUNNEL_NETWORKS)?;
+        for n in networks {
+            map.insert(n.vni, n.network_index, 0).map_err(map_err("update tunnel network map"))?;
+        }
+        let wanted: HashMap_<u32, u32> = networks.iter().map(|n| (n.vni, n.network_index)).collect();
+        remove_entries_except(&mut map, |vni, index| wanted.get(vni) == Some(index));
+        Ok(())
+    }
+
+    fn add_remote_endpoint(&self, ep: &RemoteEndpoint) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        hash_map::<u32, RemoteEndpointValue>(&mut ebpf, maps::REMOTE_ENDPOINTS)?
+            .insert(ip_key(ep.ip), remote_value(ep), 0)
+            .map_err(map_err("update remote endpoint map"))
+    }
+
+    fn remove_remote_endpoint(&self, ip: Ipv4Addr) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        match hash_map::<u32, RemoteEndpointValue>(&mut ebpf, maps::REMOTE_ENDPOINTS)?.remove(&ip_key(ip)) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err("remove remote endpoint")(e)),
+        }
+    }
+
+    fn keep_remote_endpoints(&self, endpoints: &[RemoteEndpoint]) -> Result<()> {
+        let mut ebpf = self.ebpf.lock().unwrap();
+        let mut map = hash_map::<u32, RemoteEndpointValue>(&mut ebpf, maps::REMOTE_ENDPOINTS)?;
+        for ep in endpoints {
+            map.insert(ip_key(ep.ip), remote_value(ep), 0).map_err(map_err("update remote endpoint map"))?;
+        }
+        let wanted: HashMap_<u32, RemoteEndpointValue> =
+            endpoints.iter().map(|ep| (ip_key(ep.ip), remote_value(ep))).collect();
+        remove_entries_except(&mut map, |ip, value| wanted.get(ip) == Some(value));
+        Ok(())
+    }
+
     fn drop_stats(&self) -> Result<Vec<DropStat>> {
         let ebpf = self.ebpf.lock().unwrap();
         let map = ebpf.map(maps::METRICS).ok_or(DatapathError::Missing(maps::METRICS))?;
@@ -1009,6 +1057,17 @@ impl Datapath for EbpfDatapath {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove pins")(e)),
         }
+    }
+}
+
+fn remote_value(ep: &RemoteEndpoint) -> RemoteEndpointValue {
+    RemoteEndpointValue {
+        host: ip_key(ep.host),
+        vni: ep.vni,
+        network_index: ep.network_index,
+        tunnel_ifindex: ep.tunnel_ifindex,
+        mac: ep.mac,
+        _pad: [0; 2],
     }
 }
 

@@ -24,6 +24,8 @@ mod prog_test_support;
 #[cfg(all(test, feature = "ebpf"))]
 mod publish_test;
 mod tc_filter;
+#[cfg(all(test, feature = "ebpf"))]
+mod tunnel_test;
 
 /// What can fail in the eBPF datapath: aya's errors with what netd was doing, and pin files.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +135,35 @@ pub struct Uplink {
     pub nat_addr: Option<Ipv4Addr>,
 }
 
+/// The host's VXLAN device (external mode): overlay traffic to and from other hosts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub ifname: String,
+    pub ifindex: u32,
+}
+
+/// An overlay network on this host: VXLAN packets with its VNI belong to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverlayNetwork {
+    pub vni: u32,
+    /// The network's `Network::index` here.
+    pub network_index: u32,
+}
+
+/// An overlay endpoint on another host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+    /// The other host's underlay address.
+    pub host: Ipv4Addr,
+    pub vni: u32,
+    /// The network's `Network::index` on this host.
+    pub network_index: u32,
+    /// This host's VXLAN device ([`Tunnel::ifindex`]).
+    pub tunnel_ifindex: u32,
+}
+
 /// Packets and bytes one drop reason counted at one hook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DropStat {
@@ -193,6 +224,17 @@ pub trait Datapath: Send + Sync {
     /// Makes the uplinks exactly `uplinks`: their ingress programs attached (pinned, adopted
     /// after a restart) and their masquerade addresses current; others detached.
     fn set_uplinks(&self, uplinks: &[Uplink]) -> Result<()>;
+    /// Makes the VXLAN device's ingress program attached to `tunnel` only (pinned, adopted
+    /// after a restart); `None` detaches it.
+    fn set_tunnel(&self, tunnel: Option<&Tunnel>) -> Result<()>;
+    /// Makes this host's overlay networks (VNI → network) exactly `networks`.
+    fn set_overlay_networks(&self, networks: &[OverlayNetwork]) -> Result<()>;
+    /// Adds (or updates) an overlay endpoint on another host.
+    fn add_remote_endpoint(&self, ep: &RemoteEndpoint) -> Result<()>;
+    /// Removes the overlay endpoint at `ip`; already gone is success.
+    fn remove_remote_endpoint(&self, ip: Ipv4Addr) -> Result<()>;
+    /// Makes the overlay endpoints on other hosts exactly `endpoints` (a resync).
+    fn keep_remote_endpoints(&self, endpoints: &[RemoteEndpoint]) -> Result<()>;
     /// Publishes `ports` (service entries, and their host ports reserved from NAT and from
     /// host processes' binds). All or nothing.
     fn publish(&self, ports: &[PublishedPort]) -> Result<()>;
