@@ -10,10 +10,10 @@ use std::{
 use futures::TryStreamExt;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
-    link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo},
+    link::{InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkInfo},
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
 };
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 use crate::{
     error::{Error, Result},
@@ -275,6 +275,33 @@ impl Netlink {
             .execute()
             .await
             .map_err(nl_err("set link up"))
+    }
+
+    /// The host's VXLAN device for overlay networks, up: external mode (each packet brings its
+    /// VNI and remote host as tunnel metadata from netd's programs), UDP `port`, no learning
+    /// (the peers are in netd's maps). One of that name already there (a restart) is kept if
+    /// it is a VXLAN device in external mode, and refused otherwise. Returns its index.
+    pub async fn ensure_vxlan(&self, name: &str, port: u16) -> Result<u32> {
+        if let Some(index) = self.link_index(name).await? {
+            let mut links = self.handle.link().get().match_index(index).execute();
+            let link = links.try_next().await.map_err(nl_err("get link"))?;
+            let external = link.iter().flat_map(|l| &l.attributes).any(|a| match a {
+                LinkAttribute::LinkInfo(info) => info.iter().any(|i| {
+                    matches!(i, LinkInfo::Data(InfoData::Vxlan(attrs)) if attrs.contains(&InfoVxlan::CollectMetadata(true)))
+                }),
+                _ => false,
+            });
+            if !external {
+                return Err(Error::Conflict(format!("{name} exists and is not a VXLAN device in external mode")));
+            }
+            self.set_up(index).await?;
+            return Ok(index);
+        }
+        let vxlan = LinkMessageBuilder::<LinkVxlan>::new(name).collect_metadata(true).port(port).learning(false).up();
+        self.handle.link().add(vxlan.build()).execute().await.map_err(nl_err("create vxlan"))?;
+        self.link_index(name)
+            .await?
+            .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("vxlan {name} vanished"))))
     }
 
     /// Deletes a link; already gone is success.

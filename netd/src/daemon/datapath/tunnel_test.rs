@@ -16,7 +16,7 @@ use super::{
     prog_test_support::{ip, Fixture},
     Datapath, DatapathEndpoint, OverlayNetwork, RemoteEndpoint, Tunnel,
 };
-use crate::netns;
+use crate::{netlink::Netlink, netns};
 
 const VNI: u32 = 4242;
 const NETWORK: u32 = 1;
@@ -57,10 +57,10 @@ impl Host {
     fn start(test: &str, ns: PathBuf, container_ns: &str, underlay: Ipv4Addr, ip_addr: Ipv4Addr) -> Host {
         let (container_ns, pins) = (container_ns.to_string(), format!("{test}-{}", underlay.octets()[3]));
         let container = container_ns.clone();
+        let vxlan = ensure_vxlan(&ns);
+        assert_eq!(ensure_vxlan(&ns), vxlan, "a restart keeps the device");
         let (endpoint, tunnel, fixture) = netns::run_in(&ns, move || {
             ip(&["link", "set", "lo", "up"]);
-            ip(&["link", "add", "vx", "type", "vxlan", "external", "dstport", "4789", "nolearning"]);
-            ip(&["link", "set", "vx", "up"]);
             ip(&["link", "add", "ep", "type", "veth", "peer", "name", "eth0", "netns", &container]);
             ip(&["link", "set", "ep", "up"]);
             std::fs::write("/proc/sys/net/ipv4/conf/ep/forwarding", "1").unwrap();
@@ -81,7 +81,8 @@ impl Host {
                 host_ifname: "ep".into(),
                 host_ifindex: index("ep"),
             };
-            let tunnel = Tunnel { ifname: "vx".into(), ifindex: index("vx") };
+            let tunnel = Tunnel { ifname: "vx".into(), ifindex: vxlan };
+            assert_eq!(index("vx"), vxlan);
             let fixture = Fixture::with_endpoints(&pins, &[]);
             fixture.datapath.add_endpoint(&endpoint)?;
             fixture.datapath.set_tunnel(Some(&tunnel))?;
@@ -135,6 +136,23 @@ impl Drop for Host {
     }
 }
 
+/// netd's VXLAN device `vx` in the netns at `ns` (`Netlink::ensure_vxlan`, UDP 4789).
+fn ensure_vxlan(ns: &std::path::Path) -> u32 {
+    with_netlink(ns, |nl| async move { nl.ensure_vxlan("vx", 4789).await })
+}
+
+/// Runs `f` with a netlink socket in the netns at `ns`, on a runtime of its own.
+fn with_netlink<T, F: std::future::Future<Output = crate::error::Result<T>>>(
+    ns: &std::path::Path,
+    f: impl FnOnce(std::sync::Arc<Netlink>) -> F,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let nl = std::sync::Arc::new(Netlink::open_in(ns).expect("netlink in the host's netns"));
+        f(nl).await.expect("netlink request")
+    })
+}
+
 fn container_mac(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
@@ -182,6 +200,17 @@ fn overlay_peers_on_two_hosts_talk_through_the_tunnel_and_nothing_else_gets_thro
         ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "ul"]);
         ip(&["-n", &ns, "link", "set", "ul", "up"]);
     }
+    // A link of netd's VXLAN name that is not one in external mode is refused, not taken.
+    ip(&["-n", &format!("{tag}-a"), "link", "add", "vx", "type", "veth", "peer", "name", "vx-peer"]);
+    let refused = {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { Netlink::open_in(&ns_a).unwrap().ensure_vxlan("vx", 4789).await })
+    };
+    assert!(
+        matches!(&refused, Err(crate::error::Error::Conflict(m)) if m == "vx exists and is not a VXLAN device in external mode"),
+        "{refused:?}"
+    );
+    ip(&["-n", &format!("{tag}-a"), "link", "del", "vx"]);
     let a = Host::start("tunnel_a", ns_a, &ca, ua, Ipv4Addr::new(10, 99, 0, 2));
     let b = Host::start("tunnel_b", ns_b, &cb, ub, Ipv4Addr::new(10, 99, 0, 3));
 
