@@ -50,6 +50,9 @@ impl Digits {
     }
 }
 
+/// More digits than any f64 has in its exact decimal expansion (at most 1,074 after the point).
+const EXACT_DIGITS: usize = 1_100;
+
 /// `strconv.FormatFloat(v, format, precision, 64)`; precision -1 is "as few digits as read
 /// back as `v`".
 pub(super) fn format_float(v: f64, format: char, precision: i32) -> String {
@@ -68,14 +71,17 @@ pub(super) fn format_float(v: f64, format: char, precision: i32) -> String {
         };
         (d, precision)
     } else {
-        let p = precision as usize;
+        // Rust's formatter takes at most u16::MAX digits of precision; Go takes up to ≈1e7. A
+        // finite f64 has at most 1,074 decimal places and 767 significant digits, so digits
+        // beyond EXACT_DIGITS are zeros, which the layout below adds up to `precision`.
+        let p = (precision as usize).min(EXACT_DIGITS);
         match format {
             'e' | 'E' => (Digits::from_scientific(&format!("{v:.p$e}")), precision),
             'f' => (Digits::from_fixed(&format!("{v:.p$}")), precision),
             // %g's precision counts significant digits, and 0 means 1.
             _ => {
                 let significant = precision.max(1);
-                let p = significant as usize - 1;
+                let p = (significant as usize - 1).min(EXACT_DIGITS);
                 (Digits::from_scientific(&format!("{v:.p$e}")), significant)
             }
         }

@@ -486,7 +486,9 @@ impl Printer {
         // Go formats the value as a uint64: -1 is U+FFFFFFFFFFFFFFFF.
         let u = n as u64;
         let min_digits = self.flags.precision.filter(|&p| p > 4).unwrap_or(4);
-        let mut out = format!("U+{u:0min_digits$X}");
+        // Padded by hand: Rust's formatter takes no width above u16::MAX, Go's up to ≈1e7.
+        let hex = format!("{u:X}");
+        let mut out = format!("U+{}{hex}", "0".repeat(min_digits.saturating_sub(hex.len())));
         if let Some(c) = char::from_u32(u as u32).filter(|c| self.flags.sharp && u <= 0x10FFFF && is_print(*c)) {
             out.push_str(&format!(" '{c}'"));
         }

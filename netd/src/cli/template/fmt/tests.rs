@@ -459,3 +459,19 @@ fn sprint_spaces_operands_unless_one_is_a_string() {
     assert_eq!(sprintln(&[json!("a"), json!("b"), json!(1)]), "a b 1\n");
     assert_eq!(sprintln(&[]), "\n");
 }
+
+#[test]
+fn precisions_beyond_rusts_formatter_are_gos() {
+    // Go takes a precision up to ≈1e7 and writes every digit: the exact ones, then zeros.
+    let zeros = |n: usize| "0".repeat(n);
+    let f = |format: &str, v: Value| sprintf(format, &[v]).unwrap();
+    assert_eq!(f("%.70000f", json!(1.5)), format!("1.5{}", zeros(69_999)));
+    assert_eq!(f("%5.1777777f", json!(0.1)).len(), 2 + 1_777_777);
+    // 0.1's exact binary value has 55 decimal places; the rest are zeros.
+    let tenth = f("%.70000f", json!(0.1));
+    assert!(tenth.starts_with("0.1000000000000000055511151231257827021181583404541015625000"), "{}", &tenth[..80]);
+    assert_eq!(tenth.len(), 2 + 70_000);
+    assert_eq!(f("%.70000e", json!(1.5)), format!("1.5{}e+00", zeros(69_999)));
+    assert_eq!(f("%.70000g", json!(1.5)), "1.5");
+    assert_eq!(f("%.70000U", json!(0x41)), format!("U+{}41", zeros(69_998)));
+}
