@@ -8,7 +8,7 @@
 //! else it is masqueraded to the uplink the route leaves by and sent there without the host
 //! stack (`egress`).
 use aya_ebpf::{helpers::bpf_redirect_peer, programs::TcContext};
-use netd_common::{DropReason, InterfaceValue, IF_PUBLISHES};
+use netd_common::{DropReason, EndpointValue, InterfaceValue, IF_PUBLISHES};
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::{
@@ -63,11 +63,7 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
         if dst.network_index != src.network_index {
             return Ok(Verdict::Drop(DropReason::Isolation));
         }
-        // Same L2 segment: the frame keeps its source MAC and is addressed to the peer.
-        // SAFETY: `eth` was bounds-checked by ptr_at and no helper has changed the packet yet.
-        unsafe { (*eth).dst_addr = dst.mac };
-        // SAFETY: plain helper call with the peer's host-side ifindex.
-        return Ok(Verdict::Redirect(unsafe { bpf_redirect_peer(dst.ifindex, 0) }));
+        return Ok(deliver(eth, dst));
     }
     if let Some(dst) = tunnel::remote_endpoint(pkt.daddr) {
         if dst.network_index != src.network_index {
@@ -96,6 +92,17 @@ fn forward_ipv4(ctx: &TcContext, eth: *mut EthHdr, src: &InterfaceValue) -> Resu
             egress::masquerade(ctx, &pkt, ifindex, next_hop, macs)
         }
     }
+}
+
+/// Hands the frame at `eth` straight to the endpoint `dst` in its netns. Same L2 segment: the
+/// frame keeps its source MAC and is addressed to the peer. `eth` must be bounds-checked, and
+/// no helper may have changed the packet since.
+#[inline(always)]
+pub fn deliver(eth: *mut EthHdr, dst: &EndpointValue) -> Verdict {
+    // SAFETY: the caller bounds-checked `eth` and changed nothing since.
+    unsafe { (*eth).dst_addr = dst.mac };
+    // SAFETY: plain helper call with the peer's host-side ifindex.
+    Verdict::Redirect(unsafe { bpf_redirect_peer(dst.ifindex, 0) })
 }
 
 /// A packet for an address of this host: to a published port it goes to the endpoint behind

@@ -8,13 +8,14 @@
 //! came from and its destination a local endpoint of that network.
 use aya_ebpf::{
     bindings::bpf_tunnel_key,
-    helpers::{bpf_redirect, bpf_redirect_peer, bpf_skb_get_tunnel_key, bpf_skb_set_tunnel_key},
+    helpers::{bpf_redirect, bpf_skb_get_tunnel_key, bpf_skb_set_tunnel_key},
     programs::TcContext,
 };
 use netd_common::{DropReason, RemoteEndpointValue};
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::{
+    forward,
     maps::{ENDPOINTS_BY_IP, REMOTE_ENDPOINTS, TUNNEL_NETWORKS},
     packet::{ipv4, ptr_at},
     verdict::Verdict,
@@ -84,12 +85,8 @@ pub fn tunnel_ingress(ctx: &TcContext) -> Result<Verdict, ()> {
     }
     // SAFETY: read-only lookup of a plain-old-data value.
     match unsafe { ENDPOINTS_BY_IP.get(pkt.daddr) } {
-        Some(dst) if dst.network_index == network_index => {
-            // SAFETY: `eth` was bounds-checked by ptr_at and no helper has changed the packet.
-            unsafe { (*eth).dst_addr = dst.mac };
-            // SAFETY: plain helper call with the endpoint's host-side ifindex.
-            Ok(Verdict::Redirect(unsafe { bpf_redirect_peer(dst.ifindex, 0) }))
-        }
+        // `eth` was bounds-checked by ptr_at and no helper has changed the packet.
+        Some(dst) if dst.network_index == network_index => Ok(forward::deliver(eth, dst)),
         _ => Ok(Verdict::Drop(DropReason::TunnelUnknownEndpoint)),
     }
 }

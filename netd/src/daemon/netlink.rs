@@ -282,10 +282,14 @@ impl Netlink {
     /// (the peers are in netd's maps). One of that name already there (a restart) is kept if
     /// it is a VXLAN device in external mode, and refused otherwise. Returns its index.
     pub async fn ensure_vxlan(&self, name: &str, port: u16) -> Result<u32> {
-        if let Some(index) = self.link_index(name).await? {
-            let mut links = self.handle.link().get().match_index(index).execute();
-            let link = links.try_next().await.map_err(nl_err("get link"))?;
-            let external = link.iter().flat_map(|l| &l.attributes).any(|a| match a {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let existing = match links.try_next().await {
+            Ok(link) => link,
+            Err(e) if is_errno(&e, libc::ENODEV) => None,
+            Err(e) => return Err(nl_err("get link")(e)),
+        };
+        if let Some(link) = existing {
+            let external = link.attributes.iter().any(|a| match a {
                 LinkAttribute::LinkInfo(info) => info.iter().any(|i| {
                     matches!(i, LinkInfo::Data(InfoData::Vxlan(attrs)) if attrs.contains(&InfoVxlan::CollectMetadata(true)))
                 }),
@@ -294,8 +298,8 @@ impl Netlink {
             if !external {
                 return Err(Error::Conflict(format!("{name} exists and is not a VXLAN device in external mode")));
             }
-            self.set_up(index).await?;
-            return Ok(index);
+            self.set_up(link.header.index).await?;
+            return Ok(link.header.index);
         }
         let vxlan = LinkMessageBuilder::<LinkVxlan>::new(name).collect_metadata(true).port(port).learning(false).up();
         self.handle.link().add(vxlan.build()).execute().await.map_err(nl_err("create vxlan"))?;

@@ -923,10 +923,10 @@ impl Datapath for EbpfDatapath {
     fn set_overlay_networks(&self, networks: &[OverlayNetwork]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         let mut map = hash_map::<u32, u32>(&mut ebpf, maps::TUNNEL_NETWORKS)?;
-        for n in networks {
-            map.insert(n.vni, n.network_index, 0).map_err(map_err("update tunnel network map"))?;
-        }
         let wanted: HashMap_<u32, u32> = networks.iter().map(|n| (n.vni, n.network_index)).collect();
+        for (vni, index) in &wanted {
+            map.insert(vni, index, 0).map_err(map_err("update tunnel network map"))?;
+        }
         remove_entries_except(&mut map, |vni, index| wanted.get(vni) == Some(index));
         Ok(())
     }
@@ -949,11 +949,11 @@ impl Datapath for EbpfDatapath {
     fn keep_remote_endpoints(&self, endpoints: &[RemoteEndpoint]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
         let mut map = hash_map::<u32, RemoteEndpointValue>(&mut ebpf, maps::REMOTE_ENDPOINTS)?;
-        for ep in endpoints {
-            map.insert(ip_key(ep.ip), remote_value(ep), 0).map_err(map_err("update remote endpoint map"))?;
-        }
         let wanted: HashMap_<u32, RemoteEndpointValue> =
             endpoints.iter().map(|ep| (ip_key(ep.ip), remote_value(ep))).collect();
+        for (ip, value) in &wanted {
+            map.insert(ip, value, 0).map_err(map_err("update remote endpoint map"))?;
+        }
         remove_entries_except(&mut map, |ip, value| wanted.get(ip) == Some(value));
         Ok(())
     }

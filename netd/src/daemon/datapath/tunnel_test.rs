@@ -138,19 +138,13 @@ impl Drop for Host {
 
 /// netd's VXLAN device `vx` in the netns at `ns` (`Netlink::ensure_vxlan`, UDP 4789).
 fn ensure_vxlan(ns: &std::path::Path) -> u32 {
-    with_netlink(ns, |nl| async move { nl.ensure_vxlan("vx", 4789).await })
+    try_ensure_vxlan(ns).expect("ensure_vxlan")
 }
 
-/// Runs `f` with a netlink socket in the netns at `ns`, on a runtime of its own.
-fn with_netlink<T, F: std::future::Future<Output = crate::error::Result<T>>>(
-    ns: &std::path::Path,
-    f: impl FnOnce(std::sync::Arc<Netlink>) -> F,
-) -> T {
+/// `Netlink::ensure_vxlan("vx", 4789)` in the netns at `ns`, on a runtime of its own.
+fn try_ensure_vxlan(ns: &std::path::Path) -> crate::error::Result<u32> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let nl = std::sync::Arc::new(Netlink::open_in(ns).expect("netlink in the host's netns"));
-        f(nl).await.expect("netlink request")
-    })
+    rt.block_on(async { Netlink::open_in(ns)?.ensure_vxlan("vx", 4789).await })
 }
 
 fn container_mac(ip: Ipv4Addr) -> [u8; 6] {
@@ -202,10 +196,7 @@ fn overlay_peers_on_two_hosts_talk_through_the_tunnel_and_nothing_else_gets_thro
     }
     // A link of netd's VXLAN name that is not one in external mode is refused, not taken.
     ip(&["-n", &format!("{tag}-a"), "link", "add", "vx", "type", "veth", "peer", "name", "vx-peer"]);
-    let refused = {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async { Netlink::open_in(&ns_a).unwrap().ensure_vxlan("vx", 4789).await })
-    };
+    let refused = try_ensure_vxlan(&ns_a);
     assert!(
         matches!(&refused, Err(crate::error::Error::Conflict(m)) if m == "vx exists and is not a VXLAN device in external mode"),
         "{refused:?}"
