@@ -99,6 +99,12 @@ pub enum Error {
     SharedNetwork,
     #[error("container cannot be disconnected from host network or connected to host network")]
     HostNetworkConflict,
+    /// `network create -d overlay` on a daemon without `--cluster-store`.
+    #[error("overlay networks need a cluster store: start netd daemon with --cluster-store etcd://HOST:PORT --advertise-addr IP")]
+    NoClusterStore,
+    /// The cluster store (etcd) did not answer: commands that need it fail at once.
+    #[error("cluster store {store} is unreachable: {reason}")]
+    ClusterUnavailable { store: String, reason: String },
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
@@ -149,6 +155,7 @@ impl Error {
             | Error::Os { .. }
             | Error::Inconsistent(_)
             | Error::Several(_) => 500,
+            Error::ClusterUnavailable { .. } => 503,
             _ => 400,
         }
     }

@@ -19,8 +19,9 @@ pub mod daemon;
 // The daemon's modules live under `daemon/`; re-exported here so that paths stay short
 // (`crate::manager`, `crate::store`, …).
 pub use daemon::{
-    access, api, api_server, container_files, crash, datapath, dns, docker_plugin, egress, host_ports, ipam, kernel,
-    limits, manager, names, netlink, netns, netns_pool, plumbing, reaper, store, supervisor, sweep, validate, views,
+    access, api, api_server, cluster, container_files, crash, datapath, dns, docker_plugin, egress, host_ports, ipam,
+    kernel, limits, manager, names, netlink, netns, netns_pool, plumbing, reaper, store, supervisor, sweep, validate,
+    views,
 };
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -47,13 +47,26 @@ pub enum Driver {
     Bridge,
     Host,
     Null,
+    /// A multi-host network shared through the cluster store (`daemon/cluster`).
+    Overlay,
+}
+
+/// The MTU of overlay endpoints without an MTU option: 1500 less VXLAN's 50 bytes.
+pub const OVERLAY_MTU: u32 = 1450;
+
+/// What an overlay network has besides a bridge network's fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OverlayInfo {
+    /// The VXLAN network identifier its packets carry between hosts (4097 upwards, as
+    /// Docker's overlay driver).
+    pub vni: u32,
 }
 
 impl Network {
     /// User-defined bridge networks: they take `--ip`, aliases, and have the embedded DNS
     /// (the default `bridge` has neither, like Docker's docker0).
     pub fn is_user_defined(&self) -> bool {
-        self.driver == Driver::Bridge && self.name != DEFAULT_BRIDGE
+        (self.driver == Driver::Bridge && self.name != DEFAULT_BRIDGE) || self.driver == Driver::Overlay
     }
 
     /// The endpoints of a Docker-owned network (none for netd's own).
@@ -64,7 +77,21 @@ impl Network {
     /// The MTU of the network's veths (`-o com.docker.network.driver.mtu`); `None`: the kernel's
     /// default. Checked at create: a stored value always parses.
     pub fn mtu(&self) -> Option<u32> {
-        mtu_option(&self.options).ok().flatten()
+        let default = (self.driver == Driver::Overlay).then_some(OVERLAY_MTU);
+        mtu_option(&self.options).ok().flatten().or(default)
+    }
+
+    /// Docker's `Scope`: `global` for a network every host of the cluster shares.
+    pub fn scope(&self) -> &'static str {
+        match self.driver {
+            Driver::Overlay => "global",
+            _ => "local",
+        }
+    }
+
+    /// The VNI of an overlay network.
+    pub fn vni(&self) -> Option<u32> {
+        self.overlay.as_ref().map(|o| o.vni)
     }
 
     /// The driver name users see: `netd` for the networks Docker made through netd's plugin.
@@ -82,6 +109,7 @@ impl Driver {
             Driver::Bridge => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Overlay => "overlay",
         }
     }
 }
@@ -105,6 +133,9 @@ pub struct Network {
     /// netd`): Docker owns it, and its endpoints are Docker's (`daemon/docker_plugin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerOwned>,
+    /// Set for an overlay network (`Driver::Overlay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<OverlayInfo>,
 }
 
 /// What netd keeps of a Docker-owned network: dockerd never replays its creates, so every

@@ -32,6 +32,10 @@ const APT_PACKAGES: &[&str] = &[
     // busybox image made from busybox-static.
     "docker.io",
     "busybox-static",
+    // Overlay networks share state through etcd (tests/tests/overlay.rs starts one); the etcd
+    // client crate compiles etcd's protobuf API with protoc.
+    "etcd-server",
+    "protobuf-compiler",
 ];
 
 /// llvm-sys finds `llvm-config` (and so `-lLLVM`) through PATH.

@@ -33,9 +33,22 @@ pub fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
 /// (default and fence routes aside) and no address, its gateway included.
 pub fn pick_subnet(networks: &[Ipv4Network], host: &HostAddressing, from: Ipv4Network) -> Result<Ipv4Network, Error> {
     let start = candidate_pools().position(|pool| pool == from).unwrap_or(0);
-    candidate_pools()
-        .skip(start)
-        .chain(candidate_pools().take(start))
+    first_free(candidate_pools().skip(start).chain(candidate_pools().take(start)), networks, host)
+}
+
+/// Overlay networks' automatic subnets: the first free /24 of 10.0.0.0/8, as Docker's
+/// default address pool for overlays. `networks`: every subnet in use on any member host.
+pub fn pick_overlay_subnet(networks: &[Ipv4Network], host: &HostAddressing) -> Result<Ipv4Network, Error> {
+    let pools = (0u32..1 << 16).map(|i| Ipv4Network::new(Ipv4Addr::from((10 << 24) | (i << 8)), 24).unwrap());
+    first_free(pools, networks, host)
+}
+
+fn first_free(
+    mut pools: impl Iterator<Item = Ipv4Network>,
+    networks: &[Ipv4Network],
+    host: &HostAddressing,
+) -> Result<Ipv4Network, Error> {
+    pools
         .find(|pool| {
             let cfg = IpamConfig { subnet: *pool, gateway: first_host(pool), ip_range: None, user_subnet: false };
             !networks.iter().any(|n| overlaps(pool, n))
@@ -73,6 +86,28 @@ pub fn configure(
     host: &HostAddressing,
     next_pool: Ipv4Network,
 ) -> Result<IpamConfig, Error> {
+    configure_with(subnet, ip_range, gateway, networks, host, || pick_subnet(networks, host, next_pool))
+}
+
+/// [`configure`] for an overlay network: an automatic subnet is a /24 of 10.0.0.0/8.
+pub fn configure_overlay(
+    subnet: Option<&str>,
+    ip_range: Option<&str>,
+    gateway: Option<&str>,
+    networks: &[Ipv4Network],
+    host: &HostAddressing,
+) -> Result<IpamConfig, Error> {
+    configure_with(subnet, ip_range, gateway, networks, host, || pick_overlay_subnet(networks, host))
+}
+
+fn configure_with(
+    subnet: Option<&str>,
+    ip_range: Option<&str>,
+    gateway: Option<&str>,
+    networks: &[Ipv4Network],
+    host: &HostAddressing,
+    pick: impl FnOnce() -> Result<Ipv4Network, Error>,
+) -> Result<IpamConfig, Error> {
     let user_subnet = subnet.is_some();
     check_flags(subnet.as_slice(), ip_range.as_slice(), gateway.as_slice())?;
     let (subnet, rule) = match subnet {
@@ -84,7 +119,7 @@ pub fn configure(
             }
             (net, RouteRule::Explicit)
         }
-        None => (pick_subnet(networks, host, next_pool)?, RouteRule::Pool),
+        None => (pick()?, RouteRule::Pool),
     };
     // A range may be wider than the subnet (as in Docker): addresses come from both.
     let ip_range = match ip_range {

@@ -12,7 +12,9 @@ use std::{
 };
 
 use crate::{
-    datapath::{DatapathEndpoint, DatapathNetwork, DropStat, FlowTables, PublishedPort},
+    datapath::{
+        DatapathEndpoint, DatapathNetwork, DropStat, FlowTables, OverlayNetwork, PublishedPort, RemoteEndpoint,
+    },
     error::{Error, Result},
     host_ports::LocalPorts,
     ipam::host::HostAddressing,
@@ -125,6 +127,16 @@ pub trait Kernel: Send + Sync + 'static {
     /// Unpins the whole datapath (`system reset`).
     fn purge_datapath(&self) -> Result<()>;
 
+    // Overlay networks (cluster mode, `cluster/`).
+    /// Makes the host's VXLAN device (external mode) and attaches the tunnel program to it.
+    fn enable_overlay(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Makes the host's overlay networks (VNI → network) exactly `networks`.
+    fn set_overlay_networks(&self, networks: &[OverlayNetwork]) -> Result<()>;
+    /// Adds (or updates) `add` and removes `remove` among the overlay endpoints of other
+    /// hosts; `full`: the datapath holds exactly `add` afterwards. Their `tunnel_ifindex` is
+    /// filled in here.
+    fn set_remote_endpoints(&self, add: &[RemoteEndpoint], remove: &[Ipv4Addr], full: bool) -> Result<()>;
+
     // Container processes (see `supervisor`).
     fn spawn(&self, container: &str, args: &EnterArgs, io: CommandIo) -> Result<ProcessIdentity>;
     fn adopt(&self, container: &str, identity: &ProcessIdentity) -> bool;
@@ -143,11 +155,13 @@ pub struct HostKernel {
     /// Poked when netd adds or removes a host address (a gateway): the egress task then
     /// re-reads the host's addresses at once instead of at its next refresh.
     addresses_changed: Arc<tokio::sync::Notify>,
+    /// The VXLAN device's ifindex once [`Kernel::enable_overlay`] made it.
+    tunnel: std::sync::OnceLock<u32>,
 }
 
 impl HostKernel {
     pub fn new(plumber: Plumber, procs: Supervisor, addresses_changed: Arc<tokio::sync::Notify>) -> Self {
-        Self { plumber, procs, addresses_changed }
+        Self { plumber, procs, addresses_changed, tunnel: std::sync::OnceLock::new() }
     }
 }
 
@@ -257,6 +271,31 @@ impl Kernel for HostKernel {
     }
     fn purge_datapath(&self) -> Result<()> {
         self.plumber.datapath().purge()
+    }
+    async fn enable_overlay(&self) -> Result<()> {
+        use crate::cluster::{VXLAN_DEVICE, VXLAN_PORT};
+        let ifindex = self.plumber.host().ensure_vxlan(VXLAN_DEVICE, VXLAN_PORT).await?;
+        let tunnel = crate::datapath::Tunnel { ifname: VXLAN_DEVICE.into(), ifindex };
+        self.plumber.datapath().set_tunnel(Some(&tunnel))?;
+        let _ = self.tunnel.set(ifindex);
+        Ok(())
+    }
+    fn set_overlay_networks(&self, networks: &[OverlayNetwork]) -> Result<()> {
+        self.plumber.datapath().set_overlay_networks(networks)
+    }
+    fn set_remote_endpoints(&self, add: &[RemoteEndpoint], remove: &[Ipv4Addr], full: bool) -> Result<()> {
+        let ifindex =
+            *self.tunnel.get().ok_or_else(|| Error::Inconsistent("no VXLAN device for overlay networks".into()))?;
+        let add: Vec<RemoteEndpoint> =
+            add.iter().map(|r| RemoteEndpoint { tunnel_ifindex: ifindex, ..r.clone() }).collect();
+        let datapath = self.plumber.datapath();
+        if full {
+            return datapath.keep_remote_endpoints(&add);
+        }
+        for ip in remove {
+            datapath.remove_remote_endpoint(*ip)?;
+        }
+        add.iter().try_for_each(|r| datapath.add_remote_endpoint(r))
     }
     fn spawn(&self, container: &str, args: &EnterArgs, io: CommandIo) -> Result<ProcessIdentity> {
         self.procs.spawn(container, args, io)

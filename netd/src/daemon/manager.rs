@@ -38,12 +38,14 @@ mod connect;
 mod containers;
 pub mod docker;
 mod hosts;
+mod overlay;
 mod ports;
 mod recovery;
 #[cfg(test)]
 mod tests;
 
 pub use containers::ContainerInfo;
+pub use overlay::Sink;
 
 #[derive(Default)]
 struct State {
@@ -61,6 +63,10 @@ struct State {
     capacities: crate::limits::Capacities,
     /// Pools netd's Docker IpamDriver handed out, by PoolID (`docker.rs`).
     docker_pools: BTreeMap<String, crate::model::DockerPool>,
+    /// Overlay endpoints of other hosts as the datapath holds them (`overlay.rs`).
+    remote: HashMap<Ipv4Addr, crate::datapath::RemoteEndpoint>,
+    /// Their announcements, for the embedded DNS.
+    remote_names: Vec<crate::cluster::records::Announcement>,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {
@@ -73,6 +79,8 @@ pub struct Manager<K: Kernel = HostKernel> {
     dns: Dns,
     /// CLIs of attached runs waiting for their command's exit code, by (container id, pid).
     exit_waiters: std::sync::Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<i32>>>,
+    /// Cluster mode: the etcd session's handle (`overlay.rs`); `None`: a single host.
+    cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 /// A container attached to a network, for `network inspect`: bridge networks list their
@@ -165,7 +173,7 @@ impl State {
         let mode = match network.driver {
             Driver::Host => Some(NetMode::Host),
             Driver::Null => Some(NetMode::None),
-            Driver::Bridge => None,
+            Driver::Bridge | Driver::Overlay => None,
         };
         match mode {
             Some(mode) => self
@@ -208,6 +216,18 @@ impl<K: Kernel> Manager<K> {
         dns: Dns,
         capacities: crate::limits::Capacities,
     ) -> Result<Self> {
+        Self::start_in_cluster(store, kernel, run_dir, dns, capacities, None).await
+    }
+
+    /// [`Self::start`], in cluster mode with `cluster` (overlay networks).
+    pub async fn start_in_cluster(
+        store: Store,
+        kernel: K,
+        run_dir: &Path,
+        dns: Dns,
+        capacities: crate::limits::Capacities,
+        cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+    ) -> Result<Self> {
         let mut state = State { capacities, ..State::default() };
         for n in store.networks()? {
             state.networks.insert(n.id.clone(), n);
@@ -225,7 +245,11 @@ impl<K: Kernel> Manager<K> {
             run_dir: run_dir.to_path_buf(),
             dns,
             exit_waiters: Default::default(),
+            cluster,
         };
+        if manager.cluster.is_some() {
+            manager.kernel.enable_overlay().await?;
+        }
         manager.create_predefined().await?;
         manager.recover_after_restart().await?;
         Ok(manager)
@@ -253,6 +277,7 @@ impl<K: Kernel> Manager<K> {
                 options: BTreeMap::new(),
                 created: now_rfc3339(),
                 docker: None,
+                overlay: None,
             };
             self.store.commit(Changes { put_networks: vec![network.clone()], ..Default::default() })?;
             state.networks.insert(network.id.clone(), network);
@@ -306,7 +331,7 @@ impl<K: Kernel> Manager<K> {
     /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
     /// change to containers or their endpoints.
     fn sync_dns(&self, state: &State) {
-        self.dns.sync(&state.networks, &state.containers);
+        self.dns.sync(&state.networks, &state.containers, &state.remote_names);
     }
 
     pub async fn networks(&self) -> Vec<(Network, Vec<Member>)> {
@@ -333,6 +358,7 @@ impl<K: Kernel> Manager<K> {
         // An empty driver is the default one, as in Docker.
         match req.driver.as_deref().filter(|d| !d.is_empty()).unwrap_or("bridge") {
             "bridge" => {}
+            "overlay" => return self.create_overlay(&mut state, req).await,
             "host" | "null" => {
                 return Err(Error::Conflict(format!(
                     "only one instance of \"{}\" network is allowed",
@@ -361,6 +387,7 @@ impl<K: Kernel> Manager<K> {
             options: req.options,
             created: now_rfc3339(),
             docker: None,
+            overlay: None,
         };
         self.kernel.add_gateway(&ipam).await?;
         crash::point("network-create:gateway");
@@ -391,7 +418,14 @@ impl<K: Kernel> Manager<K> {
         if state.endpoints().any(|(_, ep)| ep.network == network.id) {
             return Err(Error::NetworkInUse { name: network.name, id: network.id });
         }
+        if network.driver == Driver::Overlay {
+            // In use on any host: refused there (the cluster store knows every address).
+            self.cluster()?.remove_network(&network).await?;
+        }
         self.delete_network(state, &network, "network-rm:commit").await?;
+        if network.driver == Driver::Overlay {
+            self.sync_overlay_networks(state);
+        }
         Ok(network)
     }
 
@@ -569,17 +603,16 @@ fn check_endpoint_options(network: &Network, ip: Option<Ipv4Addr>, aliases: &[St
     Ok(())
 }
 
+/// A new endpoint `id` on a (bridge) network of this host, its address from this host's IPAM.
 fn allocate_endpoint(
     state: &State,
     network: &Network,
     requested: Option<Ipv4Addr>,
     aliases: &[String],
     slot: usize,
+    id: String,
 ) -> Result<Endpoint> {
-    let ipam: &IpamConfig = network
-        .ipam
-        .as_ref()
-        .ok_or_else(|| Error::InvalidArgument(format!("network {} has no address pool", network.name)))?;
+    let ipam = network_ipam(network)?;
     let used = state.used_addresses(&network.id);
     let ip = match requested {
         Some(ip) => {
@@ -589,7 +622,23 @@ fn allocate_endpoint(
         None => ipam::next_address(ipam, &used)
             .ok_or_else(|| Error::NoAddresses { name: network.name.clone(), id: network.id.clone() })?,
     };
-    let id = new_id();
+    endpoint_at(network, ip, requested.is_some(), aliases, slot, id)
+}
+
+fn network_ipam(network: &Network) -> Result<&IpamConfig> {
+    network.ipam.as_ref().ok_or_else(|| Error::InvalidArgument(format!("network {} has no address pool", network.name)))
+}
+
+/// Endpoint `id` at `ip` on `network`, as the container's `eth{slot}`.
+fn endpoint_at(
+    network: &Network,
+    ip: Ipv4Addr,
+    static_ip: bool,
+    aliases: &[String],
+    slot: usize,
+    id: String,
+) -> Result<Endpoint> {
+    let ipam = network_ipam(network)?;
     Ok(Endpoint {
         host_ifname: crate::plumbing::host_ifname(&id),
         id,
@@ -600,7 +649,7 @@ fn allocate_endpoint(
         mac: ipam::mac_for(ip),
         ifname: format!("eth{slot}"),
         aliases: aliases.to_vec(),
-        static_ip: requested.is_some(),
+        static_ip,
     })
 }
 

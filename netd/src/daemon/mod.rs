@@ -2,6 +2,7 @@
 pub mod access;
 pub mod api;
 pub mod api_server;
+pub mod cluster;
 pub mod container_files;
 pub mod crash;
 pub mod datapath;
@@ -90,6 +91,19 @@ pub struct DaemonArgs {
     /// Serve no Docker plugin socket (`--docker-plugin-socket` is then ignored).
     #[arg(long)]
     pub no_docker_plugin: bool,
+    /// Cluster mode: share overlay networks (`network create -d overlay`), their addresses
+    /// and endpoints with the other netd daemons of this etcd cluster.
+    #[arg(long, value_name = "etcd://HOST:PORT[,HOST:PORT...]", requires = "advertise_addr")]
+    pub cluster_store: Option<String>,
+    /// This host's underlay address, which the other hosts tunnel overlay traffic to (VXLAN,
+    /// UDP 4789).
+    #[arg(long, value_name = "IP", requires = "cluster_store")]
+    pub advertise_addr: Option<std::net::Ipv4Addr>,
+    /// Seconds this host's endpoints stay announced to the others after its daemon stops
+    /// renewing them (a crash, `kill -9`); its pinned datapath keeps forwarding meanwhile.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(2..=3600))]
+    pub cluster_lease_ttl: u32,
 }
 
 impl DaemonArgs {
@@ -148,8 +162,19 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     };
     tracing::info!(?upstreams, "dns upstreams");
     let kernel = HostKernel::new(plumber, procs, addresses_changed);
+    let cluster = match (&args.cluster_store, args.advertise_addr) {
+        (Some(store), Some(advertise)) => {
+            let config = cluster::ClusterConfig::parse(store, advertise, args.cluster_lease_ttl)?;
+            Some(Arc::new(cluster::Cluster::new(config).await?))
+        }
+        _ => None,
+    };
+    let dns = Dns::new(upstreams, dns_fd_budget);
     let manager =
-        Arc::new(Manager::start(store, kernel, &args.run_dir, Dns::new(upstreams, dns_fd_budget), capacities).await?);
+        Arc::new(Manager::start_in_cluster(store, kernel, &args.run_dir, dns, capacities, cluster.clone()).await?);
+    if let Some(cluster) = cluster {
+        tokio::spawn(cluster::run(cluster, Arc::new(manager::Sink(manager.clone()))));
+    }
     // Recovery updated every endpoint link: no program of an older daemon runs any more. An
     // old pin that cannot go is copied again (harmlessly) at the next start.
     if let Err(e) = ebpf_datapath.finish_migration() {

@@ -78,11 +78,15 @@ pub fn network(n: &Network, members: &[Member]) -> NetworkView {
     if n.driver == Driver::Bridge && n.name == DEFAULT_BRIDGE {
         options.extend(default_bridge_options());
     }
+    if let Some(vni) = n.vni() {
+        // Docker's overlay driver shows its VNI there.
+        options.insert("com.docker.network.driver.overlay.vxlanid_list".into(), vni.to_string());
+    }
     NetworkView {
         name: n.name.clone(),
         id: n.id.clone(),
         created: n.created.clone(),
-        scope: "local".into(),
+        scope: n.scope().into(),
         driver: n.driver_name().into(),
         enable_ipv6: false,
         ipam: Ipam { driver: ipam_driver(n).into(), options: (!predefined(n)).then(BTreeMap::new), config },
@@ -469,6 +473,7 @@ mod tests {
         let driver = match doc["Driver"].as_str().unwrap() {
             "bridge" => Driver::Bridge,
             "host" => Driver::Host,
+            "overlay" => Driver::Overlay,
             _ => Driver::Null,
         };
         let ipam = doc["IPAM"]["Config"].as_array().unwrap().first().map(|pool| {
@@ -497,6 +502,7 @@ mod tests {
             options: if predefined { BTreeMap::new() } else { map(&doc["Options"]) },
             created: str_of(&doc["Created"]),
             docker: None,
+            overlay: None,
         }
     }
 

@@ -131,11 +131,18 @@ impl Dns {
     /// Makes the records and the listeners match `containers`. A listener that cannot be
     /// made is logged and tried again at the next sync; the containers' other networking
     /// does not depend on it. Must run inside the tokio runtime.
-    pub fn sync(&self, networks: &BTreeMap<String, Network>, containers: &BTreeMap<String, Container>) {
+    /// `remote`: other hosts' endpoints on overlay networks (named, never listened for).
+    pub fn sync(
+        &self,
+        networks: &BTreeMap<String, Network>,
+        containers: &BTreeMap<String, Container>,
+        remote: &[crate::cluster::records::Announcement],
+    ) {
         let records = {
             let mut current = self.shared.records.write().unwrap_or_else(|e| e.into_inner());
             // In place, unless a query holds this version: then on a copy.
-            let changed = Arc::make_mut(&mut current).update(networks, containers);
+            let records = Arc::make_mut(&mut current);
+            let changed = records.update(networks, containers) | records.update_remote(networks, remote);
             if changed {
                 self.shared.rotation.retain(&current);
             }

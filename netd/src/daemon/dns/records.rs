@@ -12,7 +12,10 @@ use std::{
     sync::Mutex,
 };
 
-use crate::model::{gateway_order, Container, Endpoint, NetMode, Network};
+use crate::{
+    cluster::records::Announcement,
+    model::{gateway_order, Container, Endpoint, NetMode, Network},
+};
 
 /// Answered with the asking container's gateway: the way to the host.
 pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
@@ -81,6 +84,34 @@ impl Inputs {
         }
     }
 
+    /// A container on another host, as its announcement on one overlay network names it: it
+    /// has names there but no listener here.
+    fn remote(a: &Announcement) -> Self {
+        let endpoint = Endpoint {
+            id: a.endpoint.clone(),
+            network: a.network.clone(),
+            ip: a.ip,
+            prefix: 0,
+            gateway: Ipv4Addr::UNSPECIFIED,
+            mac: a.mac,
+            ifname: String::new(),
+            host_ifname: String::new(),
+            aliases: a.aliases.clone(),
+            static_ip: false,
+        };
+        Self {
+            running: true,
+            created: a.created.clone(),
+            name: a.container_name.clone(),
+            hostname: a.hostname.clone(),
+            mode: NetMode::Own,
+            netns: None,
+            started: String::new(),
+            dns: vec![],
+            endpoints: vec![endpoint],
+        }
+    }
+
     /// Compares without allocating: this runs for every container on every sync.
     fn matches(&self, c: &Container) -> bool {
         self.running == c.running()
@@ -144,6 +175,14 @@ pub struct Records {
     containers: HashMap<String, Inputs>,
     /// The networks of the state last synced.
     network_inputs: Vec<NetworkInputs>,
+    /// Overlay endpoints of other hosts last synced, by [`remote_key`] (their [`Inputs`] are
+    /// in `containers` under the same key).
+    remote: HashMap<String, Announcement>,
+}
+
+/// Where a remote endpoint's names are kept: its container id first (the short id is a name).
+fn remote_key(a: &Announcement) -> String {
+    format!("{}@{}", a.container_id, a.network)
 }
 
 impl Records {
@@ -183,12 +222,39 @@ impl Records {
             changed = true;
         }
         // Every id of `containers` is known now: more known ids means some went.
-        if self.containers.len() != containers.len() {
-            let gone: Vec<String> =
-                self.containers.keys().filter(|id| !containers.contains_key(*id)).cloned().collect();
+        if self.containers.len() != containers.len() + self.remote.len() {
+            let gone: Vec<String> = self
+                .containers
+                .keys()
+                .filter(|id| !containers.contains_key(*id) && !self.remote.contains_key(*id))
+                .cloned()
+                .collect();
             for id in gone {
                 self.remove(&id, networks);
             }
+            changed = true;
+        }
+        changed
+    }
+
+    /// Brings the names of other hosts' overlay endpoints in line with `remote` (after
+    /// [`Self::update`], which forgets them all when the networks changed). Returns whether
+    /// anything changed.
+    pub fn update_remote(&mut self, networks: &BTreeMap<String, Network>, remote: &[Announcement]) -> bool {
+        let wanted: HashMap<String, &Announcement> = remote.iter().map(|a| (remote_key(a), a)).collect();
+        let gone: Vec<String> = self.remote.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+        let mut changed = !gone.is_empty();
+        for key in gone {
+            self.remote.remove(&key);
+            self.remove(&key, networks);
+        }
+        for (key, a) in wanted {
+            if self.remote.get(&key) == Some(a) {
+                continue;
+            }
+            self.remove(&key, networks);
+            self.add(&key, Inputs::remote(a), networks);
+            self.remote.insert(key, a.clone());
             changed = true;
         }
         changed
@@ -353,6 +419,7 @@ pub(super) mod tests {
             options: BTreeMap::new(),
             created: String::new(),
             docker: None,
+            overlay: None,
         }
     }
 

@@ -336,6 +336,20 @@ impl Kernel for FakeKernel {
     fn purge_datapath(&self) -> Result<()> {
         self.step("purge_datapath", "purge_datapath".into())
     }
+    async fn enable_overlay(&self) -> Result<()> {
+        self.step("enable_overlay", "enable_overlay".into())
+    }
+    fn set_overlay_networks(&self, networks: &[crate::datapath::OverlayNetwork]) -> Result<()> {
+        self.step("set_overlay_networks", format!("set_overlay_networks {}", networks.len()))
+    }
+    fn set_remote_endpoints(
+        &self,
+        add: &[crate::datapath::RemoteEndpoint],
+        remove: &[Ipv4Addr],
+        full: bool,
+    ) -> Result<()> {
+        self.step("set_remote_endpoints", format!("set_remote_endpoints +{} -{} full={full}", add.len(), remove.len()))
+    }
     fn spawn(&self, container: &str, args: &EnterArgs, _io: CommandIo) -> Result<ProcessIdentity> {
         self.step("spawn", format!("spawn {container} in {}", args.netns))?;
         let mut inner = self.inner.lock().unwrap();

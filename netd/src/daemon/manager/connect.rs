@@ -7,7 +7,7 @@
 //! when a connect gives the container a gateway endpoint.
 use std::path::Path;
 
-use super::{allocate_endpoint, check_endpoint_options, endpoint_error, ports::is_gateway_network, Kernel, Manager};
+use super::{check_endpoint_options, endpoint_error, ports::is_gateway_network, Kernel, Manager, State};
 use crate::{
     api_types::ConnectRequest,
     container_files::ContainerFiles,
@@ -23,6 +23,29 @@ impl<K: Kernel> Manager<K> {
     pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
         validate::aliases(&req.aliases)?;
         let mut state = self.state.lock().await;
+        let container = req.container.clone();
+        // An address taken in the cluster store (overlay networks): given back on failure.
+        let mut reserved = Vec::new();
+        let connected = self.connect_locked(&mut state, network, req, &mut reserved).await;
+        match &connected {
+            Err(_) => self.release_overlay(&reserved).await,
+            Ok(()) => {
+                if let Ok(c) = state.container(&container).cloned() {
+                    self.announce_overlay(&state, &c).await;
+                }
+            }
+        }
+        connected
+    }
+
+    async fn connect_locked(
+        &self,
+        state: &mut State,
+        network: &str,
+        req: ConnectRequest,
+        reserved: &mut Vec<crate::model::Endpoint>,
+    ) -> Result<()> {
+        let state = &mut *state;
         // The container first: Docker reports a missing container before a missing network.
         let mut container = state.container(&req.container)?.clone();
         let network = state.network(network)?.clone();
@@ -56,7 +79,7 @@ impl<K: Kernel> Manager<K> {
             }
             container.mode = NetMode::None;
             container.sandbox_endpoint = new_id();
-            return self.commit_container(&mut state, container);
+            return self.commit_container(state, container);
         }
         check_endpoint_options(&network, req.ip, &req.aliases)?;
         if let Some(stopped) = container.stopped.as_mut() {
@@ -66,11 +89,14 @@ impl<K: Kernel> Manager<K> {
                 }
             }
             stopped.attachments.push(Attachment { network: network.id.clone(), ip: req.ip, aliases: req.aliases });
-            return self.commit_container(&mut state, container);
+            return self.commit_container(state, container);
         }
         let slot = (0..).find(|i| !container.endpoints.iter().any(|ep| ep.ifname == format!("eth{i}"))).unwrap();
         state.check_endpoint_capacity(1)?;
-        let ep = allocate_endpoint(&state, &network, req.ip, &req.aliases, slot)?;
+        let ep = self.new_endpoint(state, &network, req.ip, &req.aliases, slot, new_id()).await?;
+        if network.driver == Driver::Overlay {
+            reserved.push(ep.clone());
+        }
         let netns = container
             .netns
             .clone()
@@ -93,7 +119,7 @@ impl<K: Kernel> Manager<K> {
                 container.published.iter().map(|p| Published { backend: ep.ip, ..*p }).collect()
             }
             true => {
-                let host_ports = self.resolve_ports(&mut state, &container, &ep.id)?;
+                let host_ports = self.resolve_ports(state, &container, &ep.id)?;
                 host_ports.iter().map(|h| h.published(ep.ip)).collect()
             }
         };
@@ -143,7 +169,7 @@ impl<K: Kernel> Manager<K> {
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container);
-        self.sync_dns(&state);
+        self.sync_dns(state);
         Ok(())
     }
 
@@ -215,6 +241,9 @@ impl<K: Kernel> Manager<K> {
             None => self.kernel.remove_endpoint(&ep, (&network).into()).await,
         };
         errors.extend(removed.err());
+        if network.driver == Driver::Overlay {
+            self.release_overlay(std::slice::from_ref(&ep)).await;
+        }
         if let (true, Some(netns)) = (carried_default_route, &container.netns) {
             let next = container.default_route_endpoint(&state.networks).map(|next| next.gateway);
             errors.extend(self.kernel.set_default_route(Path::new(netns), next).await.err());

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
 use super::{
-    allocate_endpoint, check_endpoint_options, datapath_network, endpoint_error,
+    check_endpoint_options, datapath_network, endpoint_error,
     ports::{check_mode, gateway_slot},
     Kernel, Manager, State, Undo, DEFAULT_BRIDGE,
 };
@@ -14,7 +14,7 @@ use crate::{
     container_files::ContainerFiles,
     crash,
     error::{Error, Result},
-    model::{new_id, now_rfc3339, Attachment, Container, Driver, NetMode, Network, Stopped},
+    model::{new_id, now_rfc3339, Attachment, Container, Driver, Endpoint, NetMode, Network, Stopped},
     names,
     process::EnterArgs,
     store::Changes,
@@ -54,7 +54,7 @@ impl State {
         Ok(match network.driver {
             Driver::Host => (NetMode::Host, None),
             Driver::Null => (NetMode::None, None),
-            Driver::Bridge => (NetMode::Own, Some(network.clone())),
+            Driver::Bridge | Driver::Overlay => (NetMode::Own, Some(network.clone())),
         })
     }
 
@@ -201,6 +201,8 @@ impl<K: Kernel> Manager<K> {
         };
         state.check_published_capacity(&container.id, host_ports.len())?;
         let mut undo = Undo::default();
+        // Addresses taken in the cluster store: given back if the run fails.
+        let mut reserved = Vec::new();
         // A start finds the files of the container's earlier runs (its log above all): they
         // stay whatever happens; only a first run's files go with a failure.
         let files = ContainerFiles::new(&self.run_dir, &container.id);
@@ -222,10 +224,10 @@ impl<K: Kernel> Manager<K> {
                     .get(&attachment.network)
                     .cloned()
                     .ok_or_else(|| Error::NetworkNotFound(attachment.network.clone()))?;
-                let mut ep = allocate_endpoint(state, &network, attachment.ip, &attachment.aliases, slot)?;
-                if backend == Some(slot) {
-                    ep.host_ifname = crate::plumbing::host_ifname(&backend_id);
-                    ep.id = backend_id.clone();
+                let id = if backend == Some(slot) { backend_id.clone() } else { new_id() };
+                let ep = self.new_endpoint(state, &network, attachment.ip, &attachment.aliases, slot, id).await?;
+                if network.driver == Driver::Overlay {
+                    reserved.push(ep.clone());
                 }
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
                 let default_route = gateway == Some(slot);
@@ -263,6 +265,7 @@ impl<K: Kernel> Manager<K> {
         .await;
         if let Err(e) = applied {
             undo.run(&self.kernel).await;
+            self.release_overlay(&reserved).await;
             container.endpoints.clear();
             container.published.clear();
             container.netns = None;
@@ -275,6 +278,7 @@ impl<K: Kernel> Manager<K> {
         }
         state.containers.insert(container.id.clone(), container.clone());
         self.sync_dns(state);
+        self.announce_overlay(state, container).await;
         Ok(())
     }
 
@@ -497,6 +501,13 @@ impl<K: Kernel> Manager<K> {
             errors.extend(removed.err());
             crash::point("teardown:endpoint");
         }
+        let overlay: Vec<Endpoint> = container
+            .endpoints
+            .iter()
+            .filter(|ep| networks.get(&ep.network).is_some_and(|n| n.driver == Driver::Overlay))
+            .cloned()
+            .collect();
+        self.release_overlay(&overlay).await;
         // Its own, or (a `container:` sharer) the one it kept when its target went.
         if container.mode != NetMode::Host {
             if let Some(netns) = &container.netns {

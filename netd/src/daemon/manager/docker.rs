@@ -166,6 +166,7 @@ impl<K: Kernel> Manager<K> {
             options: req.options,
             created: now_rfc3339(),
             docker: Some(DockerOwned { pool: pool.map(|p| p.id), endpoints: vec![] }),
+            overlay: None,
         };
         self.kernel.add_gateway(&ipam).await?;
         crash::point("docker-network-create:gateway");
