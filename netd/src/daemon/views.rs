@@ -19,7 +19,7 @@ use crate::{
 
 /// Whether `n` is one of the networks that always exist (`bridge`, `host`, `none`).
 fn predefined(n: &Network) -> bool {
-    n.driver != Driver::Bridge || n.name == DEFAULT_BRIDGE
+    !n.is_user_defined()
 }
 
 /// Docker's `com.docker.network.bridge.*` options of the default bridge, with netd's values:

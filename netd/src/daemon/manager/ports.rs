@@ -58,7 +58,9 @@ pub(super) fn gateway_slot(attachments: &[Attachment], networks: &BTreeMap<Strin
 
 /// Whether an endpoint on `network` may be a gateway endpoint (a bridge that is not internal).
 pub(super) fn is_gateway_network(networks: &BTreeMap<String, Network>, network: &str) -> bool {
-    networks.get(network).is_some_and(|n| n.driver == Driver::Bridge && !n.internal && n.ipam.is_some())
+    networks
+        .get(network)
+        .is_some_and(|n| matches!(n.driver, Driver::Bridge | Driver::Overlay) && !n.internal && n.ipam.is_some())
 }
 
 /// Docker's prefix of a failed port mapping.
