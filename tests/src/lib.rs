@@ -16,6 +16,7 @@ use netd_cmd::Limit;
 use nix::sched::{setns, CloneFlags};
 
 pub mod agreement;
+pub mod cluster;
 pub mod dockerd;
 pub mod flows;
 pub mod footprint;
@@ -99,6 +100,14 @@ impl TestHost {
 
     /// [`TestHost::start`] with a daemon started under `options`.
     pub fn start_with(options: DaemonOptions) -> Self {
+        let mut host = Self::prepare(options);
+        host.start_daemon();
+        host
+    }
+
+    /// The namespaces of [`TestHost::start_with`], without a daemon yet (the caller adds
+    /// links first, then calls [`TestHost::start_daemon`]).
+    pub fn prepare(options: DaemonOptions) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{:x}{}", std::process::id(), n);
         let host = Self {
@@ -111,8 +120,6 @@ impl TestHost {
             options,
         };
         host.build_namespaces();
-        let mut host = host;
-        host.start_daemon();
         host
     }
 
