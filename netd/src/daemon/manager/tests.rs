@@ -744,3 +744,17 @@ async fn a_restart_keeps_exactly_the_running_containers_ports() {
     assert!(fx.published("bb").await.is_empty());
     assert!(!fx.host().published.keys().any(|(_, port, _)| *port == 9090));
 }
+
+#[tokio::test]
+async fn an_overlay_network_needs_a_cluster_store_and_nothing_is_made_without_one() {
+    let fx = Fixture::new("overlay-no-cluster").await;
+    let calls = fx.kernel().calls().len();
+    let req = CreateNetwork { name: "ov".into(), driver: Some("overlay".into()), ..Default::default() };
+    let err = fx.manager.create_network(req).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "overlay networks need a cluster store: start netd daemon with --cluster-store etcd://HOST:PORT --advertise-addr IP"
+    );
+    assert!(fx.manager.network("ov").await.is_err());
+    assert_eq!(fx.kernel().calls().len(), calls, "a refused overlay network touched the host");
+}
