@@ -4,6 +4,7 @@
 mod checkout;
 mod cleanup;
 mod conformance;
+mod convergence;
 mod goals;
 mod load;
 mod plot;
@@ -50,6 +51,9 @@ enum Command {
     /// Docker's side of the Docker-fidelity suite: runs tests/conformance/scenarios against a
     /// real dockerd and records every command's exit code and output.
     Conformance(conformance::ConformanceArgs),
+    /// Overlay convergence: time from `netd run` on one host until the other hosts of a
+    /// cluster know the container, with 3 and 10 simulated hosts (etcd, netd per host).
+    Convergence(convergence::ConvergenceArgs),
     /// Load server: TCP and UDP echo on --port (used inside the topologies).
     #[command(hide = true)]
     Serve(load::ServeArgs),
@@ -105,6 +109,7 @@ fn main() {
             checkout::results_dir().and_then(|dir| rewrite_report(&dir.join("results.json")))
         }
         Some(Command::Conformance(a)) => conformance::record(a),
+        Some(Command::Convergence(a)) => convergence::measure(a),
         Some(Command::Serve(a)) => load::serve(&a),
         Some(Command::Rr(a)) => print_report(load::ClientKind::Rr, &a),
         Some(Command::Crr(a)) => print_report(load::ClientKind::Crr, &a),
@@ -296,5 +301,7 @@ fn topology_setup(kind: Kind, names: &Names) -> Result<Box<dyn Topology>> {
         Kind::Netd => Box::new(topology::netd::NetdNetwork::setup(names)?),
         Kind::Docker0 => Box::new(topology::docker::DockerBridge::setup(names, topology::docker::Driver::Docker0)?),
         Kind::DockerNetd => Box::new(topology::docker::DockerBridge::setup(names, topology::docker::Driver::Netd)?),
+        Kind::Vxlan => Box::new(topology::overlay::VxlanPair::setup(names)?),
+        Kind::Overlay => Box::new(topology::overlay::OverlayPair::setup(names)?),
     })
 }

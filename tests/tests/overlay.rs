@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netd_tests::{cluster::Cluster, tcp_exchange, TestHost};
+use netd_tests::{cluster::Cluster, tcp_exchange, TestHost, OUTSIDE_ADDR};
 use nix::sys::signal::Signal;
 
 /// Seconds a host's endpoints stay announced after its daemon stops renewing its lease.
@@ -119,6 +119,17 @@ fn three_hosts_share_overlay_networks_addresses_and_names() {
     assert!(!pings(&h[2], "local1", c00), "a bridge network reached ov1 on another host");
     assert!(resolve(&h[1], "other", "c00").is_empty(), "ov2 resolved a name of ov1");
 
+    // Out through the container's own host's masquerade; an internal overlay network spans
+    // hosts but leads nowhere else.
+    let outside = h[0].netns_path(&h[0].outside_ns);
+    assert_eq!(tcp_exchange(&outside, &h[0].container_netns("c00"), OUTSIDE_ADDR, 7102, "out"), "OUT");
+    h[0].ok(&["network", "create", "-d", "overlay", "--internal", "ovi"]);
+    eventually("ovi on host 1", || network_ids(&h[1], "ovi").is_some());
+    run(&h[0], "in0", "ovi");
+    let in1 = run(&h[1], "in1", "ovi");
+    eventually("in0 reaches in1 on the internal overlay", || pings(&h[0], "in0", &in1));
+    assert!(!pings(&h[0], "in0", OUTSIDE_ADDR), "an internal overlay network reached the outside");
+
     // In use anywhere: refused everywhere, with Docker's text.
     for host in h {
         host.fails_cleanly(
@@ -160,8 +171,22 @@ fn overlay_traffic_survives_a_dead_daemon_and_an_etcd_restart() {
     cluster.hosts[0].ok(&["network", "create", "-d", "overlay", "ov"]);
     eventually("ov on host 1", || network_ids(&cluster.hosts[1], "ov").is_some());
     let a = run(&cluster.hosts[0], "ca", "ov");
-    let b = run(&cluster.hosts[1], "cb", "ov");
+    cluster.hosts[1].ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cb",
+        "--network",
+        "ov",
+        "--network-alias",
+        "bee",
+        "img",
+        "sleep",
+        "600",
+    ]);
+    let b = cluster.hosts[1].ip_of("cb", "ov");
     eventually("ca reaches cb", || pings(&cluster.hosts[0], "ca", "cb"));
+    assert_eq!(resolve(&cluster.hosts[0], "ca", "bee"), vec![b.clone()], "an alias on another host");
 
     // A daemon killed: its containers stay reachable (pinned datapath, lease still held) …
     cluster.hosts[1].stop_daemon(Signal::SIGKILL);

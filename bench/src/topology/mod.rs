@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod netd;
+pub mod overlay;
 pub mod veth;
 
 use std::{
@@ -42,6 +43,13 @@ pub enum Kind {
     /// remote driver and eBPF datapath).
     #[serde(rename = "docker-netd")]
     DockerNetd,
+    /// Across hosts, the floor: a kernel VXLAN device on each of two hosts (not in the
+    /// default run: `--topologies vxlan,netd-overlay`).
+    Vxlan,
+    /// Two containers on one netd overlay network, on two hosts (cluster mode, etcd).
+    #[serde(rename = "netd-overlay")]
+    #[value(name = "netd-overlay")]
+    Overlay,
 }
 
 impl Kind {
@@ -53,6 +61,8 @@ impl Kind {
             Kind::Netd => "netd",
             Kind::Docker0 => "docker0",
             Kind::DockerNetd => "docker-netd",
+            Kind::Vxlan => "vxlan",
+            Kind::Overlay => "netd-overlay",
         }
     }
 
@@ -62,6 +72,8 @@ impl Kind {
             Kind::Netd => Role::Netd,
             Kind::Docker0 => Role::Docker,
             Kind::DockerNetd => Role::DockerOnNetd,
+            Kind::Vxlan => Role::Floor,
+            Kind::Overlay => Role::Netd,
         }
     }
 }

@@ -59,6 +59,17 @@ impl Daemon {
     /// waits until its API answers.
     /// Its bpffs is `/sys/fs/bpf/<bpffs_name>` (a name carrying the run's tag).
     pub(super) fn start(host: &Netns, dir: &Path, bpffs_name: &str, uplink: &str) -> Result<Self> {
+        Self::start_with(host, dir, bpffs_name, uplink, &[])
+    }
+
+    /// [`Self::start`] with more `netd daemon` flags (`--cluster-store …`).
+    pub(super) fn start_with(
+        host: &Netns,
+        dir: &Path,
+        bpffs_name: &str,
+        uplink: &str,
+        extra: &[String],
+    ) -> Result<Self> {
         let bin = netd_binary()?;
         let (state, run) = (dir.join("state"), dir.join("run"));
         std::fs::create_dir_all(&state)?;
@@ -87,6 +98,7 @@ impl Daemon {
             .arg(&daemon.plugin_socket)
             .arg("--uplink")
             .arg(uplink)
+            .args(extra)
             .stdout(Stdio::from(logf.try_clone()?))
             .stderr(Stdio::from(logf));
         daemon.process = Some(ChildGuard::spawn(&mut cmd, "netd daemon", Duration::from_secs(10))?);
@@ -109,7 +121,7 @@ impl Daemon {
         Ok(self.process.as_ref().context("netd daemon not running")?.pid())
     }
 
-    fn cli(&self) -> Command {
+    pub(super) fn cli(&self) -> Command {
         let mut c = sys::command(&self.bin);
         c.arg("--socket").arg(&self.socket);
         c
@@ -284,7 +296,7 @@ fn one_line(s: &str) -> String {
 
 /// The container's address from `netd inspect` JSON, whatever its exact shape: Docker's
 /// `IPAddress` ("a.b.c.d") or `IPv4Address` ("a.b.c.d/nn"), at any depth.
-fn find_ipv4(v: &serde_json::Value) -> Option<Ipv4Addr> {
+pub(super) fn find_ipv4(v: &serde_json::Value) -> Option<Ipv4Addr> {
     match v {
         serde_json::Value::Object(map) => {
             for key in ["IPAddress", "IPv4Address", "ip", "ipv4", "address"] {

@@ -252,6 +252,8 @@ impl<K: Kernel> Manager<K> {
         }
         manager.create_predefined().await?;
         manager.recover_after_restart().await?;
+        // The VNIs of the overlay networks this host had, before the session brings news.
+        manager.sync_overlay_networks(&*manager.state.lock().await);
         Ok(manager)
     }
 
@@ -399,6 +401,7 @@ impl<K: Kernel> Manager<K> {
             state.next_pool = Some(ipam::pool_after(ipam.subnet));
         }
         state.networks.insert(network.id.clone(), network.clone());
+        self.announce_member(&state).await;
         Ok(network)
     }
 
@@ -423,8 +426,9 @@ impl<K: Kernel> Manager<K> {
             self.cluster()?.remove_network(&network).await?;
         }
         self.delete_network(state, &network, "network-rm:commit").await?;
-        if network.driver == Driver::Overlay {
-            self.sync_overlay_networks(state);
+        match network.driver {
+            Driver::Overlay => self.sync_overlay_networks(state),
+            _ => self.announce_member(state).await,
         }
         Ok(network)
     }
@@ -457,7 +461,12 @@ impl<K: Kernel> Manager<K> {
         candidates.sort();
         let mut removed = Vec::new();
         for (_, id) in candidates {
-            removed.push(self.remove_network_locked(&mut state, &id).await?.name);
+            match self.remove_network_locked(&mut state, &id).await {
+                Ok(network) => removed.push(network.name),
+                // An overlay network with endpoints on another host is in use: kept.
+                Err(Error::NetworkInUse { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(removed)
     }

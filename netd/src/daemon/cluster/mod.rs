@@ -253,6 +253,23 @@ impl Cluster {
         }
     }
 
+    /// Announces this host's own subnets under its lease (they change with its bridge
+    /// networks). While etcd is unreachable the next session does it.
+    pub async fn announce_member(&self, subnets: Vec<ipnetwork::Ipv4Network>) {
+        let Ok(lease) = self.lease() else { return };
+        if let Err(e) = self.announce_member_now(subnets, lease).await {
+            tracing::warn!(error = %e, "cluster: host's subnets not announced; resyncing");
+            self.resync.notify_one();
+        }
+    }
+
+    async fn announce_member_now(&self, subnets: Vec<ipnetwork::Ipv4Network>, lease: i64) -> Result<()> {
+        let value = serde_json::to_vec(&records::Member { subnets }).expect("a member serialises");
+        let mut client = self.client.clone();
+        let options = PutOptions::new().with_lease(lease);
+        self.call(client.put(records::member_key(self.config.advertise), value, Some(options))).await.map(drop)
+    }
+
     async fn announce_now(&self, a: &Announcement, lease: i64) -> Result<()> {
         let value = serde_json::to_vec(a).expect("an announcement serialises");
         let mut client = self.client.clone();

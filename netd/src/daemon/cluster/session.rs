@@ -9,11 +9,11 @@
 //! between existing endpoints goes on while etcd is away.
 use std::{collections::BTreeSet, future::Future, net::Ipv4Addr, sync::Arc, time::Duration};
 
-use etcd_client::{Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{Compare, CompareOp, EventType, Txn, TxnOp, WatchOptions};
 use ipnetwork::Ipv4Network;
 
 use super::{
-    records::{self, Announcement, Member, Reservation, View},
+    records::{self, Announcement, Reservation, View},
     Cluster,
 };
 use crate::error::Result;
@@ -55,10 +55,7 @@ async fn session<S: ClusterSink>(cluster: &Cluster, sink: &S) -> Result<()> {
     let (mut view, revision) = cluster.list(records::PREFIX).await?;
     let local = sink.local_announcements().await;
     reconcile(cluster, &view, &local, lease).await?;
-    let member = Member { subnets: sink.local_subnets().await };
-    let value = serde_json::to_vec(&member).expect("a member serialises");
-    let options = PutOptions::new().with_lease(lease);
-    cluster.call(client.put(records::member_key(cluster.config.advertise), value, Some(options))).await?;
+    cluster.announce_member_now(sink.local_subnets().await, lease).await?;
     cluster.set_lease(Some(lease));
     tracing::info!(lease, members = view.members.len() + 1, "cluster session up");
     sink.apply_view(&view, true).await;

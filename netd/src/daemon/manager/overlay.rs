@@ -140,6 +140,13 @@ impl<K: Kernel> Manager<K> {
     /// Makes this host follow the cluster's `view`: overlay networks made or removed here,
     /// the tunnel's map of other hosts' endpoints, and their names.
     pub async fn apply_cluster_view(&self, view: &View) {
+        self.apply_view(view, false).await
+    }
+
+    /// [`Self::apply_cluster_view`]; `full`: a session (re)started, and the datapath's map of
+    /// other hosts' endpoints is made exactly the view's in one step (it may hold entries of
+    /// a daemon before a restart, which keep forwarding until then).
+    async fn apply_view(&self, view: &View, full: bool) {
         let Some(me) = self.cluster.as_ref().map(|c| c.advertise()) else { return };
         let mut state = self.state.lock().await;
         let state = &mut *state;
@@ -167,14 +174,14 @@ impl<K: Kernel> Manager<K> {
                 tracing::warn!(network = %network.name, error = %e, "cluster: overlay network not removed here");
             }
         }
-        if !gone.is_empty() {
+        if !gone.is_empty() || full {
             self.sync_overlay_networks(state);
         }
-        self.sync_remote_endpoints(state, view, me);
+        self.sync_remote_endpoints(state, view, me, full);
     }
 
     /// The tunnel's map and the DNS names of other hosts' endpoints, changed by difference.
-    fn sync_remote_endpoints(&self, state: &mut State, view: &View, me: Ipv4Addr) {
+    fn sync_remote_endpoints(&self, state: &mut State, view: &View, me: Ipv4Addr, full: bool) {
         let mut wanted: HashMap<Ipv4Addr, RemoteEndpoint> = HashMap::new();
         let mut names = Vec::new();
         for a in view.endpoints.values().filter(|a| a.host != me) {
@@ -192,10 +199,10 @@ impl<K: Kernel> Manager<K> {
             names.push(a.clone());
         }
         let add: Vec<RemoteEndpoint> =
-            wanted.values().filter(|r| state.remote.get(&r.ip) != Some(*r)).cloned().collect();
+            wanted.values().filter(|r| full || state.remote.get(&r.ip) != Some(*r)).cloned().collect();
         let remove: Vec<Ipv4Addr> = state.remote.keys().filter(|ip| !wanted.contains_key(ip)).copied().collect();
-        if !add.is_empty() || !remove.is_empty() {
-            if let Err(e) = self.kernel.set_remote_endpoints(&add, &remove, false) {
+        if full || !add.is_empty() || !remove.is_empty() {
+            if let Err(e) = self.kernel.set_remote_endpoints(&add, &remove, full) {
                 tracing::error!(error = %e, "cluster: remote endpoints not in the datapath");
             }
         }
@@ -206,20 +213,6 @@ impl<K: Kernel> Manager<K> {
         }
     }
 
-    /// A session (re)started: the datapath's map of other hosts' endpoints is rebuilt whole
-    /// from `view` (it may hold entries of a daemon before a restart).
-    async fn resync_cluster(&self, view: &View) {
-        {
-            let mut state = self.state.lock().await;
-            state.remote.clear();
-            if let Err(e) = self.kernel.set_remote_endpoints(&[], &[], true) {
-                tracing::error!(error = %e, "cluster: remote endpoints not cleared");
-            }
-            self.sync_overlay_networks(&state);
-        }
-        self.apply_cluster_view(view).await;
-    }
-
     /// This host's overlay endpoints, for the session's reconciliation.
     async fn local_announcements(&self) -> Vec<Announcement> {
         let Some(cluster) = &self.cluster else { return vec![] };
@@ -227,13 +220,22 @@ impl<K: Kernel> Manager<K> {
         state.containers.values().flat_map(|c| announcements(&state, c, cluster.advertise())).collect()
     }
 
+    /// Tells the other hosts this host's subnets again (a local network came or went), so
+    /// that no overlay network takes them.
+    pub(super) async fn announce_member(&self, state: &State) {
+        let Some(cluster) = &self.cluster else { return };
+        cluster.announce_member(self.subnets_of(state).await).await;
+    }
+
     /// Subnets of this host's own networks and of its routes.
     async fn local_subnets(&self) -> Vec<Ipv4Network> {
-        let mut subnets: Vec<Ipv4Network> = {
-            let state = self.state.lock().await;
-            let own = state.networks.values().filter(|n| n.driver != Driver::Overlay);
-            own.filter_map(|n| n.ipam.as_ref().map(|i| i.subnet)).collect()
-        };
+        let state = self.state.lock().await;
+        self.subnets_of(&state).await
+    }
+
+    async fn subnets_of(&self, state: &State) -> Vec<Ipv4Network> {
+        let own = state.networks.values().filter(|n| n.driver != Driver::Overlay);
+        let mut subnets: Vec<Ipv4Network> = own.filter_map(|n| n.ipam.as_ref().map(|i| i.subnet)).collect();
         if let Ok(host) = self.kernel.host_addressing().await {
             let unicast = host.routes.iter().filter(|r| r.kind == crate::ipam::host::RouteKind::Unicast);
             subnets.extend(unicast.map(|r| r.destination).filter(|d| d.prefix() > 0));
@@ -278,9 +280,6 @@ impl<K: Kernel> ClusterSink for Sink<K> {
         self.0.local_subnets().await
     }
     async fn apply_view(&self, view: &View, full: bool) {
-        match full {
-            true => self.0.resync_cluster(view).await,
-            false => self.0.apply_cluster_view(view).await,
-        }
+        self.0.apply_view(view, full).await
     }
 }
