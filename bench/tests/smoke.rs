@@ -318,3 +318,45 @@ fn docker_containers_on_netd_beside_docker0() {
     assert_nothing_left(pid);
     assert_eq!(root_ip_forward(), forwarding, "the root netns's net.ipv4.ip_forward changed");
 }
+
+#[test]
+#[ignore = "needs root, Debian's etcd-server (cargo xtask test installs it) and a netd build; cargo xtask test runs it"]
+fn overlay_rows_against_bare_vxlan_and_convergence() {
+    let netd = netd_binary();
+    let args = ["--topologies", "vxlan,netd-overlay", "--probes", "rr", "--rounds", "1", "--secs", "0.3"];
+    let (json, out, pid) = run_bench(&args, Some(&netd));
+    let topologies = json["topologies"].as_array().unwrap();
+    for t in topologies {
+        assert_eq!(t["available"], true, "{t}");
+    }
+    for row in json["rows"].as_array().unwrap() {
+        let id = row["id"].as_str().unwrap();
+        for name in ["vxlan", "netd-overlay"] {
+            let cell = &row["results"][name];
+            assert!(cell["median"].as_f64().is_some_and(|v| v > 0.0), "row {id}, {name}: {cell}");
+        }
+        assert!(row["ratios"]["netd-overlay/vxlan"].as_f64().is_some_and(|r| r > 0.0), "row {id}: {}", row["ratios"]);
+    }
+    let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
+    assert!(md.contains("| vxlan (floor) | netd-overlay | netd-overlay/vxlan |"), "{md}");
+    assert_nothing_left(pid);
+
+    let conv = tempfile::tempdir().unwrap();
+    let mut command = Command::new(build_dir().join("netd-bench"));
+    command
+        .args(["convergence", "--hosts", "3", "--samples", "3", "--out-dir"])
+        .arg(conv.path())
+        .env("NETD_BIN", &netd);
+    let mut child = command.spawn().expect("running netd-bench convergence");
+    let pid = child.id();
+    assert!(child.wait().unwrap().success(), "netd-bench convergence failed");
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(conv.path().join("convergence.json")).unwrap()).unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["hosts"], 3);
+    for field in ["p50_ms", "p99_ms", "after_return_p50_ms", "run_p50_ms"] {
+        assert!(row[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {row}");
+    }
+    assert!(std::fs::read_to_string(conv.path().join("convergence.md")).unwrap().contains("| 3 |"));
+    assert_nothing_left(pid);
+}
