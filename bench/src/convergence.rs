@@ -33,7 +33,7 @@ pub struct ConvergenceArgs {
     /// Containers run per cluster size (each observed by every other host).
     #[arg(long, default_value_t = 30)]
     samples: usize,
-    /// Where convergence.json and convergence.md go [default: bench/overlay/ of the checkout].
+    /// Where convergence.json, .md and .png go [default: bench/overlay/ of the checkout].
     #[arg(long)]
     out_dir: Option<PathBuf>,
 }
@@ -56,6 +56,9 @@ struct Row {
     after_return_p99_ms: f64,
     /// The `run` CLI's own wall time, ms (p50).
     run_p50_ms: f64,
+    /// Every (sample, other host) delay, ms: from `run`'s start and from its return.
+    from_run_ms: Vec<f64>,
+    after_return_ms: Vec<f64>,
 }
 
 pub fn measure(args: ConvergenceArgs) -> Result<()> {
@@ -80,6 +83,10 @@ pub fn measure(args: ConvergenceArgs) -> Result<()> {
     std::fs::write(dir.join("convergence.json"), json)?;
     let md = markdown(&rows, args.samples);
     std::fs::write(dir.join("convergence.md"), &md)?;
+    let series: Vec<_> = rows.iter().map(|r| (r.hosts, r.from_run_ms.clone(), r.after_return_ms.clone())).collect();
+    if let Err(e) = crate::plot::draw_convergence(&series, &dir.join("convergence.png")) {
+        eprintln!("warning: plot: {e:#}");
+    }
     println!("{md}");
     eprintln!("wrote {}", dir.join("convergence.md").display());
     Ok(())
@@ -126,6 +133,8 @@ fn measure_cluster(cluster: &OverlayCluster, names: &Names, n: usize, samples: u
         after_return_p50_ms: stats::percentile(&after_return, 0.5).unwrap_or(f64::NAN),
         after_return_p99_ms: stats::percentile(&after_return, 0.99).unwrap_or(f64::NAN),
         run_p50_ms: stats::percentile(&runs, 0.5).unwrap_or(f64::NAN),
+        from_run_ms: delays,
+        after_return_ms: after_return,
     })
 }
 

@@ -49,7 +49,8 @@ pub fn draw(results: &Results, path: &Path) -> Result<()> {
     let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
     let (header, body) = root.split_vertically(HEADER);
-    let title = format!("netd vs docker0 vs bare veth — {}", results.date);
+    let names: Vec<&str> = results.topologies.iter().map(|t| t.name.name()).collect();
+    let title = format!("{} — {}", names.join(" vs "), results.date);
     let sub = format!(
         "{} · {} rounds × {} s · median, whiskers min–max",
         results.machine.describe(),
@@ -151,5 +152,56 @@ where
             }
         }
     }
+    Ok(())
+}
+
+/// The convergence figure: for each cluster size, the share of (container, other host) pairs
+/// answered within x ms of `run`'s start (solid) and of its return (dashed).
+pub fn draw_convergence(series: &[(usize, Vec<f64>, Vec<f64>)], path: &Path) -> Result<()> {
+    register_fonts();
+    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+    let max = series.iter().flat_map(|(_, a, b)| a.iter().chain(b)).copied().fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("netd overlay convergence: other hosts answer the new container's name", ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..max * 1.05, 0.0..1.0)
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("ms")
+        .y_desc("share of (container, host) pairs")
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    let palette = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+    for (i, (hosts, from_run, after_return)) in series.iter().enumerate() {
+        let color = palette[i % palette.len()];
+        for (samples, dashed) in [(from_run, false), (after_return, true)] {
+            let mut sorted = samples.clone();
+            sorted.sort_by(f64::total_cmp);
+            let n = sorted.len().max(1) as f64;
+            let points: Vec<(f64, f64)> = sorted.iter().enumerate().map(|(k, v)| (*v, (k + 1) as f64 / n)).collect();
+            let label = format!("{hosts} hosts, from run {}", if dashed { "returned" } else { "start" });
+            let style = color.stroke_width(2);
+            let drawn = match dashed {
+                false => chart.draw_series(LineSeries::new(points, style)),
+                true => chart.draw_series(DashedLineSeries::new(points, 6, 4, style)),
+            };
+            drawn
+                .map_err(|e| anyhow!("plot: {e}"))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
     Ok(())
 }

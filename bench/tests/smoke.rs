@@ -358,5 +358,6 @@ fn overlay_rows_against_bare_vxlan_and_convergence() {
         assert!(row[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {row}");
     }
     assert!(std::fs::read_to_string(conv.path().join("convergence.md")).unwrap().contains("| 3 |"));
+    assert!(conv.path().join("convergence.png").metadata().is_ok_and(|m| m.len() > 0), "no convergence figure");
     assert_nothing_left(pid);
 }

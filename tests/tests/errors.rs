@@ -25,9 +25,14 @@ fn network_errors_are_dockers_and_change_nothing() {
         &["network", "create", "bad name"],
         "Error response from daemon: Invalid name \"bad name\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
     );
+    // Overlay networks need cluster mode (tests/tests/overlay.rs); other drivers do not exist.
     host.fails_cleanly(
         &["network", "create", "-d", "overlay", "ov"],
-        "Error response from daemon: plugin \"overlay\" not found",
+        "Error response from daemon: overlay networks need a cluster store: start netd daemon with --cluster-store etcd://HOST:PORT --advertise-addr IP",
+    );
+    host.fails_cleanly(
+        &["network", "create", "-d", "macvlan", "mv"],
+        "Error response from daemon: plugin \"macvlan\" not found",
     );
     host.fails_cleanly(
         &["network", "create", "-d", "host", "h2"],

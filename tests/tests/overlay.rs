@@ -35,6 +35,29 @@ fn resolve(host: &TestHost, container: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Serves one TCP connection on `port` in `netns`: what it reads, upper-cased. Gives up after
+/// [`CONVERGE`] without a client.
+fn upper_case_echo_once(netns: &std::path::Path, port: u16) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let listener = netd_tests::in_netns(netns, move || std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + CONVERGE;
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((conn, _)) => break conn,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("no client: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = conn.read(&mut buf).expect("server read");
+        conn.write_all(String::from_utf8_lossy(&buf[..n]).to_uppercase().as_bytes()).unwrap();
+    })
+}
+
 /// Waits (bounded by [`CONVERGE`]) until `check` holds; panics with `what` otherwise.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + CONVERGE;
@@ -103,11 +126,14 @@ fn three_hosts_share_overlay_networks_addresses_and_names() {
         assert!(pings(&h[0], "c00", &format!("{name}.ov1")), "{name}.ov1 by name from host 0");
     }
     let c10 = ips.iter().find(|(_, n, _)| n == "c10").unwrap().2.clone();
-    let by_name = resolve(&h[2], "c20", "c10");
-    assert_eq!(by_name, vec![c10.clone()]);
-    let reply =
-        tcp_exchange(&h[1].container_netns("c10"), &h[2].container_netns("c20"), &by_name[0], 7101, "over vxlan");
+    assert_eq!(resolve(&h[2], "c20", "c10"), vec![c10.clone()]);
+    let reply = tcp_exchange(&h[1].container_netns("c10"), &h[2].container_netns("c20"), &c10, 7101, "over vxlan");
     assert_eq!(reply, "OVER VXLAN");
+    // TCP by name: the client inside the container resolves the name itself.
+    let served = upper_case_echo_once(&h[1].container_netns("c10"), 7103);
+    let script = "exec 3<>/dev/tcp/c10/7103 && printf 'by name' >&3 && timeout 5 cat <&3";
+    assert_eq!(h[2].ok(&["exec", "c20", "bash", "-c", script]), "BY NAME");
+    served.join().unwrap();
 
     // Isolation: another overlay network and a bridge network reach none of ov1's containers.
     run(&h[1], "other", "ov2");
