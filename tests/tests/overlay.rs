@@ -10,7 +10,7 @@ use netd_tests::{cluster::Cluster, tcp_exchange, TestHost, OUTSIDE_ADDR};
 use nix::sys::signal::Signal;
 
 /// Seconds a host's endpoints stay announced after its daemon stops renewing its lease.
-const LEASE_TTL: u32 = 3;
+const LEASE_TTL: u32 = 5;
 /// How long a change may take to reach the other hosts before a test fails (watches deliver
 /// within milliseconds; this only bounds a failure).
 const CONVERGE: Duration = Duration::from_secs(20);
