@@ -66,7 +66,7 @@ struct State {
     /// Overlay endpoints of other hosts as the datapath holds them (`overlay.rs`).
     remote: HashMap<Ipv4Addr, crate::datapath::RemoteEndpoint>,
     /// Their announcements, for the embedded DNS.
-    remote_names: Vec<crate::cluster::records::Announcement>,
+    remote_names: crate::dns::RemoteNames,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {

@@ -113,6 +113,21 @@ pub struct Dns {
     listeners: Mutex<HashMap<String, Listener>>,
 }
 
+/// Other hosts' endpoints on this host's overlay networks, as the cluster's watch last gave
+/// them, with a generation that changes with them: a sync recomputes their names only then.
+#[derive(Debug, Default)]
+pub struct RemoteNames {
+    pub generation: u64,
+    pub announcements: Vec<crate::cluster::records::Announcement>,
+}
+
+impl RemoteNames {
+    pub fn set(&mut self, announcements: Vec<crate::cluster::records::Announcement>) {
+        self.announcements = announcements;
+        self.generation += 1;
+    }
+}
+
 impl Dns {
     /// `upstreams`: where names that are not containers' are forwarded (the daemon's
     /// `--dns-upstream`, or the host's resolv.conf). `fd_budget`: how many fds all listeners
@@ -136,7 +151,7 @@ impl Dns {
         &self,
         networks: &BTreeMap<String, Network>,
         containers: &BTreeMap<String, Container>,
-        remote: &[crate::cluster::records::Announcement],
+        remote: &RemoteNames,
     ) {
         let records = {
             let mut current = self.shared.records.write().unwrap_or_else(|e| e.into_inner());

@@ -178,6 +178,9 @@ pub struct Records {
     /// Overlay endpoints of other hosts last synced, by [`remote_key`] (their [`Inputs`] are
     /// in `containers` under the same key).
     remote: HashMap<String, Announcement>,
+    /// The [`super::RemoteNames::generation`] they came from (0: none yet, or the records were
+    /// rebuilt since).
+    remote_generation: u64,
 }
 
 /// Where a remote endpoint's names are kept: its container id first (the short id is a name).
@@ -240,8 +243,12 @@ impl Records {
     /// Brings the names of other hosts' overlay endpoints in line with `remote` (after
     /// [`Self::update`], which forgets them all when the networks changed). Returns whether
     /// anything changed.
-    pub fn update_remote(&mut self, networks: &BTreeMap<String, Network>, remote: &[Announcement]) -> bool {
-        let wanted: HashMap<String, &Announcement> = remote.iter().map(|a| (remote_key(a), a)).collect();
+    pub fn update_remote(&mut self, networks: &BTreeMap<String, Network>, remote: &super::RemoteNames) -> bool {
+        if remote.generation == self.remote_generation {
+            return false;
+        }
+        self.remote_generation = remote.generation;
+        let wanted: HashMap<String, &Announcement> = remote.announcements.iter().map(|a| (remote_key(a), a)).collect();
         let gone: Vec<String> = self.remote.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
         let mut changed = !gone.is_empty();
         for key in gone {
@@ -505,6 +512,46 @@ pub(super) mod tests {
         let far = records.client(&id("d4")).unwrap();
         assert_eq!(records.addresses(far, HOST_GATEWAY_NAME), Some(vec![ip("172.19.0.1")]));
         assert_eq!(records.addresses(far, "one"), None);
+    }
+
+    #[test]
+    fn other_hosts_overlay_endpoints_are_named_and_follow_each_new_generation() {
+        let (networks, containers) = state();
+        let mut records = Records::build(&networks, &containers);
+        let announce = |name: &str, ip: &str, aliases: &[&str]| Announcement {
+            network: "n1".into(),
+            ip: ip.parse().unwrap(),
+            mac: [2, 0x42, 0, 0, 0, 9],
+            host: "192.0.2.12".parse().unwrap(),
+            endpoint: crate::model::new_id(),
+            container_id: id(&format!("r{name}")),
+            container_name: name.into(),
+            hostname: name.into(),
+            created: "9".into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        };
+        let mut remote = super::super::RemoteNames::default();
+        remote.set(vec![announce("remote", "172.18.0.9", &["web"])]);
+        assert!(records.update_remote(&networks, &remote));
+        assert!(!records.update_remote(&networks, &remote), "the same generation changes nothing");
+        let one = records.client(&id("a1")).unwrap().clone();
+        let ip = |s: &str| -> Ipv4Addr { s.parse().unwrap() };
+        assert_eq!(records.addresses(&one, "remote"), Some(vec![ip("172.18.0.9")]));
+        assert_eq!(records.addresses(&one, "remote.my-net"), Some(vec![ip("172.18.0.9")]));
+        assert_eq!(records.addresses(&one, "web"), Some(vec![ip("172.18.0.3"), ip("172.18.0.4"), ip("172.18.0.9")]));
+        assert_eq!(records.name_of(&one, ip("172.18.0.9")), Some("remote.my-net"));
+        assert!(records.client(&format!("{}@n1", id("rremote"))).is_none(), "no listener for another host's container");
+        // A local change keeps them; a change to the networks rebuilds everything, them too.
+        assert!(!records.update(&networks, &containers));
+        let mut renamed = networks.clone();
+        renamed.get_mut("n2").unwrap().name = "other2".into();
+        assert!(records.update(&renamed, &containers));
+        assert!(records.update_remote(&renamed, &remote));
+        assert_eq!(records.addresses(&one, "remote"), Some(vec![ip("172.18.0.9")]));
+        remote.set(vec![]);
+        assert!(records.update_remote(&renamed, &remote));
+        assert_eq!(records.addresses(&one, "remote"), None);
+        assert_eq!(records.addresses(&one, "web"), Some(vec![ip("172.18.0.3"), ip("172.18.0.4")]));
     }
 
     #[test]

@@ -207,8 +207,8 @@ impl<K: Kernel> Manager<K> {
             }
         }
         state.remote = wanted;
-        if names != state.remote_names {
-            state.remote_names = names;
+        if names != state.remote_names.announcements {
+            state.remote_names.set(names);
             self.sync_dns(state);
         }
     }
