@@ -138,14 +138,10 @@ impl<K: Kernel> Manager<K> {
     }
 
     /// Makes this host follow the cluster's `view`: overlay networks made or removed here,
-    /// the tunnel's map of other hosts' endpoints, and their names.
-    pub async fn apply_cluster_view(&self, view: &View) {
-        self.apply_view(view, false).await
-    }
-
-    /// [`Self::apply_cluster_view`]; `full`: a session (re)started, and the datapath's map of
-    /// other hosts' endpoints is made exactly the view's in one step (it may hold entries of
-    /// a daemon before a restart, which keep forwarding until then).
+    /// the tunnel's map of other hosts' endpoints, and their names. `full`: a session
+    /// (re)started, and the datapath's map of other hosts' endpoints is made exactly the
+    /// view's in one step (it may hold entries of a daemon before a restart, which keep
+    /// forwarding until then).
     async fn apply_view(&self, view: &View, full: bool) {
         let Some(me) = self.cluster.as_ref().map(|c| c.advertise()) else { return };
         let mut state = self.state.lock().await;
