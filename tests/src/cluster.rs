@@ -31,8 +31,7 @@ impl Cluster {
     /// `n` hosts whose daemons keep their endpoints announced `lease_ttl` seconds after they
     /// stop renewing them. Returns once every daemon's session with etcd is up.
     pub fn start(n: usize, lease_ttl: u32) -> Self {
-        let tag =
-            format!("{:x}{}", std::process::id(), crate::COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let tag = crate::unique_tag();
         let underlay_ns = format!("nt-{tag}-ul");
         sh(&["ip", "netns", "add", &underlay_ns]);
         let mut cluster = Cluster {

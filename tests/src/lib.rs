@@ -62,6 +62,11 @@ pub fn netd_bin() -> PathBuf {
     p
 }
 
+/// A short tag unique to this test process and call, for the names a fixture makes.
+fn unique_tag() -> String {
+    format!("{:x}{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
 pub struct TestHost {
     /// Short unique tag used in every name this host creates.
     pub tag: String,
@@ -108,8 +113,7 @@ impl TestHost {
     /// The namespaces of [`TestHost::start_with`], without a daemon yet (the caller adds
     /// links first, then calls [`TestHost::start_daemon`]).
     pub fn prepare(options: DaemonOptions) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("{:x}{}", std::process::id(), n);
+        let tag = unique_tag();
         let host = Self {
             host_ns: format!("nt-{tag}-host"),
             outside_ns: format!("nt-{tag}-out"),

@@ -277,7 +277,14 @@ impl NetdNetwork {
         // of taking them for the container's command.
         sys::run(self.daemon().cli().arg("run").args(extra).args(["-d", "--name", name, "--network", network]))
             .with_context(|| format!("netd run {name}"))?;
-        let out = sys::run(self.daemon().cli().args(["inspect", name]))?;
+        self.daemon().endpoint_of(name, run_dir)
+    }
+}
+
+impl Daemon {
+    /// Container `name`'s netns (under `run_dir`) and address, from `netd inspect`.
+    pub(super) fn endpoint_of(&self, name: &str, run_dir: &Path) -> Result<Endpoint> {
+        let out = sys::run(self.cli().args(["inspect", name]))?;
         let json: serde_json::Value = serde_json::from_str(&out).context("netd inspect: not JSON")?;
         let ip = find_ipv4(&json).with_context(|| format!("netd inspect {name}: no IPv4 address in {out}"))?;
         let netns = run_dir.join("netns").join(name);
@@ -296,7 +303,7 @@ fn one_line(s: &str) -> String {
 
 /// The container's address from `netd inspect` JSON, whatever its exact shape: Docker's
 /// `IPAddress` ("a.b.c.d") or `IPv4Address` ("a.b.c.d/nn"), at any depth.
-pub(super) fn find_ipv4(v: &serde_json::Value) -> Option<Ipv4Addr> {
+fn find_ipv4(v: &serde_json::Value) -> Option<Ipv4Addr> {
     match v {
         serde_json::Value::Object(map) => {
             for key in ["IPAddress", "IPv4Address", "ip", "ipv4", "address"] {

@@ -117,10 +117,7 @@ impl OverlayHost {
     pub fn run(&self, name: &str) -> Result<Endpoint> {
         sys::run(self.cli().args(["run", "-d", "--name", name, "--network", OVERLAY_NETWORK]))
             .with_context(|| format!("netd run {name}"))?;
-        let out = sys::run(self.cli().args(["inspect", name]))?;
-        let json: serde_json::Value = serde_json::from_str(&out).context("netd inspect: not JSON")?;
-        let ip = super::netd::find_ipv4(&json).with_context(|| format!("netd inspect {name}: no IPv4 address"))?;
-        Ok(Endpoint { netns: self.run_dir.join("netns").join(name), ip })
+        self.daemon.endpoint_of(name, &self.run_dir)
     }
 }
 

@@ -222,6 +222,21 @@ pub fn next_address(cfg: &IpamConfig, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4A
     pool.iter().find(|ip| usable(cfg, *ip) && !used.contains(ip))
 }
 
+/// The address of a new endpoint on `network` (whose config is `cfg`): `requested` if it may
+/// be taken ([`check_requested`]), else the next free one ([`next_address`]).
+pub fn choose_address(
+    network: &crate::model::Network,
+    cfg: &IpamConfig,
+    requested: Option<Ipv4Addr>,
+    used: &BTreeSet<Ipv4Addr>,
+) -> Result<Ipv4Addr, Error> {
+    match requested {
+        Some(ip) => check_requested(cfg, ip, used).map(|()| ip),
+        None => next_address(cfg, used)
+            .ok_or_else(|| Error::NoAddresses { name: network.name.clone(), id: network.id.clone() }),
+    }
+}
+
 /// Checks a requested `--ip`: it must lie in the subnet (anywhere, not only in the ip-range,
 /// as in Docker) and be free; the gateway, network and broadcast addresses are never free.
 pub fn check_requested(cfg: &IpamConfig, ip: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Result<(), Error> {

@@ -621,16 +621,7 @@ fn allocate_endpoint(
     slot: usize,
     id: String,
 ) -> Result<Endpoint> {
-    let ipam = network_ipam(network)?;
-    let used = state.used_addresses(&network.id);
-    let ip = match requested {
-        Some(ip) => {
-            ipam::check_requested(ipam, ip, &used)?;
-            ip
-        }
-        None => ipam::next_address(ipam, &used)
-            .ok_or_else(|| Error::NoAddresses { name: network.name.clone(), id: network.id.clone() })?,
-    };
+    let ip = ipam::choose_address(network, network_ipam(network)?, requested, &state.used_addresses(&network.id))?;
     endpoint_at(network, ip, requested.is_some(), aliases, slot, id)
 }
 

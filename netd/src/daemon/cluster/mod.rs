@@ -191,14 +191,7 @@ impl Cluster {
         for _ in 0..TXN_ATTEMPTS {
             let (view, _) = self.list(&records::ipam_prefix(&network.id)).await?;
             let used = view.reservations.keys().map(|(_, ip)| *ip).collect();
-            let ip = match requested {
-                Some(ip) => {
-                    ipam::check_requested(cfg, ip, &used)?;
-                    ip
-                }
-                None => ipam::next_address(cfg, &used)
-                    .ok_or_else(|| Error::NoAddresses { name: network.name.clone(), id: network.id.clone() })?,
-            };
+            let ip = ipam::choose_address(network, cfg, requested, &used)?;
             let key = records::ipam_key(&network.id, ip);
             let network_key = records::network_key(&network.id);
             let txn = Txn::new()
@@ -224,12 +217,8 @@ impl Cluster {
     /// Gives back `ip` (if `endpoint` of this host still holds it) and withdraws its
     /// announcement. While etcd is unreachable the next session does it.
     pub async fn release(&self, network: &str, ip: Ipv4Addr, endpoint: &str) {
-        if self.lease().is_err() {
-            return;
-        }
-        if let Err(e) = self.release_now(network, ip, endpoint).await {
-            tracing::warn!(%ip, error = %e, "cluster: address not released; the next resync releases it");
-            self.resync.notify_one();
+        if self.lease().is_ok() {
+            self.or_resync("address release", self.release_now(network, ip, endpoint).await);
         }
     }
 
@@ -246,35 +235,41 @@ impl Cluster {
     /// Announces a running endpoint under this host's lease. While etcd is unreachable the
     /// next session does it.
     pub async fn announce(&self, announcement: &Announcement) {
-        let Ok(lease) = self.lease() else { return };
-        if let Err(e) = self.announce_now(announcement, lease).await {
-            tracing::warn!(ip = %announcement.ip, error = %e, "cluster: endpoint not announced; resyncing");
-            self.resync.notify_one();
+        if let Ok(lease) = self.lease() {
+            self.or_resync("endpoint announcement", self.announce_now(announcement, lease).await);
         }
     }
 
     /// Announces this host's own subnets under its lease (they change with its bridge
     /// networks). While etcd is unreachable the next session does it.
     pub async fn announce_member(&self, subnets: Vec<ipnetwork::Ipv4Network>) {
-        let Ok(lease) = self.lease() else { return };
-        if let Err(e) = self.announce_member_now(subnets, lease).await {
-            tracing::warn!(error = %e, "cluster: host's subnets not announced; resyncing");
+        if let Ok(lease) = self.lease() {
+            self.or_resync("host's subnets", self.announce_member_now(subnets, lease).await);
+        }
+    }
+
+    /// A write that failed now is left to the next session's reconciliation, started at once.
+    fn or_resync(&self, what: &str, written: Result<()>) {
+        if let Err(e) = written {
+            tracing::warn!(what, error = %e, "cluster: not written; resyncing");
             self.resync.notify_one();
         }
     }
 
     async fn announce_member_now(&self, subnets: Vec<ipnetwork::Ipv4Network>, lease: i64) -> Result<()> {
         let value = serde_json::to_vec(&records::Member { subnets }).expect("a member serialises");
-        let mut client = self.client.clone();
-        let options = PutOptions::new().with_lease(lease);
-        self.call(client.put(records::member_key(self.config.advertise), value, Some(options))).await.map(drop)
+        self.put_leased(records::member_key(self.config.advertise), value, lease).await
     }
 
     async fn announce_now(&self, a: &Announcement, lease: i64) -> Result<()> {
         let value = serde_json::to_vec(a).expect("an announcement serialises");
+        self.put_leased(records::endpoint_key(&a.network, a.ip), value, lease).await
+    }
+
+    /// Puts `key` under `lease`: it goes when the lease does.
+    async fn put_leased(&self, key: String, value: Vec<u8>, lease: i64) -> Result<()> {
         let mut client = self.client.clone();
-        let options = PutOptions::new().with_lease(lease);
-        self.call(client.put(records::endpoint_key(&a.network, a.ip), value, Some(options))).await.map(drop)
+        self.call(client.put(key, value, Some(PutOptions::new().with_lease(lease)))).await.map(drop)
     }
 }
 
