@@ -286,6 +286,22 @@ pub const PARALLEL_AT_ONCE_S: Quantity = Quantity {
     pooled: None,
     derived: None,
 };
+pub const PARALLEL_SEQUENTIAL_BUSY: Quantity = Quantity {
+    id: "parallel.sequential_busy_pct",
+    metric: "CPU busy (all CPUs) while 32 run -d go one after another",
+    unit: "%",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
+pub const PARALLEL_AT_ONCE_BUSY: Quantity = Quantity {
+    id: "parallel.at_once_busy_pct",
+    metric: "CPU busy (all CPUs) while 32 run -d go at once",
+    unit: "%",
+    higher_is_better: false,
+    pooled: None,
+    derived: None,
+};
 pub const PARALLEL_SPEEDUP: Quantity = Quantity {
     id: "parallel.speedup",
     metric: "32 parallel run -d clients: one after another / at once",
@@ -526,7 +542,13 @@ impl Probe {
             Probe::EgressCrr => &[&EGRESS_CRR_CPS],
             Probe::Attach => &[&ATTACH_P50_MS, &ATTACH_P99_MS, &DETACH_P50_MS, &DETACH_P99_MS],
             Probe::RunRm => &[&RUN_NONE_MS, &RUN_NET_MS, &RUN_NET_COST_MS, &RM_NONE_MS, &RM_NET_MS, &RM_NET_COST_MS],
-            Probe::Parallel => &[&PARALLEL_SEQUENTIAL_S, &PARALLEL_AT_ONCE_S, &PARALLEL_SPEEDUP],
+            Probe::Parallel => &[
+                &PARALLEL_SEQUENTIAL_S,
+                &PARALLEL_AT_ONCE_S,
+                &PARALLEL_SPEEDUP,
+                &PARALLEL_SEQUENTIAL_BUSY,
+                &PARALLEL_AT_ONCE_BUSY,
+            ],
             Probe::Rss => &[&DAEMON_RSS_MIB],
             Probe::Publish => &[&RUN_0_MS, &RUN_10_MS, &RUN_100_MS],
             Probe::Publish1000 => &[&RUN_1000_MS, &RM_1000_MS],
@@ -767,12 +789,12 @@ fn parallel_clients(cp: &dyn ControlPlane, clients: usize) -> Result<Vec<Sample>
     let netns_before = sys::net_namespaces();
     let mut made = Containers::new(cp, bound);
     made.names = names("s");
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), sys::cpu_ticks());
     for name in made.names.clone() {
         sys::check_interrupted()?;
         cp.run_detached(&name, Network::Topology).context("run -d (one after another)")?;
     }
-    let sequential = t0.elapsed();
+    let (sequential, sequential_busy) = (t0.elapsed(), sys::busy_percent(cpu0, sys::cpu_ticks()));
     made.remove()?;
     sys::settle_netns(netns_before, Duration::from_secs(20));
 
@@ -780,7 +802,7 @@ fn parallel_clients(cp: &dyn ControlPlane, clients: usize) -> Result<Vec<Sample>
     made.names = names("p");
     let commands = made.names.iter().map(|name| cp.run_command(name, Network::Topology)).collect::<Result<Vec<_>>>()?;
     let start = std::sync::Barrier::new(clients + 1);
-    let (at_once, results) = std::thread::scope(|scope| {
+    let (at_once, at_once_busy, results) = std::thread::scope(|scope| {
         let threads: Vec<_> = commands
             .into_iter()
             .map(|mut cmd| {
@@ -792,12 +814,12 @@ fn parallel_clients(cp: &dyn ControlPlane, clients: usize) -> Result<Vec<Sample>
             })
             .collect();
         start.wait();
-        let t0 = Instant::now();
+        let (t0, cpu0) = (Instant::now(), sys::cpu_ticks());
         let results: Vec<Result<()>> = threads
             .into_iter()
             .map(|t| t.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked"))))
             .collect();
-        (t0.elapsed(), results)
+        (t0.elapsed(), sys::busy_percent(cpu0, sys::cpu_ticks()), results)
     });
     let failed = results.iter().filter(|r| r.is_err()).count();
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
@@ -805,7 +827,12 @@ fn parallel_clients(cp: &dyn ControlPlane, clients: usize) -> Result<Vec<Sample>
     }
     made.remove()?;
     sys::settle_netns(netns_before, Duration::from_secs(20));
-    Ok(vec![(&PARALLEL_SEQUENTIAL_S, sequential.as_secs_f64()), (&PARALLEL_AT_ONCE_S, at_once.as_secs_f64())])
+    let mut out = vec![(&PARALLEL_SEQUENTIAL_S, sequential.as_secs_f64()), (&PARALLEL_AT_ONCE_S, at_once.as_secs_f64())];
+    // Whether the clients at once were held back by the daemon or by the CPUs: with every CPU
+    // busy, no ordering of the daemon's work makes them finish sooner.
+    out.extend(sequential_busy.map(|b| (&PARALLEL_SEQUENTIAL_BUSY, b)));
+    out.extend(at_once_busy.map(|b| (&PARALLEL_AT_ONCE_BUSY, b)));
+    Ok(out)
 }
 
 /// TCP_STREAM with iperf3: the server in `server`'s netns, the client in `client_netns`;

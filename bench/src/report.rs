@@ -437,7 +437,7 @@ pub fn markdown(r: &Results) -> String {
     }
     if r.rows.iter().any(|row| row.probe == Probe::Parallel) {
         s.push_str(&format!(
-            "- Parallel clients: wall time of {n} CLI `run -d --network NET` one after another, then of {n} started at once (from their release to the last one's exit), once per round, each batch removed and the kernel's namespace tear-down waited for before the next; median of rounds. The ratio is of the medians.\n",
+            "- Parallel clients: wall time of {n} CLI `run -d --network NET` one after another, then of {n} started at once (from their release to the last one's exit), once per round, each batch removed and the kernel's namespace tear-down waited for before the next; median of rounds. The ratio is of the medians. CPU busy: the machine's CPU time (/proc/stat, all CPUs, 10 ms ticks) not idle during each batch; with every CPU busy at once, the batch is as fast as the CPUs allow, whatever the daemon does.\n",
             n = crate::probe::PARALLEL_CLIENTS,
         ));
     }

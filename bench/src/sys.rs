@@ -251,6 +251,23 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> Resul
     }
 }
 
+/// The machine's CPU time so far from /proc/stat (all CPUs, in clock ticks): (busy, total);
+/// busy is all but idle and iowait. None when /proc/stat does not say.
+pub fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> =
+        stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle, total))
+}
+
+/// The share of CPU time busy between two `cpu_ticks` readings, in percent.
+pub fn busy_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((b0, t0), (b1, t1)) = (before?, after?);
+    (t1 > t0).then(|| (b1 - b0) as f64 * 100.0 / (t1 - t0) as f64)
+}
+
 /// Network namespaces alive in the kernel (the `net_namespace` slab's active objects), also
 /// those deleted but not yet torn down; None when /proc/slabinfo does not say.
 pub fn net_namespaces() -> Option<u64> {

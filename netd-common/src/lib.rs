@@ -36,6 +36,11 @@ pub mod maps {
     pub const REMOTE_ENDPOINTS: &str = "NETD_REMOTE_V1";
     /// Network index (u32) by VNI: this host's overlay networks, for VXLAN packets that arrive.
     pub const TUNNEL_NETWORKS: &str = "NETD_VNI_V1";
+    /// The addresses of local endpoints (u32 key, network order; value unused) that some
+    /// conntrack or NAT entry may name, noted by the datapath as it makes one: removing an
+    /// endpoint scans the flow tables (every bucket: ≈2 ms) only for those. Sized as the
+    /// endpoint maps.
+    pub const FLOWS_OF: &str = "NETD_FLOWS_OF_V1";
 
     pub const MAX_ENDPOINTS: u32 = 65_536;
     pub const MAX_UPLINKS: u32 = 64;

@@ -9,7 +9,7 @@ use netd_common::{
 };
 
 use crate::{
-    maps::{CONNTRACK_OTHER, CONNTRACK_TCP},
+    maps::{CONNTRACK_OTHER, CONNTRACK_TCP, ENDPOINTS_BY_IP, FLOWS_OF},
     packet::{Ipv4Packet, IPPROTO_ICMP, IPPROTO_TCP, L4, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
@@ -31,9 +31,24 @@ pub fn lookup(key: &CtKey) -> Option<*mut CtEntry> {
     }
 }
 
-/// Inserts a new entry unless one exists (another CPU may have raced us to it).
+/// Notes that flow state names `addr` when it is a local endpoint's (`FLOWS_OF`), before the
+/// state is made: the daemon purges a removed endpoint's flows only when noted.
+#[inline(always)]
+pub fn note_endpoint(addr: u32) {
+    // SAFETY: read-only lookups of plain-old-data values.
+    let known = unsafe { FLOWS_OF.get(&addr).is_some() || ENDPOINTS_BY_IP.get(&addr).is_none() };
+    if !known {
+        // Full (cannot be: one slot per endpoint): the entry is made anyway, as before notes.
+        let _ = FLOWS_OF.insert(&addr, &1, 0);
+    }
+}
+
+/// Inserts a new entry unless one exists (another CPU may have raced us to it); notes the
+/// endpoints on either side first.
 #[inline(always)]
 pub fn create(key: &CtKey, entry: &CtEntry) -> Result<(), i64> {
+    note_endpoint(key.saddr);
+    note_endpoint(key.daddr);
     let flags = aya_ebpf::bindings::BPF_NOEXIST as u64;
     let r = if key.proto == IPPROTO_TCP {
         CONNTRACK_TCP.insert(key, entry, flags)

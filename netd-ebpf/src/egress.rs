@@ -87,6 +87,8 @@ fn open_flow(ctx: &TcContext, orig: &CtKey, nat_addr: u32, tcp_flags: u8, now: u
     if !conntrack::may_open(orig.proto, tcp_flags) {
         return Err(DropReason::CtInvalid);
     }
+    // The NAT entry names the container too, and comes first.
+    conntrack::note_endpoint(orig.saddr);
     let port = nat::allocate(ctx, orig, nat_addr, now)?;
     let entry = conntrack::new_entry(orig.proto, now, nat_addr, port, 0);
     if conntrack::create(orig, &entry).is_err() {

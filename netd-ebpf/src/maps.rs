@@ -48,6 +48,9 @@ pub static REMOTE_ENDPOINTS: HashMap<u32, RemoteEndpointValue> = HashMap::pinned
 #[map(name = "NETD_VNI_V1")]
 pub static TUNNEL_NETWORKS: HashMap<u32, u32> = HashMap::pinned(MAX_TUNNEL_NETWORKS, 0);
 
+#[map(name = "NETD_FLOWS_OF_V1")]
+pub static FLOWS_OF: HashMap<u32, u8> = HashMap::pinned(MAX_ENDPOINTS, 0);
+
 #[map(name = "NETD_METRICS_V1")]
 pub static METRICS: PerCpuArray<DropCounter> = PerCpuArray::pinned(METRIC_SLOTS, 0);
 
@@ -67,6 +70,7 @@ const _: () = {
     assert!(eq(netd_common::maps::HOST_ADDRS.as_bytes(), b"NETD_HOSTIP_V1"));
     assert!(eq(netd_common::maps::REMOTE_ENDPOINTS.as_bytes(), b"NETD_REMOTE_V1"));
     assert!(eq(netd_common::maps::TUNNEL_NETWORKS.as_bytes(), b"NETD_VNI_V1"));
+    assert!(eq(netd_common::maps::FLOWS_OF.as_bytes(), b"NETD_FLOWS_OF_V1"));
 };
 
 const fn eq(a: &[u8], b: &[u8]) -> bool {

@@ -124,6 +124,7 @@ impl Capacities {
         vec![
             (maps::ENDPOINTS, self.endpoints),
             (maps::INTERFACES, self.endpoints),
+            (maps::FLOWS_OF, self.endpoints),
             (maps::CT_TCP, self.conntrack),
             (maps::CT_OTHER, self.conntrack),
             (maps::NAT, self.nat),
@@ -136,7 +137,7 @@ impl Capacities {
     pub fn flag_of(map: &str) -> &'static str {
         use netd_common::maps;
         match map {
-            m if m == maps::ENDPOINTS || m == maps::INTERFACES => "--max-endpoints",
+            m if m == maps::ENDPOINTS || m == maps::INTERFACES || m == maps::FLOWS_OF => "--max-endpoints",
             m if m == maps::CT_TCP || m == maps::CT_OTHER => "--conntrack-entries",
             m if m == maps::NAT => "--nat-entries",
             _ => "--max-published-ports",

@@ -165,24 +165,20 @@ impl Netlink {
         .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("link {index} has no MAC address"))))
     }
 
-    /// Creates a veth pair as Docker does (`txqueuelen` 0 on both ends: Docker's `TxQLen: 0`;
+    /// Creates a veth pair (`ends`) as Docker does (`txqueuelen` 0 on both ends: Docker's `TxQLen: 0`;
     /// a container's `ifconfig` shows `txqueuelen:0`), the peer made directly inside
     /// `peer_netns` as `peer_name` with its final MAC: moving a device between namespaces
     /// afterwards waits for RCU callbacks under the rtnl lock (≈15 ms,
-    /// docs/control-plane-latency.md). The host end gets the index `host_index` (0: the
-    /// kernel's choice; taken: one above the highest here) and the peer the one below it, as a
-    /// peer made here and moved in would (Docker's `12: eth0@if13`), so that the peer's link —
-    /// the host end's index — names no device inside. `mtu` (both ends; `None`: the kernel's
-    /// default) the kernel refuses is Docker's error. Returns the host end's index.
-    pub async fn create_veth(
-        &self,
-        host_name: &str,
-        peer_name: &str,
-        peer_mac: [u8; 6],
-        peer_netns: &Path,
-        host_index: u32,
-        mtu: Option<u32>,
-    ) -> Result<u32> {
+    /// docs/control-plane-latency.md). The host end gets the index `host_index` (taken: one
+    /// above the highest here) and the peer the one below it, as a peer made here and moved in
+    /// would (Docker's `12: eth0@if13`), so that the peer's link — the host end's index —
+    /// names no device inside. The host end gets `host_mac` and is up from the start: one
+    /// request instead of a lookup and a change afterwards. (The peer cannot be: the kernel
+    /// opens it before the pair is linked, and a veth without its peer refuses to open.)
+    /// `mtu` (both ends; `None`: the kernel's default) the kernel refuses is Docker's error.
+    /// Returns the host end's index (the peer's is the one below it).
+    pub async fn create_veth(&self, ends: &VethEnds<'_>, host_index: u32, mtu: Option<u32>) -> Result<u32> {
+        let VethEnds { host_name, host_mac, peer_name, peer_mac, peer_netns } = *ends;
         let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
         // The kernel takes the peer's index only when the host end's is given too.
         let request = |host_index: u32| {
@@ -195,7 +191,9 @@ impl Netlink {
             let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
                 .index(host_index)
                 .name(host_name.to_string())
-                .txqueuelen(0);
+                .address(host_mac.to_vec())
+                .txqueuelen(0)
+                .up();
             if let Some(mtu) = mtu {
                 peer = peer.mtu(mtu);
                 host = host.mtu(mtu);
@@ -203,29 +201,19 @@ impl Netlink {
             host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build()
         };
         let refused_mtu = |e: &rtnetlink::Error| mtu.is_some() && is_errno(e, libc::EINVAL);
+        // The kernel gives a new link the index asked for or fails: no lookup afterwards.
         match self.handle.link().add(request(host_index)).execute().await {
-            Err(e) if refused_mtu(&e) => {
-                return Err(Error::InvalidArgument(format!(
-                    "failed to set MTU on host interface {host_name}: invalid argument"
-                )))
-            }
+            Err(e) if refused_mtu(&e) => Err(Error::InvalidArgument(format!(
+                "failed to set MTU on host interface {host_name}: invalid argument"
+            ))),
             // Taken here since the caller looked (or it names an existing link: then this
             // fails the same way).
             Err(e) if host_index > 2 && is_errno(&e, libc::EEXIST) => {
                 let above = self.max_link_index().await? + 2;
-                self.handle.link().add(request(above)).execute().await.map_err(nl_err("create veth"))?
+                self.handle.link().add(request(above)).execute().await.map_err(nl_err("create veth"))?;
+                Ok(above)
             }
-            created => created.map_err(nl_err("create veth"))?,
-        }
-        match self.link_index(host_name).await {
-            Ok(Some(index)) => Ok(index),
-            found => {
-                // Deleting the host end removes the peer wherever it is.
-                let _ = self.delete_link(host_name).await;
-                Err(found
-                    .err()
-                    .unwrap_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("veth {host_name} vanished")))))
-            }
+            created => created.map(|()| host_index).map_err(nl_err("create veth")),
         }
     }
 
@@ -703,4 +691,15 @@ fn link_name(attributes: Vec<LinkAttribute>) -> Option<String> {
         LinkAttribute::IfName(n) => Some(n),
         _ => None,
     })
+}
+
+/// The two ends of a veth pair to create (`Netlink::create_veth`).
+#[derive(Clone, Copy)]
+pub struct VethEnds<'a> {
+    pub host_name: &'a str,
+    pub host_mac: [u8; 6],
+    pub peer_name: &'a str,
+    pub peer_mac: [u8; 6],
+    /// Where the peer is made.
+    pub peer_netns: &'a Path,
 }

@@ -1,9 +1,10 @@
-//! Network namespaces: created and entered only on short-lived dedicated OS threads, never on a
-//! tokio worker (a worker left in another netns would corrupt every later task on it).
+//! Network namespaces: created and entered only on dedicated OS threads, never on a tokio
+//! worker (a worker left in another netns would corrupt every later task on it).
 use std::{
     fs::File,
     os::fd::AsFd,
     path::{Path, PathBuf},
+    sync::{mpsc, Mutex},
 };
 
 use nix::{
@@ -13,15 +14,62 @@ use nix::{
 
 use crate::error::{Error, Result};
 
-/// Runs `f` on a fresh OS thread that has joined the network namespace at `path`.
+/// A job for the netns thread: given the thread's own netns, enters another, runs, and says
+/// whether the thread is back in its own.
+type Job = Box<dyn FnOnce(&File) -> bool + Send>;
+
+/// The netns thread: one OS thread that enters the netns of each job and returns to its own
+/// (the daemon's) after it, so that it never holds a container's netns alive. A thread per
+/// job cost a clone, a stack and an exit on every `run` (two jobs each).
+static WORKER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
+
+/// Runs `f` on the netns thread, inside the network namespace at `path`.
 pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     let ns = File::open(path).map_err(|e| Error::os(format!("open netns {}", path.display()), e))?;
-    std::thread::spawn(move || {
-        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("setns", e))?;
-        f()
-    })
-    .join()
-    .map_err(|_| Error::Inconsistent("netns thread panicked".into()))?
+    let (done, result) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move |home| {
+        if let Err(e) = setns(ns.as_fd(), CloneFlags::CLONE_NEWNET) {
+            let _ = done.send(Err(Error::os("setns", e)));
+            return true;
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err(Error::Inconsistent("netns job panicked".into())));
+        let back = setns(home.as_fd(), CloneFlags::CLONE_NEWNET).is_ok();
+        let _ = done.send(ran);
+        back
+    });
+    submit(job)?;
+    result.recv().map_err(|_| Error::Inconsistent("the netns thread ended before its job".into()))?
+}
+
+/// Queues `job` on the netns thread, starting one if there is none (or it ended).
+fn submit(job: Job) -> Result<()> {
+    let mut worker = WORKER.lock().unwrap_or_else(|e| e.into_inner());
+    let job = match worker.as_ref() {
+        Some(tx) => match tx.send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    let (tx, jobs) = mpsc::channel::<Job>();
+    // The thread's own netns is the one it starts in: the caller's, the daemon's.
+    let home = File::open("/proc/thread-self/ns/net").map_err(|e| Error::os("open own netns", e))?;
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            for job in jobs {
+                if !job(&home) {
+                    // Stuck in another netns: this thread ends and the next job starts another.
+                    tracing::error!("the netns thread cannot return to its own netns; replacing it");
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::os("netns thread", e))?;
+    tx.send(job).map_err(|_| Error::Inconsistent("the netns thread ended at once".into()))?;
+    *worker = Some(tx);
+    Ok(())
 }
 
 /// Creates a new network namespace bind-mounted at `path` (like `ip netns add`).

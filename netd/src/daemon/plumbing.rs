@@ -10,7 +10,7 @@ use crate::{
     error::{Error, Result},
     ipam::host::HostAddressing,
     model::{Endpoint, IpamConfig},
-    netlink::{LabelledAdd, LinkCounters, Netlink},
+    netlink::{LabelledAdd, LinkCounters, Netlink, VethEnds},
     netns,
     netns_pool::NetnsPool,
     reaper::Reaper,
@@ -42,6 +42,14 @@ pub struct Plumber {
 }
 
 /// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
+/// A random locally administered unicast MAC for a host-side veth, as the kernel would pick
+/// one (set explicitly, it is known without a lookup, and udev's MAC policy leaves it alone).
+fn random_mac() -> [u8; 6] {
+    let mut mac: [u8; 6] = rand::random();
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
 pub fn host_ifname(endpoint_id: &str) -> String {
     format!("nd{}", &endpoint_id[..12])
 }
@@ -284,7 +292,10 @@ impl Plumber {
         container_side: Option<bool>,
     ) -> Result<DatapathEndpoint> {
         let host_ifname = host_ifname(&ep.id);
-        let host_ifindex = self.create_veth(&host_ifname, &ep.ifname, ep.mac, netns, network.mtu).await?;
+        let host_mac = random_mac();
+        let ends =
+            VethEnds { host_name: &host_ifname, host_mac, peer_name: &ep.ifname, peer_mac: ep.mac, peer_netns: netns };
+        let host_ifindex = self.create_veth(&ends, network.mtu).await?;
         let configured = async {
             enable_forwarding(&host_ifname)?;
             let entry = DatapathEndpoint {
@@ -293,14 +304,14 @@ impl Plumber {
                 network_index: network.index,
                 internal: network.internal,
                 mac: ep.mac,
-                host_mac: self.host.link_mac(host_ifindex).await?,
+                host_mac,
                 host_ifname: host_ifname.clone(),
                 host_ifindex,
             };
             if let Some(default_route) = container_side {
-                self.configure_container_side(netns, ep, default_route).await?;
+                // The peer's index is the one below the host end's (`Netlink::create_veth`).
+                self.configure_container_side(netns, ep, host_ifindex - 1, default_route).await?;
             }
-            self.host.set_up(host_ifindex).await?;
             self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
             self.datapath.add_endpoint(&entry)?;
             // Adding the clsact qdisc gave the device the default txqueuelen (1000): back to
@@ -323,30 +334,26 @@ impl Plumber {
 
     /// The veth pair of an endpoint; the host end's index one above the highest netd has seen
     /// here (the peer gets the one below it: see `Netlink::create_veth`).
-    async fn create_veth(
-        &self,
-        host_ifname: &str,
-        peer: &str,
-        mac: [u8; 6],
-        netns: &Path,
-        mtu: Option<u32>,
-    ) -> Result<u32> {
+    async fn create_veth(&self, ends: &VethEnds<'_>, mtu: Option<u32>) -> Result<u32> {
         use std::sync::atomic::Ordering::Relaxed;
         if self.last_host_index.load(Relaxed) == 0 {
             self.last_host_index.fetch_max(self.host.max_link_index().await?, Relaxed);
         }
         let host_index = self.last_host_index.load(Relaxed) + 2;
-        let index = self.host.create_veth(host_ifname, peer, mac, netns, host_index, mtu).await?;
+        let index = self.host.create_veth(ends, host_index, mtu).await?;
         self.last_host_index.fetch_max(index, Relaxed);
         Ok(index)
     }
 
-    async fn configure_container_side(&self, netns: &Path, ep: &Endpoint, default_route: bool) -> Result<()> {
+    /// The address (and default route) of the container's end, `index` in `netns`, made up.
+    async fn configure_container_side(
+        &self,
+        netns: &Path,
+        ep: &Endpoint,
+        index: u32,
+        default_route: bool,
+    ) -> Result<()> {
         let inside = self.inside(netns)?;
-        let index = inside
-            .link_index(&ep.ifname)
-            .await?
-            .ok_or_else(|| Error::Inconsistent(format!("{} missing in container", ep.ifname)))?;
         inside.add_address(index, ep.ip, ep.prefix).await?;
         inside.set_up(index).await?;
         if default_route {

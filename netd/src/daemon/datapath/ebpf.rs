@@ -90,6 +90,11 @@ pub struct EbpfDatapath {
     /// Host-side veths this daemon attached its endpoint filter to and has not released: the
     /// filters have no pin, so `purge` deletes them by this list.
     endpoint_filters: Mutex<BTreeSet<String>>,
+    /// The addresses published ports lead to, as `NETD_SVC_V1` holds them, read once and kept
+    /// for `add_endpoint` (reading them walks every bucket of the map: 0.1–0.2 ms per `run`);
+    /// `None` after a change to the map, read again when next needed. Only touched with the
+    /// `ebpf` lock held.
+    backends: Mutex<Option<HashSet<u32>>>,
 }
 
 fn program_err(op: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
@@ -206,6 +211,7 @@ impl EbpfDatapath {
             reserved_ports_sysctl: PathBuf::from(RESERVED_PORTS_SYSCTL),
             migrated: Mutex::new(Some(migrated)),
             endpoint_filters: Mutex::new(BTreeSet::new()),
+            backends: Mutex::new(None),
         })
     }
 
@@ -423,6 +429,35 @@ impl EbpfDatapath {
     /// refused, not replaced. Then the tcx link an older netd pinned for the veth goes: the
     /// filter runs first (tcx, ahead of clsact, keeps the packets until its link is unpinned),
     /// so traffic never stops.
+    /// The cached `published_backends` (read now if a change to the services dropped them).
+    fn cached_backends(&self, ebpf: &mut Ebpf) -> Result<HashSet<u32>> {
+        let mut cached = self.backends.lock().unwrap();
+        if let Some(backends) = cached.as_ref() {
+            return Ok(backends.clone());
+        }
+        let backends = published_backends(ebpf)?;
+        *cached = Some(backends.clone());
+        Ok(backends)
+    }
+
+    /// Attaches netd's filters to a veth this daemon has just made: the clsact qdisc once,
+    /// then each filter created at its slot, without reading the slots first (they are
+    /// empty). A slot found taken is read then: netd's own program is replaced in place,
+    /// anyone else's filter refused as in `attach_endpoint`.
+    fn attach_new_endpoint(&self, ebpf: &mut Ebpf, ifname: &str, ifindex: u32) -> Result<()> {
+        add_clsact(ifname)?;
+        for (program, side) in ENDPOINT_FILTERS {
+            if let Err(e) = create_filter(ebpf, ifname, program, side) {
+                match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
+                    Slot::Empty => return Err(e),
+                    _ => attach_filter(ebpf, ifname, ifindex, program, side)?,
+                }
+            }
+        }
+        self.endpoint_filters.lock().unwrap().insert(ifname.to_string());
+        Ok(())
+    }
+
     fn attach_endpoint(&self, ebpf: &mut Ebpf, ifname: &str) -> Result<()> {
         let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|e| io_err("find veth")(e.into()))?;
         for (program, side) in ENDPOINT_FILTERS {
@@ -587,18 +622,31 @@ fn attach_filter(ebpf: &mut Ebpf, ifname: &str, ifindex: u32, program: &'static 
         Side::Ingress => TcAttachType::Ingress,
         Side::Egress => TcAttachType::Egress,
     };
+    if !replace {
+        add_clsact(ifname)?;
+        return create_filter(ebpf, ifname, program, side);
+    }
     let prog = classifier(ebpf, program)?;
     let handle = TcHandle::from(tc_filter::HANDLE);
-    let id = if replace {
-        let link = SchedClassifierLink::attached(ifname, attach_type, tc_filter::PRIORITY, handle, None)
-            .map_err(io_err("find veth"))?;
-        prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?
-    } else {
-        add_clsact(ifname)?;
-        let options = NlOptions { priority: tc_filter::PRIORITY, handle, classid: None };
-        prog.attach_with_options(ifname, attach_type, TcAttachOptions::Netlink(options))
-            .map_err(program_err("attach endpoint filter"))?
+    let link = SchedClassifierLink::attached(ifname, attach_type, tc_filter::PRIORITY, handle, None)
+        .map_err(io_err("find veth"))?;
+    let id = prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?;
+    std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
+    Ok(())
+}
+
+/// Creates netd's filter running `program` at `side` of `ifname` (clsact already there); a
+/// filter already at netd's slot makes it fail.
+fn create_filter(ebpf: &mut Ebpf, ifname: &str, program: &'static str, side: Side) -> Result<()> {
+    let attach_type = match side {
+        Side::Ingress => TcAttachType::Ingress,
+        Side::Egress => TcAttachType::Egress,
     };
+    let prog = classifier(ebpf, program)?;
+    let options = NlOptions { priority: tc_filter::PRIORITY, handle: TcHandle::from(tc_filter::HANDLE), classid: None };
+    let id = prog
+        .attach_with_options(ifname, attach_type, TcAttachOptions::Netlink(options))
+        .map_err(program_err("attach endpoint filter"))?;
     std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
     Ok(())
 }
@@ -753,9 +801,9 @@ fn table_usage<K: Pod, V: Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<Ta
 impl Datapath for EbpfDatapath {
     fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
-        let backends = published_backends(&mut ebpf)?;
+        let backends = self.cached_backends(&mut ebpf)?;
         Self::insert_entries(&mut ebpf, ep, &backends)?;
-        if let Err(e) = self.attach_endpoint(&mut ebpf, &ep.host_ifname) {
+        if let Err(e) = self.attach_new_endpoint(&mut ebpf, &ep.host_ifname, ep.host_ifindex) {
             let _ = Self::remove_entries(&mut ebpf, ep);
             return Err(e);
         }
@@ -768,8 +816,16 @@ impl Datapath for EbpfDatapath {
         // Its filter goes with its veth, which goes next (`reaper.rs`).
         self.endpoint_filters.lock().unwrap().remove(&ep.host_ifname);
         // Its flows go with it: the address is soon another endpoint's, which must not inherit
-        // them (the periodic GC only purges flows of addresses no endpoint has).
-        forget_flows_of(&mut ebpf, &HashSet::from([ip_key(ep.ip)]))
+        // them (the periodic GC only purges flows of addresses no endpoint has). Only if the
+        // datapath noted any: finding them reads every bucket of three tables (≈2 ms); with
+        // its entries gone, the datapath notes it no more.
+        let key = ip_key(ep.ip);
+        let mut noted = hash_map::<u32, u8>(&mut ebpf, maps::FLOWS_OF)?;
+        if noted.get(&key, 0).is_err() {
+            return Ok(());
+        }
+        let _ = noted.remove(&key);
+        forget_flows_of(&mut ebpf, &HashSet::from([key]))
     }
 
     fn release_link(&self, host_ifname: &str) -> Result<()> {
@@ -812,11 +868,19 @@ impl Datapath for EbpfDatapath {
         remove_entries_except(&mut hash_map::<u32, InterfaceValue>(&mut ebpf, maps::INTERFACES)?, |k, _| {
             ifindexes.contains(k)
         });
+        // Flows made before this daemon started (perhaps by a netd that noted none) may name
+        // any adopted endpoint: all of them are noted.
+        let mut noted = hash_map::<u32, u8>(&mut ebpf, maps::FLOWS_OF)?;
+        remove_entries_except(&mut noted, |k, _| ips.contains(k));
+        for ip in &ips {
+            noted.insert(ip, 1, 0).map_err(map_err("note endpoint flows"))?;
+        }
         Ok(())
     }
 
     fn publish(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
+        self.backends.lock().unwrap().take();
         let affected: HashSet<u32> = ports.iter().map(|p| ip_key(p.backend_addr)).collect();
         // The endpoints learn they publish before any client can reach them, so that no
         // hairpin reply leaves untranslated.
@@ -846,6 +910,7 @@ impl Datapath for EbpfDatapath {
 
     fn unpublish(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
+        self.backends.lock().unwrap().take();
         let mut sysctl = self.reserved_sysctl();
         let removed = Self::remove_published(&mut ebpf, ports, &mut sysctl);
         self.write_reserved_sysctl(sysctl);
@@ -858,6 +923,7 @@ impl Datapath for EbpfDatapath {
 
     fn keep_published(&self, ports: &[PublishedPort]) -> Result<()> {
         let mut ebpf = self.ebpf.lock().unwrap();
+        self.backends.lock().unwrap().take();
         // Flags first (as in `publish`), cleared only after the services that go are gone.
         let mut backends = published_backends(&mut ebpf)?;
         backends.extend(ports.iter().map(|p| ip_key(p.backend_addr)));
