@@ -827,7 +827,8 @@ fn parallel_clients(cp: &dyn ControlPlane, clients: usize) -> Result<Vec<Sample>
     }
     made.remove()?;
     sys::settle_netns(netns_before, Duration::from_secs(20));
-    let mut out = vec![(&PARALLEL_SEQUENTIAL_S, sequential.as_secs_f64()), (&PARALLEL_AT_ONCE_S, at_once.as_secs_f64())];
+    let mut out =
+        vec![(&PARALLEL_SEQUENTIAL_S, sequential.as_secs_f64()), (&PARALLEL_AT_ONCE_S, at_once.as_secs_f64())];
     // Whether the clients at once were held back by the daemon or by the CPUs: with every CPU
     // busy, no ordering of the daemon's work makes them finish sooner.
     out.extend(sequential_busy.map(|b| (&PARALLEL_SEQUENTIAL_BUSY, b)));

@@ -67,6 +67,10 @@ struct State {
     remote: HashMap<Ipv4Addr, crate::datapath::RemoteEndpoint>,
     /// Their announcements, for the embedded DNS.
     remote_names: crate::dns::RemoteNames,
+    /// Containers a `run` has reserved (name, addresses, host ports: they are in `containers`)
+    /// and is making in the kernel without the lock; committed or gone when it ends. Only
+    /// such runs see them: every other command waits until there are none (`lock_settled`).
+    pending: BTreeSet<String>,
 }
 
 pub struct Manager<K: Kernel = HostKernel> {
@@ -81,6 +85,8 @@ pub struct Manager<K: Kernel = HostKernel> {
     exit_waiters: std::sync::Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<i32>>>,
     /// Cluster mode: the etcd session's handle (`overlay.rs`); `None`: a single host.
     cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+    /// Woken when a pending `run` ends (`State::pending`).
+    settled: tokio::sync::Notify,
 }
 
 /// A container attached to a network, for `network inspect`: bridge networks list their
@@ -240,6 +246,7 @@ impl<K: Kernel> Manager<K> {
         }
         let manager = Self {
             state: Mutex::new(state),
+            settled: tokio::sync::Notify::new(),
             store,
             kernel,
             run_dir: run_dir.to_path_buf(),
@@ -253,12 +260,12 @@ impl<K: Kernel> Manager<K> {
         manager.create_predefined().await?;
         manager.recover_after_restart().await?;
         // The VNIs of the overlay networks this host had, before the session brings news.
-        manager.sync_overlay_networks(&*manager.state.lock().await);
+        manager.sync_overlay_networks(&*manager.lock_settled().await);
         Ok(manager)
     }
 
     async fn create_predefined(&self) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         for (name, driver) in PREDEFINED {
             if state.networks.values().any(|n| n.name == name) {
                 continue;
@@ -290,7 +297,7 @@ impl<K: Kernel> Manager<K> {
     /// After a (re)start the store and the kernel are made to agree (`recovery.rs`), and
     /// containers found exited are stopped or removed.
     async fn recover_after_restart(&self) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let state = &mut *state;
         let repairs = self.recover(state).await;
         for e in &repairs.errors {
@@ -332,24 +339,49 @@ impl<K: Kernel> Manager<K> {
 
     /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
     /// change to containers or their endpoints.
+    /// The state once no `run` is pending: what every command but `run` works on.
+    async fn lock_settled(&self) -> tokio::sync::MutexGuard<'_, State> {
+        loop {
+            // Made before looking, so that a run settling in between still wakes it.
+            let settled = self.settled.notified();
+            let state = self.state.lock().await;
+            if state.pending.is_empty() {
+                return state;
+            }
+            drop(state);
+            settled.await;
+        }
+    }
+
     fn sync_dns(&self, state: &State) {
-        self.dns.sync(&state.networks, &state.containers, &state.remote_names);
+        if state.pending.is_empty() {
+            self.dns.sync(&state.networks, &state.containers, &state.remote_names);
+        } else {
+            // Pending containers have no name yet.
+            let settled: BTreeMap<String, Container> = state
+                .containers
+                .iter()
+                .filter(|(id, _)| !state.pending.contains(*id))
+                .map(|(id, c)| (id.clone(), c.clone()))
+                .collect();
+            self.dns.sync(&state.networks, &settled, &state.remote_names);
+        }
     }
 
     pub async fn networks(&self) -> Vec<(Network, Vec<Member>)> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         state.networks.values().map(|n| (n.clone(), state.members(n))).collect()
     }
 
     pub async fn network(&self, name: &str) -> Result<(Network, Vec<Member>)> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         let n = state.network(name)?.clone();
         let m = state.members(&n);
         Ok((n, m))
     }
 
     pub async fn create_network(&self, req: CreateNetwork) -> Result<Network> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         if PREDEFINED.iter().any(|(n, _)| *n == req.name) {
             return Err(Error::PredefinedNetwork(req.name));
         }
@@ -406,7 +438,7 @@ impl<K: Kernel> Manager<K> {
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<Network> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         self.remove_network_locked(&mut state, name).await
     }
 
@@ -450,7 +482,7 @@ impl<K: Kernel> Manager<K> {
 
     /// Removes every user network without endpoints; returns their names.
     pub async fn prune_networks(&self) -> Result<Vec<String>> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let mut candidates: Vec<(String, String)> = state
             .networks
             .values()
@@ -474,7 +506,7 @@ impl<K: Kernel> Manager<K> {
     /// `netd stats`: every drop counter, each endpoint's traffic as its container-side
     /// interface counted it, and the flow tables against their capacity.
     pub async fn stats(&self) -> Result<Stats> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         let mut containers: Vec<&Container> = state.containers.values().filter(|c| c.running()).collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut endpoints = Vec::new();
@@ -525,7 +557,7 @@ impl<K: Kernel> Manager<K> {
     /// files and cgroups, then the pins (`netd system reset`). The store is emptied first; a
     /// crash during the teardown leaves only leftovers that the next start removes.
     pub async fn reset(&self) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let changes = Changes {
             del_networks: state.networks.keys().cloned().collect(),
             del_containers: state.containers.keys().cloned().collect(),

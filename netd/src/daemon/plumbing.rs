@@ -339,7 +339,8 @@ impl Plumber {
         if self.last_host_index.load(Relaxed) == 0 {
             self.last_host_index.fetch_max(self.host.max_link_index().await?, Relaxed);
         }
-        let host_index = self.last_host_index.load(Relaxed) + 2;
+        // Taken, not just read: runs in flight side by side each get indexes of their own.
+        let host_index = self.last_host_index.fetch_add(2, Relaxed) + 2;
         let index = self.host.create_veth(ends, host_index, mtu).await?;
         self.last_host_index.fetch_max(index, Relaxed);
         Ok(index)

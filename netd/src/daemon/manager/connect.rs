@@ -22,7 +22,7 @@ use crate::{
 impl<K: Kernel> Manager<K> {
     pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<()> {
         validate::aliases(&req.aliases)?;
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let container = req.container.clone();
         // An address taken in the cluster store (overlay networks): given back on failure.
         let mut reserved = Vec::new();
@@ -177,7 +177,7 @@ impl<K: Kernel> Manager<K> {
     /// route, the gateway of the next network that is not internal takes over (none left: no
     /// default route).
     pub async fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         // `-f` matters in Docker for endpoints out of step with the store; netd keeps them in
         // step, so it changes only the error for an unknown container.
         let network = state.network(network)?.clone();

@@ -4,6 +4,8 @@
 //! remembers the attachments that `start` makes again.
 use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
+use tokio::sync::MutexGuard;
+
 use super::{
     check_endpoint_options, datapath_network, endpoint_error,
     ports::{check_mode, gateway_slot},
@@ -68,12 +70,12 @@ impl State {
 
 impl<K: Kernel> Manager<K> {
     pub async fn containers(&self) -> Vec<ContainerInfo> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         state.containers.values().map(|c| state.info(c)).collect()
     }
 
     pub async fn container(&self, name: &str) -> Result<ContainerInfo> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         let c = state.container(name)?;
         Ok(state.info(c))
     }
@@ -82,7 +84,11 @@ impl<K: Kernel> Manager<K> {
     /// its hostname and environment. A container whose owner has no netns (a broken
     /// `container:` chain) is refused: its command must never run in the daemon's netns.
     fn enter_args(&self, state: &State, c: &Container, cmd: Vec<String>) -> Result<EnterArgs> {
-        let owner = state.owner(c);
+        self.enter_args_with(state.owner(c), c, cmd)
+    }
+
+    /// [`Self::enter_args`] with `c`'s owner given (itself, or its `container:` target).
+    fn enter_args_with(&self, owner: &Container, c: &Container, cmd: Vec<String>) -> Result<EnterArgs> {
         let netns = owner
             .netns
             .clone()
@@ -100,7 +106,10 @@ impl<K: Kernel> Manager<K> {
 
     pub async fn run(&self, req: RunContainer) -> Result<ContainerInfo> {
         validate::run_container(&req)?;
-        let mut state = self.state.lock().await;
+        // Runs reserve what they take and make it in the kernel without the lock, side by side
+        // (`bring_up`); one that joins another container's netns needs it settled.
+        let joins = req.network.as_deref().is_some_and(|n| n.starts_with("container:"));
+        let state = if joins { self.lock_settled().await } else { self.state.lock().await };
         let name = match req.name.clone() {
             Some(name) => {
                 if let Some(c) = state.containers.values().find(|c| c.name == name) {
@@ -172,7 +181,8 @@ impl<K: Kernel> Manager<K> {
             .iter()
             .map(|n| Attachment { network: n.id.clone(), ip: req.ip, aliases: req.aliases.clone() })
             .collect();
-        self.bring_up(&mut state, &mut container, &attachments, !req.attach).await?;
+        let unlocked = matches!(container.mode, NetMode::Own | NetMode::None);
+        let mut state = self.bring_up(state, &mut container, &attachments, !req.attach, unlocked).await?;
         if req.attach && !container.cmd.is_empty() {
             state.awaiting_attach.insert(container.id.clone());
         }
@@ -181,14 +191,18 @@ impl<K: Kernel> Manager<K> {
 
     /// Creates the container's netns and endpoints, publishes its ports, writes its files,
     /// starts its command (unless the CLI runs it attached) and commits; undoes everything on
-    /// failure. Host ports are resolved and checked first, before anything changes.
-    async fn bring_up(
-        &self,
-        state: &mut State,
+    /// failure. What it takes from the state — host ports, addresses, the name — is chosen and
+    /// checked first, before anything changes. `unlocked` (a new container with a netns of its
+    /// own): that is reserved in the state (`State::pending`) and the kernel work runs without
+    /// the lock, so that runs overlap; the commit takes it again.
+    async fn bring_up<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
         container: &mut Container,
         attachments: &[Attachment],
         spawn: bool,
-    ) -> Result<()> {
+        unlocked: bool,
+    ) -> Result<MutexGuard<'a, State>> {
         // The gateway endpoint: the default route, and the published ports (its id known now
         // for the error texts).
         let gateway = gateway_slot(attachments, &state.networks);
@@ -196,13 +210,53 @@ impl<K: Kernel> Manager<K> {
         let backend_id = new_id();
         state.check_endpoint_capacity(attachments.len())?;
         let host_ports = match backend {
-            Some(_) => self.resolve_ports(state, container, &backend_id)?,
+            Some(_) => self.resolve_ports(&mut state, container, &backend_id)?,
             None => vec![],
         };
         state.check_published_capacity(&container.id, host_ports.len())?;
-        let mut undo = Undo::default();
-        // Addresses taken in the cluster store: given back if the run fails.
+        // The addresses (for overlay networks, taken in the cluster store: given back if the
+        // run fails).
+        let mut endpoints = Vec::with_capacity(attachments.len());
         let mut reserved = Vec::new();
+        for (slot, attachment) in attachments.iter().enumerate() {
+            let id = if backend == Some(slot) { backend_id.clone() } else { new_id() };
+            let allocated = match state.networks.get(&attachment.network).cloned() {
+                Some(network) => self
+                    .new_endpoint(&state, &network, attachment.ip, &attachment.aliases, slot, id)
+                    .await
+                    .map(|ep| (ep, network)),
+                None => Err(Error::NetworkNotFound(attachment.network.clone())),
+            };
+            match allocated {
+                Ok((ep, network)) => {
+                    if network.driver == Driver::Overlay {
+                        reserved.push(ep.clone());
+                    }
+                    endpoints.push((ep, network));
+                }
+                Err(e) => {
+                    self.release_overlay(&reserved).await;
+                    return Err(e);
+                }
+            }
+        }
+        let published: Vec<_> = match backend {
+            Some(slot) => host_ports.iter().map(|h| h.published(endpoints[slot].0.ip)).collect(),
+            None => vec![],
+        };
+        let networks = state.networks.clone();
+        // A `container:` sharer's command runs in its owner's netns.
+        let owner = matches!(container.mode, NetMode::Container(_)).then(|| state.owner(container).clone());
+        let mut guard = Some(state);
+        if unlocked {
+            let mut state = guard.take().expect("locked");
+            let mut reservation = container.clone();
+            reservation.endpoints = endpoints.iter().map(|(ep, _)| ep.clone()).collect();
+            reservation.published = published.clone();
+            state.pending.insert(container.id.clone());
+            state.containers.insert(container.id.clone(), reservation);
+        }
+        let mut undo = Undo::default();
         // A start finds the files of the container's earlier runs (its log above all): they
         // stay whatever happens; only a first run's files go with a failure.
         let files = ContainerFiles::new(&self.run_dir, &container.id);
@@ -218,52 +272,52 @@ impl<K: Kernel> Manager<K> {
                     Some(path.to_string_lossy().into_owned())
                 }
             };
-            for (slot, attachment) in attachments.iter().enumerate() {
-                let network = state
-                    .networks
-                    .get(&attachment.network)
-                    .cloned()
-                    .ok_or_else(|| Error::NetworkNotFound(attachment.network.clone()))?;
-                let id = if backend == Some(slot) { backend_id.clone() } else { new_id() };
-                let ep = self.new_endpoint(state, &network, attachment.ip, &attachment.aliases, slot, id).await?;
-                if network.driver == Driver::Overlay {
-                    reserved.push(ep.clone());
-                }
+            for (slot, (ep, network)) in endpoints.iter().enumerate() {
                 let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
                 let default_route = gateway == Some(slot);
                 self.kernel
-                    .add_endpoint(&netns, &ep, (&network).into(), default_route)
+                    .add_endpoint(&netns, ep, network.into(), default_route)
                     .await
                     .map_err(|e| endpoint_error(e, &container.name, &network.name))?;
-                undo.endpoints.push((ep.clone(), (&network).into()));
-                container.endpoints.push(ep);
+                undo.endpoints.push((ep.clone(), network.into()));
+                container.endpoints.push(ep.clone());
                 crash::point("run:endpoint");
             }
-            if let Some(slot) = backend {
-                let ip = container.endpoints[slot].ip;
-                let published: Vec<_> = host_ports.iter().map(|h| h.published(ip)).collect();
+            if !published.is_empty() {
                 let entries: Vec<_> = published.iter().map(|p| p.datapath()).collect();
                 // One call, all or nothing.
                 self.kernel.publish(&entries)?;
                 undo.published = entries;
-                container.published = published;
+                container.published = published.clone();
                 crash::point("run:publish");
             }
-            files.write(container, &state.networks, self.dns.upstreams())?;
+            files.write(container, &networks, self.dns.upstreams())?;
             if first_files {
                 undo.files = Some(files.clone());
             }
             crash::point("run:files");
             if spawn && !container.cmd.is_empty() {
-                let args = self.enter_args(state, container, container.cmd.clone())?;
+                let args =
+                    self.enter_args_with(owner.as_ref().unwrap_or(container), container, container.cmd.clone())?;
                 undo.process = Some(container.id.clone());
                 container.process = Some(self.kernel.spawn(&container.id, &args, CommandIo::Log(files.log()))?);
                 crash::point("run:spawn");
             }
-            self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
+            Ok(())
         }
         .await;
-        if let Err(e) = applied {
+        let mut state = match guard {
+            Some(state) => state,
+            None => self.state.lock().await,
+        };
+        let committed = applied.and_then(|()| {
+            self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
+        });
+        if unlocked {
+            state.pending.remove(&container.id);
+            state.containers.remove(&container.id);
+        }
+        if let Err(e) = committed {
             undo.run(&self.kernel).await;
             self.release_overlay(&reserved).await;
             container.endpoints.clear();
@@ -274,12 +328,14 @@ impl<K: Kernel> Manager<K> {
                 // Back to what the stopped container's files said.
                 let _ = files.write(container, &state.networks, self.dns.upstreams());
             }
+            self.settled.notify_waiters();
             return Err(e);
         }
         state.containers.insert(container.id.clone(), container.clone());
-        self.sync_dns(state);
-        self.announce_overlay(state, container).await;
-        Ok(())
+        self.sync_dns(&state);
+        self.announce_overlay(&state, container).await;
+        self.settled.notify_waiters();
+        Ok(state)
     }
 
     /// Starts the command of a container made by an attached `run`, with the CLI's stdio
@@ -290,7 +346,7 @@ impl<K: Kernel> Manager<K> {
         name: &str,
         stdio: [OwnedFd; 3],
     ) -> Result<(String, tokio::sync::oneshot::Receiver<i32>)> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let mut c = state.container(name)?.clone();
         if !c.running() || !state.awaiting_attach.contains(&c.id) {
             return Err(Error::Conflict(format!("container {} is not waiting for an attached command", c.name)));
@@ -324,7 +380,7 @@ impl<K: Kernel> Manager<K> {
     /// the attachments are kept for `start`. Stopping a stopped container changes nothing.
     /// `exit_code` is the command's own, when it ended by itself.
     pub async fn stop(&self, name: &str, exit_code: Option<i32>) -> Result<ContainerInfo> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let c = state.container(name)?.clone();
         self.stop_locked(&mut state, &c, exit_code).await?;
         let c = &state.containers[&c.id];
@@ -366,7 +422,7 @@ impl<K: Kernel> Manager<K> {
     /// `netd start`: makes the netns and the attachments again (addresses are allocated
     /// afresh, except those asked for with `--ip`) and starts the command detached.
     pub async fn start_container(&self, name: &str) -> Result<ContainerInfo> {
-        let mut state = self.state.lock().await;
+        let state = self.lock_settled().await;
         let c = state.container(name)?.clone();
         let Some(stopped) = c.stopped.clone() else {
             return Ok(state.info(&c));
@@ -384,12 +440,12 @@ impl<K: Kernel> Manager<K> {
         container.stopped = None;
         container.started = now_rfc3339();
         // On failure the stored container stays as it was: stopped.
-        self.bring_up(&mut state, &mut container, &stopped.attachments, true).await?;
+        let state = self.bring_up(state, &mut container, &stopped.attachments, true, false).await?;
         Ok(state.info(&container))
     }
 
     pub async fn remove_container(&self, name: &str, force: bool) -> Result<Container> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let container = state.container(name)?.clone();
         self.remove_locked(&mut state, &container, force).await?;
         Ok(container)
@@ -521,7 +577,7 @@ impl<K: Kernel> Manager<K> {
     /// otherwise it stops, like Docker's; then an attached CLI gets the exit code. Exits of
     /// processes the container no longer records (it was stopped or removed) change nothing.
     pub async fn process_exited(&self, exit: Exit) {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let current = state
             .containers
             .get(&exit.container)

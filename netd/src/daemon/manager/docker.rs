@@ -119,7 +119,7 @@ impl<K: Kernel> Manager<K> {
     /// of netd's networks, so that is where an overlap shows.
     pub async fn docker_create_network(&self, req: DockerNetworkRequest) -> Result<Network> {
         check_id("NetworkID", &req.id)?;
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         if state.networks.contains_key(&req.id) {
             return Err(Error::Conflict(format!("network {} exists already", req.id)));
         }
@@ -181,7 +181,7 @@ impl<K: Kernel> Manager<K> {
     /// DeleteNetwork: one netd does not know is gone already (success, so that `docker
     /// network rm` can finish); one with endpoints is refused.
     pub async fn docker_delete_network(&self, network_id: &str) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let Some(network) = state.networks.get(network_id).cloned() else {
             tracing::info!(network = %network_id, "DeleteNetwork of a network netd does not have");
             return Ok(());
@@ -204,7 +204,7 @@ impl<K: Kernel> Manager<K> {
         mac: Option<[u8; 6]>,
     ) -> Result<[u8; 6]> {
         check_id("EndpointID", endpoint_id)?;
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let network = state.docker_network(network_id)?.clone();
         let ipam = network.ipam.clone().ok_or_else(|| Error::Inconsistent("Docker network without IPAM".into()))?;
         if state.networks.values().flat_map(|n| n.docker_endpoints()).any(|d| d.endpoint.id == endpoint_id) {
@@ -251,14 +251,14 @@ impl<K: Kernel> Manager<K> {
     /// Join: the peer Docker moves into the sandbox, and the gateway (always: without one
     /// Docker never programs ports and adds docker_gwbridge instead).
     pub async fn docker_join(&self, network_id: &str, endpoint_id: &str) -> Result<JoinInfo> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         let (_, d) = state.docker_endpoint(network_id, endpoint_id)?;
         Ok(JoinInfo { src_name: d.endpoint.ifname.clone(), gateway: d.endpoint.gateway })
     }
 
     /// Leave: nothing to undo (Docker moves the peer back after it); the endpoint must exist.
     pub async fn docker_leave(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         state.docker_endpoint(network_id, endpoint_id).map(|_| ())
     }
 
@@ -271,7 +271,7 @@ impl<K: Kernel> Manager<K> {
     /// already gone — its sandbox died with the peer in it — is fine). An endpoint netd does
     /// not know is gone already.
     pub async fn docker_delete_endpoint(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let Some((network, d)) = state.docker_endpoint_if_known(network_id, endpoint_id)? else {
             return Ok(());
         };
@@ -305,7 +305,7 @@ impl<K: Kernel> Manager<K> {
     /// ProgramExternalConnectivity: publishes `mappings` to the endpoint in the datapath
     /// (random and range host ports resolved as for `run -p`), replacing what it had.
     pub async fn docker_program(&self, network_id: &str, endpoint_id: &str, mappings: &[PortMapping]) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let (network, d) = state.docker_endpoint(network_id, endpoint_id).map(|(n, d)| (n.clone(), d.clone()))?;
         if network.internal && !mappings.is_empty() {
             return Err(Error::InvalidArgument("an internal network publishes no ports".into()));
@@ -347,7 +347,7 @@ impl<K: Kernel> Manager<K> {
 
     /// RevokeExternalConnectivity: commit, then the endpoint's ports leave the datapath.
     pub async fn docker_revoke(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let Some((network, d)) = state.docker_endpoint_if_known(network_id, endpoint_id)? else {
             return Ok(());
         };
@@ -427,7 +427,7 @@ impl<K: Kernel> Manager<K> {
     /// no held pool and nothing of the host's — so a pool libnetwork asks again for while
     /// holding the last one is never that one.
     pub async fn docker_request_pool(&self, pool: Option<&str>, sub_pool: Option<&str>) -> Result<DockerPool> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let subnets = state.subnets();
         let (subnet, user) = match pool {
             Some(p) => {
@@ -470,7 +470,7 @@ impl<K: Kernel> Manager<K> {
 
     /// ReleasePool: one netd does not hold is released already.
     pub async fn docker_release_pool(&self, pool_id: &str) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         if state.docker_pools.contains_key(pool_id) {
             self.store.commit(Changes { del_pools: vec![pool_id.into()], ..Default::default() })?;
             state.docker_pools.remove(pool_id);
@@ -487,7 +487,7 @@ impl<K: Kernel> Manager<K> {
         address: Option<Ipv4Addr>,
         gateway: bool,
     ) -> Result<Ipv4Network> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let mut p = state.docker_pools.get(pool_id).cloned().ok_or_else(|| pool_not_found(pool_id))?;
         let usable = |ip: Ipv4Addr| ip != p.pool.network() && ip != p.pool.broadcast() && !p.addresses.contains(&ip);
         let ip = match address {
@@ -509,7 +509,7 @@ impl<K: Kernel> Manager<K> {
     /// ReleaseAddress: one not handed out (or of a pool netd no longer holds, as after `netd
     /// system reset`) is released already.
     pub async fn docker_release_address(&self, pool_id: &str, address: Ipv4Addr) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let Some(mut p) = state.docker_pools.get(pool_id).cloned() else { return Ok(()) };
         if p.addresses.remove(&address) {
             self.store.commit(Changes { put_pools: vec![p.clone()], ..Default::default() })?;

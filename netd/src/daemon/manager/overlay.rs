@@ -144,7 +144,7 @@ impl<K: Kernel> Manager<K> {
     /// forwarding until then).
     async fn apply_view(&self, view: &View, full: bool) {
         let Some(me) = self.cluster.as_ref().map(|c| c.advertise()) else { return };
-        let mut state = self.state.lock().await;
+        let mut state = self.lock_settled().await;
         let state = &mut *state;
         for network in view.networks.values() {
             if state.networks.contains_key(&network.id) {
@@ -212,7 +212,7 @@ impl<K: Kernel> Manager<K> {
     /// This host's overlay endpoints, for the session's reconciliation.
     async fn local_announcements(&self) -> Vec<Announcement> {
         let Some(cluster) = &self.cluster else { return vec![] };
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         state.containers.values().flat_map(|c| announcements(&state, c, cluster.advertise())).collect()
     }
 
@@ -225,7 +225,7 @@ impl<K: Kernel> Manager<K> {
 
     /// Subnets of this host's own networks and of its routes.
     async fn local_subnets(&self) -> Vec<Ipv4Network> {
-        let state = self.state.lock().await;
+        let state = self.lock_settled().await;
         self.subnets_of(&state).await
     }
 

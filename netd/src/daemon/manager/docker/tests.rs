@@ -211,7 +211,7 @@ async fn a_container_lifecycle_makes_and_removes_the_veth_and_its_ports() {
     let host = fx.manager.kernel.host();
     assert!(host.veths.is_empty() && host.published.is_empty(), "{host:?}");
     assert!(!host.gateways.contains(&"172.18.0.1".parse().unwrap()));
-    assert!(fx.manager.state.lock().await.docker_pools.is_empty());
+    assert!(fx.manager.lock_settled().await.docker_pools.is_empty());
 }
 
 #[tokio::test]
