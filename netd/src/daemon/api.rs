@@ -159,7 +159,12 @@ async fn list_containers(State(api): State<Api>) -> ApiResult<Vec<ContainerView>
 }
 
 async fn run_container(State(api): State<Api>, JsonBody(req): JsonBody<RunContainer>) -> ApiResult<ContainerView> {
-    let c = api.manager.run(req).await?;
+    // On a task of its own: a client that goes away must not stop a run half-way (it holds a
+    // reservation every other command waits for until it ends, `Manager::bring_up`).
+    let manager = api.manager.clone();
+    let c = tokio::spawn(async move { manager.run(req).await })
+        .await
+        .map_err(|e| Error::Inconsistent(format!("run ended abnormally: {e}")))??;
     Ok(Json(container_view(&api, &c)))
 }
 
