@@ -172,9 +172,8 @@ impl Netlink {
     /// docs/control-plane-latency.md). The host end gets the index `host_index` (taken: one
     /// above the highest here) and the peer the one below it, as a peer made here and moved in
     /// would (Docker's `12: eth0@if13`), so that the peer's link — the host end's index —
-    /// names no device inside. The host end gets `host_mac` and is up from the start: one
-    /// request instead of a lookup and a change afterwards. (The peer cannot be: the kernel
-    /// opens it before the pair is linked, and a veth without its peer refuses to open.)
+    /// names no device inside. The host end gets `host_mac`, so that no lookup is needed; both
+    /// ends are down.
     /// `mtu` (both ends; `None`: the kernel's default) the kernel refuses is Docker's error.
     /// Returns the host end's index (the peer's is the one below it).
     pub async fn create_veth(&self, ends: &VethEnds<'_>, host_index: u32, mtu: Option<u32>) -> Result<u32> {
@@ -192,8 +191,7 @@ impl Netlink {
                 .index(host_index)
                 .name(host_name.to_string())
                 .address(host_mac.to_vec())
-                .txqueuelen(0)
-                .up();
+                .txqueuelen(0);
             if let Some(mtu) = mtu {
                 peer = peer.mtu(mtu);
                 host = host.mtu(mtu);
@@ -254,6 +252,16 @@ impl Netlink {
             .execute()
             .await
             .map_err(nl_err("set txqueuelen"))
+    }
+
+    /// Sets the link up with `txqueuelen`, in one request.
+    pub async fn set_up_with_txqueuelen(&self, index: u32, len: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).txqueuelen(len).up().build())
+            .execute()
+            .await
+            .map_err(nl_err("set link up"))
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {

@@ -312,11 +312,17 @@ impl Plumber {
                 // The peer's index is the one below the host end's (`Netlink::create_veth`).
                 self.configure_container_side(netns, ep, host_ifindex - 1, default_route).await?;
             }
-            self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await?;
+            // Programs first, while the host end is down: a qdisc added to a device that is up
+            // deactivates it and waits for an RCU grace period, holding rtnl (every other
+            // link change on the machine waits too).
             self.datapath.add_endpoint(&entry)?;
-            // Adding the clsact qdisc gave the device the default txqueuelen (1000): back to
-            // Docker's 0.
-            if let Err(e) = self.host.set_txqueuelen(host_ifindex, 0).await {
+            let up = async {
+                // Adding the clsact qdisc gave the device the default txqueuelen (1000): back
+                // to Docker's 0, with the same request.
+                self.host.set_up_with_txqueuelen(host_ifindex, 0).await?;
+                self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await
+            };
+            if let Err(e) = up.await {
                 let _ = self.datapath.remove_endpoint(&entry);
                 return Err(e);
             }
