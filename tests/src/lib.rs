@@ -52,14 +52,15 @@ pub const ENDPOINT_FILTER_HANDLE: &str = "0x4e";
 /// The endpoint program.
 pub const ENDPOINT_PROGRAM: &str = "netd_ep_ingress";
 
-/// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`) or the release build.
+/// The netd binary under test: `NETD_BIN` (set by `cargo xtask test`), else what `cargo xtask
+/// build` made (target/dist/netd), else the release build.
 pub fn netd_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NETD_BIN") {
         return PathBuf::from(p);
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/netd");
-    assert!(p.exists(), "netd binary not found: build it (cargo xtask build) or set NETD_BIN");
-    p
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let p = [target.join("dist/netd"), target.join("release/netd")].into_iter().find(|p| p.exists());
+    p.expect("netd binary not found: build it (cargo xtask build) or set NETD_BIN")
 }
 
 /// A short tag unique to this test process and call, for the names a fixture makes.

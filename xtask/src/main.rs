@@ -25,7 +25,7 @@ struct Cli {
 enum Task {
     /// Install the build and test prerequisites (root; idempotent, skips what is present).
     Setup,
-    /// Setup check, then `cargo build --release` (the binary is target/release/netd).
+    /// Setup check, then `cargo build --release` and the netd binary with LTO (target/dist/netd).
     Build,
     /// Setup + build, then run `netd daemon [ARGS]` in the foreground (root).
     Run {

@@ -58,9 +58,9 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The release netd binary that `cargo xtask build` produces.
+/// The netd binary that `cargo xtask build` produces (the `dist` profile: release + LTO).
 pub fn netd_bin() -> PathBuf {
-    target_dir().join("release").join("netd")
+    target_dir().join("dist").join("netd")
 }
 
 pub fn is_root() -> bool {
@@ -100,7 +100,7 @@ mod tests {
     }
 
     #[test]
-    fn netd_bin_is_in_the_release_dir() {
-        assert!(netd_bin().ends_with("release/netd"));
+    fn netd_bin_is_in_the_dist_dir() {
+        assert!(netd_bin().ends_with("dist/netd"));
     }
 }

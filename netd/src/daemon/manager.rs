@@ -1,4 +1,6 @@
-//! The daemon's state and every operation on it. Each mutation runs under one lock.
+//! The daemon's state and every operation on it. Each mutation runs under one lock, except the
+//! kernel work of a `run` that makes its own netns, which runs between a reservation and the
+//! commit without it (`State::pending`, `containers.rs` `bring_up`).
 //!
 //! Crash safety comes from the order of the steps, so that `kill -9` at any point leaves
 //! something the next start repairs (`manager/recovery.rs`) without any intent log:
