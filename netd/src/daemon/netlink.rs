@@ -165,17 +165,16 @@ impl Netlink {
         .ok_or_else(|| Error::Netlink(NetlinkError::Unexpected(format!("link {index} has no MAC address"))))
     }
 
-    /// Creates a veth pair (`ends`) as Docker does (`txqueuelen` 0 on both ends: Docker's `TxQLen: 0`;
-    /// a container's `ifconfig` shows `txqueuelen:0`), the peer made directly inside
-    /// `peer_netns` as `peer_name` with its final MAC: moving a device between namespaces
-    /// afterwards waits for RCU callbacks under the rtnl lock (≈15 ms,
+    /// Creates a veth pair (`ends`) as Docker does (`txqueuelen` 0 on both ends: Docker's
+    /// `TxQLen: 0`; a container's `ifconfig` shows `txqueuelen:0`), the peer made directly
+    /// inside `peer_netns` as `peer_name` with its final MAC: moving a device between
+    /// namespaces afterwards waits for RCU callbacks under the rtnl lock (≈15 ms,
     /// docs/control-plane-latency.md). The host end gets the index `host_index` (taken: one
     /// above the highest here) and the peer the one below it, as a peer made here and moved in
     /// would (Docker's `12: eth0@if13`), so that the peer's link — the host end's index —
     /// names no device inside. The host end gets `host_mac`, so that no lookup is needed; both
-    /// ends are down.
-    /// `mtu` (both ends; `None`: the kernel's default) the kernel refuses is Docker's error.
-    /// Returns the host end's index (the peer's is the one below it).
+    /// ends are down. `mtu` (both ends; `None`: the kernel's default) the kernel refuses is
+    /// Docker's error. Returns the host end's index (the peer's is the one below it).
     pub async fn create_veth(&self, ends: &VethEnds<'_>, host_index: u32, mtu: Option<u32>) -> Result<u32> {
         let VethEnds { host_name, host_mac, peer_name, peer_mac, peer_netns } = *ends;
         let ns = std::fs::File::open(peer_netns).map_err(|e| Error::os("open netns", e))?;
@@ -243,15 +242,6 @@ impl Netlink {
             }
         }
         Ok(())
-    }
-
-    pub async fn set_txqueuelen(&self, index: u32, len: u32) -> Result<()> {
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).txqueuelen(len).build())
-            .execute()
-            .await
-            .map_err(nl_err("set txqueuelen"))
     }
 
     /// Sets the link up with `txqueuelen`, in one request.

@@ -41,7 +41,6 @@ pub struct Plumber {
     last_host_index: std::sync::atomic::AtomicU32,
 }
 
-/// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
 /// A random locally administered unicast MAC for a host-side veth, as the kernel would pick
 /// one (set explicitly, it is known without a lookup, and udev's MAC policy leaves it alone).
 fn random_mac() -> [u8; 6] {
@@ -50,6 +49,7 @@ fn random_mac() -> [u8; 6] {
     mac
 }
 
+/// Host-side veth name: "nd" + the first 12 characters of the endpoint id (IFNAMSIZ is 16).
 pub fn host_ifname(endpoint_id: &str) -> String {
     format!("nd{}", &endpoint_id[..12])
 }

@@ -421,14 +421,6 @@ impl EbpfDatapath {
         FdLink::try_from(link).map_err(link_err("tcx link"))
     }
 
-    /// Attaches the endpoint programs to `ifname` as netd's cls_bpf filters
-    /// (`tc_filter::PRIORITY`/`HANDLE`, direct action): at ingress (what the container sends)
-    /// and at egress (what the host stack sends into it). A previous daemon's filter being
-    /// there, its program is replaced in place: one `RTM_NEWTFILTER` on the same slot, atomic,
-    /// no moment without a program. A filter at that slot that is not netd's program is
-    /// refused, not replaced. Then the tcx link an older netd pinned for the veth goes: the
-    /// filter runs first (tcx, ahead of clsact, keeps the packets until its link is unpinned),
-    /// so traffic never stops.
     /// The cached `published_backends` (read now if a change to the services dropped them).
     fn cached_backends(&self, ebpf: &mut Ebpf) -> Result<HashSet<u32>> {
         let mut cached = self.backends.lock().unwrap();
@@ -458,6 +450,14 @@ impl EbpfDatapath {
         Ok(())
     }
 
+    /// Attaches the endpoint programs to `ifname` as netd's cls_bpf filters
+    /// (`tc_filter::PRIORITY`/`HANDLE`, direct action): at ingress (what the container sends)
+    /// and at egress (what the host stack sends into it). A previous daemon's filter being
+    /// there, its program is replaced in place: one `RTM_NEWTFILTER` on the same slot, atomic,
+    /// no moment without a program. A filter at that slot that is not netd's program is
+    /// refused, not replaced. Then the tcx link an older netd pinned for the veth goes: the
+    /// filter runs first (tcx, ahead of clsact, keeps the packets until its link is unpinned),
+    /// so traffic never stops.
     fn attach_endpoint(&self, ebpf: &mut Ebpf, ifname: &str) -> Result<()> {
         let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|e| io_err("find veth")(e.into()))?;
         for (program, side) in ENDPOINT_FILTERS {
@@ -618,17 +618,13 @@ fn attach_filter(ebpf: &mut Ebpf, ifname: &str, ifindex: u32, program: &'static 
         }
         Slot::Foreign => return Err(foreign_filter(ifname, "filters of another protocol")),
     };
-    let attach_type = match side {
-        Side::Ingress => TcAttachType::Ingress,
-        Side::Egress => TcAttachType::Egress,
-    };
     if !replace {
         add_clsact(ifname)?;
         return create_filter(ebpf, ifname, program, side);
     }
     let prog = classifier(ebpf, program)?;
     let handle = TcHandle::from(tc_filter::HANDLE);
-    let link = SchedClassifierLink::attached(ifname, attach_type, tc_filter::PRIORITY, handle, None)
+    let link = SchedClassifierLink::attached(ifname, attach_type(side), tc_filter::PRIORITY, handle, None)
         .map_err(io_err("find veth"))?;
     let id = prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?;
     std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
@@ -638,17 +634,20 @@ fn attach_filter(ebpf: &mut Ebpf, ifname: &str, ifindex: u32, program: &'static 
 /// Creates netd's filter running `program` at `side` of `ifname` (clsact already there); a
 /// filter already at netd's slot makes it fail.
 fn create_filter(ebpf: &mut Ebpf, ifname: &str, program: &'static str, side: Side) -> Result<()> {
-    let attach_type = match side {
-        Side::Ingress => TcAttachType::Ingress,
-        Side::Egress => TcAttachType::Egress,
-    };
     let prog = classifier(ebpf, program)?;
     let options = NlOptions { priority: tc_filter::PRIORITY, handle: TcHandle::from(tc_filter::HANDLE), classid: None };
     let id = prog
-        .attach_with_options(ifname, attach_type, TcAttachOptions::Netlink(options))
+        .attach_with_options(ifname, attach_type(side), TcAttachOptions::Netlink(options))
         .map_err(program_err("attach endpoint filter"))?;
     std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
     Ok(())
+}
+
+fn attach_type(side: Side) -> TcAttachType {
+    match side {
+        Side::Ingress => TcAttachType::Ingress,
+        Side::Egress => TcAttachType::Egress,
+    }
 }
 
 fn add_clsact(ifname: &str) -> Result<()> {
