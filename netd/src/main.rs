@@ -1,51 +1,49 @@
-//! The `netd` binary: the CLI and, as `netd daemon`, the daemon (see the library).
-use std::path::PathBuf;
+//! The `netd` binary: the CLI. `cargo xtask build` links it statically (musl) and without the
+//! daemon's code, so that a command starts in a fraction of a millisecond: glibc's start-up
+//! alone asks the CPU for its features and caches many times, which costs ≈0.4 ms on a VM
+//! (every `cpuid` is a trap to the hypervisor). See docs/control-plane-latency.md.
+//!
+//! `netd daemon` runs the daemon's binary, `netd-daemon`, installed beside this one.
+use std::{os::unix::process::CommandExt, path::PathBuf};
 
-use clap::CommandFactory;
-use netd::{
-    cli::{self, Cli, Command},
-    daemon, process,
-};
+use anyhow::Context;
+use netd::cli::{self, Command};
+
+/// The daemon's binary, beside this one.
+const DAEMON_BINARY: &str = "netd-daemon";
 
 fn main() {
     let cli = cli::parse();
-    if let Err(e) = dispatch(cli) {
+    let result = match cli.command {
+        Command::Daemon(_) => exec_daemon(),
+        _ => cli::dispatch(cli),
+    };
+    if let Err(e) = result {
         cli::exit_with(e);
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Enter(args) => {
-            let exec = std::env::var_os(cli::EXEC_ERRORS).is_some();
-            // SAFETY: single-threaded here (no runtime yet); the command must not see it.
-            unsafe { std::env::remove_var(cli::EXEC_ERRORS) };
-            let (text, code, stdout) = cli::enter_failed(&process::enter_and_exec(&args), exec);
-            if stdout {
-                // Docker's exec ends this line with CRLF (measured on 20.10.24).
-                print!("{text}\r\n");
-            } else {
-                eprintln!("{text}");
-            }
-            std::process::exit(code)
-        }
-        Command::Completion { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "netd", &mut std::io::stdout());
-            Ok(())
-        }
-        Command::Daemon(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
-            let socket = cli.socket.unwrap_or_else(|| args.run_dir.join("netd.sock"));
-            tokio::runtime::Runtime::new()?.block_on(daemon::run(args, socket))
-        }
-        command => {
-            let socket = cli.socket.unwrap_or_else(|| PathBuf::from(cli::DEFAULT_SOCKET));
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(cli::run(command, socket))
-        }
+/// Becomes the daemon's binary with the same arguments (it parses them again), so that the
+/// daemon keeps this process's PID.
+fn exec_daemon() -> anyhow::Result<()> {
+    let me = std::env::current_exe().context("cannot locate the netd binary")?;
+    let daemon = daemon_binary(&me);
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| "netd".into());
+    let err = std::process::Command::new(&daemon).arg0(arg0).args(args).exec();
+    Err(anyhow::anyhow!("cannot start the daemon {}: {err}", daemon.display()))
+}
+
+fn daemon_binary(me: &std::path::Path) -> PathBuf {
+    me.with_file_name(DAEMON_BINARY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemon_binary_is_beside_the_cli() {
+        assert_eq!(daemon_binary("/usr/local/bin/netd".as_ref()), PathBuf::from("/usr/local/bin/netd-daemon"));
     }
 }

@@ -63,6 +63,11 @@ pub fn netd_bin() -> PathBuf {
     p.expect("netd binary not found: build it (cargo xtask build) or set NETD_BIN")
 }
 
+/// The daemon's binary, beside [`netd_bin`] (`netd daemon` runs it).
+pub fn daemon_bin() -> PathBuf {
+    netd_bin().with_file_name("netd-daemon")
+}
+
 /// A short tag unique to this test process and call, for the names a fixture makes.
 fn unique_tag() -> String {
     format!("{:x}{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))

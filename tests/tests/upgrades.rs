@@ -7,23 +7,31 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netd_tests::{netd_bin, DaemonOptions, TestHost};
+use netd_tests::{daemon_bin, netd_bin, DaemonOptions, TestHost};
 
 /// A copy of the netd binary in a directory of its own, removed even on panic.
 struct BinaryCopy {
     dir: PathBuf,
 }
 
+/// The CLI and the daemon's binary, copied into a directory of their own.
 impl BinaryCopy {
     fn new(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("netd-upgrade-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(netd_bin(), dir.join("netd")).unwrap();
+        std::fs::copy(daemon_bin(), dir.join("netd-daemon")).unwrap();
         Self { dir }
     }
 
+    /// The CLI, which the daemon is started with (`netd daemon` becomes `netd-daemon`).
     fn path(&self) -> PathBuf {
         self.dir.join("netd")
+    }
+
+    /// The binary the daemon runs.
+    fn daemon(&self) -> PathBuf {
+        self.dir.join("netd-daemon")
     }
 }
 
@@ -73,12 +81,13 @@ fn run_works_after_the_binary_was_replaced_or_deleted_on_disk() {
     host.ok(&["run", "-d", "--name", "up1", "--", "sleep", "1000"]);
     assert_running_command(&host, "up1");
     // An upgrade: a new file renamed over the old one.
-    let new = copy.dir.join("netd.new");
-    std::fs::copy(netd_bin(), &new).unwrap();
-    std::fs::rename(&new, binary).unwrap();
+    let new = copy.dir.join("netd-daemon.new");
+    std::fs::copy(daemon_bin(), &new).unwrap();
+    std::fs::rename(&new, copy.daemon()).unwrap();
     host.ok(&["run", "-d", "--name", "up2", "--", "sleep", "1000"]);
     assert_running_command(&host, "up2");
     // And no file at all.
+    std::fs::remove_file(copy.daemon()).unwrap();
     std::fs::remove_file(binary).unwrap();
     host.ok(&["run", "-d", "--name", "up3", "--", "sleep", "1000"]);
     assert_running_command(&host, "up3");

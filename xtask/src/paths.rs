@@ -58,9 +58,15 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The netd binary that `cargo xtask build` produces (the `dist` profile: release + LTO).
+/// The netd binary (the CLI) that `cargo xtask build` produces (the `dist` profile: release +
+/// LTO).
 pub fn netd_bin() -> PathBuf {
     target_dir().join("dist").join("netd")
+}
+
+/// The daemon's binary, beside it (`netd daemon` runs it).
+pub fn daemon_bin() -> PathBuf {
+    netd_bin().with_file_name("netd-daemon")
 }
 
 pub fn is_root() -> bool {

@@ -81,9 +81,10 @@ struct Status {
 }
 
 /// rustup components the build and `cargo xtask test` need: nightly's rust-src (the eBPF
-/// build), nightly's rustfmt (rustfmt.toml groups imports with unstable options) and stable's
-/// clippy (the lint gate).
-const COMPONENTS: [(&str, &str); 3] = [("nightly", "rust-src"), ("nightly", "rustfmt"), ("stable", "clippy")];
+/// build), nightly's rustfmt (rustfmt.toml groups imports with unstable options), stable's
+/// clippy (the lint gate) and stable's standard library for musl (the static CLI binary).
+const COMPONENTS: [(&str, &str); 4] =
+    [("nightly", "rust-src"), ("nightly", "rustfmt"), ("stable", "clippy"), ("stable", crate::build::CLI_STD)];
 
 impl Status {
     fn detect() -> Result<Self> {

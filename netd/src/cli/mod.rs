@@ -679,7 +679,41 @@ fn run_dashdash(argv: &[String]) -> Option<usize> {
     }
 }
 
-pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
+/// Every command but `daemon`, which each binary starts its own way (`main.rs`,
+/// `bin/netd-daemon.rs`).
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Enter(args) => {
+            let exec = std::env::var_os(EXEC_ERRORS).is_some();
+            // SAFETY: single-threaded here (no runtime yet); the command must not see it.
+            unsafe { std::env::remove_var(EXEC_ERRORS) };
+            let (text, code, stdout) = enter_failed(&crate::process::enter_and_exec(&args), exec);
+            if stdout {
+                // Docker's exec ends this line with CRLF (measured on 20.10.24).
+                print!("{text}\r\n");
+            } else {
+                eprintln!("{text}");
+            }
+            std::process::exit(code)
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "netd",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Daemon(_) => anyhow::bail!("the daemon is started by its binary's main"),
+        command => {
+            let socket = cli.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(command, socket))
+        }
+    }
+}
+
+async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
     let client = Client::new(&socket);
     match command {
         Command::Network(cmd) => network::run(&client, cmd).await,
@@ -695,7 +729,7 @@ pub async fn run(command: Command, socket: PathBuf) -> anyhow::Result<()> {
         Command::Stats { format } => system::stats(&client, format.as_deref()).await,
         Command::System(SystemCommand::Reset) => system::reset(&client).await,
         Command::Daemon(_) | Command::Completion { .. } | Command::Enter(_) => {
-            unreachable!("handled in main")
+            unreachable!("handled in dispatch")
         }
     }
 }

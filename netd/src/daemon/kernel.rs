@@ -85,6 +85,9 @@ pub trait Kernel: Send + Sync + 'static {
     fn prepare_netns_ahead(&self);
     /// Stops making namespaces ahead and removes the ready ones (the daemon is stopping).
     fn stop_preparing_netns(&self);
+    /// How many `run`s are between their reservation and their commit now: making
+    /// namespaces ahead waits while more than one is.
+    fn set_runs_in_flight(&self, runs: usize);
     /// Namespaces being made ahead, or removed after use.
     fn netns_being_prepared(&self) -> usize;
     /// Waits until every released endpoint's veth is removed.
@@ -226,6 +229,9 @@ impl Kernel for HostKernel {
     }
     fn stop_preparing_netns(&self) {
         self.plumber.stop_preparing_netns()
+    }
+    fn set_runs_in_flight(&self, runs: usize) {
+        self.plumber.set_runs_in_flight(runs)
     }
     fn netns_being_prepared(&self) -> usize {
         self.plumber.netns_being_prepared()

@@ -104,6 +104,11 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u32).range(2..=3600))]
     pub cluster_lease_ttl: u32,
+    /// Network namespaces kept ready for `run` (≈160 KiB of kernel memory each), made while
+    /// at most one `run` is in flight; 0: each `run` makes its own.
+    #[arg(long, value_name = "N", default_value_t = netns_pool::DEFAULT_READY,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub netns_ahead: u16,
 }
 
 impl DaemonArgs {
@@ -150,7 +155,13 @@ pub async fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     }
     let addresses_changed = Arc::new(tokio::sync::Notify::new());
     let egress_task = egress::start(Netlink::open()?, uplinks, datapath.clone(), addresses_changed.clone()).await?;
-    let plumber = Plumber::new(host, Netlink::open_on_own_thread("netlink-reaper")?, &args.run_dir, datapath);
+    let plumber = Plumber::new(
+        host,
+        Netlink::open_on_own_thread("netlink-reaper")?,
+        &args.run_dir,
+        usize::from(args.netns_ahead),
+        datapath,
+    );
     // `--network host` containers (and `netd exec` into them from any netns) use the
     // daemon's netns through this mount.
     plumber.host_netns()?;

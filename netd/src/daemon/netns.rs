@@ -136,12 +136,13 @@ fn loopback_up() -> Result<()> {
         *to = *from as libc::c_char;
     }
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq passed, which lives on.
+    // (`as _`: the request's type is c_ulong in glibc's `ioctl` and c_int in musl's.)
     unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) < 0 {
             return Err(Error::os("get lo flags", std::io::Error::last_os_error()));
         }
         request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &request) < 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) < 0 {
             return Err(Error::os("set lo up", std::io::Error::last_os_error()));
         }
     }

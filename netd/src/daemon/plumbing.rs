@@ -113,10 +113,17 @@ pub fn is_host_ifname(name: &str) -> bool {
 impl Plumber {
     /// `reaper_socket`: the background remover's own socket, so that its deletions (which
     /// wait for RCU callbacks inside `sendto`) never hold up `host`'s requests.
-    pub fn new(host: Netlink, reaper_socket: Netlink, run_dir: &Path, datapath: Arc<dyn Datapath>) -> Self {
+    /// `netns_ahead`: how many network namespaces are kept ready (`netns_pool.rs`).
+    pub fn new(
+        host: Netlink,
+        reaper_socket: Netlink,
+        run_dir: &Path,
+        netns_ahead: usize,
+        datapath: Arc<dyn Datapath>,
+    ) -> Self {
         Self {
             reaper: Reaper::new(reaper_socket),
-            netns_pool: NetnsPool::new(run_dir.join("netns-ready")),
+            netns_pool: NetnsPool::new(run_dir.join("netns-ready"), netns_ahead),
             last_host_index: Default::default(),
             host,
             netns_dir: run_dir.join("netns"),
@@ -168,6 +175,11 @@ impl Plumber {
     /// Stops making namespaces ahead and removes the ready ones (the daemon is stopping).
     pub fn stop_preparing_netns(&self) {
         self.netns_pool.stop();
+    }
+
+    /// How many `run`s are between their reservation and their commit.
+    pub fn set_runs_in_flight(&self, runs: usize) {
+        self.netns_pool.set_runs_in_flight(runs);
     }
 
     /// Namespaces being made ahead or removed after use.

@@ -243,6 +243,7 @@ impl Kernel for FakeKernel {
     /// The fake makes each netns when asked.
     fn prepare_netns_ahead(&self) {}
     fn stop_preparing_netns(&self) {}
+    fn set_runs_in_flight(&self, _runs: usize) {}
     fn netns_being_prepared(&self) -> usize {
         0
     }

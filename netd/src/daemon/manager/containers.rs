@@ -255,6 +255,7 @@ impl<K: Kernel> Manager<K> {
             reservation.published = published.clone();
             state.pending.insert(container.id.clone());
             state.containers.insert(container.id.clone(), reservation);
+            self.kernel.set_runs_in_flight(state.pending.len());
         }
         let mut undo = Undo::default();
         // A start finds the files of the container's earlier runs (its log above all): they
@@ -316,6 +317,7 @@ impl<K: Kernel> Manager<K> {
         if unlocked {
             state.pending.remove(&container.id);
             state.containers.remove(&container.id);
+            self.kernel.set_runs_in_flight(state.pending.len());
         }
         if let Err(e) = committed {
             undo.run(&self.kernel).await;
