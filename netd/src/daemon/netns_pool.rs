@@ -133,9 +133,29 @@ impl NetnsPool {
     }
 }
 
+#[derive(Debug, PartialEq)]
 enum Job {
     Make(PathBuf),
     Remove(PathBuf),
+}
+
+impl State {
+    /// What the thread does next: nothing during a burst of runs (they have the CPUs), else
+    /// spent mounts first, then one more namespace while fewer than `ready` are.
+    fn next_job(&mut self, dir: &Path, ready: usize) -> Option<Job> {
+        if self.runs_in_flight > 1 {
+            return None;
+        }
+        if let Some(path) = self.spent.pop() {
+            return Some(Job::Remove(path));
+        }
+        if self.failing || self.ready.len() >= ready {
+            return None;
+        }
+        let path = dir.join(self.next.to_string());
+        self.next += 1;
+        Some(Job::Make(path))
+    }
 }
 
 impl Shared {
@@ -152,14 +172,8 @@ impl Shared {
                     if state.stopping {
                         return;
                     }
-                    if state.runs_in_flight > 1 {
-                        // A burst: its runs have the CPUs.
-                    } else if let Some(path) = state.spent.pop() {
-                        break Job::Remove(path);
-                    } else if !state.failing && state.ready.len() < self.ready {
-                        let path = self.dir.join(state.next.to_string());
-                        state.next += 1;
-                        break Job::Make(path);
+                    if let Some(job) = state.next_job(&self.dir, self.ready) {
+                        break job;
                     }
                     state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
                 };
@@ -186,5 +200,34 @@ impl Shared {
             }
             self.changed.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_made_or_removed_while_runs_come_together() {
+        let dir = Path::new("/run/netd/netns-ready");
+        let mut state = State { runs_in_flight: 2, ..Default::default() };
+        state.spent.push(dir.join("0"));
+        assert_eq!(state.next_job(dir, 32), None);
+        state.runs_in_flight = 1;
+        assert_eq!(state.next_job(dir, 32), Some(Job::Remove(dir.join("0"))));
+        assert_eq!(state.next_job(dir, 32), Some(Job::Make(dir.join("0"))));
+        assert_eq!(state.next_job(dir, 32), Some(Job::Make(dir.join("1"))));
+    }
+
+    #[test]
+    fn the_stock_stops_at_its_size_and_after_a_failure() {
+        let dir = Path::new("/run/netd/netns-ready");
+        let mut state = State::default();
+        state.ready.extend([dir.join("a"), dir.join("b")]);
+        assert_eq!(state.next_job(dir, 2), None);
+        assert_eq!(state.next_job(dir, 3), Some(Job::Make(dir.join("0"))));
+        state.failing = true;
+        assert_eq!(state.next_job(dir, 3), None);
+        assert_eq!(state.next_job(dir, 0), None);
     }
 }

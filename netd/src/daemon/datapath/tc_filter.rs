@@ -69,7 +69,7 @@ pub enum Slot {
 /// The filter at netd's priority and handle at ingress of `ifindex`. A dump of the ingress
 /// filters, not a get of the slot: a get answers EINVAL both for "no clsact qdisc" and for
 /// "another protocol at this priority".
-#[cfg(test)]
+#[cfg(all(test, feature = "ebpf"))]
 pub fn get(ifindex: u32) -> io::Result<Slot> {
     get_at(ifindex, Side::Ingress)
 }

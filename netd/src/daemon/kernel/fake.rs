@@ -53,6 +53,8 @@ struct Inner {
     counters: BTreeMap<String, LinkCounters>,
     /// The ephemeral range (`None`: 32768–60999 and none reserved).
     local_ports: Option<LocalPorts>,
+    /// Every count of runs in flight the manager reported, in order.
+    runs_in_flight: Vec<usize>,
 }
 
 pub struct FakeKernel {
@@ -78,6 +80,12 @@ impl FakeKernel {
     /// Every call so far, as `op arg…`.
     pub fn calls(&self) -> Vec<String> {
         self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// Every count of runs in flight the manager reported so far (not a kernel change: not
+    /// in [`Self::calls`]).
+    pub fn runs_in_flight(&self) -> Vec<usize> {
+        self.inner.lock().unwrap().runs_in_flight.clone()
     }
 
     /// The command of a container ends by itself (the manager hears of it separately).
@@ -243,7 +251,9 @@ impl Kernel for FakeKernel {
     /// The fake makes each netns when asked.
     fn prepare_netns_ahead(&self) {}
     fn stop_preparing_netns(&self) {}
-    fn set_runs_in_flight(&self, _runs: usize) {}
+    fn set_runs_in_flight(&self, runs: usize) {
+        self.inner.lock().unwrap().runs_in_flight.push(runs);
+    }
     fn netns_being_prepared(&self) -> usize {
         0
     }

@@ -144,6 +144,18 @@ async fn a_failed_step_of_run_undoes_every_earlier_one() {
 }
 
 #[tokio::test]
+async fn the_namespace_maker_is_told_of_runs_in_flight_until_they_end() {
+    let fx = Fixture::new("in-flight").await;
+    fx.network("n1", None).await;
+    fx.run("web", "n1", &["sleep", "600"]).await.unwrap();
+    assert_eq!(fx.kernel().runs_in_flight(), [1, 0]);
+    // A failed run ends too.
+    fx.kernel().fail("add_endpoint", 0);
+    fx.run("api", "n1", &["sleep", "600"]).await.unwrap_err();
+    assert_eq!(fx.kernel().runs_in_flight(), [1, 0, 1, 0]);
+}
+
+#[tokio::test]
 async fn a_failed_second_endpoint_of_start_undoes_the_first() {
     let fx = Fixture::new("start-undo").await;
     fx.network("n1", None).await;
