@@ -60,6 +60,10 @@ fn restart_keeps_state_traffic_and_pins(signal: Signal) {
     host.ok(&["stop", "stopped"]);
     let ip2 = host.ip_of("two", "rs-net");
     let (ns1, ns2) = (host.container_netns("one"), host.container_netns("two"));
+    // `stop` answers before the kernel has removed the stopped container's veth (it goes with
+    // its netns, in the kernel's netns clean-up, later when that is busy): the snapshot is of
+    // the settled host.
+    host.wait_for_removals();
 
     let views_before = views(&host);
     let kernel_before = kernel(&host);
