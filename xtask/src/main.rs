@@ -25,7 +25,8 @@ struct Cli {
 enum Task {
     /// Install the build and test prerequisites (root; idempotent, skips what is present).
     Setup,
-    /// Setup check, then `cargo build --release` and the netd binary with LTO (target/dist/netd).
+    /// Setup check, then `cargo build --release` and the shipped binaries with LTO in
+    /// target/dist: `netd` (the CLI, static with musl) and `netd-daemon`.
     Build,
     /// Setup + build, then run `netd daemon [ARGS]` in the foreground (root).
     Run {

@@ -339,8 +339,6 @@ impl<K: Kernel> Manager<K> {
         self.store.durable().await
     }
 
-    /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
-    /// change to containers or their endpoints.
     /// The state once no `run` is pending: what every command but `run` works on.
     async fn lock_settled(&self) -> tokio::sync::MutexGuard<'_, State> {
         loop {
@@ -355,6 +353,8 @@ impl<K: Kernel> Manager<K> {
         }
     }
 
+    /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
+    /// change to containers or their endpoints.
     fn sync_dns(&self, state: &State) {
         if state.pending.is_empty() {
             self.dns.sync(&state.networks, &state.containers, &state.remote_names);
