@@ -9,6 +9,12 @@ use std::{os::unix::process::CommandExt, path::PathBuf};
 use anyhow::Context;
 use netd::cli::{self, Command};
 
+/// musl's allocator maps and unmaps memory for most of a command's allocations (≈100
+/// `mmap`/`munmap` for one `run -d`, each with its page faults and TLB flush); dlmalloc takes
+/// memory from the kernel in large pieces and keeps what is freed.
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 /// The daemon's binary, beside this one.
 const DAEMON_BINARY: &str = "netd-daemon";
 

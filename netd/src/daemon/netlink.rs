@@ -10,7 +10,7 @@ use std::{
 use futures::TryStreamExt;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
-    link::{InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkInfo},
+    link::{AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkInfo},
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
 };
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
@@ -173,7 +173,9 @@ impl Netlink {
     /// above the highest here) and the peer the one below it, as a peer made here and moved in
     /// would (Docker's `12: eth0@if13`), so that the peer's link — the host end's index —
     /// names no device inside. The host end gets `host_mac`, so that no lookup is needed; both
-    /// ends are down. `mtu` (both ends; `None`: the kernel's default) the kernel refuses is
+    /// ends are down. Each end is made with one TX and one RX queue, the count the kernel
+    /// lowers a veth to anyway; lowering it after the fact waits for an RCU grace period per
+    /// end, holding rtnl. `mtu` (both ends; `None`: the kernel's default) the kernel refuses is
     /// Docker's error. Returns the host end's index (the peer's is the one below it).
     pub async fn create_veth(&self, ends: &VethEnds<'_>, host_index: u32, mtu: Option<u32>) -> Result<u32> {
         let VethEnds { host_name, host_mac, peer_name, peer_mac, peer_netns } = *ends;
@@ -185,12 +187,16 @@ impl Netlink {
                 .name(peer_name.to_string())
                 .address(peer_mac.to_vec())
                 .txqueuelen(0)
+                .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+                .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                 .setns_by_fd(ns.as_raw_fd());
             let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
                 .index(host_index)
                 .name(host_name.to_string())
                 .address(host_mac.to_vec())
-                .txqueuelen(0);
+                .txqueuelen(0)
+                .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+                .append_extra_attribute(LinkAttribute::NumRxQueues(1));
             if let Some(mtu) = mtu {
                 peer = peer.mtu(mtu);
                 host = host.mtu(mtu);
@@ -245,13 +251,21 @@ impl Netlink {
     }
 
     /// Sets the link up with `txqueuelen`, in one request.
-    pub async fn set_up_with_txqueuelen(&self, index: u32, len: u32) -> Result<()> {
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).txqueuelen(len).up().build())
-            .execute()
-            .await
-            .map_err(nl_err("set link up"))
+    /// Turns IPv4 forwarding on for one device: `bpf_fib_lookup` routes a container's packet
+    /// only from a device that forwards. The host's `ip_forward` and every other device stay
+    /// as they are; netd's programs redirect every routed packet themselves, so the host stack
+    /// never forwards from these devices.
+    pub async fn enable_ipv4_forwarding(&self, index: u32) -> Result<()> {
+        let request = LinkUnspec::new_with_index(index).append_extra_attribute(ipv4_forwarding_on());
+        self.handle.link().set(request.build()).execute().await.map_err(nl_err("enable forwarding"))
+    }
+
+    /// A new host end's last settings, in one request while it is still down: `txqueuelen`
+    /// (changing it on a device that is up deactivates the device, which waits for an RCU
+    /// grace period holding rtnl) and IPv4 forwarding ([`Self::enable_ipv4_forwarding`]).
+    pub async fn set_txqueuelen_and_forwarding(&self, index: u32, len: u32) -> Result<()> {
+        let request = LinkUnspec::new_with_index(index).txqueuelen(len).append_extra_attribute(ipv4_forwarding_on());
+        self.handle.link().set(request.build()).execute().await.map_err(nl_err("configure link"))
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {
@@ -689,6 +703,16 @@ fn link_name(attributes: Vec<LinkAttribute>) -> Option<String> {
         LinkAttribute::IfName(n) => Some(n),
         _ => None,
     })
+}
+
+/// IPv4 forwarding on, as an attribute of a link request. Over netlink rather than by writing
+/// the device's `forwarding` sysctl: that write takes rtnl with a trylock and restarts the
+/// whole system call while rtnl is taken, spinning on a CPU through every other client's link
+/// changes. Only the attribute given is set; the device's other settings stay.
+fn ipv4_forwarding_on() -> LinkAttribute {
+    let mut conf = InetDevConf::default();
+    conf.forwarding = 1;
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])])
 }
 
 /// The two ends of a veth pair to create (`Netlink::create_veth`).

@@ -96,15 +96,6 @@ fn departing_ifname(endpoint_id: &str) -> String {
 }
 
 /// Whether `name` has the shape of [`host_ifname`] (ids are lowercase hex).
-/// Turns on IPv4 forwarding for one of netd's host-side veths: `bpf_fib_lookup` routes a
-/// container's packet only from a device that forwards. The host's global `ip_forward` (and
-/// every other device) stays as it is; netd's programs redirect every routed packet
-/// themselves, so the host stack never forwards from these devices.
-pub fn enable_forwarding(host_ifname: &str) -> Result<()> {
-    let path = format!("/proc/sys/net/ipv4/conf/{host_ifname}/forwarding");
-    std::fs::write(&path, "1").map_err(|e| Error::os(format!("enable forwarding on {host_ifname}"), e))
-}
-
 pub fn is_host_ifname(name: &str) -> bool {
     name.strip_prefix("nd")
         .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
@@ -309,7 +300,6 @@ impl Plumber {
             VethEnds { host_name: &host_ifname, host_mac, peer_name: &ep.ifname, peer_mac: ep.mac, peer_netns: netns };
         let host_ifindex = self.create_veth(&ends, network.mtu).await?;
         let configured = async {
-            enable_forwarding(&host_ifname)?;
             let entry = DatapathEndpoint {
                 ip: ep.ip,
                 gateway: ep.gateway,
@@ -330,8 +320,10 @@ impl Plumber {
             self.datapath.add_endpoint(&entry)?;
             let up = async {
                 // Adding the clsact qdisc gave the device the default txqueuelen (1000): back
-                // to Docker's 0, with the same request.
-                self.host.set_up_with_txqueuelen(host_ifindex, 0).await?;
+                // to Docker's 0, and forwarding on, before it is up (no packet meets it
+                // without forwarding).
+                self.host.set_txqueuelen_and_forwarding(host_ifindex, 0).await?;
+                self.host.set_up(host_ifindex).await?;
                 self.host.add_host_route(ep.ip, host_ifindex, ep.gateway).await
             };
             if let Err(e) = up.await {

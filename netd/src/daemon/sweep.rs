@@ -36,7 +36,9 @@ pub async fn remove_leftovers(
     let host = plumber.host();
     errors.extend(plumber.datapath().keep_exactly(live).err());
     // Veths made before netd masqueraded lack per-device forwarding (the route lookup needs it).
-    errors.extend(live.iter().filter_map(|ep| crate::plumbing::enable_forwarding(&ep.host_ifname).err()));
+    for ep in live {
+        errors.extend(host.enable_ipv4_forwarding(ep.host_ifindex).await.err());
+    }
     remove_stale_veths(host, networks, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
     // Namespaces a previous daemon made ahead: no container has one.
