@@ -201,7 +201,9 @@ fn a_containers_own_view_of_its_network_is_dockers() {
         assert_eq!(host.ok(&["exec", name, "cat", "/etc/resolv.conf"]), resolv);
     }
     assert_eq!(host.ok(&["exec", "n1", "busybox", "ip", "addr"]), lo);
-    // The host ends: txqueuelen 0 (`ip` prints no qlen then, as for Docker's).
+    // The host ends: txqueuelen 0 (`ip` prints no qlen then, as for Docker's); one TX and one
+    // RX queue (what the kernel lowers a veth to, made so); IPv4 forwarding on for each (the
+    // programs' route lookup needs it), set over netlink.
     let links: serde_json::Value =
         serde_json::from_str(&host.in_host_ok(&["ip", "-j", "-d", "link", "show", "type", "veth"])).unwrap();
     let netd_links: Vec<_> =
@@ -213,6 +215,9 @@ fn a_containers_own_view_of_its_network_is_dockers() {
             (0, Some(1500)),
             "{l}: no qlen printed is 0"
         );
+        assert_eq!((l["num_tx_queues"].as_u64(), l["num_rx_queues"].as_u64()), (Some(1), Some(1)), "{l}");
+        let forwarding = format!("/proc/sys/net/ipv4/conf/{}/forwarding", l["ifname"].as_str().unwrap());
+        assert_eq!(host.in_host_ok(&["cat", &forwarding]).trim(), "1", "{forwarding}");
     }
     assert_store_and_kernel_agree(&host, STACK);
 }
