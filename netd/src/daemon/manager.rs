@@ -356,18 +356,8 @@ impl<K: Kernel> Manager<K> {
     /// Brings the embedded DNS (names and listeners) in line with `state`; called after every
     /// change to containers or their endpoints.
     fn sync_dns(&self, state: &State) {
-        if state.pending.is_empty() {
-            self.dns.sync(&state.networks, &state.containers, &state.remote_names);
-        } else {
-            // Pending containers have no name yet.
-            let settled: BTreeMap<String, Container> = state
-                .containers
-                .iter()
-                .filter(|(id, _)| !state.pending.contains(*id))
-                .map(|(id, c)| (id.clone(), c.clone()))
-                .collect();
-            self.dns.sync(&state.networks, &settled, &state.remote_names);
-        }
+        // Pending containers have no name yet.
+        self.dns.sync(&state.networks, &state.containers, &state.pending, &state.remote_names);
     }
 
     pub async fn networks(&self) -> Vec<(Network, Vec<Member>)> {

@@ -12,7 +12,7 @@
 //! on a user-defined network have one. A restarted daemon makes them again for every live
 //! container through the same call.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
     path::PathBuf,
     sync::{Arc, Mutex, RwLock},
@@ -143,7 +143,8 @@ impl Dns {
         &self.shared.upstreams
     }
 
-    /// Makes the records and the listeners match `containers`. A listener that cannot be
+    /// Makes the records and the listeners match `containers`, those of `pending` left out (a
+    /// `run` between its reservation and its commit has no name yet). A listener that cannot be
     /// made is logged and tried again at the next sync; the containers' other networking
     /// does not depend on it. Must run inside the tokio runtime.
     /// `remote`: other hosts' endpoints on overlay networks (named, never listened for).
@@ -151,13 +152,15 @@ impl Dns {
         &self,
         networks: &BTreeMap<String, Network>,
         containers: &BTreeMap<String, Container>,
+        pending: &BTreeSet<String>,
         remote: &RemoteNames,
     ) {
         let records = {
             let mut current = self.shared.records.write().unwrap_or_else(|e| e.into_inner());
             // In place, unless a query holds this version: then on a copy.
             let records = Arc::make_mut(&mut current);
-            let changed = records.update(networks, containers) | records.update_remote(networks, remote);
+            let changed =
+                records.update_settled(networks, containers, pending) | records.update_remote(networks, remote);
             if changed {
                 self.shared.rotation.retain(&current);
             }

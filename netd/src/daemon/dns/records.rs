@@ -6,7 +6,7 @@
 //! command costs the same with 1,000 containers as with 10; a change to the networks rebuilds
 //! everything.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr},
     path::PathBuf,
     sync::Mutex,
@@ -198,7 +198,20 @@ impl Records {
 
     /// Brings the records in line with `networks` and `containers`, recomputing only the
     /// containers that changed. Returns whether anything changed.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn update(&mut self, networks: &BTreeMap<String, Network>, containers: &BTreeMap<String, Container>) -> bool {
+        self.update_settled(networks, containers, &BTreeSet::new())
+    }
+
+    /// [`Self::update`] with the containers of `pending` left out (a `run` between its
+    /// reservation and its commit has no name yet), without copying the others.
+    pub fn update_settled(
+        &mut self,
+        networks: &BTreeMap<String, Network>,
+        containers: &BTreeMap<String, Container>,
+        pending: &BTreeSet<String>,
+    ) -> bool {
+        let settled = |id: &String| containers.contains_key(id) && !pending.contains(id);
         let same_networks = self.network_inputs.len() == networks.len()
             && self.network_inputs.iter().zip(networks.values()).all(|(old, n)| old.matches(n));
         if !same_networks {
@@ -216,7 +229,7 @@ impl Records {
             };
         }
         let mut changed = !same_networks;
-        for (id, c) in containers {
+        for (id, c) in containers.iter().filter(|(id, _)| !pending.contains(*id)) {
             if self.containers.get(id).is_some_and(|old| old.matches(c)) {
                 continue;
             }
@@ -224,14 +237,11 @@ impl Records {
             self.add(id, Inputs::of(c), networks);
             changed = true;
         }
-        // Every id of `containers` is known now: more known ids means some went.
-        if self.containers.len() != containers.len() + self.remote.len() {
-            let gone: Vec<String> = self
-                .containers
-                .keys()
-                .filter(|id| !containers.contains_key(*id) && !self.remote.contains_key(*id))
-                .cloned()
-                .collect();
+        // Every settled id is known now: more known ids means some went.
+        let pending_there = pending.iter().filter(|id| containers.contains_key(*id)).count();
+        if self.containers.len() != containers.len() - pending_there + self.remote.len() {
+            let gone: Vec<String> =
+                self.containers.keys().filter(|id| !settled(id) && !self.remote.contains_key(*id)).cloned().collect();
             for id in gone {
                 self.remove(&id, networks);
             }
@@ -512,6 +522,27 @@ pub(super) mod tests {
         let far = records.client(&id("d4")).unwrap();
         assert_eq!(records.addresses(far, HOST_GATEWAY_NAME), Some(vec![ip("172.19.0.1")]));
         assert_eq!(records.addresses(far, "one"), None);
+    }
+
+    #[test]
+    fn pending_containers_are_left_out_until_they_settle() {
+        let (networks, containers) = state();
+        let one: Ipv4Addr = "172.18.0.2".parse().unwrap();
+        let pending: BTreeSet<String> = [id("a1")].into();
+        let mut records = Records::default();
+        assert!(records.update_settled(&networks, &containers, &pending));
+        let two = records.client(&id("b2")).unwrap().clone();
+        assert_eq!(records.addresses(&two, "one"), None, "a pending container has no name yet");
+        assert!(records.client(&id("a1")).is_none(), "nor a listener");
+        assert!(!records.update_settled(&networks, &containers, &pending), "nothing more to do");
+        assert!(records.update_settled(&networks, &containers, &BTreeSet::new()), "it settles");
+        assert_eq!(records.addresses(&two, "one"), Some(vec![one]));
+        assert!(records.client(&id("a1")).is_some());
+        // Pending again (a container that was known): it is left out again.
+        assert!(records.update_settled(&networks, &containers, &pending));
+        assert_eq!(records.addresses(&two, "one"), None);
+        assert!(records.client(&id("a1")).is_none());
+        assert_eq!(records.addresses(&two, "two"), Some(vec!["172.18.0.3".parse().unwrap()]), "the others stay");
     }
 
     #[test]
