@@ -253,6 +253,7 @@ fn restart_repairs_a_vanished_veth_and_stops_a_container_whose_netns_vanished() 
 
 /// One endpoint's filter was deleted by hand: the restart attaches it again. Another's slot
 /// holds someone else's filter: the restart refuses to replace it, says so, and leaves it.
+/// Also: a host end whose forwarding is off gets it back.
 #[test]
 fn restart_repairs_a_missing_filter_and_leaves_a_foreign_one() {
     let mut host = TestHost::start();
@@ -273,8 +274,13 @@ fn restart_repairs_a_missing_filter_and_leaves_a_foreign_one() {
     host.in_host_ok(&foreign);
     let host_ns = host.netns_path(&host.host_ns);
     let foreign_before = ingress_filters(&host_ns, &veth2);
+    // A host end without forwarding (as versions before egress made them): turned on again.
+    let veth3 = ifname_of(&views_before, "three");
+    let forwarding = format!("/proc/sys/net/ipv4/conf/{veth3}/forwarding");
+    host.in_host_ok(&["sh", "-c", &format!("echo 0 > {forwarding}")]);
 
     host.start_daemon();
+    assert_eq!(host.in_host_ok(&["cat", &forwarding]).trim(), "1", "{veth3}'s forwarding after the restart");
     let pins = pins(&host);
     assert_eq!(pins.filters[&veth1].prog_id, pins.program, "one's filter was not attached again");
     assert!(!pins.filters.contains_key(&veth2), "netd took over a foreign filter: {:?}", pins.filters);

@@ -250,13 +250,13 @@ impl Netlink {
         Ok(())
     }
 
-    /// Sets the link up with `txqueuelen`, in one request.
-    /// Turns IPv4 forwarding on for one device: `bpf_fib_lookup` routes a container's packet
-    /// only from a device that forwards. The host's `ip_forward` and every other device stay
-    /// as they are; netd's programs redirect every routed packet themselves, so the host stack
-    /// never forwards from these devices.
-    pub async fn enable_ipv4_forwarding(&self, index: u32) -> Result<()> {
-        let request = LinkUnspec::new_with_index(index).append_extra_attribute(ipv4_forwarding_on());
+    /// Turns IPv4 forwarding on for the device `name`: `bpf_fib_lookup` routes a container's
+    /// packet only from a device that forwards. The host's `ip_forward` and every other device
+    /// stay as they are; netd's programs redirect every routed packet themselves, so the host
+    /// stack never forwards from these devices. By name, netd's own (`nd…`): an index from the
+    /// store might name another device by now.
+    pub async fn enable_ipv4_forwarding(&self, name: &str) -> Result<()> {
+        let request = LinkUnspec::new_with_name(name).append_extra_attribute(ipv4_forwarding_on());
         self.handle.link().set(request.build()).execute().await.map_err(nl_err("enable forwarding"))
     }
 

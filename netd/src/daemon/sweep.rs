@@ -37,7 +37,7 @@ pub async fn remove_leftovers(
     errors.extend(plumber.datapath().keep_exactly(live).err());
     // Veths made before netd masqueraded lack per-device forwarding (the route lookup needs it).
     for ep in live {
-        errors.extend(host.enable_ipv4_forwarding(ep.host_ifindex).await.err());
+        errors.extend(host.enable_ipv4_forwarding(&ep.host_ifname).await.err());
     }
     remove_stale_veths(host, networks, containers, &mut errors).await;
     remove_stale_netns(plumber.netns_dir(), containers, &mut errors);
