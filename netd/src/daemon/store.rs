@@ -174,40 +174,57 @@ impl Store {
     }
 
     pub fn commit(&self, changes: Changes) -> Result<()> {
-        let mut tx = self.db.begin_write().map_err(db_err)?;
-        if self.flusher.get().is_some() {
-            tx.set_durability(Durability::None).map_err(db_err)?;
-        }
-        {
-            let mut networks = tx.open_table(NETWORKS).map_err(db_err)?;
-            for n in &changes.put_networks {
-                networks.insert(n.id.as_str(), to_json(n)?.as_slice()).map_err(db_err)?;
-            }
-            for id in &changes.del_networks {
-                networks.remove(id.as_str()).map_err(db_err)?;
-            }
-            let mut containers = tx.open_table(CONTAINERS).map_err(db_err)?;
-            for c in &changes.put_containers {
-                containers.insert(c.id.as_str(), to_json(c)?.as_slice()).map_err(db_err)?;
-            }
-            for id in &changes.del_containers {
-                containers.remove(id.as_str()).map_err(db_err)?;
-            }
-            let mut pools = tx.open_table(DOCKER_POOLS).map_err(db_err)?;
-            for p in &changes.put_pools {
-                pools.insert(p.id.as_str(), to_json(p)?.as_slice()).map_err(db_err)?;
-            }
-            for id in &changes.del_pools {
-                pools.remove(id.as_str()).map_err(db_err)?;
-            }
-        }
-        tx.commit().map_err(db_err)?;
-        if let Some(flusher) = self.flusher.get() {
-            flusher.made.fetch_add(1, Ordering::SeqCst);
-            flusher.wake.notify_one();
-        }
-        Ok(())
+        write(&self.db, self.flusher.get().map(Arc::as_ref), changes)
     }
+
+    /// [`Self::commit`] on tokio's blocking pool. A commit waits for redb's write lock, which
+    /// the background flush holds through its fsync: a `run` commits this way before it takes
+    /// the manager's lock again, so that neither that lock nor a runtime worker waits for the
+    /// disk while other runs could go on.
+    pub async fn commit_off_runtime(&self, changes: Changes) -> Result<()> {
+        let (db, flusher) = (self.db.clone(), self.flusher.get().cloned());
+        tokio::task::spawn_blocking(move || write(&db, flusher.as_deref(), changes))
+            .await
+            .map_err(|e| Error::Store(StoreError::Flush(format!("the commit ended abnormally: {e}"))))?
+    }
+}
+
+/// One transaction with all of `changes`: durable at once without group commit, else made
+/// durable by the flush (`flusher`).
+fn write(db: &Database, flusher: Option<&Flusher>, changes: Changes) -> Result<()> {
+    let mut tx = db.begin_write().map_err(db_err)?;
+    if flusher.is_some() {
+        tx.set_durability(Durability::None).map_err(db_err)?;
+    }
+    {
+        let mut networks = tx.open_table(NETWORKS).map_err(db_err)?;
+        for n in &changes.put_networks {
+            networks.insert(n.id.as_str(), to_json(n)?.as_slice()).map_err(db_err)?;
+        }
+        for id in &changes.del_networks {
+            networks.remove(id.as_str()).map_err(db_err)?;
+        }
+        let mut containers = tx.open_table(CONTAINERS).map_err(db_err)?;
+        for c in &changes.put_containers {
+            containers.insert(c.id.as_str(), to_json(c)?.as_slice()).map_err(db_err)?;
+        }
+        for id in &changes.del_containers {
+            containers.remove(id.as_str()).map_err(db_err)?;
+        }
+        let mut pools = tx.open_table(DOCKER_POOLS).map_err(db_err)?;
+        for p in &changes.put_pools {
+            pools.insert(p.id.as_str(), to_json(p)?.as_slice()).map_err(db_err)?;
+        }
+        for id in &changes.del_pools {
+            pools.remove(id.as_str()).map_err(db_err)?;
+        }
+    }
+    tx.commit().map_err(db_err)?;
+    if let Some(flusher) = flusher {
+        flusher.made.fetch_add(1, Ordering::SeqCst);
+        flusher.wake.notify_one();
+    }
+    Ok(())
 }
 
 /// Makes the commits durable: one empty durable transaction (redb writes everything committed
@@ -289,6 +306,29 @@ mod tests {
         let mut ids: Vec<String> = reopened.containers().unwrap().into_iter().map(|c| c.id).collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
+    }
+
+    /// A commit on the blocking pool, made while the flush holds redb's write lock (as during
+    /// its fsync), waits for it and is durable with the next flush.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_off_the_runtime_waits_for_the_flush_and_is_kept() {
+        let dir = Dir::new();
+        let store = Store::open(&dir.0).unwrap();
+        store.group_commits();
+        let flushing = store.db.begin_write().unwrap();
+        let changes = Changes { put_containers: vec![Container::fixture("a", "a")], ..Changes::default() };
+        {
+            let commit = store.commit_off_runtime(changes);
+            tokio::pin!(commit);
+            // Not done while the write lock is taken; the runtime goes on meanwhile.
+            assert!(tokio::time::timeout(std::time::Duration::from_millis(200), &mut commit).await.is_err());
+            flushing.abort().unwrap();
+            commit.await.unwrap();
+        }
+        store.durable().await.unwrap();
+        drop(store);
+        let ids: Vec<String> = Store::open(&dir.0).unwrap().containers().unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["a"]);
     }
 
     #[tokio::test]

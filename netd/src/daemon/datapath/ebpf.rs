@@ -13,6 +13,7 @@ use std::{
     fs,
     hash::Hash,
     net::Ipv4Addr,
+    os::fd::AsFd,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -25,7 +26,7 @@ use aya::{
     programs::{
         links::{CgroupAttachMode, FdLink, LinkOrder, PinnedLink},
         tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
-        Program, SchedClassifier, TcAttachType,
+        Program, ProgramFd, SchedClassifier, TcAttachType,
     },
     Ebpf, EbpfLoader, Pod,
 };
@@ -37,7 +38,7 @@ use netd_common::{
 
 use super::{
     bpffs, migrate,
-    tc_filter::{self, Side, Slot},
+    tc_filter::{self, NewFilter, Side, Slot},
     Datapath, DatapathEndpoint, DatapathError, DropStat, FlowTables, GcReport, OverlayNetwork, PublishedPort,
     RemoteEndpoint, TableUsage, Tunnel, Uplink,
 };
@@ -90,6 +91,9 @@ pub struct EbpfDatapath {
     /// Host-side veths this daemon attached its endpoint filter to and has not released: the
     /// filters have no pin, so `purge` deletes them by this list.
     endpoint_filters: Mutex<BTreeSet<String>>,
+    /// The endpoint programs ([`ENDPOINT_FILTERS`]), a descriptor of each of its own: a new
+    /// veth gets its filters without the `ebpf` lock ([`Self::attach_new_endpoint`]).
+    endpoint_programs: Vec<(&'static str, Side, ProgramFd)>,
     /// The addresses published ports lead to, as `NETD_SVC_V1` holds them, read once and kept
     /// for `add_endpoint` (reading them walks every bucket of the map: 0.1–0.2 ms per `run`);
     /// `None` after a change to the map, read again when next needed. Only touched with the
@@ -204,6 +208,13 @@ impl EbpfDatapath {
         let current: HashSet<String> = ebpf.maps().map(|(name, _)| name.to_string()).collect();
         remove_pins_except(&dir.join("maps"), |name| current.contains(name) || migrate::is_retired(name))?;
         remove_pins_except(&dir.join("progs"), |name| PROGRAMS.iter().any(|(p, _)| *p == name))?;
+        let endpoint_programs = ENDPOINT_FILTERS
+            .into_iter()
+            .map(|(program, side)| {
+                let fd = classifier(&mut ebpf, program)?.fd().map_err(program_err("program fd"))?;
+                Ok((program, side, fd.try_clone().map_err(io_err("program fd"))?))
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
             dir: dir.to_path_buf(),
             ebpf: Mutex::new(ebpf),
@@ -211,6 +222,7 @@ impl EbpfDatapath {
             reserved_ports_sysctl: PathBuf::from(RESERVED_PORTS_SYSCTL),
             migrated: Mutex::new(Some(migrated)),
             endpoint_filters: Mutex::new(BTreeSet::new()),
+            endpoint_programs,
             backends: Mutex::new(None),
         })
     }
@@ -432,17 +444,23 @@ impl EbpfDatapath {
         Ok(backends)
     }
 
-    /// Attaches netd's filters to a veth this daemon has just made: the clsact qdisc once,
-    /// then each filter created at its slot, without reading the slots first (they are
-    /// empty). A slot found taken is read then: netd's own program is replaced in place,
-    /// anyone else's filter refused as in `attach_endpoint`.
-    fn attach_new_endpoint(&self, ebpf: &mut Ebpf, ifname: &str, ifindex: u32) -> Result<()> {
-        add_clsact(ifname)?;
-        for (program, side) in ENDPOINT_FILTERS {
-            if let Err(e) = create_filter(ebpf, ifname, program, side) {
+    /// Adds the clsact qdisc and the endpoint filters to a veth just made, in one send
+    /// (`tc_filter::attach_new`), without the `ebpf` lock: the first filter on a new clsact
+    /// qdisc waits for an RCU grace period, which other runs' map work must not wait behind. A
+    /// slot found taken (none should be, on a new veth) is read then: netd's own program is
+    /// replaced in place, anyone else's filter refused (`attach_filter`).
+    fn attach_new_endpoint(&self, ifname: &str, ifindex: u32) -> Result<()> {
+        let filters: Vec<NewFilter<'_>> = self
+            .endpoint_programs
+            .iter()
+            .map(|(program, side, fd)| NewFilter { side: *side, program, fd: fd.as_fd() })
+            .collect();
+        let created = tc_filter::attach_new(ifindex, &filters).map_err(io_err("attach endpoint filters"))?;
+        for (&(program, side, _), created) in self.endpoint_programs.iter().zip(created) {
+            if let Err(e) = created {
                 match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
-                    Slot::Empty => return Err(e),
-                    _ => attach_filter(ebpf, ifname, ifindex, program, side)?,
+                    Slot::Empty => return Err(io_err("attach endpoint filter")(e)),
+                    _ => attach_filter(&mut self.ebpf.lock().unwrap(), ifname, ifindex, program, side)?,
                 }
             }
         }
@@ -799,11 +817,13 @@ fn table_usage<K: Pod, V: Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<Ta
 
 impl Datapath for EbpfDatapath {
     fn add_endpoint(&self, ep: &DatapathEndpoint) -> Result<()> {
-        let mut ebpf = self.ebpf.lock().unwrap();
-        let backends = self.cached_backends(&mut ebpf)?;
-        Self::insert_entries(&mut ebpf, ep, &backends)?;
-        if let Err(e) = self.attach_new_endpoint(&mut ebpf, &ep.host_ifname, ep.host_ifindex) {
-            let _ = Self::remove_entries(&mut ebpf, ep);
+        {
+            let mut ebpf = self.ebpf.lock().unwrap();
+            let backends = self.cached_backends(&mut ebpf)?;
+            Self::insert_entries(&mut ebpf, ep, &backends)?;
+        }
+        if let Err(e) = self.attach_new_endpoint(&ep.host_ifname, ep.host_ifindex) {
+            let _ = Self::remove_entries(&mut self.ebpf.lock().unwrap(), ep);
             return Err(e);
         }
         Ok(())

@@ -8,15 +8,21 @@
 //! period on the caller's path. It belongs to the qdisc, not to a file descriptor or a pin, so
 //! it survives the daemon (`kill -9` included) and goes with its device.
 //!
-//! aya attaches and replaces the filter (`NlOptions` with netd's priority and handle); this
-//! module reads back what sits at that slot (to check ownership and the program it runs) and
-//! deletes it, with one synchronous rtnetlink request each.
-use std::io;
+//! A new veth gets its clsact qdisc and both filters here, in one send ([`attach_new`]); aya
+//! replaces a filter in place (`NlOptions` with netd's priority and handle) when a restart
+//! adopts a veth. This module also reads back what sits at netd's slot (to check ownership and
+//! the program it runs) and deletes it, with one synchronous rtnetlink request each.
+use std::{
+    io,
+    os::fd::{AsRawFd, BorrowedFd},
+};
 
 use rtnetlink::{
-    packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST},
+    packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    },
     packet_route::{
-        tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcHeader, TcMessage, TcOption},
+        tc::{TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcHeader, TcMessage, TcOption},
         AddressFamily, RouteNetlinkMessage,
     },
     sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr},
@@ -110,6 +116,52 @@ pub fn delete_at(ifindex: u32, side: Side) -> io::Result<()> {
     }
 }
 
+/// A program for netd's slot at one side of a new veth.
+pub struct NewFilter<'a> {
+    pub side: Side,
+    /// The program's name, which the filter carries (`TCA_BPF_NAME`, as aya names it).
+    pub program: &'static str,
+    pub fd: BorrowedFd<'a>,
+}
+
+/// Adds the clsact qdisc to the new device `ifindex` and a filter at netd's slot for each of
+/// `filters` (direct action), in one send on one socket: the kernel handles the requests one
+/// after another and acknowledges each, so that a run pays for one socket and one system call
+/// instead of three of each (aya opens a socket per request). A qdisc already there is fine.
+/// The outer error: the requests could not be sent or answered; the inner ones, each filter's
+/// own (`EEXIST`: the slot is taken), in the order of `filters`.
+pub fn attach_new(ifindex: u32, filters: &[NewFilter<'_>]) -> io::Result<Vec<io::Result<()>>> {
+    let qdisc = TcHeader {
+        family: AddressFamily::Unspec,
+        index: ifindex as i32,
+        handle: TcHandle { major: TcHandle::CLSACT.major, minor: 0 },
+        parent: TcHandle::CLSACT,
+        info: 0,
+    };
+    let qdisc = TcMessage::from_parts(qdisc, vec![TcAttribute::Kind("clsact".into())]);
+    let mut messages = vec![(RouteNetlinkMessage::NewQueueDiscipline(qdisc), NLM_F_CREATE | NLM_F_EXCL)];
+    for filter in filters {
+        let mut tc = message(ifindex, filter.side);
+        tc.attributes = vec![
+            TcAttribute::Kind("bpf".into()),
+            TcAttribute::Options(vec![
+                TcOption::Bpf(TcFilterBpfOption::ProgFd(filter.fd.as_raw_fd() as u32)),
+                TcOption::Bpf(TcFilterBpfOption::ProgName(filter.program.into())),
+                TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+            ]),
+        ];
+        messages.push((RouteNetlinkMessage::NewTrafficFilter(tc), NLM_F_CREATE | NLM_F_EXCL));
+    }
+    let mut acks = requests(messages)?.into_iter();
+    match acks.next() {
+        Some(Ok(())) => {}
+        Some(Err(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Some(Err(e)) => return Err(e),
+        None => return Err(io::Error::other("no acknowledgement from rtnetlink")),
+    }
+    Ok(acks.collect())
+}
+
 /// The request naming netd's slot: clsact side, priority, protocol, handle.
 fn message(ifindex: u32, side: Side) -> TcMessage {
     let minor = match side {
@@ -149,16 +201,9 @@ fn filter_of(tc: &TcMessage) -> Filter {
 /// Sends one request on a fresh rtnetlink socket (in the calling thread's netns) and returns
 /// the messages that came back before its acknowledgement (or the end of the dump).
 fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-    header.sequence_number = 1;
-    let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
-    packet.finalize();
-    let mut buf = vec![0u8; packet.buffer_len()];
-    packet.serialize(&mut buf);
+    let socket = open()?;
+    let mut buf = Vec::new();
+    append(&mut buf, message, flags, 1);
     socket.send(&buf, 0)?;
     let mut replies = Vec::new();
     // Bounded: a device's ingress filters fit in a few reads.
@@ -174,6 +219,64 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
                 NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(replies),
                 NetlinkPayload::InnerMessage(m) => replies.push(m),
                 _ => {}
+            }
+            if length == 0 {
+                break;
+            }
+            offset += (length + 3) & !3;
+        }
+    }
+    Err(io::Error::other("no acknowledgement from rtnetlink"))
+}
+
+/// A fresh rtnetlink socket in the calling thread's netns, connected to the kernel.
+fn open() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// Appends `message` as a request (acknowledged, with `flags` besides) numbered `seq`.
+fn append(buf: &mut Vec<u8>, message: RouteNetlinkMessage, flags: u16, seq: u32) {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    header.sequence_number = seq;
+    let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+    packet.finalize();
+    let at = buf.len();
+    buf.resize(at + packet.buffer_len(), 0);
+    packet.serialize(&mut buf[at..]);
+}
+
+/// Sends `messages` (each with its extra flags) in one buffer on a fresh rtnetlink socket and
+/// returns each one's acknowledgement, in their order.
+fn requests(messages: Vec<(RouteNetlinkMessage, u16)>) -> io::Result<Vec<io::Result<()>>> {
+    let socket = open()?;
+    let count = messages.len();
+    let mut buf = Vec::new();
+    for (seq, (message, flags)) in (1u32..).zip(messages) {
+        append(&mut buf, message, flags, seq);
+    }
+    socket.send(&buf, 0)?;
+    let mut acks: Vec<Option<io::Result<()>>> = (0..count).map(|_| None).collect();
+    // Bounded: one acknowledgement per request, a few per read.
+    for _ in 0..1024 {
+        if acks.iter().all(Option::is_some) {
+            return Ok(acks.into_iter().map(|ack| ack.expect("all acknowledged")).collect());
+        }
+        let (data, _) = socket.recv_from_full()?;
+        let mut offset = 0;
+        while offset < data.len() {
+            let reply =
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..]).map_err(io::Error::other)?;
+            let length = reply.header.length as usize;
+            let slot = (reply.header.sequence_number as usize).checked_sub(1).and_then(|i| acks.get_mut(i));
+            if let (NetlinkPayload::Error(e), Some(slot)) = (reply.payload, slot) {
+                *slot = Some(match e.code {
+                    Some(_) => Err(e.to_io()),
+                    None => Ok(()),
+                });
             }
             if length == 0 {
                 break;

@@ -307,13 +307,20 @@ impl<K: Kernel> Manager<K> {
             Ok(())
         }
         .await;
+        let changes = || Changes { put_containers: vec![container.clone()], ..Default::default() };
+        // A run with a reservation commits before it takes the lock again: a commit can wait
+        // for the flush's fsync (`Store::commit_off_runtime`), and every other run's commit
+        // would wait behind the lock meanwhile. Nothing else writes its record: commands that
+        // touch a pending container wait until it settles.
+        let committed = match applied {
+            Ok(()) if unlocked => self.store.commit_off_runtime(changes()).await,
+            applied => applied,
+        };
         let mut state = match guard {
             Some(state) => state,
             None => self.state.lock().await,
         };
-        let committed = applied.and_then(|()| {
-            self.store.commit(Changes { put_containers: vec![container.clone()], ..Default::default() })
-        });
+        let committed = if unlocked { committed } else { committed.and_then(|()| self.store.commit(changes())) };
         if unlocked {
             state.pending.remove(&container.id);
             state.containers.remove(&container.id);
