@@ -14,6 +14,7 @@
 //! the program it runs) and deletes it, with one synchronous rtnetlink request each.
 use std::{
     io,
+    ops::ControlFlow,
     os::fd::{AsRawFd, BorrowedFd},
 };
 
@@ -206,27 +207,16 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
     append(&mut buf, message, flags, 1);
     socket.send(&buf, 0)?;
     let mut replies = Vec::new();
-    // Bounded: a device's ingress filters fit in a few reads.
-    for _ in 0..1024 {
-        let (data, _) = socket.recv_from_full()?;
-        let mut offset = 0;
-        while offset < data.len() {
-            let reply =
-                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..]).map_err(io::Error::other)?;
-            let length = reply.header.length as usize;
-            match reply.payload {
-                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-                NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(replies),
-                NetlinkPayload::InnerMessage(m) => replies.push(m),
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            offset += (length + 3) & !3;
+    read_replies(&socket, |reply| match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => ControlFlow::Break(Err(e.to_io())),
+        NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => ControlFlow::Break(Ok(())),
+        NetlinkPayload::InnerMessage(m) => {
+            replies.push(m);
+            ControlFlow::Continue(())
         }
-    }
-    Err(io::Error::other("no acknowledgement from rtnetlink"))
+        _ => ControlFlow::Continue(()),
+    })?;
+    Ok(replies)
 }
 
 /// A fresh rtnetlink socket in the calling thread's netns, connected to the kernel.
@@ -260,23 +250,37 @@ fn requests(messages: Vec<(RouteNetlinkMessage, u16)>) -> io::Result<Vec<io::Res
     }
     socket.send(&buf, 0)?;
     let mut acks: Vec<Option<io::Result<()>>> = (0..count).map(|_| None).collect();
-    // Bounded: one acknowledgement per request, a few per read.
-    for _ in 0..1024 {
-        if acks.iter().all(Option::is_some) {
-            return Ok(acks.into_iter().map(|ack| ack.expect("all acknowledged")).collect());
+    read_replies(&socket, |reply| {
+        let slot = (reply.header.sequence_number as usize).checked_sub(1).and_then(|i| acks.get_mut(i));
+        if let (NetlinkPayload::Error(e), Some(slot)) = (reply.payload, slot) {
+            *slot = Some(match e.code {
+                Some(_) => Err(e.to_io()),
+                None => Ok(()),
+            });
         }
+        match acks.iter().all(Option::is_some) {
+            true => ControlFlow::Break(Ok(())),
+            false => ControlFlow::Continue(()),
+        }
+    })?;
+    Ok(acks.into_iter().map(|ack| ack.expect("all acknowledged")).collect())
+}
+
+/// Reads what the kernel sends back on `socket`, each message to `each` until it breaks.
+/// Bounded: the replies to netd's few requests fit in a few reads.
+fn read_replies(
+    socket: &Socket,
+    mut each: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> ControlFlow<io::Result<()>>,
+) -> io::Result<()> {
+    for _ in 0..1024 {
         let (data, _) = socket.recv_from_full()?;
         let mut offset = 0;
         while offset < data.len() {
             let reply =
                 NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..]).map_err(io::Error::other)?;
             let length = reply.header.length as usize;
-            let slot = (reply.header.sequence_number as usize).checked_sub(1).and_then(|i| acks.get_mut(i));
-            if let (NetlinkPayload::Error(e), Some(slot)) = (reply.payload, slot) {
-                *slot = Some(match e.code {
-                    Some(_) => Err(e.to_io()),
-                    None => Ok(()),
-                });
+            if let ControlFlow::Break(done) = each(reply) {
+                return done;
             }
             if length == 0 {
                 break;

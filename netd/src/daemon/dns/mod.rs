@@ -14,7 +14,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock},
 };
 
@@ -111,6 +111,9 @@ pub struct Dns {
     shared: Arc<Shared>,
     /// By the id of the container that owns the netns.
     listeners: Mutex<HashMap<String, Listener>>,
+    /// Sockets bound ahead for runs in flight ([`Dns::prepare`]), by container id, with the
+    /// netns they are bound in.
+    prepared: Mutex<HashMap<String, (PathBuf, server::Sockets)>>,
 }
 
 /// Other hosts' endpoints on this host's overlay networks, as the cluster's watch last gave
@@ -136,7 +139,27 @@ impl Dns {
         let fd_budget = budget::FdBudget::new(fd_budget);
         let shared =
             Shared { records: RwLock::default(), rotation: records::Rotation::default(), upstreams, fd_budget };
-        Self { shared: Arc::new(shared), listeners: Mutex::default() }
+        Self { shared: Arc::new(shared), listeners: Mutex::default(), prepared: Mutex::default() }
+    }
+
+    /// Binds the listener's sockets of container `id`, being made in `netns`, before its run
+    /// commits: the sync that starts the listener runs under the manager's lock, and binding
+    /// enters the netns on the netns thread (70–150 µs that every other run would wait for
+    /// behind the lock). A query sent before the listener starts waits in the socket. A
+    /// failure is left to the sync, which binds again and logs it.
+    pub fn prepare(&self, id: &str, netns: &Path) {
+        match server::bind_in(netns, &self.shared.fd_budget) {
+            Ok(sockets) => {
+                let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+                prepared.insert(id.to_string(), (netns.to_path_buf(), sockets));
+            }
+            Err(e) => tracing::debug!(container = %id, error = %e, "dns sockets not bound ahead"),
+        }
+    }
+
+    /// Closes the sockets bound ahead for `id` (its run failed).
+    pub fn forget_prepared(&self, id: &str) {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
     pub fn upstreams(&self) -> &[IpAddr] {
@@ -192,10 +215,17 @@ impl Dns {
                 Err(e) => tracing::warn!(container = %id, error = %e, "embedded DNS not available"),
             }
         }
+        drop(listeners);
+        // Sockets bound ahead for a container that settled without becoming a client close.
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner()).retain(|id, _| pending.contains(id));
     }
 
     fn start_listener(&self, id: &str, client: &records::Client) -> Result<Listener, DnsError> {
-        let sockets = server::bind_in(&client.netns, &self.shared.fd_budget)?;
+        let prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let sockets = match prepared {
+            Some((netns, sockets)) if netns == client.netns => sockets,
+            _ => server::bind_in(&client.netns, &self.shared.fd_budget)?,
+        };
         let (shared, client_id) = (self.shared.clone(), id.to_string());
         let task = tokio::spawn(async move {
             if let Err(e) = server::serve(sockets, shared, client_id.clone()).await {
@@ -203,5 +233,60 @@ impl Dns {
             }
         });
         Ok(Listener { netns: client.netns.clone(), started: client.started.clone(), task })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Network namespaces of the test's own, unmounted at the end (on a panic too).
+    struct Namespaces(PathBuf, Vec<PathBuf>);
+
+    impl Drop for Namespaces {
+        fn drop(&mut self) {
+            for path in &self.1 {
+                let _ = netns::remove(path);
+            }
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root (network namespaces); cargo xtask test runs it"]
+    async fn sockets_bound_ahead_go_to_the_listener_or_close() {
+        let dir = std::env::temp_dir().join(format!("netd-dns-ahead-{}", crate::model::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spaces = Namespaces(dir.clone(), vec![dir.join("one"), dir.join("plain")]);
+        for path in &spaces.1 {
+            netns::create_with_lo_up(path).unwrap();
+        }
+        let (networks, mut containers) = records::tests::state();
+        // "one" is on a user-defined network (a DNS client), "plain" on the default bridge.
+        let (one, plain) = (records::tests::id("a1"), records::tests::id("e5"));
+        containers.retain(|id, _| *id == one || *id == plain);
+        for (id, path) in [(&one, &spaces.1[0]), (&plain, &spaces.1[1])] {
+            containers.get_mut(id).unwrap().netns = Some(path.to_string_lossy().into_owned());
+        }
+        // Room for the two listeners' sockets and no more: a listener that bound again instead
+        // of taking its sockets would find no fd left.
+        let dns = Dns::new(vec![], 4);
+        dns.prepare(&one, &spaces.1[0]);
+        dns.prepare(&plain, &spaces.1[1]);
+        assert!(dns.shared.fd_budget.take(1).is_none(), "the sockets bound ahead hold their fds");
+
+        let pending = BTreeSet::from([one.clone(), plain.clone()]);
+        dns.sync(&networks, &containers, &pending, &RemoteNames::default());
+        assert_eq!(dns.prepared.lock().unwrap().len(), 2, "runs in flight keep theirs");
+        assert!(dns.listeners.lock().unwrap().is_empty());
+
+        dns.sync(&networks, &containers, &BTreeSet::new(), &RemoteNames::default());
+        assert!(dns.prepared.lock().unwrap().is_empty());
+        let listening: Vec<String> = dns.listeners.lock().unwrap().keys().cloned().collect();
+        assert_eq!(listening, [one], "one serves on the sockets bound ahead");
+        // plain's sockets are closed: its two fds are back, one's are its listener's.
+        let back = dns.shared.fd_budget.take(2);
+        assert!(back.is_some(), "plain's fds were not returned");
+        assert!(dns.shared.fd_budget.take(1).is_none());
     }
 }

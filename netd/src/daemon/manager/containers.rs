@@ -284,6 +284,12 @@ impl<K: Kernel> Manager<K> {
                 container.endpoints.push(ep.clone());
                 crash::point("run:endpoint");
             }
+            if container.mode == NetMode::Own && endpoints.iter().any(|(_, n)| n.is_user_defined()) {
+                // Its DNS listener's sockets, bound before its command starts (a lookup it
+                // makes at once waits in them instead of being refused) and outside the lock.
+                let netns = PathBuf::from(container.netns.as_ref().expect("own netns"));
+                self.dns.prepare(&container.id, &netns);
+            }
             if !published.is_empty() {
                 let entries: Vec<_> = published.iter().map(|p| p.datapath()).collect();
                 // One call, all or nothing.
@@ -327,6 +333,7 @@ impl<K: Kernel> Manager<K> {
             self.kernel.set_runs_in_flight(state.pending.len());
         }
         if let Err(e) = committed {
+            self.dns.forget_prepared(&container.id);
             undo.run(&self.kernel).await;
             self.release_overlay(&reserved).await;
             container.endpoints.clear();
