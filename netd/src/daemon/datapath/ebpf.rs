@@ -25,7 +25,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray},
     programs::{
         links::{CgroupAttachMode, FdLink, LinkOrder, PinnedLink},
-        tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
+        tc::{SchedClassifierLink, TcAttachOptions, TcHandle},
         Program, ProgramFd, SchedClassifier, TcAttachType,
     },
     Ebpf, EbpfLoader, Pod,
@@ -460,7 +460,7 @@ impl EbpfDatapath {
             if let Err(e) = created {
                 match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
                     Slot::Empty => return Err(io_err("attach endpoint filter")(e)),
-                    _ => attach_filter(&mut self.ebpf.lock().unwrap(), ifname, ifindex, program, side)?,
+                    _ => self.attach_filter(&mut self.ebpf.lock().unwrap(), ifname, ifindex, program, side)?,
                 }
             }
         }
@@ -479,10 +479,51 @@ impl EbpfDatapath {
     fn attach_endpoint(&self, ebpf: &mut Ebpf, ifname: &str) -> Result<()> {
         let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|e| io_err("find veth")(e.into()))?;
         for (program, side) in ENDPOINT_FILTERS {
-            attach_filter(ebpf, ifname, ifindex, program, side)?;
+            self.attach_filter(ebpf, ifname, ifindex, program, side)?;
         }
         self.endpoint_filters.lock().unwrap().insert(ifname.to_string());
         remove_pin(&self.legacy_endpoint_pin(ifname))
+    }
+
+    /// Attaches (or replaces in place) netd's filter running `program` at `side` of `ifname`:
+    /// an empty slot gets the filter as a new veth does (`tc_filter::attach_new`, the clsact
+    /// qdisc with it); netd's own filter gets the program replaced through aya.
+    ///
+    /// aya keeps the link it returns and deletes the filter when that is dropped; the filter
+    /// must outlive the daemon, so the link is taken out and forgotten (it holds no fd).
+    fn attach_filter(
+        &self,
+        ebpf: &mut Ebpf,
+        ifname: &str,
+        ifindex: u32,
+        program: &'static str,
+        side: Side,
+    ) -> Result<()> {
+        let replace = match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
+            Slot::Empty => false,
+            Slot::Filter(filter) if filter.is_program(program) => true,
+            Slot::Filter(filter) => {
+                return Err(foreign_filter(ifname, &format!("{} {}", filter.kind, filter.name.unwrap_or_default())))
+            }
+            Slot::Foreign => return Err(foreign_filter(ifname, "filters of another protocol")),
+        };
+        if !replace {
+            let (_, _, fd) = self
+                .endpoint_programs
+                .iter()
+                .find(|(name, at, _)| *name == program && *at == side)
+                .ok_or(DatapathError::Missing(program))?;
+            let filter = NewFilter { side, program, fd: fd.as_fd() };
+            let created = tc_filter::attach_new(ifindex, &[filter]).map_err(io_err("attach endpoint filter"))?;
+            return created.into_iter().collect::<std::io::Result<()>>().map_err(io_err("attach endpoint filter"));
+        }
+        let prog = classifier(ebpf, program)?;
+        let handle = TcHandle::from(tc_filter::HANDLE);
+        let link = SchedClassifierLink::attached(ifname, attach_type(side), tc_filter::PRIORITY, handle, None)
+            .map_err(io_err("find veth"))?;
+        let id = prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?;
+        std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
+        Ok(())
     }
 
     /// Deletes netd's endpoint filters of `ifname` that are there and run netd's programs; a
@@ -617,62 +658,14 @@ fn object() -> Result<&'static [u8]> {
     Err(DatapathError::BuiltWithout.into())
 }
 
-/// Adds the clsact qdisc to `ifname`; one already there (a previous daemon's, or left by a
-/// failed attach) is fine.
 /// The endpoint programs and the side of the veth's clsact qdisc each runs at.
 const ENDPOINT_FILTERS: [(&str, Side); 2] =
     [(programs::ENDPOINT_INGRESS, Side::Ingress), (programs::ENDPOINT_EGRESS, Side::Egress)];
-
-/// Attaches (or replaces in place) netd's filter running `program` at `side` of `ifname`.
-///
-/// aya keeps the link it returns and deletes the filter when that is dropped; the filter
-/// must outlive the daemon, so the link is taken out and forgotten (it holds no fd).
-fn attach_filter(ebpf: &mut Ebpf, ifname: &str, ifindex: u32, program: &'static str, side: Side) -> Result<()> {
-    let replace = match tc_filter::get_at(ifindex, side).map_err(io_err("read endpoint filter"))? {
-        Slot::Empty => false,
-        Slot::Filter(filter) if filter.is_program(program) => true,
-        Slot::Filter(filter) => {
-            return Err(foreign_filter(ifname, &format!("{} {}", filter.kind, filter.name.unwrap_or_default())))
-        }
-        Slot::Foreign => return Err(foreign_filter(ifname, "filters of another protocol")),
-    };
-    if !replace {
-        add_clsact(ifname)?;
-        return create_filter(ebpf, ifname, program, side);
-    }
-    let prog = classifier(ebpf, program)?;
-    let handle = TcHandle::from(tc_filter::HANDLE);
-    let link = SchedClassifierLink::attached(ifname, attach_type(side), tc_filter::PRIORITY, handle, None)
-        .map_err(io_err("find veth"))?;
-    let id = prog.attach_to_link(link).map_err(program_err("replace endpoint filter"))?;
-    std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
-    Ok(())
-}
-
-/// Creates netd's filter running `program` at `side` of `ifname` (clsact already there); a
-/// filter already at netd's slot makes it fail.
-fn create_filter(ebpf: &mut Ebpf, ifname: &str, program: &'static str, side: Side) -> Result<()> {
-    let prog = classifier(ebpf, program)?;
-    let options = NlOptions { priority: tc_filter::PRIORITY, handle: TcHandle::from(tc_filter::HANDLE), classid: None };
-    let id = prog
-        .attach_with_options(ifname, attach_type(side), TcAttachOptions::Netlink(options))
-        .map_err(program_err("attach endpoint filter"))?;
-    std::mem::forget(prog.take_link(id).map_err(program_err("take link"))?);
-    Ok(())
-}
 
 fn attach_type(side: Side) -> TcAttachType {
     match side {
         Side::Ingress => TcAttachType::Ingress,
         Side::Egress => TcAttachType::Egress,
-    }
-}
-
-fn add_clsact(ifname: &str) -> Result<()> {
-    match aya::programs::tc::qdisc_add_clsact(ifname) {
-        Ok(()) => Ok(()),
-        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        Err(e) => Err(program_err("add clsact qdisc")(e.into())),
     }
 }
 
